@@ -1,0 +1,29 @@
+//! Image assembly: deterministic layers, canonical OCI JSON, the OCI image layout on disk.
+//! Pure file output: no process, no network.
+
+pub mod config;
+pub mod layer;
+pub mod layout;
+
+use std::path::PathBuf;
+
+pub use config::ImageMeta;
+pub use layer::{EntryKind, FileSource, LayerBlob, LayerEntry, LayerSpec};
+pub use layout::{ImageOutput, LoadedImage, read_image, write_image};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid layer entry {path:?}: {reason}")]
+    BadEntry { path: String, reason: String },
+    #[error("invalid OCI layout {path}: {reason}")]
+    BadLayout { path: PathBuf, reason: String },
+    #[error("serializing {what}: {reason}")]
+    Json { what: &'static str, reason: String },
+}

@@ -1,0 +1,14 @@
+//! staticpack: reproducible static builds packed into minimal OCI images.
+//!
+//! The pipeline, one module a stage:
+//! `recipe` → `build` → `verify` → `image` (layers, config, layout) → `run` (proof) → push.
+//! The core (recipe, verify, image assembly) spawns no process and touches no network;
+//! processes live in `build` and `run`.
+
+pub mod build;
+pub mod digest;
+pub mod image;
+pub mod pipeline;
+pub mod recipe;
+pub mod run;
+pub mod verify;

@@ -1,0 +1,1 @@
+//! Recipes: the declarative input.
