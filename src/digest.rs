@@ -16,14 +16,18 @@ impl Digest {
     }
 
     fn from_raw(raw: &[u8]) -> Self {
-        Digest { hex: hex::encode(raw) }
+        Digest {
+            hex: hex::encode(raw),
+        }
     }
 
     /// Parses `sha256:<64 lowercase hex>`; anything else is `None`.
     pub fn parse(s: &str) -> Option<Self> {
         let hex = s.strip_prefix("sha256:")?;
         let ok = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        ok.then(|| Digest { hex: hex.to_owned() })
+        ok.then(|| Digest {
+            hex: hex.to_owned(),
+        })
     }
 
     pub fn hex(&self) -> &str {
@@ -50,7 +54,11 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
 
     /// Returns the inner writer, the digest and the byte count of what went through.

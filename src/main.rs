@@ -1,1 +1,158 @@
-fn main() {}
+//! The thin CLI: parse, call the library, render reports; every error is printed once, here,
+//! with its chain of causes.
+
+mod cli;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use cli::{Cli, Command, RequireArg, RuntimeArg};
+use staticpack::pipeline::{self, BuildOptions};
+use staticpack::{image, recipe, run, verify};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime(r: RuntimeArg) -> run::Runtime {
+    match r {
+        RuntimeArg::Builtin => run::Runtime::Builtin,
+        RuntimeArg::Runc => run::Runtime::Runc,
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Build {
+            recipe,
+            out,
+            no_run,
+            runtime: rt,
+            allow_dynamic,
+        } => {
+            let r = recipe::load(&recipe)?;
+            let opts = BuildOptions {
+                out,
+                run: !no_run,
+                runtime: runtime(rt),
+                allow_dynamic,
+                epoch: pipeline::epoch_from_env().unwrap_or(0),
+            };
+            let report = pipeline::build_recipe(&r, &opts, &mut |line| eprintln!("{line}"))
+                .with_context(|| format!("building {}", r.path.display()))?;
+            println!(
+                "{} {}:{} written to {}",
+                report.image.manifest_digest,
+                r.name,
+                report.image.tag,
+                report.image.dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            binaries,
+            require,
+            json,
+        } => verify_cmd(&binaries, require, json),
+        Command::Run {
+            image: reference,
+            runtime: rt,
+            timeout,
+            args,
+        } => {
+            let (dir, tag) = image::layout::parse_layout_ref(&reference);
+            let loaded = image::read_image(&dir, tag.as_deref())?;
+            let args = (!args.is_empty()).then_some(args);
+            let o = run::run_image(
+                &loaded,
+                args.as_deref(),
+                runtime(rt),
+                Duration::from_secs(timeout),
+            )?;
+            use std::io::Write;
+            std::io::stdout().write_all(&o.stdout)?;
+            std::io::stderr().write_all(&o.stderr)?;
+            if let Some(e) = &o.exec_error {
+                bail!("{e}");
+            }
+            match (o.exit_code, o.signal) {
+                (Some(c), _) => Ok(ExitCode::from(u8::try_from(c).unwrap_or(1))),
+                (None, Some(s)) => bail!("the entrypoint was killed by signal {s}"),
+                (None, None) => bail!("the entrypoint ended without a status"),
+            }
+        }
+        Command::Inspect { image: reference } => {
+            let (dir, tag) = image::layout::parse_layout_ref(&reference);
+            let loaded = image::read_image(&dir, tag.as_deref())?;
+            print!("{}", image::layout::describe(&loaded)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn verify_cmd(
+    binaries: &[std::path::PathBuf],
+    require: RequireArg,
+    json: bool,
+) -> Result<ExitCode> {
+    let requirement = match require {
+        RequireArg::Static => verify::Requirement::Static,
+        RequireArg::StaticPie => verify::Requirement::StaticPie,
+        RequireArg::Any => verify::Requirement::Any,
+    };
+    let mut failed = false;
+    for path in binaries {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        let facts = match verify::analyze(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                failed = true;
+                continue;
+            }
+        };
+        let findings = verify::diagnose(&facts, requirement);
+        failed |= findings
+            .iter()
+            .any(|f| f.severity == verify::Severity::Error);
+        if json {
+            let obj = serde_json::json!({ "path": path, "facts": facts, "findings": findings });
+            println!("{obj}");
+        } else {
+            println!("{}: {}", path.display(), verify::summary(&facts));
+            for f in &findings {
+                let label = match f.severity {
+                    verify::Severity::Error => "error",
+                    verify::Severity::Warning => "warning",
+                };
+                println!(
+                    "  {label}: {}\n    why: {}\n    fix: {}",
+                    f.what, f.why, f.fix
+                );
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

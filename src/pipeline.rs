@@ -1,1 +1,470 @@
-//! The whole pipeline.
+//! The whole pipeline for one recipe: build → verify → layers → image → run proof → publish.
+//! Each stage is its own module; this one only wires them and decides what counts as failure.
+
+use crate::build::{self, Artifact, BuildContext, BuildError};
+use crate::image::{
+    self, EntryKind, FileSource, ImageError, ImageMeta, ImageOutput, LayerEntry, LayerSpec,
+};
+use crate::recipe::{LinkMode, Recipe, TestSpec};
+use crate::run::{self, Outcome, RunError, Runtime};
+use crate::verify::{self, ElfFacts, Finding, Requirement, Severity, VerifyError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("build failed")]
+    Build(#[from] BuildError),
+    #[error("cannot verify the built binary {path}")]
+    Verify {
+        path: PathBuf,
+        #[source]
+        source: VerifyError,
+    },
+    #[error("{}", refusal(.verdict, .findings))]
+    Refused {
+        verdict: String,
+        findings: Vec<Finding>,
+    },
+    #[error("image assembly failed")]
+    Image(#[from] ImageError),
+    #[error("the run proof could not run")]
+    Run(#[from] RunError),
+    #[error("the run proof failed: {}\n{}", .problems.join("; "), show_outcome(.outcome))]
+    ProofFailed {
+        problems: Vec<String>,
+        outcome: Box<Outcome>,
+    },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn refusal(verdict: &str, findings: &[Finding]) -> String {
+    let mut s = format!("verify refused the binary: it is {verdict}");
+    for f in findings.iter().filter(|f| f.severity == Severity::Error) {
+        s.push_str(&format!(
+            "\n  problem: {}\n  why:     {}\n  fix:     {}",
+            f.what, f.why, f.fix
+        ));
+    }
+    s
+}
+
+fn show_outcome(o: &Outcome) -> String {
+    let mut s = String::new();
+    if let Some(e) = &o.exec_error {
+        s.push_str(&format!("  exec error: {e}\n"));
+    }
+    match (o.exit_code, o.signal) {
+        (Some(c), _) => s.push_str(&format!("  exit code: {c}\n")),
+        (None, Some(sig)) => s.push_str(&format!("  killed by signal {sig}\n")),
+        _ => {}
+    }
+    for (name, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        if !bytes.is_empty() {
+            s.push_str(&format!(
+                "  {name}: {}\n",
+                String::from_utf8_lossy(bytes).trim_end()
+            ));
+        }
+    }
+    s.trim_end().to_owned()
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Where the OCI layout goes; default `out/<name>`.
+    pub out: Option<PathBuf>,
+    /// Run the `[test]` proof (default on).
+    pub run: bool,
+    pub runtime: Runtime,
+    /// Pack a dynamic binary anyway (to watch the proof fail with the real error).
+    pub allow_dynamic: bool,
+    /// SOURCE_DATE_EPOCH for tar mtimes, `created` and the toolchain.
+    pub epoch: u64,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            out: None,
+            run: true,
+            runtime: Runtime::Builtin,
+            allow_dynamic: false,
+            epoch: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Proof {
+    pub outcome: Outcome,
+    /// Files the root held; it had no dynamic loader and no libc.so.
+    pub rootfs_files: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildReport {
+    pub artifact: Artifact,
+    pub facts: ElfFacts,
+    pub verdict: String,
+    /// Warnings that did not stop the build.
+    pub warnings: Vec<Finding>,
+    pub image: ImageOutput,
+    pub proof: Option<Proof>,
+}
+
+/// SOURCE_DATE_EPOCH from the environment, when set to a number.
+pub fn epoch_from_env() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+/// The layout folder a recipe's image goes to when `--out` is not given.
+pub fn default_out(recipe: &Recipe) -> PathBuf {
+    Path::new("out").join(&recipe.name)
+}
+
+/// Runs every stage for a recipe; `log` receives one line per step.
+pub fn build_recipe(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<BuildReport, PipelineError> {
+    let build_dir = tempfile::Builder::new()
+        .prefix("staticpack-build-")
+        .tempdir()
+        .map_err(|source| PipelineError::Io {
+            action: "creating a build folder in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let ctx = BuildContext {
+        build_dir: build_dir.path().to_path_buf(),
+        epoch: opts.epoch,
+    };
+
+    log(&format!(
+        "build   {} ({:?}, libc {}, link {})",
+        recipe.name, recipe.build.lang, recipe.build.libc, recipe.build.link
+    ));
+    let artifact = build::build(&recipe.build, &ctx)?;
+    log(&format!("        {}", artifact.toolchain));
+
+    let bytes = std::fs::read(&artifact.binary).map_err(|source| PipelineError::Io {
+        action: "reading",
+        path: artifact.binary.clone(),
+        source,
+    })?;
+    let facts = verify::analyze(&bytes).map_err(|source| PipelineError::Verify {
+        path: artifact.binary.clone(),
+        source,
+    })?;
+    let verdict = verify::summary(&facts);
+    log(&format!("verify  {verdict}"));
+    let (errors, warnings): (Vec<Finding>, Vec<Finding>) =
+        verify::diagnose(&facts, requirement(recipe.build.link))
+            .into_iter()
+            .partition(|f| f.severity == Severity::Error);
+    for w in &warnings {
+        log(&format!(
+            "warning: {}\n  why: {}\n  fix: {}",
+            w.what, w.why, w.fix
+        ));
+    }
+    if !errors.is_empty() {
+        if opts.allow_dynamic {
+            for e in &errors {
+                log(&format!("allowed by --allow-dynamic: {}", e.what));
+            }
+        } else {
+            return Err(PipelineError::Refused {
+                verdict,
+                findings: errors,
+            });
+        }
+    }
+
+    let architecture = facts.oci_arch.clone().ok_or_else(|| {
+        PipelineError::Unsupported(format!(
+            "no OCI architecture for ELF machine {}",
+            facts.machine
+        ))
+    })?;
+    let layers = vec![app_layer(recipe, &artifact, opts.epoch)];
+    let meta = image_meta(recipe, architecture, opts.epoch);
+
+    let out = opts.out.clone().unwrap_or_else(|| default_out(recipe));
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "org.opencontainers.image.title".to_owned(),
+        recipe.name.clone(),
+    );
+    annotations.insert(
+        "org.opencontainers.image.created".to_owned(),
+        image::config::rfc3339(opts.epoch),
+    );
+
+    // The image is staged, proven, and only then moved to `out`: a failing proof publishes nothing.
+    let parent = parent_dir(&out);
+    std::fs::create_dir_all(&parent).map_err(|source| PipelineError::Io {
+        action: "creating",
+        path: parent.clone(),
+        source,
+    })?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.unproven-", recipe.name))
+        .tempdir_in(&parent)
+        .map_err(|source| PipelineError::Io {
+            action: "creating a staging folder in",
+            path: parent.clone(),
+            source,
+        })?;
+    let staged_layout = staging.path().join("layout");
+    let staged = image::write_image(
+        &staged_layout,
+        &recipe.image.tag,
+        &meta,
+        &layers,
+        &annotations,
+    )?;
+    log(&format!(
+        "image   {} ({} layer{})",
+        staged.manifest_digest,
+        staged.layers.len(),
+        if staged.layers.len() == 1 { "" } else { "s" }
+    ));
+
+    let proof = match (&recipe.test, opts.run) {
+        (Some(test), true) => Some(prove(
+            &staged_layout,
+            &recipe.image.tag,
+            test,
+            opts.runtime,
+            &layers,
+            log,
+        )?),
+        (None, true) => {
+            log("run     skipped: the recipe has no [test] section");
+            None
+        }
+        (_, false) => None,
+    };
+
+    image::layout::publish(&staged_layout, &out)?;
+    let image = ImageOutput { dir: out, ..staged };
+    Ok(BuildReport {
+        artifact,
+        facts,
+        verdict,
+        warnings,
+        image,
+        proof,
+    })
+}
+
+fn requirement(link: LinkMode) -> Requirement {
+    match link {
+        LinkMode::StaticPie => Requirement::StaticPie,
+        // A dynamic recipe is still held to "static": nothing in a scratch image can load it.
+        LinkMode::Static | LinkMode::Dynamic => Requirement::Static,
+    }
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn app_layer(recipe: &Recipe, artifact: &Artifact, epoch: u64) -> LayerSpec {
+    LayerSpec {
+        entries: vec![LayerEntry {
+            path: recipe.build.output.trim_start_matches('/').to_owned(),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            kind: EntryKind::File(FileSource::Path(artifact.binary.clone())),
+        }],
+        mtime: epoch,
+        comment: format!("staticpack: {} binary {}", recipe.name, recipe.build.output),
+    }
+}
+
+fn image_meta(recipe: &Recipe, architecture: String, epoch: u64) -> ImageMeta {
+    let img = &recipe.image;
+    let mut env = img.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, "PATH=/usr/local/bin:/usr/bin:/bin".to_owned());
+    }
+    ImageMeta {
+        os: "linux".into(),
+        architecture,
+        variant: None,
+        entrypoint: img.entrypoint.clone(),
+        cmd: img.cmd.clone(),
+        env,
+        user: img.user.clone(),
+        workdir: img.workdir.clone(),
+        labels: img.labels.clone(),
+        created_epoch: epoch,
+    }
+}
+
+/// Runs the image in an empty root and checks the `[test]` expectations.
+fn prove(
+    layout: &Path,
+    tag: &str,
+    test: &TestSpec,
+    runtime: Runtime,
+    layers: &[LayerSpec],
+    log: &mut dyn FnMut(&str),
+) -> Result<Proof, PipelineError> {
+    let loaded = image::read_image(layout, Some(tag))?;
+    let outcome = run::run_image(
+        &loaded,
+        Some(&test.args),
+        runtime,
+        Duration::from_secs(test.timeout_seconds),
+    )?;
+    let problems = check_outcome(&outcome, test);
+    if !problems.is_empty() {
+        return Err(PipelineError::ProofFailed {
+            problems,
+            outcome: Box::new(outcome),
+        });
+    }
+    let files = layers
+        .iter()
+        .flat_map(|l| &l.entries)
+        .filter(|e| matches!(e.kind, EntryKind::File(_)))
+        .count();
+    let libc: Vec<&str> = layers
+        .iter()
+        .flat_map(|l| &l.entries)
+        .map(|e| e.path.as_str())
+        .filter(|p| is_libc_or_loader(p))
+        .collect();
+    let runtime_name = match runtime {
+        Runtime::Builtin => "builtin namespace sandbox",
+        Runtime::Runc => "runc",
+    };
+    if libc.is_empty() {
+        log(&format!(
+            "run     ok ({runtime_name}): exit {}, stdout as expected; the root held {files} file{} and no libc or dynamic loader",
+            test.expect_exit,
+            if files == 1 { "" } else { "s" }
+        ));
+    } else {
+        log(&format!(
+            "run     ok ({runtime_name}): exit {}; note: the image carries {}",
+            test.expect_exit,
+            libc.join(", ")
+        ));
+    }
+    Ok(Proof {
+        outcome,
+        rootfs_files: files,
+    })
+}
+
+fn is_libc_or_loader(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("ld-linux")
+        || name.starts_with("ld-musl")
+        || name.starts_with("libc.so")
+        || name.starts_with("libc.musl")
+}
+
+/// What differs between the outcome and the recipe's expectations; empty when it passed.
+pub fn check_outcome(o: &Outcome, test: &TestSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(e) = &o.exec_error {
+        problems.push(format!("the entrypoint could not start: {e}"));
+        return problems;
+    }
+    match (o.exit_code, o.signal) {
+        (Some(c), _) if c != test.expect_exit => {
+            problems.push(format!("exit code {c}, expected {}", test.expect_exit))
+        }
+        (None, Some(sig)) => {
+            problems.push(format!("killed by signal {sig} (a timeout kills with 9)"))
+        }
+        _ => {}
+    }
+    if let Some(want) = &test.expect_stdout {
+        let got = String::from_utf8_lossy(&o.stdout);
+        if !stdout_matches(&got, want) {
+            problems.push(format!("stdout {:?}, expected {:?}", got, want));
+        }
+    }
+    problems
+}
+
+/// Exact match, but a single trailing newline the recipe did not write is forgiven.
+fn stdout_matches(got: &str, want: &str) -> bool {
+    got == want || (!want.ends_with('\n') && got.strip_suffix('\n') == Some(want))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(exit: Option<i32>, stdout: &str) -> Outcome {
+        Outcome {
+            runtime: Runtime::Builtin,
+            exit_code: exit,
+            signal: None,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: vec![],
+            exec_error: None,
+            rootfs_files: 1,
+        }
+    }
+
+    fn test_spec(exit: i32, stdout: Option<&str>) -> TestSpec {
+        TestSpec {
+            args: vec![],
+            expect_exit: exit,
+            expect_stdout: stdout.map(str::to_owned),
+            timeout_seconds: 5,
+        }
+    }
+
+    #[test]
+    fn outcome_checks() {
+        assert!(check_outcome(&outcome(Some(0), "ok\n"), &test_spec(0, Some("ok"))).is_empty());
+        assert!(check_outcome(&outcome(Some(0), "ok\n"), &test_spec(0, Some("ok\n"))).is_empty());
+        assert_eq!(
+            check_outcome(&outcome(Some(1), "ok\n"), &test_spec(0, None)),
+            vec!["exit code 1, expected 0"]
+        );
+        assert_eq!(
+            check_outcome(&outcome(Some(0), "ko\n"), &test_spec(0, Some("ok"))),
+            vec!["stdout \"ko\\n\", expected \"ok\""]
+        );
+        let mut o = outcome(None, "");
+        o.exec_error = Some("exec /hello: No such file or directory".into());
+        assert_eq!(
+            check_outcome(&o, &test_spec(0, None)),
+            vec!["the entrypoint could not start: exec /hello: No such file or directory"]
+        );
+    }
+
+    #[test]
+    fn loader_and_libc_names_are_recognised() {
+        assert!(is_libc_or_loader("lib/ld-musl-x86_64.so.1"));
+        assert!(is_libc_or_loader("lib64/ld-linux-x86-64.so.2"));
+        assert!(is_libc_or_loader("lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(!is_libc_or_loader("hello"));
+        assert!(!is_libc_or_loader("usr/lib/libcrypto.so"));
+    }
+}

@@ -1,1 +1,876 @@
-//! Recipes: the declarative input.
+//! Recipes: the declarative input. Parsed strictly (unknown fields are errors), validated before
+//! anything is built, relative paths resolved against the recipe's own folder. Every error names
+//! the file, the line and column, the field, and what is allowed.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The file a recipe folder is expected to hold when a folder is given instead of a file.
+pub const RECIPE_FILE: &str = "recipe.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("{path}: cannot read the recipe: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", .0)]
+    Invalid(Box<Located>),
+}
+
+/// An error at a place in a recipe file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted field name, e.g. `build.source`, when known.
+    pub field: Option<String>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if let Some(field) = &self.field {
+            write!(f, "`{field}`: ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    C,
+    Go,
+    Prebuilt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LibcChoice {
+    Musl,
+    Glibc,
+    /// No libc at all: Go with cgo off, or a prebuilt binary that needs none.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkMode {
+    Static,
+    StaticPie,
+    /// Allowed so that the refusal can be shown: a dynamic binary cannot run in a scratch image.
+    Dynamic,
+}
+
+impl fmt::Display for LinkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkMode::Static => "static",
+            LinkMode::StaticPie => "static-pie",
+            LinkMode::Dynamic => "dynamic",
+        })
+    }
+}
+
+impl fmt::Display for LibcChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LibcChoice::Musl => "musl",
+            LibcChoice::Glibc => "glibc",
+            LibcChoice::None => "none",
+        })
+    }
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipe {
+    name: Spanned<String>,
+    build: Spanned<RawBuild>,
+    #[serde(default)]
+    image: RawImage,
+    test: Option<RawTest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    lang: Spanned<Lang>,
+    source: Spanned<String>,
+    libc: Option<Spanned<LibcChoice>>,
+    link: Option<Spanned<LinkMode>>,
+    /// C: the files to compile, relative to `source`; default: every `*.c` in it.
+    files: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    cflags: Vec<String>,
+    #[serde(default)]
+    ldflags: Vec<String>,
+    output: Option<Spanned<String>>,
+    #[serde(default)]
+    strip: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    base: Option<Spanned<String>>,
+    entrypoint: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    cmd: Vec<String>,
+    user: Option<Spanned<String>>,
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
+    workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    tag: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    expect_exit: i32,
+    expect_stdout: Option<String>,
+    timeout_seconds: Option<Spanned<u64>>,
+}
+
+// ---- the validated recipe ------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    /// The recipe file.
+    pub path: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub dir: PathBuf,
+    pub name: String,
+    pub build: BuildSpec,
+    pub image: ImageSpec,
+    pub test: Option<TestSpec>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildSpec {
+    pub lang: Lang,
+    /// Absolute: the source folder (C, Go) or the binary (prebuilt).
+    pub source: PathBuf,
+    pub libc: LibcChoice,
+    pub link: LinkMode,
+    /// C files, relative to `source`, sorted.
+    pub files: Vec<String>,
+    pub cflags: Vec<String>,
+    pub ldflags: Vec<String>,
+    /// Absolute path of the binary inside the image.
+    pub output: String,
+    pub strip: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ImageSpec {
+    pub base: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub user: Option<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub tag: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct TestSpec {
+    pub args: Vec<String>,
+    pub expect_exit: i32,
+    pub expect_stdout: Option<String>,
+    pub timeout_seconds: u64,
+}
+
+/// Base images this build of staticpack knows.
+pub const KNOWN_BASES: &[&str] = &["scratch"];
+const DEFAULT_TEST_TIMEOUT: u64 = 30;
+
+/// Loads a recipe from a file, or from `recipe.toml` inside a folder.
+pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+    let file = if path.is_dir() {
+        path.join(RECIPE_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| RecipeError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    parse(&file, &text)
+}
+
+/// Parses and validates recipe text; `file` names it in errors and anchors relative paths.
+pub fn parse(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
+    let ctx = Ctx { file, text };
+    let raw: RawRecipe = toml::from_str(text).map_err(|e| ctx.from_toml(&e))?;
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    ctx.validate(raw, dir)
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn error(
+        &self,
+        span: Range<usize>,
+        field: &str,
+        message: String,
+        help: Option<String>,
+    ) -> RecipeError {
+        let (line, column) = line_col(self.text, span.start);
+        RecipeError::Invalid(Box::new(Located {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            field: (!field.is_empty()).then(|| field.to_owned()),
+            message,
+            help,
+        }))
+    }
+
+    fn from_toml(&self, e: &toml::de::Error) -> RecipeError {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_owned();
+        let table = table_at(self.text, span.start);
+        let key = key_at(self.text, &span);
+        let field = match (&table, &key) {
+            (Some(t), Some(k)) => format!("{t}.{k}"),
+            (None, Some(k)) => k.clone(),
+            (Some(t), None) => t.clone(),
+            (None, None) => String::new(),
+        };
+        let help = suggestion(&message);
+        self.error(span, &field, message, help)
+    }
+
+    fn validate(&self, raw: RawRecipe, dir: PathBuf) -> Result<Recipe, RecipeError> {
+        let name = raw.name.get_ref().clone();
+        let name_ok = !name.is_empty()
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && name.as_bytes()[0].is_ascii_alphanumeric();
+        if !name_ok {
+            return Err(self.error(
+                raw.name.span(),
+                "name",
+                format!("invalid name {name:?}"),
+                Some("use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (it names the output folder and the image)".into()),
+            ));
+        }
+
+        let build_span = raw.build.span();
+        let b = raw.build.into_inner();
+        let lang = *b.lang.get_ref();
+        let source = dir.join(b.source.get_ref());
+        match (lang, source.exists()) {
+            (_, false) => {
+                return Err(self.error(
+                    b.source.span(),
+                    "build.source",
+                    format!("{} does not exist", source.display()),
+                    Some(format!(
+                        "relative paths are resolved against the recipe's folder {}",
+                        dir.display()
+                    )),
+                ));
+            }
+            (Lang::Prebuilt, true) if !source.is_file() => {
+                return Err(self.error(
+                    b.source.span(),
+                    "build.source",
+                    format!("{} is not a file", source.display()),
+                    Some("with lang = \"prebuilt\", source names the binary to pack".into()),
+                ));
+            }
+            (Lang::C | Lang::Go, true) if !source.is_dir() => {
+                return Err(self.error(
+                    b.source.span(),
+                    "build.source",
+                    format!("{} is not a folder", source.display()),
+                    Some("source names the folder that holds the code".into()),
+                ));
+            }
+            _ => {}
+        }
+
+        let libc = match (lang, &b.libc) {
+            (_, Some(l)) => {
+                let value = *l.get_ref();
+                let allowed: &[LibcChoice] = match lang {
+                    Lang::C => &[LibcChoice::Musl, LibcChoice::Glibc],
+                    Lang::Go | Lang::Prebuilt => {
+                        &[LibcChoice::Musl, LibcChoice::Glibc, LibcChoice::None]
+                    }
+                };
+                if !allowed.contains(&value) {
+                    return Err(self.error(
+                        l.span(),
+                        "build.libc",
+                        format!(
+                            "libc = \"{value}\" is not possible for lang = \"{}\"",
+                            lang_name(lang)
+                        ),
+                        Some(format!("allowed: {}", join_quoted(allowed))),
+                    ));
+                }
+                value
+            }
+            (Lang::C, None) => LibcChoice::Musl,
+            (Lang::Go | Lang::Prebuilt, None) => LibcChoice::None,
+        };
+        let link = b
+            .link
+            .as_ref()
+            .map(|l| *l.get_ref())
+            .unwrap_or(LinkMode::StaticPie);
+
+        let files = match (lang, b.files) {
+            (Lang::C, Some(list)) => {
+                let mut out = Vec::new();
+                for f in list {
+                    let p = source.join(f.get_ref());
+                    if !p.is_file() {
+                        return Err(self.error(
+                            f.span(),
+                            "build.files",
+                            format!("{} does not exist", p.display()),
+                            Some("files are relative to build.source".into()),
+                        ));
+                    }
+                    out.push(f.into_inner());
+                }
+                out.sort();
+                out
+            }
+            (Lang::C, None) => {
+                let found = c_files_in(&source);
+                if found.is_empty() {
+                    return Err(self.error(
+                        b.source.span(),
+                        "build.source",
+                        format!("no *.c file in {}", source.display()),
+                        Some("put the C sources there, or list them in build.files".into()),
+                    ));
+                }
+                found
+            }
+            (_, Some(list)) => {
+                let span = list.first().map(|f| f.span()).unwrap_or(build_span.clone());
+                return Err(self.error(
+                    span,
+                    "build.files",
+                    format!(
+                        "`files` is only for lang = \"c\", not \"{}\"",
+                        lang_name(lang)
+                    ),
+                    Some("remove it".into()),
+                ));
+            }
+            (_, None) => Vec::new(),
+        };
+
+        let output = match &b.output {
+            Some(o) => {
+                let value = o.get_ref();
+                if let Err(why) = check_image_path(value) {
+                    return Err(self.error(
+                        o.span(),
+                        "build.output",
+                        format!("invalid path {value:?}: {why}"),
+                        Some("give the binary's path inside the image, e.g. \"/app\" or \"/usr/bin/hello\"".into()),
+                    ));
+                }
+                normalize_image_path(value)
+            }
+            None => format!("/{name}"),
+        };
+
+        let img = raw.image;
+        let base = match &img.base {
+            Some(bs) if !KNOWN_BASES.contains(&bs.get_ref().as_str()) => {
+                let wanted = bs.get_ref();
+                let close = closest(wanted, KNOWN_BASES);
+                return Err(self.error(
+                    bs.span(),
+                    "image.base",
+                    format!("unknown base image {wanted:?}"),
+                    Some(match close {
+                        Some(c) => format!(
+                            "did you mean \"{c}\"? available: {}",
+                            KNOWN_BASES.join(", ")
+                        ),
+                        None => format!("available: {}", KNOWN_BASES.join(", ")),
+                    }),
+                ));
+            }
+            Some(bs) => bs.get_ref().clone(),
+            None => "scratch".to_owned(),
+        };
+        let entrypoint = match img.entrypoint {
+            Some(e) if e.get_ref().is_empty() => {
+                return Err(self.error(
+                    e.span(),
+                    "image.entrypoint",
+                    "the entrypoint is empty".into(),
+                    Some(format!(
+                        "leave it out to run the binary ({output:?}), or name a program"
+                    )),
+                ));
+            }
+            Some(e) => e.into_inner(),
+            None => vec![output.clone()],
+        };
+        let mut env = Vec::new();
+        for e in img.env {
+            if !e.get_ref().contains('=') || e.get_ref().starts_with('=') {
+                return Err(self.error(
+                    e.span(),
+                    "image.env",
+                    format!("{:?} is not of the form NAME=VALUE", e.get_ref()),
+                    None,
+                ));
+            }
+            env.push(e.into_inner());
+        }
+        if let Some(w) = &img.workdir {
+            if !w.get_ref().starts_with('/') {
+                return Err(self.error(
+                    w.span(),
+                    "image.workdir",
+                    format!("{:?} is not an absolute path", w.get_ref()),
+                    Some("write it from the image's root, e.g. \"/\" or \"/data\"".into()),
+                ));
+            }
+        }
+        if let Some(u) = &img.user {
+            if let Err(why) = check_user(u.get_ref()) {
+                return Err(self.error(
+                    u.span(),
+                    "image.user",
+                    format!("invalid user {:?}: {why}", u.get_ref()),
+                    Some("use \"UID\" or \"UID:GID\" with numbers, e.g. \"65532:65532\"".into()),
+                ));
+            }
+        }
+        let tag = match &img.tag {
+            Some(t) if !is_valid_tag(t.get_ref()) => {
+                return Err(self.error(
+                    t.span(),
+                    "image.tag",
+                    format!("invalid tag {:?}", t.get_ref()),
+                    Some(
+                        "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'".into(),
+                    ),
+                ));
+            }
+            Some(t) => t.get_ref().clone(),
+            None => "latest".to_owned(),
+        };
+
+        let test = match raw.test {
+            Some(t) => {
+                let timeout_seconds = match &t.timeout_seconds {
+                    Some(s) if *s.get_ref() == 0 || *s.get_ref() > 3600 => {
+                        return Err(self.error(
+                            s.span(),
+                            "test.timeout_seconds",
+                            format!("{} is out of range", s.get_ref()),
+                            Some("allowed: 1 to 3600".into()),
+                        ));
+                    }
+                    Some(s) => *s.get_ref(),
+                    None => DEFAULT_TEST_TIMEOUT,
+                };
+                Some(TestSpec {
+                    args: t.args,
+                    expect_exit: t.expect_exit,
+                    expect_stdout: t.expect_stdout,
+                    timeout_seconds,
+                })
+            }
+            None => None,
+        };
+
+        Ok(Recipe {
+            path: self.file.to_path_buf(),
+            dir,
+            name,
+            build: BuildSpec {
+                lang,
+                source,
+                libc,
+                link,
+                files,
+                cflags: b.cflags,
+                ldflags: b.ldflags,
+                output,
+                strip: b.strip,
+            },
+            image: ImageSpec {
+                base,
+                entrypoint,
+                cmd: img.cmd,
+                user: img.user.map(Spanned::into_inner),
+                env,
+                workdir: img.workdir.map(Spanned::into_inner),
+                labels: img.labels,
+                tag,
+            },
+            test,
+        })
+    }
+}
+
+fn lang_name(lang: Lang) -> &'static str {
+    match lang {
+        Lang::C => "c",
+        Lang::Go => "go",
+        Lang::Prebuilt => "prebuilt",
+    }
+}
+
+fn join_quoted<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn c_files_in(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".c"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A path inside the image: absolute, no `..`, no empty or `.` components.
+fn check_image_path(p: &str) -> Result<(), &'static str> {
+    if !p.starts_with('/') {
+        return Err("it must be absolute");
+    }
+    if p.contains('\0') {
+        return Err("it contains a NUL byte");
+    }
+    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.is_empty() {
+        return Err("it names the root folder, not a file");
+    }
+    if parts.iter().any(|c| *c == ".." || *c == ".") {
+        return Err("it must not contain '.' or '..'");
+    }
+    Ok(())
+}
+
+fn normalize_image_path(p: &str) -> String {
+    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}
+
+fn check_user(u: &str) -> Result<(), &'static str> {
+    let mut it = u.splitn(2, ':');
+    let uid = it.next().unwrap_or("");
+    let gid = it.next();
+    let numeric = |s: &str| !s.is_empty() && s.parse::<u32>().is_ok();
+    if !numeric(uid) {
+        return Err("the user must be a number (names need a base image with /etc/passwd)");
+    }
+    if let Some(g) = gid {
+        if !numeric(g) {
+            return Err("the group must be a number");
+        }
+    }
+    Ok(())
+}
+
+pub fn is_valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// The `[table]` header in force at a byte offset, if any.
+fn table_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    before
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let inner = l.strip_prefix('[')?.split(']').next()?;
+            Some(inner.trim_matches(['[', ' ']).to_owned())
+        })
+        .last()
+}
+
+/// The key an error span starts on, when the span covers a `key = value` line's key.
+fn key_at(text: &str, span: &Range<usize>) -> Option<String> {
+    let line_start = text
+        .get(..span.start)?
+        .rfind('\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let line = text.get(line_start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_owned())
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (and unknown variants): a "did you
+/// mean" plus the allowed list.
+fn suggestion(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (wrong, rest) = rest.split_once('`')?;
+    let allowed: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    let list = allowed.join(", ");
+    Some(match closest(wrong, &allowed) {
+        Some(c) => format!("did you mean `{c}`? allowed: {list}"),
+        None => format!("allowed: {list}"),
+    })
+}
+
+fn closest<'a>(wrong: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(wrong, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(
+            dir.path().join("src/hello.c"),
+            "int main(void){return 0;}\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    fn parse_in(dir: &Path, text: &str) -> Result<Recipe, RecipeError> {
+        parse(&dir.join("recipe.toml"), text)
+    }
+
+    fn err(dir: &Path, text: &str) -> Located {
+        match parse_in(dir, text) {
+            Err(RecipeError::Invalid(l)) => *l,
+            Err(e) => panic!("unexpected error kind: {e}"),
+            Ok(_) => panic!("recipe was accepted:\n{text}"),
+        }
+    }
+
+    const MINIMAL: &str = "name = \"hello\"\n[build]\nlang = \"c\"\nsource = \"src\"\n";
+
+    #[test]
+    fn minimal_recipe_gets_the_defaults() {
+        let d = fixture();
+        let r = parse_in(d.path(), MINIMAL).unwrap();
+        assert_eq!(r.build.libc, LibcChoice::Musl);
+        assert_eq!(r.build.link, LinkMode::StaticPie);
+        assert_eq!(r.build.files, vec!["hello.c"]);
+        assert_eq!(r.build.output, "/hello");
+        assert_eq!(r.build.source, d.path().join("src"));
+        assert_eq!(r.image.entrypoint, vec!["/hello"]);
+        assert_eq!(r.image.base, "scratch");
+        assert_eq!(r.image.tag, "latest");
+        assert!(r.test.is_none());
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_column_field_and_suggests() {
+        let d = fixture();
+        let e = err(
+            d.path(),
+            "name = \"hello\"\n[build]\nlang = \"c\"\nsorce = \"src\"\n",
+        );
+        assert_eq!((e.line, e.column), (4, 1));
+        assert_eq!(e.field.as_deref(), Some("build.sorce"));
+        assert!(e.message.contains("unknown field `sorce`"), "{}", e.message);
+        let help = e.help.unwrap();
+        assert!(help.starts_with("did you mean `source`?"), "{help}");
+        let shown = err(
+            d.path(),
+            "name = \"hello\"\n[build]\nlang = \"c\"\nsorce = \"src\"\n",
+        )
+        .to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{}:4:1: `build.sorce`: unknown field `sorce`",
+                d.path().join("recipe.toml").display()
+            )),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_table_is_refused() {
+        let d = fixture();
+        let e = err(d.path(), &format!("{MINIMAL}[imgae]\nbase = \"scratch\"\n"));
+        assert!(e.message.contains("unknown field `imgae`"), "{}", e.message);
+        assert!(e.help.unwrap().contains("did you mean `image`"));
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let d = fixture();
+        let e = err(
+            d.path(),
+            "name = \"hello\"\n[build]\nlang = \"c\"\nsource = 7\n",
+        );
+        assert_eq!(e.line, 4);
+        assert_eq!(e.field.as_deref(), Some("build.source"));
+        assert!(e.message.contains("expected a string"), "{}", e.message);
+    }
+
+    #[test]
+    fn bad_enum_value_lists_the_allowed_ones() {
+        let d = fixture();
+        let e = err(d.path(), &MINIMAL.replace("lang = \"c\"", "lang = \"cc\""));
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("unknown variant `cc`"), "{}", e.message);
+        assert_eq!(
+            e.help.as_deref(),
+            Some("did you mean `c`? allowed: c, go, prebuilt")
+        );
+    }
+
+    #[test]
+    fn missing_source_names_the_resolved_path() {
+        let d = fixture();
+        let e = err(d.path(), &MINIMAL.replace("\"src\"", "\"nowhere\""));
+        assert_eq!((e.line, e.column), (4, 10));
+        assert_eq!(e.field.as_deref(), Some("build.source"));
+        assert_eq!(
+            e.message,
+            format!("{} does not exist", d.path().join("nowhere").display())
+        );
+    }
+
+    #[test]
+    fn missing_required_field_is_reported() {
+        let d = fixture();
+        let e = err(d.path(), "name = \"hello\"\n[build]\nlang = \"c\"\n");
+        assert!(
+            e.message.contains("missing field `source`"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn semantic_checks() {
+        let d = fixture();
+        let e = err(d.path(), &format!("{MINIMAL}libc = \"none\"\n"));
+        assert_eq!(e.field.as_deref(), Some("build.libc"));
+        assert_eq!(
+            e.message,
+            "libc = \"none\" is not possible for lang = \"c\""
+        );
+        let e = err(d.path(), &format!("{MINIMAL}output = \"hello\"\n"));
+        assert_eq!(e.message, "invalid path \"hello\": it must be absolute");
+        let e = err(d.path(), &format!("{MINIMAL}output = \"/../x\"\n"));
+        assert!(e.message.contains("'..'"));
+        let e = err(d.path(), &format!("{MINIMAL}[image]\nbase = \"scrach\"\n"));
+        assert_eq!(
+            e.help.as_deref(),
+            Some("did you mean \"scratch\"? available: scratch")
+        );
+        let e = err(d.path(), &format!("{MINIMAL}[image]\nenv = [\"TZ\"]\n"));
+        assert_eq!(e.field.as_deref(), Some("image.env"));
+        let e = err(d.path(), &format!("{MINIMAL}[image]\nuser = \"nobody\"\n"));
+        assert_eq!(e.field.as_deref(), Some("image.user"));
+        let e = err(d.path(), &format!("{MINIMAL}[image]\ntag = \"-x\"\n"));
+        assert_eq!(e.field.as_deref(), Some("image.tag"));
+        let e = err(d.path(), &MINIMAL.replace("hello", "Hello World"));
+        assert_eq!(e.field.as_deref(), Some("name"));
+        let e = err(d.path(), &format!("{MINIMAL}[test]\ntimeout_seconds = 0\n"));
+        assert_eq!(e.help.as_deref(), Some("allowed: 1 to 3600"));
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncdé\nx", 0), (1, 1));
+        assert_eq!(line_col("ab\ncdé\nx", 3), (2, 1));
+        assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+
+    #[test]
+    fn no_panic_on_garbage() {
+        let d = fixture();
+        for text in [
+            "",
+            "\u{0}",
+            "[",
+            "name = ",
+            "[build]\n[build]\n",
+            "name = \"x\"\n[build]\nlang = \"c\"\nsource = \"\"\n",
+        ] {
+            assert!(parse_in(d.path(), text).is_err(), "{text:?}");
+        }
+    }
+}

@@ -37,3 +37,15 @@ pub fn write_image(
 pub fn read_image(_layout: &Path, _tag: Option<&str>) -> Result<LoadedImage, ImageError> {
     unimplemented!("image helper")
 }
+
+pub fn publish(_staged: &Path, _out: &Path) -> Result<(), ImageError> {
+    unimplemented!("merge")
+}
+
+pub fn describe(_image: &LoadedImage) -> Result<String, ImageError> {
+    unimplemented!("merge")
+}
+
+pub fn parse_layout_ref(_s: &str) -> (PathBuf, Option<String>) {
+    unimplemented!("image helper")
+}

@@ -15,7 +15,11 @@ pub enum RunError {
         source: std::io::Error,
     },
     #[error("unsafe path in layer {layer}: {entry:?} ({reason})")]
-    UnsafeEntry { layer: PathBuf, entry: String, reason: String },
+    UnsafeEntry {
+        layer: PathBuf,
+        entry: String,
+        reason: String,
+    },
     #[error("image config: {0}")]
     Config(String),
     #[error("sandbox: {0}")]

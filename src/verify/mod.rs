@@ -78,3 +78,7 @@ pub fn analyze(_bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
 pub fn diagnose(_facts: &ElfFacts, _require: Requirement) -> Vec<Finding> {
     unimplemented!("verify helper")
 }
+
+pub fn summary(_facts: &ElfFacts) -> String {
+    unimplemented!("verify helper")
+}

@@ -1,0 +1,159 @@
+//! Finding a musl installation and writing the specs file that makes `-static-pie` real.
+//!
+//! Debian's `musl-gcc.specs` always links `Scrt1.o` and passes `-dynamic-linker
+//! /lib/ld-musl-x86_64.so.1`, so `musl-gcc -static-pie` silently yields a *dynamic* PIE that
+//! fails in scratch with "no such file or directory". Our specs pick `rcrt1.o` and
+//! `-static -pie --no-dynamic-linker -z text` for static-pie, `crt1.o` and `-static` for static.
+
+use super::BuildError;
+use super::process::find_program;
+use std::path::{Path, PathBuf};
+
+/// A musl installation: the folder with crt*.o and libc.a, and the headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Musl {
+    pub lib_dir: PathBuf,
+    pub include_dir: PathBuf,
+}
+
+const REQUIRED_LIB_FILES: &[&str] = &["crt1.o", "rcrt1.o", "crti.o", "crtn.o", "libc.a"];
+
+/// Where musl lives: next to the specs file the `musl-gcc` wrapper names, else the usual places
+/// (Debian's multiarch folders, upstream's /usr/local/musl, Alpine-style /usr/lib/musl).
+pub fn find() -> Result<Musl, BuildError> {
+    let mut tried = Vec::new();
+    if let Some(wrapper) = find_program("musl-gcc") {
+        if let Some(specs) = specs_path_from_wrapper(&wrapper) {
+            if let Some(m) = from_specs_file(&specs) {
+                return Ok(m);
+            }
+            tried.push(specs.display().to_string());
+        }
+    }
+    let arch = std::env::consts::ARCH;
+    let candidates = [
+        (
+            format!("/usr/lib/{arch}-linux-musl"),
+            format!("/usr/include/{arch}-linux-musl"),
+        ),
+        (
+            "/usr/local/musl/lib".into(),
+            "/usr/local/musl/include".into(),
+        ),
+        ("/usr/lib/musl/lib".into(), "/usr/lib/musl/include".into()),
+    ];
+    for (lib, inc) in candidates {
+        let m = Musl {
+            lib_dir: lib.into(),
+            include_dir: inc.into(),
+        };
+        if m.is_complete() {
+            return Ok(m);
+        }
+        tried.push(m.lib_dir.display().to_string());
+    }
+    Err(BuildError::MuslMissing(format!(
+        "looked in {}",
+        tried.join(", ")
+    )))
+}
+
+impl Musl {
+    fn is_complete(&self) -> bool {
+        REQUIRED_LIB_FILES
+            .iter()
+            .all(|f| self.lib_dir.join(f).is_file())
+            && self.include_dir.join("stdio.h").is_file()
+    }
+
+    /// A gcc specs file that compiles against musl's headers and links musl statically,
+    /// as a true static-pie when the driver gets `-static-pie`.
+    pub fn specs(&self) -> String {
+        let lib = self.lib_dir.display();
+        let inc = self.include_dir.display();
+        format!(
+            "%rename cpp_options old_cpp_options\n\n\
+             *cpp_options:\n-nostdinc -isystem {inc} -isystem include%s %(old_cpp_options)\n\n\
+             *cc1:\n%(cc1_cpu) -nostdinc -isystem {inc} -isystem include%s\n\n\
+             *link_libgcc:\n-L{lib} -L .%s\n\n\
+             *libgcc:\nlibgcc.a%s %:if-exists(libgcc_eh.a%s)\n\n\
+             *startfile:\n%{{static-pie:{lib}/rcrt1.o;static:{lib}/crt1.o;:{lib}/Scrt1.o}} {lib}/crti.o \
+             %{{static-pie:crtbeginS.o%s;static:crtbeginT.o%s;:crtbeginS.o%s}}\n\n\
+             *endfile:\n%{{static-pie:crtendS.o%s;static:crtend.o%s;:crtendS.o%s}} {lib}/crtn.o\n\n\
+             *link:\n%{{static-pie:-static -pie --no-dynamic-linker -z text;static:-static;:-dynamic-linker /lib/ld-musl-{arch}.so.1}} \
+             -nostdlib %{{shared:-shared}} %{{rdynamic:-export-dynamic}}\n\n",
+            arch = std::env::consts::ARCH,
+        )
+    }
+}
+
+/// The `-specs "…"` argument inside a musl-gcc wrapper script.
+fn specs_path_from_wrapper(wrapper: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(wrapper).ok()?;
+    if meta.len() > 64 * 1024 {
+        return None; // a binary, not the shell wrapper
+    }
+    let text = std::fs::read_to_string(wrapper).ok()?;
+    let after = text.split("-specs").nth(1)?;
+    let quoted = after.trim_start_matches(['=', ' ']).trim_start_matches('"');
+    let path: String = quoted
+        .chars()
+        .take_while(|c| !matches!(c, '"' | ' ' | '\n'))
+        .collect();
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+/// Reads the include folder from a musl-gcc specs file; the lib folder is the specs file's own.
+fn from_specs_file(specs: &Path) -> Option<Musl> {
+    let text = std::fs::read_to_string(specs).ok()?;
+    let include = text
+        .split_whitespace()
+        .skip_while(|w| *w != "-isystem")
+        .nth(1)?;
+    let m = Musl {
+        lib_dir: specs.parent()?.to_path_buf(),
+        include_dir: PathBuf::from(include),
+    };
+    m.is_complete().then_some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapper_parsing_handles_debian_and_upstream_forms() {
+        let d = tempfile::tempdir().unwrap();
+        let w = d.path().join("musl-gcc");
+        std::fs::write(&w, "#!/bin/sh\nexec \"${REALGCC:-x86_64-linux-gnu-gcc}\" \"$@\" -specs \"/usr/lib/x86_64-linux-musl/musl-gcc.specs\"").unwrap();
+        assert_eq!(
+            specs_path_from_wrapper(&w),
+            Some(PathBuf::from("/usr/lib/x86_64-linux-musl/musl-gcc.specs"))
+        );
+        std::fs::write(&w, "#!/bin/sh\nexec \"${REALGCC:-gcc}\" \"$@\" -specs \"/usr/local/musl/lib/musl-gcc.specs\"\n").unwrap();
+        assert_eq!(
+            specs_path_from_wrapper(&w),
+            Some(PathBuf::from("/usr/local/musl/lib/musl-gcc.specs"))
+        );
+        std::fs::write(&w, "#!/bin/sh\nexec gcc \"$@\"\n").unwrap();
+        assert_eq!(specs_path_from_wrapper(&w), None);
+    }
+
+    #[test]
+    fn specs_choose_rcrt1_and_no_dynamic_linker_for_static_pie() {
+        let m = Musl {
+            lib_dir: "/m/lib".into(),
+            include_dir: "/m/inc".into(),
+        };
+        let s = m.specs();
+        assert!(s.contains("%{static-pie:/m/lib/rcrt1.o;static:/m/lib/crt1.o;"));
+        assert!(s.contains("%{static-pie:-static -pie --no-dynamic-linker -z text;"));
+        assert!(s.contains("-isystem /m/inc"));
+    }
+
+    #[test]
+    fn finds_the_installed_musl() {
+        let m = find().expect("musl-tools must be installed (apt-get install musl-tools)");
+        assert!(m.lib_dir.join("rcrt1.o").is_file());
+    }
+}

@@ -1,0 +1,96 @@
+//! Command-line definitions (clap derive) and nothing else.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "staticpack",
+    version,
+    about = "Reproducible static builds packed into minimal OCI images, verified and proven to run with no libc",
+    after_help = "Examples:\n  \
+        staticpack build recipes/hello-c                 build, verify, pack and prove (OCI layout in out/hello-c)\n  \
+        staticpack build recipes/hello-c --runtime runc  prove it under runc instead of the built-in sandbox\n  \
+        staticpack verify ./app /usr/bin/ls              is it static? and if not, why and how to fix it\n  \
+        staticpack run out/hello-c:latest -- --selftest  run the image's entrypoint in an empty root\n  \
+        staticpack inspect out/hello-c                   show the manifest, config and layers\n\n\
+        Exit status: 0 success, 1 failure, 2 usage error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build a recipe: compile, verify, assemble the image, prove it runs, write the OCI layout.
+    #[command(
+        after_help = "Examples:\n  staticpack build recipes/hello-c\n  staticpack build recipes/hello-c/recipe.toml --out /tmp/hello --runtime runc\n\n\
+        The image is written to out/<name> (an OCI image layout) only after the run proof passed.\n\
+        SOURCE_DATE_EPOCH sets the timestamps (default 0)."
+    )]
+    Build {
+        /// The recipe file, or a folder holding recipe.toml.
+        recipe: PathBuf,
+        /// Where to write the OCI image layout (default: out/<name>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Do not run the [test] proof.
+        #[arg(long)]
+        no_run: bool,
+        /// What runs the proof.
+        #[arg(long, value_enum, default_value_t = RuntimeArg::Builtin)]
+        runtime: RuntimeArg,
+        /// Pack a binary that verify refuses (to watch the run proof fail with the real error).
+        #[arg(long)]
+        allow_dynamic: bool,
+    },
+    /// Tell whether ELF binaries are static, static-pie or dynamic, and why.
+    #[command(
+        after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello"
+    )]
+    Verify {
+        #[arg(required = true)]
+        binaries: Vec<PathBuf>,
+        /// Exit 1 when a binary falls short of this.
+        #[arg(long, value_enum, default_value_t = RequireArg::Any)]
+        require: RequireArg,
+        /// One JSON object per file, on one line each.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an image's entrypoint from an OCI layout in an empty root (no libc, nothing from the host).
+    #[command(
+        after_help = "Examples:\n  staticpack run out/hello-c\n  staticpack run out/hello-c:latest --runtime runc -- --selftest"
+    )]
+    Run {
+        /// LAYOUT or LAYOUT:TAG
+        image: String,
+        #[arg(long, value_enum, default_value_t = RuntimeArg::Builtin)]
+        runtime: RuntimeArg,
+        /// Seconds before the container is killed.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Arguments replacing the image's Cmd.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Show an OCI layout's manifest, config and layers.
+    Inspect {
+        /// LAYOUT or LAYOUT:TAG
+        image: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RuntimeArg {
+    Builtin,
+    Runc,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RequireArg {
+    Static,
+    StaticPie,
+    Any,
+}
