@@ -29,6 +29,8 @@ pub enum PipelineError {
     },
     #[error("image assembly failed")]
     Image(#[from] ImageError),
+    #[error("base image")]
+    Base(#[from] image::base::BaseError),
     #[error("the run proof could not run")]
     Run(#[from] RunError),
     #[error("the run proof failed: {}\n{}", .problems.join("; "), show_outcome(.outcome))]
@@ -198,7 +200,9 @@ pub fn build_recipe(
             facts.machine
         ))
     })?;
-    let layers = vec![app_layer(recipe, &artifact, opts.epoch)];
+    let base = image::base::load(&recipe.image.base, &recipe.dir, opts.epoch)?;
+    let mut layers: Vec<LayerSpec> = base.layer.into_iter().collect();
+    layers.push(app_layer(recipe, &artifact, opts.epoch));
     let meta = image_meta(recipe, architecture, opts.epoch);
 
     let out = opts.out.clone().unwrap_or_else(|| default_out(recipe));

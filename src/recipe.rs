@@ -124,6 +124,13 @@ struct RawBuild {
     output: Option<Spanned<String>>,
     #[serde(default)]
     strip: bool,
+    /// Go: the package to build, relative to `source` (default ".").
+    package: Option<Spanned<String>>,
+    /// Go: CGO_ENABLED.
+    cgo: Option<Spanned<bool>>,
+    /// Go: build tags, e.g. ["netgo", "osusergo"].
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -181,6 +188,12 @@ pub struct BuildSpec {
     /// Absolute path of the binary inside the image.
     pub output: String,
     pub strip: bool,
+    /// Go: the package path relative to `source`, e.g. "." or "./cmd/app".
+    pub package: String,
+    /// Go: CGO_ENABLED.
+    pub cgo: bool,
+    /// Go: build tags.
+    pub tags: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -203,8 +216,6 @@ pub struct TestSpec {
     pub timeout_seconds: u64,
 }
 
-/// Base images this build of staticpack knows.
-pub const KNOWN_BASES: &[&str] = &["scratch"];
 const DEFAULT_TEST_TIMEOUT: u64 = 30;
 
 /// Loads a recipe from a file, or from `recipe.toml` inside a folder.
@@ -353,7 +364,14 @@ impl Ctx<'_> {
             .link
             .as_ref()
             .map(|l| *l.get_ref())
-            .unwrap_or(LinkMode::StaticPie);
+            // C defaults to the strongest form; Go and prebuilt to plain static, as ko does.
+            .unwrap_or(if lang == Lang::C {
+                LinkMode::StaticPie
+            } else {
+                LinkMode::Static
+            });
+        let go = self.validate_go(&b, lang, libc, link, &source)?;
+        let libc = go.libc;
 
         let files = match (lang, b.files) {
             (Lang::C, Some(list)) => {
@@ -418,23 +436,23 @@ impl Ctx<'_> {
 
         let img = raw.image;
         let base = match &img.base {
-            Some(bs) if !KNOWN_BASES.contains(&bs.get_ref().as_str()) => {
+            Some(bs) => {
                 let wanted = bs.get_ref();
-                let close = closest(wanted, KNOWN_BASES);
-                return Err(self.error(
-                    bs.span(),
-                    "image.base",
-                    format!("unknown base image {wanted:?}"),
-                    Some(match close {
-                        Some(c) => format!(
-                            "did you mean \"{c}\"? available: {}",
-                            KNOWN_BASES.join(", ")
+                if let Err(e) = crate::image::base::load(wanted, &dir, 0) {
+                    let names = crate::image::base::embedded_names();
+                    let help = match closest(wanted, &names) {
+                        Some(c) if !crate::image::base::is_path_reference(wanted) => {
+                            format!("did you mean \"{c}\"? available: {}", names.join(", "))
+                        }
+                        _ => format!(
+                            "name a shipped base ({}) or a folder with a base.toml, e.g. \"./mybase\"",
+                            names.join(", ")
                         ),
-                        None => format!("available: {}", KNOWN_BASES.join(", ")),
-                    }),
-                ));
+                    };
+                    return Err(self.error(bs.span(), "image.base", e.to_string(), Some(help)));
+                }
+                wanted.clone()
             }
-            Some(bs) => bs.get_ref().clone(),
             None => "scratch".to_owned(),
         };
         let entrypoint = match img.entrypoint {
@@ -474,12 +492,15 @@ impl Ctx<'_> {
             }
         }
         if let Some(u) = &img.user {
-            if let Err(why) = check_user(u.get_ref()) {
+            let passwd = crate::image::base::load(&base, &dir, 0)
+                .ok()
+                .and_then(|b| b.passwd);
+            if let Err(why) = check_user(u.get_ref(), passwd.as_deref()) {
                 return Err(self.error(
                     u.span(),
                     "image.user",
                     format!("invalid user {:?}: {why}", u.get_ref()),
-                    Some("use \"UID\" or \"UID:GID\" with numbers, e.g. \"65532:65532\"".into()),
+                    Some("use \"UID\" or \"UID:GID\" with numbers, e.g. \"65532:65532\", or a user of the base image (static has root and nonroot)".into()),
                 ));
             }
         }
@@ -536,6 +557,9 @@ impl Ctx<'_> {
                 ldflags: b.ldflags,
                 output,
                 strip: b.strip,
+                package: go.package,
+                cgo: go.cgo,
+                tags: go.tags,
             },
             image: ImageSpec {
                 base,
@@ -548,6 +572,149 @@ impl Ctx<'_> {
                 tag,
             },
             test,
+        })
+    }
+}
+
+struct GoSettings {
+    package: String,
+    cgo: bool,
+    tags: Vec<String>,
+    libc: LibcChoice,
+}
+
+impl Ctx<'_> {
+    /// Go's fields are only for Go, and only some cgo × libc × link combinations make sense.
+    fn validate_go(
+        &self,
+        b: &RawBuild,
+        lang: Lang,
+        libc: LibcChoice,
+        link: LinkMode,
+        source: &Path,
+    ) -> Result<GoSettings, RecipeError> {
+        if lang != Lang::Go {
+            let stray = [
+                b.package.as_ref().map(|p| ("build.package", p.span())),
+                b.cgo.as_ref().map(|c| ("build.cgo", c.span())),
+                b.tags.first().map(|t| ("build.tags", t.span())),
+            ];
+            if let Some((field, span)) = stray.into_iter().flatten().next() {
+                return Err(self.error(
+                    span,
+                    field,
+                    format!(
+                        "`{}` is only for lang = \"go\", not \"{}\"",
+                        &field[6..],
+                        lang_name(lang)
+                    ),
+                    Some("remove it".into()),
+                ));
+            }
+            return Ok(GoSettings {
+                package: String::new(),
+                cgo: false,
+                tags: Vec::new(),
+                libc,
+            });
+        }
+        let cgo = b.cgo.as_ref().map(|c| *c.get_ref()).unwrap_or(false);
+        let libc_span = b.libc.as_ref().map(|l| l.span()).unwrap_or(b.lang.span());
+        let libc = match (cgo, link, b.libc.is_some(), libc) {
+            // cgo on links a libc: musl unless the recipe says otherwise.
+            (true, _, false, _) => LibcChoice::Musl,
+            (true, _, true, LibcChoice::None) => {
+                return Err(self.error(
+                    libc_span,
+                    "build.libc",
+                    "cgo = true links C code, so it needs a libc".into(),
+                    Some("set libc = \"musl\" (or \"glibc\"), or cgo = false".into()),
+                ));
+            }
+            // static-pie needs the external linker and a libc's rcrt1.o even without cgo code.
+            (false, LinkMode::StaticPie, false, _) => LibcChoice::Musl,
+            (false, LinkMode::StaticPie, true, LibcChoice::None) => {
+                return Err(self.error(
+                    libc_span,
+                    "build.libc",
+                    "link = \"static-pie\" needs the external linker and a libc's start files"
+                        .into(),
+                    Some(
+                        "set libc = \"musl\", or link = \"static\" for Go's own static linking"
+                            .into(),
+                    ),
+                ));
+            }
+            (
+                false,
+                LinkMode::Static | LinkMode::Dynamic,
+                true,
+                LibcChoice::Musl | LibcChoice::Glibc,
+            ) => {
+                return Err(self.error(
+                    libc_span,
+                    "build.libc",
+                    format!("with cgo = false and link = \"{link}\" Go links no libc at all"),
+                    Some(
+                        "remove libc (it means none here), or set cgo = true to link C code".into(),
+                    ),
+                ));
+            }
+            (_, _, _, chosen) => chosen,
+        };
+        let package = match &b.package {
+            Some(p) => {
+                let value = p.get_ref();
+                let rel = value.trim_start_matches("./");
+                if value.starts_with('/')
+                    || rel.split('/').any(|c| c == "..")
+                    || !source.join(rel).is_dir()
+                {
+                    return Err(self.error(
+                        p.span(),
+                        "build.package",
+                        format!("{value:?} is not a package folder inside {}", source.display()),
+                        Some("give the main package's folder relative to build.source, e.g. \".\" or \"./cmd/app\"".into()),
+                    ));
+                }
+                if rel.is_empty() || rel == "." {
+                    ".".to_owned()
+                } else {
+                    format!("./{rel}")
+                }
+            }
+            None => ".".to_owned(),
+        };
+        if !source.join("go.mod").is_file() {
+            return Err(self.error(
+                b.source.span(),
+                "build.source",
+                format!("no go.mod in {}", source.display()),
+                Some("the source folder must be a Go module (go mod init example.com/app)".into()),
+            ));
+        }
+        let mut tags = Vec::new();
+        for t in &b.tags {
+            let v = t.get_ref();
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_.".contains(&c))
+            {
+                return Err(self.error(
+                    t.span(),
+                    "build.tags",
+                    format!("invalid build tag {v:?}"),
+                    Some("tags are words of letters, digits, '_' and '.', e.g. \"netgo\"".into()),
+                ));
+            }
+            tags.push(v.clone());
+        }
+        Ok(GoSettings {
+            package,
+            cgo,
+            tags,
+            libc,
         })
     }
 }
@@ -604,20 +771,23 @@ fn normalize_image_path(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-fn check_user(u: &str) -> Result<(), &'static str> {
-    let mut it = u.splitn(2, ':');
-    let uid = it.next().unwrap_or("");
-    let gid = it.next();
-    let numeric = |s: &str| !s.is_empty() && s.parse::<u32>().is_ok();
-    if !numeric(uid) {
-        return Err("the user must be a number (names need a base image with /etc/passwd)");
+/// A numeric UID[:GID], or a name the base's /etc/passwd knows.
+fn check_user(u: &str, passwd: Option<&str>) -> Result<(), String> {
+    let (user, group) = u
+        .split_once(':')
+        .map(|(a, b)| (a, Some(b)))
+        .unwrap_or((u, None));
+    if user.is_empty() || group == Some("") {
+        return Err("empty user or group".into());
     }
-    if let Some(g) = gid {
-        if !numeric(g) {
-            return Err("the group must be a number");
-        }
+    if user.parse::<u32>().is_ok() && group.is_none_or(|g| g.parse::<u32>().is_ok()) {
+        return Ok(());
     }
-    Ok(())
+    match passwd {
+        None => Err("names need a base image with /etc/passwd (base = \"static\")".into()),
+        Some(text) if crate::image::base::lookup_user(text, u).is_some() => Ok(()),
+        Some(_) => Err("no such user in the base image's /etc/passwd".into()),
+    }
 }
 
 pub fn is_valid_tag(t: &str) -> bool {
@@ -837,12 +1007,27 @@ mod tests {
         let e = err(d.path(), &format!("{MINIMAL}[image]\nbase = \"scrach\"\n"));
         assert_eq!(
             e.help.as_deref(),
-            Some("did you mean \"scratch\"? available: scratch")
+            Some("did you mean \"scratch\"? available: scratch, static")
         );
         let e = err(d.path(), &format!("{MINIMAL}[image]\nenv = [\"TZ\"]\n"));
         assert_eq!(e.field.as_deref(), Some("image.env"));
         let e = err(d.path(), &format!("{MINIMAL}[image]\nuser = \"nobody\"\n"));
         assert_eq!(e.field.as_deref(), Some("image.user"));
+        assert!(
+            e.message.contains("names need a base image"),
+            "{}",
+            e.message
+        );
+        let e = err(
+            d.path(),
+            &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nobody\"\n"),
+        );
+        assert!(e.message.contains("no such user"), "{}", e.message);
+        let ok = parse_in(
+            d.path(),
+            &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nonroot\"\n"),
+        );
+        assert!(ok.is_ok());
         let e = err(d.path(), &format!("{MINIMAL}[image]\ntag = \"-x\"\n"));
         assert_eq!(e.field.as_deref(), Some("image.tag"));
         let e = err(d.path(), &MINIMAL.replace("hello", "Hello World"));

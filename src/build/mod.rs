@@ -2,6 +2,7 @@
 //! hermetic process plumbing is shared in `process`.
 
 mod c;
+mod go;
 pub mod musl;
 pub mod process;
 
@@ -66,9 +67,7 @@ pub fn build(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildErro
     match spec.lang {
         Lang::C => c::CToolchain.build(spec, ctx),
         Lang::Prebuilt => Prebuilt.build(spec, ctx),
-        Lang::Go => Err(BuildError::Unsupported(
-            "lang = \"go\" is not supported by this version of staticpack yet".into(),
-        )),
+        Lang::Go => go::GoToolchain.build(spec, ctx),
     }
 }
 

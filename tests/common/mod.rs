@@ -18,7 +18,9 @@ pub fn need(tool: &str, package: &str) -> PathBuf {
     std::env::split_paths(&path)
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{tool} is required by this test: apt-get install {package} (or bash .ci/setup)"))
+        .unwrap_or_else(|| {
+            panic!("{tool} is required by this test: apt-get install {package} (or bash .ci/setup)")
+        })
 }
 
 pub struct Run {
@@ -29,7 +31,11 @@ pub struct Run {
 
 impl Run {
     pub fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -53,7 +59,11 @@ pub fn staticpack(cwd: &Path, args: &[&str]) -> Run {
 }
 
 pub fn tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
-    let out = Command::new(program).args(args).current_dir(cwd).output().expect("starting a tool");
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("starting a tool");
     finish(out)
 }
 
@@ -61,7 +71,10 @@ pub fn tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
 pub fn printed_digest(run: &Run) -> String {
     let last = run.stdout.lines().last().unwrap_or_default();
     let digest = last.split_whitespace().next().unwrap_or_default();
-    assert!(digest.starts_with("sha256:") && digest.len() == 71, "no digest in the last line: {last:?}");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "no digest in the last line: {last:?}"
+    );
     digest.to_owned()
 }
 

@@ -1,0 +1,243 @@
+//! Go: cgo off (Go's own static linking) or on (external linking against musl or glibc with
+//! `-extldflags -static[-pie]`), always `-trimpath` and `-buildid=`, no network, caches in the
+//! build folder.
+//!
+//! The folklore this fixes: `-extldflags "-static"` alone is ignored when Go links internally,
+//! which it does whenever only the standard library uses cgo; so a static link with cgo on forces
+//! `-linkmode external`.
+
+use super::process::{self, find_program};
+use super::{Artifact, BuildContext, BuildError, Toolchain, musl};
+use crate::recipe::{BuildSpec, LibcChoice, LinkMode};
+
+pub struct GoToolchain;
+
+impl Toolchain for GoToolchain {
+    fn build(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+        let go = find_program("go").ok_or_else(|| BuildError::ToolMissing {
+            tool: "go".into(),
+            why: "lang = \"go\" builds with the Go toolchain".into(),
+            install: "apt-get install golang-go".into(),
+        })?;
+        let version = go_version(&go, ctx);
+        let name = spec
+            .output
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("app");
+        let binary = ctx.build_dir.join("out").join(name);
+
+        let mut cmd = process::hermetic(&go, &ctx.build_dir, ctx.epoch);
+        go_env(&mut cmd, ctx);
+        cmd.current_dir(&spec.source);
+        let external = needs_external_linker(spec);
+        let mut toolchain = version.clone();
+        if spec.cgo || external {
+            let cc = match spec.libc {
+                LibcChoice::Musl => {
+                    let m = musl::find()?;
+                    let specs = ctx.build_dir.join("musl.specs");
+                    std::fs::write(&specs, m.specs()).map_err(|source| BuildError::Io {
+                        action: "writing",
+                        path: specs.clone(),
+                        source,
+                    })?;
+                    toolchain.push_str(&format!(" + musl ({})", m.lib_dir.display()));
+                    format!("gcc -specs {}", specs.display())
+                }
+                LibcChoice::Glibc => {
+                    toolchain.push_str(" + glibc");
+                    "gcc".to_owned()
+                }
+                LibcChoice::None => {
+                    return Err(BuildError::Unsupported(
+                        "cgo and external linking need a libc".into(),
+                    ));
+                }
+            };
+            if find_program("gcc").is_none() {
+                return Err(BuildError::ToolMissing {
+                    tool: "gcc".into(),
+                    why: "cgo and external linking use the C compiler".into(),
+                    install: "apt-get install gcc".into(),
+                });
+            }
+            cmd.env("CC", cc);
+        }
+        cmd.env("CGO_ENABLED", if spec.cgo { "1" } else { "0" });
+        cmd.args(build_args(spec, &binary.to_string_lossy()));
+        let line = process::render(&cmd);
+        process::run(cmd)?;
+        Ok(Artifact {
+            binary,
+            toolchain,
+            commands: vec![line],
+        })
+    }
+}
+
+/// No network, no toolchain download, caches and GOPATH inside the build folder.
+fn go_env(cmd: &mut std::process::Command, ctx: &BuildContext) {
+    cmd.env("GOCACHE", ctx.build_dir.join("gocache"))
+        .env("GOPATH", ctx.build_dir.join("gopath"))
+        .env("GOMODCACHE", ctx.build_dir.join("gopath/pkg/mod"))
+        .env("GOENV", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOSUMDB", "off")
+        .env("GO111MODULE", "on")
+        .env("GOOS", "linux")
+        .env("GOARCH", goarch());
+}
+
+fn goarch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// `go version`'s words, e.g. "go1.19.8 linux/amd64".
+fn go_version(go: &std::path::Path, ctx: &BuildContext) -> String {
+    let mut cmd = process::hermetic(go, &ctx.build_dir, ctx.epoch);
+    go_env(&mut cmd, ctx);
+    cmd.arg("version");
+    process::run(cmd)
+        .ok()
+        .and_then(|out| {
+            out.trim()
+                .strip_prefix("go version ")
+                .map(|v| format!("go {v}"))
+        })
+        .unwrap_or_else(|| "go (unknown version)".into())
+}
+
+/// A static link with C code, and any static-pie, need the system linker: Go's internal linker
+/// ignores -extldflags and makes PIEs that need an interpreter.
+fn needs_external_linker(spec: &BuildSpec) -> bool {
+    match spec.link {
+        LinkMode::StaticPie => true,
+        LinkMode::Static => spec.cgo,
+        LinkMode::Dynamic => false,
+    }
+}
+
+/// The `go build` arguments for a spec (pure, so the flag logic is unit-tested).
+pub fn build_args(spec: &BuildSpec, output: &str) -> Vec<String> {
+    let mut ldflags = vec!["-buildid=".to_owned()];
+    if spec.strip {
+        ldflags.extend(["-s".to_owned(), "-w".to_owned()]);
+    }
+    if needs_external_linker(spec) {
+        let extld = if spec.link == LinkMode::StaticPie {
+            "-static-pie"
+        } else {
+            "-static"
+        };
+        ldflags.extend([
+            "-linkmode=external".to_owned(),
+            format!("-extldflags={extld}"),
+        ]);
+    }
+    ldflags.extend(spec.ldflags.iter().cloned());
+    let mut args = vec![
+        "build".to_owned(),
+        "-trimpath".to_owned(),
+        "-buildvcs=false".to_owned(),
+    ];
+    if std::path::Path::new(&spec.source).join("vendor").is_dir() {
+        args.push("-mod=vendor".to_owned());
+    } else {
+        args.push("-mod=mod".to_owned());
+    }
+    if spec.link == LinkMode::StaticPie {
+        args.push("-buildmode=pie".to_owned());
+    }
+    if !spec.tags.is_empty() {
+        args.push(format!("-tags={}", spec.tags.join(",")));
+    }
+    args.push(format!("-ldflags={}", ldflags.join(" ")));
+    args.extend(["-o".to_owned(), output.to_owned(), spec.package.clone()]);
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::Lang;
+
+    fn spec(cgo: bool, link: LinkMode, tags: &[&str]) -> BuildSpec {
+        BuildSpec {
+            lang: Lang::Go,
+            source: "/nonexistent".into(),
+            libc: if cgo {
+                LibcChoice::Musl
+            } else {
+                LibcChoice::None
+            },
+            link,
+            files: vec![],
+            cflags: vec![],
+            ldflags: vec![],
+            output: "/app".into(),
+            strip: false,
+            package: ".".into(),
+            cgo,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn cgo_off_static_uses_gos_own_linker() {
+        let a = build_args(&spec(false, LinkMode::Static, &[]), "/o");
+        assert_eq!(
+            a,
+            [
+                "build",
+                "-trimpath",
+                "-buildvcs=false",
+                "-mod=mod",
+                "-ldflags=-buildid=",
+                "-o",
+                "/o",
+                "."
+            ]
+        );
+    }
+
+    #[test]
+    fn cgo_on_static_forces_the_external_linker() {
+        let a = build_args(&spec(true, LinkMode::Static, &["netgo", "osusergo"]), "/o");
+        assert!(a.contains(&"-tags=netgo,osusergo".to_owned()));
+        assert!(
+            a.contains(&"-ldflags=-buildid= -linkmode=external -extldflags=-static".to_owned()),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn static_pie_is_pie_with_external_static_pie_link() {
+        let a = build_args(&spec(true, LinkMode::StaticPie, &[]), "/o");
+        assert!(a.contains(&"-buildmode=pie".to_owned()));
+        assert!(
+            a.contains(&"-ldflags=-buildid= -linkmode=external -extldflags=-static-pie".to_owned()),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn dynamic_is_plain_go_build() {
+        let mut s = spec(true, LinkMode::Dynamic, &[]);
+        s.ldflags = vec!["-extldflags=-static".into()];
+        let a = build_args(&s, "/o");
+        assert!(
+            a.contains(&"-ldflags=-buildid= -extldflags=-static".to_owned()),
+            "{a:?}"
+        );
+        assert!(!a.iter().any(|x| x.contains("linkmode")));
+    }
+}
