@@ -31,6 +31,25 @@ impl Toolchain for GoToolchain {
         let mut cmd = process::hermetic(&go, &ctx.build_dir, ctx.epoch);
         go_env(&mut cmd, ctx);
         cmd.current_dir(&spec.source);
+        // Forcing the external linker when nothing imports runtime/cgo gives a binary that dies
+        // at start (SIGTRAP: no TLS set-up). Go links such a program statically by itself.
+        let uses_cgo = spec.cgo && imports_runtime_cgo(&go, spec, ctx)?;
+        if spec.cgo && !uses_cgo && spec.link == LinkMode::StaticPie {
+            return Err(BuildError::Unsupported(format!(
+                "cgo = true, but nothing in {} uses cgo (with tags {:?} the standard library does not either), \
+                 and Go {} cannot make a static-pie without runtime/cgo: the external linker's result would crash at start. \
+                 Fix: link = \"static\" (Go then links it statically itself, no libc), or call C code through cgo",
+                spec.package,
+                spec.tags,
+                version.trim_start_matches("go "),
+            )));
+        }
+        let original_cgo = spec.cgo;
+        let effective = BuildSpec {
+            cgo: uses_cgo,
+            ..spec.clone()
+        };
+        let spec = &effective;
         let external = needs_external_linker(spec);
         let mut toolchain = version.clone();
         if spec.cgo || external {
@@ -65,7 +84,12 @@ impl Toolchain for GoToolchain {
             }
             cmd.env("CC", cc);
         }
+        // A cgo = true recipe whose program does not use cgo is built with cgo off: same program,
+        // no libc linked, and no way for the external linker to produce a crashing binary.
         cmd.env("CGO_ENABLED", if spec.cgo { "1" } else { "0" });
+        if effective.cgo != original_cgo {
+            toolchain.push_str(" (cgo requested but unused: no libc linked)");
+        }
         cmd.args(build_args(spec, &binary.to_string_lossy()));
         let line = process::render(&cmd);
         process::run(cmd)?;
@@ -75,6 +99,29 @@ impl Toolchain for GoToolchain {
             commands: vec![line],
         })
     }
+}
+
+/// Whether the package's dependency graph (with the recipe's tags, cgo on) holds runtime/cgo.
+fn imports_runtime_cgo(
+    go: &std::path::Path,
+    spec: &BuildSpec,
+    ctx: &BuildContext,
+) -> Result<bool, BuildError> {
+    let mut cmd = process::hermetic(go, &ctx.build_dir, ctx.epoch);
+    go_env(&mut cmd, ctx);
+    cmd.current_dir(&spec.source).env("CGO_ENABLED", "1");
+    cmd.args(["list", "-deps", "-f", "{{.ImportPath}}"]);
+    cmd.arg(if spec.source.join("vendor").is_dir() {
+        "-mod=vendor"
+    } else {
+        "-mod=mod"
+    });
+    if !spec.tags.is_empty() {
+        cmd.arg(format!("-tags={}", spec.tags.join(",")));
+    }
+    cmd.arg(&spec.package);
+    let out = process::run(cmd)?;
+    Ok(out.lines().any(|l| l.trim() == "runtime/cgo"))
 }
 
 /// No network, no toolchain download, caches and GOPATH inside the build folder.

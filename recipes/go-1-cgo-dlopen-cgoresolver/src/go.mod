@@ -1,0 +1,3 @@
+module example.com/staticpack/go-1-cgo-dlopen-cgoresolver
+
+go 1.19

@@ -1,0 +1,3 @@
+module example.com/staticpack/go-3-nocgo-cgoresolver
+
+go 1.19

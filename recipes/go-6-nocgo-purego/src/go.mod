@@ -1,0 +1,3 @@
+module example.com/staticpack/go-6-nocgo-purego
+
+go 1.19
