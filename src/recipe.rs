@@ -631,18 +631,15 @@ impl Ctx<'_> {
                     Some("set libc = \"musl\" (or \"glibc\"), or cgo = false".into()),
                 ));
             }
-            // static-pie needs the external linker and a libc's rcrt1.o even without cgo code.
-            (false, LinkMode::StaticPie, false, _) => LibcChoice::Musl,
-            (false, LinkMode::StaticPie, true, LibcChoice::None) => {
+            // Go's internal linker makes PIEs that need an interpreter, and the external linker
+            // needs runtime/cgo (without it the binary dies at start with SIGTRAP).
+            (false, LinkMode::StaticPie, _, _) => {
+                let span = b.link.as_ref().map(|l| l.span()).unwrap_or(b.lang.span());
                 return Err(self.error(
-                    libc_span,
-                    "build.libc",
-                    "link = \"static-pie\" needs the external linker and a libc's start files"
-                        .into(),
-                    Some(
-                        "set libc = \"musl\", or link = \"static\" for Go's own static linking"
-                            .into(),
-                    ),
+                    span,
+                    "build.link",
+                    "a Go static-pie needs cgo: Go's own linker makes a PIE that needs an ELF interpreter, and external linking without runtime/cgo crashes at start".into(),
+                    Some("use link = \"static\" with cgo = false (Go's own static linking), or cgo = true with libc = \"musl\"".into()),
                 ));
             }
             (
@@ -1034,6 +1031,68 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("name"));
         let e = err(d.path(), &format!("{MINIMAL}[test]\ntimeout_seconds = 0\n"));
         assert_eq!(e.help.as_deref(), Some("allowed: 1 to 3600"));
+    }
+
+    fn go_fixture() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src/cmd/app")).unwrap();
+        std::fs::write(dir.path().join("src/go.mod"), "module x\n").unwrap();
+        dir
+    }
+
+    const GO: &str = "name = \"app\"\n[build]\nlang = \"go\"\nsource = \"src\"\n";
+
+    #[test]
+    fn go_defaults_and_cgo_combinations() {
+        let d = go_fixture();
+        let r = parse_in(d.path(), GO).unwrap();
+        assert_eq!(
+            (r.build.cgo, r.build.libc, r.build.link),
+            (false, LibcChoice::None, LinkMode::Static)
+        );
+        assert_eq!(r.build.package, ".");
+        let r = parse_in(
+            d.path(),
+            &format!(
+                "{GO}cgo = true\nlink = \"static-pie\"\npackage = \"cmd/app\"\ntags = [\"netgo\"]\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.build.libc, r.build.package.as_str()),
+            (LibcChoice::Musl, "./cmd/app")
+        );
+        assert_eq!(r.build.tags, vec!["netgo"]);
+
+        let e = err(d.path(), &format!("{GO}link = \"static-pie\"\n"));
+        assert_eq!(e.field.as_deref(), Some("build.link"));
+        assert!(
+            e.message.starts_with("a Go static-pie needs cgo"),
+            "{}",
+            e.message
+        );
+        let e = err(d.path(), &format!("{GO}cgo = true\nlibc = \"none\"\n"));
+        assert_eq!(e.message, "cgo = true links C code, so it needs a libc");
+        let e = err(d.path(), &format!("{GO}libc = \"musl\"\n"));
+        assert_eq!(
+            e.message,
+            "with cgo = false and link = \"static\" Go links no libc at all"
+        );
+        let e = err(d.path(), &format!("{GO}package = \"../x\"\n"));
+        assert_eq!(e.field.as_deref(), Some("build.package"));
+        let e = err(d.path(), &format!("{GO}tags = [\"net go\"]\n"));
+        assert_eq!(e.field.as_deref(), Some("build.tags"));
+        std::fs::remove_file(d.path().join("src/go.mod")).unwrap();
+        let e = err(d.path(), GO);
+        assert!(e.message.starts_with("no go.mod in"), "{}", e.message);
+    }
+
+    #[test]
+    fn go_fields_are_refused_for_c() {
+        let d = fixture();
+        let e = err(d.path(), &format!("{MINIMAL}cgo = true\n"));
+        assert_eq!(e.field.as_deref(), Some("build.cgo"));
+        assert_eq!(e.message, "`cgo` is only for lang = \"go\", not \"c\"");
     }
 
     #[test]
