@@ -47,7 +47,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 run: !no_run,
                 runtime: runtime(rt),
                 allow_dynamic,
-                epoch: pipeline::epoch_from_env().unwrap_or(0),
+                epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env())?,
             };
             let report = pipeline::build_recipe(&r, &opts, &mut |line| eprintln!("{line}"))
                 .with_context(|| format!("building {}", r.path.display()))?;

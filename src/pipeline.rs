@@ -5,7 +5,7 @@ use crate::build::{self, Artifact, BuildContext, BuildError};
 use crate::image::{
     self, EntryKind, FileSource, ImageError, ImageMeta, ImageOutput, LayerEntry, LayerSpec,
 };
-use crate::recipe::{LinkMode, Recipe, TestSpec};
+use crate::recipe::{Epoch, LinkMode, Recipe, TestSpec};
 use crate::run::{self, Outcome, RunError, Runtime};
 use crate::verify::{self, ElfFacts, Finding, Requirement, Severity, VerifyError};
 use std::collections::BTreeMap;
@@ -127,6 +127,16 @@ pub struct BuildReport {
 /// SOURCE_DATE_EPOCH from the environment, when set to a number.
 pub fn epoch_from_env() -> Option<u64> {
     std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+/// SOURCE_DATE_EPOCH: the environment's when set, else the recipe's, else 0.
+pub fn resolve_epoch(recipe: &Recipe, from_env: Option<u64>) -> Result<u64, PipelineError> {
+    Ok(match (from_env, recipe.epoch) {
+        (Some(e), _) => e,
+        (None, Epoch::Fixed(e)) => e,
+        (None, Epoch::Git) => build::git_epoch(&recipe.build.source)?,
+        (None, Epoch::Default) => 0,
+    })
 }
 
 /// The layout folder a recipe's image goes to when `--out` is not given.

@@ -102,10 +102,28 @@ impl fmt::Display for LibcChoice {
 #[serde(deny_unknown_fields)]
 struct RawRecipe {
     name: Spanned<String>,
+    epoch: Option<Spanned<RawEpoch>>,
     build: Spanned<RawBuild>,
     #[serde(default)]
     image: RawImage,
     test: Option<RawTest>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawEpoch {
+    Seconds(i64),
+    Word(String),
+}
+
+/// Where SOURCE_DATE_EPOCH comes from when the environment does not set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epoch {
+    /// Not given: 0.
+    Default,
+    Fixed(u64),
+    /// The last commit time of the recipe's source folder.
+    Git,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +187,7 @@ pub struct Recipe {
     /// The folder relative paths are resolved against.
     pub dir: PathBuf,
     pub name: String,
+    pub epoch: Epoch,
     pub build: BuildSpec,
     pub image: ImageSpec,
     pub test: Option<TestSpec>,
@@ -300,6 +319,21 @@ impl Ctx<'_> {
             ));
         }
 
+        let epoch = match &raw.epoch {
+            None => Epoch::Default,
+            Some(e) => match e.get_ref() {
+                RawEpoch::Seconds(n) if *n >= 0 && *n <= 253_402_300_799 => Epoch::Fixed(*n as u64),
+                RawEpoch::Word(w) if w == "git" => Epoch::Git,
+                _ => {
+                    return Err(self.error(
+                        e.span(),
+                        "epoch",
+                        "epoch must be seconds since 1970 or \"git\"".into(),
+                        Some("e.g. epoch = 1700000000, or epoch = \"git\" for the last commit time of build.source".into()),
+                    ));
+                }
+            },
+        };
         let build_span = raw.build.span();
         let b = raw.build.into_inner();
         let lang = *b.lang.get_ref();
@@ -547,6 +581,7 @@ impl Ctx<'_> {
             path: self.file.to_path_buf(),
             dir,
             name,
+            epoch,
             build: BuildSpec {
                 lang,
                 source,
@@ -905,6 +940,15 @@ mod tests {
         assert_eq!(r.image.base, "scratch");
         assert_eq!(r.image.tag, "latest");
         assert!(r.test.is_none());
+        assert_eq!(r.epoch, Epoch::Default);
+        let r = parse_in(d.path(), &format!("epoch = 1700000000\n{MINIMAL}")).unwrap();
+        assert_eq!(r.epoch, Epoch::Fixed(1_700_000_000));
+        let r = parse_in(d.path(), &format!("epoch = \"git\"\n{MINIMAL}")).unwrap();
+        assert_eq!(r.epoch, Epoch::Git);
+        let e = err(d.path(), &format!("epoch = \"yesterday\"\n{MINIMAL}"));
+        assert_eq!((e.line, e.field.as_deref()), (1, Some("epoch")));
+        let e = err(d.path(), &format!("epoch = -5\n{MINIMAL}"));
+        assert_eq!(e.message, "epoch must be seconds since 1970 or \"git\"");
     }
 
     #[test]

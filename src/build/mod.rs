@@ -71,6 +71,26 @@ pub fn build(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildErro
     }
 }
 
+/// The commit time of the last commit touching `dir` (for `epoch = "git"`).
+pub fn git_epoch(dir: &Path) -> Result<u64, BuildError> {
+    let git = process::find_program("git").ok_or_else(|| BuildError::ToolMissing {
+        tool: "git".into(),
+        why: "epoch = \"git\" reads the last commit time".into(),
+        install: "apt-get install git".into(),
+    })?;
+    let mut cmd = std::process::Command::new(git);
+    cmd.args(["log", "-1", "--format=%ct", "--", "."])
+        .current_dir(dir);
+    let out = process::run(cmd)?;
+    out.trim().parse().map_err(|_| {
+        BuildError::Unsupported(format!(
+            "epoch = \"git\": {} has no commit (git log printed {:?}); commit it or set epoch = <seconds>",
+            dir.display(),
+            out.trim()
+        ))
+    })
+}
+
 /// A binary built elsewhere: copied in, so that later stages see one kind of artifact.
 struct Prebuilt;
 
