@@ -44,6 +44,16 @@ pub enum Command {
         /// Pack a binary that verify refuses (to watch the run proof fail with the real error).
         #[arg(long)]
         allow_dynamic: bool,
+        /// Pack a static glibc binary that loads NSS modules (libnss_*.so) at run time.
+        #[arg(long)]
+        allow_nss_hazards: bool,
+        /// Rebuild even when the inputs are unchanged.
+        #[arg(long)]
+        no_cache: bool,
+        /// Build a second time elsewhere (other folder, time, umask, TZ, LANG, environment noise)
+        /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
+        #[arg(long)]
+        check_repro: bool,
     },
     /// Tell whether ELF binaries are static, static-pie or dynamic, and why.
     #[command(

@@ -9,6 +9,7 @@ pub mod build;
 pub mod digest;
 pub mod image;
 pub mod pipeline;
+pub mod provenance;
 pub mod recipe;
 pub mod repro;
 pub mod run;

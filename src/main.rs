@@ -40,6 +40,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             no_run,
             runtime: rt,
             allow_dynamic,
+            allow_nss_hazards,
+            no_cache,
+            check_repro,
         } => {
             let r = recipe::load(&recipe)?;
             let opts = BuildOptions {
@@ -47,16 +50,56 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 run: !no_run,
                 runtime: runtime(rt),
                 allow_dynamic,
+                allow_nss_hazards,
+                cache: !no_cache && !check_repro,
                 epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env())?,
             };
-            let report = pipeline::build_recipe(&r, &opts, &mut |line| eprintln!("{line}"))
+            let result = pipeline::build_recipe(&r, &opts, &mut |line| eprintln!("{line}"))
                 .with_context(|| format!("building {}", r.path.display()))?;
+            if check_repro {
+                let mut flags = Vec::new();
+                if allow_dynamic {
+                    flags.push("--allow-dynamic".to_owned());
+                }
+                if allow_nss_hazards {
+                    flags.push("--allow-nss-hazards".to_owned());
+                }
+                let second_dir =
+                    tempfile::tempdir().context("creating a folder for the second build")?;
+                let second_out = second_dir.path().join("layout");
+                eprintln!(
+                    "repro   building a second time (other folder, time, umask 077, TZ, LANG, noise)"
+                );
+                staticpack::repro::run_second_build(&staticpack::repro::SecondBuild {
+                    exe: &std::env::current_exe().context("finding the staticpack executable")?,
+                    recipe: &r.path,
+                    out: &second_out,
+                    epoch: opts.epoch,
+                    flags,
+                })?;
+                let diffs =
+                    staticpack::repro::compare_layouts(result.dir(), &second_out, &r.image.tag)?;
+                if !diffs.is_empty() {
+                    eprintln!("repro   NOT reproducible: {} difference(s)", diffs.len());
+                    for d in &diffs {
+                        eprintln!("  {d}");
+                    }
+                    bail!(
+                        "{} is not reproducible: the two builds differ (see above)",
+                        r.path.display()
+                    );
+                }
+                eprintln!(
+                    "repro   ok: both builds gave {} with every blob identical",
+                    result.manifest_digest()
+                );
+            }
             println!(
                 "{} {}:{} written to {}",
-                report.image.manifest_digest,
+                result.manifest_digest(),
                 r.name,
-                report.image.tag,
-                report.image.dir.display()
+                r.image.tag,
+                result.dir().display()
             );
             Ok(ExitCode::SUCCESS)
         }

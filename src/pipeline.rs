@@ -5,6 +5,7 @@ use crate::build::{self, Artifact, BuildContext, BuildError};
 use crate::image::{
     self, EntryKind, FileSource, ImageError, ImageMeta, ImageOutput, LayerEntry, LayerSpec,
 };
+use crate::provenance;
 use crate::recipe::{Epoch, LinkMode, Recipe, TestSpec};
 use crate::run::{self, Outcome, RunError, Runtime};
 use crate::verify::{self, ElfFacts, Finding, Requirement, Severity, VerifyError};
@@ -31,6 +32,8 @@ pub enum PipelineError {
     Image(#[from] ImageError),
     #[error("base image")]
     Base(#[from] image::base::BaseError),
+    #[error("collecting the build's inputs")]
+    Inputs(#[from] provenance::ProvenanceError),
     #[error("the run proof could not run")]
     Run(#[from] RunError),
     #[error("the run proof failed: {}\n{}", .problems.join("; "), show_outcome(.outcome))]
@@ -90,6 +93,10 @@ pub struct BuildOptions {
     pub runtime: Runtime,
     /// Pack a dynamic binary anyway (to watch the proof fail with the real error).
     pub allow_dynamic: bool,
+    /// Pack a static glibc binary that loads NSS modules at run time.
+    pub allow_nss_hazards: bool,
+    /// Reuse the image in `out` when the inputs are unchanged.
+    pub cache: bool,
     /// SOURCE_DATE_EPOCH for tar mtimes, `created` and the toolchain.
     pub epoch: u64,
 }
@@ -101,6 +108,8 @@ impl Default for BuildOptions {
             run: true,
             runtime: Runtime::Builtin,
             allow_dynamic: false,
+            allow_nss_hazards: false,
+            cache: true,
             epoch: 0,
         }
     }
@@ -144,10 +153,103 @@ pub fn default_out(recipe: &Recipe) -> PathBuf {
     Path::new("out").join(&recipe.name)
 }
 
-/// Runs every stage for a recipe; `log` receives one line per step.
+/// What a build produced: a fresh image, or the one already in `out` (same inputs).
+#[derive(Clone, Debug)]
+pub enum BuildResult {
+    Built(Box<BuildReport>),
+    UpToDate {
+        dir: PathBuf,
+        tag: String,
+        manifest_digest: String,
+    },
+}
+
+impl BuildResult {
+    pub fn manifest_digest(&self) -> String {
+        match self {
+            BuildResult::Built(r) => r.image.manifest_digest.to_string(),
+            BuildResult::UpToDate {
+                manifest_digest, ..
+            } => manifest_digest.clone(),
+        }
+    }
+    pub fn dir(&self) -> &Path {
+        match self {
+            BuildResult::Built(r) => &r.image.dir,
+            BuildResult::UpToDate { dir, .. } => dir,
+        }
+    }
+}
+
+/// Everything that decides the output, digested: the cache key and the provenance's input part.
+pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs, PipelineError> {
+    let mut options = BTreeMap::new();
+    options.insert("allow_dynamic".to_owned(), opts.allow_dynamic.to_string());
+    options.insert(
+        "allow_nss_hazards".to_owned(),
+        opts.allow_nss_hazards.to_string(),
+    );
+    Ok(provenance::Inputs {
+        staticpack: env!("CARGO_PKG_VERSION").to_owned(),
+        recipe: recipe.name.clone(),
+        files: provenance::input_files(recipe)?,
+        toolchain: build::toolchain_versions(&recipe.build),
+        epoch: opts.epoch,
+        options,
+    })
+}
+
+/// The image already in `out`, when its provenance says it was built from exactly these inputs
+/// and the layout still reads back with the recorded digest.
+fn cached(out: &Path, tag: &str, inputs_digest: &str) -> Option<String> {
+    let text = std::fs::read(out.join(provenance::FILE_NAME)).ok()?;
+    let recorded: provenance::Provenance = serde_json::from_slice(&text).ok()?;
+    if recorded.inputs_digest != inputs_digest {
+        return None;
+    }
+    let loaded = image::read_image(out, Some(tag)).ok()?;
+    let digest = loaded.manifest_digest.to_string();
+    (digest == recorded.manifest_digest).then_some(digest)
+}
+
+/// Runs every stage for a recipe; `log` receives one line per step. With the cache on, an
+/// unchanged recipe whose image is still in `out` rebuilds nothing and rewrites nothing.
 pub fn build_recipe(
     recipe: &Recipe,
     opts: &BuildOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<BuildResult, PipelineError> {
+    let out = opts.out.clone().unwrap_or_else(|| default_out(recipe));
+    let inputs = inputs(recipe, opts)?;
+    let inputs_digest = inputs.digest().to_string();
+    if opts.cache {
+        if let Some(manifest_digest) = cached(&out, &recipe.image.tag, &inputs_digest) {
+            log(&format!(
+                "cached  inputs {inputs_digest} unchanged: nothing to do"
+            ));
+            return Ok(BuildResult::UpToDate {
+                dir: out,
+                tag: recipe.image.tag.clone(),
+                manifest_digest,
+            });
+        }
+    }
+    let parent = parent_dir(&out);
+    let parent_existed = parent.exists();
+    let result = build_fresh(recipe, opts, &out, inputs, inputs_digest, log);
+    if result.is_err() && !parent_existed {
+        // Leave nothing behind: the folder we made for the output, if it stayed empty.
+        let _ = std::fs::remove_dir(&parent);
+    }
+    result.map(|r| BuildResult::Built(Box::new(r)))
+}
+
+fn build_fresh(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    out: &Path,
+    inputs: provenance::Inputs,
+    inputs_digest: String,
     log: &mut dyn FnMut(&str),
 ) -> Result<BuildReport, PipelineError> {
     let build_dir = tempfile::Builder::new()
@@ -181,28 +283,7 @@ pub fn build_recipe(
     })?;
     let verdict = verify::summary(&facts);
     log(&format!("verify  {verdict}"));
-    let (errors, warnings): (Vec<Finding>, Vec<Finding>) =
-        verify::diagnose(&facts, requirement(recipe.build.link))
-            .into_iter()
-            .partition(|f| f.severity == Severity::Error);
-    for w in &warnings {
-        log(&format!(
-            "warning: {}\n  why: {}\n  fix: {}",
-            w.what, w.why, w.fix
-        ));
-    }
-    if !errors.is_empty() {
-        if opts.allow_dynamic {
-            for e in &errors {
-                log(&format!("allowed by --allow-dynamic: {}", e.what));
-            }
-        } else {
-            return Err(PipelineError::Refused {
-                verdict,
-                findings: errors,
-            });
-        }
-    }
+    let warnings = judge(&facts, recipe, opts, &verdict, log)?;
 
     let architecture = facts.oci_arch.clone().ok_or_else(|| {
         PipelineError::Unsupported(format!(
@@ -215,7 +296,27 @@ pub fn build_recipe(
     layers.push(app_layer(recipe, &artifact, opts.epoch));
     let meta = image_meta(recipe, architecture, opts.epoch);
 
-    let out = opts.out.clone().unwrap_or_else(|| default_out(recipe));
+    let record = provenance::Provenance {
+        inputs_digest,
+        inputs,
+        commands: artifact
+            .commands
+            .iter()
+            .map(|c| provenance::normalize(c, &ctx.build_dir, &recipe.build.source))
+            .collect(),
+        environment: artifact
+            .environment
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    provenance::normalize(v, &ctx.build_dir, &recipe.build.source),
+                )
+            })
+            .collect(),
+        binary_digest: crate::digest::Digest::of_bytes(&bytes).to_string(),
+        manifest_digest: String::new(),
+    };
     let mut annotations = BTreeMap::new();
     annotations.insert(
         "org.opencontainers.image.title".to_owned(),
@@ -225,9 +326,14 @@ pub fn build_recipe(
         "org.opencontainers.image.created".to_owned(),
         image::config::rfc3339(opts.epoch),
     );
+    // The manifest names the provenance's input digest; the full record sits beside the layout.
+    annotations.insert(
+        provenance::ANNOTATION.to_owned(),
+        record.inputs_digest.clone(),
+    );
 
     // The image is staged, proven, and only then moved to `out`: a failing proof publishes nothing.
-    let parent = parent_dir(&out);
+    let parent = parent_dir(out);
     std::fs::create_dir_all(&parent).map_err(|source| PipelineError::Io {
         action: "creating",
         path: parent.clone(),
@@ -272,8 +378,24 @@ pub fn build_recipe(
         (_, false) => None,
     };
 
-    image::layout::publish(&staged_layout, &out)?;
-    let image = ImageOutput { dir: out, ..staged };
+    let record = provenance::Provenance {
+        manifest_digest: staged.manifest_digest.to_string(),
+        ..record
+    };
+    let record_path = staged_layout.join(provenance::FILE_NAME);
+    let json = serde_json::to_vec_pretty(&record)
+        .map_err(|e| PipelineError::Unsupported(e.to_string()))?;
+    std::fs::write(&record_path, json).map_err(|source| PipelineError::Io {
+        action: "writing",
+        path: record_path.clone(),
+        source,
+    })?;
+
+    image::layout::publish(&staged_layout, out)?;
+    let image = ImageOutput {
+        dir: out.to_path_buf(),
+        ..staged
+    };
     Ok(BuildReport {
         artifact,
         facts,
@@ -283,6 +405,53 @@ pub fn build_recipe(
         proof,
     })
 }
+
+/// Turns verify's findings into a decision: errors refuse the binary (unless allowed), and so
+/// does a static glibc binary that reaches NSS (unless allowed); other warnings are returned.
+fn judge(
+    facts: &ElfFacts,
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    verdict: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<Finding>, PipelineError> {
+    let (mut errors, mut warnings): (Vec<Finding>, Vec<Finding>) =
+        verify::diagnose(facts, requirement(recipe.build.link))
+            .into_iter()
+            .partition(|f| f.severity == Severity::Error);
+    if !opts.allow_nss_hazards {
+        // A binary that dlopens libnss_*.so at run time does not "run with no libc present".
+        let (nss, rest): (Vec<Finding>, Vec<Finding>) =
+            warnings.into_iter().partition(|f| f.code == NSS_HAZARD);
+        warnings = rest;
+        errors.extend(nss.into_iter().map(|mut f| {
+            f.severity = Severity::Error;
+            f.fix = format!("{} (or pass --allow-nss-hazards to pack it anyway)", f.fix);
+            f
+        }));
+    }
+    for w in &warnings {
+        log(&format!(
+            "warning: {}\n  why: {}\n  fix: {}",
+            w.what, w.why, w.fix
+        ));
+    }
+    if errors.is_empty() {
+        return Ok(warnings);
+    }
+    if opts.allow_dynamic && errors.iter().all(|e| e.code != NSS_HAZARD) {
+        for e in &errors {
+            log(&format!("allowed by --allow-dynamic: {}", e.what));
+        }
+        return Ok(warnings);
+    }
+    Err(PipelineError::Refused {
+        verdict: verdict.to_owned(),
+        findings: errors,
+    })
+}
+
+const NSS_HAZARD: &str = "nss-hazard";
 
 fn requirement(link: LinkMode) -> Requirement {
     match link {

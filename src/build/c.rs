@@ -57,11 +57,13 @@ impl Toolchain for CToolchain {
             cmd.arg("-s");
         }
         let line = process::render(&cmd);
+        let environment = process::environment(&cmd);
         process::run(cmd)?;
         Ok(Artifact {
             binary,
             toolchain,
             commands: vec![line],
+            environment,
         })
     }
 }

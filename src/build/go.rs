@@ -92,11 +92,13 @@ impl Toolchain for GoToolchain {
         }
         cmd.args(build_args(spec, &binary.to_string_lossy()));
         let line = process::render(&cmd);
+        let environment = process::environment(&cmd);
         process::run(cmd)?;
         Ok(Artifact {
             binary,
             toolchain,
             commands: vec![line],
+            environment,
         })
     }
 }

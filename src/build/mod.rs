@@ -7,6 +7,7 @@ pub mod musl;
 pub mod process;
 
 use crate::recipe::{BuildSpec, Lang};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,8 @@ pub struct Artifact {
     pub toolchain: String,
     /// The commands run, as shell-quoted lines, for the report.
     pub commands: Vec<String>,
+    /// The environment those commands ran with (the hermetic one).
+    pub environment: BTreeMap<String, String>,
 }
 
 /// One language's way from a build spec to a binary.
@@ -69,6 +72,48 @@ pub fn build(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildErro
         Lang::Prebuilt => Prebuilt.build(spec, ctx),
         Lang::Go => go::GoToolchain.build(spec, ctx),
     }
+}
+
+/// Tool → version line for everything whose version decides the output bytes of this spec.
+/// Versions of Debian packages are read from dpkg's status file; compilers are asked.
+pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
+    use crate::recipe::LibcChoice;
+    let mut v = BTreeMap::new();
+    let needs_cc = match spec.lang {
+        Lang::C => true,
+        Lang::Go => spec.cgo || spec.link == crate::recipe::LinkMode::StaticPie,
+        Lang::Prebuilt => false,
+    };
+    if needs_cc {
+        if let Some(gcc) = process::find_program("gcc") {
+            v.insert("gcc".to_owned(), process::version_line(&gcc));
+        }
+        let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap_or_default();
+        let pkg = match spec.libc {
+            LibcChoice::Musl => Some("musl-dev"),
+            LibcChoice::Glibc => Some("libc6-dev"),
+            LibcChoice::None => None,
+        };
+        if let Some(pkg) = pkg {
+            let version = crate::provenance::debian_package_version(&status, pkg)
+                .unwrap_or_else(|| "not from a Debian package".into());
+            v.insert(pkg.to_owned(), version);
+        }
+    }
+    if spec.lang == Lang::Go {
+        if let Some(go) = process::find_program("go") {
+            let out = std::process::Command::new(go)
+                .arg("version")
+                .env("GOTOOLCHAIN", "local")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .unwrap_or_default();
+            v.insert("go".to_owned(), out.trim().to_owned());
+        }
+    }
+    v
 }
 
 /// The commit time of the last commit touching `dir` (for `epoch = "git"`).
@@ -102,6 +147,7 @@ impl Toolchain for Prebuilt {
             binary,
             toolchain: "prebuilt".into(),
             commands: vec![format!("cp {} <build>/prebuilt", spec.source.display())],
+            environment: BTreeMap::new(),
         })
     }
 }

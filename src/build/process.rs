@@ -53,6 +53,18 @@ pub fn hermetic(program: &Path, build_dir: &Path, epoch: u64) -> Command {
     cmd
 }
 
+/// The variables a command sets explicitly (all of them, for a hermetic command).
+pub fn environment(cmd: &Command) -> std::collections::BTreeMap<String, String> {
+    cmd.get_envs()
+        .filter_map(|(k, v)| {
+            Some((
+                k.to_string_lossy().into_owned(),
+                v?.to_string_lossy().into_owned(),
+            ))
+        })
+        .collect()
+}
+
 /// Renders a command as a shell-like line for reports and errors.
 pub fn render(cmd: &Command) -> String {
     let mut parts = vec![quote(&cmd.get_program().to_string_lossy())];

@@ -62,6 +62,8 @@ pub enum Severity {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
+    /// Stable identifier for tools and policies, e.g. "dynamic", "nss-hazard".
+    pub code: &'static str,
     pub severity: Severity,
     /// One line: what is wrong.
     pub what: String,

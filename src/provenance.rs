@@ -1,0 +1,224 @@
+//! The provenance record written with every image: what went in (recipe, every input file,
+//! toolchain versions, options) and what was run. Its input part is also the build cache key:
+//! two builds with the same inputs digest must give the same image.
+
+use crate::digest::Digest;
+use crate::recipe::{Lang, LibcChoice, Recipe};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = "staticpack-provenance.json";
+pub const ANNOTATION: &str = "dev.staticpack.provenance";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvenanceError {
+    #[error("reading input {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything that decides the output bytes. Serialized canonically, its digest is the cache key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inputs {
+    pub staticpack: String,
+    pub recipe: String,
+    /// Input files relative to the recipe's folder → sha256.
+    pub files: BTreeMap<String, String>,
+    /// Tool → version line.
+    pub toolchain: BTreeMap<String, String>,
+    pub epoch: u64,
+    /// Options that change what is produced (e.g. allow-dynamic).
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub inputs_digest: String,
+    pub inputs: Inputs,
+    /// The commands run, with the build folder as <build> and the source as <source>.
+    pub commands: Vec<String>,
+    /// The environment the toolchain saw (the hermetic one), host paths replaced.
+    pub environment: BTreeMap<String, String>,
+    pub binary_digest: String,
+    pub manifest_digest: String,
+}
+
+impl Inputs {
+    pub fn digest(&self) -> Digest {
+        let bytes =
+            serde_json::to_vec(&serde_json::to_value(self).unwrap_or_default()).unwrap_or_default();
+        Digest::of_bytes(&bytes)
+    }
+}
+
+/// Digests of the recipe file and every file it builds from, keyed relative to the recipe folder
+/// (folders outside it keep a `../` path). `.git`, `out` and `target` folders are skipped.
+pub fn input_files(recipe: &Recipe) -> Result<BTreeMap<String, String>, ProvenanceError> {
+    let mut files = BTreeMap::new();
+    add_file(&recipe.dir, &recipe.path, &mut files)?;
+    if recipe.build.lang == Lang::Prebuilt {
+        add_file(&recipe.dir, &recipe.build.source, &mut files)?;
+    } else {
+        walk(&recipe.dir, &recipe.build.source, &mut files)?;
+    }
+    if crate::image::base::is_path_reference(&recipe.image.base) {
+        walk(
+            &recipe.dir,
+            &recipe.dir.join(&recipe.image.base),
+            &mut files,
+        )?;
+    }
+    Ok(files)
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    files: &mut BTreeMap<String, String>,
+) -> Result<(), ProvenanceError> {
+    let read_err = |source| ProvenanceError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            if !matches!(e.file_name().to_str(), Some(".git" | "out" | "target")) {
+                walk(root, &path, files)?;
+            }
+        } else if kind.is_file() {
+            add_file(root, &path, files)?;
+        }
+    }
+    Ok(())
+}
+
+fn add_file(
+    root: &Path,
+    path: &Path,
+    files: &mut BTreeMap<String, String>,
+) -> Result<(), ProvenanceError> {
+    let bytes = std::fs::read(path).map_err(|source| ProvenanceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    files.insert(relative(root, path), Digest::of_bytes(&bytes).to_string());
+    Ok(())
+}
+
+/// `path` relative to `root`, with `../` where it lies outside.
+pub fn relative(root: &Path, path: &Path) -> String {
+    if let Ok(rel) = path.strip_prefix(root) {
+        return rel.to_string_lossy().into_owned();
+    }
+    let mut up = String::new();
+    let mut base = root;
+    while let Some(parent) = base.parent() {
+        up.push_str("../");
+        if let Ok(rel) = path.strip_prefix(parent) {
+            return format!("{up}{}", rel.to_string_lossy());
+        }
+        base = parent;
+    }
+    path.to_string_lossy().into_owned()
+}
+
+/// The version of an installed Debian package, read from dpkg's status file (no process).
+pub fn debian_package_version(status_text: &str, package: &str) -> Option<String> {
+    status_text.split("\n\n").find_map(|stanza| {
+        let mut name = None;
+        let mut version = None;
+        let mut installed = false;
+        for line in stanza.lines() {
+            if let Some(v) = line.strip_prefix("Package: ") {
+                name = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("Version: ") {
+                version = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("Status: ") {
+                installed = v.trim().ends_with(" installed");
+            }
+        }
+        (name == Some(package) && installed)
+            .then_some(version)
+            .flatten()
+    })
+}
+
+/// The libc packages whose files end up inside the binary, by the recipe's choice.
+pub fn libc_packages(recipe: &Recipe) -> &'static [&'static str] {
+    match recipe.build.libc {
+        LibcChoice::Musl => &["musl-dev"],
+        LibcChoice::Glibc => &["libc6-dev"],
+        LibcChoice::None => &[],
+    }
+}
+
+/// Replaces the host paths of a build (build folder, source folder) with stable names.
+pub fn normalize(text: &str, build_dir: &Path, source: &Path) -> String {
+    text.replace(&build_dir.to_string_lossy().into_owned(), "<build>")
+        .replace(&source.to_string_lossy().into_owned(), "<source>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_inside_and_outside() {
+        assert_eq!(
+            relative(Path::new("/r/a"), Path::new("/r/a/src/x.c")),
+            "src/x.c"
+        );
+        assert_eq!(
+            relative(Path::new("/r/a"), Path::new("/r/b/src/x.c")),
+            "../b/src/x.c"
+        );
+    }
+
+    #[test]
+    fn dpkg_status_parsing() {
+        let status = "Package: musl-dev\nStatus: install ok installed\nVersion: 1.2.3-1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 9\n";
+        assert_eq!(
+            debian_package_version(status, "musl-dev").as_deref(),
+            Some("1.2.3-1")
+        );
+        assert_eq!(debian_package_version(status, "gone"), None);
+        assert_eq!(debian_package_version(status, "absent"), None);
+    }
+
+    #[test]
+    fn inputs_digest_is_stable_and_sensitive() {
+        let mut i = Inputs {
+            staticpack: "0.1.0".into(),
+            recipe: "x".into(),
+            files: BTreeMap::from([("a".into(), "sha256:1".into())]),
+            toolchain: BTreeMap::new(),
+            epoch: 0,
+            options: BTreeMap::new(),
+        };
+        let d1 = i.digest();
+        assert_eq!(d1, i.clone().digest());
+        i.epoch = 1;
+        assert_ne!(d1, i.digest());
+    }
+
+    #[test]
+    fn normalize_replaces_host_paths() {
+        let s = normalize(
+            "gcc -o /tmp/b1/out/x /home/u/src/a.c",
+            Path::new("/tmp/b1"),
+            Path::new("/home/u/src"),
+        );
+        assert_eq!(s, "gcc -o <build>/out/x <source>/a.c");
+    }
+}
