@@ -1,6 +1,21 @@
 //! ELF facts (goblin, a pure function over bytes) → classification → diagnosis.
+//!
+//! - [`analyze`] reads an ELF file's bytes into [`ElfFacts`]: no file I/O, no processes, and no
+//!   panic on hostile input (every offset and count is checked against the input).
+//! - [`diagnose`] turns facts and a [`Requirement`] into plain-words [`Finding`]s with the fix.
+//! - [`summary`] is the one-line verdict.
 
 use serde::Serialize;
+
+mod classify;
+mod diagnose;
+mod facts;
+mod gobuildinfo;
+#[cfg(test)]
+mod tests;
+
+pub use diagnose::{diagnose, summary};
+pub use gobuildinfo::{GoBuildInfo, GoModule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -39,15 +54,44 @@ pub struct ElfFacts {
     pub elf_type: String,
     pub interpreter: Option<String>,
     pub needed: Vec<String>,
+    /// Dynamic: PT_INTERP or DT_NEEDED. StaticPie: ET_DYN needing neither. Static: the rest.
+    /// Meaningful for executables only (see [`ElfFacts::is_executable`]).
     pub linkage: Linkage,
     pub libc: Libc,
     /// Symbols that make a static glibc binary load shared objects at run time.
     pub nss_hazards: Vec<String>,
     pub is_go: bool,
+    /// ET_DYN that is a library (DT_SONAME or no entry point, and no DF_1_PIE), not a program.
+    pub is_shared_library: bool,
+    /// Rust code detected (std/core symbols, rustc paths).
+    pub is_rust: bool,
+    /// DT_SONAME.
+    pub soname: Option<String>,
+    /// e_entry.
+    pub entry: u64,
+    /// Why `libc` was decided, in plain words ("needs libc.so.6 (glibc)", …).
+    pub libc_evidence: Vec<String>,
+    /// The Go build information (`go version -m`), when the binary carries it.
+    pub go: Option<GoBuildInfo>,
+    /// No .symtab.
+    pub stripped: bool,
+    /// A .debug_info section is present.
+    pub has_debug_info: bool,
+    /// NT_GNU_BUILD_ID, hex.
+    pub build_id: Option<String>,
+}
+
+impl ElfFacts {
+    /// A program the kernel can exec: ET_EXEC, or ET_DYN that is not a shared library.
+    pub fn is_executable(&self) -> bool {
+        self.elf_type == "exec" || (self.elf_type == "dyn" && !self.is_shared_library)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Requirement {
+    /// No run-time loader or library needed. A static-pie satisfies this too: it is a static
+    /// binary that also relocates itself to a random address.
     Static,
     StaticPie,
     Any,
@@ -73,12 +117,20 @@ pub struct Finding {
     pub fix: String,
 }
 
-pub fn analyze(_bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
-    unimplemented!("verify helper")
-}
-
-pub fn diagnose(_facts: &ElfFacts, _require: Requirement) -> Vec<Finding> {
-    unimplemented!("verify helper")
+/// Reads the facts of an ELF file from its bytes.
+pub fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
+    // facts::analyze checks bounds before goblin reads anything; catching a panic is only the
+    // last line of defence against a goblin bug on input nobody foresaw.
+    std::panic::catch_unwind(|| facts::analyze(bytes)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        Err(VerifyError::Malformed(format!(
+            "the ELF parser gave up ({msg})"
+        )))
+    })
 }
 
 pub fn summary(_facts: &ElfFacts) -> String {

@@ -1,0 +1,203 @@
+//! Classification: raw ELF evidence → machine, type, linkage and libc. Pure functions.
+
+use goblin::elf::header;
+
+use super::{Libc, Linkage};
+
+/// Human machine name and OCI architecture (GOARCH spelling, as the image spec uses).
+pub(super) fn machine(e_machine: u16, is_64: bool, big_endian: bool) -> (String, Option<String>) {
+    let (name, arch) = match (e_machine, is_64, big_endian) {
+        (header::EM_X86_64, _, _) => ("x86-64", Some("amd64")),
+        (header::EM_AARCH64, _, false) => ("aarch64", Some("arm64")),
+        (header::EM_AARCH64, _, true) => ("aarch64_be", None),
+        (header::EM_ARM, _, false) => ("arm", Some("arm")),
+        (header::EM_ARM, _, true) => ("armeb", None),
+        (header::EM_RISCV, true, _) => ("riscv64", Some("riscv64")),
+        (header::EM_RISCV, false, _) => ("riscv32", None),
+        (header::EM_386, _, _) => ("386", Some("386")),
+        (header::EM_S390, true, _) => ("s390x", Some("s390x")),
+        (header::EM_S390, false, _) => ("s390", None),
+        (header::EM_PPC64, _, false) => ("ppc64le", Some("ppc64le")),
+        (header::EM_PPC64, _, true) => ("ppc64", Some("ppc64")),
+        (header::EM_MIPS, true, false) => ("mips64el", Some("mips64le")),
+        (header::EM_MIPS, true, true) => ("mips64", Some("mips64")),
+        (header::EM_MIPS, false, false) => ("mipsel", Some("mipsle")),
+        (header::EM_MIPS, false, true) => ("mips", Some("mips")),
+        (header::EM_LOONGARCH, true, _) => ("loongarch64", Some("loong64")),
+        (m, _, _) => return (format!("unknown({m})"), None),
+    };
+    (name.to_string(), arch.map(String::from))
+}
+
+pub(super) fn elf_type(e_type: u16) -> String {
+    match e_type {
+        header::ET_NONE => "none".into(),
+        header::ET_REL => "rel".into(),
+        header::ET_EXEC => "exec".into(),
+        header::ET_DYN => "dyn".into(),
+        header::ET_CORE => "core".into(),
+        t => format!("unknown({t})"),
+    }
+}
+
+/// Dynamic as soon as the kernel or a loader must find something else (PT_INTERP, DT_NEEDED).
+/// Otherwise an ET_DYN is position independent and relocates itself (static-pie); an ET_DYN
+/// without PT_DYNAMIC has nothing to relocate and is still loaded at a random base, so it is
+/// counted as static-pie too. Everything else (ET_EXEC, and the non-executables rel/core, whose
+/// linkage means little and which `ElfFacts::is_executable` flags) is static.
+pub(super) fn linkage(e_type: u16, has_interp: bool, has_needed: bool) -> Linkage {
+    if has_interp || has_needed {
+        Linkage::Dynamic
+    } else if e_type == header::ET_DYN {
+        Linkage::StaticPie
+    } else {
+        Linkage::Static
+    }
+}
+
+/// Symbols that only musl defines (crt and startup internals).
+pub(super) const MUSL_SYMBOLS: &[&str] = &[
+    "__init_libc",
+    "__libc_start_init",
+    "__dls2",
+    "__dls3",
+    "__init_tp",
+    "__copy_tls",
+];
+
+/// Symbols that only glibc defines (startup, static-pie self-relocation, TLS setup).
+pub(super) const GLIBC_SYMBOLS: &[&str] = &[
+    "__libc_setup_tls",
+    "_dl_relocate_static_pie",
+    "__libc_start_call_main",
+    "__libc_csu_init",
+    "_dl_non_dynamic_init",
+    "_dl_aux_init",
+    "__libc_early_init",
+];
+
+/// Byte strings glibc leaves in every binary it is linked into, stripped or not.
+pub(super) const GLIBC_STRINGS: &[&str] = &[
+    "GLIBC_TUNABLES",
+    "GLIBC_PRIVATE",
+    "GLIBC_2.",
+    "GNU C Library",
+    "Fatal glibc error",
+];
+
+/// musl leaves few strings; its loader name is one (dynamic binaries and musl's own libc.so).
+pub(super) const MUSL_STRINGS: &[&str] = &["ld-musl-", "musl libc"];
+
+pub(super) struct LibcEvidence<'a> {
+    pub interpreter: Option<&'a str>,
+    pub needed: &'a [String],
+    /// Which of MUSL_SYMBOLS / GLIBC_SYMBOLS the symbol tables hold.
+    pub musl_symbols: Vec<&'static str>,
+    pub glibc_symbols: Vec<&'static str>,
+    /// A `name@GLIBC_x` versioned symbol name was seen.
+    pub glibc_versioned: bool,
+    pub is_go: bool,
+    /// The Go binary links C code: runtime/cgo symbols, DT_NEEDED entries, or (stripped, so
+    /// unknowable) CGO_ENABLED=1.
+    pub go_cgo: bool,
+}
+
+/// Decides the libc from the strongest evidence first: the loader and DT_NEEDED names of a
+/// dynamic binary, then symbols, then strings (`contains` scans the file, bounded by its size).
+/// Returns the verdict and the evidence in plain words.
+pub(super) fn libc(e: &LibcEvidence<'_>, contains: &dyn Fn(&str) -> bool) -> (Libc, Vec<String>) {
+    let mut why = Vec::new();
+    // A Go PIE from the internal linker has a PT_INTERP only so that the system loader
+    // relocates it; it links no libc. Only a Go binary that needs libraries uses the loader's.
+    let loader_counts = !e.is_go || !e.needed.is_empty();
+    if let Some(interp) = e.interpreter.filter(|_| loader_counts) {
+        if interp.contains("ld-musl") {
+            why.push(format!("interpreter {interp} is musl's loader"));
+            return (Libc::Musl, why);
+        }
+        if interp.contains("ld-linux") || interp.contains("/ld64.so") {
+            why.push(format!("interpreter {interp} is glibc's loader"));
+            return (Libc::Glibc, why);
+        }
+    }
+    for n in e.needed {
+        // musl's soname is plain "libc.so" (Debian) or "libc.musl-<arch>.so.1" (Alpine).
+        if n == "libc.so" || n.starts_with("libc.musl-") || n.starts_with("ld-musl") {
+            why.push(format!("needs {n} (musl)"));
+            return (Libc::Musl, why);
+        }
+        if n == "libc.so.6" || n == "libc.so.6.1" {
+            why.push(format!("needs {n} (glibc)"));
+            return (Libc::Glibc, why);
+        }
+    }
+    let musl = e.musl_symbols.len();
+    let glibc = e.glibc_symbols.len() + usize::from(e.glibc_versioned);
+    if musl > glibc {
+        why.push(format!("musl symbols: {}", e.musl_symbols.join(", ")));
+        return (Libc::Musl, why);
+    }
+    if glibc > musl {
+        let mut names = e.glibc_symbols.clone();
+        if e.glibc_versioned {
+            names.push("name@GLIBC_* versions");
+        }
+        why.push(format!("glibc symbols: {}", names.join(", ")));
+        return (Libc::Glibc, why);
+    }
+    // A Go binary without cgo has no libc at all (external linking can still pull in libc's
+    // start-up code, which the symbols above catch); its strings would only mislead.
+    if e.is_go && !e.go_cgo {
+        why.push("Go binary without cgo: the Go runtime makes system calls itself".into());
+        return (Libc::None, why);
+    }
+    if let Some(s) = GLIBC_STRINGS.iter().find(|s| contains(s)) {
+        why.push(format!("string {s:?} (glibc)"));
+        return (Libc::Glibc, why);
+    }
+    if let Some(s) = MUSL_STRINGS.iter().find(|s| contains(s)) {
+        why.push(format!("string {s:?} (musl)"));
+        return (Libc::Musl, why);
+    }
+    why.push(
+        "no libc fingerprint found (a stripped static musl binary looks like this)".to_string(),
+    );
+    (Libc::Unknown, why)
+}
+
+/// Functions that make glibc load shared objects at run time (NSS modules, gconv modules) or
+/// are dlopen itself. In a static glibc binary they work only where the same glibc's libnss_*.so
+/// / gconv modules exist.
+pub(super) const NSS_HAZARDS: &[&str] = &[
+    "getpwnam",
+    "getpwnam_r",
+    "getpwuid",
+    "getpwuid_r",
+    "getpwent",
+    "getgrnam",
+    "getgrnam_r",
+    "getgrgid",
+    "getgrgid_r",
+    "getgrent",
+    "getgrouplist",
+    "initgroups",
+    "getspnam",
+    "getspnam_r",
+    "getaddrinfo",
+    "getnameinfo",
+    "gethostbyname",
+    "gethostbyname2",
+    "gethostbyname_r",
+    "gethostbyname2_r",
+    "gethostbyaddr",
+    "gethostbyaddr_r",
+    "getservbyname",
+    "getservbyname_r",
+    "getservbyport",
+    "getservbyport_r",
+    "getprotobyname",
+    "getprotobyname_r",
+    "getprotobynumber",
+    "iconv_open",
+    "dlopen",
+];

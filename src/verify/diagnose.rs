@@ -1,0 +1,350 @@
+//! Facts + requirement → findings in plain words, each with the fix for its toolchain.
+
+use super::{ElfFacts, Finding, Libc, Linkage, Requirement, Severity};
+
+/// The toolchain the fix is written for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Toolchain {
+    Go,
+    Rust,
+    C,
+}
+
+fn toolchain(f: &ElfFacts) -> Toolchain {
+    if f.is_go {
+        Toolchain::Go
+    } else if f.is_rust {
+        Toolchain::Rust
+    } else {
+        Toolchain::C
+    }
+}
+
+/// Findings for `facts` under `require`.
+///
+/// Choices: a static-pie satisfies `Requirement::Static` (it needs nothing at run time either,
+/// and also gets ASLR); the linkage of a shared library or object file says nothing about
+/// running it, so only "not an executable" is reported for those.
+pub fn diagnose(facts: &ElfFacts, require: Requirement) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if !facts.is_executable() {
+        if require != Requirement::Any {
+            out.push(not_executable(facts));
+        }
+        return out;
+    }
+    match (require, facts.linkage) {
+        (Requirement::Static | Requirement::StaticPie, Linkage::Dynamic) => {
+            out.push(dynamic(facts, require));
+        }
+        (Requirement::StaticPie, Linkage::Static) => out.push(not_pie(facts)),
+        _ => {}
+    }
+    if facts.libc == Libc::Glibc
+        && facts.linkage != Linkage::Dynamic
+        && !facts.nss_hazards.is_empty()
+    {
+        out.push(nss(facts));
+    }
+    out
+}
+
+fn not_executable(f: &ElfFacts) -> Finding {
+    let kind = if f.is_shared_library {
+        match &f.soname {
+            Some(s) => format!("a shared library ({s})"),
+            None => "a shared library".to_string(),
+        }
+    } else {
+        match f.elf_type.as_str() {
+            "rel" => "a relocatable object file (.o)".to_string(),
+            "core" => "a core dump".to_string(),
+            t => format!("an ELF file of type {t}"),
+        }
+    };
+    Finding {
+        severity: Severity::Error,
+        what: format!("not an executable program: this is {kind}"),
+        why: "a container's entrypoint must be a program the kernel can exec; a library or object \
+              file only becomes part of a program when something links or loads it"
+            .into(),
+        fix: "point the recipe's output at the linked program (for a library: build the program \
+              that uses it, linked statically)"
+            .into(),
+    }
+}
+
+fn rust_musl_target(machine: &str) -> String {
+    let arch = match machine {
+        "x86-64" => "x86_64-unknown-linux-musl",
+        "aarch64" => "aarch64-unknown-linux-musl",
+        "arm" => "armv7-unknown-linux-musleabihf",
+        "riscv64" => "riscv64gc-unknown-linux-musl",
+        "386" => "i686-unknown-linux-musl",
+        "s390x" => "s390x-unknown-linux-musl",
+        "ppc64le" => "powerpc64le-unknown-linux-musl",
+        _ => "<arch>-unknown-linux-musl",
+    };
+    arch.to_string()
+}
+
+fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
+    let want = if require == Requirement::StaticPie {
+        "static-pie"
+    } else {
+        "static"
+    };
+    let mut parts = Vec::new();
+    if let Some(i) = &f.interpreter {
+        parts.push(format!("interpreter {i}"));
+    }
+    if !f.needed.is_empty() {
+        parts.push(format!("needs {}", f.needed.join(", ")));
+    }
+    let details = parts.join(", ");
+    let mut why = match &f.interpreter {
+        Some(i) => {
+            let mut w = format!(
+                "the kernel looks for the interpreter {i} when it starts the program; a scratch \
+                 image has none, so the container fails with `exec /app: no such file or \
+                 directory` (the missing file is the interpreter, not the program)"
+            );
+            if !f.needed.is_empty() {
+                w.push_str(&format!(
+                    "; after it, the loader would need {} too",
+                    f.needed.join(", ")
+                ));
+            }
+            w
+        }
+        None => format!(
+            "it names shared libraries ({}) but no interpreter, so nothing loads them: the \
+             kernel jumps straight into code whose library calls are unresolved, and it crashes",
+            f.needed.join(", ")
+        ),
+    };
+    let go = f.go.as_ref();
+    let fake_static = go.is_some_and(|g| g.extldflags_static() && !g.external_linkmode());
+    let debian_musl_pie = toolchain(f) == Toolchain::C
+        && f.elf_type == "dyn"
+        && f.interpreter
+            .as_deref()
+            .is_some_and(|i| i.contains("ld-musl"));
+    let static_flag = if require == Requirement::StaticPie {
+        "-static-pie"
+    } else {
+        "-static"
+    };
+    let (what, fix) = match toolchain(f) {
+        Toolchain::Go => {
+            let pure = "`CGO_ENABLED=0 go build` (add `-tags netgo,osusergo` so net and os/user \
+                        use their pure-Go code)";
+            let buildmode = if require == Requirement::StaticPie {
+                "-buildmode=pie "
+            } else {
+                ""
+            };
+            let external = format!(
+                "`go build {buildmode}-ldflags '-linkmode external -extldflags \"{static_flag}\"'` \
+                 with CC=musl-gcc (a static glibc would still load NSS modules at run time)"
+            );
+            if fake_static {
+                why.push_str(
+                    ". This is a fake static build: -extldflags \"-static\" was given, but Go's \
+                     internal linker did the link, and it ignores -extldflags (they are passed \
+                     only to an external linker such as gcc)",
+                );
+                (
+                    format!(
+                        "fake static: built with -extldflags \"-static\" but dynamically linked ({details})"
+                    ),
+                    format!("{pure}; or, to keep cgo, add `-linkmode external`: {external}"),
+                )
+            } else if f.needed.is_empty() && f.libc == Libc::None {
+                // Internal linker + -buildmode=pie: no libc, but PT_INTERP for relocation.
+                why.push_str(
+                    ". Go's internal linker builds -buildmode=pie as a dynamic PIE: the program \
+                     uses no libc, yet the kernel must start the system loader to relocate it",
+                );
+                let fix = if require == Requirement::StaticPie {
+                    format!(
+                        "link it externally: {external_pie} (external linking needs \
+                         CGO_ENABLED=1 and a C toolchain, e.g. CC=musl-gcc)",
+                        external_pie = "`go build -buildmode=pie -ldflags '-linkmode external \
+                                        -extldflags \"-static-pie\"'`"
+                    )
+                } else {
+                    "drop `-buildmode=pie`: `CGO_ENABLED=0 go build` gives a static binary".into()
+                };
+                (
+                    format!("Go PIE that needs the system loader ({details}); wanted {want}"),
+                    fix,
+                )
+            } else {
+                (
+                    format!("dynamically linked Go program, uses cgo ({details}); wanted {want}"),
+                    format!("{pure}; or, to keep cgo, {external}"),
+                )
+            }
+        }
+        Toolchain::Rust => (
+            format!("dynamically linked Rust program ({details}); wanted {want}"),
+            format!(
+                "`RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target {}` \
+                 (the musl target links musl statically and produces a static-pie)",
+                rust_musl_target(&f.machine)
+            ),
+        ),
+        Toolchain::C if debian_musl_pie => {
+            why.push_str(
+                ". This is what Debian's musl-gcc makes of `-static-pie` (and of a build without \
+                 `-static`): its specs file links the dynamic start file and passes \
+                 `-dynamic-linker` to ld-musl, so -static-pie is silently dropped and a dynamic \
+                 PIE comes out",
+            );
+            let fix = if require == Requirement::StaticPie {
+                "let staticpack link it (`link = \"static-pie\"` in the recipe): its own musl specs \
+                 link rcrt1.o with `-static -pie --no-dynamic-linker`; or `musl-gcc -static` for \
+                 a static binary that is not PIE"
+            } else {
+                "`musl-gcc -static`; or, for a static-pie, `link = \"static-pie\"` in the recipe, \
+                 which uses staticpack's own musl specs (rcrt1.o, `-static -pie \
+                 --no-dynamic-linker`)"
+            };
+            (
+                format!("dynamic PIE against musl ({details}); wanted {want}"),
+                fix.to_string(),
+            )
+        }
+        Toolchain::C => {
+            let fix = if f.libc == Libc::Musl {
+                format!(
+                    "link with `musl-gcc {static_flag}` (for static-pie use `link = \
+                     \"static-pie\"`: staticpack's musl specs make it work)"
+                )
+            } else {
+                let pie = if require == Requirement::StaticPie {
+                    "`link = \"static-pie\"` (staticpack's musl specs: rcrt1.o, \
+                     `-static -pie --no-dynamic-linker`)"
+                } else {
+                    "`musl-gcc -static` (or `link = \"static-pie\"` with staticpack's musl specs)"
+                };
+                format!(
+                    "link against musl: `libc = \"musl\"` in the recipe, i.e. {pie}; `gcc \
+                     {static_flag}` links glibc statically, but then NSS and iconv still need \
+                     glibc's modules at run time"
+                )
+            };
+            (
+                format!("dynamically linked ({details}); wanted {want}"),
+                fix,
+            )
+        }
+    };
+    Finding {
+        severity: Severity::Error,
+        what,
+        why,
+        fix,
+    }
+}
+
+fn not_pie(f: &ElfFacts) -> Finding {
+    let fix = match toolchain(f) {
+        Toolchain::Go => "`go build -buildmode=pie -ldflags '-linkmode external -extldflags \
+                          \"-static-pie\"'` (needs cgo and a C toolchain, e.g. CC=musl-gcc with \
+                          staticpack's specs)"
+            .to_string(),
+        Toolchain::Rust => format!(
+            "build for {} with `-C target-feature=+crt-static`, which gives a static-pie by \
+             default; drop `-C relocation-model=static` or `-no-pie` if present",
+            rust_musl_target(&f.machine)
+        ),
+        Toolchain::C => "`link = \"static-pie\"` in the recipe (staticpack links rcrt1.o with \
+                         `-static-pie`), or by hand `-fPIE -static-pie`; plain `-static` gives a \
+                         fixed-address ET_EXEC"
+            .to_string(),
+    };
+    Finding {
+        severity: Severity::Error,
+        what: "static but not position independent (ET_EXEC); wanted static-pie".into(),
+        why: "the kernel maps an ET_EXEC at the fixed address it was linked for, so address space \
+              layout randomization cannot move its code and data; a static-pie is loaded at a \
+              random address and relocates itself"
+            .into(),
+        fix,
+    }
+}
+
+fn nss(f: &ElfFacts) -> Finding {
+    let list = f.nss_hazards.join(", ");
+    let fix = match toolchain(f) {
+        Toolchain::Go => "build with `-tags netgo,osusergo` (pure-Go DNS resolver and user/group \
+                          lookup) or with `CGO_ENABLED=0`"
+            .to_string(),
+        Toolchain::Rust => format!(
+            "build for the musl target ({}): musl reads /etc/passwd, /etc/group and DNS itself",
+            rust_musl_target(&f.machine)
+        ),
+        Toolchain::C => "link against musl (`libc = \"musl\"`, musl-gcc -static): musl reads \
+                         /etc/passwd, /etc/group, /etc/hosts and DNS itself, without loading \
+                         modules"
+            .to_string(),
+    };
+    Finding {
+        severity: Severity::Warning,
+        what: format!("static glibc binary uses {list}"),
+        why: "glibc answers user, group, host and service lookups through NSS: it loads \
+              libnss_*.so (per /etc/nsswitch.conf) with dlopen at run time, and iconv loads gconv \
+              modules the same way. A scratch image has none, so lookups fail or come back empty \
+              (unknown user, host not found); where they exist, they must come from the exact \
+              glibc version the binary was linked with"
+            .into(),
+        fix,
+    }
+}
+
+/// One-line verdict, e.g. "static-pie (musl, x86-64)",
+/// "dynamic (glibc, interpreter /lib64/ld-linux-x86-64.so.2, needs libc.so.6, x86-64)",
+/// "static (no libc, Go go1.19.8, x86-64)".
+pub fn summary(facts: &ElfFacts) -> String {
+    let kind = if facts.is_shared_library {
+        "shared library"
+    } else {
+        match (facts.elf_type.as_str(), facts.linkage) {
+            ("rel", _) => "relocatable object",
+            ("core", _) => "core dump",
+            (_, Linkage::Dynamic) => "dynamic",
+            (_, Linkage::Static) => "static",
+            (_, Linkage::StaticPie) => "static-pie",
+        }
+    };
+    let mut parts = vec![
+        match facts.libc {
+            Libc::Musl => "musl",
+            Libc::Glibc => "glibc",
+            Libc::None => "no libc",
+            Libc::Unknown => "libc unknown",
+        }
+        .to_string(),
+    ];
+    if facts.is_go {
+        parts.push(match &facts.go {
+            Some(g) => format!("Go {}", g.go_version.trim_start_matches("go")),
+            None => "Go".to_string(),
+        });
+    } else if facts.is_rust {
+        parts.push("Rust".to_string());
+    }
+    if let Some(i) = &facts.interpreter {
+        parts.push(format!("interpreter {i}"));
+    }
+    if !facts.needed.is_empty() {
+        parts.push(format!("needs {}", facts.needed.join(" ")));
+    }
+    if let Some(s) = &facts.soname {
+        parts.push(format!("soname {s}"));
+    }
+    parts.push(facts.machine.clone());
+    format!("{kind} ({})", parts.join(", "))
+}

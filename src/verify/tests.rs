@@ -1,0 +1,707 @@
+//! Real binaries built by the real toolchains (gcc, musl-gcc, go, rustc) into temp dirs, then
+//! hostile variants of them. A missing tool fails the test with the install command.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use super::*;
+
+const HELLO_C: &str = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n";
+const GETPWNAM_C: &str = "#include <stdio.h>\n#include <pwd.h>\n\
+    int main(void){struct passwd*p=getpwnam(\"root\");printf(\"%d\\n\",p?(int)p->pw_uid:-1);return 0;}\n";
+
+fn run(cmd: &mut Command, install: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}; install it: {install}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Compiles `src` with `compiler args…` and returns the output binary's bytes.
+fn cc(compiler: &str, args: &[&str], src: &str) -> Vec<u8> {
+    let dir = TempDir::new().unwrap();
+    let c = dir.path().join("main.c");
+    std::fs::write(&c, src).unwrap();
+    let out = dir.path().join("out");
+    let install = match compiler {
+        "musl-gcc" => "apt-get install musl-tools",
+        _ => "apt-get install gcc libc6-dev",
+    };
+    run(
+        Command::new(compiler)
+            .args(args)
+            .arg(&c)
+            .arg("-o")
+            .arg(&out),
+        install,
+    );
+    std::fs::read(&out).unwrap()
+}
+
+/// The Go build cache is shared by all tests and runs (it is what makes cgo builds fast).
+fn go_cache() -> PathBuf {
+    std::env::temp_dir().join("staticpack-verify-test-gocache")
+}
+
+fn go_build(module: &str, src: &str, env: &[(&str, &str)], args: &[&str]) -> Vec<u8> {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join("go.mod"),
+        format!("module {module}\n\ngo 1.19\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("main.go"), src).unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = Command::new("go");
+    cmd.current_dir(dir.path())
+        .env("GOCACHE", go_cache())
+        .env("GOPATH", dir.path().join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GO111MODULE", "on")
+        .env("GOTOOLCHAIN", "local")
+        .arg("build")
+        .args(args)
+        .arg("-o")
+        .arg(&out)
+        .arg(".");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd, "apt-get install golang-go");
+    std::fs::read(&out).unwrap()
+}
+
+const HELLO_GO: &str = "package main\nimport \"fmt\"\nfunc main(){ fmt.Println(\"hi\") }\n";
+const NETUSER_GO: &str = "package main\nimport (\"fmt\"; \"net\"; \"os/user\")\n\
+    func main(){ u, _ := user.Current(); a, _ := net.LookupHost(\"localhost\"); fmt.Println(u, a) }\n";
+
+fn facts(bytes: &[u8]) -> ElfFacts {
+    analyze(bytes).unwrap_or_else(|e| panic!("analyze failed: {e}"))
+}
+
+fn errors(f: &[Finding]) -> Vec<&Finding> {
+    f.iter().filter(|x| x.severity == Severity::Error).collect()
+}
+
+#[test]
+fn gcc_dynamic_is_dynamic_glibc() {
+    let f = facts(&cc("gcc", &[], HELLO_C));
+    assert_eq!(f.linkage, Linkage::Dynamic);
+    assert_eq!(f.libc, Libc::Glibc);
+    assert_eq!(f.class, 64);
+    assert!(!f.big_endian);
+    assert_eq!(f.machine, "x86-64");
+    assert_eq!(f.oci_arch.as_deref(), Some("amd64"));
+    assert_eq!(f.elf_type, "dyn");
+    assert!(f.is_executable() && !f.is_shared_library && !f.is_go);
+    assert_eq!(
+        f.interpreter.as_deref(),
+        Some("/lib64/ld-linux-x86-64.so.2")
+    );
+    assert_eq!(f.needed, vec!["libc.so.6"]);
+    assert!(!f.stripped);
+    assert_eq!(f.build_id.as_ref().map(String::len), Some(40));
+    assert_eq!(
+        summary(&f),
+        "dynamic (glibc, interpreter /lib64/ld-linux-x86-64.so.2, needs libc.so.6, x86-64)"
+    );
+
+    assert!(diagnose(&f, Requirement::Any).is_empty());
+    let d = diagnose(&f, Requirement::Static);
+    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    assert!(d[0].why.contains("/lib64/ld-linux-x86-64.so.2"));
+    assert!(d[0].why.contains("no such file or directory"));
+    assert!(d[0].fix.contains("musl-gcc -static"), "{}", d[0].fix);
+}
+
+#[test]
+fn gcc_static_is_static_glibc_without_hazards() {
+    let f = facts(&cc("gcc", &["-static"], HELLO_C));
+    assert_eq!(f.linkage, Linkage::Static);
+    assert_eq!(f.libc, Libc::Glibc);
+    assert_eq!(f.elf_type, "exec");
+    assert!(f.interpreter.is_none() && f.needed.is_empty());
+    // glibc ≥ 2.34 links dlopen into every static binary; that alone is not a hazard.
+    assert!(f.nss_hazards.is_empty(), "{:?}", f.nss_hazards);
+    assert!(diagnose(&f, Requirement::Static).is_empty());
+    assert_eq!(summary(&f), "static (glibc, x86-64)");
+
+    let d = diagnose(&f, Requirement::StaticPie);
+    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    assert!(d[0].what.contains("not position independent"));
+    assert!(d[0].fix.contains("static-pie"));
+
+    // Stripped glibc is still recognized by the strings it always carries.
+    let s = facts(&cc("gcc", &["-static", "-s"], HELLO_C));
+    assert!(s.stripped);
+    assert_eq!(s.libc, Libc::Glibc);
+}
+
+#[test]
+fn gcc_static_getpwnam_warns_about_nss() {
+    let f = facts(&cc("gcc", &["-static"], GETPWNAM_C));
+    assert_eq!(f.linkage, Linkage::Static);
+    assert_eq!(f.libc, Libc::Glibc);
+    assert!(
+        f.nss_hazards.contains(&"getpwnam".to_string()),
+        "{:?}",
+        f.nss_hazards
+    );
+    let mut sorted = f.nss_hazards.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, f.nss_hazards);
+
+    let d = diagnose(&f, Requirement::Static);
+    assert!(errors(&d).is_empty(), "{d:#?}");
+    let w: Vec<_> = d
+        .iter()
+        .filter(|x| x.severity == Severity::Warning)
+        .collect();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].what.contains("getpwnam"));
+    assert!(w[0].why.contains("libnss_"));
+    assert!(w[0].fix.contains("musl"));
+}
+
+#[test]
+fn musl_static_is_static_musl() {
+    let f = facts(&cc("musl-gcc", &["-static"], HELLO_C));
+    assert_eq!(f.linkage, Linkage::Static);
+    assert_eq!(f.libc, Libc::Musl, "{:?}", f.libc_evidence);
+    assert!(f.nss_hazards.is_empty());
+    assert!(diagnose(&f, Requirement::Static).is_empty());
+    assert_eq!(summary(&f), "static (musl, x86-64)");
+    // Stripped musl leaves no fingerprint: honestly unknown, never misread as glibc.
+    let s = facts(&cc("musl-gcc", &["-static", "-s"], HELLO_C));
+    assert!(s.stripped);
+    assert_eq!(s.linkage, Linkage::Static);
+    assert_ne!(s.libc, Libc::Glibc);
+}
+
+#[test]
+fn debian_musl_gcc_static_pie_is_really_dynamic() {
+    let f = facts(&cc("musl-gcc", &["-static-pie"], HELLO_C));
+    assert_eq!(f.linkage, Linkage::Dynamic);
+    assert_eq!(f.elf_type, "dyn");
+    assert_eq!(f.interpreter.as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
+    assert_eq!(f.libc, Libc::Musl);
+    let d = diagnose(&f, Requirement::StaticPie);
+    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    assert!(d[0].why.contains("Debian's musl-gcc"), "{}", d[0].why);
+    assert!(d[0].why.contains("specs"));
+    assert!(d[0].fix.contains("link = \"static-pie\""), "{}", d[0].fix);
+}
+
+#[test]
+fn gcc_static_pie_is_static_pie() {
+    let f = facts(&cc("gcc", &["-static-pie"], HELLO_C));
+    assert_eq!(f.linkage, Linkage::StaticPie);
+    assert_eq!(f.libc, Libc::Glibc);
+    assert_eq!(f.elf_type, "dyn");
+    assert!(f.is_executable());
+    assert!(diagnose(&f, Requirement::StaticPie).is_empty());
+    // A static-pie is acceptable where static is asked for.
+    assert!(diagnose(&f, Requirement::Static).is_empty());
+    assert_eq!(summary(&f), "static-pie (glibc, x86-64)");
+}
+
+#[test]
+fn shared_library_and_object_are_not_executables() {
+    let lib = facts(&cc(
+        "gcc",
+        &["-shared", "-fPIC", "-Wl,-soname,libhi.so.1"],
+        "int hi(void){return 1;}\n",
+    ));
+    assert!(lib.is_shared_library && !lib.is_executable());
+    assert_eq!(lib.soname.as_deref(), Some("libhi.so.1"));
+    assert!(diagnose(&lib, Requirement::Any).is_empty());
+    let d = diagnose(&lib, Requirement::Static);
+    assert_eq!(d.len(), 1);
+    assert!(d[0].what.contains("shared library (libhi.so.1)"));
+    assert!(summary(&lib).starts_with("shared library ("));
+
+    let obj = facts(&cc("gcc", &["-c"], HELLO_C));
+    assert_eq!(obj.elf_type, "rel");
+    assert!(!obj.is_executable());
+    let d = diagnose(&obj, Requirement::StaticPie);
+    assert_eq!(errors(&d).len(), 1);
+    assert!(d[0].what.contains("relocatable object"));
+}
+
+#[test]
+fn go_without_cgo_is_static_without_libc() {
+    let f = facts(&go_build(
+        "example.com/hello",
+        HELLO_GO,
+        &[("CGO_ENABLED", "0")],
+        &["-trimpath"],
+    ));
+    assert_eq!(f.linkage, Linkage::Static);
+    assert_eq!(f.libc, Libc::None, "{f:#?}");
+    assert!(f.is_go && !f.is_rust);
+    let go = f.go.as_ref().expect("go build info");
+    assert!(go.go_version.starts_with("go1."), "{}", go.go_version);
+    assert_eq!(go.setting("CGO_ENABLED"), Some("0"));
+    assert_eq!(go.cgo_enabled(), Some(false));
+    assert_eq!(go.setting("-trimpath"), Some("true"));
+    assert_eq!(go.setting("GOOS"), Some("linux"));
+    assert_eq!(go.setting("GOARCH"), Some("amd64"));
+    assert_eq!(go.path.as_deref(), Some("example.com/hello"));
+    assert_eq!(
+        go.main_module.as_ref().map(|m| m.path.as_str()),
+        Some("example.com/hello")
+    );
+    assert!(diagnose(&f, Requirement::Static).is_empty());
+    assert!(
+        summary(&f).starts_with(&format!(
+            "static (no libc, Go {}",
+            go.go_version.trim_start_matches("go")
+        )),
+        "{}",
+        summary(&f)
+    );
+}
+
+#[test]
+fn go_pie_internal_is_dynamic_without_libc_and_external_static_pie_is_static_pie() {
+    let f = facts(&go_build(
+        "example.com/hello",
+        HELLO_GO,
+        &[("CGO_ENABLED", "0")],
+        &["-buildmode=pie"],
+    ));
+    assert_eq!(f.linkage, Linkage::Dynamic);
+    assert!(f.interpreter.is_some() && f.needed.is_empty());
+    assert_eq!(f.libc, Libc::None, "{:?}", f.libc_evidence);
+    let d = diagnose(&f, Requirement::StaticPie);
+    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    assert!(d[0].why.contains("system loader"), "{}", d[0].why);
+    assert!(d[0].fix.contains("-static-pie"));
+
+    let f = facts(&go_build(
+        "example.com/hello",
+        HELLO_GO,
+        &[],
+        &[
+            "-buildmode=pie",
+            "-ldflags",
+            "-linkmode external -extldflags \"-static-pie\"",
+        ],
+    ));
+    assert_eq!(f.linkage, Linkage::StaticPie);
+    assert_eq!(f.libc, Libc::Glibc, "{:?}", f.libc_evidence);
+    // (go 1.19 does not record -buildmode; newer toolchains do)
+    assert!(f.go.as_ref().is_some_and(|g| g.external_linkmode()));
+    assert!(diagnose(&f, Requirement::StaticPie).is_empty());
+}
+
+#[test]
+fn go_cgo_default_build_is_dynamic_glibc() {
+    let f = facts(&go_build("example.com/netuser", NETUSER_GO, &[], &[]));
+    assert_eq!(f.linkage, Linkage::Dynamic);
+    assert_eq!(f.libc, Libc::Glibc);
+    assert!(f.is_go);
+    assert_eq!(f.go.as_ref().and_then(GoBuildInfo::cgo_enabled), Some(true));
+    assert!(f.needed.iter().any(|n| n == "libc.so.6"));
+    assert!(
+        f.nss_hazards.iter().any(|h| h == "getaddrinfo"),
+        "{:?}",
+        f.nss_hazards
+    );
+    let d = diagnose(&f, Requirement::Static);
+    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    assert!(!d[0].what.contains("fake static"));
+    assert!(d[0].fix.contains("CGO_ENABLED=0"));
+    assert!(d[0].fix.contains("netgo,osusergo"));
+}
+
+#[test]
+fn go_extldflags_static_with_internal_linker_is_fake_static() {
+    let f = facts(&go_build(
+        "example.com/netuser",
+        NETUSER_GO,
+        &[],
+        &["-ldflags", "-extldflags \"-static\""],
+    ));
+    assert_eq!(f.linkage, Linkage::Dynamic);
+    let go = f.go.as_ref().expect("go build info");
+    assert!(
+        go.extldflags_static() && !go.external_linkmode(),
+        "{:?}",
+        go.settings
+    );
+    let d = diagnose(&f, Requirement::Static);
+    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    assert!(d[0].what.contains("fake static"), "{}", d[0].what);
+    assert!(d[0].why.contains("internal linker"), "{}", d[0].why);
+    assert!(d[0].why.contains("ignores -extldflags"));
+    assert!(d[0].fix.contains("-linkmode external"));
+}
+
+#[test]
+fn go_external_static_glibc_warns_about_nss() {
+    let f = facts(&go_build(
+        "example.com/netuser",
+        NETUSER_GO,
+        &[],
+        &["-ldflags", "-linkmode external -extldflags \"-static\""],
+    ));
+    assert_eq!(f.linkage, Linkage::Static);
+    assert_eq!(f.libc, Libc::Glibc, "{:?}", f.libc_evidence);
+    assert!(f.is_go);
+    assert!(f.go.as_ref().is_some_and(|g| g.external_linkmode()));
+    for h in ["getaddrinfo", "getpwuid_r", "getgrouplist"] {
+        assert!(
+            f.nss_hazards.iter().any(|x| x == h),
+            "{h} in {:?}",
+            f.nss_hazards
+        );
+    }
+    let d = diagnose(&f, Requirement::Static);
+    assert!(errors(&d).is_empty(), "{d:#?}");
+    assert_eq!(d.len(), 1);
+    assert!(d[0].fix.contains("-tags netgo,osusergo"));
+}
+
+#[test]
+fn rust_binaries_are_recognized() {
+    // This test binary itself: Rust, dynamically linked against glibc.
+    let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let f = facts(&me);
+    assert!(f.is_rust && !f.is_go);
+    assert_eq!(f.linkage, Linkage::Dynamic);
+    assert_eq!(f.libc, Libc::Glibc);
+    let d = diagnose(&f, Requirement::Static);
+    assert!(d[0].fix.contains("+crt-static"), "{}", d[0].fix);
+    assert!(d[0].fix.contains("x86_64-unknown-linux-musl"));
+
+    // crt-static on the gnu target: a glibc static-pie.
+    let dir = TempDir::new().unwrap();
+    let src = dir.path().join("main.rs");
+    std::fs::write(&src, "fn main() { println!(\"hi\"); }\n").unwrap();
+    let out = dir.path().join("out");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    run(
+        Command::new(rustc)
+            .args(["-C", "target-feature=+crt-static", "-C", "opt-level=0"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&out),
+        "rustup (https://rustup.rs)",
+    );
+    let f = facts(&std::fs::read(&out).unwrap());
+    assert!(f.is_rust);
+    assert_eq!(f.linkage, Linkage::StaticPie);
+    assert_eq!(f.libc, Libc::Glibc);
+}
+
+#[test]
+fn system_ls_parses() {
+    let f = facts(&std::fs::read("/bin/ls").unwrap());
+    assert!(f.is_executable());
+    assert_eq!(f.linkage, Linkage::Dynamic);
+    assert_eq!(f.libc, Libc::Glibc);
+    assert!(f.stripped);
+}
+
+#[test]
+fn non_elf_input_is_not_elf() {
+    for input in [
+        &b""[..],
+        b"\x7fEL",
+        b"#!/bin/sh\necho hi\n",
+        b"MZ\x90\x00",
+        &[0u8; 4096],
+    ] {
+        match analyze(input) {
+            Err(VerifyError::NotElf(_)) => {}
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+    let err = analyze(b"#!/bin/sh\n").unwrap_err().to_string();
+    assert!(err.contains("script"), "{err}");
+    // ELF magic with a bad class or a header cut short is malformed, not "not ELF".
+    assert!(matches!(
+        analyze(b"\x7fELF\x07\x01\x01"),
+        Err(VerifyError::Malformed(_))
+    ));
+    assert!(matches!(
+        analyze(b"\x7fELF\x02\x01\x01"),
+        Err(VerifyError::Malformed(_))
+    ));
+}
+
+/// A header-only ELF (no segments, no sections) for the given class/endianness/machine/type.
+fn tiny_elf(is_64: bool, big: bool, machine: u16, etype: u16) -> Vec<u8> {
+    let mut b = vec![
+        0x7f,
+        b'E',
+        b'L',
+        b'F',
+        if is_64 { 2 } else { 1 },
+        if big { 2 } else { 1 },
+        1,
+    ];
+    b.resize(16, 0);
+    let half = |v: u16| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    b.extend(half(etype));
+    b.extend(half(machine));
+    b.extend(if big {
+        1u32.to_be_bytes()
+    } else {
+        1u32.to_le_bytes()
+    });
+    b.resize(if is_64 { 64 } else { 52 }, 0);
+    let ehsize = b.len() as u16;
+    let at = if is_64 { 52 } else { 40 };
+    b[at..at + 2].copy_from_slice(&half(ehsize));
+    b
+}
+
+#[test]
+fn machines_and_classes_from_headers() {
+    let cases = [
+        (true, false, 62, "x86-64", Some("amd64")),
+        (true, false, 183, "aarch64", Some("arm64")),
+        (false, false, 40, "arm", Some("arm")),
+        (true, false, 243, "riscv64", Some("riscv64")),
+        (false, false, 3, "386", Some("386")),
+        (true, true, 22, "s390x", Some("s390x")),
+        (true, false, 21, "ppc64le", Some("ppc64le")),
+        (true, true, 21, "ppc64", Some("ppc64")),
+        (true, false, 9999, "unknown(9999)", None),
+    ];
+    for (is_64, big, m, name, arch) in cases {
+        let f = facts(&tiny_elf(is_64, big, m, 2));
+        assert_eq!(f.machine, name);
+        assert_eq!(f.oci_arch.as_deref(), arch);
+        assert_eq!(f.class, if is_64 { 64 } else { 32 });
+        assert_eq!(f.big_endian, big);
+        assert_eq!(f.linkage, Linkage::Static);
+        assert_eq!(f.libc, Libc::Unknown);
+    }
+    assert_eq!(facts(&tiny_elf(true, false, 62, 4)).elf_type, "core");
+    assert_eq!(
+        facts(&tiny_elf(true, false, 62, 77)).elf_type,
+        "unknown(77)"
+    );
+}
+
+fn small_static() -> Vec<u8> {
+    cc("musl-gcc", &["-static"], HELLO_C)
+}
+
+#[test]
+fn every_truncation_is_an_error_not_a_panic() {
+    let full = small_static();
+    assert!(analyze(&full).is_ok());
+    let mut ok = 0;
+    for n in 0..full.len() {
+        if unguarded(&full[..n]).is_ok() {
+            ok += 1;
+        }
+    }
+    // Section headers sit at the end: any cut loses them and is reported as malformed.
+    assert_eq!(ok, 0, "{ok} truncated prefixes were accepted");
+}
+
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn flip_bits(base: &[u8], seed: u64, rounds: usize, region: std::ops::Range<usize>) {
+    let mut rng = XorShift(seed);
+    let mut buf = base.to_vec();
+    for _ in 0..rounds {
+        buf.copy_from_slice(base);
+        for _ in 0..1 + rng.below(4) {
+            let i = region.start + rng.below(region.len());
+            buf[i] ^= 1 << rng.below(8);
+        }
+        let _ = unguarded(&buf);
+    }
+}
+
+/// The analysis without analyze()'s catch_unwind: the hostile-input tests must pass on the
+/// bounds checks alone, the panic guard being only a last line of defence.
+fn unguarded(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
+    facts::analyze(bytes)
+}
+
+#[test]
+fn bit_flips_never_panic() {
+    let st = small_static();
+    flip_bits(&st, 0x9e37_79b9_7f4a_7c15, 2000, 0..st.len());
+    // The headers and tables are where parsers go wrong: hit the ELF and program headers hard.
+    flip_bits(&st, 0x0123_4567_89ab_cdef, 1000, 0..st.len().min(512));
+    let dy = cc("gcc", &[], HELLO_C);
+    flip_bits(&dy, 0xdead_beef_cafe_f00d, 2000, 0..dy.len());
+    let hdr_end = dy.len().min(0x1000);
+    flip_bits(&dy, 42, 1000, 0..hdr_end);
+}
+
+/// Writes `v` at `at` as a little-endian integer of `width` bytes.
+fn poke(b: &mut [u8], at: usize, width: usize, v: u64) {
+    b[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
+}
+
+#[test]
+fn hostile_header_fields_are_rejected() {
+    let base = cc("gcc", &[], HELLO_C);
+    // (offset, width) of ELF64 header fields: e_phoff, e_shoff, e_phentsize, e_phnum,
+    // e_shentsize, e_shnum, e_shstrndx.
+    let fields = [
+        (32, 8),
+        (40, 8),
+        (54, 2),
+        (56, 2),
+        (58, 2),
+        (60, 2),
+        (62, 2),
+    ];
+    let values = [
+        0u64,
+        1,
+        0x7fff,
+        0xffff,
+        u32::MAX as u64,
+        u64::MAX,
+        u64::MAX / 2,
+    ];
+    for (at, width) in fields {
+        for v in values {
+            let mut b = base.clone();
+            poke(&mut b, at, width, v);
+            let _ = unguarded(&b);
+        }
+    }
+    // Every program header field of every segment, and sh_offset/sh_size/sh_link/sh_entsize of
+    // every section, set to hostile values.
+    let phoff = u64::from_le_bytes(base[32..40].try_into().unwrap()) as usize;
+    let phnum = u16::from_le_bytes(base[56..58].try_into().unwrap()) as usize;
+    let shoff = u64::from_le_bytes(base[40..48].try_into().unwrap()) as usize;
+    let shnum = u16::from_le_bytes(base[60..62].try_into().unwrap()) as usize;
+    for i in 0..phnum {
+        for (f, w) in [(0, 4), (8, 8), (16, 8), (32, 8), (40, 8), (48, 8)] {
+            for v in values {
+                let mut b = base.clone();
+                poke(&mut b, phoff + i * 56 + f, w, v);
+                let _ = unguarded(&b);
+            }
+        }
+    }
+    for i in 0..shnum {
+        for (f, w) in [(4, 4), (24, 8), (32, 8), (40, 4), (56, 8)] {
+            for v in values {
+                let mut b = base.clone();
+                poke(&mut b, shoff + i * 64 + f, w, v);
+                let _ = unguarded(&b);
+            }
+        }
+    }
+    let mut b = base.clone();
+    poke(&mut b, 56, 2, 0xffff);
+    assert!(matches!(analyze(&b), Err(VerifyError::Malformed(_))));
+}
+
+#[test]
+fn stacked_overlapping_tables_stay_linear() {
+    // 60000 section headers, alternately a symbol table and a note area, each covering the
+    // whole file: a parser visiting every table would do billions of steps.
+    let n = 60_000usize;
+    let mut b = tiny_elf(true, false, 62, 2);
+    let shoff = b.len();
+    let size = (64 + n * 64) as u64;
+    poke(&mut b, 40, 8, shoff as u64); // e_shoff
+    poke(&mut b, 58, 2, 64); // e_shentsize
+    poke(&mut b, 60, 2, n as u64); // e_shnum
+    for i in 0..n {
+        let mut sh = [0u8; 64];
+        let kind: u32 = if i % 2 == 0 { 2 } else { 7 }; // SHT_SYMTAB, SHT_NOTE
+        sh[4..8].copy_from_slice(&kind.to_le_bytes());
+        sh[32..40].copy_from_slice(&(size / 24 * 24).to_le_bytes()); // sh_size (offset 0)
+        sh[56..64].copy_from_slice(&24u64.to_le_bytes()); // sh_entsize
+        b.extend_from_slice(&sh);
+    }
+    let started = std::time::Instant::now();
+    let f = unguarded(&b).expect("parses");
+    assert!(!f.stripped);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn go_buildinfo_flips_never_panic() {
+    let bin = go_build(
+        "example.com/hello",
+        HELLO_GO,
+        &[("CGO_ENABLED", "0")],
+        &["-ldflags", "-s -w"],
+    );
+    let f = facts(&bin);
+    assert!(f.is_go && f.stripped);
+    assert_eq!(f.libc, Libc::None, "{:?}", f.libc_evidence);
+    let at = (0..bin.len())
+        .step_by(16)
+        .find(|&i| bin[i..].starts_with(gobuildinfo::MAGIC))
+        .expect("build info magic");
+    flip_bits(&bin, 7, 300, at..(at + 512).min(bin.len()));
+}
+
+#[test]
+fn findings_serialize() {
+    let f = facts(&cc("musl-gcc", &["-static-pie"], HELLO_C));
+    let json = serde_json::to_value(&f).unwrap();
+    assert_eq!(json["linkage"], "dynamic");
+    assert_eq!(json["libc"], "musl");
+    let d = serde_json::to_value(diagnose(&f, Requirement::Static)).unwrap();
+    assert_eq!(d[0]["severity"], "error");
+}
+
+/// Long fuzz run: `STATICPACK_FUZZ_ROUNDS=1000000 cargo test --release --lib stress -- --ignored`.
+#[test]
+#[ignore]
+fn stress_bit_flips() {
+    let rounds = std::env::var("STATICPACK_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let seed = std::env::var("STATICPACK_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for (i, bin) in [
+        small_static(),
+        cc("gcc", &[], HELLO_C),
+        cc("musl-gcc", &["-static-pie"], HELLO_C),
+        cc("gcc", &["-shared", "-fPIC"], "int hi(void){return 1;}\n"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        flip_bits(bin, seed + i as u64, rounds, 0..bin.len());
+        flip_bits(bin, seed + 100 + i as u64, rounds, 0..bin.len().min(4096));
+    }
+}
