@@ -63,6 +63,7 @@ fn not_executable(f: &ElfFacts) -> Finding {
         }
     };
     Finding {
+        code: "not-executable",
         severity: Severity::Error,
         what: format!("not an executable program: this is {kind}"),
         why: "a container's entrypoint must be a program the kernel can exec; a library or object \
@@ -242,6 +243,7 @@ fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
         }
     };
     Finding {
+        code: "dynamic",
         severity: Severity::Error,
         what,
         why,
@@ -266,6 +268,7 @@ fn not_pie(f: &ElfFacts) -> Finding {
             .to_string(),
     };
     Finding {
+        code: "not-pie",
         severity: Severity::Error,
         what: "static but not position independent (ET_EXEC); wanted static-pie".into(),
         why: "the kernel maps an ET_EXEC at the fixed address it was linked for, so address space \
@@ -292,6 +295,7 @@ fn nss(f: &ElfFacts) -> Finding {
             .to_string(),
     };
     Finding {
+        code: "nss-hazard",
         severity: Severity::Warning,
         what: format!("static glibc binary uses {list}"),
         why: "glibc answers user, group, host and service lookups through NSS: it loads \

@@ -132,7 +132,3 @@ pub fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         )))
     })
 }
-
-pub fn summary(_facts: &ElfFacts) -> String {
-    unimplemented!("verify helper")
-}
