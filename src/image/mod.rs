@@ -6,7 +6,7 @@ pub mod config;
 pub mod layer;
 pub mod layout;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use config::ImageMeta;
 pub use layer::{EntryKind, FileSource, LayerBlob, LayerEntry, LayerSpec};
@@ -27,4 +27,16 @@ pub enum ImageError {
     BadLayout { path: PathBuf, reason: String },
     #[error("serializing {what}: {reason}")]
     Json { what: &'static str, reason: String },
+}
+
+/// Maps an I/O error to `ImageError::Io` naming the action and the path.
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ImageError + 'a {
+    move |source| ImageError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
