@@ -64,10 +64,8 @@ fn refusal(verdict: &str, findings: &[Finding]) -> String {
 }
 
 fn show_outcome(o: &Outcome) -> String {
+    // The exec error, if any, is already among the problems.
     let mut s = String::new();
-    if let Some(e) = &o.exec_error {
-        s.push_str(&format!("  exec error: {e}\n"));
-    }
     match (o.exit_code, o.signal) {
         (Some(c), _) => s.push_str(&format!("  exit code: {c}\n")),
         (None, Some(sig)) => s.push_str(&format!("  killed by signal {sig}\n")),
@@ -512,9 +510,11 @@ fn prove(
     log: &mut dyn FnMut(&str),
 ) -> Result<Proof, PipelineError> {
     let loaded = image::read_image(layout, Some(tag))?;
+    // No [test] args means the image's own Cmd, as `docker run IMAGE` would.
+    let args = (!test.args.is_empty()).then_some(test.args.as_slice());
     let outcome = run::run_image(
         &loaded,
-        Some(&test.args),
+        args,
         runtime,
         Duration::from_secs(test.timeout_seconds),
     )?;
