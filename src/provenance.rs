@@ -59,7 +59,10 @@ impl Inputs {
 /// (folders outside it keep a `../` path). `.git`, `out` and `target` folders are skipped.
 pub fn input_files(recipe: &Recipe) -> Result<BTreeMap<String, String>, ProvenanceError> {
     let mut files = BTreeMap::new();
-    add_file(&recipe.dir, &recipe.path, &mut files)?;
+    // recipe.path is as the user typed it (maybe relative to the working directory): key the
+    // recipe file by its place in the recipe's folder instead.
+    let recipe_file = recipe.dir.join(recipe.path.file_name().unwrap_or_default());
+    add_file(&recipe.dir, &recipe_file, &mut files)?;
     if recipe.build.lang == Lang::Prebuilt {
         add_file(&recipe.dir, &recipe.build.source, &mut files)?;
     } else {

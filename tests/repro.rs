@@ -72,7 +72,7 @@ fn a_leaky_build_is_caught_with_file_offset_and_section() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("in ELF section .GCC.command.line"),
+        run.stderr.contains("in ELF section .note.gnu.build-id"),
         "{}",
         run.stderr
     );

@@ -125,7 +125,14 @@ fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
         ),
     };
     let go = f.go.as_ref();
-    let fake_static = go.is_some_and(|g| g.extldflags_static() && !g.external_linkmode());
+    // -trimpath keeps -ldflags out of the build info, so the internal link itself is the tell.
+    let fake_static = go.is_some_and(|g| {
+        (g.extldflags_static() && !g.external_linkmode())
+            || (f.go_internal_link
+                && !f.needed.is_empty()
+                && g.setting("-trimpath") == Some("true")
+                && g.setting("-ldflags").is_none())
+    });
     let debian_musl_pie = toolchain(f) == Toolchain::C
         && f.elf_type == "dyn"
         && f.interpreter
@@ -151,13 +158,14 @@ fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
             );
             if fake_static {
                 why.push_str(
-                    ". This is a fake static build: -extldflags \"-static\" was given, but Go's \
-                     internal linker did the link, and it ignores -extldflags (they are passed \
-                     only to an external linker such as gcc)",
+                    ". This is the fake static build of Go folklore: Go's internal linker did the \
+                     link (it does whenever only the standard library uses cgo), and it ignores \
+                     -extldflags, so -extldflags \"-static\" had no effect (they reach only an \
+                     external linker such as gcc)",
                 );
                 (
                     format!(
-                        "fake static: built with -extldflags \"-static\" but dynamically linked ({details})"
+                        "fake static: linked by Go's internal linker, which ignores -extldflags (any -extldflags \"-static\" had no effect); dynamically linked ({details})"
                     ),
                     format!("{pure}; or, to keep cgo, add `-linkmode external`: {external}"),
                 )
@@ -282,8 +290,11 @@ fn not_pie(f: &ElfFacts) -> Finding {
 fn nss(f: &ElfFacts) -> Finding {
     let list = f.nss_hazards.join(", ");
     let fix = match toolchain(f) {
-        Toolchain::Go => "build with `-tags netgo,osusergo` (pure-Go DNS resolver and user/group \
-                          lookup) or with `CGO_ENABLED=0`"
+        Toolchain::Go => "link the cgo code against musl instead (`libc = \"musl\"`: CC=musl-gcc with \
+                          `-linkmode external -extldflags \"-static\"`), which reads /etc/passwd, \
+                          /etc/hosts and DNS itself; or, when only the standard library needs them, \
+                          build with `-tags netgo,osusergo` (pure-Go resolver and user lookup) or \
+                          `CGO_ENABLED=0`"
             .to_string(),
         Toolchain::Rust => format!(
             "build for the musl target ({}): musl reads /etc/passwd, /etc/group and DNS itself",

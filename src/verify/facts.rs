@@ -382,6 +382,7 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         stripped,
         has_debug_info,
         build_id,
+        go_internal_link: is_go && section(".comment").is_none(),
     })
 }
 

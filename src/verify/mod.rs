@@ -79,6 +79,9 @@ pub struct ElfFacts {
     pub has_debug_info: bool,
     /// NT_GNU_BUILD_ID, hex.
     pub build_id: Option<String>,
+    /// A Go program linked by Go's own (internal) linker: no C toolchain's start files or
+    /// `.comment`. That linker ignores -extldflags.
+    pub go_internal_link: bool,
 }
 
 impl ElfFacts {
