@@ -9,8 +9,10 @@ fn main() {
     let images = root.join("images");
     println!("cargo:rerun-if-changed=images");
     let mut files = Vec::new();
-    collect(&images, &mut files);
+    let mut links = Vec::new();
+    collect(&images, &mut files, &mut links);
     files.sort();
+    links.sort();
     let mut out = String::from(
         "/// (path relative to images/, contents)\npub static EMBEDDED: &[(&str, &[u8])] = &[\n",
     );
@@ -28,21 +30,34 @@ fn main() {
         )
         .expect("string write");
     }
+    out.push_str("];\n/// (path relative to images/, symlink target)\npub static EMBEDDED_LINKS: &[(&str, &str)] = &[\n");
+    for (link, target) in &links {
+        let rel = link
+            .strip_prefix(&images)
+            .expect("under images/")
+            .to_string_lossy()
+            .replace('\\', "/");
+        writeln!(out, "    ({rel:?}, {target:?}),").expect("string write");
+    }
     out.push_str("];\n");
     let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("embedded_images.rs");
     std::fs::write(dest, out).expect("writing embedded_images.rs");
 }
 
-fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
+fn collect(dir: &Path, files: &mut Vec<PathBuf>, links: &mut Vec<(PathBuf, String)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let p = e.path();
         match e.file_type() {
-            Ok(t) if t.is_dir() => collect(&p, files),
+            Ok(t) if t.is_dir() => collect(&p, files, links),
             Ok(t) if t.is_file() => files.push(p),
+            Ok(t) if t.is_symlink() => {
+                let target = std::fs::read_link(&p).expect("reading a symlink under images/");
+                links.push((p, target.to_string_lossy().into_owned()));
+            }
             _ => {}
         }
     }

@@ -50,6 +50,9 @@ pub enum Command {
         /// Rebuild even when the inputs are unchanged.
         #[arg(long)]
         no_cache: bool,
+        /// What to write: an OCI layout folder, or one tar file.
+        #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
+        format: FormatArg,
         /// Build a second time elsewhere (other folder, time, umask, TZ, LANG, environment noise)
         /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
         #[arg(long)]
@@ -103,4 +106,14 @@ pub enum RequireArg {
     Static,
     StaticPie,
     Any,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FormatArg {
+    /// OCI image layout folder (default out/<name>)
+    Oci,
+    /// the layout as a tar file (default out/<name>.oci.tar)
+    OciArchive,
+    /// a tar for `docker load` / `podman load` (default out/<name>.docker.tar)
+    DockerArchive,
 }

@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cli::{Cli, Command, RequireArg, RuntimeArg};
+use cli::{Cli, Command, FormatArg, RequireArg, RuntimeArg};
 use staticpack::pipeline::{self, BuildOptions};
 use staticpack::{image, recipe, run, verify};
 use std::process::ExitCode;
@@ -43,8 +43,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             allow_nss_hazards,
             no_cache,
             check_repro,
+            format,
         } => {
             let r = recipe::load(&recipe)?;
+            if check_repro && !matches!(format, FormatArg::Oci) {
+                bail!(
+                    "--check-repro compares OCI layouts: leave --format at oci (archives are made from the same layout)"
+                );
+            }
             let opts = BuildOptions {
                 out,
                 run: !no_run,
@@ -53,6 +59,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 allow_nss_hazards,
                 cache: !no_cache && !check_repro,
                 epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env())?,
+                format: match format {
+                    FormatArg::Oci => pipeline::OutputFormat::Oci,
+                    FormatArg::OciArchive => pipeline::OutputFormat::OciArchive,
+                    FormatArg::DockerArchive => pipeline::OutputFormat::DockerArchive,
+                },
             };
             let result = pipeline::build_recipe(&r, &opts, &mut |line| eprintln!("{line}"))
                 .with_context(|| format!("building {}", r.path.display()))?;

@@ -97,6 +97,18 @@ pub struct BuildOptions {
     pub cache: bool,
     /// SOURCE_DATE_EPOCH for tar mtimes, `created` and the toolchain.
     pub epoch: u64,
+    pub format: OutputFormat,
+}
+
+/// What `out` becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// An OCI image layout folder.
+    Oci,
+    /// That folder as one tar file (skopeo's `oci-archive:`).
+    OciArchive,
+    /// A tar that `docker load` and `podman load` take (and that is also an OCI layout).
+    DockerArchive,
 }
 
 impl Default for BuildOptions {
@@ -109,6 +121,7 @@ impl Default for BuildOptions {
             allow_nss_hazards: false,
             cache: true,
             epoch: 0,
+            format: OutputFormat::Oci,
         }
     }
 }
@@ -146,9 +159,13 @@ pub fn resolve_epoch(recipe: &Recipe, from_env: Option<u64>) -> Result<u64, Pipe
     })
 }
 
-/// The layout folder a recipe's image goes to when `--out` is not given.
-pub fn default_out(recipe: &Recipe) -> PathBuf {
-    Path::new("out").join(&recipe.name)
+/// Where a recipe's image goes when `--out` is not given.
+pub fn default_out(recipe: &Recipe, format: OutputFormat) -> PathBuf {
+    Path::new("out").join(match format {
+        OutputFormat::Oci => recipe.name.clone(),
+        OutputFormat::OciArchive => format!("{}.oci.tar", recipe.name),
+        OutputFormat::DockerArchive => format!("{}.docker.tar", recipe.name),
+    })
 }
 
 /// What a build produced: a fresh image, or the one already in `out` (same inputs).
@@ -217,10 +234,14 @@ pub fn build_recipe(
     opts: &BuildOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<BuildResult, PipelineError> {
-    let out = opts.out.clone().unwrap_or_else(|| default_out(recipe));
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(recipe, opts.format));
     let inputs = inputs(recipe, opts)?;
     let inputs_digest = inputs.digest().to_string();
-    if opts.cache {
+    // The cache reads its record from the layout folder; archives are always rebuilt.
+    if opts.cache && opts.format == OutputFormat::Oci {
         if let Some(manifest_digest) = cached(&out, &recipe.image.tag, &inputs_digest) {
             log(&format!(
                 "cached  inputs {inputs_digest} unchanged: nothing to do"
@@ -290,7 +311,12 @@ fn build_fresh(
         ))
     })?;
     let base = image::base::load(&recipe.image.base, &recipe.dir, opts.epoch)?;
+    // Layers by concern, bottom up: the base (byte-identical across recipes), the recipe's extra
+    // files, the binary. Only the layers above a change need re-uploading.
     let mut layers: Vec<LayerSpec> = base.layer.into_iter().collect();
+    if !recipe.image.files.is_empty() {
+        layers.push(files_layer(recipe, opts.epoch));
+    }
     layers.push(app_layer(recipe, &artifact, opts.epoch));
     let meta = image_meta(recipe, architecture, opts.epoch);
 
@@ -315,15 +341,7 @@ fn build_fresh(
         binary_digest: crate::digest::Digest::of_bytes(&bytes).to_string(),
         manifest_digest: String::new(),
     };
-    let mut annotations = BTreeMap::new();
-    annotations.insert(
-        "org.opencontainers.image.title".to_owned(),
-        recipe.name.clone(),
-    );
-    annotations.insert(
-        "org.opencontainers.image.created".to_owned(),
-        image::config::rfc3339(opts.epoch),
-    );
+    let mut annotations = standard_annotations(recipe, opts.epoch);
     // The manifest names the provenance's input digest; the full record sits beside the layout.
     annotations.insert(
         provenance::ANNOTATION.to_owned(),
@@ -389,7 +407,18 @@ fn build_fresh(
         source,
     })?;
 
-    image::layout::publish(&staged_layout, out)?;
+    match opts.format {
+        OutputFormat::Oci => image::layout::publish(&staged_layout, out)?,
+        OutputFormat::OciArchive | OutputFormat::DockerArchive => {
+            let format = if opts.format == OutputFormat::OciArchive {
+                image::archive::ArchiveFormat::Oci
+            } else {
+                image::archive::ArchiveFormat::Docker
+            };
+            let repo_tag = format!("{}:{}", recipe.name, recipe.image.tag);
+            image::archive::write_archive(&staged_layout, out, format, &repo_tag, opts.epoch)?;
+        }
+    }
     let image = ImageOutput {
         dir: out.to_path_buf(),
         ..staged
@@ -466,6 +495,71 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
+/// The org.opencontainers.image.* annotations staticpack knows, under the recipe's own.
+fn standard_annotations(recipe: &Recipe, epoch: u64) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    a.insert(
+        "org.opencontainers.image.title".to_owned(),
+        recipe.name.clone(),
+    );
+    a.insert(
+        "org.opencontainers.image.created".to_owned(),
+        image::config::rfc3339(epoch),
+    );
+    if recipe.image.base != "scratch" {
+        a.insert(
+            "org.opencontainers.image.base.name".to_owned(),
+            format!("staticpack/{}", recipe.image.base),
+        );
+    }
+    for key in [
+        "source",
+        "revision",
+        "version",
+        "description",
+        "url",
+        "licenses",
+        "vendor",
+        "authors",
+    ] {
+        let full = format!("org.opencontainers.image.{key}");
+        if let Some(v) = recipe.image.labels.get(&full) {
+            a.insert(full, v.clone());
+        }
+    }
+    a.extend(recipe.image.annotations.clone());
+    a
+}
+
+fn files_layer(recipe: &Recipe, epoch: u64) -> LayerSpec {
+    LayerSpec {
+        entries: recipe
+            .image
+            .files
+            .iter()
+            .map(|f| LayerEntry {
+                path: f.dst.trim_start_matches('/').to_owned(),
+                mode: f.mode,
+                uid: f.uid,
+                gid: f.gid,
+                kind: EntryKind::File(FileSource::Path(f.src.clone())),
+            })
+            .collect(),
+        mtime: epoch,
+        comment: format!(
+            "staticpack: {} files ({})",
+            recipe.name,
+            recipe
+                .image
+                .files
+                .iter()
+                .map(|f| f.dst.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 fn app_layer(recipe: &Recipe, artifact: &Artifact, epoch: u64) -> LayerSpec {
     LayerSpec {
         entries: vec![LayerEntry {
@@ -496,6 +590,8 @@ fn image_meta(recipe: &Recipe, architecture: String, epoch: u64) -> ImageMeta {
         user: img.user.clone(),
         workdir: img.workdir.clone(),
         labels: img.labels.clone(),
+        exposed_ports: img.ports.clone(),
+        stop_signal: img.stop_signal.clone(),
         created_epoch: epoch,
     }
 }

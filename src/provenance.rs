@@ -68,6 +68,9 @@ pub fn input_files(recipe: &Recipe) -> Result<BTreeMap<String, String>, Provenan
     } else {
         walk(&recipe.dir, &recipe.build.source, &mut files)?;
     }
+    for extra in &recipe.image.files {
+        add_file(&recipe.dir, &extra.src, &mut files)?;
+    }
     if crate::image::base::is_path_reference(&recipe.image.base) {
         walk(
             &recipe.dir,

@@ -164,7 +164,23 @@ struct RawImage {
     workdir: Option<Spanned<String>>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
     tag: Option<Spanned<String>>,
+    #[serde(default)]
+    files: Vec<Spanned<RawFile>>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    stop_signal: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    src: Spanned<String>,
+    dst: Spanned<String>,
+    mode: Option<u32>,
+    owner: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -224,7 +240,25 @@ pub struct ImageSpec {
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// Manifest annotations, over the ones staticpack fills in.
+    pub annotations: BTreeMap<String, String>,
     pub tag: String,
+    /// Extra files, a layer of their own between the base and the binary.
+    pub files: Vec<ExtraFile>,
+    /// Exposed ports, "8080/tcp" or "53/udp".
+    pub ports: Vec<String>,
+    pub stop_signal: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExtraFile {
+    /// Absolute, on the host.
+    pub src: PathBuf,
+    /// Inside the image, absolute.
+    pub dst: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -553,6 +587,85 @@ impl Ctx<'_> {
             None => "latest".to_owned(),
         };
 
+        let mut extra_files = Vec::new();
+        for f in &img.files {
+            let f = f.get_ref();
+            let src = dir.join(f.src.get_ref());
+            if !src.is_file() {
+                return Err(self.error(
+                    f.src.span(),
+                    "image.files.src",
+                    format!("{} is not a file", src.display()),
+                    Some("src is relative to the recipe's folder".into()),
+                ));
+            }
+            if let Err(why) = check_image_path(f.dst.get_ref()) {
+                return Err(self.error(
+                    f.dst.span(),
+                    "image.files.dst",
+                    format!("invalid path {:?}: {why}", f.dst.get_ref()),
+                    Some(
+                        "give the file's absolute path inside the image, e.g. \"/etc/app.conf\""
+                            .into(),
+                    ),
+                ));
+            }
+            let (uid, gid) = match &f.owner {
+                None => (0, 0),
+                Some(o) => parse_owner(o.get_ref()).ok_or_else(|| {
+                    self.error(
+                        o.span(),
+                        "image.files.owner",
+                        format!("invalid owner {:?}", o.get_ref()),
+                        Some("use numeric \"UID:GID\", e.g. \"65532:65532\"".into()),
+                    )
+                })?,
+            };
+            extra_files.push(ExtraFile {
+                src,
+                dst: normalize_image_path(f.dst.get_ref()),
+                mode: f.mode.unwrap_or(0o644) & 0o7777,
+                uid,
+                gid,
+            });
+        }
+        let mut ports = Vec::new();
+        for p in &img.ports {
+            let v = p.get_ref();
+            let (num, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+            if num.parse::<u16>().map(|n| n == 0).unwrap_or(true)
+                || !matches!(proto, "tcp" | "udp" | "sctp")
+            {
+                return Err(self.error(
+                    p.span(),
+                    "image.ports",
+                    format!("invalid port {v:?}"),
+                    Some(
+                        "write PORT or PORT/PROTOCOL, e.g. \"8080\" or \"53/udp\" (tcp, udp, sctp)"
+                            .into(),
+                    ),
+                ));
+            }
+            ports.push(format!("{num}/{proto}"));
+        }
+        if let Some(sig) = &img.stop_signal {
+            let v = sig.get_ref();
+            let known = v.strip_prefix("SIG").is_some_and(|n| {
+                !n.is_empty()
+                    && n.bytes().all(|b| {
+                        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+' || b == b'-'
+                    })
+            }) || v.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n));
+            if !known {
+                return Err(self.error(
+                    sig.span(),
+                    "image.stop_signal",
+                    format!("invalid signal {v:?}"),
+                    Some("write a signal name like \"SIGTERM\" or a number from 1 to 64".into()),
+                ));
+            }
+        }
+
         let test = match raw.test {
             Some(t) => {
                 let timeout_seconds = match &t.timeout_seconds {
@@ -604,7 +717,11 @@ impl Ctx<'_> {
                 env,
                 workdir: img.workdir.map(Spanned::into_inner),
                 labels: img.labels,
+                annotations: img.annotations,
                 tag,
+                files: extra_files,
+                ports,
+                stop_signal: img.stop_signal.map(Spanned::into_inner),
             },
             test,
         })
@@ -820,6 +937,11 @@ fn check_user(u: &str, passwd: Option<&str>) -> Result<(), String> {
         Some(text) if crate::image::base::lookup_user(text, u).is_some() => Ok(()),
         Some(_) => Err("no such user in the base image's /etc/passwd".into()),
     }
+}
+
+fn parse_owner(s: &str) -> Option<(u32, u32)> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    Some((u.parse().ok()?, g.parse().ok()?))
 }
 
 pub fn is_valid_tag(t: &str) -> bool {

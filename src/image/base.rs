@@ -37,6 +37,8 @@ struct Definition {
     files: Vec<FileDef>,
     #[serde(default)]
     symlinks: Vec<SymlinkDef>,
+    #[serde(default)]
+    trees: Vec<TreeDef>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +56,110 @@ struct FileDef {
     source: String,
     mode: u32,
     owner: Option<String>,
+    /// Where the content comes from (e.g. a Debian package and version), for the record.
+    #[allow(dead_code)]
+    package: Option<String>,
+    /// sha256 the content must have: a vendored input that changed is an error, not a new digest.
+    digest: Option<String>,
+}
+
+/// A whole folder of vendored files (files 0644, folders 0755, symlinks kept), pinned by a
+/// digest over its sorted listing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TreeDef {
+    path: String,
+    source: String,
+    #[allow(dead_code)]
+    package: Option<String>,
+    digest: String,
+}
+
+/// What a tree holds, whatever stores it: files with their content, symlinks with targets.
+pub enum TreeItem {
+    File {
+        rel: String,
+        source: FileSource,
+        sha256: String,
+    },
+    Symlink {
+        rel: String,
+        target: String,
+    },
+}
+
+/// The pin of a tree: sha256 over its sorted listing ("f PATH SHA256" / "l PATH TARGET" lines).
+pub fn tree_digest(items: &[TreeItem]) -> String {
+    let mut lines: Vec<String> = items
+        .iter()
+        .map(|i| match i {
+            TreeItem::File { rel, sha256, .. } => format!("f {rel} {sha256}\n"),
+            TreeItem::Symlink { rel, target } => format!("l {rel} {target}\n"),
+        })
+        .collect();
+    lines.sort();
+    crate::digest::Digest::of_bytes(lines.concat().as_bytes()).to_string()
+}
+
+fn embedded_tree(prefix: &str) -> Vec<TreeItem> {
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    let mut items: Vec<TreeItem> = embedded::EMBEDDED
+        .iter()
+        .filter_map(|(p, bytes)| {
+            let rel = p.strip_prefix(&prefix)?;
+            Some(TreeItem::File {
+                rel: rel.to_owned(),
+                source: FileSource::Bytes(bytes.to_vec()),
+                sha256: crate::digest::Digest::of_bytes(bytes).hex().to_owned(),
+            })
+        })
+        .collect();
+    items.extend(embedded::EMBEDDED_LINKS.iter().filter_map(|(p, target)| {
+        Some(TreeItem::Symlink {
+            rel: p.strip_prefix(&prefix)?.to_owned(),
+            target: (*target).to_owned(),
+        })
+    }));
+    items
+}
+
+fn folder_tree(root: &Path, dir: &Path, items: &mut Vec<TreeItem>) -> Result<(), BaseError> {
+    let io = |source| BaseError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for e in std::fs::read_dir(dir).map_err(io)?.flatten() {
+        let p = e.path();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
+        let kind = e.file_type().map_err(io)?;
+        if kind.is_dir() {
+            folder_tree(root, &p, items)?;
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(&p).map_err(|source| BaseError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            items.push(TreeItem::Symlink {
+                rel,
+                target: target.to_string_lossy().into_owned(),
+            });
+        } else if kind.is_file() {
+            let bytes = std::fs::read(&p).map_err(|source| BaseError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            items.push(TreeItem::File {
+                rel,
+                sha256: crate::digest::Digest::of_bytes(&bytes).hex().to_owned(),
+                source: FileSource::Path(p),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -106,10 +212,20 @@ pub fn load(reference: &str, recipe_dir: &Path, epoch: u64) -> Result<Base, Base
             path: def_path.clone(),
             source,
         })?;
-        return build(&def_path, &text, epoch, |src| {
-            let p = dir.join(src);
-            p.is_file().then(|| FileSource::Path(p))
-        });
+        return build(
+            &def_path,
+            &text,
+            epoch,
+            |src| {
+                let p = dir.join(src);
+                p.is_file().then(|| FileSource::Path(p))
+            },
+            |src| {
+                let mut items = Vec::new();
+                folder_tree(&dir.join(src), &dir.join(src), &mut items)?;
+                Ok(items)
+            },
+        );
     }
     let def_rel = format!("{reference}/{DEFINITION_FILE}");
     let Some(text) = embedded_file(&def_rel) else {
@@ -124,6 +240,7 @@ pub fn load(reference: &str, recipe_dir: &Path, epoch: u64) -> Result<Base, Base
         &text,
         epoch,
         |src| embedded_file(&format!("{reference}/{src}")).map(|b| FileSource::Bytes(b.to_vec())),
+        |src| Ok(embedded_tree(&format!("{reference}/{src}"))),
     )
 }
 
@@ -132,6 +249,7 @@ fn build(
     text: &str,
     epoch: u64,
     resolve: impl Fn(&str) -> Option<FileSource>,
+    resolve_tree: impl Fn(&str) -> Result<Vec<TreeItem>, BaseError>,
 ) -> Result<Base, BaseError> {
     let invalid = |reason: String| BaseError::Invalid {
         path: def_path.to_path_buf(),
@@ -155,6 +273,21 @@ fn build(
         let source = resolve(&f.source)
             .ok_or_else(|| invalid(format!("{}: source {:?} does not exist", f.path, f.source)))?;
         let path = rel(&f.path).map_err(invalid)?;
+        if let Some(pin) = &f.digest {
+            let actual = match &source {
+                FileSource::Bytes(b) => crate::digest::Digest::of_bytes(b).to_string(),
+                FileSource::Path(p) => crate::digest::Digest::of_bytes(
+                    &std::fs::read(p).map_err(|e| invalid(format!("{}: {e}", p.display())))?,
+                )
+                .to_string(),
+            };
+            if &actual != pin {
+                return Err(invalid(format!(
+                    "{}: {} has digest {actual}, but the definition pins {pin}; restore the file or update the pin deliberately",
+                    f.path, f.source
+                )));
+            }
+        }
         if path == "etc/passwd" {
             passwd = Some(match &source {
                 FileSource::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
@@ -169,6 +302,41 @@ fn build(
             gid,
             kind: EntryKind::File(source),
         });
+    }
+    for t in &def.trees {
+        let base = rel(&t.path).map_err(invalid)?;
+        let items = resolve_tree(&t.source)?;
+        if items.is_empty() {
+            return Err(invalid(format!(
+                "{}: tree {:?} is empty or missing",
+                t.path, t.source
+            )));
+        }
+        let actual = tree_digest(&items);
+        if actual != t.digest {
+            return Err(invalid(format!(
+                "{}: the files in {} have digest {actual}, but the definition pins {}; restore them or update the pin deliberately",
+                t.path, t.source, t.digest
+            )));
+        }
+        for item in items {
+            entries.push(match item {
+                TreeItem::File { rel: r, source, .. } => LayerEntry {
+                    path: format!("{base}/{r}"),
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    kind: EntryKind::File(source),
+                },
+                TreeItem::Symlink { rel: r, target } => LayerEntry {
+                    path: format!("{base}/{r}"),
+                    mode: 0o777,
+                    uid: 0,
+                    gid: 0,
+                    kind: EntryKind::Symlink(target),
+                },
+            });
+        }
     }
     for s in &def.symlinks {
         entries.push(LayerEntry {

@@ -26,6 +26,9 @@ pub struct ImageMeta {
     pub user: Option<String>,
     pub workdir: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// "8080/tcp", …
+    pub exposed_ports: Vec<String>,
+    pub stop_signal: Option<String>,
     /// SOURCE_DATE_EPOCH, for `created` and history.
     pub created_epoch: u64,
 }
@@ -66,6 +69,12 @@ pub fn config_json(meta: &ImageMeta, layers: &[LayerBlob]) -> Result<Vec<u8>, Im
     }
     if !meta.labels.is_empty() {
         config = config.labels(hash_map(&meta.labels));
+    }
+    if !meta.exposed_ports.is_empty() {
+        config = config.exposed_ports(meta.exposed_ports.clone());
+    }
+    if let Some(sig) = &meta.stop_signal {
+        config = config.stop_signal(sig.clone());
     }
     let rootfs = RootFsBuilder::default()
         .typ("layers")

@@ -1,6 +1,7 @@
 //! Image assembly: deterministic layers, canonical OCI JSON, the OCI image layout on disk.
 //! Pure file output: no process, no network.
 
+pub mod archive;
 pub mod base;
 pub mod config;
 pub mod layer;

@@ -1,0 +1,98 @@
+//! Single-file outputs made from a finished OCI layout: `oci-archive` (the layout as a tar) and
+//! `docker-archive` (the same, plus the `manifest.json` that `docker load` and `podman load`
+//! read). Deterministic like the layers: sorted entries, fixed owner, mode and mtime.
+
+use super::layer::{EntryKind, FileSource, LayerEntry, LayerSpec, write_tar};
+use super::{ImageError, LoadedImage, io_err};
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    Oci,
+    Docker,
+}
+
+/// The files of a layout folder, as tar entries relative to it.
+fn layout_entries(layout: &Path) -> Result<Vec<LayerEntry>, ImageError> {
+    let mut entries = Vec::new();
+    let mut stack = vec![layout.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)
+            .map_err(io_err("reading", &dir))?
+            .flatten()
+        {
+            let p = e.path();
+            let rel = p
+                .strip_prefix(layout)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
+            let kind = e.file_type().map_err(io_err("reading", &p))?;
+            if kind.is_dir() {
+                stack.push(p);
+            } else if kind.is_file() {
+                entries.push(LayerEntry {
+                    path: rel,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    kind: EntryKind::File(FileSource::Path(p)),
+                });
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// docker's `manifest.json` for one image: config and layers by their paths in the archive.
+pub fn docker_manifest(image: &LoadedImage, repo_tag: &str) -> Result<Vec<u8>, ImageError> {
+    let path_of = |d: &oci_spec::image::Digest| format!("blobs/sha256/{}", d.digest());
+    let manifest = serde_json::json!([{
+        "Config": path_of(image.manifest.config().digest()),
+        "RepoTags": [repo_tag],
+        "Layers": image.manifest.layers().iter().map(|l| path_of(l.digest())).collect::<Vec<_>>(),
+    }]);
+    super::config::canonical_json(&manifest)
+}
+
+/// Writes `layout` as a tar archive at `out`, atomically (a temporary sibling, then renamed).
+pub fn write_archive(
+    layout: &Path,
+    out: &Path,
+    format: ArchiveFormat,
+    repo_tag: &str,
+    mtime: u64,
+) -> Result<(), ImageError> {
+    let mut entries = layout_entries(layout)?;
+    if format == ArchiveFormat::Docker {
+        let image = super::read_image(layout, None)?;
+        entries.push(LayerEntry {
+            path: "manifest.json".into(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            kind: EntryKind::File(FileSource::Bytes(docker_manifest(&image, repo_tag)?)),
+        });
+    }
+    let spec = LayerSpec {
+        entries,
+        mtime,
+        comment: out.display().to_string(),
+    };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
+    let temp =
+        tempfile::NamedTempFile::new_in(&parent).map_err(io_err("creating a file in", &parent))?;
+    let writer = std::io::BufWriter::new(temp);
+    let writer = write_tar(&spec, writer)?;
+    let temp = writer
+        .into_inner()
+        .map_err(|e| io_err("writing", out)(e.into_error()))?;
+    temp.as_file().sync_all().map_err(io_err("syncing", out))?;
+    temp.persist(out)
+        .map_err(|e| io_err("naming", out)(e.error))?;
+    Ok(())
+}
