@@ -1,0 +1,3 @@
+module example.com/staticpack/go-static-base
+
+go 1.19
