@@ -10,5 +10,6 @@ pub mod digest;
 pub mod image;
 pub mod pipeline;
 pub mod recipe;
+pub mod registry;
 pub mod run;
 pub mod verify;
