@@ -40,9 +40,30 @@ struct RegistryServer {
 
 impl RegistryServer {
     fn start(auth: Auth) -> Self {
+        Self::start_with(auth, false)
+    }
+
+    /// `tls`: serve HTTPS with a fresh self-signed certificate for 127.0.0.1.
+    fn start_with(auth: Auth, tls: bool) -> Self {
         common::need("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let tls_yaml = if tls {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+            std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("tls.crt").display(),
+                dir.path().join("tls.key").display()
+            )
+        } else {
+            String::new()
+        };
         let auth_yaml = match auth {
             Auth::Anonymous => String::new(),
             Auth::Htpasswd { user, password } => {
@@ -68,7 +89,7 @@ impl RegistryServer {
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
              maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: staticpack-test-secret\n{auth_yaml}",
+             http:\n  addr: 127.0.0.1:{port}\n  secret: staticpack-test-secret\n{tls_yaml}{auth_yaml}",
             dir.path().join("storage").display()
         );
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
@@ -816,6 +837,57 @@ fn localhost_by_name_works_over_plain_http() {
 }
 
 #[test]
+fn a_loopback_registry_speaking_tls_is_used_over_https() {
+    let server = RegistryServer::start_with(Auth::Anonymous, true);
+    let image = make_image(11);
+    let notes = Notes::default();
+    let report = registry::push(
+        &image.path,
+        None,
+        &[server.reference("app:v1")],
+        &client_options(Keychain::anonymous()),
+        &push_options(None),
+        &notes,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", notes.all()));
+    assert_eq!(report.uploaded(), 3);
+    let all = notes.all();
+    assert!(
+        all.contains(&format!("https://{}/v2/", server.host())),
+        "{all}"
+    );
+    assert!(
+        !all.contains("plain HTTP") && !all.contains("http://"),
+        "{all}"
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{}/app:v1", server.host()), None),
+        image.digest
+    );
+}
+
+#[test]
+fn registries_off_loopback_get_tls_only() {
+    // No network is needed: the name does not resolve, and what matters is what was tried.
+    let notes = Notes::default();
+    let image = make_image(12);
+    let mut options = client_options(Keychain::anonymous());
+    options.retry = RetryPolicy::none();
+    let err = registry::push(
+        &image.path,
+        None,
+        &[Reference::parse("registry.invalid:5000/app:v1").unwrap()],
+        &options,
+        &push_options(None),
+        &notes,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("https://registry.invalid:5000/v2/"), "{text}");
+    assert!(!notes.all().contains("http://"), "{}", notes.all());
+}
+
+#[test]
 fn nested_repositories_work_and_an_absent_registry_is_named() {
     let server = RegistryServer::start(Auth::Anonymous);
     let image = make_image(8);
@@ -846,6 +918,81 @@ fn nested_repositories_work_and_an_absent_registry_is_named() {
         text.contains(&format!("127.0.0.1:{port}")) && text.contains("/v2/"),
         "{text}"
     );
+}
+
+#[test]
+fn an_image_index_is_pushed_with_its_manifests_by_digest_first() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let shared = put_blob(dir, &gzip(&noise(20, 200 << 10)));
+    let mut children = Vec::new();
+    for (seed, arch) in [(31, "amd64"), (32, "arm64")] {
+        let own = put_blob(dir, &gzip(&noise(seed, 50 << 10)));
+        let config = serde_json::json!({"architecture": arch, "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [shared.0.to_string(), own.0.to_string()]}})
+        .to_string();
+        let config = put_blob(dir, config.as_bytes());
+        let layer = |(d, s): &(Digest, usize)| {
+            serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": s})
+        };
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0.to_string(), "size": config.1},
+            "layers": [layer(&shared), layer(&own)],
+        })
+        .to_string();
+        let (d, s) = put_blob(dir, manifest.as_bytes());
+        children.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d.to_string(), "size": s,
+            "platform": {"architecture": arch, "os": "linux"}}));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children,
+    })
+    .to_string();
+    let (index_digest, index_size) = put_blob(dir, index.as_bytes());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest.to_string(),
+        "size": index_size, "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    std::fs::write(dir.join("index.json"), top.to_string()).unwrap();
+
+    let report = registry::push(
+        dir,
+        Some("multi"),
+        &[server.reference("multi:v1")],
+        &client_options(Keychain::anonymous()),
+        &push_options(None),
+        &registry::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.digest, index_digest);
+    assert_eq!(report.media_type, "application/vnd.oci.image.index.v1+json");
+    // 1 shared layer + 2 own layers + 2 configs, each once.
+    assert_eq!(report.uploaded(), 5, "{report:#?}");
+    // The registry serves the index bytes we pushed, and each platform's manifest by digest.
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/multi:v1", server.host()),
+    ]);
+    assert_eq!(Digest::of_bytes(raw.as_bytes()), index_digest);
+    for child in ["amd64", "arm64"] {
+        let arch = skopeo(&[
+            "inspect",
+            "--no-tags",
+            "--tls-verify=false",
+            "--override-arch",
+            child,
+            &format!("docker://{}/multi:v1", server.host()),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&arch).unwrap();
+        assert_eq!(v["Architecture"], child);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1185,6 +1332,36 @@ fn bearer_token_auth_with_distributions_token_verification() {
     )
     .unwrap();
     assert_eq!(report.skipped(), 3);
+
+    // login() against the token server: the right password is stored, a wrong one is not.
+    let login_file = dir.path().join("login/config.json");
+    let anonymous = client_options(Keychain::anonymous());
+    let err = registry::login(
+        &server.host(),
+        TOKEN_USER,
+        &Secret::new("nope"),
+        &anonymous,
+        &login_file,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::CredentialsRejected { .. }),
+        "{err}"
+    );
+    assert!(!login_file.exists());
+    registry::login(
+        &server.host(),
+        TOKEN_USER,
+        &Secret::new(TOKEN_PASSWORD),
+        &anonymous,
+        &login_file,
+    )
+    .unwrap();
+    let stored = Keychain::with_files(vec![login_file]).resolve(&server.host(), "app");
+    assert_eq!(
+        stored.credential,
+        Some(Credential::basic(TOKEN_USER, TOKEN_PASSWORD))
+    );
 
     // Wrong password: the token server says no, and the error says who and what.
     let err = push(

@@ -728,7 +728,7 @@ impl Client {
                 repository: repository.to_owned(),
                 action: action.to_owned(),
                 detail: self.detail(reg, repository, resp),
-                hint: "check the repository name; some registries (ECR, Harbor, Artifactory) \
+                hint: "Check the repository name; some registries (ECR, Harbor, Artifactory) \
                        need the repository or project created before the first push"
                     .into(),
             },
@@ -778,7 +778,7 @@ impl Client {
                     action: action.to_owned(),
                     detail,
                     hint: format!(
-                        "no credentials for {} were found{}{warnings}; log in with {login}",
+                        "No credentials for {} were found{}{warnings}; log in with {login}",
                         reg.name,
                         if searched.is_empty() {
                             String::new()
@@ -794,7 +794,7 @@ impl Client {
                 action: action.to_owned(),
                 detail,
                 hint: format!(
-                    "the credentials{} from {} were rejected: check the username and the \
+                    "The credentials{} from {} were rejected: check the username and the \
                      password or token, then log in again with {login}",
                     credential
                         .username()
@@ -809,7 +809,7 @@ impl Client {
                 action: action.to_owned(),
                 detail,
                 hint: format!(
-                    "the account{} (credentials from {}) may not do this on {repository}: \
+                    "The account{} (credentials from {}) may not do this on {repository}: \
                      check that the repository exists under a namespace it can write to and \
                      that the token has push (write) scope",
                     credential

@@ -92,11 +92,17 @@ impl Progress for TerminalProgress {
     }
 
     fn manifest_pushed(&self, reference: &str, digest: &Digest) {
-        let _ = self.multi.println(format!("pushed {reference} {digest}"));
+        self.note(&format!("pushed {reference} {digest}"));
     }
 
     fn note(&self, message: &str) {
-        if self.verbose {
+        if !self.verbose {
+            return;
+        }
+        // indicatif draws nothing, printed lines included, when stderr is not a terminal.
+        if self.multi.is_hidden() {
+            eprintln!("{message}");
+        } else {
             let _ = self.multi.println(message);
         }
     }

@@ -78,7 +78,7 @@ impl Reference {
         if path.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(fail(format!(
                 "repository names must be lowercase (did you mean {:?}?)",
-                path.to_ascii_lowercase()
+                input.to_ascii_lowercase()
             )));
         }
         let repository = if registry == DOCKER_HUB && !path.contains('/') {
