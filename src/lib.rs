@@ -3,7 +3,7 @@
 //! The pipeline, one module a stage:
 //! `recipe` → `build` → `verify` → `image` (layers, config, layout) → `run` (proof) → push.
 //! The core (recipe, verify, image assembly) spawns no process and touches no network;
-//! processes live in `build` and `run`.
+//! processes live in `build` and `run`, the network in `registry`.
 
 pub mod build;
 pub mod digest;
@@ -11,6 +11,7 @@ pub mod image;
 pub mod pipeline;
 pub mod provenance;
 pub mod recipe;
+pub mod registry;
 pub mod repro;
 pub mod run;
 pub mod verify;

@@ -1,0 +1,1403 @@
+//! The HTTP side: one synchronous client (ureq + rustls) per push, the `/v2/` ping that picks
+//! the scheme and learns the auth method, bearer tokens cached per scope, bounded retries, and
+//! turning registry answers into errors that say what failed and what to do.
+
+use super::RegistryError;
+use super::auth::{
+    AuthScheme, CachedToken, Challenge, TokenResponse, is_loopback, merge_scopes,
+    parse_www_authenticate, strip_port, url_authority,
+};
+use super::credentials::{Credential, Keychain, Resolved, StoredIn, store_credentials};
+use super::mounts::BlobLocations;
+use super::progress::{NoProgress, Progress};
+use super::reference::{api_host, normalize_registry};
+use super::secret::{Secret, redact_url, scrub};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use ureq::http;
+
+/// How hard to try again after 429, 5xx and dropped connections.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// No new attempt starts after this much time since the first.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            max_elapsed: Duration::from_secs(90),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The wait before attempt `failures + 1`, or `None` when the budget is spent.
+    pub(crate) fn next_delay(
+        &self,
+        failures: u32,
+        started: Instant,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        if failures >= self.max_attempts {
+            return None;
+        }
+        let exp = self
+            .initial_backoff
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+        let mut delay = exp.min(self.max_backoff);
+        // Up to 25% jitter so parallel uploads do not retry in lockstep.
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        delay += delay.mul_f64(f64::from(nanos % 1000) / 4000.0);
+        if let Some(after) = retry_after {
+            delay = delay.max(after.min(self.max_backoff.max(Duration::from_secs(30))));
+        }
+        (started.elapsed() + delay <= self.max_elapsed).then_some(delay)
+    }
+}
+
+/// Everything a [`Client`] needs to know up front.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub keychain: Keychain,
+    /// Registries (`host` or `host:port`) allowed over plain HTTP or with unverified TLS, like
+    /// docker's `insecure-registries`. Loopback registries (127.0.0.0/8, ::1, localhost) always are.
+    pub insecure_registries: Vec<String>,
+    pub retry: RetryPolicy,
+    pub user_agent: String,
+    pub connect_timeout: Duration,
+    /// How long to wait for a response once a request is sent (registries verify big blobs
+    /// before answering the last PUT).
+    pub response_timeout: Duration,
+    /// A write that makes no progress for this long counts as a dropped connection.
+    pub stall_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            keychain: Keychain::from_env(),
+            insecure_registries: Vec::new(),
+            retry: RetryPolicy::default(),
+            user_agent: format!("staticpack/{}", env!("CARGO_PKG_VERSION")),
+            connect_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(300),
+            stall_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A registry as this client knows it after the ping.
+pub(crate) struct Registry {
+    /// As written in references: `docker.io`, `127.0.0.1:5000`.
+    pub name: String,
+    /// Where the API answers: `registry-1.docker.io`, `127.0.0.1:5000`.
+    pub host: String,
+    /// `https://host` or `http://host`.
+    pub base: String,
+    agent: ureq::Agent,
+    auth: Mutex<AuthScheme>,
+    credentials: Mutex<HashMap<String, Resolved>>,
+}
+
+/// A request body that can be sent again: retries and re-authentication reopen the file.
+pub(crate) enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+        /// Called with the bytes of this request read so far.
+        on_read: Option<&'a (dyn Fn(u64) + Sync)>,
+    },
+}
+
+pub(crate) struct Call<'a> {
+    pub method: http::Method,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body<'a>,
+    /// Send credentials (for scopes, when the registry uses tokens). Off for the ping and for
+    /// token requests, which carry their own.
+    pub authenticate: bool,
+    pub scopes: Vec<String>,
+    pub repository: &'a str,
+    /// Said in errors: "push blob sha256:… to", "push manifest v1 to".
+    pub action: &'a str,
+    /// Retry transport errors, 429 and 5xx here. Off for PATCH, whose retries must resume.
+    pub retry: bool,
+}
+
+pub(crate) struct Resp {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A synchronous registry client. Cheap to share across threads: uploads run in parallel.
+pub struct Client {
+    options: ClientOptions,
+    secure: ureq::Agent,
+    insecure: ureq::Agent,
+    local: ureq::Agent,
+    registries: Mutex<HashMap<String, Arc<Registry>>>,
+    tokens: Mutex<HashMap<String, CachedToken>>,
+    /// Which repositories hold which blobs, learned by this client's pushes (for mounts).
+    pub(crate) known_blobs: Mutex<BlobLocations>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave these maps half-updated in a way that matters.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Client {
+    pub fn new(options: ClientOptions) -> Self {
+        let agent = |verify: bool, proxy: bool| {
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(if verify {
+                    ureq::tls::RootCerts::PlatformVerifier
+                } else {
+                    ureq::tls::RootCerts::WebPki
+                })
+                .disable_verification(!verify)
+                .build();
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .user_agent(options.user_agent.as_str())
+                .timeout_connect(Some(options.connect_timeout))
+                .timeout_recv_response(Some(options.response_timeout))
+                .timeout_recv_body(Some(options.response_timeout))
+                .timeout_per_write(Some(options.stall_timeout))
+                .max_redirects(5)
+                .tls_config(tls)
+                .proxy(if proxy {
+                    ureq::Proxy::try_from_env()
+                } else {
+                    None
+                })
+                .build()
+                .new_agent()
+        };
+        Client {
+            secure: agent(true, true),
+            insecure: agent(false, true),
+            // Loopback never goes through a proxy: the proxy's localhost is not ours.
+            local: agent(false, false),
+            options,
+            registries: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+            known_blobs: Mutex::new(BlobLocations::default()),
+        }
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    fn is_insecure(&self, name: &str) -> bool {
+        let host = api_host(name);
+        is_loopback(host)
+            || self.options.insecure_registries.iter().any(|entry| {
+                let entry = entry
+                    .trim()
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/');
+                entry == name
+                    || entry == host
+                    || (!entry.contains(':') && entry == strip_port(host))
+            })
+    }
+
+    fn agent_for(&self, authority: &str) -> &ureq::Agent {
+        if is_loopback(authority) {
+            &self.local
+        } else if self.is_insecure(authority) {
+            &self.insecure
+        } else {
+            &self.secure
+        }
+    }
+
+    /// Pings `registry` (once per client): picks https or, for loopback and insecure
+    /// registries, http; learns whether it wants Basic or Bearer auth.
+    pub(crate) fn registry(
+        &self,
+        name: &str,
+        p: &dyn Progress,
+    ) -> Result<Arc<Registry>, RegistryError> {
+        if let Some(reg) = lock(&self.registries).get(name) {
+            return Ok(reg.clone());
+        }
+        let host = api_host(name).to_owned();
+        let insecure = self.is_insecure(name);
+        let make = |scheme: &str, agent: &ureq::Agent| Registry {
+            name: name.to_owned(),
+            host: host.clone(),
+            base: format!("{scheme}://{host}"),
+            agent: agent.clone(),
+            auth: Mutex::new(AuthScheme::Anonymous),
+            credentials: Mutex::new(HashMap::new()),
+        };
+        let reg = if !insecure {
+            let reg = make("https", &self.secure);
+            self.ping(&reg, true, p)?;
+            reg
+        } else {
+            let agent = self.agent_for(&host);
+            let tls = make("https", agent);
+            // An insecure registry may still speak TLS: try it once, then plain HTTP.
+            match self.ping(&tls, false, p) {
+                Ok(()) => tls,
+                Err(tls_error) => {
+                    p.note(&format!("{name}: no TLS ({tls_error}); trying plain HTTP"));
+                    let plain = make("http", agent);
+                    self.ping(&plain, true, p)?;
+                    plain
+                }
+            }
+        };
+        let reg = Arc::new(reg);
+        lock(&self.registries).insert(name.to_owned(), reg.clone());
+        Ok(reg)
+    }
+
+    fn ping(&self, reg: &Registry, retry: bool, p: &dyn Progress) -> Result<(), RegistryError> {
+        let call = Call {
+            method: http::Method::GET,
+            url: format!("{}/v2/", reg.base),
+            headers: Vec::new(),
+            body: Body::Empty,
+            authenticate: false,
+            scopes: Vec::new(),
+            repository: "",
+            action: "reach the registry API",
+            retry,
+        };
+        let resp = self.execute(reg, &call, p)?;
+        match resp.status {
+            200..=299 => Ok(()),
+            401 => {
+                let challenges = challenges(&resp);
+                let scheme = scheme_from(&challenges).ok_or_else(|| RegistryError::Protocol {
+                    registry: reg.name.clone(),
+                    message: "GET /v2/ answered 401 without a usable WWW-Authenticate challenge"
+                        .into(),
+                })?;
+                p.note(&format!("{}: auth {}", reg.name, scheme_name(&scheme)));
+                *lock(&reg.auth) = scheme;
+                Ok(())
+            }
+            404 => Err(RegistryError::Protocol {
+                registry: reg.name.clone(),
+                message: format!(
+                    "{} has no registry API at /v2/ (HTTP 404): is this an OCI registry?",
+                    reg.base
+                ),
+            }),
+            _ => Err(self.status_error(reg, "", call.action, &resp)),
+        }
+    }
+
+    /// The credential for `repository` on `reg`, looked up once; warnings go to `p`.
+    pub(crate) fn credential(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        p: &dyn Progress,
+    ) -> Option<Credential> {
+        let mut cache = lock(&reg.credentials);
+        if let Some(resolved) = cache.get(repository) {
+            return resolved.credential.clone();
+        }
+        let resolved = self.options.keychain.resolve(&reg.name, repository);
+        for warning in &resolved.warnings {
+            p.note(&format!("credentials: {warning}"));
+        }
+        if let Some(source) = &resolved.source {
+            p.note(&format!("{}: using credentials from {source}", reg.name));
+        }
+        let credential = resolved.credential.clone();
+        cache.insert(repository.to_owned(), resolved);
+        credential
+    }
+
+    pub(crate) fn resolved(&self, reg: &Registry, repository: &str) -> Resolved {
+        lock(&reg.credentials)
+            .get(repository)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sends `call`, retrying per the policy when `call.retry`, and answering one 401 with
+    /// (new) credentials. Any status comes back as `Ok`; callers decide what is expected.
+    pub(crate) fn execute(
+        &self,
+        reg: &Registry,
+        call: &Call<'_>,
+        p: &dyn Progress,
+    ) -> Result<Resp, RegistryError> {
+        let started = Instant::now();
+        let mut failures = 0u32;
+        let mut reauthenticated = false;
+        let mut scopes = call.scopes.clone();
+        // Credentials go only to the registry's own host, never to a storage redirect.
+        let same_host = url_authority(&call.url).is_none_or(|a| a == reg.host);
+        loop {
+            let authorization = if same_host && call.authenticate {
+                self.authorization(reg, call.repository, &scopes, call.action, p)?
+            } else {
+                None
+            };
+            let result = send(&reg.agent, call, authorization.as_ref());
+            let resp = match result {
+                Ok(resp) => resp,
+                Err(failure) => {
+                    let delay = (call.retry && failure.retryable)
+                        .then(|| {
+                            failures += 1;
+                            self.options.retry.next_delay(failures, started, None)
+                        })
+                        .flatten();
+                    if let Some(delay) = delay {
+                        p.note(&format!(
+                            "{}: {} {}: {}; retrying in {:.1}s",
+                            reg.name,
+                            call.method,
+                            redact_url(&call.url),
+                            failure.message,
+                            delay.as_secs_f64()
+                        ));
+                        std::thread::sleep(delay);
+                        continue;
+                    }
+                    return Err(RegistryError::Transport {
+                        registry: reg.name.clone(),
+                        action: format!(
+                            "{} ({} {})",
+                            call.action,
+                            call.method,
+                            redact_url(&call.url)
+                        ),
+                        message: failure.message,
+                        retryable: failure.retryable,
+                    });
+                }
+            };
+            p.note(&format!(
+                "{} {} → {}",
+                call.method,
+                redact_url(&call.url),
+                resp.status
+            ));
+            if resp.status == 401 && same_host && call.authenticate && !reauthenticated {
+                reauthenticated = true;
+                if self.reauthenticate(reg, call.repository, &mut scopes, &resp, p) {
+                    continue;
+                }
+                return Ok(resp);
+            }
+            if call.retry && is_retryable_status(resp.status) {
+                failures += 1;
+                let retry_after = resp
+                    .header("retry-after")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                if let Some(delay) = self
+                    .options
+                    .retry
+                    .next_delay(failures, started, retry_after)
+                {
+                    p.note(&format!(
+                        "{}: HTTP {} for {} {}; retrying in {:.1}s",
+                        reg.name,
+                        resp.status,
+                        call.method,
+                        redact_url(&call.url),
+                        delay.as_secs_f64()
+                    ));
+                    std::thread::sleep(delay);
+                    continue;
+                }
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// After a 401: learn the challenge, drop the cached token, say whether a retry can help.
+    fn reauthenticate(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        scopes: &mut Vec<String>,
+        resp: &Resp,
+        p: &dyn Progress,
+    ) -> bool {
+        let challenges = challenges(resp);
+        let Some(scheme) = scheme_from(&challenges) else {
+            return false;
+        };
+        let credential = self.credential(reg, repository, p);
+        let previous = std::mem::replace(&mut *lock(&reg.auth), scheme.clone());
+        match &scheme {
+            AuthScheme::Bearer { realm, service } => {
+                if let Some(scope) = challenges
+                    .iter()
+                    .find(|c| c.scheme == "bearer")
+                    .and_then(|c| c.param("scope"))
+                {
+                    scopes.push(scope.to_owned());
+                    *scopes = merge_scopes(scopes);
+                }
+                let key = token_key(realm, service, scopes, credential.as_ref());
+                lock(&self.tokens).remove(&key);
+                p.note(&format!("{}: 401, fetching a new token", reg.name));
+                // A registry token from the config cannot be renewed: retrying would repeat it.
+                !matches!(credential, Some(Credential::RegistryToken(_))) || previous != scheme
+            }
+            // Basic credentials were not sent yet (the ping said anonymous): now they will be.
+            AuthScheme::Basic => {
+                previous != AuthScheme::Basic
+                    && matches!(credential, Some(Credential::Basic { .. }))
+            }
+            AuthScheme::Anonymous => false,
+        }
+    }
+
+    /// The Authorization header value for a call, fetching a token when needed.
+    fn authorization(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        scopes: &[String],
+        action: &str,
+        p: &dyn Progress,
+    ) -> Result<Option<Secret>, RegistryError> {
+        let scheme = lock(&reg.auth).clone();
+        let credential = self.credential(reg, repository, p);
+        match (scheme, credential) {
+            (AuthScheme::Anonymous, _) => Ok(None),
+            (AuthScheme::Basic, Some(Credential::Basic { username, password })) => {
+                Ok(Some(basic_header(&username, &password)))
+            }
+            (AuthScheme::Basic, _) => Ok(None),
+            (AuthScheme::Bearer { .. }, Some(Credential::RegistryToken(token))) => {
+                Ok(Some(Secret::new(format!("Bearer {}", token.expose()))))
+            }
+            (AuthScheme::Bearer { realm, service }, credential) => {
+                let token = self.token(
+                    reg,
+                    repository,
+                    &realm,
+                    &service,
+                    scopes,
+                    credential.as_ref(),
+                    action,
+                    p,
+                )?;
+                Ok(Some(Secret::new(format!("Bearer {}", token.expose()))))
+            }
+        }
+    }
+
+    /// A bearer token for `scopes`, from the cache or the realm.
+    #[allow(clippy::too_many_arguments)]
+    fn token(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        realm: &str,
+        service: &str,
+        scopes: &[String],
+        credential: Option<&Credential>,
+        action: &str,
+        p: &dyn Progress,
+    ) -> Result<Secret, RegistryError> {
+        let key = token_key(realm, service, scopes, credential);
+        if let Some(cached) = lock(&self.tokens).get(&key) {
+            if cached.expires > Instant::now() {
+                return Ok(cached.token.clone());
+            }
+        }
+        let Some(authority) = url_authority(realm).map(str::to_owned) else {
+            return Err(RegistryError::Protocol {
+                registry: reg.name.clone(),
+                message: format!(
+                    "the token realm {:?} is not an absolute URL",
+                    redact_url(realm)
+                ),
+            });
+        };
+        if realm.starts_with("http://") && !self.is_insecure(&authority) {
+            return Err(RegistryError::Protocol {
+                registry: reg.name.clone(),
+                message: format!(
+                    "refusing to send credentials to the plain-HTTP token realm {}; \
+                     list {authority} as an insecure registry if that is really intended",
+                    redact_url(realm)
+                ),
+            });
+        }
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if !service.is_empty() {
+            query.push(("service", service));
+        }
+        let merged = merge_scopes(scopes);
+        let (method, body, headers) = match credential {
+            Some(Credential::IdentityToken { token, .. }) => {
+                // OAuth2 refresh-token grant, as docker does with identity tokens.
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.expose()),
+                    ("client_id", "staticpack"),
+                ];
+                if !service.is_empty() {
+                    form.push(("service", service));
+                }
+                let scope = merged.join(" ");
+                if !scope.is_empty() {
+                    form.push(("scope", &scope));
+                }
+                let body = form
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", encode_query(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                (
+                    http::Method::POST,
+                    Some(body),
+                    vec![(
+                        "content-type",
+                        "application/x-www-form-urlencoded".to_owned(),
+                    )],
+                )
+            }
+            Some(Credential::Basic { username, .. }) => {
+                query.push(("account", username));
+                (http::Method::GET, None, Vec::new())
+            }
+            _ => (http::Method::GET, None, Vec::new()),
+        };
+        let mut url = realm.to_owned();
+        if method == http::Method::GET {
+            for scope in &merged {
+                query.push(("scope", scope));
+            }
+        }
+        for (i, (k, v)) in query.iter().enumerate() {
+            let sep = if i == 0 && !url.contains('?') {
+                '?'
+            } else {
+                '&'
+            };
+            url.push(sep);
+            url.push_str(k);
+            url.push('=');
+            url.push_str(&encode_query(v));
+        }
+        let mut call = Call {
+            method,
+            url,
+            headers,
+            body: body
+                .as_deref()
+                .map_or(Body::Empty, |b| Body::Bytes(b.as_bytes())),
+            authenticate: false,
+            scopes: Vec::new(),
+            repository,
+            action,
+            retry: true,
+        };
+        let authorization = match credential {
+            Some(Credential::Basic { username, password }) => {
+                Some(basic_header(username, password))
+            }
+            _ => None,
+        };
+        if let Some(value) = &authorization {
+            call.headers
+                .push(("authorization", value.expose().to_owned()));
+        }
+        // The realm is its own host: send through the agent that fits it.
+        let realm_reg = Registry {
+            name: reg.name.clone(),
+            host: authority.clone(),
+            base: String::new(),
+            agent: self.agent_for(&authority).clone(),
+            auth: Mutex::new(AuthScheme::Anonymous),
+            credentials: Mutex::new(HashMap::new()),
+        };
+        let resp = self.execute(&realm_reg, &call, p)?;
+        p.note(&format!(
+            "{}: token for {} from {} → {}",
+            reg.name,
+            merged.join(" "),
+            redact_url(realm),
+            resp.status
+        ));
+        match resp.status {
+            200..=299 => {
+                let token = serde_json::from_slice::<TokenResponse>(&resp.body)
+                    .ok()
+                    .and_then(TokenResponse::into_token)
+                    .ok_or_else(|| RegistryError::Protocol {
+                        registry: reg.name.clone(),
+                        message: format!(
+                            "the token server {} answered without a token",
+                            redact_url(realm)
+                        ),
+                    })?;
+                let secret = token.token.clone();
+                lock(&self.tokens).insert(key, token);
+                Ok(secret)
+            }
+            _ => {
+                let mut error = self.status_error(reg, repository, action, &resp);
+                // Say that it was the token server that answered, not the registry.
+                if let RegistryError::AuthenticationRequired { detail, .. }
+                | RegistryError::CredentialsRejected { detail, .. }
+                | RegistryError::Denied { detail, .. }
+                | RegistryError::NotFound { detail, .. }
+                | RegistryError::Status { detail, .. } = &mut error
+                {
+                    *detail = format!("token server {}: {detail}", redact_url(realm));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Makes sure the token for `scopes` is fetched before parallel uploads start, so they do
+    /// not all ask at once.
+    pub(crate) fn warm_up(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        scopes: &[String],
+        action: &str,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        self.authorization(reg, repository, scopes, action, p)
+            .map(|_| ())
+    }
+
+    /// The error for an unexpected status, with the registry, repository and action, and for
+    /// 401/403/404 what to do about it.
+    pub(crate) fn status_error(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        action: &str,
+        resp: &Resp,
+    ) -> RegistryError {
+        match resp.status {
+            401 | 403 => self.auth_error(reg, repository, action, resp.status, resp),
+            404 => RegistryError::NotFound {
+                registry: reg.name.clone(),
+                repository: repository.to_owned(),
+                action: action.to_owned(),
+                detail: self.detail(reg, repository, resp),
+                hint: "Check the repository name; some registries (ECR, Harbor, Artifactory) \
+                       need the repository or project created before the first push"
+                    .into(),
+            },
+            status => RegistryError::Status {
+                registry: reg.name.clone(),
+                repository: repository.to_owned(),
+                action: action.to_owned(),
+                status,
+                detail: self.detail(reg, repository, resp),
+            },
+        }
+    }
+
+    fn auth_error(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        action: &str,
+        status: u16,
+        resp: &Resp,
+    ) -> RegistryError {
+        let resolved = self.resolved(reg, repository);
+        let detail = self.detail(reg, repository, resp);
+        let warnings = if resolved.warnings.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", resolved.warnings.join("; "))
+        };
+        let login = format!(
+            "`staticpack login {} --username USER --password-stdin` (docker login and podman \
+             login work too)",
+            reg.name
+        );
+        match (&resolved.credential, status) {
+            (None, _) => {
+                let searched = self
+                    .options
+                    .keychain
+                    .files()
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                RegistryError::AuthenticationRequired {
+                    registry: reg.name.clone(),
+                    repository: repository.to_owned(),
+                    action: action.to_owned(),
+                    detail,
+                    hint: format!(
+                        "No credentials for {} were found{}{warnings}; log in with {login}",
+                        reg.name,
+                        if searched.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" in {searched}")
+                        }
+                    ),
+                }
+            }
+            (Some(credential), 401) => RegistryError::CredentialsRejected {
+                registry: reg.name.clone(),
+                repository: repository.to_owned(),
+                action: action.to_owned(),
+                detail,
+                hint: format!(
+                    "The credentials{} from {} were rejected: check the username and the \
+                     password or token, then log in again with {login}",
+                    credential
+                        .username()
+                        .map(|u| format!(" of {u:?}"))
+                        .unwrap_or_default(),
+                    resolved.source.as_deref().unwrap_or("the keychain")
+                ),
+            },
+            (Some(credential), _) => RegistryError::Denied {
+                registry: reg.name.clone(),
+                repository: repository.to_owned(),
+                action: action.to_owned(),
+                detail,
+                hint: format!(
+                    "The account{} (credentials from {}) may not do this on {repository}: \
+                     check that the repository exists under a namespace it can write to and \
+                     that the token has push (write) scope",
+                    credential
+                        .username()
+                        .map(|u| format!(" {u:?}"))
+                        .unwrap_or_default(),
+                    resolved.source.as_deref().unwrap_or("the keychain")
+                ),
+            },
+        }
+    }
+
+    /// The registry's own words from an error body (`{"errors":[{"code","message"}]}`),
+    /// short and with any secret in play scrubbed.
+    fn detail(&self, reg: &Registry, repository: &str, resp: &Resp) -> String {
+        #[derive(serde::Deserialize)]
+        struct Errors {
+            #[serde(default)]
+            errors: Vec<ErrorItem>,
+        }
+        #[derive(serde::Deserialize)]
+        struct ErrorItem {
+            #[serde(default)]
+            code: String,
+            #[serde(default)]
+            message: String,
+        }
+        let text = match serde_json::from_slice::<Errors>(&resp.body) {
+            Ok(e) if !e.errors.is_empty() => e
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => String::from_utf8_lossy(&resp.body)
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        let credential = self.resolved(reg, repository).credential;
+        let secrets: Vec<&str> = credential.iter().map(|c| c.secret()).collect();
+        let text: String = scrub(&text, &secrets).chars().take(300).collect();
+        text
+    }
+
+    /// Checks `credential` against `registry` without pushing: Basic on `/v2/`, or a token
+    /// request for Bearer registries.
+    pub fn check_credentials(&self, registry: &str, p: &dyn Progress) -> Result<(), RegistryError> {
+        let reg = self.registry(registry, p)?;
+        let action = "log in";
+        let scheme = lock(&reg.auth).clone();
+        match scheme {
+            AuthScheme::Anonymous => {
+                p.note(&format!("{registry}: the registry asks for no credentials"));
+                Ok(())
+            }
+            AuthScheme::Basic => {
+                let call = Call {
+                    method: http::Method::GET,
+                    url: format!("{}/v2/", reg.base),
+                    headers: Vec::new(),
+                    body: Body::Empty,
+                    authenticate: true,
+                    scopes: Vec::new(),
+                    repository: "",
+                    action,
+                    retry: true,
+                };
+                let resp = self.execute(&reg, &call, p)?;
+                match resp.status {
+                    200..=299 => Ok(()),
+                    _ => Err(self.status_error(&reg, "", action, &resp)),
+                }
+            }
+            AuthScheme::Bearer { .. } => self.warm_up(&reg, "", &[], action, p),
+        }
+    }
+}
+
+/// `login`: checks the username and password against the registry, then stores them in the
+/// docker config file (or its credential helper). Returns where they went.
+pub fn login(
+    registry: &str,
+    username: &str,
+    password: &Secret,
+    options: &ClientOptions,
+    config_file: &Path,
+) -> Result<StoredIn, RegistryError> {
+    let registry = normalize_registry(registry)?;
+    let mut options = options.clone();
+    options.keychain = Keychain::anonymous()
+        .with_credential(&registry, Credential::basic(username, password.clone()));
+    Client::new(options).check_credentials(&registry, &NoProgress)?;
+    Ok(store_credentials(
+        config_file,
+        &registry,
+        username,
+        password,
+        None,
+    )?)
+}
+
+fn basic_header(username: &str, password: &Secret) -> Secret {
+    Secret::new(format!(
+        "Basic {}",
+        BASE64.encode(format!("{username}:{}", password.expose()))
+    ))
+}
+
+fn token_key(
+    realm: &str,
+    service: &str,
+    scopes: &[String],
+    credential: Option<&Credential>,
+) -> String {
+    let who = match credential {
+        Some(c) => c.username().unwrap_or("<token>").to_owned(),
+        None => "<anonymous>".into(),
+    };
+    format!(
+        "{realm}\n{service}\n{}\n{who}",
+        merge_scopes(scopes).join(" ")
+    )
+}
+
+fn challenges(resp: &Resp) -> Vec<Challenge> {
+    resp.headers
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_www_authenticate)
+        .collect()
+}
+
+/// Bearer wins over Basic when a registry offers both.
+fn scheme_from(challenges: &[Challenge]) -> Option<AuthScheme> {
+    if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+        let realm = bearer.param("realm")?.to_owned();
+        let service = bearer.param("service").unwrap_or_default().to_owned();
+        return Some(AuthScheme::Bearer { realm, service });
+    }
+    challenges
+        .iter()
+        .any(|c| c.scheme == "basic")
+        .then_some(AuthScheme::Basic)
+}
+
+fn scheme_name(scheme: &AuthScheme) -> String {
+    match scheme {
+        AuthScheme::Anonymous => "none".into(),
+        AuthScheme::Basic => "Basic".into(),
+        AuthScheme::Bearer { realm, service } => {
+            format!("Bearer (realm {}, service {service})", redact_url(realm))
+        }
+    }
+}
+
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+pub(crate) fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Resolves a `Location` header against the registry base (`/v2/…` → `http://host/v2/…`).
+pub(crate) fn resolve_location(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        location.to_owned()
+    } else if location.starts_with('/') {
+        format!("{base}{location}")
+    } else {
+        format!("{base}/{location}")
+    }
+}
+
+/// Appends query parameters to a URL that may already have some (`?_state=…`).
+pub(crate) fn with_query(url: &str, params: &[(&str, &str)]) -> String {
+    let mut out = url.to_owned();
+    for (k, v) in params {
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&encode_query(v));
+    }
+    out
+}
+
+struct SendFailure {
+    message: String,
+    retryable: bool,
+}
+
+fn send(
+    agent: &ureq::Agent,
+    call: &Call<'_>,
+    authorization: Option<&Secret>,
+) -> Result<Resp, SendFailure> {
+    let mut builder = http::Request::builder()
+        .method(call.method.clone())
+        .uri(call.url.as_str());
+    for (name, value) in &call.headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    if let Some(value) = authorization {
+        builder = builder.header("authorization", value.expose());
+    }
+    let bad_request = |e: http::Error| SendFailure {
+        message: format!("cannot build the request: {e}"),
+        retryable: false,
+    };
+    let result = match &call.body {
+        Body::Empty if call.method == http::Method::GET || call.method == http::Method::HEAD => {
+            agent.run(builder.body(()).map_err(bad_request)?)
+        }
+        // An explicit zero length: some proxies refuse a POST or PUT without one.
+        Body::Empty => agent.run(builder.body(&[][..]).map_err(bad_request)?),
+        Body::Bytes(bytes) => agent.run(builder.body(*bytes).map_err(bad_request)?),
+        Body::File {
+            path,
+            offset,
+            len,
+            on_read,
+        } => {
+            let open = || -> std::io::Result<std::fs::File> {
+                let mut file = std::fs::File::open(path)?;
+                file.seek(SeekFrom::Start(*offset))?;
+                Ok(file)
+            };
+            let file = open().map_err(|e| SendFailure {
+                message: format!("reading {}: {e}", path.display()),
+                retryable: false,
+            })?;
+            let mut reader = CountingReader {
+                inner: file.take(*len),
+                read: 0,
+                on_read: *on_read,
+            };
+            let request = builder
+                .header("content-length", len.to_string())
+                .body(ureq::SendBody::from_reader(&mut reader))
+                .map_err(bad_request)?;
+            agent.run(request)
+        }
+    };
+    let response = result.map_err(transport_failure)?;
+    let status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    let body = if call.method == http::Method::HEAD {
+        Vec::new()
+    } else {
+        // Registry answers here are small JSON; a cap keeps a hostile server from filling memory.
+        body.into_with_config()
+            .limit(4 << 20)
+            .read_to_vec()
+            .map_err(transport_failure)?
+    };
+    Ok(Resp {
+        status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+struct CountingReader<'a, R> {
+    inner: R,
+    read: u64,
+    on_read: Option<&'a (dyn Fn(u64) + Sync)>,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if let Some(f) = self.on_read {
+            f(self.read);
+        }
+        Ok(n)
+    }
+}
+
+/// A ureq error as a message without URLs (they can carry signed queries) and whether trying
+/// again can help.
+fn transport_failure(error: ureq::Error) -> SendFailure {
+    use std::io::ErrorKind::*;
+    let (message, retryable) = match &error {
+        ureq::Error::Io(e) => (
+            format!("{e}"),
+            matches!(
+                e.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | BrokenPipe
+                    | UnexpectedEof
+                    | TimedOut
+                    | NotConnected
+                    | Interrupted
+                    | WouldBlock
+            ),
+        ),
+        ureq::Error::ConnectionFailed => ("connection failed".into(), true),
+        ureq::Error::Timeout(t) => (format!("timed out ({t})"), true),
+        ureq::Error::HostNotFound => (
+            "host not found (DNS): check the registry name".into(),
+            false,
+        ),
+        ureq::Error::BadUri(_) => ("invalid URL".into(), false),
+        ureq::Error::Tls(e) => (format!("TLS: {e}"), false),
+        ureq::Error::Rustls(e) => (format!("TLS: {e}"), false),
+        ureq::Error::Protocol(e) => (format!("HTTP protocol: {e}"), true),
+        ureq::Error::ConnectProxyFailed(_) => ("the proxy refused the connection".into(), true),
+        ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
+            ("too many or unfollowable redirects".into(), false)
+        }
+        ureq::Error::BodyExceedsLimit(n) => (format!("response larger than {n} bytes"), false),
+        other => (format!("{other}"), false),
+    };
+    SendFailure { message, retryable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_budget_is_bounded_in_count_and_time() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            max_elapsed: Duration::from_secs(10),
+        };
+        let now = Instant::now();
+        let d1 = policy.next_delay(1, now, None).unwrap();
+        let d2 = policy.next_delay(2, now, None).unwrap();
+        assert!(d1 >= Duration::from_millis(100) && d1 <= Duration::from_millis(125));
+        assert!(d2 >= Duration::from_millis(200) && d2 <= Duration::from_millis(250));
+        assert!(policy.next_delay(3, now, None).is_none());
+        // Retry-After is honoured, within reason.
+        let d = policy
+            .next_delay(1, now, Some(Duration::from_secs(2)))
+            .unwrap();
+        assert!(d >= Duration::from_secs(2));
+        let tight = RetryPolicy {
+            max_elapsed: Duration::from_millis(50),
+            ..policy
+        };
+        assert!(tight.next_delay(1, now, None).is_none());
+    }
+
+    #[test]
+    fn urls_and_queries() {
+        assert_eq!(encode_query("sha256:ab/c d"), "sha256%3Aab%2Fc%20d");
+        assert_eq!(
+            with_query(
+                "http://h/v2/x/blobs/uploads/u?_state=s",
+                &[("digest", "sha256:a")]
+            ),
+            "http://h/v2/x/blobs/uploads/u?_state=s&digest=sha256%3Aa"
+        );
+        assert_eq!(with_query("http://h/p", &[("a", "b")]), "http://h/p?a=b");
+        assert_eq!(resolve_location("http://h:5", "/v2/x"), "http://h:5/v2/x");
+        assert_eq!(
+            resolve_location("http://h:5", "https://s3/x?sig"),
+            "https://s3/x?sig"
+        );
+    }
+
+    #[test]
+    fn insecure_registries_match_by_name_or_host() {
+        let client = Client::new(ClientOptions {
+            keychain: Keychain::anonymous(),
+            insecure_registries: vec!["reg.lan:5000".into(), "other.lan".into()],
+            ..ClientOptions::default()
+        });
+        assert!(client.is_insecure("127.0.0.1:5000"));
+        assert!(client.is_insecure("localhost"));
+        assert!(client.is_insecure("reg.lan:5000"));
+        assert!(!client.is_insecure("reg.lan:6000"));
+        assert!(client.is_insecure("other.lan:7000"));
+        assert!(!client.is_insecure("ghcr.io"));
+        assert!(!client.is_insecure("docker.io"));
+    }
+
+    /// A scripted HTTP server on 127.0.0.1: each connection gets the next canned answer, or is
+    /// closed unanswered for `None`. TLS probes (the client tries https first on loopback) are
+    /// hung up on without using the script. Returns the host and the request lines seen.
+    fn fake_server(script: Vec<Option<String>>) -> (String, Arc<Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut first = [0u8; 1];
+                if stream.peek(&mut first).is_err() || first[0] == 0x16 {
+                    continue;
+                }
+                let Some(answer) = script.next() else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                log.lock().unwrap().push(line.trim().to_owned());
+                let mut length = 0usize;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                if let Some(answer) = answer {
+                    stream.write_all(answer.as_bytes()).unwrap();
+                }
+            }
+        });
+        (host, seen)
+    }
+
+    fn answer(status: &str, extra_headers: &str, body: &str) -> Option<String> {
+        Some(format!(
+            "HTTP/1.1 {status}\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    fn quick_client(keychain: Keychain, max_attempts: u32) -> Client {
+        Client::new(ClientOptions {
+            keychain,
+            retry: RetryPolicy {
+                max_attempts,
+                initial_backoff: Duration::from_millis(10),
+                max_backoff: Duration::from_millis(50),
+                max_elapsed: Duration::from_secs(5),
+            },
+            ..ClientOptions::default()
+        })
+    }
+
+    #[test]
+    fn dropped_connections_503_and_429_are_retried() {
+        let (host, seen) = fake_server(vec![
+            None,
+            answer("503 Service Unavailable", "", ""),
+            answer("429 Too Many Requests", "Retry-After: 0\r\n", ""),
+            answer("200 OK", "", "{}"),
+        ]);
+        let client = quick_client(Keychain::anonymous(), 6);
+        let reg = client.registry(&host, &NoProgress).unwrap();
+        assert_eq!(reg.base, format!("http://{host}"));
+        assert_eq!(seen.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn retries_stop_at_the_bound_and_say_so() {
+        let (host, seen) =
+            fake_server((0..10).map(|_| answer("502 Bad Gateway", "", "")).collect());
+        let client = quick_client(Keychain::anonymous(), 3);
+        let err = client.registry(&host, &NoProgress).err().unwrap();
+        assert!(err.is_retryable());
+        let text = err.to_string();
+        assert!(text.contains(&host) && text.contains("HTTP 502"), "{text}");
+        assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn auth_and_not_found_errors_say_what_to_do() {
+        let (host, _) = fake_server(vec![answer("200 OK", "", "{}")]);
+        let keychain =
+            Keychain::anonymous().with_credential(&host, Credential::basic("carol", "pw-9876"));
+        let client = quick_client(keychain, 1);
+        let reg = client.registry(&host, &NoProgress).unwrap();
+        client.credential(&reg, "team/app", &NoProgress);
+        let resp = |status: u16, body: &str| Resp {
+            status,
+            headers: http::HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        let action = "push manifest sha256:x as v1 to";
+        let not_found = client.status_error(&reg, "team/app", action, &resp(404,
+            r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#));
+        let text = not_found.to_string();
+        for part in [
+            host.as_str(),
+            "repository team/app",
+            action,
+            "NAME_UNKNOWN",
+            "created before",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+        // The registry echoing a secret back does not get it printed.
+        let denied = client.status_error(
+            &reg,
+            "team/app",
+            action,
+            &resp(
+                403,
+                r#"{"errors":[{"code":"DENIED","message":"carol:pw-9876 may not push"}]}"#,
+            ),
+        );
+        let text = denied.to_string();
+        assert!(matches!(denied, RegistryError::Denied { .. }));
+        assert!(
+            text.contains("\"carol\"") && text.contains("push (write) scope"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("pw-9876") && !format!("{denied:?}").contains("pw-9876"),
+            "{text}"
+        );
+        let rejected = client.status_error(&reg, "team/app", action, &resp(401, ""));
+        assert!(matches!(
+            rejected,
+            RegistryError::CredentialsRejected { .. }
+        ));
+        assert!(
+            rejected.to_string().contains("explicit credentials"),
+            "{rejected}"
+        );
+        let other = client.status_error(&reg, "team/app", action, &resp(500, "oops\nmore"));
+        assert_eq!(
+            other.to_string(),
+            format!("{host}: cannot {action} repository team/app: HTTP 500: oops")
+        );
+    }
+
+    #[test]
+    fn plain_http_token_realms_are_refused_off_loopback() {
+        let (host, _) = fake_server(vec![answer(
+            "401 Unauthorized",
+            "WWW-Authenticate: Bearer realm=\"http://auth.example/token\",service=\"s\"\r\n",
+            "",
+        )]);
+        let keychain =
+            Keychain::anonymous().with_credential(&host, Credential::basic("u", "secret-pw"));
+        let client = quick_client(keychain, 1);
+        let reg = client.registry(&host, &NoProgress).unwrap();
+        let err = client
+            .warm_up(
+                &reg,
+                "app",
+                &["repository:app:pull,push".into()],
+                "push to",
+                &NoProgress,
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("refusing to send credentials"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn token_cache_keys_separate_scopes_and_users() {
+        let a = token_key(
+            "r",
+            "s",
+            &["repository:a:push".into(), "repository:a:pull".into()],
+            None,
+        );
+        let b = token_key("r", "s", &["repository:a:pull,push".into()], None);
+        assert_eq!(a, b);
+        let c = token_key("r", "s", &["repository:b:pull,push".into()], None);
+        assert_ne!(a, c);
+        let user = Credential::basic("u", "pw-secret");
+        let d = token_key("r", "s", &["repository:a:pull,push".into()], Some(&user));
+        assert_ne!(a, d);
+        assert!(!d.contains("pw-secret"));
+    }
+}

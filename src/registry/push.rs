@@ -1,0 +1,898 @@
+//! Pushing an image: blobs (skip, mount, upload with resume), then manifests and tags.
+
+use super::RegistryError;
+use super::auth::repository_scope;
+use super::client::{
+    Body, Call, Client, ClientOptions, Registry, Resp, resolve_location, with_query,
+};
+use super::layout::{LayoutImage, LocalBlob, LocalManifest};
+use super::mounts::BlobLocations;
+use super::progress::Progress;
+use super::reference::Reference;
+use crate::digest::Digest;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+use ureq::http::Method;
+
+/// How blobs travel.
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    /// Blobs larger than this go in `PATCH` chunks of this size, which survive a dropped
+    /// connection (resume from the registry's `Range`); smaller ones in one `PUT`.
+    pub chunk_size: u64,
+    /// Blobs checked and uploaded at once.
+    pub concurrency: usize,
+    /// Repositories of the target registry to try mounting blobs from, besides the ones
+    /// this push and the blob cache know.
+    pub mount_from: Vec<String>,
+    /// Where to remember which repositories hold which blobs, for mounts across runs
+    /// ([`super::default_blob_cache_path`] in the CLI). `None`: only this run's knowledge.
+    pub blob_cache: Option<PathBuf>,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            chunk_size: 32 << 20,
+            concurrency: 4,
+            mount_from: Vec::new(),
+            blob_cache: None,
+        }
+    }
+}
+
+/// What happened to one blob in one repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum BlobAction {
+    /// The repository already had it (`HEAD` answered 200).
+    Skipped,
+    /// Mounted from another repository of the same registry: no bytes sent.
+    Mounted { from: String },
+    /// Sent. `resumed`: times a chunked upload went on from the registry's offset after a
+    /// failure; `restarted`: times it began again from byte 0.
+    Uploaded {
+        chunked: bool,
+        resumed: u32,
+        restarted: u32,
+    },
+}
+
+impl BlobAction {
+    pub fn describe(&self) -> String {
+        match self {
+            BlobAction::Skipped => "already there".into(),
+            BlobAction::Mounted { from } => format!("mounted from {from}"),
+            BlobAction::Uploaded {
+                resumed, restarted, ..
+            } => match (resumed, restarted) {
+                (0, 0) => "uploaded".into(),
+                _ => format!("uploaded (resumed {resumed}×, restarted {restarted}×)"),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BlobReport {
+    pub registry: String,
+    pub repository: String,
+    #[serde(serialize_with = "as_string")]
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    #[serde(flatten)]
+    pub action: BlobAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PushedReference {
+    /// As pushed: `127.0.0.1:5000/app:v1` (or `…@sha256:…` when pushed by digest).
+    pub reference: String,
+    /// The same content pinned: `127.0.0.1:5000/app@sha256:…`.
+    pub pinned: String,
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+}
+
+/// The outcome of a push, fit for `--json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PushReport {
+    /// The pushed manifest's (or index's) digest.
+    #[serde(serialize_with = "as_string")]
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub references: Vec<PushedReference>,
+    pub blobs: Vec<BlobReport>,
+    /// Skipped credential sources, an unusable blob cache, ...
+    pub warnings: Vec<String>,
+}
+
+impl PushReport {
+    pub fn uploaded(&self) -> usize {
+        self.count(|a| matches!(a, BlobAction::Uploaded { .. }))
+    }
+    pub fn skipped(&self) -> usize {
+        self.count(|a| matches!(a, BlobAction::Skipped))
+    }
+    pub fn mounted(&self) -> usize {
+        self.count(|a| matches!(a, BlobAction::Mounted { .. }))
+    }
+    fn count(&self, f: impl Fn(&BlobAction) -> bool) -> usize {
+        self.blobs.iter().filter(|b| f(&b.action)).count()
+    }
+}
+
+fn as_string<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(d)
+}
+
+/// Opens the layout, picks the image tagged `tag` (or the only one) and pushes it to every
+/// target. Several targets in one repository are several tags of one upload.
+pub fn push(
+    layout: &Path,
+    tag: Option<&str>,
+    targets: &[Reference],
+    client_options: &ClientOptions,
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport, RegistryError> {
+    let image = LayoutImage::open(layout, tag)?;
+    Client::new(client_options.clone()).push(&image, targets, options, progress)
+}
+
+struct UploadState {
+    location: String,
+    offset: u64,
+}
+
+enum Started {
+    Mounted,
+    MountRefused,
+    Session(String),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Client {
+    /// Pushes `image` to every target (see [`push`]).
+    pub fn push(
+        &self,
+        image: &LayoutImage,
+        targets: &[Reference],
+        options: &PushOptions,
+        p: &dyn Progress,
+    ) -> Result<PushReport, RegistryError> {
+        if targets.is_empty() {
+            return Err(RegistryError::NoTargets);
+        }
+        for target in targets {
+            if let Some(digest) = &target.digest {
+                if digest != image.digest() {
+                    return Err(RegistryError::ReferenceDigestMismatch {
+                        reference: target.to_string(),
+                        expected: digest.to_string(),
+                        actual: image.digest().to_string(),
+                    });
+                }
+            }
+        }
+        let mut report = PushReport {
+            digest: image.digest().clone(),
+            media_type: image.root.media_type.clone(),
+            size: image.root.bytes.len() as u64,
+            references: Vec::new(),
+            blobs: Vec::new(),
+            warnings: Vec::new(),
+        };
+        // What this client learned in earlier pushes, plus the cache file if there is one.
+        let (mut locations, warning) = BlobLocations::load(options.blob_cache.as_deref());
+        if let Some(warning) = &warning {
+            p.note(warning);
+        }
+        report.warnings.extend(warning);
+        locations.merge_from(&lock(&self.known_blobs));
+        let locations = Mutex::new(locations);
+
+        // One upload per repository, however many tags it gets.
+        let mut groups: Vec<(&str, &str, Vec<&Reference>)> = Vec::new();
+        for target in targets {
+            match groups
+                .iter_mut()
+                .find(|(r, repo, _)| *r == target.registry && *repo == target.repository)
+            {
+                Some((_, _, refs)) => refs.push(target),
+                None => groups.push((&target.registry, &target.repository, vec![target])),
+            }
+        }
+
+        let blobs = image.blobs();
+        let mut outcome = Ok(());
+        for (registry, repository, refs) in &groups {
+            let result = self.push_repository(
+                registry,
+                repository,
+                refs,
+                image,
+                &blobs,
+                options,
+                &locations,
+                &mut report,
+                p,
+            );
+            if let Err(e) = result {
+                outcome = Err(e);
+                break;
+            }
+        }
+        // What did make it is worth remembering even when a later repository failed.
+        *lock(&self.known_blobs) = lock(&locations).in_memory();
+        if let Some(warning) = lock(&locations).save() {
+            p.note(&warning);
+            report.warnings.push(warning);
+        }
+        outcome?;
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_repository(
+        &self,
+        registry: &str,
+        repository: &str,
+        refs: &[&Reference],
+        image: &LayoutImage,
+        blobs: &[&LocalBlob],
+        options: &PushOptions,
+        locations: &Mutex<BlobLocations>,
+        report: &mut PushReport,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let reg = self.registry(registry, p)?;
+        let scopes = vec![repository_scope(repository, "pull,push")];
+        self.warm_up(&reg, repository, &scopes, "push to", p)?;
+        report
+            .warnings
+            .extend(self.credential_warnings(&reg, repository));
+
+        report
+            .blobs
+            .extend(self.push_blobs(&reg, repository, blobs, options, locations, p)?);
+        self.push_children(&reg, repository, &image.root, p)?;
+        for target in refs {
+            let (reference, tag) = match (&target.tag, &target.digest) {
+                (Some(tag), _) => (tag.clone(), Some(tag.clone())),
+                (None, Some(digest)) => (digest.to_string(), None),
+                // Like docker: no tag means `latest`.
+                (None, None) => ("latest".to_owned(), Some("latest".to_owned())),
+            };
+            self.put_manifest(&reg, repository, &reference, &image.root, p)?;
+            let pushed = match &tag {
+                Some(tag) => format!("{registry}/{repository}:{tag}"),
+                None => format!("{registry}/{repository}@{}", image.digest()),
+            };
+            p.manifest_pushed(&pushed, image.digest());
+            report.references.push(PushedReference {
+                reference: pushed,
+                pinned: format!("{registry}/{repository}@{}", image.digest()),
+                registry: registry.to_owned(),
+                repository: repository.to_owned(),
+                tag,
+            });
+        }
+        Ok(())
+    }
+
+    fn credential_warnings(&self, reg: &Registry, repository: &str) -> Vec<String> {
+        self.resolved(reg, repository).warnings
+    }
+
+    /// Blobs in parallel; the first error stops the others from starting new blobs.
+    fn push_blobs(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        blobs: &[&LocalBlob],
+        options: &PushOptions,
+        locations: &Mutex<BlobLocations>,
+        p: &dyn Progress,
+    ) -> Result<Vec<BlobReport>, RegistryError> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<Result<BlobReport, RegistryError>>>> =
+            Mutex::new((0..blobs.len()).map(|_| None).collect());
+        let workers = options.concurrency.clamp(1, 16).min(blobs.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    while !failed.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(blob) = blobs.get(i) else { break };
+                        let result = self.push_blob(reg, repository, blob, options, locations, p);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if let Some(slot) = lock(&results).get_mut(i) {
+                            *slot = Some(result);
+                        }
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.into_iter().flatten().collect()
+    }
+
+    fn push_blob(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        blob: &LocalBlob,
+        options: &PushOptions,
+        locations: &Mutex<BlobLocations>,
+        p: &dyn Progress,
+    ) -> Result<BlobReport, RegistryError> {
+        p.blob_started(repository, blob);
+        let action = if self.blob_exists(reg, repository, blob, p)? {
+            BlobAction::Skipped
+        } else {
+            let mut candidates = lock(locations).candidates(&reg.name, &blob.digest);
+            for extra in &options.mount_from {
+                if !candidates.contains(extra) {
+                    candidates.push(extra.clone());
+                }
+            }
+            candidates.retain(|r| r != repository);
+            let mut session = None;
+            let mut mounted = None;
+            // A few tries: each stale candidate costs one request.
+            for from in candidates.iter().take(3) {
+                match self.start_upload(reg, repository, Some((&blob.digest, from)), p)? {
+                    Started::Mounted => {
+                        mounted = Some(from.clone());
+                        break;
+                    }
+                    Started::MountRefused => {
+                        lock(locations).forget(&reg.name, &blob.digest, from);
+                    }
+                    Started::Session(location) => {
+                        // The registry did not mount but opened an upload: use it.
+                        lock(locations).forget(&reg.name, &blob.digest, from);
+                        session = Some(location);
+                        break;
+                    }
+                }
+            }
+            match mounted {
+                Some(from) => BlobAction::Mounted { from },
+                None => self.upload(reg, repository, blob, session, options, p)?,
+            }
+        };
+        lock(locations).record(&reg.name, &blob.digest, repository);
+        let report = BlobReport {
+            registry: reg.name.clone(),
+            repository: repository.to_owned(),
+            digest: blob.digest.clone(),
+            size: blob.size,
+            media_type: blob.media_type.clone(),
+            action,
+        };
+        p.blob_finished(repository, &report);
+        Ok(report)
+    }
+
+    fn call<'a>(
+        &self,
+        method: Method,
+        url: String,
+        repository: &'a str,
+        action: &'a str,
+        body: Body<'a>,
+    ) -> Call<'a> {
+        Call {
+            method,
+            url,
+            headers: Vec::new(),
+            body,
+            authenticate: true,
+            scopes: vec![repository_scope(repository, "pull,push")],
+            repository,
+            action,
+            retry: true,
+        }
+    }
+
+    fn blob_exists(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        blob: &LocalBlob,
+        p: &dyn Progress,
+    ) -> Result<bool, RegistryError> {
+        let action = format!("check for blob {} in", blob.digest);
+        let url = format!("{}/v2/{repository}/blobs/{}", reg.base, blob.digest);
+        let call = self.call(Method::HEAD, url, repository, &action, Body::Empty);
+        let resp = self.execute(reg, &call, p)?;
+        match resp.status {
+            200..=299 => {
+                self.check_digest(
+                    reg,
+                    repository,
+                    &format!("blob {}", blob.digest),
+                    &blob.digest,
+                    &resp,
+                )?;
+                let length = resp
+                    .header("content-length")
+                    .and_then(|v| v.parse::<u64>().ok());
+                match length {
+                    Some(n) if n != blob.size => Err(RegistryError::Protocol {
+                        registry: reg.name.clone(),
+                        message: format!(
+                            "repository {repository} has blob {} with {n} bytes, the layout has \
+                             {}: refusing to trust either",
+                            blob.digest, blob.size
+                        ),
+                    }),
+                    _ => Ok(true),
+                }
+            }
+            404 => Ok(false),
+            _ => Err(self.status_error(reg, repository, &action, &resp)),
+        }
+    }
+
+    /// `POST …/blobs/uploads/`, optionally asking to mount `digest` from another repository.
+    fn start_upload(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        mount: Option<(&Digest, &str)>,
+        p: &dyn Progress,
+    ) -> Result<Started, RegistryError> {
+        let mut url = format!("{}/v2/{repository}/blobs/uploads/", reg.base);
+        let action = match mount {
+            Some((digest, from)) => {
+                url = with_query(&url, &[("mount", &digest.to_string()), ("from", from)]);
+                format!("mount blob {digest} from {from} into")
+            }
+            None => "start a blob upload to".to_owned(),
+        };
+        let mut call = self.call(Method::POST, url, repository, &action, Body::Empty);
+        if let Some((_, from)) = mount {
+            call.scopes.push(repository_scope(from, "pull"));
+        }
+        let resp = self.execute(reg, &call, p)?;
+        match (resp.status, mount) {
+            (201, Some((digest, from))) => {
+                self.check_digest(
+                    reg,
+                    repository,
+                    &format!("blob {digest} mounted from {from}"),
+                    digest,
+                    &resp,
+                )?;
+                Ok(Started::Mounted)
+            }
+            (202, _) => Ok(Started::Session(self.location(reg, &resp, None)?)),
+            // No pull right on the source, or no such source: upload instead.
+            (401 | 403 | 404, Some(_)) => Ok(Started::MountRefused),
+            _ => Err(self.status_error(reg, repository, &action, &resp)),
+        }
+    }
+
+    fn location(
+        &self,
+        reg: &Registry,
+        resp: &Resp,
+        fallback: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        match (resp.header("location"), fallback) {
+            (Some(location), _) => Ok(resolve_location(&reg.base, location)),
+            (None, Some(fallback)) => Ok(fallback.to_owned()),
+            (None, None) => Err(RegistryError::Protocol {
+                registry: reg.name.clone(),
+                message: format!(
+                    "HTTP {} without a Location header for the upload",
+                    resp.status
+                ),
+            }),
+        }
+    }
+
+    fn upload(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        blob: &LocalBlob,
+        session: Option<String>,
+        options: &PushOptions,
+        p: &dyn Progress,
+    ) -> Result<BlobAction, RegistryError> {
+        let chunked = options.chunk_size > 0 && blob.size > options.chunk_size;
+        let started = Instant::now();
+        let (mut failures, mut resumed, mut restarted) = (0u32, 0u32, 0u32);
+        let mut state = session.map(|location| UploadState {
+            location,
+            offset: 0,
+        });
+        loop {
+            let mut st = match state.take() {
+                Some(st) => st,
+                None => match self.start_upload(reg, repository, None, p)? {
+                    Started::Session(location) => UploadState {
+                        location,
+                        offset: 0,
+                    },
+                    _ => {
+                        return Err(RegistryError::Protocol {
+                            registry: reg.name.clone(),
+                            message: "the registry answered an upload request without a session"
+                                .into(),
+                        });
+                    }
+                },
+            };
+            let result = if chunked {
+                self.send_chunks(reg, repository, blob, &mut st, options.chunk_size, p)
+            } else {
+                self.put_whole(reg, repository, blob, &st, p)
+            };
+            let error = match result {
+                Ok(()) => {
+                    return Ok(BlobAction::Uploaded {
+                        chunked,
+                        resumed,
+                        restarted,
+                    });
+                }
+                Err(e) if e.is_retryable() => e,
+                Err(e) => return Err(e),
+            };
+            failures += 1;
+            let Some(delay) = self.options().retry.next_delay(failures, started, None) else {
+                return Err(error);
+            };
+            p.note(&format!(
+                "{}: {error}; retrying in {:.1}s",
+                blob.digest,
+                delay.as_secs_f64()
+            ));
+            std::thread::sleep(delay);
+            // The last answer may be what got lost: the blob can be complete already.
+            if self.blob_exists(reg, repository, blob, p)? {
+                return Ok(BlobAction::Uploaded {
+                    chunked,
+                    resumed,
+                    restarted,
+                });
+            }
+            if chunked {
+                if let Some((location, offset)) =
+                    self.upload_status(reg, repository, &st.location, p)?
+                {
+                    p.note(&format!(
+                        "{}: the registry has {offset} of {} bytes; resuming",
+                        blob.digest, blob.size
+                    ));
+                    st.location = location;
+                    st.offset = offset;
+                    resumed += 1;
+                    state = Some(st);
+                    continue;
+                }
+            }
+            p.note(&format!("{}: starting the upload again", blob.digest));
+            restarted += 1;
+        }
+    }
+
+    /// `PATCH` chunk after chunk from `st.offset`, then the closing `PUT ?digest=`.
+    fn send_chunks(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        blob: &LocalBlob,
+        st: &mut UploadState,
+        chunk_size: u64,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let action = format!("upload blob {} to", blob.digest);
+        while st.offset < blob.size {
+            let len = chunk_size.min(blob.size - st.offset);
+            let base = st.offset;
+            let on_read = |n: u64| p.blob_progress(&blob.digest, base + n, blob.size);
+            let mut call = self.call(
+                Method::PATCH,
+                st.location.clone(),
+                repository,
+                &action,
+                Body::File {
+                    path: &blob.path,
+                    offset: base,
+                    len,
+                    on_read: Some(&on_read),
+                },
+            );
+            call.retry = false;
+            call.headers = vec![
+                ("content-type", "application/octet-stream".into()),
+                ("content-range", format!("{base}-{}", base + len - 1)),
+            ];
+            let resp = self.execute(reg, &call, p)?;
+            match resp.status {
+                202 | 204 => {
+                    let expected = base + len;
+                    st.location = self.location(reg, &resp, Some(&st.location))?;
+                    st.offset = match resp.header("range").and_then(parse_range_end) {
+                        Some(end) if end + 1 == expected => expected,
+                        // "0-0" is also what an empty upload reports; trust what was sent.
+                        Some(0) if expected <= 1 => expected,
+                        Some(end) => end + 1,
+                        None => expected,
+                    };
+                    p.chunk_committed(&blob.digest, st.offset, blob.size);
+                }
+                // The registry holds a different amount than we think: ask it, then resume.
+                416 => {
+                    return Err(RegistryError::Transport {
+                        registry: reg.name.clone(),
+                        action: format!("{action} repository {repository}"),
+                        message: "the registry rejected the chunk's range (HTTP 416)".into(),
+                        retryable: true,
+                    });
+                }
+                _ => return Err(self.status_error(reg, repository, &action, &resp)),
+            }
+        }
+        let url = with_query(&st.location, &[("digest", &blob.digest.to_string())]);
+        let mut call = self.call(Method::PUT, url, repository, &action, Body::Empty);
+        call.retry = false;
+        let resp = self.execute(reg, &call, p)?;
+        self.finish_upload(reg, repository, blob, &action, &resp)
+    }
+
+    /// One `PUT ?digest=` with the whole blob.
+    fn put_whole(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        blob: &LocalBlob,
+        st: &UploadState,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let action = format!("upload blob {} to", blob.digest);
+        let on_read = |n: u64| p.blob_progress(&blob.digest, n, blob.size);
+        let url = with_query(&st.location, &[("digest", &blob.digest.to_string())]);
+        let mut call = self.call(
+            Method::PUT,
+            url,
+            repository,
+            &action,
+            Body::File {
+                path: &blob.path,
+                offset: 0,
+                len: blob.size,
+                on_read: Some(&on_read),
+            },
+        );
+        call.retry = false;
+        call.headers = vec![("content-type", "application/octet-stream".into())];
+        let resp = self.execute(reg, &call, p)?;
+        self.finish_upload(reg, repository, blob, &action, &resp)
+    }
+
+    fn finish_upload(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        blob: &LocalBlob,
+        action: &str,
+        resp: &Resp,
+    ) -> Result<(), RegistryError> {
+        match resp.status {
+            200..=299 => self.check_digest(
+                reg,
+                repository,
+                &format!("blob {}", blob.digest),
+                &blob.digest,
+                resp,
+            ),
+            400 if String::from_utf8_lossy(&resp.body).contains("DIGEST_INVALID") => {
+                Err(RegistryError::Protocol {
+                    registry: reg.name.clone(),
+                    message: format!(
+                        "the registry computed a different digest for {} than {}: the file is \
+                         corrupt or changed during the push",
+                        blob.path.display(),
+                        blob.digest
+                    ),
+                })
+            }
+            _ => Err(self.status_error(reg, repository, action, resp)),
+        }
+    }
+
+    /// `GET` on an upload session: where to resume, or `None` when the session is gone.
+    fn upload_status(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        location: &str,
+        p: &dyn Progress,
+    ) -> Result<Option<(String, u64)>, RegistryError> {
+        let action = "ask for the state of an upload to";
+        let call = self.call(
+            Method::GET,
+            location.to_owned(),
+            repository,
+            action,
+            Body::Empty,
+        );
+        let resp = self.execute(reg, &call, p)?;
+        match resp.status {
+            200..=299 => {
+                let location = self.location(reg, &resp, Some(location))?;
+                let offset = match resp.header("range").and_then(parse_range_end) {
+                    // "0-0" can mean 0 or 1 byte; 0 is safe (a wrong guess costs a restart).
+                    Some(0) | None => 0,
+                    Some(end) => end + 1,
+                };
+                Ok(Some((location, offset)))
+            }
+            // Unknown or invalidated session (e.g. the registry restarted without its state).
+            400 | 404 | 416 => Ok(None),
+            _ => Err(self.status_error(reg, repository, action, &resp)),
+        }
+    }
+
+    fn push_children(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        manifest: &LocalManifest,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        for child in &manifest.children {
+            self.push_children(reg, repository, child, p)?;
+            self.put_manifest(reg, repository, &child.digest.to_string(), child, p)?;
+        }
+        Ok(())
+    }
+
+    fn put_manifest(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        reference: &str,
+        manifest: &LocalManifest,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let kind = if manifest.is_index() {
+            "index"
+        } else {
+            "manifest"
+        };
+        let action = format!("push {kind} {} as {reference} to", manifest.digest);
+        let url = format!("{}/v2/{repository}/manifests/{reference}", reg.base);
+        let mut call = self.call(
+            Method::PUT,
+            url,
+            repository,
+            &action,
+            Body::Bytes(&manifest.bytes),
+        );
+        call.headers = vec![("content-type", manifest.media_type.clone())];
+        let resp = self.execute(reg, &call, p)?;
+        match resp.status {
+            200..=299 => self.check_digest(
+                reg,
+                repository,
+                &format!("{kind} {reference}"),
+                &manifest.digest,
+                &resp,
+            ),
+            _ => Err(self.status_error(reg, repository, &action, &resp)),
+        }
+    }
+
+    /// Compares `Docker-Content-Digest` (when the registry sends one) with ours.
+    fn check_digest(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        what: &str,
+        expected: &Digest,
+        resp: &Resp,
+    ) -> Result<(), RegistryError> {
+        match resp.header("docker-content-digest") {
+            Some(actual) if actual.trim() != expected.to_string() => {
+                Err(RegistryError::DigestMismatch {
+                    registry: reg.name.clone(),
+                    repository: repository.to_owned(),
+                    what: what.to_owned(),
+                    expected: expected.to_string(),
+                    actual: actual.trim().chars().take(100).collect(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `0-1048575` or `bytes=0-1048575` → 1048575.
+fn parse_range_end(range: &str) -> Option<u64> {
+    let range = range.trim();
+    let range = range.strip_prefix("bytes=").unwrap_or(range);
+    range.split_once('-')?.1.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_in_both_spellings() {
+        assert_eq!(parse_range_end("0-1048575"), Some(1048575));
+        assert_eq!(parse_range_end("bytes=0-9"), Some(9));
+        assert_eq!(parse_range_end("0-0"), Some(0));
+        assert_eq!(parse_range_end("garbage"), None);
+    }
+
+    #[test]
+    fn reports_serialize_with_actions_and_string_digests() {
+        let d = Digest::of_bytes(b"x");
+        let report = PushReport {
+            digest: d.clone(),
+            media_type: "m".into(),
+            size: 1,
+            references: vec![PushedReference {
+                reference: "r/x:t".into(),
+                pinned: format!("r/x@{d}"),
+                registry: "r".into(),
+                repository: "x".into(),
+                tag: Some("t".into()),
+            }],
+            blobs: vec![
+                BlobReport {
+                    registry: "r".into(),
+                    repository: "x".into(),
+                    digest: d.clone(),
+                    size: 1,
+                    media_type: "l".into(),
+                    action: BlobAction::Mounted { from: "y".into() },
+                },
+                BlobReport {
+                    registry: "r".into(),
+                    repository: "x".into(),
+                    digest: d.clone(),
+                    size: 1,
+                    media_type: "l".into(),
+                    action: BlobAction::Uploaded {
+                        chunked: true,
+                        resumed: 1,
+                        restarted: 0,
+                    },
+                },
+            ],
+            warnings: vec![],
+        };
+        let v = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["digest"], d.to_string());
+        assert_eq!(v["blobs"][0]["action"], "mounted");
+        assert_eq!(v["blobs"][0]["from"], "y");
+        assert_eq!(v["blobs"][1]["action"], "uploaded");
+        assert_eq!(v["blobs"][1]["resumed"], 1);
+        assert_eq!(
+            (report.mounted(), report.uploaded(), report.skipped()),
+            (1, 1, 0)
+        );
+    }
+}

@@ -1,0 +1,1401 @@
+//! The registry client against a real `docker-registry` (Debian's build of distribution 2.8)
+//! that each test starts on a free 127.0.0.1 port with its own config and storage, plus skopeo
+//! as the independent witness. A Bearer test runs distribution's real `token` auth against a
+//! small token server in this file that signs ES256 JWTs with a throwaway key.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use staticpack::digest::Digest;
+use staticpack::registry::{
+    self, BlobAction, Client, ClientOptions, Credential, Keychain, LayoutImage, Progress,
+    PushOptions, PushReport, Reference, RegistryError, RetryPolicy, Secret, StoredIn,
+};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+// ---------------------------------------------------------------------------------------------
+// A real docker-registry, started and stopped by the test.
+
+enum Auth {
+    Anonymous,
+    Htpasswd { user: String, password: String },
+    Token { realm: String, bundle: PathBuf },
+}
+
+const TOKEN_SERVICE: &str = "staticpack-test-registry";
+const TOKEN_ISSUER: &str = "staticpack-test-issuer";
+
+struct RegistryServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RegistryServer {
+    fn start(auth: Auth) -> Self {
+        Self::start_with(auth, false)
+    }
+
+    /// `tls`: serve HTTPS with a fresh self-signed certificate for 127.0.0.1.
+    fn start_with(auth: Auth, tls: bool) -> Self {
+        common::need("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let tls_yaml = if tls {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+            std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("tls.crt").display(),
+                dir.path().join("tls.key").display()
+            )
+        } else {
+            String::new()
+        };
+        let auth_yaml = match auth {
+            Auth::Anonymous => String::new(),
+            Auth::Htpasswd { user, password } => {
+                let htpasswd = common::need("htpasswd", "apache2-utils");
+                let out = Command::new(htpasswd)
+                    .args(["-Bbn", &user, &password])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "htpasswd failed");
+                std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: staticpack-test\n    path: {}\n",
+                    dir.path().join("htpasswd").display()
+                )
+            }
+            Auth::Token { realm, bundle } => format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    \
+                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                bundle.display()
+            ),
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+             maintenance:\n    uploadpurging:\n      enabled: false\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: staticpack-test-secret\n{tls_yaml}{auth_yaml}",
+            dir.path().join("storage").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let mut server = RegistryServer {
+            port,
+            dir,
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn reference(&self, repo_and_tag: &str) -> Reference {
+        Reference::parse(&format!("{}/{repo_and_tag}", self.host())).unwrap()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("registry.log"))
+            .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("docker-registry exited ({status}):\n{}", self.log());
+            }
+            if answers_http(self.port) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn answers_http(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test images: a small OCI layout with a 3 MiB layer (chunked with 1 MiB chunks), a small
+// layer and a config.
+
+struct TestImage {
+    _tmp: tempfile::TempDir,
+    path: PathBuf,
+    digest: String,
+    big_layer: Digest,
+}
+
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn put_blob(dir: &Path, bytes: &[u8]) -> (Digest, usize) {
+    let digest = Digest::of_bytes(bytes);
+    let path = dir.join("blobs/sha256").join(digest.hex());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    (digest, bytes.len())
+}
+
+fn make_image(seed: u64) -> TestImage {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    // Real gzip streams (of incompressible noise): skopeo sniffs the compression of layers.
+    let (big, big_size) = put_blob(&dir, &gzip(&noise(seed, 3 << 20)));
+    let (small, small_size) = put_blob(&dir, &gzip(&noise(seed + 1, 100 << 10)));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": [format!("SEED={seed}")]},
+        "rootfs": {"type": "layers", "diff_ids": [big.to_string(), small.to_string()]},
+    })
+    .to_string();
+    let (config_digest, config_size) = put_blob(&dir, config.as_bytes());
+    let layer = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_size},
+        "layers": [
+            {"mediaType": layer, "digest": big.to_string(), "size": big_size},
+            {"mediaType": layer, "digest": small.to_string(), "size": small_size},
+        ],
+    })
+    .to_string();
+    let (manifest_digest, manifest_size) = put_blob(&dir, manifest.as_bytes());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest.to_string(),
+            "size": manifest_size,
+            "annotations": {"org.opencontainers.image.ref.name": "v1"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    TestImage {
+        _tmp: tmp,
+        path: dir,
+        digest: manifest_digest.to_string(),
+        big_layer: big,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running pushes.
+
+fn client_options(keychain: Keychain) -> ClientOptions {
+    ClientOptions {
+        keychain,
+        retry: RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            max_elapsed: Duration::from_secs(30),
+        },
+        ..ClientOptions::default()
+    }
+}
+
+fn push_options(cache: Option<&Path>) -> PushOptions {
+    PushOptions {
+        chunk_size: 1 << 20,
+        blob_cache: cache.map(Path::to_owned),
+        ..PushOptions::default()
+    }
+}
+
+/// Keeps every note (for failure messages and for checking that no secret is ever logged).
+#[derive(Default)]
+struct Notes(Mutex<Vec<String>>);
+
+impl Notes {
+    fn all(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+}
+
+impl Progress for Notes {
+    fn note(&self, message: &str) {
+        self.0.lock().unwrap().push(message.to_owned());
+    }
+}
+
+// The library's error is returned unboxed by its public API too; boxing it here would only hide that.
+#[allow(clippy::result_large_err)]
+fn push(
+    image: &TestImage,
+    targets: &[Reference],
+    client: &ClientOptions,
+    options: &PushOptions,
+) -> Result<PushReport, RegistryError> {
+    registry::push(
+        &image.path,
+        Some("v1"),
+        targets,
+        client,
+        options,
+        &Notes::default(),
+    )
+}
+
+fn action_of<'a>(report: &'a PushReport, digest: &Digest) -> &'a BlobAction {
+    &report
+        .blobs
+        .iter()
+        .find(|b| &b.digest == digest)
+        .expect("blob in the report")
+        .action
+}
+
+// ---------------------------------------------------------------------------------------------
+// skopeo, the independent witness.
+
+fn skopeo(args: &[&str]) -> String {
+    let skopeo = common::need("skopeo", "skopeo");
+    let out = Command::new(skopeo)
+        .arg("--insecure-policy")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn skopeo_digest(reference: &str, creds: Option<&str>) -> String {
+    let url = format!("docker://{reference}");
+    let mut args = vec!["inspect", "--no-tags", "--tls-verify=false"];
+    if let Some(creds) = creds {
+        args.extend(["--creds", creds]);
+    }
+    args.push(&url);
+    let v: serde_json::Value = serde_json::from_str(&skopeo(&args)).unwrap();
+    v["Digest"].as_str().unwrap().to_owned()
+}
+
+/// Copies `reference` back into an OCI layout and checks every blob of `image` is there with
+/// identical bytes, and the manifest digest is the same.
+fn assert_round_trip(image: &TestImage, reference: &str, creds: Option<&str>) {
+    let out = tempfile::tempdir().unwrap();
+    let src = format!("docker://{reference}");
+    let dst = format!("oci:{}:v1", out.path().join("copy").display());
+    let mut args = vec!["copy", "--quiet", "--src-tls-verify=false"];
+    if let Some(creds) = creds {
+        args.extend(["--src-creds", creds]);
+    }
+    args.extend([src.as_str(), dst.as_str()]);
+    skopeo(&args);
+    let copied = LayoutImage::open(&out.path().join("copy"), Some("v1")).unwrap();
+    assert_eq!(copied.digest().to_string(), image.digest);
+    let ours = LayoutImage::open(&image.path, Some("v1")).unwrap();
+    for blob in ours.blobs() {
+        let theirs = out.path().join("copy/blobs/sha256").join(blob.digest.hex());
+        assert!(
+            std::fs::read(&theirs).unwrap() == std::fs::read(&blob.path).unwrap(),
+            "blob {} differs after the round trip",
+            blob.digest
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn anonymous_push_is_seen_by_skopeo_with_the_same_digest_and_bytes() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let image = make_image(1);
+    let target = server.reference("app:v1");
+    let report = push(
+        &image,
+        &[target, server.reference("app:latest")],
+        &client_options(Keychain::anonymous()),
+        &push_options(None),
+    )
+    .unwrap();
+    assert_eq!(report.digest.to_string(), image.digest);
+    assert_eq!(report.uploaded(), 3, "{report:#?}");
+    assert_eq!(
+        action_of(&report, &image.big_layer),
+        &BlobAction::Uploaded {
+            chunked: true,
+            resumed: 0,
+            restarted: 0
+        }
+    );
+    let tags: Vec<_> = report
+        .references
+        .iter()
+        .map(|r| r.reference.as_str())
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            format!("{}/app:v1", server.host()),
+            format!("{}/app:latest", server.host())
+        ]
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["digest"], image.digest);
+    assert_eq!(json["blobs"][0]["action"], "uploaded");
+
+    assert_eq!(
+        skopeo_digest(&format!("{}/app:v1", server.host()), None),
+        image.digest
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{}/app:latest", server.host()), None),
+        image.digest
+    );
+    assert_round_trip(&image, &format!("{}/app:v1", server.host()), None);
+}
+
+#[test]
+fn a_second_push_of_the_same_image_uploads_no_blob() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let image = make_image(2);
+    let options = client_options(Keychain::anonymous());
+    let first = push(
+        &image,
+        &[server.reference("app:v1")],
+        &options,
+        &push_options(None),
+    )
+    .unwrap();
+    assert_eq!(first.uploaded(), 3);
+    let second = push(
+        &image,
+        &[server.reference("app:v2")],
+        &options,
+        &push_options(None),
+    )
+    .unwrap();
+    assert_eq!(
+        (second.uploaded(), second.mounted(), second.skipped()),
+        (0, 0, 3),
+        "{second:#?}"
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{}/app:v2", server.host()), None),
+        image.digest
+    );
+}
+
+#[test]
+fn a_push_to_another_repository_mounts_instead_of_uploading() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let image = make_image(3);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_file = cache.path().join("blob-locations.json");
+    let options = client_options(Keychain::anonymous());
+    let first = push(
+        &image,
+        &[server.reference("one:v1")],
+        &options,
+        &push_options(Some(&cache_file)),
+    )
+    .unwrap();
+    assert_eq!(first.uploaded(), 3);
+
+    // A separate run: the cache file says where the blobs are.
+    let second = push(
+        &image,
+        &[server.reference("two:v1")],
+        &options,
+        &push_options(Some(&cache_file)),
+    )
+    .unwrap();
+    assert_eq!((second.uploaded(), second.mounted()), (0, 3), "{second:#?}");
+    assert_eq!(
+        action_of(&second, &image.big_layer),
+        &BlobAction::Mounted { from: "one".into() }
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{}/two:v1", server.host()), None),
+        image.digest
+    );
+
+    // Several repositories and tags in one run, and push by digest: both new repositories
+    // mount; no bytes travel.
+    let by_digest = Reference::parse(&format!("{}/four@{}", server.host(), image.digest)).unwrap();
+    let third = push(
+        &image,
+        &[
+            server.reference("three:a"),
+            server.reference("three:b"),
+            by_digest,
+        ],
+        &options,
+        &push_options(Some(&cache_file)),
+    )
+    .unwrap();
+    assert_eq!(third.uploaded(), 0, "{third:#?}");
+    assert_eq!(third.mounted(), 6);
+    assert_eq!(third.references.len(), 3);
+    assert_eq!(third.references[2].tag, None);
+    for reference in ["three:a", "three:b"] {
+        assert_eq!(
+            skopeo_digest(&format!("{}/{reference}", server.host()), None),
+            image.digest
+        );
+    }
+    assert_eq!(
+        skopeo_digest(&format!("{}/four@{}", server.host(), image.digest), None),
+        image.digest
+    );
+
+    // A digest reference that does not match the image is refused before any request.
+    let wrong = Reference::parse(&format!(
+        "{}/five@{}",
+        server.host(),
+        Digest::of_bytes(b"x")
+    ))
+    .unwrap();
+    let err = push(&image, &[wrong], &options, &push_options(None)).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::ReferenceDigestMismatch { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn htpasswd_basic_auth_right_and_wrong_passwords() {
+    let password = "s3cret-Pa55word";
+    let server = RegistryServer::start(Auth::Htpasswd {
+        user: "alice".into(),
+        password: password.into(),
+    });
+    let image = make_image(4);
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("docker/config.json");
+
+    // Anonymous: an error that says what is missing and what to do.
+    let err = push(
+        &image,
+        &[server.reference("app:v1")],
+        &client_options(Keychain::with_files(vec![config.clone()])),
+        &push_options(None),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, RegistryError::AuthenticationRequired { .. }),
+        "{text}"
+    );
+    for part in [
+        server.host().as_str(),
+        "repository app",
+        "staticpack login",
+        "config.json",
+    ] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+
+    // login() checks the password against the registry before writing anything.
+    let err = registry::login(
+        &server.host(),
+        "alice",
+        &Secret::new("wrong-password"),
+        &client_options(Keychain::anonymous()),
+        &config,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::CredentialsRejected { .. }),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("wrong-password"));
+    assert!(!config.exists());
+    let stored = registry::login(
+        &server.host(),
+        "alice",
+        &Secret::new(password),
+        &client_options(Keychain::anonymous()),
+        &config,
+    )
+    .unwrap();
+    assert!(matches!(stored, StoredIn::File(_)));
+
+    // The stored login works; a broken helper for another registry is never run.
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    cfg["credHelpers"] = serde_json::json!({"other.example": "broken"});
+    std::fs::write(&config, cfg.to_string()).unwrap();
+    let bin = home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-broken");
+    std::fs::write(&helper, "#!/bin/sh\necho broken >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let notes = Notes::default();
+    let keychain = Keychain::with_files(vec![config.clone()]).with_helper_path(&bin);
+    let report = registry::push(
+        &image.path,
+        None,
+        &[server.reference("app:v1")],
+        &client_options(keychain),
+        &push_options(None),
+        &notes,
+    )
+    .unwrap();
+    assert_eq!(report.uploaded(), 3);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let creds = format!("alice:{password}");
+    assert_eq!(
+        skopeo_digest(&format!("{}/app:v1", server.host()), Some(&creds)),
+        image.digest
+    );
+    assert_round_trip(&image, &format!("{}/app:v1", server.host()), Some(&creds));
+    // Verbose notes name the credential source but never the secret.
+    let all = notes.all();
+    assert!(all.contains("config.json"), "{all}");
+    assert!(
+        !all.contains(password) && !all.contains(&B64.encode(&creds)),
+        "{all}"
+    );
+
+    // A wrong password from the config file: rejected, named, not shown.
+    let wrong_cfg = home.path().join("wrong.json");
+    std::fs::write(
+        &wrong_cfg,
+        serde_json::json!({"auths": {server.host(): {"auth": B64.encode("alice:not-it-at-all")}}})
+            .to_string(),
+    )
+    .unwrap();
+    let err = push(
+        &image,
+        &[server.reference("app:v2")],
+        &client_options(Keychain::with_files(vec![wrong_cfg])),
+        &push_options(None),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, RegistryError::CredentialsRejected { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"alice\"") && text.contains("wrong.json"),
+        "{text}"
+    );
+    assert!(!text.contains("not-it-at-all") && !format!("{err:?}").contains("not-it-at-all"));
+}
+
+#[test]
+fn registry_killed_between_chunks_and_restarted_resumes_from_its_range() {
+    let server = Arc::new(Mutex::new(RegistryServer::start(Auth::Anonymous)));
+    let host = server.lock().unwrap().host();
+    let image = make_image(5);
+
+    /// Kills the registry once the first 1 MiB chunk of the big layer is committed and brings
+    /// it back (same port, same storage) a moment later from another thread.
+    struct KillAfterFirstChunk {
+        server: Arc<Mutex<RegistryServer>>,
+        big: Digest,
+        fired: AtomicBool,
+        notes: Notes,
+        restarter: Mutex<Option<std::thread::JoinHandle<()>>>,
+    }
+    impl Progress for KillAfterFirstChunk {
+        fn chunk_committed(&self, digest: &Digest, committed: u64, _total: u64) {
+            if digest == &self.big
+                && committed == 1 << 20
+                && !self.fired.swap(true, Ordering::SeqCst)
+            {
+                self.server.lock().unwrap().kill();
+                let server = self.server.clone();
+                *self.restarter.lock().unwrap() = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(1200));
+                    server.lock().unwrap().spawn();
+                }));
+            }
+        }
+        fn note(&self, message: &str) {
+            self.notes.note(message);
+        }
+    }
+    let hook = KillAfterFirstChunk {
+        server: server.clone(),
+        big: image.big_layer.clone(),
+        fired: AtomicBool::new(false),
+        notes: Notes::default(),
+        restarter: Mutex::new(None),
+    };
+    let options = PushOptions {
+        concurrency: 1,
+        ..push_options(None)
+    };
+    let target = Reference::parse(&format!("{host}/app:v1")).unwrap();
+    let result = registry::push(
+        &image.path,
+        Some("v1"),
+        &[target],
+        &client_options(Keychain::anonymous()),
+        &options,
+        &hook,
+    );
+    if let Some(t) = hook.restarter.lock().unwrap().take() {
+        t.join().unwrap();
+    }
+    let report = result.unwrap_or_else(|e| panic!("{e}\nnotes:\n{}", hook.notes.all()));
+    assert!(hook.fired.load(Ordering::SeqCst));
+    match action_of(&report, &image.big_layer) {
+        BlobAction::Uploaded {
+            chunked: true,
+            resumed,
+            restarted: 0,
+        } => assert!(*resumed >= 1),
+        other => panic!(
+            "expected a resumed chunked upload, got {other:?}\n{}",
+            hook.notes.all()
+        ),
+    }
+    assert!(
+        hook.notes.all().contains("resuming"),
+        "{}",
+        hook.notes.all()
+    );
+    assert_eq!(skopeo_digest(&format!("{host}/app:v1"), None), image.digest);
+    assert_round_trip(&image, &format!("{host}/app:v1"), None);
+}
+
+#[test]
+fn registry_down_mid_push_fails_clearly_and_a_retry_completes_the_push() {
+    let server = Arc::new(Mutex::new(RegistryServer::start(Auth::Anonymous)));
+    let host = server.lock().unwrap().host();
+    let image = make_image(6);
+
+    /// Kills the registry for good after the first blob is in.
+    struct KillAfterFirstBlob(Arc<Mutex<RegistryServer>>, AtomicUsize);
+    impl Progress for KillAfterFirstBlob {
+        fn blob_finished(&self, _repository: &str, _report: &registry::BlobReport) {
+            if self.1.fetch_add(1, Ordering::SeqCst) == 0 {
+                self.0.lock().unwrap().kill();
+            }
+        }
+    }
+    let mut options = client_options(Keychain::anonymous());
+    options.retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        max_elapsed: Duration::from_secs(2),
+    };
+    let push_opts = PushOptions {
+        concurrency: 1,
+        ..push_options(None)
+    };
+    let target = Reference::parse(&format!("{host}/app:v1")).unwrap();
+    let started = Instant::now();
+    let err = registry::push(
+        &image.path,
+        None,
+        std::slice::from_ref(&target),
+        &options,
+        &push_opts,
+        &KillAfterFirstBlob(server.clone(), AtomicUsize::new(0)),
+    )
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "retries are bounded"
+    );
+    let text = err.to_string();
+    assert!(err.is_retryable(), "{text}");
+    assert!(text.contains(&host) && text.contains("blob"), "{text}");
+
+    server.lock().unwrap().restart();
+    let report = registry::push(
+        &image.path,
+        None,
+        &[target],
+        &options,
+        &push_opts,
+        &registry::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        report.skipped(),
+        1,
+        "the blob that made it is not sent again: {report:#?}"
+    );
+    assert_eq!(report.uploaded(), 2);
+    assert_eq!(skopeo_digest(&format!("{host}/app:v1"), None), image.digest);
+}
+
+#[test]
+fn localhost_by_name_works_over_plain_http() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let image = make_image(7);
+    let target = Reference::parse(&format!("localhost:{}/app:v1", server.port)).unwrap();
+    let report = push(
+        &image,
+        &[target],
+        &client_options(Keychain::anonymous()),
+        &push_options(None),
+    )
+    .unwrap();
+    assert_eq!(
+        report.references[0].reference,
+        format!("localhost:{}/app:v1", server.port)
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{}/app:v1", server.host()), None),
+        image.digest
+    );
+}
+
+#[test]
+fn a_loopback_registry_speaking_tls_is_used_over_https() {
+    let server = RegistryServer::start_with(Auth::Anonymous, true);
+    let image = make_image(11);
+    let notes = Notes::default();
+    let report = registry::push(
+        &image.path,
+        None,
+        &[server.reference("app:v1")],
+        &client_options(Keychain::anonymous()),
+        &push_options(None),
+        &notes,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", notes.all()));
+    assert_eq!(report.uploaded(), 3);
+    let all = notes.all();
+    assert!(
+        all.contains(&format!("https://{}/v2/", server.host())),
+        "{all}"
+    );
+    assert!(
+        !all.contains("plain HTTP") && !all.contains("http://"),
+        "{all}"
+    );
+    assert_eq!(
+        skopeo_digest(&format!("{}/app:v1", server.host()), None),
+        image.digest
+    );
+}
+
+#[test]
+fn registries_off_loopback_get_tls_only() {
+    // No network is needed: the name does not resolve, and what matters is what was tried.
+    let notes = Notes::default();
+    let image = make_image(12);
+    let mut options = client_options(Keychain::anonymous());
+    options.retry = RetryPolicy::none();
+    let err = registry::push(
+        &image.path,
+        None,
+        &[Reference::parse("registry.invalid:5000/app:v1").unwrap()],
+        &options,
+        &push_options(None),
+        &notes,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("https://registry.invalid:5000/v2/"), "{text}");
+    assert!(!notes.all().contains("http://"), "{}", notes.all());
+}
+
+#[test]
+fn nested_repositories_work_and_an_absent_registry_is_named() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let image = make_image(8);
+    let client = Client::new(client_options(Keychain::anonymous()));
+    let layout = LayoutImage::open(&image.path, None).unwrap();
+    let report = client
+        .push(
+            &layout,
+            &[server.reference("a/b/c:v1")],
+            &push_options(None),
+            &registry::NoProgress,
+        )
+        .unwrap();
+    assert_eq!(report.uploaded(), 3);
+    // Nothing listening: a transport error naming the registry and what was attempted.
+    let port = free_port();
+    let mut options = client_options(Keychain::anonymous());
+    options.retry = RetryPolicy::none();
+    let err = push(
+        &image,
+        &[Reference::parse(&format!("127.0.0.1:{port}/x:y")).unwrap()],
+        &options,
+        &push_options(None),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{port}")) && text.contains("/v2/"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_image_index_is_pushed_with_its_manifests_by_digest_first() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let shared = put_blob(dir, &gzip(&noise(20, 200 << 10)));
+    let mut children = Vec::new();
+    for (seed, arch) in [(31, "amd64"), (32, "arm64")] {
+        let own = put_blob(dir, &gzip(&noise(seed, 50 << 10)));
+        let config = serde_json::json!({"architecture": arch, "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [shared.0.to_string(), own.0.to_string()]}})
+        .to_string();
+        let config = put_blob(dir, config.as_bytes());
+        let layer = |(d, s): &(Digest, usize)| {
+            serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": s})
+        };
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0.to_string(), "size": config.1},
+            "layers": [layer(&shared), layer(&own)],
+        })
+        .to_string();
+        let (d, s) = put_blob(dir, manifest.as_bytes());
+        children.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d.to_string(), "size": s,
+            "platform": {"architecture": arch, "os": "linux"}}));
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children,
+    })
+    .to_string();
+    let (index_digest, index_size) = put_blob(dir, index.as_bytes());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest.to_string(),
+        "size": index_size, "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    std::fs::write(dir.join("index.json"), top.to_string()).unwrap();
+
+    let report = registry::push(
+        dir,
+        Some("multi"),
+        &[server.reference("multi:v1")],
+        &client_options(Keychain::anonymous()),
+        &push_options(None),
+        &registry::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.digest, index_digest);
+    assert_eq!(report.media_type, "application/vnd.oci.image.index.v1+json");
+    // 1 shared layer + 2 own layers + 2 configs, each once.
+    assert_eq!(report.uploaded(), 5, "{report:#?}");
+    // The registry serves the index bytes we pushed, and each platform's manifest by digest.
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/multi:v1", server.host()),
+    ]);
+    assert_eq!(Digest::of_bytes(raw.as_bytes()), index_digest);
+    for child in ["amd64", "arm64"] {
+        let arch = skopeo(&[
+            "inspect",
+            "--no-tags",
+            "--tls-verify=false",
+            "--override-arch",
+            child,
+            &format!("docker://{}/multi:v1", server.host()),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&arch).unwrap();
+        assert_eq!(v["Architecture"], child);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bearer: distribution's real `token` auth against an in-test token server.
+
+struct Signer {
+    key: ring::signature::EcdsaKeyPair,
+    cert_der: Vec<u8>,
+}
+
+impl Signer {
+    /// A fresh P-256 key with a self-signed certificate written to `bundle` (the registry's
+    /// `rootcertbundle`).
+    fn new(bundle: &Path) -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["token-server".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(bundle, cert.pem()).unwrap();
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &key.serialize_der(),
+            &rng,
+        )
+        .unwrap();
+        Signer {
+            key,
+            cert_der: cert.der().to_vec(),
+        }
+    }
+
+    fn jwt(&self, subject: &str, access: &[serde_json::Value]) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header =
+            serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [B64.encode(&self.cert_der)]});
+        let claims = serde_json::json!({
+            "iss": TOKEN_ISSUER, "sub": subject, "aud": TOKEN_SERVICE,
+            "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", rand_suffix()),
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            B64URL.encode(header.to_string()),
+            B64URL.encode(claims.to_string())
+        );
+        let signature = self
+            .key
+            .sign(&ring::rand::SystemRandom::new(), signing_input.as_bytes())
+            .unwrap();
+        format!("{signing_input}.{}", B64URL.encode(signature.as_ref()))
+    }
+}
+
+fn rand_suffix() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+/// A minimal docker token server: `GET /token?service&scope&account` with optional Basic
+/// auth, and `POST /token` with an OAuth2 refresh token. Authenticated users get every action
+/// they ask for; anonymous ones get a token with no access (like Docker Hub for private repos).
+struct TokenServer {
+    port: u16,
+    signer: Arc<Mutex<Signer>>,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    bundle: PathBuf,
+}
+
+const TOKEN_USER: &str = "bob";
+const TOKEN_PASSWORD: &str = "bearer-Pa55";
+const REFRESH_TOKEN: &str = "refresh-token-value-42";
+
+impl TokenServer {
+    fn start(dir: &Path) -> Self {
+        let bundle = dir.join("token-ca.pem");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let signer = Arc::new(Mutex::new(Signer::new(&bundle)));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, r, st) = (signer.clone(), requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        let _ = stream.set_nonblocking(false);
+                        serve_token(stream, &s);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        TokenServer {
+            port,
+            signer,
+            requests,
+            stop,
+            bundle,
+        }
+    }
+
+    fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// A new signing key and certificate (the registry must be restarted to trust it).
+    fn rotate(&self) {
+        *self.signer.lock().unwrap() = Signer::new(&self.bundle);
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn serve_token(stream: TcpStream, signer: &Mutex<Signer>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).unwrap();
+    let mut authorization = None;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap();
+        match name.to_ascii_lowercase().as_str() {
+            "authorization" => authorization = Some(value.trim().to_owned()),
+            "content-length" => length = value.trim().parse().unwrap(),
+            _ => {}
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let query = if request_line.starts_with("POST") {
+        String::from_utf8(body).unwrap()
+    } else {
+        target
+            .split_once('?')
+            .map(|(_, q)| q.to_owned())
+            .unwrap_or_default()
+    };
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect();
+    let get = |k: &str| -> Vec<&str> {
+        params
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let scopes: Vec<String> = get("scope")
+        .into_iter()
+        .flat_map(|s| s.split(' '))
+        .map(str::to_owned)
+        .collect();
+
+    let user = match (&authorization, get("grant_type").first().copied()) {
+        (_, Some("refresh_token")) => (get("refresh_token").first().copied()
+            == Some(REFRESH_TOKEN))
+        .then(|| Some(TOKEN_USER.to_owned())),
+        (Some(auth), _) => {
+            let decoded = auth
+                .strip_prefix("Basic ")
+                .and_then(|b| B64.decode(b).ok())
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default();
+            (decoded == format!("{TOKEN_USER}:{TOKEN_PASSWORD}"))
+                .then(|| Some(TOKEN_USER.to_owned()))
+        }
+        (None, _) => Some(None),
+    };
+    let (status, body) = match user {
+        None => (
+            "401 Unauthorized",
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid username or password"}]}"#
+                .to_owned(),
+        ),
+        Some(user) => {
+            let access: Vec<serde_json::Value> = match &user {
+                Some(_) => scopes
+                    .iter()
+                    .filter_map(|s| {
+                        let (kind, rest) = s.split_once(':')?;
+                        let (name, actions) = rest.rsplit_once(':')?;
+                        Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let token = signer
+                .lock()
+                .unwrap()
+                .jwt(user.as_deref().unwrap_or(""), &access);
+            (
+                "200 OK",
+                serde_json::json!({"token": token, "access_token": token, "expires_in": 300})
+                    .to_string(),
+            )
+        }
+    };
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+#[test]
+fn bearer_token_auth_with_distributions_token_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = TokenServer::start(dir.path());
+    let mut server = RegistryServer::start(Auth::Token {
+        realm: tokens.realm(),
+        bundle: tokens.bundle.clone(),
+    });
+    let image = make_image(9);
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"auths": {
+            server.host(): {"auth": B64.encode(format!("{TOKEN_USER}:{TOKEN_PASSWORD}"))}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let notes = Notes::default();
+    let client = Client::new(client_options(Keychain::with_files(vec![config.clone()])));
+    let layout = LayoutImage::open(&image.path, None).unwrap();
+    let report = client
+        .push(
+            &layout,
+            &[server.reference("app:v1")],
+            &push_options(None),
+            &notes,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", notes.all(), server.log()));
+    assert_eq!(report.uploaded(), 3);
+    // One token for the repository, cached for every blob and the manifest.
+    assert_eq!(tokens.requests.load(Ordering::SeqCst), 1, "{}", notes.all());
+    assert!(!notes.all().contains(TOKEN_PASSWORD));
+
+    // A second repository with the same client: the mount needs pull on the source too,
+    // which is a new scope and therefore one more token.
+    let report = client
+        .push(
+            &layout,
+            &[server.reference("other:v1")],
+            &push_options(None),
+            &notes,
+        )
+        .unwrap();
+    assert_eq!(report.mounted(), 3, "{report:#?}\n{}", notes.all());
+
+    // Refresh on 401: the token server's key changes and the registry now trusts only the new
+    // one, so every cached token is refused; the client must fetch new ones and carry on.
+    let before = tokens.requests.load(Ordering::SeqCst);
+    tokens.rotate();
+    server.restart();
+    let report = client
+        .push(
+            &layout,
+            &[server.reference("app:v2")],
+            &push_options(None),
+            &notes,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", notes.all()));
+    assert_eq!(report.skipped(), 3);
+    assert!(tokens.requests.load(Ordering::SeqCst) > before);
+    assert!(
+        notes.all().contains("fetching a new token"),
+        "{}",
+        notes.all()
+    );
+    let creds = format!("{TOKEN_USER}:{TOKEN_PASSWORD}");
+    assert_eq!(
+        skopeo_digest(&format!("{}/app:v2", server.host()), Some(&creds)),
+        image.digest
+    );
+
+    // An OAuth2 identity token (docker's `identitytoken`) goes through the refresh-token grant.
+    let id_config = dir.path().join("identity.json");
+    std::fs::write(
+        &id_config,
+        serde_json::json!({"auths": {server.host(): {"identitytoken": REFRESH_TOKEN}}}).to_string(),
+    )
+    .unwrap();
+    let report = push(
+        &image,
+        &[server.reference("app:v3")],
+        &client_options(Keychain::with_files(vec![id_config])),
+        &push_options(None),
+    )
+    .unwrap();
+    assert_eq!(report.skipped(), 3);
+
+    // login() against the token server: the right password is stored, a wrong one is not.
+    let login_file = dir.path().join("login/config.json");
+    let anonymous = client_options(Keychain::anonymous());
+    let err = registry::login(
+        &server.host(),
+        TOKEN_USER,
+        &Secret::new("nope"),
+        &anonymous,
+        &login_file,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::CredentialsRejected { .. }),
+        "{err}"
+    );
+    assert!(!login_file.exists());
+    registry::login(
+        &server.host(),
+        TOKEN_USER,
+        &Secret::new(TOKEN_PASSWORD),
+        &anonymous,
+        &login_file,
+    )
+    .unwrap();
+    let stored = Keychain::with_files(vec![login_file]).resolve(&server.host(), "app");
+    assert_eq!(
+        stored.credential,
+        Some(Credential::basic(TOKEN_USER, TOKEN_PASSWORD))
+    );
+
+    // Wrong password: the token server says no, and the error says who and what.
+    let err = push(
+        &image,
+        &[server.reference("app:v4")],
+        &client_options(Keychain::anonymous().with_credential(
+            &server.host(),
+            Credential::basic(TOKEN_USER, "Wrong-Bearer-Pw"),
+        )),
+        &push_options(None),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, RegistryError::CredentialsRejected { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("token server") && text.contains("repository app"),
+        "{text}"
+    );
+    assert!(!text.contains("Wrong-Bearer-Pw"));
+
+    // Anonymous: a token without access, a second 401, and a hint to log in.
+    let err = push(
+        &image,
+        &[server.reference("app:v5")],
+        &client_options(Keychain::anonymous()),
+        &push_options(None),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::AuthenticationRequired { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("staticpack login"), "{err}");
+}
