@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pushes one generated OCI image with staticpack's registry client (examples/push.rs) and with
+# Pushes one generated OCI image with `staticpack push` and with
 # `skopeo copy oci:… docker://…`, each to its own fresh local docker-registry (same config), then
 # re-pushes it unchanged. Prints the median times and the ratios staticpack/skopeo (below 1:
 # staticpack is faster). A benchmark script, not a timed test.
@@ -28,15 +28,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building examples/push ($PROFILE)…" >&2
+echo "building staticpack ($PROFILE)…" >&2
 if [ "$PROFILE" = release ]; then
-  cargo build --quiet --release --example push
+  cargo build --quiet --release --bin staticpack
   bin_dir=release
 else
-  cargo build --quiet --example push
+  cargo build --quiet --bin staticpack
   bin_dir=debug
 fi
-push_bin="${CARGO_TARGET_DIR:-target}/$bin_dir/examples/push"
+push_bin="${CARGO_TARGET_DIR:-target}/$bin_dir/staticpack"
+# Its blob-location cache (for cross-repository mounts) starts empty, like skopeo's.
+export XDG_CACHE_HOME="$work/cache"
 
 # --- the image: LAYERS gzip layers of random bytes, sizes 4:3:2:1…, SIZE_MB in all ---------------
 layout="$work/layout"
@@ -118,9 +120,9 @@ sp_push="" sp_again="" sk_push="" sk_again=""
 for ((run = 1; run <= RUNS; run++)); do
   start_registry
   t0=$(now)
-  "$push_bin" --no-cache "$layout:bench" "127.0.0.1:$port/bench:v1" >/dev/null
+  "$push_bin" push "$layout:bench" "127.0.0.1:$port/bench:v1" >/dev/null
   t1=$(now)
-  "$push_bin" --no-cache "$layout:bench" "127.0.0.1:$port/bench:v1" >/dev/null
+  "$push_bin" push "$layout:bench" "127.0.0.1:$port/bench:v1" >/dev/null
   t2=$(now)
   sp_push+=" $(elapsed "$t0" "$t1")" sp_again+=" $(elapsed "$t1" "$t2")"
   # Not timed: the registry must serve exactly the manifest that was pushed.

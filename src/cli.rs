@@ -53,6 +53,11 @@ pub enum Command {
         /// What to write: an OCI layout folder, or one tar file.
         #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
         format: FormatArg,
+        /// Push the image to this reference after the build (repeatable: several tags/registries).
+        #[arg(long, value_name = "REGISTRY/REPO[:TAG]")]
+        push: Vec<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// Build a second time elsewhere (other folder, time, umask, TZ, LANG, environment noise)
         /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
         #[arg(long)]
@@ -88,6 +93,36 @@ pub enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Push an image from an OCI layout to registries (skips blobs already there, mounts across repositories).
+    #[command(
+        after_help = "Examples:\n  staticpack push out/hello-c localhost:5000/hello:1.0\n  staticpack push out/hello-c:latest ghcr.io/me/hello:1.0 ghcr.io/me/hello:latest --json\n\n\
+        Credentials come from ~/.docker/config.json (auths, credsStore, credHelpers), $DOCKER_CONFIG,\n\
+        $REGISTRY_AUTH_FILE or containers' auth.json; see `staticpack login`.\n\
+        Plain HTTP is used only for loopback registries or ones named with --insecure-registry."
+    )]
+    Push {
+        /// LAYOUT or LAYOUT:TAG
+        image: String,
+        /// Where to push: REGISTRY/REPO[:TAG] or REGISTRY/REPO@sha256:…
+        #[arg(required = true, value_name = "REFERENCE")]
+        references: Vec<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Check credentials against a registry and store them in the docker config file.
+    #[command(
+        after_help = "Example:\n  echo \"$TOKEN\" | staticpack login ghcr.io --username me --password-stdin"
+    )]
+    Login {
+        registry: String,
+        #[arg(long, short)]
+        username: String,
+        /// Read the password from standard input (the only way: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure_registry: Vec<String>,
+    },
     /// Show an OCI layout's manifest, config and layers.
     Inspect {
         /// LAYOUT or LAYOUT:TAG
@@ -116,4 +151,18 @@ pub enum FormatArg {
     OciArchive,
     /// a tar for `docker load` / `podman load` (default out/<name>.docker.tar)
     DockerArchive,
+}
+
+/// Options shared by every command that talks to a registry.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP (or TLS without verification) for this registry (repeatable).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Print the pushed references and digests as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-blob progress and notes on stderr even when it is not a terminal.
+    #[arg(long, short)]
+    pub verbose: bool,
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::{Cli, Command, FormatArg, RequireArg, RuntimeArg};
 use staticpack::pipeline::{self, BuildOptions};
-use staticpack::{image, recipe, run, verify};
+use staticpack::{image, recipe, registry, run, verify};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -44,6 +44,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             no_cache,
             check_repro,
             format,
+            push,
+            registry: registry_args,
         } => {
             let r = recipe::load(&recipe)?;
             if check_repro && !matches!(format, FormatArg::Oci) {
@@ -112,6 +114,59 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 r.image.tag,
                 result.dir().display()
             );
+            if !push.is_empty() {
+                if !matches!(format, FormatArg::Oci) {
+                    bail!("--push sends the OCI layout: leave --format at oci");
+                }
+                push_layout(result.dir(), Some(&r.image.tag), &push, &registry_args)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Push {
+            image: reference,
+            references,
+            registry: registry_args,
+        } => {
+            let (dir, tag) = image::layout::parse_layout_ref(&reference);
+            push_layout(&dir, tag.as_deref(), &references, &registry_args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Login {
+            registry: host,
+            username,
+            password_stdin: _,
+            insecure_registry,
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                bail!(
+                    "no password on standard input: pipe it in, e.g. `echo \"$TOKEN\" | staticpack login {host} -u {username} --password-stdin`"
+                );
+            }
+            let config_file = registry::docker_config_file_from(|k| std::env::var_os(k))
+                .context("no place for the docker config file: set HOME or DOCKER_CONFIG")?;
+            let options = registry::ClientOptions {
+                insecure_registries: insecure_registry,
+                ..Default::default()
+            };
+            let stored = registry::login(
+                &host,
+                &username,
+                &registry::Secret::new(password),
+                &options,
+                &config_file,
+            )?;
+            let place = match stored {
+                registry::StoredIn::File(p) => p.display().to_string(),
+                registry::StoredIn::Helper(h) => {
+                    format!("the credential helper docker-credential-{h}")
+                }
+            };
+            eprintln!("login succeeded for {username} at {host}; credentials stored in {place}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {
@@ -153,6 +208,54 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Pushes the image of a layout to every reference; prints one line per pushed reference, or
+/// the report as JSON.
+fn push_layout(
+    dir: &std::path::Path,
+    tag: Option<&str>,
+    references: &[String],
+    args: &cli::RegistryArgs,
+) -> Result<()> {
+    use std::io::IsTerminal;
+    let targets = references
+        .iter()
+        .map(|r| {
+            registry::Reference::parse(r).with_context(|| format!("reading the reference {r:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let client = registry::ClientOptions {
+        insecure_registries: args.insecure_registry.clone(),
+        ..Default::default()
+    };
+    let options = registry::PushOptions {
+        blob_cache: registry::default_blob_cache_path(),
+        ..Default::default()
+    };
+    let terminal;
+    let progress: &dyn registry::Progress = if std::io::stderr().is_terminal() || args.verbose {
+        terminal = registry::TerminalProgress::new(args.verbose);
+        &terminal
+    } else {
+        &registry::NoProgress
+    };
+    let report = registry::push(dir, tag, &targets, &client, &options, progress)
+        .with_context(|| format!("pushing {}", dir.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &report.references {
+            println!("{} {}", report.digest, r.reference);
+        }
+        eprintln!(
+            "push    {} blob(s) uploaded, {} already there, {} mounted",
+            report.uploaded(),
+            report.skipped(),
+            report.mounted()
+        );
+    }
+    Ok(())
 }
 
 fn verify_cmd(

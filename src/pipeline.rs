@@ -341,11 +341,18 @@ fn build_fresh(
         binary_digest: crate::digest::Digest::of_bytes(&bytes).to_string(),
         manifest_digest: String::new(),
     };
-    let mut annotations = standard_annotations(recipe, opts.epoch);
-    // The manifest names the provenance's input digest; the full record sits beside the layout.
-    annotations.insert(
+    let annotations = standard_annotations(recipe, opts.epoch);
+    // The index entry names the provenance's input digest and the record beside the layout.
+    // Not the manifest: the image digest stays a function of the image's content alone, so a
+    // comment edited in a recipe does not change it.
+    let mut meta = meta;
+    meta.index_annotations.insert(
         provenance::ANNOTATION.to_owned(),
         record.inputs_digest.clone(),
+    );
+    meta.index_annotations.insert(
+        format!("{}.file", provenance::ANNOTATION),
+        provenance::FILE_NAME.to_owned(),
     );
 
     // The image is staged, proven, and only then moved to `out`: a failing proof publishes nothing.
@@ -592,6 +599,7 @@ fn image_meta(recipe: &Recipe, architecture: String, epoch: u64) -> ImageMeta {
         labels: img.labels.clone(),
         exposed_ports: img.ports.clone(),
         stop_signal: img.stop_signal.clone(),
+        index_annotations: BTreeMap::new(),
         created_epoch: epoch,
     }
 }

@@ -8,14 +8,20 @@ use std::path::Path;
 
 /// The `static` base layer's digest: a function of images/static alone (vendored files pinned by
 /// digest in base.toml). It changes only when those files or the tar/gzip bytes change.
-const STATIC_BASE_LAYER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+const STATIC_BASE_LAYER: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 #[test]
 fn static_base_layer_digest_is_golden() {
     let base = staticpack::image::base::load("static", Path::new("."), 0).unwrap();
     let blobs = tempfile::tempdir().unwrap();
     let layer = staticpack::image::layer::write_layer(&base.layer.unwrap(), blobs.path()).unwrap();
-    assert_eq!(layer.digest.to_string(), STATIC_BASE_LAYER, "size {} bytes compressed", layer.size);
+    assert_eq!(
+        layer.digest.to_string(),
+        STATIC_BASE_LAYER,
+        "size {} bytes compressed",
+        layer.size
+    );
 }
 
 fn build_static_base_recipe(work: &Path, extra: &[&str]) -> Run {
@@ -37,11 +43,29 @@ fn the_program_works_on_static_and_fails_on_scratch() {
     let run = staticpack(work.path(), &["build", scratch.to_str().unwrap()]);
     run.ok();
     // Same base layer in two recipes: byte-identical, so registries share it.
-    let other = staticpack(work.path(), &["build", recipe("go-6-nocgo-purego").join("recipe.toml").to_str().unwrap(), "--no-run"]);
+    let other = staticpack(
+        work.path(),
+        &[
+            "build",
+            recipe("go-6-nocgo-purego")
+                .join("recipe.toml")
+                .to_str()
+                .unwrap(),
+            "--no-run",
+        ],
+    );
     other.ok();
     let a = staticpack(work.path(), &["inspect", "out/go-static-base"]);
     let b = staticpack(work.path(), &["inspect", "out/go-6-nocgo-purego"]);
-    let first_layer = |s: &str| s.lines().find(|l| l.starts_with("layer 1:")).unwrap_or_default().split_whitespace().nth(2).unwrap_or_default().to_owned();
+    let first_layer = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("layer 1:"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_owned()
+    };
     assert_eq!(first_layer(&a.ok().stdout), first_layer(&b.ok().stdout));
     assert_eq!(first_layer(&a.stdout), STATIC_BASE_LAYER);
 }
@@ -76,25 +100,86 @@ fn every_format_is_accepted_and_the_config_matches_the_recipe() {
     assert_eq!(cfg["WorkingDir"], "/home/nonroot");
     assert_eq!(cfg["StopSignal"], "SIGTERM");
     assert!(cfg["ExposedPorts"]["8080/tcp"].is_object(), "{cfg}");
-    assert!(cfg["Env"].as_array().unwrap().iter().any(|e| e == "TZ=UTC"), "{cfg}");
-    assert_eq!(cfg["Labels"]["org.opencontainers.image.source"], "https://example.org/staticpack/go-static-base");
-    let history: Vec<String> = configs[0]["history"].as_array().unwrap().iter().map(|h| h["created_by"].as_str().unwrap().to_owned()).collect();
+    assert!(
+        cfg["Env"].as_array().unwrap().iter().any(|e| e == "TZ=UTC"),
+        "{cfg}"
+    );
+    assert_eq!(
+        cfg["Labels"]["org.opencontainers.image.source"],
+        "https://example.org/staticpack/go-static-base"
+    );
+    let history: Vec<String> = configs[0]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(history.len(), 3, "base, files, binary: {history:?}");
-    assert!(history[0].starts_with("staticpack base static"), "{history:?}");
+    assert!(
+        history[0].starts_with("staticpack base static"),
+        "{history:?}"
+    );
     assert!(history[1].contains("/etc/motd"), "{history:?}");
 
     let umoci = need("umoci", "umoci");
     let bundle = w.join("bundle");
-    tool(&umoci, &["unpack", "--rootless", "--image", &format!("{}:latest", layout.display()), bundle.to_str().unwrap()], w).ok();
+    tool(
+        &umoci,
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:latest", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+        w,
+    )
+    .ok();
     let rootfs = bundle.join("rootfs");
-    for f in ["etc/passwd", "etc/group", "etc/nsswitch.conf", "etc/hosts", "etc/ssl/certs/ca-certificates.crt", "usr/share/zoneinfo/Europe/Paris", "etc/motd", "app"] {
+    for f in [
+        "etc/passwd",
+        "etc/group",
+        "etc/nsswitch.conf",
+        "etc/hosts",
+        "etc/ssl/certs/ca-certificates.crt",
+        "usr/share/zoneinfo/Europe/Paris",
+        "etc/motd",
+        "app",
+    ] {
         assert!(rootfs.join(f).is_file(), "{f} missing from the image");
     }
-    assert_eq!(std::fs::read_link(rootfs.join("etc/ssl/cert.pem")).unwrap(), Path::new("certs/ca-certificates.crt"));
+    assert_eq!(
+        std::fs::read_link(rootfs.join("etc/ssl/cert.pem")).unwrap(),
+        Path::new("certs/ca-certificates.crt")
+    );
 
     let oit = need("oci-image-tool", "oci-image-tool");
-    tool(&oit, &["validate", "--type", "image", "--ref", "name=latest", layout.to_str().unwrap()], w).ok();
-    tool(&oit, &["validate", "--type", "image", "--ref", "name=latest", oci_tar.to_str().unwrap()], w).ok();
+    tool(
+        &oit,
+        &[
+            "validate",
+            "--type",
+            "image",
+            "--ref",
+            "name=latest",
+            layout.to_str().unwrap(),
+        ],
+        w,
+    )
+    .ok();
+    tool(
+        &oit,
+        &[
+            "validate",
+            "--type",
+            "image",
+            "--ref",
+            "name=latest",
+            oci_tar.to_str().unwrap(),
+        ],
+        w,
+    )
+    .ok();
 }
 
 #[test]
@@ -105,27 +190,53 @@ fn podman_loads_the_docker_archive() {
     build_static_base_recipe(w, &["--format", "docker-archive", "--no-run"]).ok();
     let layout_run = build_static_base_recipe(w, &["--no-run"]);
     let inspect = staticpack(w, &["inspect", "out/go-static-base"]);
-    let config_digest = inspect.ok().stdout.lines().find_map(|l| l.strip_prefix("config:")).unwrap().trim().to_owned();
+    let config_digest = inspect
+        .ok()
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("config:"))
+        .unwrap()
+        .trim()
+        .to_owned();
     printed_digest(layout_run.ok());
 
     let store = w.join("store");
     let base_args = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["--root", &store.join("root").to_string_lossy(), "--runroot", &store.join("run").to_string_lossy(), "--storage-driver", "vfs"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> = [
+            "--root",
+            &store.join("root").to_string_lossy(),
+            "--runroot",
+            &store.join("run").to_string_lossy(),
+            "--storage-driver",
+            "vfs",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
     let docker_tar = w.join("out/go-static-base.docker.tar");
     let args = base_args(&["load", "-i", docker_tar.to_str().unwrap()]);
-    let loaded = tool(&podman, &args.iter().map(String::as_str).collect::<Vec<_>>(), w);
+    let loaded = tool(
+        &podman,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        w,
+    );
     loaded.ok();
     let args = base_args(&["image", "inspect", "go-static-base:latest"]);
-    let shown = tool(&podman, &args.iter().map(String::as_str).collect::<Vec<_>>(), w);
+    let shown = tool(
+        &podman,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        w,
+    );
     let json: serde_json::Value = serde_json::from_str(&shown.ok().stdout).unwrap();
     let image = &json[0];
-    assert_eq!(format!("sha256:{}", image["Id"].as_str().unwrap()), config_digest, "podman's image ID is the config digest");
+    assert_eq!(
+        format!("sha256:{}", image["Id"].as_str().unwrap()),
+        config_digest,
+        "podman's image ID is the config digest"
+    );
     assert_eq!(image["Config"]["User"], "nonroot");
     assert_eq!(image["Config"]["Entrypoint"], serde_json::json!(["/app"]));
 }

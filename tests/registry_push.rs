@@ -1399,3 +1399,88 @@ fn bearer_token_auth_with_distributions_token_verification() {
     );
     assert!(err.to_string().contains("staticpack login"), "{err}");
 }
+
+/// The CLI end to end: `login` with a password on stdin, `build --push`, then `push --json` of
+/// the unchanged layout uploading nothing.
+#[test]
+fn cli_login_build_push_and_repush() {
+    let server = RegistryServer::start(Auth::Htpasswd {
+        user: "ci".into(),
+        password: "s3cret".into(),
+    });
+    let host = format!("127.0.0.1:{}", server.port);
+    let work = tempfile::tempdir().unwrap();
+    let config_dir = work.path().join("docker");
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_staticpack"))
+            .args(args)
+            .current_dir(work.path())
+            .env("DOCKER_CONFIG", &config_dir)
+            .env("XDG_CACHE_HOME", work.path().join("cache"))
+            .env_remove("REGISTRY_AUTH_FILE")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, _, err) = run(&["login", &host, "-u", "ci", "--password-stdin"], "wrong\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("wrong"), "the password leaked: {err}");
+    let (code, _, err) = run(
+        &["login", &host, "-u", "ci", "--password-stdin"],
+        "s3cret\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read_to_string(config_dir.join("config.json"))
+            .unwrap()
+            .contains(&host)
+    );
+
+    let recipe = common::recipe("hello-c");
+    let target = format!("{host}/hello:1.0");
+    let (code, out, err) = run(&["build", recipe.to_str().unwrap(), "--push", &target], "");
+    assert_eq!(code, 0, "{err}");
+    let digest = out
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(out.contains(&format!("{digest} {target}")), "{out}");
+    assert_eq!(skopeo_digest(&target, Some("ci:s3cret")), digest);
+
+    let (code, out, err) = run(&["push", "out/hello-c:latest", &target, "--json"], "");
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["digest"], digest);
+    let actions: Vec<String> = report["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["action"].to_string())
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.contains("skipped") || a.contains("Skipped")),
+        "{actions:?}"
+    );
+}

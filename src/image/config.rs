@@ -29,6 +29,9 @@ pub struct ImageMeta {
     /// "8080/tcp", …
     pub exposed_ports: Vec<String>,
     pub stop_signal: Option<String>,
+    /// Annotations on the layout's index.json entry: about this copy of the image, not part of
+    /// its digest (e.g. where its provenance record is).
+    pub index_annotations: BTreeMap<String, String>,
     /// SOURCE_DATE_EPOCH, for `created` and history.
     pub created_epoch: u64,
 }

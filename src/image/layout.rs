@@ -33,6 +33,8 @@ pub struct LoadedImage {
     pub config: ImageConfiguration,
     /// Paths of the layer blobs, bottom layer first.
     pub layer_blobs: Vec<PathBuf>,
+    /// The annotations of this image's entry in index.json.
+    pub index_annotations: BTreeMap<String, String>,
 }
 
 fn bad_layout(path: &Path, reason: impl Into<String>) -> ImageError {
@@ -261,6 +263,11 @@ pub fn read_image(layout: &Path, tag: Option<&str>) -> Result<LoadedImage, Image
         manifest,
         config,
         layer_blobs,
+        index_annotations: descriptor
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -311,6 +318,11 @@ pub fn describe(image: &LoadedImage) -> Result<String, ImageError> {
         let sorted: BTreeMap<_, _> = a.iter().collect();
         for (k, v) in sorted {
             s.push_str(&format!("annotation: {k}={v}\n"));
+        }
+    }
+    for (k, v) in &image.index_annotations {
+        if k != REF_NAME_ANNOTATION {
+            s.push_str(&format!("index annotation: {k}={v}\n"));
         }
     }
     let history = c.history().clone().unwrap_or_default();

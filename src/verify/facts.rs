@@ -313,7 +313,10 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     // Go build info: the section when there are sections, else the magic at a 16-byte boundary.
     let go_blob = match section(".go.buildinfo") {
         Some(s) => section_data(s),
-        None => find_go_magic(bytes),
+        // Only a file without section headers is searched: any other file may carry the magic
+        // as data (this very program does).
+        None if sections.is_empty() => find_go_magic(bytes),
+        None => None,
     };
     let read_vaddr = |addr: u64| -> Option<&[u8]> {
         phdrs.iter().find_map(|p| {
