@@ -288,7 +288,7 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
 /// Parses and validates recipe text; `file` names it in errors and anchors relative paths.
 pub fn parse(file: &Path, text: &str) -> Result<Recipe, RecipeError> {
     let ctx = Ctx { file, text };
-    let raw: RawRecipe = toml::from_str(text).map_err(|e| ctx.from_toml(&e))?;
+    let raw: RawRecipe = toml::from_str(text).map_err(|e| ctx.toml_error(&e))?;
     let dir = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -321,7 +321,7 @@ impl Ctx<'_> {
         }))
     }
 
-    fn from_toml(&self, e: &toml::de::Error) -> RecipeError {
+    fn toml_error(&self, e: &toml::de::Error) -> RecipeError {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim().to_owned();
         let table = table_at(self.text, span.start);
@@ -970,14 +970,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// The `[table]` header in force at a byte offset, if any.
 fn table_at(text: &str, offset: usize) -> Option<String> {
     let before = text.get(..offset.min(text.len()))?;
-    before
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let inner = l.strip_prefix('[')?.split(']').next()?;
-            Some(inner.trim_matches(['[', ' ']).to_owned())
-        })
-        .last()
+    before.lines().rev().find_map(|l| {
+        let inner = l.trim().strip_prefix('[')?.split(']').next()?;
+        Some(inner.trim_matches(['[', ' ']).to_owned())
+    })
 }
 
 /// The key an error span starts on, when the span covers a `key = value` line's key.

@@ -329,51 +329,6 @@ pub fn elf_section_at(bytes: &[u8], off: u64) -> Option<String> {
         .or_else(|| Some("(outside any section)".into()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn json_differences_name_the_field() {
-        let mut out = Vec::new();
-        let a = json!({"config": {"Env": ["A=1"], "User": "0"}, "created": "1970"});
-        let b = json!({"config": {"Env": ["A=2"], "User": "0"}, "created": "1970"});
-        json_differences("config", "", &a, &b, &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].field.as_deref(), Some("config.Env.0"));
-        assert_eq!(
-            (out[0].left.as_str(), out[0].right.as_str()),
-            ("\"A=1\"", "\"A=2\"")
-        );
-    }
-
-    #[test]
-    fn first_difference_and_window() {
-        assert_eq!(first_difference(b"abcdef", b"abcxef"), 3);
-        assert_eq!(first_difference(b"abc", b"abcd"), 3);
-        assert_eq!(window(b"abcxyz", 3), "78 79 7a |xyz|");
-        assert_eq!(window(b"abc", 3), "(end of file)");
-    }
-
-    #[test]
-    fn elf_section_of_an_offset() {
-        let bytes = std::fs::read("/bin/true").unwrap();
-        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
-        let text = elf
-            .section_headers
-            .iter()
-            .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".text"))
-            .unwrap();
-        assert_eq!(
-            elf_section_at(&bytes, text.sh_offset + 1).as_deref(),
-            Some(".text")
-        );
-        assert_eq!(elf_section_at(&bytes, 3).as_deref(), Some("(ELF header)"));
-        assert_eq!(elf_section_at(b"not an elf", 0), None);
-    }
-}
-
 /// How the second build of `--check-repro` differs from the first: another process, another
 /// time, working folder, umask, time zone, locale, and noise in the environment.
 pub struct SecondBuild<'a> {
@@ -442,5 +397,50 @@ pub fn run_second_build(second: &SecondBuild) -> Result<(), ReproError> {
             output.status,
             String::from_utf8_lossy(&output.stderr).trim_end()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_differences_name_the_field() {
+        let mut out = Vec::new();
+        let a = json!({"config": {"Env": ["A=1"], "User": "0"}, "created": "1970"});
+        let b = json!({"config": {"Env": ["A=2"], "User": "0"}, "created": "1970"});
+        json_differences("config", "", &a, &b, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].field.as_deref(), Some("config.Env.0"));
+        assert_eq!(
+            (out[0].left.as_str(), out[0].right.as_str()),
+            ("\"A=1\"", "\"A=2\"")
+        );
+    }
+
+    #[test]
+    fn first_difference_and_window() {
+        assert_eq!(first_difference(b"abcdef", b"abcxef"), 3);
+        assert_eq!(first_difference(b"abc", b"abcd"), 3);
+        assert_eq!(window(b"abcxyz", 3), "78 79 7a |xyz|");
+        assert_eq!(window(b"abc", 3), "(end of file)");
+    }
+
+    #[test]
+    fn elf_section_of_an_offset() {
+        let bytes = std::fs::read("/bin/true").unwrap();
+        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+        let text = elf
+            .section_headers
+            .iter()
+            .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".text"))
+            .unwrap();
+        assert_eq!(
+            elf_section_at(&bytes, text.sh_offset + 1).as_deref(),
+            Some(".text")
+        );
+        assert_eq!(elf_section_at(&bytes, 3).as_deref(), Some("(ELF header)"));
+        assert_eq!(elf_section_at(b"not an elf", 0), None);
     }
 }

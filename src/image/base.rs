@@ -218,7 +218,7 @@ pub fn load(reference: &str, recipe_dir: &Path, epoch: u64) -> Result<Base, Base
             epoch,
             |src| {
                 let p = dir.join(src);
-                p.is_file().then(|| FileSource::Path(p))
+                p.is_file().then_some(FileSource::Path(p))
             },
             |src| {
                 let mut items = Vec::new();

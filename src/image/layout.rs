@@ -249,7 +249,7 @@ pub fn read_image(layout: &Path, tag: Option<&str>) -> Result<LoadedImage, Image
             .map_err(|e| bad_layout(layout, format!("config {config_digest}: {e}")))?;
     let mut layer_blobs = Vec::new();
     for l in manifest.layers() {
-        let path = blob_path(layout, &l.digest().to_string())?;
+        let path = blob_path(layout, l.digest().as_ref())?;
         if !path.is_file() {
             return Err(bad_layout(&path, "layer blob missing"));
         }
