@@ -22,13 +22,7 @@ impl Toolchain for CToolchain {
         cmd.current_dir(&spec.source);
         let toolchain = match spec.libc {
             LibcChoice::Musl => {
-                let m = musl::find()?;
-                let specs = ctx.build_dir.join("musl.specs");
-                std::fs::write(&specs, m.specs()).map_err(|source| BuildError::Io {
-                    action: "writing",
-                    path: specs.clone(),
-                    source,
-                })?;
+                let (specs, m) = musl::write_specs(&ctx.build_dir)?;
                 cmd.arg("-specs").arg(&specs);
                 format!("{version} + musl ({})", m.lib_dir.display())
             }

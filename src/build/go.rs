@@ -55,13 +55,7 @@ impl Toolchain for GoToolchain {
         if spec.cgo || external {
             let cc = match spec.libc {
                 LibcChoice::Musl => {
-                    let m = musl::find()?;
-                    let specs = ctx.build_dir.join("musl.specs");
-                    std::fs::write(&specs, m.specs()).map_err(|source| BuildError::Io {
-                        action: "writing",
-                        path: specs.clone(),
-                        source,
-                    })?;
+                    let (specs, m) = musl::write_specs(&ctx.build_dir)?;
                     toolchain.push_str(&format!(" + musl ({})", m.lib_dir.display()));
                     format!("gcc -specs {}", specs.display())
                 }

@@ -87,6 +87,19 @@ impl Musl {
     }
 }
 
+/// Finds musl and writes staticpack's specs file into the build folder; returns its path and
+/// the installation it names.
+pub fn write_specs(build_dir: &Path) -> Result<(PathBuf, Musl), BuildError> {
+    let m = find()?;
+    let specs = build_dir.join("musl.specs");
+    std::fs::write(&specs, m.specs()).map_err(|source| BuildError::Io {
+        action: "writing",
+        path: specs.clone(),
+        source,
+    })?;
+    Ok((specs, m))
+}
+
 /// The `-specs "…"` argument inside a musl-gcc wrapper script.
 fn specs_path_from_wrapper(wrapper: &Path) -> Option<PathBuf> {
     let meta = std::fs::metadata(wrapper).ok()?;
