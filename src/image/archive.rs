@@ -1,6 +1,9 @@
 //! Single-file outputs made from a finished OCI layout: `oci-archive` (the layout as a tar) and
-//! `docker-archive` (the same, plus the `manifest.json` that `docker load` and `podman load`
+//! `docker-archive` (the blobs plus the `manifest.json` that `docker load` and `podman load`
 //! read). Deterministic like the layers: sorted entries, fixed owner, mode and mtime.
+//!
+//! The docker archive leaves out `oci-layout` and `index.json`: with them, podman takes the tar
+//! for an OCI archive and names the image after the index's bare tag.
 
 use super::layer::{EntryKind, FileSource, LayerEntry, LayerSpec, write_tar};
 use super::{ImageError, LoadedImage, io_err};
@@ -65,6 +68,7 @@ pub fn write_archive(
 ) -> Result<(), ImageError> {
     let mut entries = layout_entries(layout)?;
     if format == ArchiveFormat::Docker {
+        entries.retain(|e| e.path != "index.json" && e.path != super::layout::OCI_LAYOUT_FILE);
         let image = super::read_image(layout, None)?;
         entries.push(LayerEntry {
             path: "manifest.json".into(),

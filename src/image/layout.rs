@@ -144,16 +144,35 @@ pub fn publish(staged: &Path, out: &Path) -> Result<(), ImageError> {
             "exists and is not an OCI image layout (no oci-layout file); staticpack will not replace it: remove it or choose another --out",
         ));
     }
-    nix::fcntl::renameat2(
-        nix::fcntl::AT_FDCWD,
-        staged,
-        nix::fcntl::AT_FDCWD,
-        out,
-        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-    )
-    .map_err(|e| io_err("swapping the new layout into", out)(std::io::Error::from(e)))?;
+    exchange(staged, out)?;
     // `staged` now holds the previous layout.
     std::fs::remove_dir_all(staged).map_err(io_err("removing the previous layout from", staged))
+}
+
+/// Swaps two paths in one step (renameat2 RENAME_EXCHANGE).
+#[cfg(target_env = "gnu")]
+fn exchange(a: &Path, b: &Path) -> Result<(), ImageError> {
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        a,
+        nix::fcntl::AT_FDCWD,
+        b,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    )
+    .map_err(|e| io_err("swapping the new layout into", b)(std::io::Error::from(e)))
+}
+
+/// Without renameat2 in the libc bindings (musl): move the old one aside, then the new one in.
+/// There is a moment with nothing at `b`, but never a half-written layout.
+#[cfg(not(target_env = "gnu"))]
+fn exchange(a: &Path, b: &Path) -> Result<(), ImageError> {
+    let aside = a.with_extension("previous");
+    std::fs::rename(b, &aside).map_err(io_err("moving the previous layout aside from", b))?;
+    if let Err(e) = std::fs::rename(a, b) {
+        let _ = std::fs::rename(&aside, b);
+        return Err(io_err("moving the new layout to", b)(e));
+    }
+    std::fs::rename(&aside, a).map_err(io_err("moving the previous layout to", a))
 }
 
 /// `LAYOUT[:TAG]`: split on the last ':' when what follows is a valid tag, unless the whole
