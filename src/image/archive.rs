@@ -95,6 +95,12 @@ pub fn write_archive(
     let temp = writer
         .into_inner()
         .map_err(|e| io_err("writing", out)(e.into_error()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err("setting the mode of", out))?;
+    }
     temp.as_file().sync_all().map_err(io_err("syncing", out))?;
     temp.persist(out)
         .map_err(|e| io_err("naming", out)(e.error))?;

@@ -235,6 +235,11 @@ pub fn persist_blob(
     blobs_dir: &Path,
     digest: &Digest,
 ) -> Result<(), ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    // Temp files are created 0600; a layout is meant to be read by anyone, whatever the umask.
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io_err("setting the mode of a blob in", blobs_dir))?;
     temp.as_file()
         .sync_all()
         .map_err(io_err("syncing a blob in", blobs_dir))?;

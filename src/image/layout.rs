@@ -64,7 +64,13 @@ pub fn write_blob(blobs_dir: &Path, bytes: &[u8]) -> Result<(Digest, u64), Image
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    let mut f = std::fs::File::create(path).map_err(io_err("creating", path))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(io_err("creating", path))?;
     f.write_all(bytes).map_err(io_err("writing", path))?;
     f.sync_all().map_err(io_err("syncing", path))
 }
@@ -91,6 +97,12 @@ pub fn write_image(
     let dir = staging.path();
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(io_err("creating", &blobs))?;
+    // The staging folder is created 0700; the published layout is readable by anyone.
+    for d in [dir.to_path_buf(), dir.join("blobs"), blobs.clone()] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_err("setting the mode of", &d))?;
+    }
 
     let written: Vec<LayerBlob> = layers
         .iter()
@@ -530,6 +542,21 @@ mod tests {
                 .unwrap()
                 .contains(&w.manifest_digest.to_string())
         );
+    }
+
+    #[test]
+    fn layout_is_readable_by_anyone_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("img");
+        write_image(&out, "latest", &meta(), &[layer(b"1")], &BTreeMap::new()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out), 0o755);
+        assert_eq!(mode(&out.join("blobs/sha256")), 0o755);
+        assert_eq!(mode(&out.join("index.json")) & 0o444, 0o444);
+        for blob in walk(&out.join("blobs/sha256")) {
+            assert_eq!(mode(&blob), 0o644, "{}", blob.display());
+        }
     }
 
     #[test]
