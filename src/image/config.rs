@@ -167,10 +167,11 @@ pub fn index_json(
         .digest(parse_digest(manifest_digest)?)
         .size(manifest_size)
         .platform(platform.build().map_err(err)?)
-        .annotations(HashMap::from([(
-            REF_NAME_ANNOTATION.to_owned(),
-            tag.to_owned(),
-        )]))
+        .annotations({
+            let mut a = hash_map(&meta.index_annotations);
+            a.insert(REF_NAME_ANNOTATION.to_owned(), tag.to_owned());
+            a
+        })
         .build()
         .map_err(err)?;
     let index = ImageIndexBuilder::default()
