@@ -161,10 +161,11 @@ fn every_recipe_passes_check_repro_with_its_golden_digest() {
         .iter()
         .map(|(k, d)| format!("    (\"{k}\", \"{d}\"),\n"))
         .collect();
-    let golden: Vec<(String, String)> = GOLDEN
+    let mut golden: Vec<(String, String)> = GOLDEN
         .iter()
         .map(|(k, d)| (k.to_string(), d.to_string()))
         .collect();
+    golden.sort();
     assert_eq!(
         seen, golden,
         "golden digests differ; the current ones are:\n{listing}"
