@@ -1,13 +1,40 @@
 //! The run proof: unpack an image into an empty root and run its entrypoint there, in a
 //! namespace sandbox of our own or under runc. Processes and namespaces live here.
+//!
+//! - [`unpack`] applies the layers into an empty directory; nothing ever lands outside it
+//!   (see `unpack.rs` for the path rules).
+//! - [`process_from_config`] / [`process_spec`] turn the image config into argv/env/cwd/user
+//!   with docker's semantics.
+//! - [`run_image`] puts both together: a fresh temporary root holding only the image's files,
+//!   the entrypoint run in it by the builtin sandbox (`sandbox.rs`) or by runc (`runc.rs`),
+//!   its output captured (bounded) and the temporary root removed again.
+
+mod diagnose;
+mod output;
+mod runc;
+mod sandbox;
+mod unpack;
+mod user;
+
+#[cfg(test)]
+mod tests;
 
 use crate::image::LoadedImage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod runc;
-mod sandbox;
-mod unpack;
+pub use unpack::unpack;
+pub use user::resolve_user;
+
+/// The PATH a process gets when the image config sets none (docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Each of stdout and stderr is kept up to this many bytes; the rest is read and dropped so
+/// the process never blocks on a full pipe.
+pub const OUTPUT_CAP: usize = 1 << 20;
+
+/// The hostname the entrypoint sees in both runtimes.
+pub const SANDBOX_HOSTNAME: &str = "staticpack";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -30,6 +57,20 @@ pub enum RunError {
     Sandbox(String),
     #[error("runc: {0}")]
     Runc(String),
+}
+
+impl RunError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        RunError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,42 +101,77 @@ pub struct Outcome {
     pub exec_error: Option<String>,
     /// What the root held: a count of regular files, and whether any libc/loader was present.
     pub rootfs_files: usize,
+    /// Paths (inside the root) of regular files named like a libc or a dynamic loader
+    /// (`ld-linux*.so*`, `ld-musl-*.so*`, `libc.so*`, `libc-*.so`, `libc.musl-*`). Empty is the
+    /// claim "no libc present".
+    pub libc_files: Vec<String>,
+    /// The run hit the timeout and the whole sandbox was killed (`signal` is then SIGKILL).
+    pub timed_out: bool,
+    /// stdout or stderr went past [`OUTPUT_CAP`] and was cut there.
+    pub output_truncated: bool,
 }
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// The process an image runs, docker's way: Entrypoint + (args if given, else Cmd); the image's
-/// Env with a default PATH; WorkingDir or "/"; User resolved against the root's /etc/passwd and
-/// /etc/group when it is a name.
+/// The process of an image config, with docker's semantics; a user *name* is an error here
+/// because resolving it needs the image's `/etc/passwd` (use [`process_spec`] with the root).
 pub fn process_from_config(
+    config: &oci_spec::image::ImageConfiguration,
+    args: Option<&[String]>,
+) -> Result<ProcessSpec, RunError> {
+    process_spec(config, args, None)
+}
+
+/// The process of an image config:
+/// - argv = Entrypoint + (`args` when given — even empty — else Cmd); empty argv is an error;
+/// - env = the config's, plus [`DEFAULT_PATH`] when it sets no `PATH`;
+/// - cwd = WorkingDir (must be absolute) or `/`;
+/// - user = `uid[:gid]` numbers, or names resolved in `rootfs`'s `/etc/passwd` and
+///   `/etc/group` (see [`resolve_user`]).
+pub fn process_spec(
     config: &oci_spec::image::ImageConfiguration,
     args: Option<&[String]>,
     rootfs: Option<&Path>,
 ) -> Result<ProcessSpec, RunError> {
-    let cfg = config.config().clone().unwrap_or_default();
-    let mut argv: Vec<String> = cfg.entrypoint().clone().unwrap_or_default();
+    let cfg = config.config().as_ref();
+    let mut argv: Vec<String> = cfg.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
     match args {
-        Some(a) => argv.extend(a.iter().cloned()),
-        None => argv.extend(cfg.cmd().clone().unwrap_or_default()),
+        Some(args) => argv.extend_from_slice(args),
+        None => argv.extend(cfg.and_then(|c| c.cmd().clone()).unwrap_or_default()),
     }
     if argv.is_empty() {
         return Err(RunError::Config(
-            "the image has neither Entrypoint nor Cmd: nothing to run".into(),
+            "nothing to run: the image has neither Entrypoint nor Cmd and no arguments were given"
+                .into(),
         ));
     }
-    let mut env = cfg.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.push(DEFAULT_PATH.to_owned());
+    if argv[0].is_empty() {
+        return Err(RunError::Config(
+            "the program to run (argv[0]) is an empty string".into(),
+        ));
     }
-    let cwd = cfg
-        .working_dir()
-        .clone()
-        .filter(|w| !w.is_empty())
-        .unwrap_or_else(|| "/".to_owned());
-    let (uid, gid) = match cfg.user().as_deref() {
-        None | Some("") => (0, 0),
-        Some(user) => resolve_user(user, rootfs)?,
+
+    let mut env: Vec<String> = cfg.and_then(|c| c.env().clone()).unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+
+    let cwd = match cfg.and_then(|c| c.working_dir().as_deref()) {
+        None | Some("") => "/".to_owned(),
+        Some(dir) if dir.starts_with('/') => dir.to_owned(),
+        Some(dir) => {
+            return Err(RunError::Config(format!(
+                "WorkingDir {dir:?} is not an absolute path"
+            )));
+        }
     };
+
+    let user = cfg.and_then(|c| c.user().as_deref()).unwrap_or("");
+    let (uid, gid) = resolve_user(user, rootfs)?;
+
+    for s in argv.iter().chain(&env).chain(std::iter::once(&cwd)) {
+        if s.contains('\0') {
+            return Err(RunError::Config(format!("{s:?} contains a NUL byte")));
+        }
+    }
     Ok(ProcessSpec {
         argv,
         env,
@@ -105,82 +181,76 @@ pub fn process_from_config(
     })
 }
 
-/// "uid[:gid]" or "name[:group]", names looked up in the root's passwd and group files.
-fn resolve_user(user: &str, rootfs: Option<&Path>) -> Result<(u32, u32), RunError> {
-    let read = |f: &str| {
-        rootfs
-            .and_then(|r| std::fs::read_to_string(r.join(f)).ok())
-            .unwrap_or_default()
-    };
-    let (name, group) = user
-        .split_once(':')
-        .map(|(u, g)| (u, Some(g)))
-        .unwrap_or((user, None));
-    let passwd = read("etc/passwd");
-    let (uid, primary_gid) = match name.parse::<u32>() {
-        Ok(uid) => (
-            uid,
-            crate::image::base::lookup_user(&passwd, name)
-                .map(|(_, g)| g)
-                .unwrap_or(uid),
-        ),
-        Err(_) => crate::image::base::lookup_user(&passwd, name).ok_or_else(|| {
-            RunError::Config(format!("user {name:?} is not in the image's /etc/passwd"))
-        })?,
-    };
-    let gid = match group {
-        None => primary_gid,
-        Some(g) => match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => read("etc/group")
-                .lines()
-                .find_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g)
-                        .then(|| f[2].parse().ok())
-                        .flatten()
-                })
-                .ok_or_else(|| {
-                    RunError::Config(format!("group {g:?} is not in the image's /etc/group"))
-                })?,
-        },
-    };
-    Ok((uid, gid))
+/// What a runtime reports back; `run_image` adds what it knows about the root.
+pub(crate) struct RawOutcome {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: output::Captured,
+    pub stderr: output::Captured,
+    pub exec_error: Option<String>,
+    pub timed_out: bool,
 }
 
-/// Applies the image's layers into the empty folder `dest`; returns the number of regular files.
-pub fn unpack(image: &LoadedImage, dest: &Path) -> Result<usize, RunError> {
-    unpack::unpack_layers(&image.layer_blobs, dest)
-}
-
-/// Unpacks the image into a fresh empty root and runs its entrypoint there.
+/// Unpacks `image` into a fresh temporary root (holding nothing but the image's files), runs
+/// its entrypoint (with `args` replacing Cmd when given) under `runtime`, kills everything in
+/// the sandbox when `timeout` passes, and removes the root again.
 pub fn run_image(
     image: &LoadedImage,
     args: Option<&[String]>,
     runtime: Runtime,
     timeout: Duration,
 ) -> Result<Outcome, RunError> {
-    let temp = tempfile::Builder::new()
+    // Check for runc before the unpack, so a missing tool fails fast.
+    let runc_bin = match runtime {
+        Runtime::Runc => Some(runc::find_runc()?),
+        Runtime::Builtin => None,
+    };
+
+    // 0700 (tempfile's default): no other host user can reach the unpacked files, whatever
+    // modes (setuid included) the layers give them.
+    let work = tempfile::Builder::new()
         .prefix("staticpack-run-")
         .tempdir()
-        .map_err(|source| RunError::Io {
-            action: "creating a root in",
-            path: std::env::temp_dir(),
-            source,
-        })?;
-    // The bundle layout serves both runtimes: rootfs/ beside runc's config.json.
-    let rootfs = temp.path().join("rootfs");
-    std::fs::create_dir(&rootfs).map_err(|source| RunError::Io {
-        action: "creating",
-        path: rootfs.clone(),
-        source,
-    })?;
-    let files = unpack(image, &rootfs)?;
-    let spec = process_from_config(&image.config, args, Some(&rootfs))?;
-    let mut outcome = match runtime {
-        Runtime::Builtin => sandbox::run(&rootfs, &spec, timeout)?,
-        Runtime::Runc => runc::run(temp.path(), &spec, timeout)?,
-    };
-    outcome.rootfs_files = files;
+        .map_err(|e| RunError::io("creating a temporary directory in", std::env::temp_dir(), e))?;
+    let rootfs = work.path().join("rootfs");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&rootfs)
+            .map_err(|e| RunError::io("creating", &rootfs, e))?;
+    }
+
+    let result = (|| {
+        let rootfs_files = unpack(image, &rootfs)?;
+        let libc_files = unpack::find_libc_files(&rootfs)?;
+        let spec = process_spec(&image.config, args, Some(&rootfs))?;
+        // Docker semantics: a WorkingDir the image lacks is created (inside the root).
+        unpack::ensure_dir_in_root(&rootfs, &spec.cwd)?;
+        let raw = match runc_bin {
+            Some(bin) => runc::run(&bin, work.path(), &spec, timeout)?,
+            None => sandbox::run(&rootfs, &spec, timeout)?,
+        };
+        let output_truncated = raw.stdout.truncated || raw.stderr.truncated;
+        Ok(Outcome {
+            runtime,
+            exit_code: raw.exit_code,
+            signal: raw.signal,
+            stdout: raw.stdout.bytes,
+            stderr: raw.stderr.bytes,
+            exec_error: raw.exec_error,
+            rootfs_files,
+            libc_files,
+            timed_out: raw.timed_out,
+            output_truncated,
+        })
+    })();
+
+    // Directories the image made read-only would stop the removal when we are not root.
+    unpack::make_removable(work.path());
+    let path = work.path().to_path_buf();
+    let cleanup = work.close().map_err(|e| RunError::io("removing", path, e));
+    let outcome = result?;
+    cleanup?;
     Ok(outcome)
 }

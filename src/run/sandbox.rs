@@ -1,355 +1,904 @@
-//! The built-in sandbox: the entrypoint runs as pid 1 of new user, mount, pid, net, uts and ipc
-//! namespaces, with the unpacked image as `/` (pivot_root) and nothing else from the host.
+//! The builtin sandbox: the entrypoint runs in new user, mount, pid, net, uts and ipc
+//! namespaces with the unpacked root as `/` and nothing from the host in it.
 //!
-//! `clone(2)` without CLONE_VM gives a child with a copy of our memory, like fork: the parent may
-//! be multithreaded (cargo test is), so the child only makes raw system calls on data prepared
-//! before the clone — no allocation, no locks. The parent writes the child's uid/gid maps and then
-//! releases it through a pipe. An exec failure comes back through a close-on-exec pipe as errno.
+//! How:
+//! 1. Everything the child needs (C strings, argv/envp pointer arrays, candidate exec paths,
+//!    the mount plan) is built here, *before* `clone`: the caller may be multithreaded (cargo
+//!    test is), and a child of a multithreaded process may only make async-signal-safe calls —
+//!    no allocation, no glibc lock. So the child makes raw syscalls only (fork, setres[ug]id and
+//!    setgroups go through `syscall(2)`: glibc's wrappers would take locks or signal threads
+//!    that exist only in the parent).
+//! 2. `clone(CLONE_NEWUSER|NEWNS|NEWPID|NEWNET|NEWUTS|NEWIPC)` without `CLONE_VM`. The child
+//!    closes every inherited descriptor but its own six, then blocks on a pipe while the parent
+//!    writes its `uid_map`/`gid_map` (see [`id_maps`]) and releases it.
+//! 3. The child — pid 1 of the new pid namespace — makes all mounts private, bind-mounts the
+//!    root onto itself and remounts it read-only (as runc's `root.readonly`), mounts a fresh
+//!    proc on `/proc` and a tmpfs `/dev` (null, zero, full, random, urandom bind-mounted from
+//!    the host, fd/std* symlinks) *only if the image has those directories* — nothing is
+//!    created in the image's root — then `pivot_root(".", ".")` and a lazy unmount of the old
+//!    root: no host path is reachable afterwards. If `pivot_root` is refused (EINVAL: the host
+//!    root is an initramfs), it falls back to moving the root onto `/` and `chroot`, as runc's
+//!    `--no-pivot` does. Then it sets the hostname.
+//! 4. It forks once more: the entrypoint runs as pid 2 with default signal dispositions (pid 1
+//!    would ignore every signal it has no handler for), while pid 1 stays a minimal init that
+//!    reaps orphans and, when the entrypoint ends, sends its raw wait status to the parent
+//!    through a pipe and exits — the kernel then kills whatever is left in the namespace
+//!    (docker's semantics: the container lives as long as its main process).
+//! 5. The entrypoint process sets stdio (stdin /dev/null, stdout/stderr our pipes), resets
+//!    signals, drops supplementary groups, sets gid/uid, chdirs to the working directory and
+//!    tries `execve` on each candidate path (`execvp` semantics with the image's PATH, resolved
+//!    inside the new root). A failure goes back as (step, errno) through a close-on-exec
+//!    pipe; the parent words it like the kernel and explains ENOENT (missing file, or missing
+//!    ELF interpreter).
+//! 6. The parent drains stdout/stderr on threads and waits for the status with the timeout;
+//!    on timeout it SIGKILLs the namespace's init, which kills everything in the namespace.
 
-use super::{Outcome, ProcessSpec, RunError, Runtime};
-use nix::libc;
+use super::diagnose::{enoent_hint, exec_candidates, first_present};
+use super::output::{self, Captured};
+use super::{ProcessSpec, RawOutcome, RunError, SANDBOX_HOSTNAME};
+use nix::errno::Errno;
+use nix::libc::{self, c_char, c_int, c_long};
 use nix::sched::CloneFlags;
-use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 use std::ffi::CString;
+use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::ptr;
+use std::sync::mpsc;
+use std::time::Duration;
 
-/// Output kept per stream; more is read and dropped so the child never blocks on a full pipe.
-const OUTPUT_LIMIT: usize = 1 << 20;
-const CHILD_STACK: usize = 256 * 1024;
+/// The clone child's stack; it only makes syscalls, so this is generous. Pages never touched
+/// are never committed.
+const STACK_SIZE: usize = 1 << 20;
 
-/// Which step failed in the child, sent with errno through the error pipe.
-#[derive(Clone, Copy)]
-#[repr(u8)]
+/// The device nodes a `/dev` gets (bind-mounted from the host, which is what rootless runc
+/// does: a user namespace cannot mknod).
+const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+];
+
+/// The step a child failure happened at, sent through the error pipe with the errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
 enum Step {
-    Wait = 1,
-    MountPrivate,
+    MountPrivate = 1,
     BindRoot,
-    Proc,
-    ChdirRoot,
+    RemountReadOnly,
+    MountProc,
+    MountDev,
+    DevNode,
+    DevLink,
     PivotRoot,
-    UnmountOld,
-    Chdir,
+    Hostname,
+    Fork,
     Stdio,
-    SetGid,
-    SetUid,
+    Setgroups,
+    Setgid,
+    Setuid,
+    Chdir,
     Exec,
 }
 
 impl Step {
-    fn from_u8(b: u8) -> &'static str {
-        match b {
-            1 => "waiting for the parent",
-            2 => "making mounts private",
-            3 => "bind-mounting the root",
-            4 => "mounting /proc",
-            5 => "entering the root",
-            6 => "pivot_root",
-            7 => "unmounting the host's root",
-            8 => "changing to the working directory",
-            9 => "setting up stdin/stdout/stderr",
-            10 => "setgid",
-            11 => "setuid",
-            _ => "exec",
+    const ALL: [Step; 16] = [
+        Step::MountPrivate,
+        Step::BindRoot,
+        Step::RemountReadOnly,
+        Step::MountProc,
+        Step::MountDev,
+        Step::DevNode,
+        Step::DevLink,
+        Step::PivotRoot,
+        Step::Hostname,
+        Step::Fork,
+        Step::Stdio,
+        Step::Setgroups,
+        Step::Setgid,
+        Step::Setuid,
+        Step::Chdir,
+        Step::Exec,
+    ];
+
+    fn from_u32(n: u32) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| *s as u32 == n)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Step::MountPrivate => "making the mounts private",
+            Step::BindRoot => "bind-mounting the root",
+            Step::RemountReadOnly => "remounting the root read-only",
+            Step::MountProc => "mounting /proc",
+            Step::MountDev => "mounting a tmpfs on /dev",
+            Step::DevNode => "bind-mounting a device node into /dev",
+            Step::DevLink => "creating a /dev symlink",
+            Step::PivotRoot => "pivot_root into the image root",
+            Step::Hostname => "setting the hostname",
+            Step::Fork => "forking the entrypoint process",
+            Step::Stdio => "setting up stdin/stdout/stderr",
+            Step::Setgroups => "dropping supplementary groups",
+            Step::Setgid => "setting the gid",
+            Step::Setuid => "setting the uid",
+            Step::Chdir => "changing to the working directory",
+            Step::Exec => "exec",
         }
     }
 }
 
-fn cstring(s: &str, what: &str) -> Result<CString, RunError> {
-    CString::new(s).map_err(|_| RunError::Config(format!("{what} contains a NUL byte: {s:?}")))
+/// Everything the child touches, built before `clone`.
+struct Plan {
+    rootfs: CString,
+    /// MS_REMOUNT|MS_BIND|MS_RDONLY plus the flags the root's mount already has: a user
+    /// namespace may not clear those (they are locked), so the remount repeats them.
+    remount_flags: libc::c_ulong,
+    proc_dir: Option<CString>,
+    dev: Option<DevPlan>,
+    hostname: CString,
+    cwd: CString,
+    exec_paths: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    /// Privileged mapping (setgroups allowed): drop the inherited supplementary groups.
+    drop_groups: bool,
+    // Owners of the strings the pointer arrays point into.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+}
+
+struct DevPlan {
+    dir: CString,
+    /// (host device, file in the new /dev to bind it onto)
+    nodes: Vec<(CString, CString)>,
+    /// (link target, link path)
+    links: Vec<(CString, CString)>,
+}
+
+fn cstring(bytes: &[u8], what: &str) -> Result<CString, RunError> {
+    CString::new(bytes).map_err(|_| RunError::Config(format!("{what} contains a NUL byte")))
+}
+
+fn cpath(path: &Path) -> Result<CString, RunError> {
+    cstring(path.as_os_str().as_bytes(), &path.display().to_string())
+}
+
+fn remount_flags(rootfs: &Path) -> Result<libc::c_ulong, RunError> {
+    let st = nix::sys::statvfs::statvfs(rootfs)
+        .map_err(|e| RunError::Sandbox(format!("statvfs {}: {e}", rootfs.display())))?;
+    let have = st.flags().bits();
+    let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+    for (st_flag, ms_flag) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if have & st_flag != 0 {
+            flags |= ms_flag;
+        }
+    }
+    Ok(flags)
+}
+
+/// A directory the image has itself (not a symlink to one).
+fn real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+impl Plan {
+    fn new(rootfs: &Path, spec: &ProcessSpec, drop_groups: bool) -> Result<Plan, RunError> {
+        let argv: Vec<CString> = spec
+            .argv
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "an argument"))
+            .collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = spec
+            .env
+            .iter()
+            .map(|e| cstring(e.as_bytes(), "an environment entry"))
+            .collect::<Result<_, _>>()?;
+        let argv0 = spec
+            .argv
+            .first()
+            .ok_or_else(|| RunError::Config("empty argv".into()))?;
+        let exec_paths = exec_candidates(argv0, &spec.env)
+            .iter()
+            .map(|p| cstring(p.as_bytes(), "the program path"))
+            .collect::<Result<_, _>>()?;
+
+        let dev_dir = rootfs.join("dev");
+        let dev = if real_dir(&dev_dir) {
+            let mut nodes = Vec::new();
+            for name in DEV_NODES {
+                let host = Path::new("/dev").join(name);
+                if host.exists() {
+                    nodes.push((cpath(&host)?, cpath(&dev_dir.join(name))?));
+                }
+            }
+            let links = DEV_LINKS
+                .iter()
+                .map(|(target, name)| {
+                    Ok((
+                        cstring(target.as_bytes(), target)?,
+                        cpath(&dev_dir.join(name))?,
+                    ))
+                })
+                .collect::<Result<_, RunError>>()?;
+            Some(DevPlan {
+                dir: cpath(&dev_dir)?,
+                nodes,
+                links,
+            })
+        } else {
+            None
+        };
+        let proc_dir = rootfs.join("proc");
+
+        let null_terminated = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        Ok(Plan {
+            rootfs: cpath(rootfs)?,
+            remount_flags: remount_flags(rootfs)?,
+            proc_dir: if real_dir(&proc_dir) {
+                Some(cpath(&proc_dir)?)
+            } else {
+                None
+            },
+            dev,
+            hostname: cstring(SANDBOX_HOSTNAME.as_bytes(), "hostname")?,
+            cwd: cstring(spec.cwd.as_bytes(), "the working directory")?,
+            exec_paths,
+            argv_ptrs: null_terminated(&argv),
+            envp_ptrs: null_terminated(&envp),
+            uid: spec.uid,
+            gid: spec.gid,
+            drop_groups,
+            _argv: argv,
+            _envp: envp,
+        })
+    }
+}
+
+/// The child's descriptors (raw: the child must not run destructors).
+#[derive(Clone, Copy)]
+struct Fds {
+    release_r: RawFd,
+    error_w: RawFd,
+    status_w: RawFd,
+    stdout_w: RawFd,
+    stderr_w: RawFd,
+    devnull: RawFd,
+}
+
+impl Fds {
+    fn sorted(&self) -> [RawFd; 6] {
+        let mut all = [
+            self.release_r,
+            self.error_w,
+            self.status_w,
+            self.stdout_w,
+            self.stderr_w,
+            self.devnull,
+        ];
+        all.sort_unstable();
+        all
+    }
+}
+
+/// The uid_map and gid_map lines, and whether `setgroups` stays allowed.
+///
+/// - As root on the host (CAP_SETUID/CAP_SETGID there): container root is us, and a non-root
+///   user of the image is mapped to the same number on the host (docker without userns-remap
+///   does the same); setgroups stays allowed so the child can drop our groups.
+/// - Unprivileged: only our own ids can be mapped, so they become the image's uid/gid
+///   directly (the image's files then appear owned by that user); setgroups must be denied.
+fn id_maps(euid: u32, egid: u32, uid: u32, gid: u32) -> (String, String, bool) {
+    if euid == 0 {
+        let map = |host: u32, id: u32| {
+            let mut m = format!("0 {host} 1\n");
+            if id != 0 {
+                m.push_str(&format!("{id} {id} 1\n"));
+            }
+            m
+        };
+        (map(0, uid), map(egid, gid), true)
+    } else {
+        (
+            format!("{uid} {euid} 1\n"),
+            format!("{gid} {egid} 1\n"),
+            false,
+        )
+    }
+}
+
+/// Kills and reaps the sandbox's init unless it was reaped already (any early return).
+struct Reaper {
+    pid: Pid,
+    reaped: bool,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| RunError::Sandbox(format!("pipe: {e}")))
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| RunError::Sandbox(format!("creating a pipe: {e}")))?;
+    Ok((above_stdio(r)?, above_stdio(w)?))
 }
 
-/// Resolves argv[0] the way execvp would, but inside `root`.
-fn program_path(root: &Path, spec: &ProcessSpec) -> String {
-    let arg0 = spec.argv.first().map(String::as_str).unwrap_or("");
-    if arg0.contains('/') {
-        return arg0.to_owned();
+/// Moves a descriptor above 0..=2, so the child's dup2 onto stdio cannot clobber it (only
+/// happens when our own stdio is closed).
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, RunError> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
     }
-    let path = spec
-        .env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| format!("{}/{arg0}", d.trim_end_matches('/')))
-        .find(|p| root.join(p.trim_start_matches('/')).is_file())
-        .unwrap_or_else(|| format!("/{arg0}"))
+    // std's try_clone is fcntl(F_DUPFD_CLOEXEC, 3).
+    fd.try_clone()
+        .map_err(|e| RunError::Sandbox(format!("duplicating a descriptor: {e}")))
 }
 
-/// What the kernel said, in words, and for a missing ELF interpreter which one it was.
-fn explain_exec_failure(root: &Path, program: &str, errno: i32) -> String {
-    let e = nix::errno::Errno::from_raw(errno);
-    let mut msg = format!("exec {program}: {} ({e:?})", e.desc());
-    if e == nix::errno::Errno::ENOENT {
-        let inside = root.join(program.trim_start_matches('/'));
-        if let Ok(bytes) = std::fs::read(&inside) {
-            if let Ok(facts) = crate::verify::analyze(&bytes) {
-                if let Some(interp) = facts.interpreter {
-                    msg.push_str(&format!(
-                        ": the file is there, but its ELF interpreter {interp} is not in the image"
-                    ));
-                }
-            }
-        } else {
-            msg.push_str(": the entrypoint is not in the image");
+fn clone_error(e: Errno) -> RunError {
+    let hint = match e {
+        Errno::EPERM | Errno::ENOSPC | Errno::EUSERS | Errno::EINVAL => {
+            "; are user namespaces enabled? (sysctl user.max_user_namespaces > 0, \
+             kernel.unprivileged_userns_clone=1 on Debian kernels, \
+             kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu)"
         }
-    }
-    msg
+        _ => "",
+    };
+    RunError::Sandbox(format!(
+        "creating the user/mount/pid/net/uts/ipc namespaces: {} ({e:?}){hint}",
+        e.desc()
+    ))
 }
 
-fn reader(fd: OwnedFd) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut file = std::fs::File::from(fd);
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-            }
-        }
-        kept
-    })
-}
+/// Runs `spec` in the builtin sandbox with `rootfs` as its root.
+pub(crate) fn run(
+    rootfs: &Path,
+    spec: &ProcessSpec,
+    timeout: Duration,
+) -> Result<RawOutcome, RunError> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let (uid_map, gid_map, setgroups_allowed) = id_maps(euid, egid, spec.uid, spec.gid);
+    let plan = Plan::new(rootfs, spec, setgroups_allowed)?;
 
-fn write_file(path: &str, content: &str) -> Result<(), RunError> {
-    std::fs::write(path, content).map_err(|e| RunError::Sandbox(format!("writing {path}: {e}")))
-}
+    let (release_r, release_w) = pipe()?;
+    let (error_r, error_w) = pipe()?;
+    let (status_r, status_w) = pipe()?;
+    let (stdout_r, stdout_w) = pipe()?;
+    let (stderr_r, stderr_w) = pipe()?;
+    let devnull = above_stdio(OwnedFd::from(
+        File::open("/dev/null").map_err(|e| RunError::io("opening", "/dev/null", e))?,
+    ))?;
+    let fds = Fds {
+        release_r: release_r.as_raw_fd(),
+        error_w: error_w.as_raw_fd(),
+        status_w: status_w.as_raw_fd(),
+        stdout_w: stdout_w.as_raw_fd(),
+        stderr_w: stderr_w.as_raw_fd(),
+        devnull: devnull.as_raw_fd(),
+    };
 
-/// Runs `spec` with `root` as `/` in fresh namespaces; kills it after `timeout`.
-pub fn run(root: &Path, spec: &ProcessSpec, timeout: Duration) -> Result<Outcome, RunError> {
-    let root_c = cstring(&root.to_string_lossy(), "the root path")?;
-    let proc_dir = root.join("proc");
-    let proc_c = cstring(&proc_dir.to_string_lossy(), "the root path")?;
-    let mount_proc = proc_dir.is_dir();
-    let program = program_path(root, spec);
-    let program_c = cstring(&program, "the entrypoint")?;
-    let argv_c: Vec<CString> = spec
-        .argv
-        .iter()
-        .map(|a| cstring(a, "an argument"))
-        .collect::<Result<_, _>>()?;
-    let env_c: Vec<CString> = spec
-        .env
-        .iter()
-        .map(|e| cstring(e, "an environment variable"))
-        .collect::<Result<_, _>>()?;
-    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
-    env_p.push(std::ptr::null());
-    let cwd_c = cstring(&spec.cwd, "the working directory")?;
-    let dot = c".";
-    let slash = c"/";
-    let proc_fs = c"proc";
-    let dev_null = c"/dev/null";
-    let (uid, gid) = (spec.uid, spec.gid);
-
-    let (go_r, go_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (out_r, out_w) = pipe()?;
-    let (errout_r, errout_w) = pipe()?;
-    let fds = [
-        go_r.as_raw_fd(),
-        err_w.as_raw_fd(),
-        out_w.as_raw_fd(),
-        errout_w.as_raw_fd(),
-    ];
-
-    let child = Box::new(move || -> isize {
-        let [go, err, out, errout] = fds;
-        // Reports the failing step and errno to the parent, then exits.
-        let fail = |step: Step| -> isize {
-            // SAFETY: raw syscalls on fds this process owns; no allocation.
-            unsafe {
-                let errno = *libc::__errno_location();
-                let msg = [
-                    step as u8,
-                    (errno & 0xff) as u8,
-                    ((errno >> 8) & 0xff) as u8,
-                ];
-                libc::write(err, msg.as_ptr().cast(), msg.len());
-                libc::_exit(127)
-            }
-        };
-        // SAFETY: every pointer below was prepared before the clone and outlives this call;
-        // the calls are plain system calls, safe after clone in a multithreaded parent.
-        unsafe {
-            let mut byte = 0u8;
-            if libc::read(go, (&mut byte as *mut u8).cast(), 1) != 1 {
-                return fail(Step::Wait);
-            }
-            if libc::mount(
-                std::ptr::null(),
-                slash.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-            {
-                return fail(Step::MountPrivate);
-            }
-            if libc::mount(
-                root_c.as_ptr(),
-                root_c.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND | libc::MS_REC,
-                std::ptr::null(),
-            ) != 0
-            {
-                return fail(Step::BindRoot);
-            }
-            if mount_proc
-                && libc::mount(
-                    proc_fs.as_ptr(),
-                    proc_c.as_ptr(),
-                    proc_fs.as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return fail(Step::Proc);
-            }
-            // stdin from the host's /dev/null, opened before the host's files disappear.
-            let null = libc::open(dev_null.as_ptr(), libc::O_RDONLY);
-            if null < 0
-                || libc::dup2(null, 0) < 0
-                || libc::dup2(out, 1) < 0
-                || libc::dup2(errout, 2) < 0
-            {
-                return fail(Step::Stdio);
-            }
-            if libc::chdir(root_c.as_ptr()) != 0 {
-                return fail(Step::ChdirRoot);
-            }
-            // pivot_root(".", "."): the old root is stacked under the new one, then detached.
-            if libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) != 0 {
-                return fail(Step::PivotRoot);
-            }
-            if libc::umount2(dot.as_ptr(), libc::MNT_DETACH) != 0 {
-                return fail(Step::UnmountOld);
-            }
-            if libc::chdir(cwd_c.as_ptr()) != 0 {
-                return fail(Step::Chdir);
-            }
-            let name = b"staticpack";
-            libc::sethostname(name.as_ptr().cast(), name.len());
-            if libc::setgroups(0, std::ptr::null()) != 0 && gid != 0 {
-                return fail(Step::SetGid);
-            }
-            if libc::setgid(gid) != 0 {
-                return fail(Step::SetGid);
-            }
-            if libc::setuid(uid) != 0 {
-                return fail(Step::SetUid);
-            }
-            libc::execve(program_c.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
-            fail(Step::Exec)
-        }
-    });
-
-    let mut stack = vec![0u8; CHILD_STACK];
+    let mut stack = vec![0u8; STACK_SIZE];
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    // SAFETY: the callback only makes system calls on memory prepared above (see its comment).
-    let pid = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }
-        .map_err(|e| RunError::Sandbox(format!("clone with new user/mount/pid/net namespaces: {e} (are unprivileged user namespaces enabled? sysctl kernel.unprivileged_userns_clone=1)")))?;
-    drop((go_r, err_w, out_w, errout_w));
+    let plan_ref = &plan;
+    // SAFETY: without CLONE_VM the child gets a copy of our memory, so `plan`, `fds` and the
+    // stack stay valid for it whatever we do next. The child runs only `child`, which makes
+    // async-signal-safe syscalls, never allocates nor returns (it always ends in execve or
+    // _exit), so the locks other threads of ours may hold do not matter to it.
+    let pid = unsafe {
+        nix::sched::clone(
+            Box::new(move || child(plan_ref, fds)),
+            &mut stack,
+            flags,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(clone_error)?;
+    let mut reaper = Reaper { pid, reaped: false };
+    // The child has its copies; ours would keep the pipes open.
+    drop((release_r, error_w, status_w, stdout_w, stderr_w, devnull));
 
-    // Root maps the whole id range (so the image's users exist); anyone else maps itself to 0.
-    let euid = nix::unistd::geteuid().as_raw();
-    let egid = nix::unistd::getegid().as_raw();
-    let maps = if euid == 0 {
-        write_file(&format!("/proc/{pid}/uid_map"), "0 0 4294967295\n")
-            .and_then(|_| write_file(&format!("/proc/{pid}/gid_map"), "0 0 4294967295\n"))
-    } else {
-        write_file(&format!("/proc/{pid}/setgroups"), "deny")
-            .and_then(|_| write_file(&format!("/proc/{pid}/uid_map"), &format!("0 {euid} 1\n")))
-            .and_then(|_| write_file(&format!("/proc/{pid}/gid_map"), &format!("0 {egid} 1\n")))
+    let write_proc = |file: &str, content: &str| {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, content)
+            .map_err(|e| RunError::Sandbox(format!("writing {content:?} to {path}: {e}")))
     };
-    if let Err(e) = maps {
-        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
-        return Err(e);
+    if !setgroups_allowed {
+        write_proc("setgroups", "deny")?;
     }
-    if euid != 0 && (uid != 0 || gid != 0) {
-        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
-        return Err(RunError::Sandbox(format!(
-            "the image runs as {uid}:{gid}, but without root only uid 0 can be mapped in the sandbox; run as root or use --runtime runc"
-        )));
-    }
-    let stdout = reader(out_r);
-    let stderr = reader(errout_r);
-    nix::unistd::write(&go_w, &[1])
+    write_proc("uid_map", &uid_map)?;
+    write_proc("gid_map", &gid_map)?;
+    std::io::Write::write_all(&mut File::from(release_w), b"1")
         .map_err(|e| RunError::Sandbox(format!("releasing the sandbox: {e}")))?;
-    drop(go_w);
 
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match nix::sys::wait::waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {
-                if Instant::now() >= deadline {
-                    // Killing the namespace's init kills everything in it.
-                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                    break nix::sys::wait::waitpid(pid, None);
-                }
-                std::thread::sleep(Duration::from_millis(5));
+    let stdout = output::capture(File::from(stdout_r));
+    let stderr = output::capture(File::from(stderr_r));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut raw = [0u8; 4];
+        let mut status = File::from(status_r);
+        let got = status
+            .read_exact(&mut raw)
+            .ok()
+            .map(|()| i32::from_ne_bytes(raw));
+        let _ = tx.send(got);
+    });
+
+    let (status, timed_out) = match rx.recv_timeout(timeout) {
+        Ok(status) => (status, false),
+        Err(_) => {
+            // init is not reaped yet, so the pid is still ours to kill.
+            let _ = kill(pid, Signal::SIGKILL);
+            (rx.recv().ok().flatten(), true)
+        }
+    };
+    let init_status = waitpid(pid, None);
+    reaper.reaped = true;
+    let stdout = output::join(stdout);
+    let stderr = output::join(stderr);
+
+    let mut reports = Vec::new();
+    // Every writer is gone: init is reaped, and the kernel killed the rest of its namespace.
+    File::from(error_r)
+        .read_to_end(&mut reports)
+        .map_err(|e| RunError::Sandbox(format!("reading the sandbox's error pipe: {e}")))?;
+    let report = reports.get(..12).and_then(|r| {
+        let word = |i: usize| {
+            r.get(i * 4..i * 4 + 4)?
+                .try_into()
+                .ok()
+                .map(u32::from_ne_bytes)
+        };
+        Some((
+            Step::from_u32(word(0)?)?,
+            Errno::from_raw(word(1)? as i32),
+            word(2)? as usize,
+        ))
+    });
+
+    finish(
+        rootfs,
+        spec,
+        &plan,
+        status,
+        timed_out,
+        report,
+        stdout,
+        stderr,
+        init_status,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    rootfs: &Path,
+    spec: &ProcessSpec,
+    plan: &Plan,
+    status: Option<i32>,
+    timed_out: bool,
+    report: Option<(Step, Errno, usize)>,
+    stdout: Captured,
+    stderr: Captured,
+    init_status: nix::Result<nix::sys::wait::WaitStatus>,
+) -> Result<RawOutcome, RunError> {
+    let mut outcome = RawOutcome {
+        exit_code: None,
+        signal: None,
+        stdout,
+        stderr,
+        exec_error: None,
+        timed_out,
+    };
+    if timed_out {
+        outcome.signal = Some(libc::SIGKILL);
+        return Ok(outcome);
+    }
+    match report {
+        Some((step @ (Step::Exec | Step::Chdir), errno, index)) => {
+            outcome.exec_error = Some(start_error(rootfs, spec, plan, step, errno, index));
+        }
+        Some((step, errno, _)) => {
+            return Err(RunError::Sandbox(format!(
+                "{}: {} ({errno:?})",
+                step.describe(),
+                errno.desc()
+            )));
+        }
+        None => {}
+    }
+    let Some(status) = status else {
+        return Err(RunError::Sandbox(format!(
+            "the sandbox's init ended ({init_status:?}) before the entrypoint did"
+        )));
+    };
+    if libc::WIFEXITED(status) {
+        outcome.exit_code = Some(libc::WEXITSTATUS(status));
+    } else if libc::WIFSIGNALED(status) {
+        outcome.signal = Some(libc::WTERMSIG(status));
+    }
+    Ok(outcome)
+}
+
+/// The start failure in the kernel's words, plus what the image lacks when that is the cause.
+fn start_error(
+    rootfs: &Path,
+    spec: &ProcessSpec,
+    plan: &Plan,
+    step: Step,
+    errno: Errno,
+    index: usize,
+) -> String {
+    let words = format!("{} ({errno:?})", errno.desc());
+    if step == Step::Chdir {
+        return format!("chdir {}: {words}", spec.cwd);
+    }
+    let argv0 = spec.argv.first().map_or("", String::as_str);
+    let candidates = exec_candidates(argv0, &spec.env);
+    let mut path = plan
+        .exec_paths
+        .get(index)
+        .map_or_else(|| argv0.to_owned(), |p| p.to_string_lossy().into_owned());
+    if errno == Errno::ENOENT {
+        if candidates.len() > 1 {
+            path = first_present(rootfs, &spec.cwd, &candidates)
+                .map_or_else(|| argv0.to_owned(), |(p, _)| p);
+        }
+        format!(
+            "exec {path}: {words}{}",
+            enoent_hint(rootfs, &spec.cwd, argv0, &candidates)
+        )
+    } else {
+        format!("exec {path}: {words}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child. Everything below runs after clone: raw syscalls on prepared data, no allocation.
+// ---------------------------------------------------------------------------------------------
+
+/// Sends (step, errno, index) to the parent; a failed write leaves only the exit status.
+fn report(fd: RawFd, step: Step, errno: c_int, index: usize) {
+    let mut msg = [0u8; 12];
+    msg[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    msg[4..8].copy_from_slice(&errno.to_ne_bytes());
+    msg[8..].copy_from_slice(&(index as u32).to_ne_bytes());
+    // SAFETY: writes 12 bytes from a live stack buffer; one write below PIPE_BUF is atomic.
+    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+}
+
+fn errno() -> c_int {
+    Errno::last_raw()
+}
+
+/// `Err((step, errno))` when a syscall returned -1.
+fn check(step: Step, ret: c_long) -> Result<(), (Step, c_int)> {
+    if ret == -1 {
+        Err((step, errno()))
+    } else {
+        Ok(())
+    }
+}
+
+fn child(plan: &Plan, fds: Fds) -> ! {
+    // SAFETY (whole function): raw syscalls on descriptors we own and on pointers into `plan`,
+    // which stays valid (our copy of the parent's memory) until execve or _exit.
+    unsafe {
+        close_all_but(&fds.sorted());
+        // init holds none of the caller's stdio.
+        for fd in 0..3 {
+            libc::dup2(fds.devnull, fd);
+        }
+        // init must be able to wait for its children, whatever the caller did with SIGCHLD.
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        // If the caller dies, so does the sandbox (and with pid 1, everything in it).
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+
+        // Wait until the parent has written our id maps.
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(fds.release_r, (&raw mut byte).cast(), 1);
+            if n == 1 {
+                break;
             }
-            other => break other,
+            if n == -1 && errno() == libc::EINTR {
+                continue;
+            }
+            libc::_exit(1); // the parent gave up; it reports why
+        }
+        libc::close(fds.release_r);
+
+        if let Err((step, err)) = setup_root(plan) {
+            report(fds.error_w, step, err, 0);
+            libc::_exit(1);
+        }
+
+        // A raw fork: glibc's fork() would take malloc locks a parent thread may hold.
+        let pid = libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as c_long,
+            0 as c_long,
+            0 as c_long,
+            0 as c_long,
+            0 as c_long,
+        );
+        if pid == -1 {
+            report(fds.error_w, Step::Fork, errno(), 0);
+            libc::_exit(1);
+        }
+        if pid == 0 {
+            start(plan, fds);
+        }
+        libc::close(fds.stdout_w);
+        libc::close(fds.stderr_w);
+        init(pid as libc::pid_t, fds.status_w)
+    }
+}
+
+/// Closes every descriptor but 0..=2 and `keep` (sorted).
+fn close_all_but(keep: &[RawFd]) {
+    let mut from: libc::c_uint = 3;
+    for &fd in keep {
+        let fd = fd as libc::c_uint;
+        if fd > from {
+            close_range(from, fd - 1);
+        }
+        from = from.max(fd + 1);
+    }
+    close_range(from, libc::c_uint::MAX);
+}
+
+fn close_range(first: libc::c_uint, last: libc::c_uint) {
+    // SAFETY: closes descriptors no Rust object of the child owns (the child has none).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint) };
+    if ret == -1 {
+        // Kernels before 5.9: close one by one, up to a bound that covers any sane caller.
+        for fd in first..=last.min(4095) {
+            // SAFETY: as above.
+            unsafe { libc::close(fd as c_int) };
         }
     }
-    .map_err(|e| RunError::Sandbox(format!("waiting for the entrypoint: {e}")))?;
+}
 
-    let mut report = Vec::new();
-    let _ = std::fs::File::from(err_r).read_to_end(&mut report);
-    let exec_error = match report.as_slice() {
-        [step, lo, hi, ..] => {
-            let errno = i32::from(*lo) | (i32::from(*hi) << 8);
-            Some(if *step == Step::Exec as u8 {
-                explain_exec_failure(root, &program, errno)
-            } else {
-                format!(
-                    "sandbox set-up failed at {}: {}",
-                    Step::from_u8(*step),
-                    nix::errno::Errno::from_raw(errno).desc()
+/// Mounts and pivot_root (see the module docs). Runs as pid 1 of the new namespaces.
+///
+/// # Safety
+/// Only in the clone child: it remounts and pivots the calling process's root.
+unsafe fn setup_root(plan: &Plan) -> Result<(), (Step, c_int)> {
+    let none: *const c_char = ptr::null();
+    let root = plan.rootfs.as_ptr();
+    // SAFETY: every pointer is a NUL-terminated string from `plan`, or null where allowed.
+    unsafe {
+        check(
+            Step::MountPrivate,
+            libc::mount(
+                none,
+                c"/".as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                ptr::null(),
+            )
+            .into(),
+        )?;
+        check(
+            Step::BindRoot,
+            libc::mount(root, root, none, libc::MS_BIND | libc::MS_REC, ptr::null()).into(),
+        )?;
+        check(
+            Step::RemountReadOnly,
+            libc::mount(none, root, none, plan.remount_flags, ptr::null()).into(),
+        )?;
+
+        if let Some(proc_dir) = &plan.proc_dir {
+            let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            check(
+                Step::MountProc,
+                libc::mount(
+                    c"proc".as_ptr(),
+                    proc_dir.as_ptr(),
+                    c"proc".as_ptr(),
+                    flags,
+                    ptr::null(),
                 )
-            })
+                .into(),
+            )?;
         }
-        _ => None,
-    };
-    let (exit_code, signal) = match status {
-        WaitStatus::Exited(_, code) => (Some(code), None),
-        WaitStatus::Signaled(_, sig, _) => (None, Some(sig as i32)),
-        _ => (None, None),
-    };
-    Ok(Outcome {
-        runtime: Runtime::Builtin,
-        exit_code: if exec_error.is_some() {
-            None
+        if let Some(dev) = &plan.dev {
+            check(
+                Step::MountDev,
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    dev.dir.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NOEXEC,
+                    c"mode=755,size=64k".as_ptr().cast(),
+                )
+                .into(),
+            )?;
+            for (host, node) in &dev.nodes {
+                let fd = libc::open(
+                    node.as_ptr(),
+                    libc::O_WRONLY
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
+                    0o666 as libc::c_uint,
+                );
+                check(Step::DevNode, fd.into())?;
+                libc::close(fd);
+                check(
+                    Step::DevNode,
+                    libc::mount(
+                        host.as_ptr(),
+                        node.as_ptr(),
+                        none,
+                        libc::MS_BIND,
+                        ptr::null(),
+                    )
+                    .into(),
+                )?;
+            }
+            for (target, link) in &dev.links {
+                check(
+                    Step::DevLink,
+                    libc::symlink(target.as_ptr(), link.as_ptr()).into(),
+                )?;
+            }
+        }
+
+        // pivot_root(".", ".") stacks the old root on the new one; the lazy unmount drops it,
+        // and no directory for it is needed in the image.
+        check(Step::PivotRoot, libc::chdir(root).into())?;
+        let dot = c".".as_ptr();
+        if libc::syscall(libc::SYS_pivot_root, dot, dot) == 0 {
+            check(Step::PivotRoot, libc::umount2(dot, libc::MNT_DETACH).into())?;
+        } else if errno() == libc::EINVAL {
+            // The host root cannot be pivoted away from (initramfs): move ours over it.
+            check(
+                Step::PivotRoot,
+                libc::mount(dot, c"/".as_ptr(), none, libc::MS_MOVE, ptr::null()).into(),
+            )?;
+            check(Step::PivotRoot, libc::chroot(dot).into())?;
         } else {
-            exit_code
-        },
-        signal,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-        exec_error,
-        rootfs_files: 0,
-    })
+            return Err((Step::PivotRoot, errno()));
+        }
+        check(Step::PivotRoot, libc::chdir(c"/".as_ptr()).into())?;
+        let name = plan.hostname.as_bytes();
+        check(
+            Step::Hostname,
+            libc::sethostname(name.as_ptr().cast(), name.len()).into(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The entrypoint's process (pid 2): stdio, signals, ids, cwd, execve. Never returns.
+///
+/// # Safety
+/// Only in the forked child of the sandbox's init; it replaces the process.
+unsafe fn start(plan: &Plan, fds: Fds) -> ! {
+    // SAFETY: raw syscalls on our descriptors and on strings/arrays from `plan`; argv and envp
+    // are NULL-terminated arrays of pointers into CStrings `plan` owns.
+    unsafe {
+        let fail = |step: Step, err: c_int, index: usize| -> ! {
+            report(fds.error_w, step, err, index);
+            libc::_exit(if step == Step::Exec && err == libc::ENOENT {
+                127
+            } else {
+                126
+            });
+        };
+        for (from, to) in [(fds.devnull, 0), (fds.stdout_w, 1), (fds.stderr_w, 2)] {
+            if libc::dup2(from, to) == -1 {
+                fail(Step::Stdio, errno(), 0);
+            }
+        }
+        // Inherited "ignore" dispositions (Rust ignores SIGPIPE) and masks survive execve.
+        for sig in 1..65 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+
+        // Raw syscalls: glibc's set*id wrappers would try to sync threads we do not have.
+        if plan.drop_groups
+            && libc::syscall(
+                libc::SYS_setgroups,
+                0 as libc::size_t,
+                ptr::null::<libc::gid_t>(),
+            ) == -1
+        {
+            fail(Step::Setgroups, errno(), 0);
+        }
+        let (g, u) = (plan.gid as c_long, plan.uid as c_long);
+        if libc::syscall(libc::SYS_setresgid, g, g, g) == -1 {
+            fail(Step::Setgid, errno(), 0);
+        }
+        if libc::syscall(libc::SYS_setresuid, u, u, u) == -1 {
+            fail(Step::Setuid, errno(), 0);
+        }
+        if libc::chdir(plan.cwd.as_ptr()) == -1 {
+            fail(Step::Chdir, errno(), 0);
+        }
+
+        // execvp's rules over the prepared candidates: go on past "not there", remember EACCES.
+        let mut last = (libc::ENOENT, 0);
+        let mut eacces = None;
+        for (i, path) in plan.exec_paths.iter().enumerate() {
+            libc::execve(
+                path.as_ptr(),
+                plan.argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr(),
+            );
+            let err = errno();
+            last = (err, i);
+            match err {
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                libc::EACCES => eacces = eacces.or(Some(i)),
+                _ => break,
+            }
+        }
+        match (eacces, last.0) {
+            (
+                Some(i),
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT,
+            ) => fail(Step::Exec, libc::EACCES, i),
+            (_, err) => fail(Step::Exec, err, last.1),
+        }
+    }
+}
+
+/// pid 1: reap everything; when the entrypoint ends, pass its wait status on and exit (the
+/// kernel then kills what is left in the namespace).
+///
+/// # Safety
+/// Only in the sandbox's init; it ends the process.
+unsafe fn init(main: libc::pid_t, status_w: RawFd) -> ! {
+    // SAFETY: waitpid/write/_exit on our own descriptor and a stack buffer.
+    unsafe {
+        loop {
+            let mut status: c_int = 0;
+            let pid = libc::waitpid(-1, &mut status, 0);
+            if pid == main {
+                let raw = status.to_ne_bytes();
+                libc::write(status_w, raw.as_ptr().cast(), raw.len());
+                libc::_exit(0);
+            }
+            if pid == -1 && errno() != libc::EINTR {
+                libc::_exit(1);
+            }
+        }
+    }
 }

@@ -1,325 +1,445 @@
-//! Applying image layers to an empty folder, safely: no entry may land outside the root, whether
-//! by an absolute path, `..`, a symlink in a parent, or a hard link; OCI whiteouts are honoured.
+//! Applying image layers into an empty directory, safely.
+//!
+//! Rules (the layers are input; nothing they say may reach outside `dest`):
+//! - entry paths must be relative and free of `..` (a leading `./` is fine): else refused;
+//! - symlinks met in an entry's *parent* path are followed the way the sandboxed process will
+//!   see them: inside the root (an absolute target starts at the root, `..` stops at the root).
+//!   So `a -> /` then `a/etc/x` writes `<root>/etc/x`, and no symlink is ever followed on the
+//!   host. The entry's own name is never followed: whatever is there is replaced;
+//! - existing files are replaced (unlinked, then created with `O_EXCL|O_NOFOLLOW`), never
+//!   written through, so a hard link cannot carry a write into another path;
+//! - hard links must name an existing non-directory inside the root (same path rules);
+//! - OCI whiteouts: `.wh.NAME` removes NAME, `.wh..wh..opq` empties its directory; both apply
+//!   only to what lower layers left (entries of the same layer stay), and are not created;
+//! - device nodes are skipped (an unprivileged sandbox cannot create them and the builtin
+//!   sandbox provides `/dev` itself); FIFOs are created;
+//! - permission bits are applied as given (`& 0o7777`, setuid/setgid/sticky included): the
+//!   root lives in a 0700 temporary directory no other host user can enter, and ownership is
+//!   ignored (every file belongs to the invoking user, whom the sandbox maps to root).
+//!   Directory modes are applied after all layers, deepest first, so a read-only directory
+//!   does not stop later entries.
 
 use super::RunError;
-use flate2::read::GzDecoder;
+use crate::image::LoadedImage;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
-
-fn unsafe_entry(layer: &Path, entry: &str, reason: &str) -> RunError {
-    RunError::UnsafeEntry {
-        layer: layer.to_path_buf(),
-        entry: entry.to_owned(),
-        reason: reason.to_owned(),
-    }
+/// What [`resolve_in_root`] does about missing components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Follow every symlink (the last one too); a missing component gives `Ok(None)`.
+    Lookup,
+    /// Every component is (or becomes, with mode 0755) a directory.
+    MakeDirs,
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> RunError + 'a {
-    move |source| RunError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResolveError {
+    #[error("{0} is not a directory")]
+    NotDir(PathBuf),
+    #[error("too many levels of symbolic links")]
+    Loop,
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
-/// A tar path made relative and checked: no absolute path, no `..`.
-fn clean(layer: &Path, raw: &Path) -> Result<PathBuf, RunError> {
-    let shown = raw.to_string_lossy();
-    let mut out = PathBuf::new();
-    for c in raw.components() {
+enum Part {
+    Root,
+    Parent,
+    Name(OsString),
+}
+
+fn push_parts(stack: &mut Vec<Part>, path: &Path) {
+    let start = stack.len();
+    for c in path.components() {
         match c {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(unsafe_entry(layer, &shown, "absolute path"));
-            }
-            Component::ParentDir => return Err(unsafe_entry(layer, &shown, "'..' in the path")),
+            Component::RootDir => stack.push(Part::Root),
+            Component::ParentDir => stack.push(Part::Parent),
+            Component::Normal(n) => stack.push(Part::Name(n.to_owned())),
+            Component::CurDir | Component::Prefix(_) => {}
         }
     }
-    Ok(out)
+    stack[start..].reverse();
 }
 
-/// Makes sure every parent of `rel` under `root` is a real directory (never a symlink), creating
-/// missing ones, so nothing written afterwards can be redirected out of the root.
-fn real_parents(root: &Path, rel: &Path, layer: &Path) -> Result<(), RunError> {
-    let mut here = root.to_path_buf();
-    let parents: Vec<_> = rel
-        .parent()
-        .map(|p| p.components().collect())
-        .unwrap_or_default();
-    for c in parents {
-        here.push(c);
-        match fs::symlink_metadata(&here) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(unsafe_entry(
-                    layer,
-                    &rel.to_string_lossy(),
-                    "a parent folder is a symlink (it could point outside the root)",
-                ));
+/// The host path of `path` as a process chrooted at `root` would resolve it: symlinks are
+/// followed within `root` (absolute targets start at `root`, `..` stops there). Every component
+/// of the result except possibly the last is a real directory under `root`.
+pub(crate) fn resolve_in_root(
+    root: &Path,
+    path: &Path,
+    walk: Walk,
+) -> Result<Option<PathBuf>, ResolveError> {
+    const MAX_LINKS: usize = 40; // the kernel's limit
+    let mut stack = Vec::new();
+    push_parts(&mut stack, path);
+    let mut resolved = root.to_path_buf();
+    let mut depth = 0usize;
+    let mut links = 0usize;
+    while let Some(part) = stack.pop() {
+        match part {
+            Part::Root => {
+                resolved = root.to_path_buf();
+                depth = 0;
             }
-            Ok(_) => {
-                return Err(unsafe_entry(
-                    layer,
-                    &rel.to_string_lossy(),
-                    "a parent is not a folder",
-                ));
+            Part::Parent => {
+                if depth > 0 {
+                    resolved.pop();
+                    depth -= 1;
+                }
             }
-            Err(_) => fs::create_dir(&here).map_err(io_err("creating", &here))?,
+            Part::Name(name) => {
+                let candidate = resolved.join(&name);
+                let last = stack.is_empty();
+                match fs::symlink_metadata(&candidate) {
+                    Ok(md) if md.file_type().is_symlink() => {
+                        links += 1;
+                        if links > MAX_LINKS {
+                            return Err(ResolveError::Loop);
+                        }
+                        let target =
+                            fs::read_link(&candidate).map_err(|source| ResolveError::Io {
+                                action: "reading link",
+                                path: candidate,
+                                source,
+                            })?;
+                        push_parts(&mut stack, &target);
+                    }
+                    Ok(md) => {
+                        if !md.is_dir() && (!last || walk == Walk::MakeDirs) {
+                            return Err(ResolveError::NotDir(candidate));
+                        }
+                        resolved = candidate;
+                        depth += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => match walk {
+                        Walk::Lookup => return Ok(None),
+                        Walk::MakeDirs => {
+                            fs::DirBuilder::new()
+                                .mode(0o755)
+                                .create(&candidate)
+                                .map_err(|source| ResolveError::Io {
+                                    action: "creating directory",
+                                    path: candidate.clone(),
+                                    source,
+                                })?;
+                            resolved = candidate;
+                            depth += 1;
+                        }
+                    },
+                    Err(source) => {
+                        return Err(ResolveError::Io {
+                            action: "inspecting",
+                            path: candidate,
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(Some(resolved))
+}
+
+/// The normal components of an archive path; absolute paths and `..` are refused.
+fn safe_components(path: &Path) -> Result<Vec<&OsStr>, &'static str> {
+    let mut names = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => names.push(n),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return Err("absolute path"),
+            Component::ParentDir => return Err("'..' component"),
+        }
+    }
+    Ok(names)
+}
+
+/// Removes whatever is at `path` (a directory with its contents), never following a symlink.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Empties `dir` of everything not written by the current layer (an opaque whiteout).
+fn clear_opaque(dir: &Path, written: &HashSet<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if !written.contains(&path) {
+            remove_any(&path)?;
+        } else if entry.file_type()?.is_dir() {
+            clear_opaque(&path, written)?;
         }
     }
     Ok(())
 }
 
-/// Removes whatever is at `path` (file, symlink or folder tree), not following symlinks.
-fn remove_any(path: &Path) -> Result<(), RunError> {
-    match fs::symlink_metadata(path) {
-        Err(_) => Ok(()),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(io_err("removing", path)),
-        Ok(_) => fs::remove_file(path).map_err(io_err("removing", path)),
+/// Applies the layers of `image` (bottom first) into the empty directory `dest`; returns the
+/// number of regular files the resulting tree holds. See the module docs for the rules.
+pub fn unpack(image: &LoadedImage, dest: &Path) -> Result<usize, RunError> {
+    // Work on the canonical path: the final chmod pass compares against it.
+    let root = fs::canonicalize(dest).map_err(|e| RunError::io("opening", dest, e))?;
+    let mut non_empty = fs::read_dir(&root).map_err(|e| RunError::io("reading", &root, e))?;
+    if non_empty.next().is_some() {
+        return Err(RunError::io(
+            "unpacking into",
+            &root,
+            io::Error::new(io::ErrorKind::AlreadyExists, "the directory is not empty"),
+        ));
     }
-}
-
-/// Applies gzip'd tar layers, bottom first, into `dest`; returns the number of regular files.
-pub fn unpack_layers(layers: &[PathBuf], dest: &Path) -> Result<usize, RunError> {
-    for layer in layers {
-        apply_layer(layer, dest)?;
+    let mut dir_modes = BTreeMap::new();
+    for layer in &image.layer_blobs {
+        apply_layer(layer, &root, &mut dir_modes)?;
     }
-    Ok(count_files(dest))
-}
-
-fn count_files(dir: &Path) -> usize {
-    fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => count_files(&e.path()),
-            Ok(t) if t.is_file() => 1,
-            _ => 0,
-        })
-        .sum()
-}
-
-fn apply_layer(layer: &Path, root: &Path) -> Result<(), RunError> {
-    let file = fs::File::open(layer).map_err(io_err("opening layer", layer))?;
-    let mut archive = tar::Archive::new(GzDecoder::new(file));
-    let read_err = |e: io::Error| RunError::Io {
-        action: "reading layer",
-        path: layer.to_path_buf(),
-        source: e,
-    };
-    for entry in archive.entries().map_err(read_err)? {
-        let mut entry = entry.map_err(read_err)?;
-        let raw = entry.path().map_err(read_err)?.into_owned();
-        let rel = clean(layer, &raw)?;
-        if rel.as_os_str().is_empty() {
-            continue; // "./" itself
-        }
-        real_parents(root, &rel, layer)?;
-        let target = root.join(&rel);
-        let name = rel
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name == OPAQUE_WHITEOUT {
-            let dir = target.parent().unwrap_or(root);
-            for child in fs::read_dir(dir).map_err(io_err("reading", dir))?.flatten() {
-                remove_any(&child.path())?;
+    // Children sort after their parent: reverse order sets the deepest modes first.
+    for (dir, mode) in dir_modes.iter().rev() {
+        // Only a directory still reachable at that exact path (no symlink on the way, since a
+        // later entry may have replaced a parent with one) gets its mode.
+        match fs::canonicalize(dir) {
+            Ok(real) if &real == dir && real.is_dir() => {
+                fs::set_permissions(dir, fs::Permissions::from_mode(*mode))
+                    .map_err(|e| RunError::io("setting the mode of", dir, e))?;
             }
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
-            remove_any(&target.with_file_name(hidden))?;
-            continue;
-        }
-        let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
-        let kind = entry.header().entry_type();
-        match kind {
-            tar::EntryType::Directory => {
-                if !fs::symlink_metadata(&target)
-                    .map(|m| m.is_dir())
-                    .unwrap_or(false)
-                {
-                    remove_any(&target)?;
-                    fs::create_dir(&target).map_err(io_err("creating", &target))?;
-                }
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                    .map_err(io_err("setting mode of", &target))?;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_any(&target)?;
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
-                    .mode(0o600)
-                    .open(&target)
-                    .map_err(io_err("creating", &target))?;
-                io::copy(&mut entry, &mut out).map_err(io_err("writing", &target))?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                    .map_err(io_err("setting mode of", &target))?;
-            }
-            tar::EntryType::Symlink => {
-                let link = entry.link_name().map_err(read_err)?.ok_or_else(|| {
-                    unsafe_entry(layer, &rel.to_string_lossy(), "symlink without a target")
-                })?;
-                remove_any(&target)?;
-                // The target is stored as is: it is resolved inside the sandbox's root, never here.
-                std::os::unix::fs::symlink(&link, &target)
-                    .map_err(io_err("creating symlink", &target))?;
-            }
-            tar::EntryType::Link => {
-                let link = entry.link_name().map_err(read_err)?.ok_or_else(|| {
-                    unsafe_entry(layer, &rel.to_string_lossy(), "hard link without a target")
-                })?;
-                let link_rel = clean(layer, &link)?;
-                real_parents(root, &link_rel, layer)?;
-                let source = root.join(&link_rel);
-                if !fs::symlink_metadata(&source)
-                    .map(|m| m.is_file())
-                    .unwrap_or(false)
-                {
-                    return Err(unsafe_entry(
-                        layer,
-                        &rel.to_string_lossy(),
-                        "hard link to something that is not a regular file in the image",
-                    ));
-                }
-                remove_any(&target)?;
-                fs::hard_link(&source, &target).map_err(io_err("creating hard link", &target))?;
-            }
-            // Device nodes, fifos: an unprivileged sandbox cannot make them and a static binary's
-            // proof does not need them.
             _ => {}
         }
     }
+    count_files(&root)
+}
+
+fn apply_layer(
+    layer: &Path,
+    root: &Path,
+    dir_modes: &mut BTreeMap<PathBuf, u32>,
+) -> Result<(), RunError> {
+    let file = fs::File::open(layer).map_err(|e| RunError::io("opening layer", layer, e))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
+    let read_err = |e| RunError::io("reading layer", layer, e);
+    // Paths this layer wrote: its own whiteouts must not remove them.
+    let mut written: HashSet<PathBuf> = HashSet::new();
+
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let raw_path = entry.path().map_err(read_err)?.into_owned();
+        let shown = raw_path.to_string_lossy().into_owned();
+        let unsafe_entry = |reason: &str| RunError::UnsafeEntry {
+            layer: layer.to_path_buf(),
+            entry: shown.clone(),
+            reason: reason.to_owned(),
+        };
+        let names = safe_components(&raw_path).map_err(unsafe_entry)?;
+        let Some((name, parents)) = names.split_last() else {
+            continue; // the root itself ("./")
+        };
+        let parent_rel: PathBuf = parents.iter().collect();
+        let resolve_err = |e: ResolveError| unsafe_entry(&e.to_string());
+
+        if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(unsafe_entry("whiteout of an invalid name"));
+            }
+            let dir = match resolve_in_root(root, &parent_rel, Walk::Lookup).map_err(resolve_err)? {
+                Some(dir) if dir.is_dir() => dir,
+                _ => continue, // nothing below to hide
+            };
+            if hidden == b".wh..opq" {
+                clear_opaque(&dir, &written).map_err(|e| RunError::io("clearing", &dir, e))?;
+            } else if hidden.starts_with(b".wh.") {
+                // Other AUFS metadata (.wh..wh.plnk, …): not part of the tree.
+            } else {
+                let target = dir.join(OsStr::from_bytes(hidden));
+                if !written.contains(&target) {
+                    remove_any(&target).map_err(|e| RunError::io("removing", &target, e))?;
+                }
+            }
+            continue;
+        }
+
+        let parent = resolve_in_root(root, &parent_rel, Walk::MakeDirs)
+            .map_err(resolve_err)?
+            .unwrap_or_else(|| root.to_path_buf());
+        let target = parent.join(name);
+        let header = entry.header();
+        let mode = header.mode().map_err(read_err)? & 0o7777;
+        let kind = header.entry_type();
+
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => {
+                match fs::symlink_metadata(&target) {
+                    Ok(md) if md.is_dir() => {}
+                    Ok(_) => {
+                        remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
+                        make_dir(&target)?;
+                    }
+                    Err(_) => make_dir(&target)?,
+                }
+                dir_modes.insert(target.clone(), mode);
+            }
+            T::Regular | T::Continuous | T::GNUSparse => {
+                remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .open(&target)
+                    .map_err(|e| RunError::io("creating", &target, e))?;
+                io::copy(&mut entry, &mut out).map_err(|e| RunError::io("writing", &target, e))?;
+                // Exactly the archive's bits, whatever the umask.
+                out.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|e| RunError::io("setting the mode of", &target, e))?;
+            }
+            T::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(read_err)?
+                    .filter(|l| !l.as_os_str().is_empty())
+                    .ok_or_else(|| unsafe_entry("symlink without a target"))?;
+                remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
+                // Stored verbatim: its meaning is decided inside the root when it is used.
+                std::os::unix::fs::symlink(&link, &target)
+                    .map_err(|e| RunError::io("creating symlink", &target, e))?;
+            }
+            T::Link => {
+                let link = entry
+                    .link_name()
+                    .map_err(read_err)?
+                    .ok_or_else(|| unsafe_entry("hard link without a target"))?
+                    .into_owned();
+                let link_names = safe_components(&link)
+                    .map_err(|r| unsafe_entry(&format!("hard link target {link:?}: {r}")))?;
+                let Some((link_name, link_parents)) = link_names.split_last() else {
+                    return Err(unsafe_entry("hard link to the root"));
+                };
+                let link_parent_rel: PathBuf = link_parents.iter().collect();
+                let missing =
+                    || unsafe_entry(&format!("hard link target {link:?} is not in the image"));
+                let source = resolve_in_root(root, &link_parent_rel, Walk::Lookup)
+                    .map_err(resolve_err)?
+                    .filter(|p| p.is_dir())
+                    .ok_or_else(missing)?
+                    .join(link_name);
+                match fs::symlink_metadata(&source) {
+                    Ok(md) if md.is_dir() => {
+                        return Err(unsafe_entry("hard link to a directory"));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return Err(missing()),
+                }
+                if source != target {
+                    remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
+                    // linkat without AT_SYMLINK_FOLLOW: links the entry itself, even a symlink.
+                    fs::hard_link(&source, &target)
+                        .map_err(|e| RunError::io("creating hard link", &target, e))?;
+                }
+            }
+            T::Fifo => {
+                remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
+                nix::unistd::mkfifo(&target, nix::sys::stat::Mode::from_bits_truncate(mode))
+                    .map_err(|e| RunError::io("creating fifo", &target, io::Error::from(e)))?;
+            }
+            // Device nodes: skipped (see the module docs). Anything else is metadata the tar
+            // reader has already consumed or that has no place in a tree.
+            _ => continue,
+        }
+        written.insert(target);
+    }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
+fn make_dir(path: &Path) -> Result<(), RunError> {
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(path)
+        .map_err(|e| RunError::io("creating", path, e))
+}
 
-    enum E<'a> {
-        File(&'a str, &'a [u8]),
-        Dir(&'a str),
-        Symlink(&'a str, &'a str),
-        Hard(&'a str, &'a str),
-    }
+/// Regular files in the tree under `root` (symlinks not followed).
+fn count_files(root: &Path) -> Result<usize, RunError> {
+    let mut count = 0;
+    walk(root, &mut |_, ft| count += usize::from(ft.is_file()))?;
+    Ok(count)
+}
 
-    /// Writes raw tar headers so that hostile names (absolute, "..") can be tested.
-    fn layer(dir: &Path, name: &str, entries: &[E]) -> PathBuf {
-        let path = dir.join(name);
-        let gz = flate2::write::GzEncoder::new(
-            fs::File::create(&path).unwrap(),
-            flate2::Compression::fast(),
-        );
-        let mut b = tar::Builder::new(gz);
-        for e in entries {
-            let mut h = tar::Header::new_gnu();
-            let (p, data): (&str, &[u8]) = match e {
-                E::File(p, d) => {
-                    h.set_entry_type(tar::EntryType::Regular);
-                    h.set_mode(0o755);
-                    (p, d)
-                }
-                E::Dir(p) => {
-                    h.set_entry_type(tar::EntryType::Directory);
-                    h.set_mode(0o755);
-                    (p, b"")
-                }
-                E::Symlink(p, t) | E::Hard(p, t) => {
-                    h.set_entry_type(if matches!(e, E::Symlink(..)) {
-                        tar::EntryType::Symlink
-                    } else {
-                        tar::EntryType::Link
-                    });
-                    h.set_link_name(t).unwrap();
-                    (p, b"")
-                }
-            };
-            h.as_old_mut().name[..p.len()].copy_from_slice(p.as_bytes());
-            h.set_size(data.len() as u64);
-            h.set_cksum();
-            b.append(&h, data).unwrap();
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path, fs::FileType)) -> Result<(), RunError> {
+    let entries = fs::read_dir(dir).map_err(|e| RunError::io("reading", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| RunError::io("reading", dir, e))?;
+        let path = entry.path();
+        let ft = entry
+            .file_type()
+            .map_err(|e| RunError::io("inspecting", &path, e))?;
+        f(&path, ft);
+        if ft.is_dir() {
+            walk(&path, f)?;
         }
-        b.into_inner().unwrap().finish().unwrap().flush().unwrap();
-        path
     }
+    Ok(())
+}
 
-    #[test]
-    fn files_dirs_links_and_whiteouts() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path().join("root");
-        fs::create_dir(&root).unwrap();
-        let l1 = layer(
-            t.path(),
-            "1",
-            &[
-                E::Dir("etc/"),
-                E::File("etc/a", b"a"),
-                E::File("etc/b", b"b"),
-                E::Dir("d/"),
-                E::File("d/x", b"x"),
-                E::File("app", b"app"),
-            ],
-        );
-        let l2 = layer(
-            t.path(),
-            "2",
-            &[
-                E::File("etc/.wh.a", b""),
-                E::File("d/.wh..wh..opq", b""),
-                E::File("d/y", b"y"),
-                E::Symlink("bin", "/app"),
-                E::Hard("app2", "app"),
-            ],
-        );
-        let n = unpack_layers(&[l1, l2], &root).unwrap();
-        assert!(!root.join("etc/a").exists());
-        assert_eq!(fs::read(root.join("etc/b")).unwrap(), b"b");
-        assert!(!root.join("d/x").exists());
-        assert_eq!(fs::read(root.join("d/y")).unwrap(), b"y");
-        assert_eq!(
-            fs::read_link(root.join("bin")).unwrap(),
-            PathBuf::from("/app")
-        );
-        assert_eq!(fs::read(root.join("app2")).unwrap(), b"app");
-        assert_eq!(n, 4, "etc/b, d/y, app, app2");
-    }
+/// Whether a file name looks like a libc or a dynamic loader.
+fn is_libc_name(name: &str) -> bool {
+    name.starts_with("ld-linux") && name.contains(".so")
+        || name.starts_with("ld-musl-") && name.contains(".so")
+        || name.starts_with("libc.so")
+        || name.starts_with("libc.musl-")
+        || name.starts_with("libc-") && name.ends_with(".so")
+}
 
-    #[test]
-    fn escapes_are_refused() {
-        let cases: Vec<(&str, Vec<E>)> = vec![
-            ("dotdot", vec![E::File("../evil", b"x")]),
-            ("absolute", vec![E::File("/tmp/evil", b"x")]),
-            (
-                "symlink parent",
-                vec![E::Symlink("a", "/"), E::File("a/etc/evil", b"x")],
-            ),
-            ("hard link out", vec![E::Hard("h", "../../etc/passwd")]),
-        ];
-        for (what, entries) in cases {
-            let t = tempfile::tempdir().unwrap();
-            let root = t.path().join("root");
-            fs::create_dir(&root).unwrap();
-            let l = layer(t.path(), "l", &entries);
-            let e = unpack_layers(&[l], &root);
-            assert!(
-                matches!(e, Err(RunError::UnsafeEntry { .. })),
-                "{what}: {e:?}"
-            );
-            assert!(
-                !t.path().join("evil").exists() && !Path::new("/tmp/evil").exists(),
-                "{what} escaped"
-            );
+/// Paths (as seen inside the root) of the regular files named like a libc or a loader.
+pub(crate) fn find_libc_files(root: &Path) -> Result<Vec<String>, RunError> {
+    let mut found = Vec::new();
+    walk(root, &mut |path, ft| {
+        let libc_like = path
+            .file_name()
+            .and_then(OsStr::to_str)
+            .is_some_and(is_libc_name);
+        if ft.is_file() && libc_like {
+            if let Ok(rel) = path.strip_prefix(root) {
+                found.push(format!("/{}", rel.display()));
+            }
+        }
+    })?;
+    found.sort();
+    Ok(found)
+}
+
+/// Creates the absolute in-root directory `path` when missing (following symlinks within the
+/// root only).
+pub(crate) fn ensure_dir_in_root(root: &Path, path: &str) -> Result<(), RunError> {
+    resolve_in_root(root, Path::new(path), Walk::MakeDirs)
+        .map(|_| ())
+        .map_err(|e| RunError::Config(format!("WorkingDir {path}: {e}")))
+}
+
+/// Best effort before removal: gives the owner rwx on every directory, so directories the
+/// image made read-only do not stop an unprivileged cleanup.
+pub(crate) fn make_removable(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|ft| ft.is_dir()) {
+            let path = entry.path();
+            if let Ok(md) = fs::symlink_metadata(&path) {
+                let mode = md.permissions().mode() | 0o700;
+                let _ = fs::set_permissions(&path, fs::Permissions::from_mode(mode));
+            }
+            make_removable(&path);
         }
     }
 }
