@@ -275,6 +275,19 @@ fn apply_layer(
         let header = entry.header();
         let mode = header.mode().map_err(read_err)? & 0o7777;
         let kind = header.entry_type();
+        // As root, the image's owners are applied (a nonroot user must own its home, as under
+        // docker); otherwise everything belongs to us, which the sandbox maps to the image's user.
+        let owner = match (nix::unistd::geteuid().is_root(), header.uid(), header.gid()) {
+            (true, Ok(u), Ok(g)) => u32::try_from(u).ok().zip(u32::try_from(g).ok()),
+            _ => None,
+        };
+        let chown = |path: &Path| -> Result<(), RunError> {
+            match owner {
+                Some((u, g)) => std::os::unix::fs::lchown(path, Some(u), Some(g))
+                    .map_err(|e| RunError::io("setting the owner of", path, e)),
+                None => Ok(()),
+            }
+        };
 
         use tar::EntryType as T;
         match kind {
@@ -287,6 +300,7 @@ fn apply_layer(
                     }
                     Err(_) => make_dir(&target)?,
                 }
+                chown(&target)?;
                 dir_modes.insert(target.clone(), mode);
             }
             T::Regular | T::Continuous | T::GNUSparse => {
@@ -299,6 +313,8 @@ fn apply_layer(
                     .open(&target)
                     .map_err(|e| RunError::io("creating", &target, e))?;
                 io::copy(&mut entry, &mut out).map_err(|e| RunError::io("writing", &target, e))?;
+                // Owner first: chown clears setuid bits, the mode below sets them back.
+                chown(&target)?;
                 // Exactly the archive's bits, whatever the umask.
                 out.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(|e| RunError::io("setting the mode of", &target, e))?;
@@ -313,6 +329,7 @@ fn apply_layer(
                 // Stored verbatim: its meaning is decided inside the root when it is used.
                 std::os::unix::fs::symlink(&link, &target)
                     .map_err(|e| RunError::io("creating symlink", &target, e))?;
+                chown(&target)?;
             }
             T::Link => {
                 let link = entry
