@@ -85,6 +85,7 @@ const TOP_KEYS: &[&str] = &[
     "findings",
 ];
 const FACT_KEYS: &[&str] = &[
+    "os",
     "class",
     "endian",
     "machine",

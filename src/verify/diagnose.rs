@@ -1,5 +1,6 @@
 //! Facts + requirement → findings in plain words, each with the fix for its toolchain.
 
+use super::classify::os_display;
 use super::{ElfFacts, Finding, Libc, Linkage, Relro, Requirement, Severity, StackExec};
 
 /// The toolchain the fix is written for.
@@ -31,6 +32,10 @@ pub fn diagnose(facts: &ElfFacts, require: Requirement) -> Vec<Finding> {
         if require != Requirement::Any {
             out.push(not_executable(facts));
         }
+        return out;
+    }
+    if facts.os != "linux" && require != Requirement::Any {
+        out.push(foreign_os(facts));
         return out;
     }
     match (require, facts.linkage) {
@@ -130,8 +135,34 @@ fn hardening(f: &ElfFacts) -> Vec<Finding> {
     out
 }
 
+fn foreign_os(f: &ElfFacts) -> Finding {
+    let os = os_display(&f.os);
+    let fix = match toolchain(f) {
+        Toolchain::Go => "build with `GOOS=linux` (and `CGO_ENABLED=0`)".to_string(),
+        Toolchain::Rust => format!(
+            "build for a Linux target: `--target {}`",
+            rust_musl_target(&f.machine)
+        ),
+        Toolchain::C => "build with a Linux toolchain (musl-gcc, or a Linux cross-compiler for \
+                         the target), not the one of the other system"
+            .to_string(),
+    };
+    Finding {
+        code: "foreign-os",
+        severity: Severity::Error,
+        what: format!("a {os} program, not a Linux one"),
+        why: format!(
+            "container images run on the Linux kernel; a {os} binary makes {os} system calls, \
+             which Linux does not have or numbers differently, so it fails or misbehaves at once"
+        ),
+        fix,
+    }
+}
+
 fn not_executable(f: &ElfFacts) -> Finding {
-    let kind = if f.is_shared_library {
+    let kind = if f.debug_only {
+        "a separate debug-info file (objcopy --only-keep-debug): it holds no code".to_string()
+    } else if f.is_shared_library {
         match &f.soname {
             Some(s) => format!("a shared library ({s})"),
             None => "a shared library".to_string(),
@@ -404,7 +435,9 @@ fn nss(f: &ElfFacts) -> Finding {
 /// "dynamic (glibc, interpreter /lib64/ld-linux-x86-64.so.2, needs libc.so.6, x86-64)",
 /// "static (no libc, Go go1.19.8, x86-64)".
 pub fn summary(facts: &ElfFacts) -> String {
-    let kind = if facts.is_shared_library {
+    let kind = if facts.debug_only {
+        "debug-info file"
+    } else if facts.is_shared_library {
         "shared library"
     } else {
         match (facts.elf_type.as_str(), facts.linkage) {
@@ -415,7 +448,11 @@ pub fn summary(facts: &ElfFacts) -> String {
             (_, Linkage::StaticPie) => "static-pie",
         }
     };
-    let mut parts = vec![
+    let mut parts = Vec::new();
+    if facts.os != "linux" {
+        parts.push(os_display(&facts.os));
+    }
+    parts.push(
         match facts.libc {
             Libc::Musl => "musl",
             Libc::Glibc => "glibc",
@@ -423,7 +460,7 @@ pub fn summary(facts: &ElfFacts) -> String {
             Libc::Unknown => "libc unknown",
         }
         .to_string(),
-    ];
+    );
     if facts.is_go {
         parts.push(match &facts.go {
             Some(g) => format!("Go {}", g.go_version.trim_start_matches("go")),

@@ -240,16 +240,33 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         slice(bytes, s.hdr.sh_offset, s.hdr.sh_size).filter(|_| s.hdr.sh_type != sh::SHT_NOBITS)
     };
 
+    // A separate debug-info file (objcopy --only-keep-debug) keeps the program headers of the
+    // program it was split from, but not its code: every executable PT_LOAD is empty in the
+    // file (only the first one, holding the headers, may keep bytes).
+    let code_loads = || {
+        phdrs
+            .iter()
+            .filter(|p| p.p_type == ph::PT_LOAD && p.p_flags & ph::PF_X != 0)
+    };
+    let debug_only =
+        code_loads().next().is_some() && code_loads().all(|p| p.p_filesz == 0 && p.p_memsz > 0);
+
     // PT_INTERP: the path the kernel opens before the program.
-    let interpreter = phdrs
-        .iter()
-        .find(|p| p.p_type == ph::PT_INTERP)
-        .and_then(|p| slice(bytes, p.p_offset, p.p_filesz))
-        .map(|raw| {
+    let interpreter = match phdrs.iter().find(|p| p.p_type == ph::PT_INTERP) {
+        None => None,
+        Some(_) if debug_only => None,
+        Some(p) => {
+            let raw = slice(bytes, p.p_offset, p.p_filesz).unwrap_or(&[]);
             let raw = &raw[..raw.len().min(MAX_NAME)];
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-            String::from_utf8_lossy(&raw[..end]).into_owned()
-        });
+            if end == 0 {
+                return Err(malformed(
+                    "PT_INTERP names no interpreter (empty): the kernel refuses to start this program",
+                ));
+            }
+            Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+        }
+    };
 
     // The dynamic array: DT_NEEDED, DT_SONAME, DF_1_PIE.
     let dynamic =
@@ -354,11 +371,15 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     // Notes: GNU build-id, Go build id.
     let mut build_id = None;
     let mut go_note = false;
+    let mut os_note = None;
     let mut on_note = |name: &[u8], ntype: u32, desc: &[u8]| {
         if name == b"GNU\0" && ntype == 3 && build_id.is_none() && desc.len() <= 64 {
             build_id = Some(hex::encode(desc));
         } else if name == b"Go\0\0" && ntype == 4 {
             go_note = true;
+        } else if let Some(os) = classify::os_from_note(name) {
+            // The BSDs' ABI tags (.note.tag, .note.openbsd.ident, .note.netbsd.ident).
+            os_note.get_or_insert(os);
         }
     };
     let big = endian == Endian::Big;
@@ -416,7 +437,9 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     let go_cgo = syms.cgo
         || !needed.is_empty()
         || (stripped && go.as_ref().and_then(GoBuildInfo::cgo_enabled) == Some(true));
+    let os = classify::os(bytes.get(header::EI_OSABI).copied().unwrap_or(0), os_note);
     let evidence = classify::LibcEvidence {
+        os: &os,
         interpreter: interpreter.as_deref(),
         needed: &needed,
         musl_symbols: syms.musl.iter().copied().collect(),
@@ -490,6 +513,8 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         runpath,
         hardening,
         compilers,
+        os,
+        debug_only,
     })
 }
 

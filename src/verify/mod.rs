@@ -94,6 +94,11 @@ pub struct ElfFacts {
     pub hardening: Hardening,
     /// Compiler and linker identifications from `.comment` ("GCC: (Debian 14.2.0-19) 14.2.0").
     pub compilers: Vec<String>,
+    /// The operating system the file is for: "linux" (EI_OSABI SYSV/GNU and no other system's
+    /// ABI note), "freebsd", "openbsd", "netbsd", "solaris", …, or "unknown(N)".
+    pub os: String,
+    /// A separate debug-info file (objcopy --only-keep-debug): program headers but no code.
+    pub debug_only: bool,
 }
 
 /// RELRO as the ELF requests it: `Partial` with PT_GNU_RELRO, `Full` when all binding is also
@@ -146,9 +151,11 @@ pub struct Hardening {
 }
 
 impl ElfFacts {
-    /// A program the kernel can exec: ET_EXEC, or ET_DYN that is not a shared library.
+    /// A program the kernel can exec: ET_EXEC, or ET_DYN that is not a shared library (and not
+    /// a debug-info file split from a program).
     pub fn is_executable(&self) -> bool {
-        self.elf_type == "exec" || (self.elf_type == "dyn" && !self.is_shared_library)
+        !self.debug_only
+            && (self.elf_type == "exec" || (self.elf_type == "dyn" && !self.is_shared_library))
     }
 }
 

@@ -162,7 +162,9 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 fn kind(f: &ElfFacts) -> &'static str {
-    if f.is_shared_library {
+    if f.debug_only {
+        "debug-only"
+    } else if f.is_shared_library {
         "shared-library"
     } else {
         match f.elf_type.as_str() {
@@ -192,19 +194,31 @@ fn fact_lines(f: &ElfFacts) -> Vec<(&'static str, String)> {
         ("shared-library", _) => "shared library (ET_DYN)".to_string(),
         ("relocatable", _) => "relocatable object (ET_REL)".to_string(),
         ("core", _) => "core dump (ET_CORE)".to_string(),
+        ("debug-only", t) => format!(
+            "separate debug-info file (ET_{}: program headers, no code)",
+            t.to_uppercase()
+        ),
         (_, t) => format!("type {t}"),
     };
     lines.push((
         "elf:",
         format!(
-            "{}-bit {}-endian {}, {type_words}, entry {:#x}",
+            "{}-bit {}-endian {}, {type_words}, entry {:#x}{}",
             f.class,
             if f.big_endian { "big" } else { "little" },
             f.machine,
-            f.entry
+            f.entry,
+            if f.os == "linux" {
+                String::new()
+            } else {
+                format!(", for {}", super::classify::os_display(&f.os))
+            }
         ),
     ));
     let mut link = vec![match (&f.interpreter, f.linkage) {
+        _ if f.debug_only => {
+            "none recorded (the code and dynamic section were split off)".to_string()
+        }
         (Some(i), _) => format!("interpreter {i}"),
         (None, Linkage::StaticPie) => "no interpreter (relocates itself: static-pie)".to_string(),
         (None, _) => "no interpreter".to_string(),
@@ -330,6 +344,7 @@ struct JsonError<'a> {
 
 #[derive(Serialize)]
 struct JsonFacts<'a> {
+    os: &'a str,
     class: u8,
     endian: &'static str,
     machine: &'a str,
@@ -360,6 +375,7 @@ struct JsonFacts<'a> {
 impl<'a> JsonFacts<'a> {
     fn new(f: &'a ElfFacts) -> Self {
         JsonFacts {
+            os: &f.os,
             class: f.class,
             endian: if f.big_endian { "big" } else { "little" },
             machine: &f.machine,

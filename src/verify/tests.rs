@@ -1130,3 +1130,107 @@ fn absurd_counts_and_offsets_are_clear_errors() {
         "{e}"
     );
 }
+
+// ---- Go's debug/elf test files: foreign systems, many architectures, debug-only files ------
+
+fn go_elf_testdata() -> PathBuf {
+    let out = Command::new("go")
+        .args(["env", "GOROOT"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run go: {e}; install it: apt-get install golang-go"));
+    let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = PathBuf::from(root).join("src/debug/elf/testdata");
+    assert!(
+        dir.is_dir(),
+        "{} missing: apt-get install golang-go (it ships the Go sources)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn foreign_systems_architectures_and_debug_only_files() {
+    let dir = go_elf_testdata();
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+
+    let bsd = facts(&read("gcc-386-freebsd-exec"));
+    assert_eq!(bsd.os, "freebsd");
+    assert_eq!(bsd.libc, Libc::Unknown, "{:?}", bsd.libc_evidence);
+    assert!(
+        summary(&bsd).starts_with("dynamic (FreeBSD, libc unknown"),
+        "{}",
+        summary(&bsd)
+    );
+    let d = diagnose(&bsd, Requirement::Static);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].code, "foreign-os");
+    assert!(
+        diagnose(&bsd, Requirement::Any)
+            .iter()
+            .all(|x| x.severity != Severity::Error)
+    );
+
+    let linux = facts(&read("gcc-amd64-linux-exec"));
+    assert_eq!(linux.os, "linux");
+    assert_eq!(linux.libc, Libc::Glibc);
+
+    // objcopy --only-keep-debug output: program headers of a PIE, no code, PT_INTERP empty.
+    let dbg = facts(&read("go-relocation-test-gcc930-ranges-no-rela-x86-64"));
+    assert!(dbg.debug_only && !dbg.is_executable());
+    assert!(dbg.interpreter.is_none());
+    assert!(summary(&dbg).starts_with("debug-info file ("));
+    let d = diagnose(&dbg, Requirement::Static);
+    assert_eq!(d[0].code, "not-executable");
+    assert!(d[0].what.contains("debug-info"), "{}", d[0].what);
+
+    for (file, machine, class, big) in [
+        ("go-relocation-test-gcc5-ppc.obj", "ppc", 32, true),
+        ("go-relocation-test-gcc620-sparc64.obj", "sparc64", 64, true),
+        ("go-relocation-test-gcc540-mips.obj", "mips", 32, true),
+        ("go-relocation-test-gcc492-mips64.obj", "mips64", 64, true),
+        ("go-relocation-test-gcc492-mipsle.obj", "mipsel", 32, false),
+        ("go-relocation-test-gcc531-s390x.obj", "s390x", 64, true),
+        ("go-relocation-test-gcc492-arm.obj", "arm", 32, false),
+        (
+            "go-relocation-test-gcc720-riscv64.obj",
+            "riscv64",
+            64,
+            false,
+        ),
+        (
+            "go-relocation-test-gcc482-ppc64le.obj",
+            "ppc64le",
+            64,
+            false,
+        ),
+        ("compressed-32.obj", "386", 32, false),
+    ] {
+        let f = facts(&read(file));
+        assert_eq!(
+            (
+                f.machine.as_str(),
+                f.class,
+                f.big_endian,
+                f.elf_type.as_str()
+            ),
+            (machine, class, big, "rel"),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn mutated_foreign_and_big_endian_objects_never_panic() {
+    let dir = go_elf_testdata();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if !bytes.starts_with(b"\x7fELF") {
+            continue;
+        }
+        n += 1;
+        mutate_real_binary(&path.display().to_string(), &bytes, n, 600);
+    }
+    assert!(n >= 20, "only {n} ELF files in {}", dir.display());
+}
