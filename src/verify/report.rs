@@ -147,6 +147,7 @@ pub fn closing_line(t: &Tally, s: &WalkStats) -> String {
             (s.skipped_non_elf, "non-ELF"),
             (s.skipped_symlinks, "symlinks (not followed)"),
             (s.skipped_special, "special files"),
+            (s.vanished, "deleted while walking"),
         ] {
             if n > 0 {
                 parts.push(format!("{n} {what}"));
@@ -245,7 +246,8 @@ fn fact_lines(f: &ElfFacts) -> Vec<(&'static str, String)> {
         Libc::Unknown => "unknown",
     };
     lines.push(("libc:", format!("{libc} ({})", f.libc_evidence.join("; "))));
-    if !f.nss_hazards.is_empty() {
+    // The list is libc-independent; only glibc turns these calls into module loading.
+    if f.libc == Libc::Glibc && !f.nss_hazards.is_empty() {
         lines.push((
             "nss:",
             format!(

@@ -9,6 +9,8 @@
 //!   outside the tree), a directory reached twice (bind mounts) is walked once, non-ELF files
 //!   and special files (FIFOs, devices, sockets) are skipped quietly and only counted.
 //! - Entries are visited in byte order of their names, so output is deterministic.
+//! - An entry deleted between the listing and the read (a temporary file) is counted as
+//!   vanished, not reported as an error.
 //! - Files are opened with O_NONBLOCK (a FIFO swapped in after the check cannot block us) and
 //!   checked again on the open descriptor; walked files also with O_NOFOLLOW.
 
@@ -63,11 +65,13 @@ pub struct WalkStats {
     pub skipped_non_elf: usize,
     pub skipped_symlinks: usize,
     pub skipped_special: usize,
+    /// Listed in a directory, then gone before it could be read (temporary files).
+    pub vanished: usize,
 }
 
 impl WalkStats {
     pub fn skipped(&self) -> usize {
-        self.skipped_non_elf + self.skipped_symlinks + self.skipped_special
+        self.skipped_non_elf + self.skipped_symlinks + self.skipped_special + self.vanished
     }
 }
 
@@ -76,10 +80,11 @@ enum Read4 {
     NotElf(Vec<u8>),
 }
 
-fn io_error(path: &Path, action: &str, e: &std::io::Error) -> FileError {
+/// Messages leave the path out: every report carries it already.
+fn io_error(action: &str, e: &std::io::Error) -> FileError {
     FileError {
         kind: ErrorKind::Io,
-        message: format!("cannot {action} {}: {e}", path.display()),
+        message: format!("cannot {action}: {e}"),
     }
 }
 
@@ -94,7 +99,7 @@ fn describe_type(ft: std::fs::FileType) -> &'static str {
     } else if ft.is_char_device() {
         "a character device"
     } else {
-        "not a regular file"
+        "an unknown file type"
     }
 }
 
@@ -108,20 +113,19 @@ fn read_file(path: &Path, follow: bool) -> Result<Read4, FileError> {
         .read(true)
         .custom_flags(flags)
         .open(path)
-        .map_err(|e| io_error(path, "open", &e))?;
-    let meta = file.metadata().map_err(|e| io_error(path, "stat", &e))?;
+        .map_err(|e| io_error("open", &e))?;
+    let meta = file.metadata().map_err(|e| io_error("stat", &e))?;
     if !meta.file_type().is_file() {
         return Err(FileError {
             kind: ErrorKind::NotRegular,
-            message: format!("{} is {}", path.display(), describe_type(meta.file_type())),
+            message: format!("{}, not a regular file", describe_type(meta.file_type())),
         });
     }
     if meta.len() > MAX_FILE_SIZE {
         return Err(FileError {
             kind: ErrorKind::TooLarge,
             message: format!(
-                "{} is {} bytes, more than the {MAX_FILE_SIZE}-byte limit",
-                path.display(),
+                "{} bytes, more than the {MAX_FILE_SIZE}-byte limit",
                 meta.len()
             ),
         });
@@ -130,13 +134,13 @@ fn read_file(path: &Path, follow: bool) -> Result<Read4, FileError> {
     (&mut file)
         .take(4)
         .read_to_end(&mut head)
-        .map_err(|e| io_error(path, "read", &e))?;
+        .map_err(|e| io_error("read", &e))?;
     if head.as_slice() != b"\x7fELF" {
         // Keep a little more for the error message's hint (#! scripts, empty files).
         (&mut file)
             .take(60)
             .read_to_end(&mut head)
-            .map_err(|e| io_error(path, "read", &e))?;
+            .map_err(|e| io_error("read", &e))?;
         return Ok(Read4::NotElf(head));
     }
     // The size from stat is a hint only: the file may grow, so the limit is enforced on the
@@ -146,14 +150,11 @@ fn read_file(path: &Path, follow: bool) -> Result<Read4, FileError> {
     (&mut file)
         .take(MAX_FILE_SIZE + 1 - 4)
         .read_to_end(&mut bytes)
-        .map_err(|e| io_error(path, "read", &e))?;
+        .map_err(|e| io_error("read", &e))?;
     if bytes.len() as u64 > MAX_FILE_SIZE {
         return Err(FileError {
             kind: ErrorKind::TooLarge,
-            message: format!(
-                "{} grew past the {MAX_FILE_SIZE}-byte limit while being read",
-                path.display()
-            ),
+            message: format!("grew past the {MAX_FILE_SIZE}-byte limit while being read"),
         });
     }
     Ok(Read4::Elf(bytes))
@@ -205,7 +206,7 @@ pub fn verify_paths(
             Ok(m) => m,
             Err(e) => {
                 emit_counted(
-                    error_report(path, require, io_error(path, "read", &e)),
+                    error_report(path, require, io_error("read", &e)),
                     &mut stats,
                 );
                 continue;
@@ -221,10 +222,9 @@ pub fn verify_paths(
                         require,
                         FileError {
                             kind: ErrorKind::NoElfFound,
-                            message: format!(
-                                "no ELF file under {} (symlinks are not followed inside directories)",
-                                path.display()
-                            ),
+                            message: "no ELF file under this directory (symlinks are not \
+                                      followed inside directories)"
+                                .to_string(),
                         },
                     ),
                     &mut stats,
@@ -235,7 +235,7 @@ pub fn verify_paths(
         if !meta.is_file() {
             let e = FileError {
                 kind: ErrorKind::NotRegular,
-                message: format!("{} is {}", path.display(), describe_type(meta.file_type())),
+                message: format!("{}, not a regular file", describe_type(meta.file_type())),
             };
             emit_counted(error_report(path, require, e), &mut stats);
             continue;
@@ -269,11 +269,13 @@ fn walk(
         };
         let meta = match meta {
             Ok(m) => m,
+            // Listed, then deleted before we got to it (a temporary file): not there to verify.
+            Err(e) if !is_root && e.kind() == std::io::ErrorKind::NotFound => {
+                stats.vanished += 1;
+                continue;
+            }
             Err(e) => {
-                emit(
-                    error_report(&path, require, io_error(&path, "stat", &e)),
-                    stats,
-                );
+                emit(error_report(&path, require, io_error("stat", &e)), stats);
                 continue;
             }
         };
@@ -287,11 +289,12 @@ fn walk(
             stats.directories += 1;
             let entries = match std::fs::read_dir(&path) {
                 Ok(rd) => rd,
+                Err(e) if !is_root && e.kind() == std::io::ErrorKind::NotFound => {
+                    stats.vanished += 1;
+                    continue;
+                }
                 Err(e) => {
-                    emit(
-                        error_report(&path, require, io_error(&path, "list", &e)),
-                        stats,
-                    );
+                    emit(error_report(&path, require, io_error("list", &e)), stats);
                     continue;
                 }
             };
@@ -299,10 +302,7 @@ fn walk(
             for entry in entries {
                 match entry {
                     Ok(e) => children.push(e.path()),
-                    Err(e) => emit(
-                        error_report(&path, require, io_error(&path, "list", &e)),
-                        stats,
-                    ),
+                    Err(e) => emit(error_report(&path, require, io_error("list", &e)), stats),
                 }
             }
             children.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
@@ -316,6 +316,14 @@ fn walk(
                     kind: ErrorKind::NotRegular,
                     ..
                 }) => stats.skipped_special += 1,
+                Err(FileError {
+                    kind: ErrorKind::Io,
+                    ..
+                }) if matches!(std::fs::symlink_metadata(&path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound) =>
+                {
+                    stats.vanished += 1
+                }
                 Err(e) => emit(error_report(&path, require, e), stats),
             }
         } else {
