@@ -949,7 +949,8 @@ fn cut_points(bytes: &[u8]) -> Vec<usize> {
     cuts
 }
 
-fn mutate_real_binary(name: &str, bytes: &[u8], seed: u64, rounds: usize) {
+/// Runs every cut point and `rounds` mutations; returns how many inputs were tried.
+fn mutate_real_binary(name: &str, bytes: &[u8], seed: u64, rounds: usize) -> usize {
     let mut slowest = std::time::Duration::ZERO;
     let mut accepted = 0;
     let cuts = cut_points(bytes);
@@ -988,6 +989,7 @@ fn mutate_real_binary(name: &str, bytes: &[u8], seed: u64, rounds: usize) {
     );
     // Every cut loses a table the file points at: none may be taken for a whole file.
     assert_eq!(accepted, 0, "{name}: a truncated copy was accepted");
+    cuts.len() + rounds
 }
 
 #[test]
@@ -1014,10 +1016,15 @@ fn truncated_and_mutated_real_binaries_never_panic() {
     {
         inputs.push((format!("go {goarch}"), go_cross(goarch)));
     }
+    let mut tried = 0;
     for (i, (name, bytes)) in inputs.iter().enumerate() {
         assert!(unguarded(bytes).is_ok(), "{name} itself must parse");
-        mutate_real_binary(name, bytes, 0x5eed + i as u64, 1500);
+        tried += mutate_real_binary(name, bytes, 0x5eed + i as u64, 1500);
     }
+    println!(
+        "{tried} truncated or mutated copies of {} binaries",
+        inputs.len()
+    );
 }
 
 /// Writes `v` at `at` as an integer of `width` bytes in the file's byte order.
@@ -1222,7 +1229,7 @@ fn foreign_systems_architectures_and_debug_only_files() {
 #[test]
 fn mutated_foreign_and_big_endian_objects_never_panic() {
     let dir = go_elf_testdata();
-    let mut n = 0;
+    let (mut n, mut tried) = (0, 0);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
@@ -1230,7 +1237,8 @@ fn mutated_foreign_and_big_endian_objects_never_panic() {
             continue;
         }
         n += 1;
-        mutate_real_binary(&path.display().to_string(), &bytes, n, 600);
+        tried += mutate_real_binary(&path.display().to_string(), &bytes, n, 600);
     }
+    println!("{tried} truncated or mutated copies of {n} files");
     assert!(n >= 20, "only {n} ELF files in {}", dir.display());
 }
