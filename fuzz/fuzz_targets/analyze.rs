@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = verify::summary(&facts);
-    for require in [Requirement::Static, Requirement::StaticPie, Requirement::Any] {
+    for require in [
+        Requirement::Static,
+        Requirement::StaticPie,
+        Requirement::Any,
+    ] {
         let findings = verify::diagnose(&facts, require);
         let report = FileReport {
             path: "fuzz".into(),
@@ -19,7 +23,10 @@ fuzz_target!(|data: &[u8]| {
             result: Ok((facts.clone(), findings)),
         };
         let json = report.to_json();
-        assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&json).is_ok(),
+            "{json}"
+        );
         let _ = report.to_text();
     }
 });
