@@ -63,17 +63,21 @@ pub enum Command {
         #[arg(long)]
         check_repro: bool,
     },
-    /// Tell whether ELF binaries are static, static-pie or dynamic, and why.
+    /// Tell whether ELF files are static, static-pie or dynamic, how they are hardened, and why.
     #[command(
-        after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello"
+        after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello\n  staticpack verify --json /usr/bin | jq -r 'select(.facts.linkage != \"dynamic\") | .path'\n\n\
+        Directories are walked (symlinks inside them are not followed; non-ELF files are skipped).\n\
+        Exit status: 0 every file passes, 1 a file falls short of --require or cannot be read, 2 usage error.\n\
+        The --json schema (one object per line, with schema_version) is in docs/verify-json.md."
     )]
     Verify {
-        #[arg(required = true)]
+        /// ELF files, or directories to walk.
+        #[arg(required = true, value_name = "PATH")]
         binaries: Vec<PathBuf>,
-        /// Exit 1 when a binary falls short of this.
+        /// Exit 1 when a file falls short of this.
         #[arg(long, value_enum, default_value_t = RequireArg::Any)]
         require: RequireArg,
-        /// One JSON object per file, on one line each.
+        /// One JSON object per file, on one line each (see docs/verify-json.md).
         #[arg(long)]
         json: bool,
     },

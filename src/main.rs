@@ -258,58 +258,29 @@ fn push_layout(
     Ok(())
 }
 
-fn verify_cmd(
-    binaries: &[std::path::PathBuf],
-    require: RequireArg,
-    json: bool,
-) -> Result<ExitCode> {
+fn verify_cmd(paths: &[std::path::PathBuf], require: RequireArg, json: bool) -> Result<ExitCode> {
     let requirement = match require {
         RequireArg::Static => verify::Requirement::Static,
         RequireArg::StaticPie => verify::Requirement::StaticPie,
         RequireArg::Any => verify::Requirement::Any,
     };
-    let mut failed = false;
-    for path in binaries {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("{}: cannot read: {e}", path.display());
-                failed = true;
-                continue;
-            }
-        };
-        let facts = match verify::analyze(&bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("{}: {e}", path.display());
-                failed = true;
-                continue;
-            }
-        };
-        let findings = verify::diagnose(&facts, requirement);
-        failed |= findings
-            .iter()
-            .any(|f| f.severity == verify::Severity::Error);
+    let mut tally = verify::Tally::default();
+    let stats = verify::verify_paths(paths, requirement, &mut |r| {
+        tally.add(r.status());
         if json {
-            let obj = serde_json::json!({ "path": path, "facts": facts, "findings": findings });
-            println!("{obj}");
+            println!("{}", r.to_json());
+        } else if r.status() == verify::Status::Error {
+            eprint!("{}", r.to_text());
         } else {
-            println!("{}: {}", path.display(), verify::summary(&facts));
-            for f in &findings {
-                let label = match f.severity {
-                    verify::Severity::Error => "error",
-                    verify::Severity::Warning => "warning",
-                };
-                println!(
-                    "  {label}: {}\n    why: {}\n    fix: {}",
-                    f.what, f.why, f.fix
-                );
-            }
+            print!("{}", r.to_text());
         }
+    });
+    if stats.reported > 1 || stats.directories > 0 {
+        eprintln!("{}", verify::closing_line(&tally, &stats));
     }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
+    Ok(if tally.all_passed() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

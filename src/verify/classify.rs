@@ -24,9 +24,68 @@ pub(super) fn machine(e_machine: u16, is_64: bool, big_endian: bool) -> (String,
         (header::EM_MIPS, false, false) => ("mipsel", Some("mipsle")),
         (header::EM_MIPS, false, true) => ("mips", Some("mips")),
         (header::EM_LOONGARCH, true, _) => ("loongarch64", Some("loong64")),
+        (header::EM_PPC, _, _) => ("ppc", None),
+        (header::EM_SPARC, _, _) => ("sparc", None),
+        (header::EM_SPARCV9, _, _) => ("sparc64", None),
+        (header::EM_IA_64, _, _) => ("ia64", None),
+        (header::EM_68K, _, _) => ("m68k", None),
+        (header::EM_SH, _, _) => ("sh", None),
+        (header::EM_PARISC, _, _) => ("parisc", None),
+        (header::EM_BPF, _, _) => ("bpf", None),
         (m, _, _) => return (format!("unknown({m})"), None),
     };
     (name.to_string(), arch.map(String::from))
+}
+
+/// The operating system an ELF file is for. Linux programs say SYSV (0) or GNU (3) in
+/// EI_OSABI and carry no other system's ABI note; FreeBSD sets EI_OSABI, OpenBSD and NetBSD
+/// leave it SYSV but add an ident note. "linux" is therefore also what a bare-metal ELF says.
+pub(super) fn os(os_abi: u8, note: Option<&'static str>) -> String {
+    if let Some(n) = note {
+        return n.to_string();
+    }
+    match os_abi {
+        // 64 and 97: ARM's EABI and old ARM ABI markers, used by Linux ARM binaries.
+        0 | 3 | 64 | 97 => "linux".to_string(),
+        1 => "hpux".to_string(),
+        2 => "netbsd".to_string(),
+        6 => "solaris".to_string(),
+        7 => "aix".to_string(),
+        8 => "irix".to_string(),
+        9 => "freebsd".to_string(),
+        10 => "tru64".to_string(),
+        12 => "openbsd".to_string(),
+        13 => "openvms".to_string(),
+        17 => "cloudabi".to_string(),
+        n => format!("unknown({n})"),
+    }
+}
+
+/// The OS named by a BSD ABI ident note, by the note's owner name.
+pub(super) fn os_from_note(name: &[u8]) -> Option<&'static str> {
+    match name {
+        b"FreeBSD\0" => Some("freebsd"),
+        b"OpenBSD\0" => Some("openbsd"),
+        b"NetBSD\0" => Some("netbsd"),
+        b"DragonFly\0" => Some("dragonfly"),
+        _ => None,
+    }
+}
+
+/// "FreeBSD" etc. for messages.
+pub(super) fn os_display(os: &str) -> String {
+    match os {
+        "freebsd" => "FreeBSD".into(),
+        "openbsd" => "OpenBSD".into(),
+        "netbsd" => "NetBSD".into(),
+        "dragonfly" => "DragonFly BSD".into(),
+        "solaris" => "Solaris".into(),
+        "hpux" => "HP-UX".into(),
+        "aix" => "AIX".into(),
+        "irix" => "IRIX".into(),
+        "openvms" => "OpenVMS".into(),
+        other => other.to_string(),
+    }
 }
 
 pub(super) fn elf_type(e_type: u16) -> String {
@@ -89,6 +148,8 @@ pub(super) const GLIBC_STRINGS: &[&str] = &[
 pub(super) const MUSL_STRINGS: &[&str] = &["ld-musl-", "musl libc"];
 
 pub(super) struct LibcEvidence<'a> {
+    /// From [`os`]: the libc names below mean Linux libcs only on Linux.
+    pub os: &'a str,
     pub interpreter: Option<&'a str>,
     pub needed: &'a [String],
     /// Which of MUSL_SYMBOLS / GLIBC_SYMBOLS the symbol tables hold.
@@ -107,6 +168,13 @@ pub(super) struct LibcEvidence<'a> {
 /// Returns the verdict and the evidence in plain words.
 pub(super) fn libc(e: &LibcEvidence<'_>, contains: &dyn Fn(&str) -> bool) -> (Libc, Vec<String>) {
     let mut why = Vec::new();
+    if e.os != "linux" {
+        why.push(format!(
+            "a {} program: its C library is that system's own, neither glibc nor musl",
+            os_display(e.os)
+        ));
+        return (Libc::Unknown, why);
+    }
     // A Go PIE from the internal linker has a PT_INTERP only so that the system loader
     // relocates it; it links no libc. Only a Go binary that needs libraries uses the loader's.
     let loader_counts = !e.is_go || !e.needed.is_empty();

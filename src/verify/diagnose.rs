@@ -1,6 +1,7 @@
 //! Facts + requirement → findings in plain words, each with the fix for its toolchain.
 
-use super::{ElfFacts, Finding, Libc, Linkage, Requirement, Severity};
+use super::classify::os_display;
+use super::{ElfFacts, Finding, Libc, Linkage, Relro, Requirement, Severity, StackExec};
 
 /// The toolchain the fix is written for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,10 @@ pub fn diagnose(facts: &ElfFacts, require: Requirement) -> Vec<Finding> {
         }
         return out;
     }
+    if facts.os != "linux" && require != Requirement::Any {
+        out.push(foreign_os(facts));
+        return out;
+    }
     match (require, facts.linkage) {
         (Requirement::Static | Requirement::StaticPie, Linkage::Dynamic) => {
             out.push(dynamic(facts, require));
@@ -46,11 +51,118 @@ pub fn diagnose(facts: &ElfFacts, require: Requirement) -> Vec<Finding> {
     {
         out.push(nss(facts));
     }
+    out.extend(hardening(facts));
     out
 }
 
+/// Hardening gaps that are defects whatever the requirement, as warnings: they do not stop a
+/// binary from running in scratch, so they never fail a build on their own. Only gaps with a
+/// clear fix are reported; missing stack protector or FORTIFY are facts, not findings (code
+/// without arrays or fortifiable calls legitimately has neither).
+fn hardening(f: &ElfFacts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tc = toolchain(f);
+    let h = &f.hardening;
+    if h.stack == StackExec::Executable {
+        let fix = match tc {
+            Toolchain::Go => "the Go linker never asks for one: it comes from C or assembly linked \
+                              through cgo; link with `-ldflags '-extldflags \"-Wl,-z,noexecstack\"'` \
+                              and fix the object that lacks a `.note.GNU-stack` section"
+                .to_string(),
+            Toolchain::Rust => "`RUSTFLAGS='-C link-arg=-Wl,-z,noexecstack'`, and fix the C or \
+                                assembly object (from a build script) that lacks a \
+                                `.note.GNU-stack` section"
+                .to_string(),
+            Toolchain::C => "link with `-Wl,-z,noexecstack`; the cause is usually an assembly file \
+                             without `.section .note.GNU-stack,\"\",@progbits` (or a nested \
+                             function taking a trampoline): fix that object"
+                .to_string(),
+        };
+        out.push(Finding {
+            code: "exec-stack",
+            severity: Severity::Warning,
+            what: "the stack is executable (PT_GNU_STACK has the X flag)".into(),
+            why: "code injected into a stack buffer can run directly: the non-executable stack is \
+                  the mitigation that turns most stack overflows from code execution into a crash"
+                .into(),
+            fix,
+        });
+    }
+    if h.textrel {
+        let fix = match tc {
+            Toolchain::Go => "an object linked through cgo was not compiled as position \
+                              independent: build the C code with `-fPIC`"
+                .to_string(),
+            Toolchain::Rust => "a C or assembly object from a build script is not position \
+                                independent: compile it with `-fPIC`"
+                .to_string(),
+            Toolchain::C => "compile every object with `-fPIE` (programs) or `-fPIC` (libraries), \
+                             and fix hand-written assembly with absolute addresses; `scanelf -qT` \
+                             names the offending code"
+                .to_string(),
+        };
+        out.push(Finding {
+            code: "textrel",
+            severity: Severity::Warning,
+            what: "text relocations (DT_TEXTREL): code pages are patched at load time".into(),
+            why: "the loader must make code writable to relocate it, which defeats W^X, keeps the \
+                  pages from being shared, and is refused outright by hardened kernels (SELinux \
+                  execmod, PaX)"
+                .into(),
+            fix,
+        });
+    }
+    // Only where a loader or self-relocation writes a GOT: a fixed-address static binary has
+    // nothing resolved at run time, and Go's internal linker uses no GOT for Go code.
+    if h.relro == Relro::None && f.linkage != Linkage::Static && tc != Toolchain::Go {
+        let fix = match tc {
+            Toolchain::Rust => "rustc asks for full RELRO by default: remove `-C relro-level=off` \
+                                or `-z norelro` from RUSTFLAGS / linker args"
+                .to_string(),
+            _ => "link with `-Wl,-z,relro,-z,now` (full RELRO)".to_string(),
+        };
+        out.push(Finding {
+            code: "no-relro",
+            severity: Severity::Warning,
+            what: "no RELRO (no PT_GNU_RELRO segment)".into(),
+            why:
+                "the GOT and other relocated pointers stay writable for the program's whole life, \
+                  so a memory-corruption bug can redirect calls by overwriting them"
+                    .into(),
+            fix,
+        });
+    }
+    out
+}
+
+fn foreign_os(f: &ElfFacts) -> Finding {
+    let os = os_display(&f.os);
+    let fix = match toolchain(f) {
+        Toolchain::Go => "build with `GOOS=linux` (and `CGO_ENABLED=0`)".to_string(),
+        Toolchain::Rust => format!(
+            "build for a Linux target: `--target {}`",
+            rust_musl_target(&f.machine)
+        ),
+        Toolchain::C => "build with a Linux toolchain (musl-gcc, or a Linux cross-compiler for \
+                         the target), not the one of the other system"
+            .to_string(),
+    };
+    Finding {
+        code: "foreign-os",
+        severity: Severity::Error,
+        what: format!("a {os} program, not a Linux one"),
+        why: format!(
+            "container images run on the Linux kernel; a {os} binary makes {os} system calls, \
+             which Linux does not have or numbers differently, so it fails or misbehaves at once"
+        ),
+        fix,
+    }
+}
+
 fn not_executable(f: &ElfFacts) -> Finding {
-    let kind = if f.is_shared_library {
+    let kind = if f.debug_only {
+        "a separate debug-info file (objcopy --only-keep-debug): it holds no code".to_string()
+    } else if f.is_shared_library {
         match &f.soname {
             Some(s) => format!("a shared library ({s})"),
             None => "a shared library".to_string(),
@@ -323,7 +435,9 @@ fn nss(f: &ElfFacts) -> Finding {
 /// "dynamic (glibc, interpreter /lib64/ld-linux-x86-64.so.2, needs libc.so.6, x86-64)",
 /// "static (no libc, Go go1.19.8, x86-64)".
 pub fn summary(facts: &ElfFacts) -> String {
-    let kind = if facts.is_shared_library {
+    let kind = if facts.debug_only {
+        "debug-info file"
+    } else if facts.is_shared_library {
         "shared library"
     } else {
         match (facts.elf_type.as_str(), facts.linkage) {
@@ -334,7 +448,11 @@ pub fn summary(facts: &ElfFacts) -> String {
             (_, Linkage::StaticPie) => "static-pie",
         }
     };
-    let mut parts = vec![
+    let mut parts = Vec::new();
+    if facts.os != "linux" {
+        parts.push(os_display(&facts.os));
+    }
+    parts.push(
         match facts.libc {
             Libc::Musl => "musl",
             Libc::Glibc => "glibc",
@@ -342,7 +460,7 @@ pub fn summary(facts: &ElfFacts) -> String {
             Libc::Unknown => "libc unknown",
         }
         .to_string(),
-    ];
+    );
     if facts.is_go {
         parts.push(match &facts.go {
             Some(g) => format!("Go {}", g.go_version.trim_start_matches("go")),

@@ -12,7 +12,7 @@ use goblin::elf::{
 };
 
 use super::gobuildinfo::{self, GoBuildInfo};
-use super::{ElfFacts, VerifyError, classify};
+use super::{ElfFacts, Hardening, Presence, Relro, StackExec, VerifyError, classify};
 
 /// Longest library name or interpreter path read (PATH_MAX).
 const MAX_NAME: usize = 4096;
@@ -21,6 +21,16 @@ const MAX_NAME: usize = 4096;
 const MAX_SYMBOL: usize = 256;
 const MAX_NEEDED: usize = 1024;
 const MAX_NOTES: usize = 1024;
+/// RPATH/RUNPATH entries and `.comment` strings kept (real files have a handful).
+const MAX_PATHS: usize = 64;
+const MAX_COMMENTS: usize = 16;
+/// Fortified function names kept for the report (the count is exact).
+const MAX_FORTIFIED: usize = 64;
+const PT_GNU_STACK: u32 = 0x6474_e551;
+const PT_GNU_RELRO: u32 = 0x6474_e552;
+const DF_TEXTREL: u64 = 0x4;
+const DF_BIND_NOW: u64 = 0x8;
+const DF_1_NOW: u64 = 0x1;
 
 fn malformed(msg: impl Into<String>) -> VerifyError {
     VerifyError::Malformed(msg.into())
@@ -75,10 +85,17 @@ struct SymbolScan {
     go: bool,
     cgo: bool,
     rust: bool,
+    /// A symbol table was read (otherwise stack protector and FORTIFY are unknowable).
+    seen_table: bool,
+    stack_chk: bool,
+    fortified: BTreeSet<String>,
 }
 
 impl SymbolScan {
-    fn visit(&mut self, name: &[u8], undefined: bool) {
+    /// `imports_only`: a dynamically linked file, where `__stack_chk_fail` and `__*_chk` come
+    /// from libc.so, so only imports say the program's own code uses them (libc.so itself
+    /// defines them all).
+    fn visit(&mut self, name: &[u8], undefined: bool, imports_only: bool) {
         // `.symtab` of a dynamic binary spells imports "puts@GLIBC_2.2.5" (or "@@").
         let (base, version) = match name.iter().position(|&b| b == b'@') {
             Some(at) => (&name[..at], Some(&name[at..])),
@@ -108,6 +125,9 @@ impl SymbolScan {
         if let Some(s) = classify::GLIBC_SYMBOLS.iter().find(|s| **s == base) {
             self.glibc.insert(s);
         }
+        if undefined || !imports_only {
+            self.hardening_symbol(base);
+        }
         match base {
             "runtime.rt0_go" | "runtime.main" | "runtime.goexit" => self.go = true,
             "x_cgo_init" | "crosscall2" => self.cgo = true,
@@ -119,6 +139,24 @@ impl SymbolScan {
             || base.starts_with("_ZN4core")
         {
             self.rust = true;
+        }
+    }
+
+    fn hardening_symbol(&mut self, base: &str) {
+        match base {
+            // -fstack-protector: the check's failure path (i386 PIC uses a local alias).
+            "__stack_chk_fail" | "__stack_chk_fail_local" => self.stack_chk = true,
+            // _FORTIFY_SOURCE: checked variants `__memcpy_chk`, `__printf_chk`, … (and the
+            // failure handler `__chk_fail`, which is not a fortified function itself).
+            "__chk_fail" | "__stack_chk_guard" => {}
+            _ if base.len() > 6
+                && base.starts_with("__")
+                && base.ends_with("_chk")
+                && self.fortified.len() < MAX_FORTIFIED =>
+            {
+                self.fortified.insert(base.to_string());
+            }
+            _ => {}
         }
     }
 }
@@ -202,16 +240,33 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         slice(bytes, s.hdr.sh_offset, s.hdr.sh_size).filter(|_| s.hdr.sh_type != sh::SHT_NOBITS)
     };
 
+    // A separate debug-info file (objcopy --only-keep-debug) keeps the program headers of the
+    // program it was split from, but not its code: every executable PT_LOAD is empty in the
+    // file (only the first one, holding the headers, may keep bytes).
+    let code_loads = || {
+        phdrs
+            .iter()
+            .filter(|p| p.p_type == ph::PT_LOAD && p.p_flags & ph::PF_X != 0)
+    };
+    let debug_only =
+        code_loads().next().is_some() && code_loads().all(|p| p.p_filesz == 0 && p.p_memsz > 0);
+
     // PT_INTERP: the path the kernel opens before the program.
-    let interpreter = phdrs
-        .iter()
-        .find(|p| p.p_type == ph::PT_INTERP)
-        .and_then(|p| slice(bytes, p.p_offset, p.p_filesz))
-        .map(|raw| {
+    let interpreter = match phdrs.iter().find(|p| p.p_type == ph::PT_INTERP) {
+        None => None,
+        Some(_) if debug_only => None,
+        Some(p) => {
+            let raw = slice(bytes, p.p_offset, p.p_filesz).unwrap_or(&[]);
             let raw = &raw[..raw.len().min(MAX_NAME)];
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-            String::from_utf8_lossy(&raw[..end]).into_owned()
-        });
+            if end == 0 {
+                return Err(malformed(
+                    "PT_INTERP names no interpreter (empty): the kernel refuses to start this program",
+                ));
+            }
+            Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+        }
+    };
 
     // The dynamic array: DT_NEEDED, DT_SONAME, DF_1_PIE.
     let dynamic =
@@ -219,6 +274,10 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     let mut needed = Vec::new();
     let mut soname = None;
     let mut pie_flag = false;
+    let mut rpath = Vec::new();
+    let mut runpath = Vec::new();
+    let mut textrel = false;
+    let mut bind_now = false;
     if let Some(d) = &dynamic {
         let from_dt = (d.info.strtab != 0)
             .then(|| {
@@ -245,7 +304,28 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
                     }));
                 }
                 dynm::DT_SONAME => soname = name_at(dy.d_val),
-                dynm::DT_FLAGS_1 => pie_flag = dy.d_val & dynm::DF_1_PIE != 0,
+                dynm::DT_RPATH | dynm::DT_RUNPATH => {
+                    let list = if dy.d_tag == dynm::DT_RPATH {
+                        &mut rpath
+                    } else {
+                        &mut runpath
+                    };
+                    if list.len() < MAX_PATHS {
+                        list.push(name_at(dy.d_val).unwrap_or_else(|| {
+                            format!("<unreadable name at dynstr offset {:#x}>", dy.d_val)
+                        }));
+                    }
+                }
+                dynm::DT_FLAGS_1 => {
+                    pie_flag = dy.d_val & dynm::DF_1_PIE != 0;
+                    bind_now |= dy.d_val & DF_1_NOW != 0;
+                }
+                dynm::DT_FLAGS => {
+                    textrel |= dy.d_val & DF_TEXTREL != 0;
+                    bind_now |= dy.d_val & DF_BIND_NOW != 0;
+                }
+                dynm::DT_TEXTREL => textrel = true,
+                dynm::DT_BIND_NOW => bind_now = true,
                 _ => {}
             }
         }
@@ -254,6 +334,7 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     // Symbols from .symtab and .dynsym: the first table of each type only, as a loader or
     // debugger would; hostile files may stack thousands of overlapping tables.
     let mut syms = SymbolScan::default();
+    let imports_only = !needed.is_empty();
     let sym_size = Sym::size(container);
     let first_of = |t: u32| sections.iter().find(|s| s.hdr.sh_type == t);
     for s in [first_of(sh::SHT_SYMTAB), first_of(sh::SHT_DYNSYM)]
@@ -271,13 +352,18 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
             .get(s.hdr.sh_link as usize)
             .and_then(section_data)
             .unwrap_or(&[]);
+        syms.seen_table |= count > 1;
         for symbol in table.iter() {
             let t = symbol.st_type();
             if t == sym::STT_FILE || t == sym::STT_SECTION || symbol.st_name == 0 {
                 continue;
             }
             if let Some(name) = cstr(strtab, symbol.st_name, MAX_SYMBOL) {
-                syms.visit(name, symbol.st_shndx == sh::SHN_UNDEF as usize);
+                syms.visit(
+                    name,
+                    symbol.st_shndx == sh::SHN_UNDEF as usize,
+                    imports_only,
+                );
             }
         }
     }
@@ -285,11 +371,15 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     // Notes: GNU build-id, Go build id.
     let mut build_id = None;
     let mut go_note = false;
+    let mut os_note = None;
     let mut on_note = |name: &[u8], ntype: u32, desc: &[u8]| {
         if name == b"GNU\0" && ntype == 3 && build_id.is_none() && desc.len() <= 64 {
             build_id = Some(hex::encode(desc));
         } else if name == b"Go\0\0" && ntype == 4 {
             go_note = true;
+        } else if let Some(os) = classify::os_from_note(name) {
+            // The BSDs' ABI tags (.note.tag, .note.openbsd.ident, .note.netbsd.ident).
+            os_note.get_or_insert(os);
         }
     };
     let big = endian == Endian::Big;
@@ -336,8 +426,13 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
 
     let stripped = !sections.iter().any(|s| s.hdr.sh_type == sh::SHT_SYMTAB);
     let has_debug_info = section(".debug_info").is_some() || section(".zdebug_info").is_some();
+    let compilers = section(".comment")
+        .and_then(section_data)
+        .map(comment_strings)
+        .unwrap_or_default();
     let is_rust = !is_go
         && (syms.rust
+            || compilers.iter().any(|c| c.starts_with("rustc version"))
             || section(".rustc").is_some()
             || contains(bytes, b"/rustc/")
             || contains(bytes, b"rust_panic"));
@@ -345,7 +440,9 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     let go_cgo = syms.cgo
         || !needed.is_empty()
         || (stripped && go.as_ref().and_then(GoBuildInfo::cgo_enabled) == Some(true));
+    let os = classify::os(bytes.get(header::EI_OSABI).copied().unwrap_or(0), os_note);
     let evidence = classify::LibcEvidence {
+        os: &os,
         interpreter: interpreter.as_deref(),
         needed: &needed,
         musl_symbols: syms.musl.iter().copied().collect(),
@@ -363,6 +460,35 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     // entry point) tells them apart. Old linkers set no DF_1_PIE, hence the fallbacks.
     let is_shared_library =
         hdr.e_type == header::ET_DYN && !pie_flag && (soname.is_some() || hdr.e_entry == 0);
+
+    // Hardening as the ELF asks for it (the checksec conventions): RELRO is partial with
+    // PT_GNU_RELRO alone and full when binding is also immediate (nothing left to patch lazily).
+    let has = |t: u32| phdrs.iter().find(|p| p.p_type == t);
+    let relro = match has(PT_GNU_RELRO) {
+        None => Relro::None,
+        Some(_) if bind_now => Relro::Full,
+        Some(_) => Relro::Partial,
+    };
+    let stack = match has(PT_GNU_STACK) {
+        None => StackExec::Default,
+        Some(p) if p.p_flags & ph::PF_X != 0 => StackExec::Executable,
+        Some(_) => StackExec::NonExecutable,
+    };
+    let known = |yes: bool| match (yes, syms.seen_table) {
+        (true, _) => Presence::Yes,
+        (false, true) => Presence::No,
+        (false, false) => Presence::Unknown,
+    };
+    let hardening = Hardening {
+        pie: hdr.e_type == header::ET_DYN && !is_shared_library,
+        relro,
+        bind_now,
+        stack,
+        stack_protector: known(syms.stack_chk),
+        fortify: known(!syms.fortified.is_empty()),
+        fortified: syms.fortified.into_iter().collect(),
+        textrel,
+    };
 
     Ok(ElfFacts {
         class: if is_64 { 64 } else { 32 },
@@ -386,7 +512,30 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         has_debug_info,
         build_id,
         go_internal_link: is_go && section(".comment").is_none(),
+        rpath,
+        runpath,
+        hardening,
+        compilers,
+        os,
+        debug_only,
     })
+}
+
+/// `.comment` holds NUL-separated compiler identifications ("GCC: (Debian 14.2.0-19) 14.2.0",
+/// "rustc version 1.85.0 (…)", "Linker: LLD …"); distinct ones, in order, bounded.
+fn comment_strings(data: &[u8]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for raw in data.split(|&b| b == 0) {
+        if out.len() >= MAX_COMMENTS {
+            break;
+        }
+        let raw = &raw[..raw.len().min(MAX_SYMBOL)];
+        let text = String::from_utf8_lossy(raw).trim().to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out
 }
 
 fn read_sections<'a>(

@@ -4,6 +4,9 @@
 //!   panic on hostile input (every offset and count is checked against the input).
 //! - [`diagnose`] turns facts and a [`Requirement`] into plain-words [`Finding`]s with the fix.
 //! - [`summary`] is the one-line verdict.
+//! - [`verify_paths`] walks files and directories into [`FileReport`]s, which render as text
+//!   ([`FileReport::to_text`]) or as JSON ([`FileReport::to_json`], schema in
+//!   docs/verify-json.md).
 
 use serde::Serialize;
 
@@ -11,11 +14,13 @@ mod classify;
 mod diagnose;
 mod facts;
 mod gobuildinfo;
-#[cfg(test)]
-mod tests;
+mod report;
+mod walk;
 
 pub use diagnose::{diagnose, summary};
 pub use gobuildinfo::{GoBuildInfo, GoModule};
+pub use report::{SCHEMA_VERSION, Status, Tally, closing_line, requirement_name};
+pub use walk::{ErrorKind, FileError, FileReport, MAX_FILE_SIZE, WalkStats, verify_paths};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -82,12 +87,75 @@ pub struct ElfFacts {
     /// A Go program linked by Go's own (internal) linker: no C toolchain's start files or
     /// `.comment`. That linker ignores -extldflags.
     pub go_internal_link: bool,
+    /// DT_RPATH entries, as written (colon-separated lists are not split).
+    pub rpath: Vec<String>,
+    /// DT_RUNPATH entries, as written.
+    pub runpath: Vec<String>,
+    pub hardening: Hardening,
+    /// Compiler and linker identifications from `.comment` ("GCC: (Debian 14.2.0-19) 14.2.0").
+    pub compilers: Vec<String>,
+    /// The operating system the file is for: "linux" (EI_OSABI SYSV/GNU and no other system's
+    /// ABI note), "freebsd", "openbsd", "netbsd", "solaris", …, or "unknown(N)".
+    pub os: String,
+    /// A separate debug-info file (objcopy --only-keep-debug): program headers but no code.
+    pub debug_only: bool,
+}
+
+/// RELRO as the ELF requests it: `Partial` with PT_GNU_RELRO, `Full` when all binding is also
+/// immediate (DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW), so no GOT entry stays writable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Relro {
+    None,
+    Partial,
+    Full,
+}
+
+/// The stack's permissions from PT_GNU_STACK. `Default`: there is none, and the kernel decides
+/// (executable on 32-bit x86 and older kernels; non-executable for x86-64 programs since 5.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StackExec {
+    NonExecutable,
+    Executable,
+    Default,
+}
+
+/// `Unknown`: the file has no symbol table to tell (a stripped static binary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Presence {
+    Yes,
+    No,
+    Unknown,
+}
+
+/// Exploit mitigations, read from program headers, the dynamic array and symbol names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hardening {
+    /// A position-independent executable (ET_DYN that is not a shared library).
+    pub pie: bool,
+    pub relro: Relro,
+    /// DT_BIND_NOW / DF_BIND_NOW / DF_1_NOW.
+    pub bind_now: bool,
+    pub stack: StackExec,
+    /// `__stack_chk_fail` is imported (dynamic) or present (static: possibly from libc's own
+    /// code, which is built with it on most distributions).
+    pub stack_protector: Presence,
+    /// Some `__*_chk` function (_FORTIFY_SOURCE) is imported (dynamic) or present (static).
+    pub fortify: Presence,
+    /// The `__*_chk` functions seen, sorted (at most 64).
+    pub fortified: Vec<String>,
+    /// DT_TEXTREL or DF_TEXTREL: the loader must write to code pages.
+    pub textrel: bool,
 }
 
 impl ElfFacts {
-    /// A program the kernel can exec: ET_EXEC, or ET_DYN that is not a shared library.
+    /// A program the kernel can exec: ET_EXEC, or ET_DYN that is not a shared library (and not
+    /// a debug-info file split from a program).
     pub fn is_executable(&self) -> bool {
-        self.elf_type == "exec" || (self.elf_type == "dyn" && !self.is_shared_library)
+        !self.debug_only
+            && (self.elf_type == "exec" || (self.elf_type == "dyn" && !self.is_shared_library))
     }
 }
 
@@ -120,6 +188,13 @@ pub struct Finding {
     pub fix: String,
 }
 
+/// [`analyze`] without its panic guard, for the fuzz target: a panic there must surface as a
+/// crash, not be turned into an error.
+#[doc(hidden)]
+pub fn analyze_unguarded(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
+    facts::analyze(bytes)
+}
+
 /// Reads the facts of an ELF file from its bytes.
 pub fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     // facts::analyze checks bounds before goblin reads anything; catching a panic is only the
@@ -135,3 +210,6 @@ pub fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         )))
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -705,3 +705,540 @@ fn stress_bit_flips() {
         flip_bits(bin, seed + 100 + i as u64, rounds, 0..bin.len().min(4096));
     }
 }
+
+// ---- Hardening, RPATH/RUNPATH, .comment ------------------------------------------------------
+
+const HARDENED_C: &str = "#include <stdio.h>\n#include <string.h>\n\
+    int main(int c, char **v){char b[64]; strcpy(b, v[0]); printf(\"%s %d\\n\", b, c); return 0;}\n";
+
+#[test]
+fn hardening_of_a_fully_hardened_gcc_binary() {
+    let f = facts(&cc(
+        "gcc",
+        &[
+            "-O2",
+            "-fPIE",
+            "-pie",
+            "-fstack-protector-all",
+            "-D_FORTIFY_SOURCE=2",
+            "-Wl,-z,relro,-z,now",
+        ],
+        HARDENED_C,
+    ));
+    let h = &f.hardening;
+    assert!(h.pie && h.bind_now && !h.textrel, "{h:?}");
+    assert_eq!(h.relro, Relro::Full);
+    assert_eq!(h.stack, StackExec::NonExecutable);
+    assert_eq!(h.stack_protector, Presence::Yes);
+    assert_eq!(h.fortify, Presence::Yes);
+    assert!(
+        h.fortified
+            .iter()
+            .any(|s| s == "__printf_chk" || s == "__strcpy_chk"),
+        "{:?}",
+        h.fortified
+    );
+    assert!(
+        f.compilers.iter().any(|c| c.starts_with("GCC:")),
+        "{:?}",
+        f.compilers
+    );
+    // Nothing to warn about.
+    assert!(diagnose(&f, Requirement::Any).is_empty());
+}
+
+#[test]
+fn hardening_of_an_unhardened_gcc_binary_and_its_warnings() {
+    let f = facts(&cc(
+        "gcc",
+        &[
+            "-O0",
+            "-no-pie",
+            "-fno-stack-protector",
+            "-U_FORTIFY_SOURCE",
+            "-Wl,-z,norelro,-z,lazy",
+            "-Wl,-z,execstack",
+        ],
+        HARDENED_C,
+    ));
+    let h = &f.hardening;
+    assert!(!h.pie && !h.bind_now, "{h:?}");
+    assert_eq!(f.elf_type, "exec");
+    assert_eq!(h.relro, Relro::None);
+    assert_eq!(h.stack, StackExec::Executable);
+    assert_eq!(h.stack_protector, Presence::No);
+    assert_eq!(h.fortify, Presence::No);
+    let d = diagnose(&f, Requirement::Any);
+    let codes: Vec<_> = d.iter().map(|x| x.code).collect();
+    assert_eq!(codes, vec!["exec-stack", "no-relro"], "{d:#?}");
+    assert!(d.iter().all(|x| x.severity == Severity::Warning));
+    assert!(d[0].fix.contains("noexecstack"), "{}", d[0].fix);
+    assert!(d[1].fix.contains("-z,relro"), "{}", d[1].fix);
+    // Partial RELRO: PT_GNU_RELRO without immediate binding.
+    let p = facts(&cc("gcc", &["-Wl,-z,relro,-z,lazy"], HELLO_C));
+    assert_eq!(p.hardening.relro, Relro::Partial);
+    assert!(!p.hardening.bind_now);
+}
+
+#[test]
+fn rpath_and_runpath_are_read() {
+    let r = facts(&cc(
+        "gcc",
+        &["-Wl,--disable-new-dtags,-rpath,/opt/a:/opt/b"],
+        HELLO_C,
+    ));
+    assert_eq!(r.rpath, vec!["/opt/a:/opt/b"]);
+    assert!(r.runpath.is_empty());
+    let n = facts(&cc(
+        "gcc",
+        &["-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"],
+        HELLO_C,
+    ));
+    assert_eq!(n.runpath, vec!["$ORIGIN/../lib"]);
+    assert!(n.rpath.is_empty());
+}
+
+#[test]
+fn text_relocations_are_found_and_explained() {
+    // An absolute address in .text of a PIE: the loader must patch code.
+    let dir = TempDir::new().unwrap();
+    let s = dir.path().join("tr.s");
+    std::fs::write(
+        &s,
+        ".text\n.globl main\nmain: xor %eax,%eax\n ret\nptr: .quad main\n\
+         .section .note.GNU-stack,\"\",@progbits\n",
+    )
+    .unwrap();
+    let out = dir.path().join("tr");
+    run(
+        Command::new("gcc")
+            .args(["-pie", "-Wl,-z,notext"])
+            .arg(&s)
+            .arg("-o")
+            .arg(&out),
+        "apt-get install gcc",
+    );
+    let f = facts(&std::fs::read(&out).unwrap());
+    assert!(f.hardening.textrel);
+    let d = diagnose(&f, Requirement::Any);
+    assert!(d.iter().any(|x| x.code == "textrel"), "{d:#?}");
+}
+
+#[test]
+fn stripped_static_hardening_is_unknown_not_no() {
+    let f = facts(&cc("musl-gcc", &["-static", "-s"], HELLO_C));
+    assert_eq!(f.hardening.stack_protector, Presence::Unknown);
+    assert_eq!(f.hardening.fortify, Presence::Unknown);
+    assert!(!f.hardening.pie);
+    // A static ET_EXEC without RELRO is not warned about: nothing is bound at run time.
+    assert!(diagnose(&f, Requirement::Static).is_empty());
+}
+
+#[test]
+fn go_static_has_no_hardening_warnings() {
+    let f = facts(&go_build(
+        "example.com/hello",
+        HELLO_GO,
+        &[("CGO_ENABLED", "0")],
+        &["-trimpath"],
+    ));
+    assert_eq!(f.hardening.stack, StackExec::NonExecutable);
+    assert!(diagnose(&f, Requirement::Static).is_empty());
+    let text = FileReport {
+        path: "hello".into(),
+        require: Requirement::Static,
+        result: Ok((f, Vec::new())),
+    }
+    .to_text();
+    assert!(text.contains("stack protector n/a (Go)"), "{text}");
+}
+
+// ---- 32-bit and big-endian binaries from Go's cross compiler --------------------------------
+
+/// (GOARCH, class, big-endian, machine, OCI arch)
+const CROSS: &[(&str, u8, bool, &str, &str)] = &[
+    ("386", 32, false, "386", "386"),
+    ("arm", 32, false, "arm", "arm"),
+    ("mips", 32, true, "mips", "mips"),
+    ("s390x", 64, true, "s390x", "s390x"),
+    ("arm64", 64, false, "aarch64", "arm64"),
+    ("riscv64", 64, false, "riscv64", "riscv64"),
+    ("ppc64le", 64, false, "ppc64le", "ppc64le"),
+];
+
+fn go_cross(goarch: &str) -> Vec<u8> {
+    go_build(
+        "example.com/hello",
+        HELLO_GO,
+        &[("CGO_ENABLED", "0"), ("GOARCH", goarch), ("GOOS", "linux")],
+        &["-trimpath"],
+    )
+}
+
+#[test]
+fn cross_compiled_go_binaries_32_bit_and_big_endian() {
+    for &(goarch, class, big, machine, oci) in CROSS {
+        let f = facts(&go_cross(goarch));
+        assert_eq!(f.class, class, "{goarch}");
+        assert_eq!(f.big_endian, big, "{goarch}");
+        assert_eq!(f.machine, machine, "{goarch}");
+        assert_eq!(f.oci_arch.as_deref(), Some(oci), "{goarch}");
+        assert_eq!(f.linkage, Linkage::Static, "{goarch}");
+        assert_eq!(f.libc, Libc::None, "{goarch}: {:?}", f.libc_evidence);
+        let go =
+            f.go.as_ref()
+                .unwrap_or_else(|| panic!("{goarch}: no build info"));
+        assert_eq!(go.setting("GOARCH"), Some(goarch));
+        assert_eq!(go.path.as_deref(), Some("example.com/hello"));
+        assert!(f.is_go && !f.is_rust && !f.stripped, "{goarch}");
+    }
+}
+
+// ---- Truncated and mutated copies of real binaries -----------------------------------------
+
+/// Everything verify does with a file's bytes: facts, diagnosis under every requirement, the
+/// summary and both renderings. Returns how long it took.
+fn exercise(bytes: &[u8]) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    if let Ok(f) = unguarded(bytes) {
+        let _ = summary(&f);
+        for require in [
+            Requirement::Static,
+            Requirement::StaticPie,
+            Requirement::Any,
+        ] {
+            let findings = diagnose(&f, require);
+            let r = FileReport {
+                path: "x".into(),
+                require,
+                result: Ok((f.clone(), findings)),
+            };
+            let json = r.to_json();
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&json).is_ok(),
+                "{json}"
+            );
+            let _ = r.to_text();
+        }
+    }
+    started.elapsed()
+}
+
+/// Cut points worth trying: every segment and section boundary (±1), the header, and a spread
+/// of evenly spaced points.
+fn cut_points(bytes: &[u8]) -> Vec<usize> {
+    let mut cuts: Vec<usize> = (0..=256.min(bytes.len())).collect();
+    if let Ok(elf) = goblin::elf::Elf::parse(bytes) {
+        for p in &elf.program_headers {
+            for at in [p.p_offset, p.p_offset + p.p_filesz] {
+                cuts.extend([at.saturating_sub(1), at, at + 1].map(|v| v as usize));
+            }
+        }
+        for s in &elf.section_headers {
+            for at in [s.sh_offset, s.sh_offset + s.sh_size] {
+                cuts.extend([at.saturating_sub(1), at, at + 1].map(|v| v as usize));
+            }
+        }
+        let shoff = elf.header.e_shoff as usize;
+        cuts.extend(shoff.saturating_sub(64)..(shoff + 128).min(bytes.len()));
+    }
+    cuts.extend((0..400).map(|i| bytes.len() * i / 400));
+    cuts.retain(|&c| c < bytes.len());
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+/// Runs every cut point and `rounds` mutations; returns how many inputs were tried.
+fn mutate_real_binary(name: &str, bytes: &[u8], seed: u64, rounds: usize) -> usize {
+    let mut slowest = std::time::Duration::ZERO;
+    let mut accepted = 0;
+    let cuts = cut_points(bytes);
+    for &n in &cuts {
+        slowest = slowest.max(exercise(&bytes[..n]));
+        accepted += usize::from(unguarded(&bytes[..n]).is_ok());
+    }
+    let mut rng = XorShift(seed);
+    let mut buf = bytes.to_vec();
+    let header_zone = bytes.len().min(4096);
+    let shoff = goblin::elf::Elf::parse_header(bytes)
+        .map(|h| h.e_shoff as usize)
+        .unwrap_or(0)
+        .min(bytes.len().saturating_sub(1));
+    for round in 0..rounds {
+        buf.copy_from_slice(bytes);
+        // Thirds: anywhere, the headers, the section header table.
+        let zone = match round % 3 {
+            0 => 0..bytes.len(),
+            1 => 0..header_zone,
+            _ => shoff..bytes.len(),
+        };
+        for _ in 0..1 + rng.below(6) {
+            let i = zone.start + rng.below(zone.len().max(1));
+            match rng.below(3) {
+                0 => buf[i] ^= 1 << rng.below(8),
+                1 => buf[i] = 0xff,
+                _ => buf[i] = rng.next() as u8,
+            }
+        }
+        slowest = slowest.max(exercise(&buf));
+    }
+    assert!(
+        slowest < std::time::Duration::from_secs(5),
+        "{name}: one input took {slowest:?}"
+    );
+    // Every cut loses a table the file points at: none may be taken for a whole file.
+    assert_eq!(accepted, 0, "{name}: a truncated copy was accepted");
+    cuts.len() + rounds
+}
+
+#[test]
+fn truncated_and_mutated_real_binaries_never_panic() {
+    let mut inputs: Vec<(String, Vec<u8>)> = vec![
+        ("gcc dynamic".into(), cc("gcc", &[], HELLO_C)),
+        (
+            "gcc static-pie".into(),
+            cc("gcc", &["-static-pie"], HELLO_C),
+        ),
+        ("musl static".into(), small_static()),
+        (
+            "shared library".into(),
+            cc("gcc", &["-shared", "-fPIC"], "int hi(void){return 1;}\n"),
+        ),
+        ("object file".into(), cc("gcc", &["-c"], HELLO_C)),
+    ];
+    for p in ["/bin/ls", "/usr/bin/readelf"] {
+        inputs.push((p.into(), std::fs::read(p).unwrap()));
+    }
+    for &(goarch, ..) in CROSS
+        .iter()
+        .filter(|c| ["386", "mips", "s390x"].contains(&c.0))
+    {
+        inputs.push((format!("go {goarch}"), go_cross(goarch)));
+    }
+    let mut tried = 0;
+    for (i, (name, bytes)) in inputs.iter().enumerate() {
+        assert!(unguarded(bytes).is_ok(), "{name} itself must parse");
+        tried += mutate_real_binary(name, bytes, 0x5eed + i as u64, 1500);
+    }
+    println!(
+        "{tried} truncated or mutated copies of {} binaries",
+        inputs.len()
+    );
+}
+
+/// Writes `v` at `at` as an integer of `width` bytes in the file's byte order.
+fn poke_endian(b: &mut [u8], at: usize, width: usize, v: u64, big: bool) {
+    let bytes = if big {
+        v.to_be_bytes()[8 - width..].to_vec()
+    } else {
+        v.to_le_bytes()[..width].to_vec()
+    };
+    b[at..at + width].copy_from_slice(&bytes);
+}
+
+#[test]
+fn hostile_header_fields_in_32_bit_and_big_endian_files() {
+    // ELF32 header: e_phoff 28/4, e_shoff 32/4, e_phentsize 42/2, e_phnum 44/2,
+    // e_shentsize 46/2, e_shnum 48/2, e_shstrndx 50/2. ELF64 as in the test above.
+    let f32 = [
+        (28, 4),
+        (32, 4),
+        (42, 2),
+        (44, 2),
+        (46, 2),
+        (48, 2),
+        (50, 2),
+    ];
+    let f64 = [
+        (32, 8),
+        (40, 8),
+        (54, 2),
+        (56, 2),
+        (58, 2),
+        (60, 2),
+        (62, 2),
+    ];
+    let values = [0u64, 1, 0x7fff, 0xffff, u32::MAX as u64, u64::MAX];
+    for goarch in ["386", "mips", "s390x"] {
+        let base = go_cross(goarch);
+        let big = base[5] == 2;
+        let fields: &[(usize, usize)] = if base[4] == 1 { &f32 } else { &f64 };
+        for &(at, width) in fields {
+            for v in values {
+                let mut b = base.clone();
+                let v = if width < 8 {
+                    v & ((1u64 << (width * 8)) - 1)
+                } else {
+                    v
+                };
+                poke_endian(&mut b, at, width, v, big);
+                exercise(&b);
+            }
+        }
+        // Every field of every program header and section header, to the same values.
+        let h = goblin::elf::Elf::parse_header(&base).unwrap();
+        let (phsz, shsz) = (h.e_phentsize as usize, h.e_shentsize as usize);
+        let word = if base[4] == 1 { 4 } else { 8 };
+        for i in 0..h.e_phnum as usize {
+            for off in (0..phsz).step_by(4) {
+                for v in [0u64, u32::MAX as u64] {
+                    let mut b = base.clone();
+                    poke_endian(&mut b, h.e_phoff as usize + i * phsz + off, 4, v, big);
+                    exercise(&b);
+                }
+            }
+        }
+        for i in 0..h.e_shnum as usize {
+            for off in (0..shsz).step_by(word) {
+                for v in [0u64, u32::MAX as u64, 1] {
+                    let mut b = base.clone();
+                    poke_endian(&mut b, h.e_shoff as usize + i * shsz + off, 4, v, big);
+                    exercise(&b);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn absurd_counts_and_offsets_are_clear_errors() {
+    // e_shnum = 0 defers the count to section 0's sh_size: make it 2^40.
+    let mut b = tiny_elf(true, false, 62, 2);
+    poke(&mut b, 40, 8, 64); // e_shoff
+    poke(&mut b, 58, 2, 64); // e_shentsize
+    let mut sh0 = [0u8; 64];
+    sh0[32..40].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    b.extend_from_slice(&sh0);
+    let e = unguarded(&b).expect_err("2^40 sections cannot fit");
+    assert!(matches!(e, VerifyError::Malformed(_)), "{e}");
+
+    // 65535 program headers in a 64-byte file.
+    let mut b = tiny_elf(false, true, 8, 2);
+    poke_endian(&mut b, 28, 4, 52, true); // e_phoff
+    poke_endian(&mut b, 42, 2, 32, true); // e_phentsize
+    poke_endian(&mut b, 44, 2, 0xffff, true); // e_phnum
+    let e = unguarded(&b).expect_err("cannot fit");
+    assert!(e.to_string().contains("runs past the end"), "{e}");
+
+    // A PT_DYNAMIC claiming 2^62 bytes.
+    let mut b = tiny_elf(true, false, 62, 3);
+    poke(&mut b, 32, 8, 64); // e_phoff
+    poke(&mut b, 54, 2, 56); // e_phentsize
+    poke(&mut b, 56, 2, 1); // e_phnum
+    let mut ph = [0u8; 56];
+    ph[0..4].copy_from_slice(&2u32.to_le_bytes()); // PT_DYNAMIC
+    ph[8..16].copy_from_slice(&120u64.to_le_bytes()); // p_offset
+    ph[32..40].copy_from_slice(&(1u64 << 62).to_le_bytes()); // p_filesz
+    b.extend_from_slice(&ph);
+    let e = unguarded(&b).expect_err("cannot fit");
+    assert!(
+        e.to_string().contains("PT_DYNAMIC") || e.to_string().contains("runs past"),
+        "{e}"
+    );
+}
+
+// ---- Go's debug/elf test files: foreign systems, many architectures, debug-only files ------
+
+fn go_elf_testdata() -> PathBuf {
+    let out = Command::new("go")
+        .args(["env", "GOROOT"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run go: {e}; install it: apt-get install golang-go"));
+    let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = PathBuf::from(root).join("src/debug/elf/testdata");
+    assert!(
+        dir.is_dir(),
+        "{} missing: apt-get install golang-go (it ships the Go sources)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn foreign_systems_architectures_and_debug_only_files() {
+    let dir = go_elf_testdata();
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+
+    let bsd = facts(&read("gcc-386-freebsd-exec"));
+    assert_eq!(bsd.os, "freebsd");
+    assert_eq!(bsd.libc, Libc::Unknown, "{:?}", bsd.libc_evidence);
+    assert!(
+        summary(&bsd).starts_with("dynamic (FreeBSD, libc unknown"),
+        "{}",
+        summary(&bsd)
+    );
+    let d = diagnose(&bsd, Requirement::Static);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].code, "foreign-os");
+    assert!(
+        diagnose(&bsd, Requirement::Any)
+            .iter()
+            .all(|x| x.severity != Severity::Error)
+    );
+
+    let linux = facts(&read("gcc-amd64-linux-exec"));
+    assert_eq!(linux.os, "linux");
+    assert_eq!(linux.libc, Libc::Glibc);
+
+    // objcopy --only-keep-debug output: program headers of a PIE, no code, PT_INTERP empty.
+    let dbg = facts(&read("go-relocation-test-gcc930-ranges-no-rela-x86-64"));
+    assert!(dbg.debug_only && !dbg.is_executable());
+    assert!(dbg.interpreter.is_none());
+    assert!(summary(&dbg).starts_with("debug-info file ("));
+    let d = diagnose(&dbg, Requirement::Static);
+    assert_eq!(d[0].code, "not-executable");
+    assert!(d[0].what.contains("debug-info"), "{}", d[0].what);
+
+    for (file, machine, class, big) in [
+        ("go-relocation-test-gcc5-ppc.obj", "ppc", 32, true),
+        ("go-relocation-test-gcc620-sparc64.obj", "sparc64", 64, true),
+        ("go-relocation-test-gcc540-mips.obj", "mips", 32, true),
+        ("go-relocation-test-gcc492-mips64.obj", "mips64", 64, true),
+        ("go-relocation-test-gcc492-mipsle.obj", "mipsel", 32, false),
+        ("go-relocation-test-gcc531-s390x.obj", "s390x", 64, true),
+        ("go-relocation-test-gcc492-arm.obj", "arm", 32, false),
+        (
+            "go-relocation-test-gcc720-riscv64.obj",
+            "riscv64",
+            64,
+            false,
+        ),
+        (
+            "go-relocation-test-gcc482-ppc64le.obj",
+            "ppc64le",
+            64,
+            false,
+        ),
+        ("compressed-32.obj", "386", 32, false),
+    ] {
+        let f = facts(&read(file));
+        assert_eq!(
+            (
+                f.machine.as_str(),
+                f.class,
+                f.big_endian,
+                f.elf_type.as_str()
+            ),
+            (machine, class, big, "rel"),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn mutated_foreign_and_big_endian_objects_never_panic() {
+    let dir = go_elf_testdata();
+    let (mut n, mut tried) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if !bytes.starts_with(b"\x7fELF") {
+            continue;
+        }
+        n += 1;
+        tried += mutate_real_binary(&path.display().to_string(), &bytes, n, 600);
+    }
+    println!("{tried} truncated or mutated copies of {n} files");
+    assert!(n >= 20, "only {n} ELF files in {}", dir.display());
+}
