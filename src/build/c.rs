@@ -1,6 +1,6 @@
 //! C with musl (our specs, so static-pie is real) or with the host's glibc gcc.
 
-use super::process::{self, find_program};
+use super::process;
 use super::{Artifact, BuildContext, BuildError, Toolchain, musl};
 use crate::recipe::{BuildSpec, LibcChoice, LinkMode};
 use std::path::Path;
@@ -9,14 +9,9 @@ pub struct CToolchain;
 
 impl Toolchain for CToolchain {
     fn build(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
-        let gcc = find_program("gcc").ok_or_else(|| BuildError::ToolMissing {
-            tool: "gcc".into(),
-            why: "lang = \"c\" compiles with gcc".into(),
-            install: "apt-get install gcc".into(),
-        })?;
+        let gcc = super::require("gcc", "lang = \"c\" compiles with gcc", "gcc")?;
         let version = process::version_line(&gcc);
-        let binary = ctx.build_dir.join("out").join(binary_name(&spec.output));
-        create_dir(binary.parent().unwrap_or(&ctx.build_dir))?;
+        let binary = super::output_path(ctx, &spec.output)?;
 
         let mut cmd = process::hermetic(&gcc, &ctx.build_dir, ctx.epoch);
         cmd.current_dir(&spec.source);
@@ -62,22 +57,6 @@ impl Toolchain for CToolchain {
     }
 }
 
-fn binary_name(output: &str) -> &str {
-    output
-        .rsplit('/')
-        .next()
-        .filter(|n| !n.is_empty())
-        .unwrap_or("app")
-}
-
 fn prefix_map(from: &Path, to: &str) -> String {
     format!("-ffile-prefix-map={}={to}", from.display())
-}
-
-fn create_dir(dir: &Path) -> Result<(), BuildError> {
-    std::fs::create_dir_all(dir).map_err(|source| BuildError::Io {
-        action: "creating",
-        path: dir.to_path_buf(),
-        source,
-    })
 }

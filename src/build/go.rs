@@ -6,7 +6,7 @@
 //! which it does whenever only the standard library uses cgo; so a static link with cgo on forces
 //! `-linkmode external`.
 
-use super::process::{self, find_program};
+use super::process;
 use super::{Artifact, BuildContext, BuildError, Toolchain, musl};
 use crate::recipe::{BuildSpec, LibcChoice, LinkMode};
 
@@ -14,19 +14,13 @@ pub struct GoToolchain;
 
 impl Toolchain for GoToolchain {
     fn build(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
-        let go = find_program("go").ok_or_else(|| BuildError::ToolMissing {
-            tool: "go".into(),
-            why: "lang = \"go\" builds with the Go toolchain".into(),
-            install: "apt-get install golang-go".into(),
-        })?;
+        let go = super::require(
+            "go",
+            "lang = \"go\" builds with the Go toolchain",
+            "golang-go",
+        )?;
         let version = go_version(&go, ctx);
-        let name = spec
-            .output
-            .rsplit('/')
-            .next()
-            .filter(|n| !n.is_empty())
-            .unwrap_or("app");
-        let binary = ctx.build_dir.join("out").join(name);
+        let binary = super::output_path(ctx, &spec.output)?;
 
         let mut cmd = process::hermetic(&go, &ctx.build_dir, ctx.epoch);
         go_env(&mut cmd, ctx);
@@ -69,13 +63,7 @@ impl Toolchain for GoToolchain {
                     ));
                 }
             };
-            if find_program("gcc").is_none() {
-                return Err(BuildError::ToolMissing {
-                    tool: "gcc".into(),
-                    why: "cgo and external linking use the C compiler".into(),
-                    install: "apt-get install gcc".into(),
-                });
-            }
+            super::require("gcc", "cgo and external linking use the C compiler", "gcc")?;
             cmd.env("CC", cc);
         }
         // A cgo = true recipe whose program does not use cgo is built with cgo off: same program,

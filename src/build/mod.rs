@@ -118,11 +118,7 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
 
 /// The commit time of the last commit touching `dir` (for `epoch = "git"`).
 pub fn git_epoch(dir: &Path) -> Result<u64, BuildError> {
-    let git = process::find_program("git").ok_or_else(|| BuildError::ToolMissing {
-        tool: "git".into(),
-        why: "epoch = \"git\" reads the last commit time".into(),
-        install: "apt-get install git".into(),
-    })?;
+    let git = require("git", "epoch = \"git\" reads the last commit time", "git")?;
     let mut cmd = std::process::Command::new(git);
     cmd.args(["log", "-1", "--format=%ct", "--", "."])
         .current_dir(dir);
@@ -150,6 +146,32 @@ impl Toolchain for Prebuilt {
             environment: BTreeMap::new(),
         })
     }
+}
+
+/// The program on PATH, or the error that names the package to install.
+fn require(program: &str, why: &str, package: &str) -> Result<PathBuf, BuildError> {
+    process::find_program(program).ok_or_else(|| BuildError::ToolMissing {
+        tool: program.into(),
+        why: why.into(),
+        install: format!("apt-get install {package}"),
+    })
+}
+
+/// Where a toolchain puts the binary: `<build>/out/<file name of the recipe's output>`, its
+/// folder created.
+fn output_path(ctx: &BuildContext, output: &str) -> Result<PathBuf, BuildError> {
+    let name = output
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("app");
+    let dir = ctx.build_dir.join("out");
+    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
+        action: "creating",
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir.join(name))
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), BuildError> {
