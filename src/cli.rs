@@ -170,3 +170,5 @@ pub struct RegistryArgs {
     #[arg(long, short)]
     pub verbose: bool,
 }
+
+pub mod report;

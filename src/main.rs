@@ -20,6 +20,13 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
+            if let Some(details) = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<pipeline::PipelineError>())
+                .and_then(cli::report::error_details)
+            {
+                eprintln!("{details}");
+            }
             ExitCode::from(1)
         }
     }
@@ -46,82 +53,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             format,
             push,
             registry: registry_args,
-        } => {
-            let r = recipe::load(&recipe)?;
-            if check_repro && !matches!(format, FormatArg::Oci) {
-                bail!(
-                    "--check-repro compares OCI layouts: leave --format at oci (archives are made from the same layout)"
-                );
-            }
-            let opts = BuildOptions {
-                out,
-                run: !no_run,
-                runtime: runtime(rt),
-                allow_dynamic,
-                allow_nss_hazards,
-                cache: !no_cache && !check_repro,
-                epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env())?,
-                format: match format {
-                    FormatArg::Oci => pipeline::OutputFormat::Oci,
-                    FormatArg::OciArchive => pipeline::OutputFormat::OciArchive,
-                    FormatArg::DockerArchive => pipeline::OutputFormat::DockerArchive,
-                },
-            };
-            let result = pipeline::build_recipe(&r, &opts, &mut |line| eprintln!("{line}"))
-                .with_context(|| format!("building {}", r.path.display()))?;
-            if check_repro {
-                let mut flags = Vec::new();
-                if allow_dynamic {
-                    flags.push("--allow-dynamic".to_owned());
-                }
-                if allow_nss_hazards {
-                    flags.push("--allow-nss-hazards".to_owned());
-                }
-                let second_dir =
-                    tempfile::tempdir().context("creating a folder for the second build")?;
-                let second_out = second_dir.path().join("layout");
-                eprintln!(
-                    "repro   building a second time (other folder, time, umask 077, TZ, LANG, noise)"
-                );
-                staticpack::repro::run_second_build(&staticpack::repro::SecondBuild {
-                    exe: &std::env::current_exe().context("finding the staticpack executable")?,
-                    recipe: &r.path,
-                    out: &second_out,
-                    epoch: opts.epoch,
-                    flags,
-                })?;
-                let diffs =
-                    staticpack::repro::compare_layouts(result.dir(), &second_out, &r.image.tag)?;
-                if !diffs.is_empty() {
-                    eprintln!("repro   NOT reproducible: {} difference(s)", diffs.len());
-                    for d in &diffs {
-                        eprintln!("  {d}");
-                    }
-                    bail!(
-                        "{} is not reproducible: the two builds differ (see above)",
-                        r.path.display()
-                    );
-                }
-                eprintln!(
-                    "repro   ok: both builds gave {} with every blob identical",
-                    result.manifest_digest()
-                );
-            }
-            println!(
-                "{} {}:{} written to {}",
-                result.manifest_digest(),
-                r.name,
-                r.image.tag,
-                result.dir().display()
-            );
-            if !push.is_empty() {
-                if !matches!(format, FormatArg::Oci) {
-                    bail!("--push sends the OCI layout: leave --format at oci");
-                }
-                push_layout(result.dir(), Some(&r.image.tag), &push, &registry_args)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => build_cmd(BuildArgs {
+            recipe,
+            out,
+            no_run,
+            runtime: rt,
+            allow_dynamic,
+            allow_nss_hazards,
+            no_cache,
+            check_repro,
+            format,
+            push,
+            registry: registry_args,
+        }),
         Command::Push {
             image: reference,
             references,
@@ -210,6 +154,186 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+struct BuildArgs {
+    recipe: std::path::PathBuf,
+    out: Option<std::path::PathBuf>,
+    no_run: bool,
+    runtime: RuntimeArg,
+    allow_dynamic: bool,
+    allow_nss_hazards: bool,
+    no_cache: bool,
+    check_repro: bool,
+    format: FormatArg,
+    push: Vec<String>,
+    registry: cli::RegistryArgs,
+}
+
+/// Where a recipe's output goes when `--out` is not given.
+fn default_out(name: &str, format: FormatArg) -> std::path::PathBuf {
+    std::path::Path::new("out").join(match format {
+        FormatArg::Oci => name.to_owned(),
+        FormatArg::OciArchive => format!("{name}.oci.tar"),
+        FormatArg::DockerArchive => format!("{name}.docker.tar"),
+    })
+}
+
+fn build_cmd(a: BuildArgs) -> Result<ExitCode> {
+    use staticpack::pipeline::publish::{Archive, LayoutDir, Publisher, RegistryPush};
+    let r = recipe::load(&a.recipe)?;
+    if a.check_repro && !matches!(a.format, FormatArg::Oci) {
+        bail!(
+            "--check-repro compares OCI layouts: leave --format at oci (archives are made from the same layout)"
+        );
+    }
+    let opts = BuildOptions {
+        run: !a.no_run,
+        runtime: runtime(a.runtime),
+        allow_dynamic: a.allow_dynamic,
+        allow_nss_hazards: a.allow_nss_hazards,
+        cache: !a.no_cache && !a.check_repro,
+        epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env())?,
+    };
+    let out = a.out.unwrap_or_else(|| default_out(&r.name, a.format));
+    let layout_dir;
+    let archive;
+    let first: &dyn Publisher = match a.format {
+        FormatArg::Oci => {
+            layout_dir = LayoutDir { out: out.clone() };
+            &layout_dir
+        }
+        FormatArg::OciArchive | FormatArg::DockerArchive => {
+            archive = Archive {
+                out: out.clone(),
+                format: if matches!(a.format, FormatArg::OciArchive) {
+                    image::archive::ArchiveFormat::Oci
+                } else {
+                    image::archive::ArchiveFormat::Docker
+                },
+            };
+            &archive
+        }
+    };
+    let mut publishers = vec![first];
+    let terminal;
+    let push_to;
+    if !a.push.is_empty() {
+        terminal = push_progress(&a.registry);
+        push_to = RegistryPush {
+            targets: parse_references(&a.push)?,
+            client: client_options(&a.registry),
+            options: push_options(),
+            progress: terminal.as_ref(),
+        };
+        publishers.push(&push_to);
+    }
+    let mut pushed = None;
+    let result = pipeline::build_and_publish(&r, &opts, &publishers, &mut |event| {
+        if let pipeline::Event::Published(staticpack::pipeline::publish::Published::Pushed(
+            report,
+        )) = &event
+        {
+            pushed = Some(report.clone());
+            if a.registry.json {
+                return;
+            }
+        }
+        if let Some(lines) = cli::report::event_lines(&event) {
+            eprintln!("{lines}");
+        }
+    })
+    .with_context(|| format!("building {}", r.path.display()))?;
+    let digest = result.manifest_digest().to_string();
+    if a.check_repro {
+        let mut flags = Vec::new();
+        if a.allow_dynamic {
+            flags.push("--allow-dynamic".to_owned());
+        }
+        if a.allow_nss_hazards {
+            flags.push("--allow-nss-hazards".to_owned());
+        }
+        eprintln!(
+            "repro   building a second time (other folder, time, umask 077, TZ, LANG, noise)"
+        );
+        let exe = std::env::current_exe().context("finding the staticpack executable")?;
+        let diffs = staticpack::repro::check(
+            &staticpack::repro::SecondBuild {
+                exe: &exe,
+                recipe: &r.path,
+                out: &out,
+                epoch: opts.epoch,
+                flags,
+            },
+            &out,
+            &r.image.tag,
+        )?;
+        if !diffs.is_empty() {
+            eprintln!("repro   NOT reproducible: {} difference(s)", diffs.len());
+            for d in &diffs {
+                eprintln!("  {d}");
+            }
+            bail!(
+                "{} is not reproducible: the two builds differ (see above)",
+                r.path.display()
+            );
+        }
+        eprintln!("repro   ok: both builds gave {digest} with every blob identical");
+    }
+    println!(
+        "{digest} {}:{} written to {}",
+        r.name,
+        r.image.tag,
+        out.display()
+    );
+    if let Some(report) = pushed {
+        print_push_report(&report, &a.registry)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_references(references: &[String]) -> Result<Vec<registry::Reference>> {
+    references
+        .iter()
+        .map(|r| {
+            registry::Reference::parse(r).with_context(|| format!("reading the reference {r:?}"))
+        })
+        .collect()
+}
+
+fn client_options(args: &cli::RegistryArgs) -> registry::ClientOptions {
+    registry::ClientOptions {
+        insecure_registries: args.insecure_registry.clone(),
+        ..Default::default()
+    }
+}
+
+fn push_options() -> registry::PushOptions {
+    registry::PushOptions {
+        blob_cache: registry::default_blob_cache_path(),
+        ..Default::default()
+    }
+}
+
+/// Progress bars on a terminal (or with --verbose), nothing otherwise.
+fn push_progress(args: &cli::RegistryArgs) -> Box<dyn registry::Progress> {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() || args.verbose {
+        Box::new(registry::TerminalProgress::new(args.verbose))
+    } else {
+        Box::new(registry::NoProgress)
+    }
+}
+
+fn print_push_report(report: &registry::PushReport, args: &cli::RegistryArgs) -> Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        for r in &report.references {
+            println!("{} {}", report.digest, r.reference);
+        }
+    }
+    Ok(())
+}
+
 /// Pushes the image of a layout to every reference; prints one line per pushed reference, or
 /// the report as JSON.
 fn push_layout(
@@ -218,36 +342,19 @@ fn push_layout(
     references: &[String],
     args: &cli::RegistryArgs,
 ) -> Result<()> {
-    use std::io::IsTerminal;
-    let targets = references
-        .iter()
-        .map(|r| {
-            registry::Reference::parse(r).with_context(|| format!("reading the reference {r:?}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let client = registry::ClientOptions {
-        insecure_registries: args.insecure_registry.clone(),
-        ..Default::default()
-    };
-    let options = registry::PushOptions {
-        blob_cache: registry::default_blob_cache_path(),
-        ..Default::default()
-    };
-    let terminal;
-    let progress: &dyn registry::Progress = if std::io::stderr().is_terminal() || args.verbose {
-        terminal = registry::TerminalProgress::new(args.verbose);
-        &terminal
-    } else {
-        &registry::NoProgress
-    };
-    let report = registry::push(dir, tag, &targets, &client, &options, progress)
-        .with_context(|| format!("pushing {}", dir.display()))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for r in &report.references {
-            println!("{} {}", report.digest, r.reference);
-        }
+    let targets = parse_references(references)?;
+    let progress = push_progress(args);
+    let report = registry::push(
+        dir,
+        tag,
+        &targets,
+        &client_options(args),
+        &push_options(),
+        progress.as_ref(),
+    )
+    .with_context(|| format!("pushing {}", dir.display()))?;
+    print_push_report(&report, args)?;
+    if !args.json {
         eprintln!(
             "push    {} blob(s) uploaded, {} already there, {} mounted",
             report.uploaded(),

@@ -90,22 +90,54 @@ fn walk(
         path: dir.to_path_buf(),
         source,
     };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
+    // Every entry counts: one that cannot be read is an error, never a silent hole in the key.
+    let mut entries = std::fs::read_dir(dir)
         .map_err(read_err)?
-        .flatten()
-        .collect();
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_err)?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        let Ok(kind) = e.file_type() else { continue };
+        let kind = e.file_type().map_err(|source| ProvenanceError::Read {
+            path: path.clone(),
+            source,
+        })?;
         if kind.is_dir() {
             if !matches!(e.file_name().to_str(), Some(".git" | "out" | "target")) {
                 walk(root, &path, files)?;
             }
         } else if kind.is_file() {
             add_file(root, &path, files)?;
+        } else if kind.is_symlink() {
+            add_symlink(root, &path, files)?;
         }
     }
+    Ok(())
+}
+
+/// A symlink counts by its target and, when that is a file, by the file's content: the
+/// toolchain follows it, so what it points to decides the output.
+fn add_symlink(
+    root: &Path,
+    path: &Path,
+    files: &mut BTreeMap<String, String>,
+) -> Result<(), ProvenanceError> {
+    let read_err = |source| ProvenanceError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let target = std::fs::read_link(path).map_err(read_err)?;
+    let content = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {
+            Digest::of_bytes(&std::fs::read(path).map_err(read_err)?).to_string()
+        }
+        // A dangling link or one to a folder: its target alone.
+        _ => String::new(),
+    };
+    files.insert(
+        relative(root, path),
+        format!("symlink:{}:{content}", target.display()),
+    );
     Ok(())
 }
 
@@ -189,6 +221,22 @@ mod tests {
             relative(Path::new("/r/a"), Path::new("/r/b/src/x.c")),
             "../b/src/x.c"
         );
+    }
+
+    #[test]
+    fn a_symlinked_source_file_counts_by_what_it_points_to() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(d.path().join("real.c"), "int x;").unwrap();
+        std::os::unix::fs::symlink("../real.c", src.join("x.c")).unwrap();
+        let mut before = BTreeMap::new();
+        walk(d.path(), &src, &mut before).unwrap();
+        assert!(before["src/x.c"].starts_with("symlink:../real.c:sha256:"));
+        std::fs::write(d.path().join("real.c"), "int y;").unwrap();
+        let mut after = BTreeMap::new();
+        walk(d.path(), &src, &mut after).unwrap();
+        assert_ne!(before, after, "the key missed a change behind a symlink");
     }
 
     #[test]

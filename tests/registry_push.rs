@@ -1484,3 +1484,43 @@ fn cli_login_build_push_and_repush() {
         "{actions:?}"
     );
 }
+
+/// Any combination of outputs in one build: an oci-archive and a registry push together, both
+/// of the same image.
+#[test]
+fn cli_build_writes_an_oci_archive_and_pushes_in_one_build() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let work = tempfile::tempdir().unwrap();
+    let target = format!("127.0.0.1:{}/hello-archive:1.0", server.port);
+    let out = Command::new(env!("CARGO_BIN_EXE_staticpack"))
+        .args(["build", common::recipe("hello-c").to_str().unwrap()])
+        .args(["--format", "oci-archive", "--push", &target])
+        .current_dir(work.path())
+        .env("XDG_CACHE_HOME", work.path().join("cache"))
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let digest = stdout.split_whitespace().next().unwrap().to_owned();
+    assert!(stdout.contains(&format!("{digest} {target}")), "{stdout}");
+    assert_eq!(skopeo_digest(&target, None), digest);
+    let archive = work.path().join("out/hello-c.oci.tar");
+    let inspected: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        &format!("oci-archive:{}", archive.display()),
+    ]))
+    .unwrap();
+    assert_eq!(inspected["Digest"], digest.as_str());
+    // Only the archive: no layout folder and no staging folder beside it.
+    let names: Vec<String> = std::fs::read_dir(work.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["hello-c.oci.tar"]);
+}

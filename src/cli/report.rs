@@ -1,0 +1,112 @@
+//! Wording for the build's events and failures: the library reports values, this decides the
+//! lines a person reads.
+
+use staticpack::pipeline::{Event, PipelineError, Proof, publish::Published};
+use staticpack::run::{Outcome, Runtime};
+use staticpack::verify::{Finding, Severity};
+
+/// One or more lines for a build event, or nothing.
+pub fn event_lines(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Cached { inputs_digest } => {
+            format!("cached  inputs {inputs_digest} unchanged: nothing to do")
+        }
+        Event::CacheMiss { reason } => format!("cache   not used: {reason}"),
+        Event::Building {
+            name,
+            lang,
+            libc,
+            link,
+        } => format!("build   {name} ({lang:?}, libc {libc}, link {link})"),
+        Event::Toolchain(line) => format!("        {line}"),
+        Event::Verified { verdict } => format!("verify  {verdict}"),
+        Event::Warning(w) => format!("warning: {}\n  why: {}\n  fix: {}", w.what, w.why, w.fix),
+        Event::Allowed(f) => format!("allowed by --allow-dynamic: {}", f.what),
+        Event::Staged { digest, layers } => format!(
+            "image   {digest} ({layers} layer{})",
+            if *layers == 1 { "" } else { "s" }
+        ),
+        Event::NoTest => "run     skipped: the recipe has no [test] section".into(),
+        Event::Proven(proof) => proven(proof),
+        Event::Published(p) => match p {
+            Published::Layout(dir) => format!("publish layout {}", dir.display()),
+            Published::Archive(file) => format!("publish archive {}", file.display()),
+            Published::Pushed(report) => format!(
+                "push    {} blob(s) uploaded, {} already there, {} mounted",
+                report.uploaded(),
+                report.skipped(),
+                report.mounted()
+            ),
+        },
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+fn runtime_name(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::Builtin => "builtin namespace sandbox",
+        Runtime::Runc => "runc",
+    }
+}
+
+fn proven(proof: &Proof) -> String {
+    let name = runtime_name(proof.runtime);
+    if proof.libc_files.is_empty() {
+        let files = proof.rootfs_files;
+        format!(
+            "run     ok ({name}): exit {}, stdout as expected; the root held {files} file{} and no libc or dynamic loader",
+            proof.expect_exit,
+            if files == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "run     ok ({name}): exit {}; note: the image carries {}",
+            proof.expect_exit,
+            proof.libc_files.join(", ")
+        )
+    }
+}
+
+/// The details a pipeline error carries beyond its one-line message: verify's problems with
+/// their why and fix, the proof's exit status and output.
+pub fn error_details(e: &PipelineError) -> Option<String> {
+    match e {
+        PipelineError::Refused { findings, .. } => Some(problems(findings)),
+        PipelineError::ProofFailed { outcome, .. } => Some(outcome_lines(outcome)),
+        _ => None,
+    }
+}
+
+fn problems(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| {
+            format!(
+                "  problem: {}\n  why:     {}\n  fix:     {}",
+                f.what, f.why, f.fix
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn outcome_lines(o: &Outcome) -> String {
+    // The exec error, if any, is already among the problems.
+    let mut lines = Vec::new();
+    match (o.exit_code, o.signal) {
+        (Some(c), _) => lines.push(format!("  exit code: {c}")),
+        (None, Some(sig)) => lines.push(format!("  killed by signal {sig}")),
+        _ => {}
+    }
+    for (name, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        if !bytes.is_empty() {
+            lines.push(format!(
+                "  {name}: {}",
+                String::from_utf8_lossy(bytes).trim_end()
+            ));
+        }
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,1106 @@
+//! The whole pipeline for one recipe: build → verify → layers → image → run proof → publish.
+//! Each stage is its own module; this one only wires them and decides what counts as failure.
+//!
+//! `build` returns a value (`Built`: a staged, proven layout, the report, the provenance);
+//! `publish::Publisher`s then put it where it goes; `build_and_publish` wraps both with the
+//! cache. The library reports typed `Event`s; the CLI words them.
+
+pub mod publish;
+
+use crate::build::{self, Artifact, BuildContext, BuildError};
+use crate::digest::Digest;
+use crate::image::{
+    self, EntryKind, FileSource, ImageError, ImageMeta, LayerBlob, LayerEntry, LayerSpec,
+    LoadedImage,
+};
+use crate::provenance::{self, Provenance};
+use crate::recipe::{BuildSpec, Epoch, Lang, LibcChoice, LinkMode, Recipe, TestSpec};
+use crate::run::{self, Outcome, RunError, Runtime};
+use crate::verify::{self, ElfFacts, Finding, Requirement, Severity, VerifyError};
+use publish::{Published, Publisher, Source};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("build failed")]
+    Build(#[from] BuildError),
+    #[error("cannot verify the built binary")]
+    Verify(#[source] VerifyError),
+    /// verify's findings that refuse the binary; the CLI prints each with its why and fix.
+    #[error("verify refused the binary: it is {verdict}")]
+    Refused {
+        verdict: String,
+        findings: Vec<Finding>,
+    },
+    #[error("image assembly failed")]
+    Image(#[from] ImageError),
+    #[error("base image")]
+    Base(#[from] image::base::BaseError),
+    #[error("collecting the build's inputs")]
+    Inputs(#[from] provenance::ProvenanceError),
+    #[error("the run proof could not run")]
+    Run(#[from] RunError),
+    #[error("the run proof failed: {}", .problems.join("; "))]
+    ProofFailed {
+        problems: Vec<String>,
+        outcome: Box<Outcome>,
+    },
+    #[error("publishing to a registry failed")]
+    Push(#[source] Box<crate::registry::RegistryError>),
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<crate::registry::RegistryError> for PipelineError {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        PipelineError::Push(Box::new(e))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// Run the `[test]` proof (default on).
+    pub run: bool,
+    pub runtime: Runtime,
+    /// Pack a dynamic binary anyway (to watch the proof fail with the real error).
+    pub allow_dynamic: bool,
+    /// Pack a static glibc binary that loads NSS modules at run time.
+    pub allow_nss_hazards: bool,
+    /// Reuse the image in the layout folder when the inputs are unchanged.
+    pub cache: bool,
+    /// SOURCE_DATE_EPOCH for tar mtimes, `created` and the toolchain.
+    pub epoch: u64,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            run: true,
+            runtime: Runtime::Builtin,
+            allow_dynamic: false,
+            allow_nss_hazards: false,
+            cache: true,
+            epoch: 0,
+        }
+    }
+}
+
+/// What a build tells while it works; the CLI decides the words.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The layout folder already holds the image of these inputs.
+    Cached {
+        inputs_digest: &'a str,
+    },
+    /// The cache could not be used, and why (a damaged record is a miss, not an error).
+    CacheMiss {
+        reason: String,
+    },
+    Building {
+        name: &'a str,
+        lang: Lang,
+        libc: LibcChoice,
+        link: LinkMode,
+    },
+    Toolchain(&'a str),
+    Verified {
+        verdict: &'a str,
+    },
+    Warning(&'a Finding),
+    /// A refusing finding let through by `--allow-dynamic`.
+    Allowed(&'a Finding),
+    Staged {
+        digest: &'a Digest,
+        layers: usize,
+    },
+    /// The proof was asked for but the recipe has no `[test]`.
+    NoTest,
+    Proven(&'a Proof),
+    Published(&'a Published),
+}
+
+#[derive(Clone, Debug)]
+pub struct Proof {
+    pub runtime: Runtime,
+    pub expect_exit: i32,
+    pub outcome: Outcome,
+    /// Files the root held.
+    pub rootfs_files: usize,
+    /// Files in the root named like a libc or a dynamic loader (none for a scratch image).
+    pub libc_files: Vec<String>,
+}
+
+/// What a build found and made; every path in it outlives the build.
+#[derive(Clone, Debug)]
+pub struct BuildReport {
+    /// The toolchain and its version, as one line.
+    pub toolchain: String,
+    pub facts: ElfFacts,
+    pub verdict: String,
+    /// Warnings that did not stop the build.
+    pub warnings: Vec<Finding>,
+    pub binary_digest: Digest,
+    pub manifest_digest: Digest,
+    pub layers: Vec<LayerBlob>,
+    pub proof: Option<Proof>,
+}
+
+/// A built, verified and (when asked) proven image, staged in a private folder until published.
+pub struct Built {
+    staging: tempfile::TempDir,
+    pub report: BuildReport,
+    /// Made once, after the manifest digest is known; also written into the staged layout.
+    pub provenance: Provenance,
+}
+
+impl Built {
+    /// The staged OCI layout.
+    pub fn layout(&self) -> PathBuf {
+        self.staging.path().join("layout")
+    }
+}
+
+/// The side effects a build has beyond files: compiling and running. Real by default; tests
+/// inject fakes to check the cache, staging and refusals without gcc or runc.
+pub trait Compiler {
+    fn compile(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError>;
+}
+
+pub trait Runner {
+    fn run(
+        &self,
+        image: &LoadedImage,
+        args: Option<&[String]>,
+        runtime: Runtime,
+        timeout: Duration,
+    ) -> Result<Outcome, RunError>;
+}
+
+/// The real toolchains and runtimes.
+pub struct Real;
+
+impl Compiler for Real {
+    fn compile(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+        build::build(spec, ctx)
+    }
+}
+
+impl Runner for Real {
+    fn run(
+        &self,
+        image: &LoadedImage,
+        args: Option<&[String]>,
+        runtime: Runtime,
+        timeout: Duration,
+    ) -> Result<Outcome, RunError> {
+        run::run_image(image, args, runtime, timeout)
+    }
+}
+
+/// SOURCE_DATE_EPOCH from the environment, when set to a number.
+pub fn epoch_from_env() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+/// SOURCE_DATE_EPOCH: the environment's when set, else the recipe's, else 0.
+pub fn resolve_epoch(recipe: &Recipe, from_env: Option<u64>) -> Result<u64, PipelineError> {
+    Ok(match (from_env, recipe.epoch) {
+        (Some(e), _) => e,
+        (None, Epoch::Fixed(e)) => e,
+        (None, Epoch::Git) => build::git_epoch(&recipe.build.source)?,
+        (None, Epoch::Default) => 0,
+    })
+}
+
+/// Everything that decides the output, digested: the cache key and the provenance's input part.
+pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs, PipelineError> {
+    let mut options = BTreeMap::new();
+    options.insert("allow_dynamic".to_owned(), opts.allow_dynamic.to_string());
+    options.insert(
+        "allow_nss_hazards".to_owned(),
+        opts.allow_nss_hazards.to_string(),
+    );
+    Ok(provenance::Inputs {
+        staticpack: env!("CARGO_PKG_VERSION").to_owned(),
+        recipe: recipe.name.clone(),
+        files: provenance::input_files(recipe)?,
+        toolchain: build::toolchain_versions(&recipe.build),
+        epoch: opts.epoch,
+        options,
+    })
+}
+
+/// The cache's answer for a layout folder.
+enum Lookup {
+    /// It holds the image of these inputs, with this manifest digest.
+    Hit(Digest),
+    Miss(Option<String>),
+}
+
+/// The image in `out`, when its provenance says it was built from exactly these inputs and the
+/// layout still reads back with the recorded digest. A folder that was never built is a plain
+/// miss; a damaged one is a miss with its reason.
+fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
+    let record_path = out.join(provenance::FILE_NAME);
+    let text = match std::fs::read(&record_path) {
+        Ok(t) => t,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Lookup::Miss(None);
+        }
+        Err(e) => {
+            return Lookup::Miss(Some(format!("cannot read {}: {e}", record_path.display())));
+        }
+    };
+    let recorded: Provenance = match serde_json::from_slice(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            return Lookup::Miss(Some(format!("{} is damaged: {e}", record_path.display())));
+        }
+    };
+    if recorded.inputs_digest != inputs_digest {
+        return Lookup::Miss(None);
+    }
+    match image::read_image(out, Some(tag)) {
+        Ok(loaded) if loaded.manifest_digest.to_string() == recorded.manifest_digest => {
+            Lookup::Hit(loaded.manifest_digest)
+        }
+        Ok(loaded) => Lookup::Miss(Some(format!(
+            "{} holds {}, not the recorded {}",
+            out.display(),
+            loaded.manifest_digest,
+            recorded.manifest_digest
+        ))),
+        Err(e) => Lookup::Miss(Some(format!("{} does not read back: {e}", out.display()))),
+    }
+}
+
+/// What `build_and_publish` did.
+pub enum BuildResult {
+    /// Built afresh; the staging folder is already gone.
+    Built {
+        report: Box<BuildReport>,
+        provenance: Box<Provenance>,
+        published: Vec<Published>,
+    },
+    /// The layout folder already held the image of these inputs; only the other publishers ran.
+    UpToDate {
+        manifest_digest: Digest,
+        published: Vec<Published>,
+    },
+}
+
+impl BuildResult {
+    pub fn manifest_digest(&self) -> &Digest {
+        match self {
+            BuildResult::Built { report, .. } => &report.manifest_digest,
+            BuildResult::UpToDate {
+                manifest_digest, ..
+            } => manifest_digest,
+        }
+    }
+}
+
+/// Builds (or finds in the cache) and publishes to every publisher. The cache lives in the
+/// layout folder publisher, when there is one; without one, every build is fresh.
+pub fn build_and_publish(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    publishers: &[&dyn Publisher],
+    events: &mut dyn FnMut(Event),
+) -> Result<BuildResult, PipelineError> {
+    build_and_publish_with(recipe, opts, publishers, &Real, &Real, events)
+}
+
+/// `build_and_publish` with the compiler and runner given.
+pub fn build_and_publish_with(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    publishers: &[&dyn Publisher],
+    compiler: &dyn Compiler,
+    runner: &dyn Runner,
+    events: &mut dyn FnMut(Event),
+) -> Result<BuildResult, PipelineError> {
+    let layout_dir = publishers.iter().find_map(|p| p.layout_dir());
+    let inputs = inputs(recipe, opts)?;
+    let inputs_digest = inputs.digest().to_string();
+    if let (true, Some(out)) = (opts.cache, layout_dir) {
+        match lookup(out, &recipe.image.tag, &inputs_digest) {
+            Lookup::Hit(manifest_digest) => {
+                events(Event::Cached {
+                    inputs_digest: &inputs_digest,
+                });
+                let others: Vec<&dyn Publisher> = publishers
+                    .iter()
+                    .copied()
+                    .filter(|p| p.layout_dir().is_none())
+                    .collect();
+                let published =
+                    publish::publish_all(&others, source(recipe, opts, out), &mut |p| {
+                        events(Event::Published(p))
+                    })?;
+                return Ok(BuildResult::UpToDate {
+                    manifest_digest,
+                    published,
+                });
+            }
+            Lookup::Miss(Some(reason)) => events(Event::CacheMiss { reason }),
+            Lookup::Miss(None) => {}
+        }
+    }
+    // Stage beside the layout folder, so that publishing it is one rename on one filesystem.
+    let staging_parent = match layout_dir {
+        Some(out) => parent_dir(out),
+        None => std::env::temp_dir(),
+    };
+    let created_parent = !staging_parent.exists();
+    let result = build_with(
+        recipe,
+        opts,
+        inputs,
+        &staging_parent,
+        compiler,
+        runner,
+        events,
+    )
+    .and_then(|built| {
+        let published = publish::publish_all(
+            publishers,
+            source(recipe, opts, &built.layout()),
+            &mut |p| events(Event::Published(p)),
+        )?;
+        // The staging folder (empty once the layout folder took the layout) goes now.
+        let Built {
+            staging,
+            report,
+            provenance,
+        } = built;
+        drop(staging);
+        Ok(BuildResult::Built {
+            report: Box::new(report),
+            provenance: Box::new(provenance),
+            published,
+        })
+    });
+    if result.is_err() && created_parent {
+        // Leave nothing behind: the folder made for the output, if it stayed empty.
+        let _ = std::fs::remove_dir(&staging_parent);
+    }
+    result
+}
+
+fn source<'a>(recipe: &'a Recipe, opts: &BuildOptions, layout: &'a Path) -> Source<'a> {
+    Source {
+        layout,
+        tag: &recipe.image.tag,
+        name: &recipe.name,
+        epoch: opts.epoch,
+    }
+}
+
+/// Builds, verifies, assembles and proves the image in a staging folder under
+/// `staging_parent`. Nothing outside that folder is written; it goes away with the `Built`.
+pub fn build_with(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    inputs: provenance::Inputs,
+    staging_parent: &Path,
+    compiler: &dyn Compiler,
+    runner: &dyn Runner,
+    events: &mut dyn FnMut(Event),
+) -> Result<Built, PipelineError> {
+    let build_dir = tempfile::Builder::new()
+        .prefix("staticpack-build-")
+        .tempdir()
+        .map_err(|source| PipelineError::Io {
+            action: "creating a build folder in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let ctx = BuildContext {
+        build_dir: build_dir.path().to_path_buf(),
+        epoch: opts.epoch,
+    };
+
+    events(Event::Building {
+        name: &recipe.name,
+        lang: recipe.build.lang,
+        libc: recipe.build.libc,
+        link: recipe.build.link,
+    });
+    let artifact = compiler.compile(&recipe.build, &ctx)?;
+    events(Event::Toolchain(&artifact.toolchain));
+
+    let bytes = std::fs::read(&artifact.binary).map_err(|source| PipelineError::Io {
+        action: "reading the built binary",
+        path: artifact.binary.clone(),
+        source,
+    })?;
+    let facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
+    let binary_digest = Digest::of_bytes(&bytes);
+    drop(bytes);
+    let verdict = verify::summary(&facts);
+    events(Event::Verified { verdict: &verdict });
+    let warnings = judge(&facts, recipe, opts, &verdict, events)?;
+
+    let architecture = facts.oci_arch.clone().ok_or_else(|| {
+        PipelineError::Unsupported(format!(
+            "no OCI architecture for ELF machine {}",
+            facts.machine
+        ))
+    })?;
+    let base = image::base::load(&recipe.image.base, &recipe.dir, opts.epoch)?;
+    // Layers by concern, bottom up: the base (byte-identical across recipes), the recipe's extra
+    // files, the binary. Only the layers above a change need re-uploading.
+    let mut layers: Vec<LayerSpec> = base.layer.into_iter().collect();
+    if !recipe.image.files.is_empty() {
+        layers.push(files_layer(recipe, opts.epoch));
+    }
+    layers.push(app_layer(recipe, &artifact, opts.epoch));
+    let inputs_digest = inputs.digest().to_string();
+    // The index entry names the provenance's input digest and the record beside the layout.
+    // Not the manifest: the image digest stays a function of the image's content alone, so a
+    // comment edited in a recipe does not change it.
+    let index_annotations = BTreeMap::from([
+        (provenance::ANNOTATION.to_owned(), inputs_digest.clone()),
+        (
+            format!("{}.file", provenance::ANNOTATION),
+            provenance::FILE_NAME.to_owned(),
+        ),
+    ]);
+    let meta = image_meta(recipe, architecture, opts.epoch, index_annotations);
+
+    std::fs::create_dir_all(staging_parent).map_err(|source| PipelineError::Io {
+        action: "creating",
+        path: staging_parent.to_path_buf(),
+        source,
+    })?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.unproven-", recipe.name))
+        .tempdir_in(staging_parent)
+        .map_err(|source| PipelineError::Io {
+            action: "creating a staging folder in",
+            path: staging_parent.to_path_buf(),
+            source,
+        })?;
+    let staged_layout = staging.path().join("layout");
+    let staged = image::write_image(
+        &staged_layout,
+        &recipe.image.tag,
+        &meta,
+        &layers,
+        &standard_annotations(recipe, opts.epoch),
+    )?;
+    events(Event::Staged {
+        digest: &staged.manifest_digest,
+        layers: staged.layers.len(),
+    });
+
+    let proof = match (&recipe.test, opts.run) {
+        (Some(test), true) => Some(prove(
+            &staged_layout,
+            &recipe.image.tag,
+            test,
+            opts.runtime,
+            runner,
+            events,
+        )?),
+        (None, true) => {
+            events(Event::NoTest);
+            None
+        }
+        (_, false) => None,
+    };
+
+    let normalize = |s: &str| provenance::normalize(s, &ctx.build_dir, &recipe.build.source);
+    let record = Provenance {
+        inputs_digest,
+        inputs,
+        commands: artifact.commands.iter().map(|c| normalize(c)).collect(),
+        environment: artifact
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), normalize(v)))
+            .collect(),
+        binary_digest: binary_digest.to_string(),
+        manifest_digest: staged.manifest_digest.to_string(),
+    };
+    let record_path = staged_layout.join(provenance::FILE_NAME);
+    let json = serde_json::to_vec_pretty(&record)
+        .map_err(|e| PipelineError::Unsupported(format!("serializing the provenance: {e}")))?;
+    std::fs::write(&record_path, json).map_err(|source| PipelineError::Io {
+        action: "writing",
+        path: record_path.clone(),
+        source,
+    })?;
+
+    Ok(Built {
+        staging,
+        report: BuildReport {
+            toolchain: artifact.toolchain,
+            facts,
+            verdict,
+            warnings,
+            binary_digest,
+            manifest_digest: staged.manifest_digest,
+            layers: staged.layers,
+            proof,
+        },
+        provenance: record,
+    })
+}
+
+/// Turns verify's findings into a decision: errors refuse the binary (unless allowed), and so
+/// does a static glibc binary that reaches NSS (unless allowed); other warnings are returned.
+fn judge(
+    facts: &ElfFacts,
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    verdict: &str,
+    events: &mut dyn FnMut(Event),
+) -> Result<Vec<Finding>, PipelineError> {
+    let (mut errors, mut warnings): (Vec<Finding>, Vec<Finding>) =
+        verify::diagnose(facts, requirement(recipe.build.link))
+            .into_iter()
+            .partition(|f| f.severity == Severity::Error);
+    if !opts.allow_nss_hazards {
+        // A binary that dlopens libnss_*.so at run time does not "run with no libc present".
+        let (nss, rest): (Vec<Finding>, Vec<Finding>) =
+            warnings.into_iter().partition(|f| f.code == NSS_HAZARD);
+        warnings = rest;
+        errors.extend(nss.into_iter().map(|mut f| {
+            f.severity = Severity::Error;
+            f.fix = format!("{} (or pass --allow-nss-hazards to pack it anyway)", f.fix);
+            f
+        }));
+    }
+    for w in &warnings {
+        events(Event::Warning(w));
+    }
+    if errors.is_empty() {
+        return Ok(warnings);
+    }
+    if opts.allow_dynamic && errors.iter().all(|e| e.code != NSS_HAZARD) {
+        for e in &errors {
+            events(Event::Allowed(e));
+        }
+        return Ok(warnings);
+    }
+    Err(PipelineError::Refused {
+        verdict: verdict.to_owned(),
+        findings: errors,
+    })
+}
+
+const NSS_HAZARD: &str = "nss-hazard";
+
+fn requirement(link: LinkMode) -> Requirement {
+    match link {
+        LinkMode::StaticPie => Requirement::StaticPie,
+        // A dynamic recipe is still held to "static": nothing in a scratch image can load it.
+        LinkMode::Static | LinkMode::Dynamic => Requirement::Static,
+    }
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The org.opencontainers.image.* annotations staticpack knows, under the recipe's own.
+fn standard_annotations(recipe: &Recipe, epoch: u64) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    a.insert(
+        "org.opencontainers.image.title".to_owned(),
+        recipe.name.clone(),
+    );
+    a.insert(
+        "org.opencontainers.image.created".to_owned(),
+        image::config::rfc3339(epoch),
+    );
+    if recipe.image.base != "scratch" {
+        a.insert(
+            "org.opencontainers.image.base.name".to_owned(),
+            format!("staticpack/{}", recipe.image.base),
+        );
+    }
+    for key in [
+        "source",
+        "revision",
+        "version",
+        "description",
+        "url",
+        "licenses",
+        "vendor",
+        "authors",
+    ] {
+        let full = format!("org.opencontainers.image.{key}");
+        if let Some(v) = recipe.image.labels.get(&full) {
+            a.insert(full, v.clone());
+        }
+    }
+    a.extend(recipe.image.annotations.clone());
+    a
+}
+
+fn files_layer(recipe: &Recipe, epoch: u64) -> LayerSpec {
+    LayerSpec {
+        entries: recipe
+            .image
+            .files
+            .iter()
+            .map(|f| LayerEntry {
+                path: f.dst.trim_start_matches('/').to_owned(),
+                mode: f.mode,
+                uid: f.uid,
+                gid: f.gid,
+                kind: EntryKind::File(FileSource::Path(f.src.clone())),
+            })
+            .collect(),
+        mtime: epoch,
+        comment: format!(
+            "staticpack: {} files ({})",
+            recipe.name,
+            recipe
+                .image
+                .files
+                .iter()
+                .map(|f| f.dst.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn app_layer(recipe: &Recipe, artifact: &Artifact, epoch: u64) -> LayerSpec {
+    LayerSpec {
+        entries: vec![LayerEntry {
+            path: recipe.build.output.trim_start_matches('/').to_owned(),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            kind: EntryKind::File(FileSource::Path(artifact.binary.clone())),
+        }],
+        mtime: epoch,
+        comment: format!("staticpack: {} binary {}", recipe.name, recipe.build.output),
+    }
+}
+
+fn image_meta(
+    recipe: &Recipe,
+    architecture: String,
+    epoch: u64,
+    index_annotations: BTreeMap<String, String>,
+) -> ImageMeta {
+    let img = &recipe.image;
+    let mut env = img.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, "PATH=/usr/local/bin:/usr/bin:/bin".to_owned());
+    }
+    ImageMeta {
+        os: "linux".into(),
+        architecture,
+        variant: None,
+        entrypoint: img.entrypoint.clone(),
+        cmd: img.cmd.clone(),
+        env,
+        user: img.user.clone(),
+        workdir: img.workdir.clone(),
+        labels: img.labels.clone(),
+        exposed_ports: img.ports.clone(),
+        stop_signal: img.stop_signal.clone(),
+        index_annotations,
+        created_epoch: epoch,
+    }
+}
+
+/// Runs the image in an empty root and checks the `[test]` expectations.
+fn prove(
+    layout: &Path,
+    tag: &str,
+    test: &TestSpec,
+    runtime: Runtime,
+    runner: &dyn Runner,
+    events: &mut dyn FnMut(Event),
+) -> Result<Proof, PipelineError> {
+    let loaded = image::read_image(layout, Some(tag))?;
+    // No [test] args means the image's own Cmd, as `docker run IMAGE` would.
+    let args = (!test.args.is_empty()).then_some(test.args.as_slice());
+    let outcome = runner.run(
+        &loaded,
+        args,
+        runtime,
+        Duration::from_secs(test.timeout_seconds),
+    )?;
+    let problems = check_outcome(&outcome, test);
+    if !problems.is_empty() {
+        return Err(PipelineError::ProofFailed {
+            problems,
+            outcome: Box::new(outcome),
+        });
+    }
+    let proof = Proof {
+        runtime,
+        expect_exit: test.expect_exit,
+        rootfs_files: outcome.rootfs_files,
+        libc_files: outcome.libc_files.clone(),
+        outcome,
+    };
+    events(Event::Proven(&proof));
+    Ok(proof)
+}
+
+/// What differs between the outcome and the recipe's expectations; empty when it passed.
+pub fn check_outcome(o: &Outcome, test: &TestSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(e) = &o.exec_error {
+        problems.push(format!("the entrypoint could not start: {e}"));
+        return problems;
+    }
+    if o.timed_out {
+        problems.push(format!(
+            "still running after {} s: killed (raise [test] timeout_seconds if it needs longer)",
+            test.timeout_seconds
+        ));
+        return problems;
+    }
+    match (o.exit_code, o.signal) {
+        (Some(c), _) if c != test.expect_exit => {
+            problems.push(format!("exit code {c}, expected {}", test.expect_exit))
+        }
+        (None, Some(sig)) => {
+            problems.push(format!("killed by signal {sig} (a timeout kills with 9)"))
+        }
+        _ => {}
+    }
+    if let Some(want) = &test.expect_stdout {
+        let got = String::from_utf8_lossy(&o.stdout);
+        if !stdout_matches(&got, want) {
+            problems.push(format!("stdout {:?}, expected {:?}", got, want));
+        }
+    }
+    problems
+}
+
+/// Exact match, but a single trailing newline the recipe did not write is forgiven.
+fn stdout_matches(got: &str, want: &str) -> bool {
+    got == want || (!want.ends_with('\n') && got.strip_suffix('\n') == Some(want))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(exit: Option<i32>, stdout: &str) -> Outcome {
+        Outcome {
+            runtime: Runtime::Builtin,
+            exit_code: exit,
+            signal: None,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: vec![],
+            exec_error: None,
+            rootfs_files: 1,
+            libc_files: vec![],
+            timed_out: false,
+            output_truncated: false,
+        }
+    }
+
+    fn test_spec(exit: i32, stdout: Option<&str>) -> TestSpec {
+        TestSpec {
+            args: vec![],
+            expect_exit: exit,
+            expect_stdout: stdout.map(str::to_owned),
+            timeout_seconds: 5,
+        }
+    }
+
+    #[test]
+    fn outcome_checks() {
+        assert!(check_outcome(&outcome(Some(0), "ok\n"), &test_spec(0, Some("ok"))).is_empty());
+        assert!(check_outcome(&outcome(Some(0), "ok\n"), &test_spec(0, Some("ok\n"))).is_empty());
+        assert_eq!(
+            check_outcome(&outcome(Some(1), "ok\n"), &test_spec(0, None)),
+            vec!["exit code 1, expected 0"]
+        );
+        assert_eq!(
+            check_outcome(&outcome(Some(0), "ko\n"), &test_spec(0, Some("ok"))),
+            vec!["stdout \"ko\\n\", expected \"ok\""]
+        );
+        let mut o = outcome(None, "");
+        o.exec_error = Some("exec /hello: No such file or directory".into());
+        assert_eq!(
+            check_outcome(&o, &test_spec(0, None)),
+            vec!["the entrypoint could not start: exec /hello: No such file or directory"]
+        );
+    }
+
+    /// A minimal x86-64 ELF executable: one PT_LOAD, and a PT_INTERP when `interp` is given.
+    fn elf(interp: Option<&str>) -> Vec<u8> {
+        let phnum: u16 = if interp.is_some() { 2 } else { 1 };
+        let data_at = 64 + 56 * u64::from(phnum);
+        let mut b = vec![0x7f, b'E', b'L', b'F', 2, 1, 1];
+        b.resize(16, 0);
+        b.extend(2u16.to_le_bytes()); // ET_EXEC
+        b.extend(62u16.to_le_bytes()); // EM_X86_64
+        b.extend(1u32.to_le_bytes());
+        b.extend(0x400000u64.to_le_bytes()); // entry
+        b.extend(64u64.to_le_bytes()); // phoff
+        b.extend(0u64.to_le_bytes()); // shoff
+        b.extend(0u32.to_le_bytes());
+        b.extend(64u16.to_le_bytes());
+        b.extend(56u16.to_le_bytes());
+        b.extend(phnum.to_le_bytes());
+        b.extend([0u8; 6]);
+        let phdr = |b: &mut Vec<u8>, kind: u32, flags: u32, off: u64, size: u64| {
+            b.extend(kind.to_le_bytes());
+            b.extend(flags.to_le_bytes());
+            b.extend(off.to_le_bytes());
+            b.extend((0x400000 + off).to_le_bytes());
+            b.extend((0x400000 + off).to_le_bytes());
+            b.extend(size.to_le_bytes());
+            b.extend(size.to_le_bytes());
+            b.extend(0x1000u64.to_le_bytes());
+        };
+        let payload = interp.map(|i| format!("{i}\0")).unwrap_or_default();
+        if interp.is_some() {
+            phdr(&mut b, 3, 4, data_at, payload.len() as u64);
+        }
+        phdr(&mut b, 1, 5, 0, data_at + payload.len() as u64);
+        b.extend(payload.as_bytes());
+        b
+    }
+
+    /// Writes the binary it was given; counts its calls.
+    struct FakeCompiler {
+        binary: Vec<u8>,
+        calls: std::cell::Cell<usize>,
+    }
+
+    impl Compiler for FakeCompiler {
+        fn compile(&self, _: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+            self.calls.set(self.calls.get() + 1);
+            let binary = ctx.build_dir.join("app");
+            std::fs::write(&binary, &self.binary).unwrap();
+            Ok(Artifact {
+                binary,
+                toolchain: "fake".into(),
+                commands: vec![],
+                environment: BTreeMap::new(),
+            })
+        }
+    }
+
+    struct FakeRunner(i32);
+
+    impl Runner for FakeRunner {
+        fn run(
+            &self,
+            _: &LoadedImage,
+            _: Option<&[String]>,
+            _: Runtime,
+            _: Duration,
+        ) -> Result<Outcome, RunError> {
+            Ok(outcome(Some(self.0), ""))
+        }
+    }
+
+    fn recipe_in(dir: &Path) -> Recipe {
+        std::fs::write(dir.join("app"), elf(None)).unwrap();
+        std::fs::write(
+            dir.join("recipe.toml"),
+            "name = \"fake\"\n[build]\nlang = \"prebuilt\"\nsource = \"app\"\nlink = \"static\"\noutput = \"/app\"\n\
+             [image]\nbase = \"scratch\"\nentrypoint = [\"/app\"]\n[test]\nexpect_exit = 0\n",
+        )
+        .unwrap();
+        crate::recipe::load(dir).unwrap()
+    }
+
+    fn fake(binary: Vec<u8>) -> FakeCompiler {
+        FakeCompiler {
+            binary,
+            calls: std::cell::Cell::new(0),
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_cache_skips_the_compiler_and_rewrites_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let r = recipe_in(d.path());
+        let out = d.path().join("out/fake");
+        let layout = publish::LayoutDir { out: out.clone() };
+        let compiler = fake(elf(None));
+        let opts = BuildOptions::default();
+        let first = build_and_publish_with(
+            &r,
+            &opts,
+            &[&layout],
+            &compiler,
+            &FakeRunner(0),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(matches!(first, BuildResult::Built { .. }));
+        let index_time = std::fs::metadata(out.join("index.json"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let second = build_and_publish_with(
+            &r,
+            &opts,
+            &[&layout],
+            &compiler,
+            &FakeRunner(0),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(matches!(second, BuildResult::UpToDate { .. }));
+        assert_eq!(first.manifest_digest(), second.manifest_digest());
+        assert_eq!(compiler.calls.get(), 1);
+        assert_eq!(
+            std::fs::metadata(out.join("index.json"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            index_time
+        );
+        // A damaged record is a miss that says why, then a fresh build.
+        std::fs::write(out.join(provenance::FILE_NAME), "{").unwrap();
+        let mut reasons = Vec::new();
+        build_and_publish_with(&r, &opts, &[&layout], &compiler, &FakeRunner(0), &mut |e| {
+            if let Event::CacheMiss { reason } = e {
+                reasons.push(reason)
+            }
+        })
+        .unwrap();
+        assert_eq!(compiler.calls.get(), 2);
+        assert!(reasons[0].contains("is damaged"), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_refused_binary_publishes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let r = recipe_in(d.path());
+        let out = d.path().join("out/fake");
+        let layout = publish::LayoutDir { out: out.clone() };
+        let compiler = fake(elf(Some("/lib64/ld-linux-x86-64.so.2")));
+        let e = build_and_publish_with(
+            &r,
+            &BuildOptions::default(),
+            &[&layout],
+            &compiler,
+            &FakeRunner(0),
+            &mut |_| {},
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(e, PipelineError::Refused { .. }), "{e}");
+        assert!(
+            !d.path().join("out").exists(),
+            "the output folder was left behind"
+        );
+    }
+
+    #[test]
+    fn a_failed_proof_leaves_the_previous_layout_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let r = recipe_in(d.path());
+        let out = d.path().join("out/fake");
+        let layout = publish::LayoutDir { out: out.clone() };
+        let opts = BuildOptions {
+            cache: false,
+            ..Default::default()
+        };
+        build_and_publish_with(
+            &r,
+            &opts,
+            &[&layout],
+            &fake(elf(None)),
+            &FakeRunner(0),
+            &mut |_| {},
+        )
+        .unwrap();
+        let before = std::fs::read(out.join("index.json")).unwrap();
+        // Another binary, whose proof fails.
+        let mut other = elf(None);
+        other.extend(b"other");
+        let e = build_and_publish_with(
+            &r,
+            &opts,
+            &[&layout],
+            &fake(other),
+            &FakeRunner(3),
+            &mut |_| {},
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("exit code 3, expected 0"), "{e}");
+        assert_eq!(std::fs::read(out.join("index.json")).unwrap(), before);
+        assert_eq!(
+            names(&d.path().join("out")),
+            vec!["fake"],
+            "staging left behind"
+        );
+    }
+
+    #[test]
+    fn one_build_feeds_a_layout_and_an_archive() {
+        let d = tempfile::tempdir().unwrap();
+        let r = recipe_in(d.path());
+        let out = d.path().join("out/fake");
+        let tar = d.path().join("out/fake.oci.tar");
+        let archive = publish::Archive {
+            out: tar.clone(),
+            format: image::archive::ArchiveFormat::Oci,
+        };
+        let layout = publish::LayoutDir { out: out.clone() };
+        let mut published = Vec::new();
+        // The archive is listed first, but the layout folder is published first and the
+        // archive is made from it where it now is.
+        let result = build_and_publish_with(
+            &r,
+            &BuildOptions::default(),
+            &[&archive, &layout],
+            &fake(elf(None)),
+            &FakeRunner(0),
+            &mut |e| {
+                if let Event::Published(p) = e {
+                    published.push(format!("{p:?}"))
+                }
+            },
+        )
+        .unwrap();
+        assert!(published[0].starts_with("Layout"), "{published:?}");
+        assert!(published[1].starts_with("Archive"), "{published:?}");
+        assert!(tar.is_file());
+        assert_eq!(
+            image::read_image(&out, None).unwrap().manifest_digest,
+            *result.manifest_digest()
+        );
+        assert_eq!(names(&d.path().join("out")), vec!["fake", "fake.oci.tar"]);
+    }
+}
