@@ -5,6 +5,8 @@
 //! The core (recipe, verify, image assembly) spawns no process and touches no network;
 //! processes live in `build` and `run`, the network in `registry`.
 
+#![deny(unsafe_code)]
+
 pub mod build;
 pub mod digest;
 pub mod image;

@@ -2,6 +2,7 @@
 //! which layer, the first differing bytes (and the ELF section they fall in), which JSON field.
 //! Pure reading and comparing of two OCI layouts; the two builds themselves are run elsewhere.
 
+pub use crate::build::second::SecondBuild;
 use crate::image::{self, ImageError, LoadedImage};
 use flate2::read::GzDecoder;
 use serde::Serialize;
@@ -341,83 +342,12 @@ pub fn check(second: &SecondBuild, first: &Path, tag: &str) -> Result<Vec<Differ
             reason: format!("creating a folder for the second build: {e}"),
         })?;
     let out = folder.path().join("layout");
-    run_second_build(&SecondBuild {
+    crate::build::second::run_second_build(&SecondBuild {
         out: &out,
         flags: second.flags.clone(),
         ..*second
     })?;
     compare_layouts(first, &out, tag)
-}
-
-/// How the second build of `--check-repro` differs from the first: another process, another
-/// time, working folder, umask, time zone, locale, and noise in the environment.
-pub struct SecondBuild<'a> {
-    /// The staticpack executable to run.
-    pub exe: &'a Path,
-    pub recipe: &'a Path,
-    pub out: &'a Path,
-    pub epoch: u64,
-    /// Extra flags the first build had that change the output (e.g. --allow-dynamic).
-    pub flags: Vec<String>,
-}
-
-/// Runs the second build as a child process; its output is returned when it fails.
-pub fn run_second_build(second: &SecondBuild) -> Result<(), ReproError> {
-    use std::os::unix::process::CommandExt;
-    let err = |reason: String| ReproError::Read {
-        path: second.recipe.to_path_buf(),
-        reason,
-    };
-    let recipe = std::path::absolute(second.recipe).map_err(|e| err(e.to_string()))?;
-    let out = std::path::absolute(second.out).map_err(|e| err(e.to_string()))?;
-    let elsewhere = tempfile::Builder::new()
-        .prefix("staticpack-repro-cwd-")
-        .tempdir()
-        .map_err(|e| err(e.to_string()))?;
-    // Different times: the second build starts at least a second after the first ended.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let noise = format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
-    let mut cmd = std::process::Command::new(second.exe);
-    cmd.arg("build")
-        .arg(&recipe)
-        .arg("--out")
-        .arg(&out)
-        .args(["--no-run", "--no-cache"])
-        .args(&second.flags)
-        .current_dir(elsewhere.path())
-        .env("SOURCE_DATE_EPOCH", second.epoch.to_string())
-        .env("TZ", "Pacific/Kiritimati")
-        .env("LANG", "fr_FR.UTF-8")
-        .env("LC_ALL", "fr_FR.UTF-8")
-        .env("STATICPACK_REPRO_NOISE", noise)
-        .env("CFLAGS", "-O0 -g3")
-        .env("GOFLAGS", "-race")
-        .stdin(std::process::Stdio::null());
-    // SAFETY: umask(2) is async-signal-safe and touches only the child's own state.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-            Ok(())
-        });
-    }
-    let output = cmd
-        .output()
-        .map_err(|e| err(format!("starting {}: {e}", second.exe.display())))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(err(format!(
-            "the second build failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim_end()
-        )))
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod c;
 mod go;
 pub mod musl;
 pub mod process;
+pub mod second;
 
 use crate::recipe::{BuildSpec, Lang};
 use std::collections::BTreeMap;

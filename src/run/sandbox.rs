@@ -33,6 +33,10 @@
 //! 6. The parent drains stdout/stderr on threads and waits for the status with the timeout;
 //!    on timeout it SIGKILLs the namespace's init, which kills everything in the namespace.
 
+// The one module allowed unsafe code: clone, raw setxid syscalls and pointer arrays built
+// before the fork (see above); the rest of the crate denies it.
+#![allow(unsafe_code)]
+
 use super::diagnose::{enoent_hint, exec_candidates, first_present};
 use super::output::{self, Captured};
 use super::{ProcessSpec, RawOutcome, RunError, SANDBOX_HOSTNAME};
