@@ -48,14 +48,59 @@ fn finish(out: Output) -> Run {
     }
 }
 
-/// Runs the staticpack binary with `args` in `cwd`.
+/// How long one staticpack run may take in a test before it is killed and the test fails
+/// (the slowest, a cold cgo Go build with --check-repro, takes about a minute here).
+pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs the staticpack binary with `args` in `cwd`, stdin closed; killed after `RUN_TIMEOUT`.
 pub fn staticpack(cwd: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_staticpack"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("starting staticpack");
-    finish(out)
+    staticpack_with(cwd, args, &[])
+}
+
+/// `staticpack` with extra environment variables.
+pub fn staticpack_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_staticpack"));
+    cmd.args(args).current_dir(cwd).envs(env.iter().copied());
+    run_with_timeout(cmd, RUN_TIMEOUT)
+}
+
+/// Runs a command with stdin closed and a deadline; a hung process fails the test by name.
+pub fn run_with_timeout(mut cmd: Command, timeout: std::time::Duration) -> Run {
+    use std::io::Read;
+    use std::process::Stdio;
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {timeout:?}: killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    finish(Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    })
 }
 
 pub fn tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
