@@ -41,7 +41,7 @@ pub enum PipelineError {
         problems: Vec<String>,
         outcome: Box<Outcome>,
     },
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,
