@@ -1,4 +1,6 @@
-//! Command-line definitions (clap derive) and nothing else.
+//! Command-line definitions (clap derive); the text rendering of reports is in [`render`].
+
+pub mod render;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

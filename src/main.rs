@@ -377,13 +377,13 @@ fn verify_cmd(paths: &[std::path::PathBuf], require: RequireArg, json: bool) -> 
         if json {
             println!("{}", r.to_json());
         } else if r.status() == verify::Status::Error {
-            eprint!("{}", r.to_text());
+            eprint!("{}", cli::render::report_text(&r));
         } else {
-            print!("{}", r.to_text());
+            print!("{}", cli::render::report_text(&r));
         }
     });
     if stats.reported > 1 || stats.directories > 0 {
-        eprintln!("{}", verify::closing_line(&tally, &stats));
+        eprintln!("{}", cli::render::closing_line(&tally, &stats));
     }
     Ok(if tally.all_passed() {
         ExitCode::SUCCESS

@@ -13,7 +13,7 @@ pub const ANNOTATION: &str = "dev.staticpack.provenance";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvenanceError {
-    #[error("reading input {path}: {source}")]
+    #[error("reading input {path}")]
     Read {
         path: PathBuf,
         #[source]

@@ -208,6 +208,51 @@ fn text_report_gives_the_verdict_and_the_facts_behind_it() {
 }
 
 #[test]
+fn default_output_on_a_dynamic_binary_gives_the_problem_why_and_fix_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = gcc(dir.path(), "dyn", &[]);
+    let out = verify(&[&bin]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let first = out.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!("{bin}: dynamic (glibc")),
+        "{first}"
+    );
+    let problem = out
+        .stdout
+        .lines()
+        .position(|l| l.trim_start().starts_with("warning: dynamically linked"))
+        .unwrap_or_else(|| panic!("no problem line:\n{}", out.stdout));
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[problem + 1].trim_start().starts_with("why: ")
+            && lines[problem + 1].contains("/lib64/ld-linux-x86-64.so.2"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[problem + 2].trim_start().starts_with("fix: ")
+            && lines[problem + 2].contains("musl-gcc -static"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("wanted static"), "{}", out.stdout);
+    // The same diagnosis under a requirement, as an error, and the exit status follows it.
+    let strict = verify(&["--require", "static", &bin]);
+    assert_eq!(strict.code, 1);
+    assert!(
+        strict.stdout.contains("error: dynamically linked"),
+        "{}",
+        strict.stdout
+    );
+    // And in the JSON, a warning without --require.
+    let v = &json_lines(&verify(&["--json", &bin]).stdout)[0];
+    assert_eq!(v["status"], "pass");
+    assert_eq!(v["findings"][0]["code"], "dynamic");
+    assert_eq!(v["findings"][0]["severity"], "warning");
+}
+
+#[test]
 fn directories_are_walked_without_following_symlinks_or_hanging() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("tree");

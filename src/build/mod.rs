@@ -28,7 +28,7 @@ pub enum BuildError {
         status: String,
         output: String,
     },
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,

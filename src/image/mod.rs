@@ -15,7 +15,7 @@ pub use layout::{ImageOutput, LoadedImage, read_image, write_image};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -38,7 +38,7 @@ pub const SANDBOX_HOSTNAME: &str = "staticpack";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -44,7 +44,7 @@ pub(crate) enum ResolveError {
     NotDir(PathBuf),
     #[error("too many levels of symbolic links")]
     Loop,
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -245,7 +245,11 @@ fn apply_layer(
             continue; // the root itself ("./")
         };
         let parent_rel: PathBuf = parents.iter().collect();
-        let resolve_err = |e: ResolveError| unsafe_entry(&e.to_string());
+        // The reason is a message of its own: it carries the cause (ResolveError keeps it apart).
+        let resolve_err = |e: ResolveError| match std::error::Error::source(&e) {
+            Some(cause) => unsafe_entry(&format!("{e}: {cause}")),
+            None => unsafe_entry(&e.to_string()),
+        };
 
         if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
             if hidden.is_empty() || hidden == b"." || hidden == b".." {

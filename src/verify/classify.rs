@@ -73,7 +73,7 @@ pub(super) fn os_from_note(name: &[u8]) -> Option<&'static str> {
 }
 
 /// "FreeBSD" etc. for messages.
-pub(super) fn os_display(os: &str) -> String {
+pub fn os_display(os: &str) -> String {
     match os {
         "freebsd" => "FreeBSD".into(),
         "openbsd" => "OpenBSD".into(),

@@ -23,9 +23,15 @@ fn toolchain(f: &ElfFacts) -> Toolchain {
 
 /// Findings for `facts` under `require`.
 ///
+/// Every problem for running in an empty root is reported whatever the requirement: a program
+/// for another system (`foreign-os`) or a dynamic one (`dynamic`, including Go's fake static
+/// build) is an error when `require` is `Static` or `StaticPie`, and a warning under `Any`, so
+/// the diagnosis is the same and only the verdict follows the requirement.
+///
 /// Choices: a static-pie satisfies `Requirement::Static` (it needs nothing at run time either,
-/// and also gets ASLR); the linkage of a shared library or object file says nothing about
-/// running it, so only "not an executable" is reported for those.
+/// and also gets ASLR); a static ET_EXEC falls short only of `StaticPie`; the linkage of a
+/// shared library or object file says nothing about running it, so only "not an executable" is
+/// reported for those, and only under a requirement (being a library is not a defect).
 pub fn diagnose(facts: &ElfFacts, require: Requirement) -> Vec<Finding> {
     let mut out = Vec::new();
     if !facts.is_executable() {
@@ -34,14 +40,23 @@ pub fn diagnose(facts: &ElfFacts, require: Requirement) -> Vec<Finding> {
         }
         return out;
     }
-    if facts.os != "linux" && require != Requirement::Any {
-        out.push(foreign_os(facts));
+    let severity = if require == Requirement::Any {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    if facts.os != "linux" {
+        out.push(Finding {
+            severity,
+            ..foreign_os(facts)
+        });
         return out;
     }
     match (require, facts.linkage) {
-        (Requirement::Static | Requirement::StaticPie, Linkage::Dynamic) => {
-            out.push(dynamic(facts, require));
-        }
+        (_, Linkage::Dynamic) => out.push(Finding {
+            severity,
+            ..dynamic(facts, require)
+        }),
         (Requirement::StaticPie, Linkage::Static) => out.push(not_pie(facts)),
         _ => {}
     }
@@ -202,10 +217,11 @@ fn rust_musl_target(machine: &str) -> String {
 }
 
 fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
-    let want = if require == Requirement::StaticPie {
-        "static-pie"
-    } else {
-        "static"
+    // "; wanted static": what the requirement asked for, when there is one.
+    let want = match require {
+        Requirement::StaticPie => "; wanted static-pie",
+        Requirement::Static => "; wanted static",
+        Requirement::Any => "",
     };
     let mut parts = Vec::new();
     if let Some(i) = &f.interpreter {
@@ -298,18 +314,18 @@ fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
                     "drop `-buildmode=pie`: `CGO_ENABLED=0 go build` gives a static binary".into()
                 };
                 (
-                    format!("Go PIE that needs the system loader ({details}); wanted {want}"),
+                    format!("Go PIE that needs the system loader ({details}){want}"),
                     fix,
                 )
             } else {
                 (
-                    format!("dynamically linked Go program, uses cgo ({details}); wanted {want}"),
+                    format!("dynamically linked Go program, uses cgo ({details}){want}"),
                     format!("{pure}; or, to keep cgo, {external}"),
                 )
             }
         }
         Toolchain::Rust => (
-            format!("dynamically linked Rust program ({details}); wanted {want}"),
+            format!("dynamically linked Rust program ({details}){want}"),
             format!(
                 "`RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target {}` \
                  (the musl target links musl statically and produces a static-pie)",
@@ -333,7 +349,7 @@ fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
                  --no-dynamic-linker`)"
             };
             (
-                format!("dynamic PIE against musl ({details}); wanted {want}"),
+                format!("dynamic PIE against musl ({details}){want}"),
                 fix.to_string(),
             )
         }
@@ -356,10 +372,7 @@ fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
                      glibc's modules at run time"
                 )
             };
-            (
-                format!("dynamically linked ({details}); wanted {want}"),
-                fix,
-            )
+            (format!("dynamically linked ({details}){want}"), fix)
         }
     };
     Finding {

@@ -4,9 +4,9 @@
 //!   panic on hostile input (every offset and count is checked against the input).
 //! - [`diagnose`] turns facts and a [`Requirement`] into plain-words [`Finding`]s with the fix.
 //! - [`summary`] is the one-line verdict.
-//! - [`verify_paths`] walks files and directories into [`FileReport`]s, which render as text
-//!   ([`FileReport::to_text`]) or as JSON ([`FileReport::to_json`], schema in
-//!   docs/verify-json.md).
+//! - [`verify_paths`] walks files and directories into [`FileReport`]s: typed values (facts,
+//!   findings with code, severity, what, why and fix) that the CLI renders as text, and the JSON
+//!   report ([`FileReport::to_json`], schema in docs/verify-json.md).
 
 use serde::Serialize;
 
@@ -17,9 +17,10 @@ mod gobuildinfo;
 mod report;
 mod walk;
 
+pub use classify::os_display;
 pub use diagnose::{diagnose, summary};
 pub use gobuildinfo::{GoBuildInfo, GoModule};
-pub use report::{SCHEMA_VERSION, Status, Tally, closing_line, requirement_name};
+pub use report::{SCHEMA_VERSION, Status, Tally, requirement_name};
 pub use walk::{ErrorKind, FileError, FileReport, MAX_FILE_SIZE, WalkStats, verify_paths};
 
 #[derive(Debug, thiserror::Error)]
