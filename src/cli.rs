@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive); the text rendering of reports is in [`render`].
 
 pub mod render;
+pub mod report;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -173,4 +174,3 @@ pub struct RegistryArgs {
     pub verbose: bool,
 }
 
-pub mod report;

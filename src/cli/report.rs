@@ -20,7 +20,7 @@ pub fn event_lines(event: &Event) -> Option<String> {
         } => format!("build   {name} ({lang:?}, libc {libc}, link {link})"),
         Event::Toolchain(line) => format!("        {line}"),
         Event::Verified { verdict } => format!("verify  {verdict}"),
-        Event::Warning(w) => format!("warning: {}\n  why: {}\n  fix: {}", w.what, w.why, w.fix),
+        Event::Warning(w) => super::render::finding_block(w, "").trim_end().to_owned(),
         Event::Allowed(f) => format!("allowed by --allow-dynamic: {}", f.what),
         Event::Staged { digest, layers } => format!(
             "image   {digest} ({layers} layer{})",
@@ -82,14 +82,10 @@ fn problems(findings: &[Finding]) -> String {
     findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
-        .map(|f| {
-            format!(
-                "  problem: {}\n  why:     {}\n  fix:     {}",
-                f.what, f.why, f.fix
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .map(|f| super::render::finding_block(f, "  "))
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
 }
 
 fn outcome_lines(o: &Outcome) -> String {
