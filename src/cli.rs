@@ -1,5 +1,7 @@
 //! Command-line definitions (clap derive) and nothing else.
 
+pub mod progress;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 

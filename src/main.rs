@@ -235,7 +235,7 @@ fn push_layout(
     };
     let terminal;
     let progress: &dyn registry::Progress = if std::io::stderr().is_terminal() || args.verbose {
-        terminal = registry::TerminalProgress::new(args.verbose);
+        terminal = cli::progress::TerminalProgress::new(args.verbose);
         &terminal
     } else {
         &registry::NoProgress

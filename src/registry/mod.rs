@@ -27,6 +27,7 @@ mod mounts;
 mod progress;
 mod push;
 mod reference;
+mod report;
 mod secret;
 
 pub use auth::{Challenge, parse_www_authenticate};
@@ -37,9 +38,10 @@ pub use credentials::{
 };
 pub use layout::{LayoutError, LayoutImage, LocalBlob, LocalManifest};
 pub use mounts::default_blob_cache_path;
-pub use progress::{NoProgress, Progress, TerminalProgress};
-pub use push::{BlobAction, BlobReport, PushOptions, PushReport, PushedReference, push};
+pub use progress::{NoProgress, Progress};
+pub use push::{PushOptions, push};
 pub use reference::{Reference, ReferenceError, normalize_registry};
+pub use report::{BlobAction, BlobReport, PushReport, PushedReference};
 pub use secret::Secret;
 
 /// Everything that can go wrong talking to a registry. Messages name the registry, the
