@@ -20,8 +20,8 @@
 //! each tag. Every digest the registry reports back is compared with ours.
 
 mod auth;
-mod client;
 mod credentials;
+mod errors;
 mod layout;
 mod mounts;
 mod progress;
@@ -29,13 +29,15 @@ mod push;
 mod reference;
 mod report;
 mod secret;
+mod session;
+mod transport;
 
 pub use auth::{Challenge, parse_www_authenticate};
-pub use client::{Client, ClientOptions, RetryPolicy, login};
 pub use credentials::{
     Credential, CredentialError, Keychain, Resolved, StoredIn, auth_files_from,
     docker_config_file_from, store_credentials,
 };
+pub use errors::RegistryError;
 pub use layout::{LayoutError, LayoutImage, LocalBlob, LocalManifest};
 pub use mounts::default_blob_cache_path;
 pub use progress::{NoProgress, Progress};
@@ -43,110 +45,5 @@ pub use push::{PushOptions, push};
 pub use reference::{Reference, ReferenceError, normalize_registry};
 pub use report::{BlobAction, BlobReport, PushReport, PushedReference};
 pub use secret::Secret;
-
-/// Everything that can go wrong talking to a registry. Messages name the registry, the
-/// repository and the action, and for auth and not-found errors what to do; they never contain
-/// a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error(transparent)]
-    Reference(#[from] ReferenceError),
-    #[error(transparent)]
-    Layout(#[from] LayoutError),
-    #[error(transparent)]
-    Credentials(#[from] CredentialError),
-    #[error("{registry}: cannot {action}{}: authentication required (HTTP 401{}). {hint}", in_repo(.repository), with_detail(.detail))]
-    AuthenticationRequired {
-        registry: String,
-        repository: String,
-        action: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{registry}: cannot {action}{}: credentials rejected (HTTP 401{}). {hint}", in_repo(.repository), with_detail(.detail))]
-    CredentialsRejected {
-        registry: String,
-        repository: String,
-        action: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{registry}: cannot {action}{}: access denied (HTTP 403{}). {hint}", in_repo(.repository), with_detail(.detail))]
-    Denied {
-        registry: String,
-        repository: String,
-        action: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{registry}: cannot {action}{}: not found (HTTP 404{}). {hint}", in_repo(.repository), with_detail(.detail))]
-    NotFound {
-        registry: String,
-        repository: String,
-        action: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{registry}: cannot {action}{}: HTTP {status}{}", in_repo(.repository), with_detail(.detail))]
-    Status {
-        registry: String,
-        repository: String,
-        action: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("{registry}: cannot {action}: {message}")]
-    Transport {
-        registry: String,
-        action: String,
-        message: String,
-        retryable: bool,
-    },
-    #[error("{registry}: {message}")]
-    Protocol { registry: String, message: String },
-    #[error(
-        "{registry}: {what} in repository {repository}: the registry reports digest {actual}, expected {expected}"
-    )]
-    DigestMismatch {
-        registry: String,
-        repository: String,
-        what: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("{reference} names digest {expected}, but the image is {actual}")]
-    ReferenceDigestMismatch {
-        reference: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("nothing to push to: give at least one REGISTRY/REPOSITORY[:TAG]")]
-    NoTargets,
-}
-
-fn in_repo(repository: &str) -> String {
-    if repository.is_empty() {
-        String::new()
-    } else {
-        format!(" repository {repository}")
-    }
-}
-
-fn with_detail(detail: &str) -> String {
-    if detail.is_empty() {
-        String::new()
-    } else {
-        format!(": {detail}")
-    }
-}
-
-impl RegistryError {
-    /// Whether trying the same thing again later can succeed (dropped connections, 429, 5xx).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            RegistryError::Transport { retryable, .. } => *retryable,
-            RegistryError::Status { status, .. } => client::is_retryable_status(*status),
-            _ => false,
-        }
-    }
-}
+pub use session::{Client, ClientOptions, login};
+pub use transport::RetryPolicy;

@@ -1,15 +1,14 @@
 //! Pushing an image: blobs (skip, mount, upload with resume), then manifests and tags.
 
-use super::RegistryError;
 use super::auth::repository_scope;
-use super::client::{
-    Body, Call, Client, ClientOptions, Registry, Resp, resolve_location, with_query,
-};
+use super::errors::RegistryError;
 use super::layout::{LayoutImage, LocalBlob, LocalManifest};
 use super::mounts::BlobLocations;
 use super::progress::Progress;
 use super::reference::Reference;
 use super::report::{BlobAction, BlobReport, PushReport, PushedReference};
+use super::session::{Call, Client, ClientOptions, Registry};
+use super::transport::{Body, Resp, resolve_location, with_query};
 use crate::digest::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
