@@ -24,6 +24,7 @@ mod credentials;
 mod errors;
 mod layout;
 mod mounts;
+mod plan;
 mod progress;
 mod push;
 mod reference;

@@ -4,6 +4,7 @@ use super::auth::repository_scope;
 use super::errors::RegistryError;
 use super::layout::{LayoutImage, LocalBlob, LocalManifest};
 use super::mounts::BlobLocations;
+use super::plan::{BlobFacts, BlobStep, plan_blob};
 use super::progress::Progress;
 use super::reference::Reference;
 use super::report::{BlobAction, BlobReport, PushReport, PushedReference};
@@ -251,39 +252,38 @@ impl Client {
         p: &dyn Progress,
     ) -> Result<BlobReport, RegistryError> {
         p.blob_started(repository, blob);
-        let action = if self.blob_exists(reg, repository, blob, p)? {
-            BlobAction::Skipped
-        } else {
-            let mut candidates = lock(locations).candidates(&reg.name, &blob.digest);
-            for extra in &options.mount_from {
-                if !candidates.contains(extra) {
-                    candidates.push(extra.clone());
+        let facts = BlobFacts {
+            digest: blob.digest.clone(),
+            exists: Some(self.blob_exists(reg, repository, blob, p)?),
+            known_in: lock(locations).candidates(&reg.name, &blob.digest),
+        };
+        let action = match plan_blob(repository, &facts, &options.mount_from) {
+            BlobStep::Exists => BlobAction::Skipped,
+            BlobStep::Upload => self.upload(reg, repository, blob, None, options, p)?,
+            BlobStep::Mount { from: candidates } => {
+                let mut session = None;
+                let mut mounted = None;
+                for from in &candidates {
+                    match self.start_upload(reg, repository, Some((&blob.digest, from)), p)? {
+                        Started::Mounted => {
+                            mounted = Some(from.clone());
+                            break;
+                        }
+                        Started::MountRefused => {
+                            lock(locations).forget(&reg.name, &blob.digest, from);
+                        }
+                        Started::Session(location) => {
+                            // The registry did not mount but opened an upload: use it.
+                            lock(locations).forget(&reg.name, &blob.digest, from);
+                            session = Some(location);
+                            break;
+                        }
+                    }
                 }
-            }
-            candidates.retain(|r| r != repository);
-            let mut session = None;
-            let mut mounted = None;
-            // A few tries: each stale candidate costs one request.
-            for from in candidates.iter().take(3) {
-                match self.start_upload(reg, repository, Some((&blob.digest, from)), p)? {
-                    Started::Mounted => {
-                        mounted = Some(from.clone());
-                        break;
-                    }
-                    Started::MountRefused => {
-                        lock(locations).forget(&reg.name, &blob.digest, from);
-                    }
-                    Started::Session(location) => {
-                        // The registry did not mount but opened an upload: use it.
-                        lock(locations).forget(&reg.name, &blob.digest, from);
-                        session = Some(location);
-                        break;
-                    }
+                match mounted {
+                    Some(from) => BlobAction::Mounted { from },
+                    None => self.upload(reg, repository, blob, session, options, p)?,
                 }
-            }
-            match mounted {
-                Some(from) => BlobAction::Mounted { from },
-                None => self.upload(reg, repository, blob, session, options, p)?,
             }
         };
         lock(locations).record(&reg.name, &blob.digest, repository);
