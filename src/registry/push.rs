@@ -756,4 +756,126 @@ mod tests {
         assert_eq!(parse_range_end("0-0"), Some(0));
         assert_eq!(parse_range_end("garbage"), None);
     }
+
+    mod scripted {
+        use super::*;
+        use crate::registry::NoProgress;
+        use crate::registry::credentials::Keychain;
+        use crate::registry::transport::RetryPolicy;
+        use crate::registry::transport::fake::{Reply, Scripted, answer, expect};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        #[test]
+        fn a_dropped_chunk_resumes_from_the_registrys_range() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("blob");
+            std::fs::write(&path, b"0123456789").unwrap();
+            let digest = Digest::of_bytes(b"0123456789");
+            let blob = LocalBlob {
+                digest: digest.clone(),
+                size: 10,
+                media_type: "application/octet-stream".into(),
+                path,
+            };
+            let d = digest.to_string();
+            let up = "/v2/app/blobs/uploads/u1";
+            let fake = Arc::new(Scripted::new(vec![
+                expect("GET", "/v2/", answer(200, &[], "{}")),
+                expect("HEAD", &format!("/v2/app/blobs/{d}"), answer(404, &[], "")),
+                expect(
+                    "POST",
+                    "/v2/app/blobs/uploads/",
+                    answer(202, &[("location", up)], ""),
+                ),
+                expect(
+                    "PATCH",
+                    up,
+                    answer(
+                        202,
+                        &[
+                            ("location", "/v2/app/blobs/uploads/u1?s=1"),
+                            ("range", "0-3"),
+                        ],
+                        "",
+                    ),
+                ),
+                expect("PATCH", "u1?s=1", Reply::Reset),
+                expect("HEAD", &format!("/v2/app/blobs/{d}"), answer(404, &[], "")),
+                // The registry kept 6 bytes of the lost chunk: go on from byte 6.
+                expect(
+                    "GET",
+                    "u1?s=1",
+                    answer(
+                        204,
+                        &[
+                            ("location", "/v2/app/blobs/uploads/u1?s=2"),
+                            ("range", "0-5"),
+                        ],
+                        "",
+                    ),
+                ),
+                expect(
+                    "PATCH",
+                    "u1?s=2",
+                    answer(
+                        202,
+                        &[
+                            ("location", "/v2/app/blobs/uploads/u1?s=3"),
+                            ("range", "0-9"),
+                        ],
+                        "",
+                    ),
+                ),
+                expect(
+                    "PUT",
+                    &format!("u1?s=3&digest={}", d.replace(':', "%3A")),
+                    answer(201, &[("docker-content-digest", &d)], ""),
+                ),
+            ]));
+            let options = ClientOptions {
+                keychain: Keychain::anonymous(),
+                retry: RetryPolicy {
+                    max_attempts: 3,
+                    initial_backoff: Duration::from_millis(1),
+                    max_backoff: Duration::from_millis(5),
+                    max_elapsed: Duration::from_secs(5),
+                },
+                ..ClientOptions::default()
+            };
+            let client = Client::with_transport(options, fake.clone());
+            let reg = client.registry("registry.test", &NoProgress).unwrap();
+            let push = PushOptions {
+                chunk_size: 4,
+                ..PushOptions::default()
+            };
+            let locations = Mutex::new(BlobLocations::default());
+            let report = client
+                .push_blob(&reg, "app", &blob, &push, &locations, &NoProgress)
+                .unwrap();
+            assert_eq!(
+                report.action,
+                BlobAction::Uploaded {
+                    chunked: true,
+                    resumed: 1,
+                    restarted: 0
+                }
+            );
+            fake.assert_done();
+            let seen = fake.seen();
+            assert_eq!(seen[3].body, b"0123");
+            assert_eq!(seen[7].body, b"6789");
+            assert!(
+                seen[7]
+                    .headers
+                    .contains(&("content-range".into(), "6-9".into()))
+            );
+            assert_eq!(seen[7].method, "PATCH");
+            assert!(
+                seen[8]
+                    .url
+                    .starts_with("https://registry.test/v2/app/blobs/uploads/u1?s=3")
+            );
+        }
+    }
 }

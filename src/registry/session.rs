@@ -1066,4 +1066,193 @@ mod tests {
         assert_ne!(a, d);
         assert!(!d.contains("pw-secret"));
     }
+
+    // Unit tests over the scripted transport: no network, every request checked in order.
+    mod scripted {
+        use super::*;
+        use crate::registry::transport::fake::{Reply, Scripted, answer, expect};
+
+        const REG: &str = "registry.test";
+
+        fn client(
+            keychain: Keychain,
+            max_attempts: u32,
+            script: Vec<crate::registry::transport::fake::Step>,
+        ) -> (Client, Arc<Scripted>) {
+            let fake = Arc::new(Scripted::new(script));
+            let options = ClientOptions {
+                keychain,
+                retry: RetryPolicy {
+                    max_attempts,
+                    initial_backoff: Duration::from_millis(1),
+                    max_backoff: Duration::from_millis(5),
+                    max_elapsed: Duration::from_secs(5),
+                },
+                ..ClientOptions::default()
+            };
+            (Client::with_transport(options, fake.clone()), fake)
+        }
+
+        fn user() -> Keychain {
+            Keychain::anonymous().with_credential(REG, Credential::basic("ci", "s3cret-pw"))
+        }
+
+        fn call<'a>(url: String, scopes: Vec<String>) -> Call<'a> {
+            Call {
+                method: http::Method::HEAD,
+                url,
+                headers: Vec::new(),
+                body: Body::Empty,
+                authenticate: true,
+                scopes,
+                repository: "app",
+                action: "check for blob in",
+                retry: true,
+            }
+        }
+
+        #[test]
+        fn basic_challenge_then_basic_credentials() {
+            let (client, fake) = client(
+                user(),
+                1,
+                vec![
+                    expect(
+                        "GET",
+                        "https://registry.test/v2/",
+                        answer(401, &[("www-authenticate", "Basic realm=\"r\"")], ""),
+                    ),
+                    expect("GET", "https://registry.test/v2/", answer(200, &[], "{}")),
+                ],
+            );
+            client.check_credentials(REG, &NoProgress).unwrap();
+            fake.assert_done();
+            let seen = fake.seen();
+            assert_eq!(seen[0].authorization, None);
+            assert_eq!(
+                seen[1].authorization.as_deref(),
+                Some(basic_header("ci", &Secret::new("s3cret-pw")).expose())
+            );
+        }
+
+        #[test]
+        fn bearer_challenge_token_then_a_fresh_token_after_401() {
+            let bearer = "Bearer realm=\"https://auth.test/token\",service=\"registry.test\"";
+            let scoped = "Bearer realm=\"https://auth.test/token\",service=\"registry.test\",scope=\"repository:app:pull,push\"";
+            let blob = format!("https://{REG}/v2/app/blobs/sha256:ab");
+            let (client, fake) = client(
+                user(),
+                1,
+                vec![
+                    expect(
+                        "GET",
+                        "/v2/",
+                        answer(401, &[("www-authenticate", bearer)], ""),
+                    ),
+                    expect(
+                        "GET",
+                        "https://auth.test/token?service=registry.test&account=ci&scope=repository%3Aapp%3Apull%2Cpush",
+                        answer(200, &[], r#"{"token":"t-one"}"#),
+                    ),
+                    expect(
+                        "HEAD",
+                        "/v2/app/blobs/",
+                        answer(401, &[("www-authenticate", scoped)], ""),
+                    ),
+                    expect(
+                        "GET",
+                        "https://auth.test/token",
+                        answer(200, &[], r#"{"access_token":"t-two"}"#),
+                    ),
+                    expect("HEAD", "/v2/app/blobs/", answer(200, &[], "")),
+                ],
+            );
+            let reg = client.registry(REG, &NoProgress).unwrap();
+            let scopes = vec!["repository:app:pull,push".to_owned()];
+            let resp = client
+                .execute(&reg, &call(blob.clone(), scopes.clone()), &NoProgress)
+                .unwrap();
+            assert_eq!(resp.status, 200);
+            fake.assert_done();
+            let seen = fake.seen();
+            let basic = basic_header("ci", &Secret::new("s3cret-pw"));
+            assert_eq!(seen[1].authorization.as_deref(), Some(basic.expose()));
+            assert_eq!(seen[2].authorization.as_deref(), Some("Bearer t-one"));
+            assert_eq!(seen[4].authorization.as_deref(), Some("Bearer t-two"));
+        }
+
+        #[test]
+        fn resets_503_and_429_are_retried_within_the_bound() {
+            let (client, fake) = client(
+                Keychain::anonymous(),
+                6,
+                vec![
+                    expect("GET", "/v2/", Reply::Reset),
+                    expect("GET", "/v2/", answer(503, &[], "")),
+                    expect("GET", "/v2/", answer(429, &[("retry-after", "0")], "")),
+                    expect("GET", "/v2/", answer(200, &[], "{}")),
+                ],
+            );
+            let reg = client.registry(REG, &NoProgress).unwrap();
+            assert_eq!(reg.base, "https://registry.test");
+            fake.assert_done();
+
+            let (client, fake) = client_with_502s();
+            let err = client.registry(REG, &NoProgress).err().unwrap();
+            assert!(err.is_retryable());
+            assert!(err.to_string().contains("HTTP 502"), "{err}");
+            fake.assert_done();
+        }
+
+        fn client_with_502s() -> (Client, Arc<Scripted>) {
+            client(
+                Keychain::anonymous(),
+                2,
+                vec![
+                    expect("GET", "/v2/", answer(502, &[], "")),
+                    expect(
+                        "GET",
+                        "/v2/",
+                        answer(
+                            502,
+                            &[],
+                            r#"{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}"#,
+                        ),
+                    ),
+                ],
+            )
+        }
+
+        #[test]
+        fn rejected_credentials_never_show_the_secret() {
+            let (client, fake) = client(
+                user(),
+                1,
+                vec![
+                    expect(
+                        "GET",
+                        "/v2/",
+                        answer(401, &[("www-authenticate", "Basic realm=\"r\"")], ""),
+                    ),
+                    expect(
+                        "GET",
+                        "/v2/",
+                        answer(
+                            401,
+                            &[("www-authenticate", "Basic realm=\"r\"")],
+                            r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad password s3cret-pw"}]}"#,
+                        ),
+                    ),
+                ],
+            );
+            let err = client.check_credentials(REG, &NoProgress).err().unwrap();
+            let text = err.to_string();
+            assert!(
+                text.contains("credentials rejected") && text.contains("UNAUTHORIZED"),
+                "{text}"
+            );
+            assert!(!text.contains("s3cret-pw"), "{text}");
+            fake.assert_done();
+        }
+    }
 }

@@ -354,6 +354,171 @@ fn transport_failure(error: ureq::Error) -> SendFailure {
     SendFailure { message, retryable }
 }
 
+/// A scripted transport for unit tests: a queue of expected requests (method and a part of the
+/// URL), each with a canned answer or a dropped connection. Records what was sent.
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    pub(crate) enum Reply {
+        Answer {
+            status: u16,
+            headers: Vec<(&'static str, String)>,
+            body: Vec<u8>,
+        },
+        /// The connection dropped (reset) before an answer.
+        Reset,
+    }
+
+    /// Expect `method` on a URL containing `url_part`, then answer.
+    pub(crate) struct Step {
+        pub method: &'static str,
+        pub url_part: String,
+        pub reply: Reply,
+    }
+
+    pub(crate) fn expect(method: &'static str, url_part: &str, reply: Reply) -> Step {
+        Step {
+            method,
+            url_part: url_part.to_owned(),
+            reply,
+        }
+    }
+
+    pub(crate) fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Reply {
+        Reply::Answer {
+            status,
+            headers: headers.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// One request as the transport saw it.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Seen {
+        pub method: String,
+        pub url: String,
+        pub authorization: Option<String>,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    #[derive(Default)]
+    pub(crate) struct Scripted {
+        script: Mutex<VecDeque<Step>>,
+        seen: Mutex<Vec<Seen>>,
+    }
+
+    impl Scripted {
+        pub fn new(steps: Vec<Step>) -> Self {
+            Scripted {
+                script: Mutex::new(steps.into()),
+                seen: Mutex::new(Vec::new()),
+            }
+        }
+
+        pub fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+
+        /// Panics unless every expected request came.
+        pub fn assert_done(&self) {
+            let left: Vec<String> = self
+                .script
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| format!("{} {}", s.method, s.url_part))
+                .collect();
+            assert!(left.is_empty(), "expected requests never sent: {left:?}");
+        }
+    }
+
+    fn read_body(body: &Body<'_>) -> Vec<u8> {
+        match body {
+            Body::Empty => Vec::new(),
+            Body::Bytes(b) => b.to_vec(),
+            Body::File {
+                path,
+                offset,
+                len,
+                on_read,
+            } => {
+                let mut file = std::fs::File::open(path).unwrap();
+                file.seek(SeekFrom::Start(*offset)).unwrap();
+                let mut out = Vec::new();
+                file.take(*len).read_to_end(&mut out).unwrap();
+                if let Some(f) = on_read {
+                    f(out.len() as u64);
+                }
+                out
+            }
+        }
+    }
+
+    impl Transport for Scripted {
+        fn send(&self, request: &Request<'_>) -> Result<Resp, SendFailure> {
+            let step =
+                self.script.lock().unwrap().pop_front().unwrap_or_else(|| {
+                    panic!("unexpected request {} {}", request.method, request.url)
+                });
+            assert!(
+                request.method.as_str() == step.method && request.url.contains(&step.url_part),
+                "expected {} …{}…, got {} {}",
+                step.method,
+                step.url_part,
+                request.method,
+                request.url
+            );
+            let header_auth = request
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v.clone());
+            self.seen.lock().unwrap().push(Seen {
+                method: request.method.to_string(),
+                url: request.url.to_owned(),
+                authorization: request
+                    .authorization
+                    .map(|s| s.expose().to_owned())
+                    .or(header_auth),
+                headers: request
+                    .headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+                body: read_body(request.body),
+            });
+            match step.reply {
+                Reply::Reset => Err(SendFailure {
+                    message: "connection reset by peer".into(),
+                    retryable: true,
+                }),
+                Reply::Answer {
+                    status,
+                    headers,
+                    body,
+                } => {
+                    let mut map = http::HeaderMap::new();
+                    for (k, v) in headers {
+                        map.append(
+                            http::HeaderName::from_static(k),
+                            http::HeaderValue::from_str(&v).unwrap(),
+                        );
+                    }
+                    Ok(Resp {
+                        status,
+                        headers: map,
+                        body,
+                    })
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
