@@ -18,6 +18,18 @@
 //! upload the rest (one `PUT`, or `PATCH` chunks that resume from the registry's `Range` after a
 //! dropped connection), then `PUT` child manifests by digest and the manifest or index under
 //! each tag. Every digest the registry reports back is compared with ours.
+//!
+//! Layers, each importing only the ones before it (no cycles):
+//!
+//! - `reference`, `secret`, `credentials`, `auth` (challenge parsing, scopes), `mounts`,
+//!   `report` (plain result data), `progress` (the typed-event seam; the CLI draws bars);
+//! - `errors`: [`RegistryError`] and registry error bodies read as oci-spec's `ErrorResponse`;
+//! - `transport`: one request → status, headers, body behind the `Transport` trait (ureq +
+//!   rustls; a scripted fake in tests), the [`RetryPolicy`] and URL helpers;
+//! - `session`: [`Client`]: ping, WWW-Authenticate, Basic and Bearer tokens with their cache,
+//!   a new token after a 401, retries per the policy, status → error mapping;
+//! - `plan`: per blob, exists / mount from … / upload, a pure function over known facts;
+//! - `push`: carries the plan out (uploads, chunk resume, manifests, tags).
 
 mod auth;
 mod credentials;
