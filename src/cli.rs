@@ -2,6 +2,7 @@
 
 pub mod render;
 pub mod report;
+pub mod progress;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

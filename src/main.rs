@@ -317,7 +317,7 @@ fn push_options() -> registry::PushOptions {
 fn push_progress(args: &cli::RegistryArgs) -> Box<dyn registry::Progress> {
     use std::io::IsTerminal;
     if std::io::stderr().is_terminal() || args.verbose {
-        Box::new(registry::TerminalProgress::new(args.verbose))
+        Box::new(cli::progress::TerminalProgress::new(args.verbose))
     } else {
         Box::new(registry::NoProgress)
     }

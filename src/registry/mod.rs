@@ -18,133 +18,45 @@
 //! upload the rest (one `PUT`, or `PATCH` chunks that resume from the registry's `Range` after a
 //! dropped connection), then `PUT` child manifests by digest and the manifest or index under
 //! each tag. Every digest the registry reports back is compared with ours.
+//!
+//! Layers, each importing only the ones before it (no cycles):
+//!
+//! - `reference`, `secret`, `credentials`, `auth` (challenge parsing, scopes), `mounts`,
+//!   `report` (plain result data), `progress` (the typed-event seam; the CLI draws bars);
+//! - `errors`: [`RegistryError`] and registry error bodies read as oci-spec's `ErrorResponse`;
+//! - `transport`: one request → status, headers, body behind the `Transport` trait (ureq +
+//!   rustls; a scripted fake in tests), the [`RetryPolicy`] and URL helpers;
+//! - `session`: [`Client`]: ping, WWW-Authenticate, Basic and Bearer tokens with their cache,
+//!   a new token after a 401, retries per the policy, status → error mapping;
+//! - `plan`: per blob, exists / mount from … / upload, a pure function over known facts;
+//! - `push`: carries the plan out (uploads, chunk resume, manifests, tags).
 
 mod auth;
-mod client;
 mod credentials;
+mod errors;
 mod layout;
 mod mounts;
+mod plan;
 mod progress;
 mod push;
 mod reference;
+mod report;
 mod secret;
+mod session;
+mod transport;
 
 pub use auth::{Challenge, parse_www_authenticate};
-pub use client::{Client, ClientOptions, RetryPolicy, login};
 pub use credentials::{
     Credential, CredentialError, Keychain, Resolved, StoredIn, auth_files_from,
     docker_config_file_from, store_credentials,
 };
+pub use errors::RegistryError;
 pub use layout::{LayoutError, LayoutImage, LocalBlob, LocalManifest};
 pub use mounts::default_blob_cache_path;
-pub use progress::{NoProgress, Progress, TerminalProgress};
-pub use push::{BlobAction, BlobReport, PushOptions, PushReport, PushedReference, push};
+pub use progress::{NoProgress, Progress};
+pub use push::{PushOptions, push};
 pub use reference::{Reference, ReferenceError, normalize_registry};
+pub use report::{BlobAction, BlobReport, PushReport, PushedReference};
 pub use secret::Secret;
-
-/// Everything that can go wrong talking to a registry. Messages name the registry, the
-/// repository and the action, and for auth and not-found errors what to do; they never contain
-/// a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error(transparent)]
-    Reference(#[from] ReferenceError),
-    #[error(transparent)]
-    Layout(#[from] LayoutError),
-    #[error(transparent)]
-    Credentials(#[from] CredentialError),
-    #[error("{registry}: cannot {action}{}: authentication required (HTTP 401{}). {hint}", in_repo(.repository), with_detail(.detail))]
-    AuthenticationRequired {
-        registry: String,
-        repository: String,
-        action: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{registry}: cannot {action}{}: credentials rejected (HTTP 401{}). {hint}", in_repo(.repository), with_detail(.detail))]
-    CredentialsRejected {
-        registry: String,
-        repository: String,
-        action: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{registry}: cannot {action}{}: access denied (HTTP 403{}). {hint}", in_repo(.repository), with_detail(.detail))]
-    Denied {
-        registry: String,
-        repository: String,
-        action: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{registry}: cannot {action}{}: not found (HTTP 404{}). {hint}", in_repo(.repository), with_detail(.detail))]
-    NotFound {
-        registry: String,
-        repository: String,
-        action: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{registry}: cannot {action}{}: HTTP {status}{}", in_repo(.repository), with_detail(.detail))]
-    Status {
-        registry: String,
-        repository: String,
-        action: String,
-        status: u16,
-        detail: String,
-    },
-    #[error("{registry}: cannot {action}: {message}")]
-    Transport {
-        registry: String,
-        action: String,
-        message: String,
-        retryable: bool,
-    },
-    #[error("{registry}: {message}")]
-    Protocol { registry: String, message: String },
-    #[error(
-        "{registry}: {what} in repository {repository}: the registry reports digest {actual}, expected {expected}"
-    )]
-    DigestMismatch {
-        registry: String,
-        repository: String,
-        what: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("{reference} names digest {expected}, but the image is {actual}")]
-    ReferenceDigestMismatch {
-        reference: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("nothing to push to: give at least one REGISTRY/REPOSITORY[:TAG]")]
-    NoTargets,
-}
-
-fn in_repo(repository: &str) -> String {
-    if repository.is_empty() {
-        String::new()
-    } else {
-        format!(" repository {repository}")
-    }
-}
-
-fn with_detail(detail: &str) -> String {
-    if detail.is_empty() {
-        String::new()
-    } else {
-        format!(": {detail}")
-    }
-}
-
-impl RegistryError {
-    /// Whether trying the same thing again later can succeed (dropped connections, 429, 5xx).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            RegistryError::Transport { retryable, .. } => *retryable,
-            RegistryError::Status { status, .. } => client::is_retryable_status(*status),
-            _ => false,
-        }
-    }
-}
+pub use session::{Client, ClientOptions, login};
+pub use transport::RetryPolicy;

@@ -1,16 +1,16 @@
 //! Pushing an image: blobs (skip, mount, upload with resume), then manifests and tags.
 
-use super::RegistryError;
 use super::auth::repository_scope;
-use super::client::{
-    Body, Call, Client, ClientOptions, Registry, Resp, resolve_location, with_query,
-};
+use super::errors::RegistryError;
 use super::layout::{LayoutImage, LocalBlob, LocalManifest};
 use super::mounts::BlobLocations;
+use super::plan::{BlobFacts, BlobStep, plan_blob};
 use super::progress::Progress;
 use super::reference::Reference;
+use super::report::{BlobAction, BlobReport, PushReport, PushedReference};
+use super::session::{Call, Client, ClientOptions, Registry};
+use super::transport::{Body, Resp, resolve_location, with_query};
 use crate::digest::Digest;
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,94 +42,6 @@ impl Default for PushOptions {
             blob_cache: None,
         }
     }
-}
-
-/// What happened to one blob in one repository.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum BlobAction {
-    /// The repository already had it (`HEAD` answered 200).
-    Skipped,
-    /// Mounted from another repository of the same registry: no bytes sent.
-    Mounted { from: String },
-    /// Sent. `resumed`: times a chunked upload went on from the registry's offset after a
-    /// failure; `restarted`: times it began again from byte 0.
-    Uploaded {
-        chunked: bool,
-        resumed: u32,
-        restarted: u32,
-    },
-}
-
-impl BlobAction {
-    pub fn describe(&self) -> String {
-        match self {
-            BlobAction::Skipped => "already there".into(),
-            BlobAction::Mounted { from } => format!("mounted from {from}"),
-            BlobAction::Uploaded {
-                resumed, restarted, ..
-            } => match (resumed, restarted) {
-                (0, 0) => "uploaded".into(),
-                _ => format!("uploaded (resumed {resumed}×, restarted {restarted}×)"),
-            },
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BlobReport {
-    pub registry: String,
-    pub repository: String,
-    #[serde(serialize_with = "as_string")]
-    pub digest: Digest,
-    pub size: u64,
-    pub media_type: String,
-    #[serde(flatten)]
-    pub action: BlobAction,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PushedReference {
-    /// As pushed: `127.0.0.1:5000/app:v1` (or `…@sha256:…` when pushed by digest).
-    pub reference: String,
-    /// The same content pinned: `127.0.0.1:5000/app@sha256:…`.
-    pub pinned: String,
-    pub registry: String,
-    pub repository: String,
-    pub tag: Option<String>,
-}
-
-/// The outcome of a push, fit for `--json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PushReport {
-    /// The pushed manifest's (or index's) digest.
-    #[serde(serialize_with = "as_string")]
-    pub digest: Digest,
-    pub media_type: String,
-    pub size: u64,
-    pub references: Vec<PushedReference>,
-    pub blobs: Vec<BlobReport>,
-    /// Skipped credential sources, an unusable blob cache, ...
-    pub warnings: Vec<String>,
-}
-
-impl PushReport {
-    pub fn uploaded(&self) -> usize {
-        self.count(|a| matches!(a, BlobAction::Uploaded { .. }))
-    }
-    pub fn skipped(&self) -> usize {
-        self.count(|a| matches!(a, BlobAction::Skipped))
-    }
-    pub fn mounted(&self) -> usize {
-        self.count(|a| matches!(a, BlobAction::Mounted { .. }))
-    }
-    fn count(&self, f: impl Fn(&BlobAction) -> bool) -> usize {
-        self.blobs.iter().filter(|b| f(&b.action)).count()
-    }
-}
-
-fn as_string<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(d)
 }
 
 /// Opens the layout, picks the image tagged `tag` (or the only one) and pushes it to every
@@ -340,39 +252,38 @@ impl Client {
         p: &dyn Progress,
     ) -> Result<BlobReport, RegistryError> {
         p.blob_started(repository, blob);
-        let action = if self.blob_exists(reg, repository, blob, p)? {
-            BlobAction::Skipped
-        } else {
-            let mut candidates = lock(locations).candidates(&reg.name, &blob.digest);
-            for extra in &options.mount_from {
-                if !candidates.contains(extra) {
-                    candidates.push(extra.clone());
+        let facts = BlobFacts {
+            digest: blob.digest.clone(),
+            exists: Some(self.blob_exists(reg, repository, blob, p)?),
+            known_in: lock(locations).candidates(&reg.name, &blob.digest),
+        };
+        let action = match plan_blob(repository, &facts, &options.mount_from) {
+            BlobStep::Exists => BlobAction::Skipped,
+            BlobStep::Upload => self.upload(reg, repository, blob, None, options, p)?,
+            BlobStep::Mount { from: candidates } => {
+                let mut session = None;
+                let mut mounted = None;
+                for from in &candidates {
+                    match self.start_upload(reg, repository, Some((&blob.digest, from)), p)? {
+                        Started::Mounted => {
+                            mounted = Some(from.clone());
+                            break;
+                        }
+                        Started::MountRefused => {
+                            lock(locations).forget(&reg.name, &blob.digest, from);
+                        }
+                        Started::Session(location) => {
+                            // The registry did not mount but opened an upload: use it.
+                            lock(locations).forget(&reg.name, &blob.digest, from);
+                            session = Some(location);
+                            break;
+                        }
+                    }
                 }
-            }
-            candidates.retain(|r| r != repository);
-            let mut session = None;
-            let mut mounted = None;
-            // A few tries: each stale candidate costs one request.
-            for from in candidates.iter().take(3) {
-                match self.start_upload(reg, repository, Some((&blob.digest, from)), p)? {
-                    Started::Mounted => {
-                        mounted = Some(from.clone());
-                        break;
-                    }
-                    Started::MountRefused => {
-                        lock(locations).forget(&reg.name, &blob.digest, from);
-                    }
-                    Started::Session(location) => {
-                        // The registry did not mount but opened an upload: use it.
-                        lock(locations).forget(&reg.name, &blob.digest, from);
-                        session = Some(location);
-                        break;
-                    }
+                match mounted {
+                    Some(from) => BlobAction::Mounted { from },
+                    None => self.upload(reg, repository, blob, session, options, p)?,
                 }
-            }
-            match mounted {
-                Some(from) => BlobAction::Mounted { from },
-                None => self.upload(reg, repository, blob, session, options, p)?,
             }
         };
         lock(locations).record(&reg.name, &blob.digest, repository);
@@ -846,53 +757,125 @@ mod tests {
         assert_eq!(parse_range_end("garbage"), None);
     }
 
-    #[test]
-    fn reports_serialize_with_actions_and_string_digests() {
-        let d = Digest::of_bytes(b"x");
-        let report = PushReport {
-            digest: d.clone(),
-            media_type: "m".into(),
-            size: 1,
-            references: vec![PushedReference {
-                reference: "r/x:t".into(),
-                pinned: format!("r/x@{d}"),
-                registry: "r".into(),
-                repository: "x".into(),
-                tag: Some("t".into()),
-            }],
-            blobs: vec![
-                BlobReport {
-                    registry: "r".into(),
-                    repository: "x".into(),
-                    digest: d.clone(),
-                    size: 1,
-                    media_type: "l".into(),
-                    action: BlobAction::Mounted { from: "y".into() },
+    mod scripted {
+        use super::*;
+        use crate::registry::NoProgress;
+        use crate::registry::credentials::Keychain;
+        use crate::registry::transport::RetryPolicy;
+        use crate::registry::transport::fake::{Reply, Scripted, answer, expect};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        #[test]
+        fn a_dropped_chunk_resumes_from_the_registrys_range() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("blob");
+            std::fs::write(&path, b"0123456789").unwrap();
+            let digest = Digest::of_bytes(b"0123456789");
+            let blob = LocalBlob {
+                digest: digest.clone(),
+                size: 10,
+                media_type: "application/octet-stream".into(),
+                path,
+            };
+            let d = digest.to_string();
+            let up = "/v2/app/blobs/uploads/u1";
+            let fake = Arc::new(Scripted::new(vec![
+                expect("GET", "/v2/", answer(200, &[], "{}")),
+                expect("HEAD", &format!("/v2/app/blobs/{d}"), answer(404, &[], "")),
+                expect(
+                    "POST",
+                    "/v2/app/blobs/uploads/",
+                    answer(202, &[("location", up)], ""),
+                ),
+                expect(
+                    "PATCH",
+                    up,
+                    answer(
+                        202,
+                        &[
+                            ("location", "/v2/app/blobs/uploads/u1?s=1"),
+                            ("range", "0-3"),
+                        ],
+                        "",
+                    ),
+                ),
+                expect("PATCH", "u1?s=1", Reply::Reset),
+                expect("HEAD", &format!("/v2/app/blobs/{d}"), answer(404, &[], "")),
+                // The registry kept 6 bytes of the lost chunk: go on from byte 6.
+                expect(
+                    "GET",
+                    "u1?s=1",
+                    answer(
+                        204,
+                        &[
+                            ("location", "/v2/app/blobs/uploads/u1?s=2"),
+                            ("range", "0-5"),
+                        ],
+                        "",
+                    ),
+                ),
+                expect(
+                    "PATCH",
+                    "u1?s=2",
+                    answer(
+                        202,
+                        &[
+                            ("location", "/v2/app/blobs/uploads/u1?s=3"),
+                            ("range", "0-9"),
+                        ],
+                        "",
+                    ),
+                ),
+                expect(
+                    "PUT",
+                    &format!("u1?s=3&digest={}", d.replace(':', "%3A")),
+                    answer(201, &[("docker-content-digest", &d)], ""),
+                ),
+            ]));
+            let options = ClientOptions {
+                keychain: Keychain::anonymous(),
+                retry: RetryPolicy {
+                    max_attempts: 3,
+                    initial_backoff: Duration::from_millis(1),
+                    max_backoff: Duration::from_millis(5),
+                    max_elapsed: Duration::from_secs(5),
                 },
-                BlobReport {
-                    registry: "r".into(),
-                    repository: "x".into(),
-                    digest: d.clone(),
-                    size: 1,
-                    media_type: "l".into(),
-                    action: BlobAction::Uploaded {
-                        chunked: true,
-                        resumed: 1,
-                        restarted: 0,
-                    },
-                },
-            ],
-            warnings: vec![],
-        };
-        let v = serde_json::to_value(&report).unwrap();
-        assert_eq!(v["digest"], d.to_string());
-        assert_eq!(v["blobs"][0]["action"], "mounted");
-        assert_eq!(v["blobs"][0]["from"], "y");
-        assert_eq!(v["blobs"][1]["action"], "uploaded");
-        assert_eq!(v["blobs"][1]["resumed"], 1);
-        assert_eq!(
-            (report.mounted(), report.uploaded(), report.skipped()),
-            (1, 1, 0)
-        );
+                ..ClientOptions::default()
+            };
+            let client = Client::with_transport(options, fake.clone());
+            let reg = client.registry("registry.test", &NoProgress).unwrap();
+            let push = PushOptions {
+                chunk_size: 4,
+                ..PushOptions::default()
+            };
+            let locations = Mutex::new(BlobLocations::default());
+            let report = client
+                .push_blob(&reg, "app", &blob, &push, &locations, &NoProgress)
+                .unwrap();
+            assert_eq!(
+                report.action,
+                BlobAction::Uploaded {
+                    chunked: true,
+                    resumed: 1,
+                    restarted: 0
+                }
+            );
+            fake.assert_done();
+            let seen = fake.seen();
+            assert_eq!(seen[3].body, b"0123");
+            assert_eq!(seen[7].body, b"6789");
+            assert!(
+                seen[7]
+                    .headers
+                    .contains(&("content-range".into(), "6-9".into()))
+            );
+            assert_eq!(seen[7].method, "PATCH");
+            assert!(
+                seen[8]
+                    .url
+                    .starts_with("https://registry.test/v2/app/blobs/uploads/u1?s=3")
+            );
+        }
     }
 }

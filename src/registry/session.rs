@@ -1,83 +1,29 @@
-//! The HTTP side: one synchronous client (ureq + rustls) per push, the `/v2/` ping that picks
-//! the scheme and learns the auth method, bearer tokens cached per scope, bounded retries, and
-//! turning registry answers into errors that say what failed and what to do.
+//! The session layer, over a [`Transport`]: the `/v2/` ping that picks the scheme and learns
+//! the auth method (WWW-Authenticate), Basic credentials and Bearer tokens cached per scope,
+//! a fresh token after a 401, retries per the [`RetryPolicy`], and turning registry answers into
+//! errors that say what failed and what to do.
 
-use super::RegistryError;
 use super::auth::{
     AuthScheme, CachedToken, Challenge, TokenResponse, is_loopback, merge_scopes,
     parse_www_authenticate, strip_port, url_authority,
 };
 use super::credentials::{Credential, Keychain, Resolved, StoredIn, store_credentials};
+use super::errors::{RegistryError, registry_detail};
 use super::mounts::BlobLocations;
 use super::progress::{NoProgress, Progress};
 use super::reference::{api_host, normalize_registry};
 use super::secret::{Secret, redact_url, scrub};
+use super::transport::{
+    Body, Request, Resp, RetryPolicy, Route, Transport, TransportConfig, UreqTransport,
+    encode_query, is_retryable_status,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use ureq::http;
-
-/// How hard to try again after 429, 5xx and dropped connections.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first one included.
-    pub max_attempts: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    /// No new attempt starts after this much time since the first.
-    pub max_elapsed: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 6,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(8),
-            max_elapsed: Duration::from_secs(90),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries at all.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        }
-    }
-
-    /// The wait before attempt `failures + 1`, or `None` when the budget is spent.
-    pub(crate) fn next_delay(
-        &self,
-        failures: u32,
-        started: Instant,
-        retry_after: Option<Duration>,
-    ) -> Option<Duration> {
-        if failures >= self.max_attempts {
-            return None;
-        }
-        let exp = self
-            .initial_backoff
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
-        let mut delay = exp.min(self.max_backoff);
-        // Up to 25% jitter so parallel uploads do not retry in lockstep.
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        delay += delay.mul_f64(f64::from(nanos % 1000) / 4000.0);
-        if let Some(after) = retry_after {
-            delay = delay.max(after.min(self.max_backoff.max(Duration::from_secs(30))));
-        }
-        (started.elapsed() + delay <= self.max_elapsed).then_some(delay)
-    }
-}
 
 /// Everything a [`Client`] needs to know up front.
 #[derive(Clone, Debug)]
@@ -118,22 +64,9 @@ pub(crate) struct Registry {
     pub host: String,
     /// `https://host` or `http://host`.
     pub base: String,
-    agent: ureq::Agent,
+    route: Route,
     auth: Mutex<AuthScheme>,
     credentials: Mutex<HashMap<String, Resolved>>,
-}
-
-/// A request body that can be sent again: retries and re-authentication reopen the file.
-pub(crate) enum Body<'a> {
-    Empty,
-    Bytes(&'a [u8]),
-    File {
-        path: &'a Path,
-        offset: u64,
-        len: u64,
-        /// Called with the bytes of this request read so far.
-        on_read: Option<&'a (dyn Fn(u64) + Sync)>,
-    },
 }
 
 pub(crate) struct Call<'a> {
@@ -152,24 +85,10 @@ pub(crate) struct Call<'a> {
     pub retry: bool,
 }
 
-pub(crate) struct Resp {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
 /// A synchronous registry client. Cheap to share across threads: uploads run in parallel.
 pub struct Client {
     options: ClientOptions,
-    secure: ureq::Agent,
-    insecure: ureq::Agent,
-    local: ureq::Agent,
+    transport: Arc<dyn Transport>,
     registries: Mutex<HashMap<String, Arc<Registry>>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
     /// Which repositories hold which blobs, learned by this client's pushes (for mounts).
@@ -183,37 +102,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Client {
     pub fn new(options: ClientOptions) -> Self {
-        let agent = |verify: bool, proxy: bool| {
-            let tls = ureq::tls::TlsConfig::builder()
-                .root_certs(if verify {
-                    ureq::tls::RootCerts::PlatformVerifier
-                } else {
-                    ureq::tls::RootCerts::WebPki
-                })
-                .disable_verification(!verify)
-                .build();
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .user_agent(options.user_agent.as_str())
-                .timeout_connect(Some(options.connect_timeout))
-                .timeout_recv_response(Some(options.response_timeout))
-                .timeout_recv_body(Some(options.response_timeout))
-                .timeout_per_write(Some(options.stall_timeout))
-                .max_redirects(5)
-                .tls_config(tls)
-                .proxy(if proxy {
-                    ureq::Proxy::try_from_env()
-                } else {
-                    None
-                })
-                .build()
-                .new_agent()
-        };
+        let transport = UreqTransport::new(&TransportConfig {
+            user_agent: &options.user_agent,
+            connect_timeout: options.connect_timeout,
+            response_timeout: options.response_timeout,
+            stall_timeout: options.stall_timeout,
+        });
+        Client::with_transport(options, Arc::new(transport))
+    }
+
+    /// A client that sends through `transport` (tests script one).
+    pub(crate) fn with_transport(options: ClientOptions, transport: Arc<dyn Transport>) -> Self {
         Client {
-            secure: agent(true, true),
-            insecure: agent(false, true),
-            // Loopback never goes through a proxy: the proxy's localhost is not ours.
-            local: agent(false, false),
+            transport,
             options,
             registries: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
@@ -240,13 +141,13 @@ impl Client {
             })
     }
 
-    fn agent_for(&self, authority: &str) -> &ureq::Agent {
+    fn route_for(&self, authority: &str) -> Route {
         if is_loopback(authority) {
-            &self.local
+            Route::Direct
         } else if self.is_insecure(authority) {
-            &self.insecure
+            Route::Unverified
         } else {
-            &self.secure
+            Route::Verified
         }
     }
 
@@ -262,27 +163,27 @@ impl Client {
         }
         let host = api_host(name).to_owned();
         let insecure = self.is_insecure(name);
-        let make = |scheme: &str, agent: &ureq::Agent| Registry {
+        let make = |scheme: &str, route: Route| Registry {
             name: name.to_owned(),
             host: host.clone(),
             base: format!("{scheme}://{host}"),
-            agent: agent.clone(),
+            route,
             auth: Mutex::new(AuthScheme::Anonymous),
             credentials: Mutex::new(HashMap::new()),
         };
         let reg = if !insecure {
-            let reg = make("https", &self.secure);
+            let reg = make("https", Route::Verified);
             self.ping(&reg, true, p)?;
             reg
         } else {
-            let agent = self.agent_for(&host);
-            let tls = make("https", agent);
+            let route = self.route_for(&host);
+            let tls = make("https", route);
             // An insecure registry may still speak TLS: try it once, then plain HTTP.
             match self.ping(&tls, false, p) {
                 Ok(()) => tls,
                 Err(tls_error) => {
                     p.note(&format!("{name}: no TLS ({tls_error}); trying plain HTTP"));
-                    let plain = make("http", agent);
+                    let plain = make("http", route);
                     self.ping(&plain, true, p)?;
                     plain
                 }
@@ -380,7 +281,14 @@ impl Client {
             } else {
                 None
             };
-            let result = send(&reg.agent, call, authorization.as_ref());
+            let result = self.transport.send(&Request {
+                method: call.method.clone(),
+                url: &call.url,
+                headers: &call.headers,
+                authorization: authorization.as_ref(),
+                body: &call.body,
+                route: reg.route,
+            });
             let resp = match result {
                 Ok(resp) => resp,
                 Err(failure) => {
@@ -654,7 +562,7 @@ impl Client {
             name: reg.name.clone(),
             host: authority.clone(),
             base: String::new(),
-            agent: self.agent_for(&authority).clone(),
+            route: self.route_for(&authority),
             auth: Mutex::new(AuthScheme::Anonymous),
             credentials: Mutex::new(HashMap::new()),
         };
@@ -825,32 +733,7 @@ impl Client {
     /// The registry's own words from an error body (`{"errors":[{"code","message"}]}`),
     /// short and with any secret in play scrubbed.
     fn detail(&self, reg: &Registry, repository: &str, resp: &Resp) -> String {
-        #[derive(serde::Deserialize)]
-        struct Errors {
-            #[serde(default)]
-            errors: Vec<ErrorItem>,
-        }
-        #[derive(serde::Deserialize)]
-        struct ErrorItem {
-            #[serde(default)]
-            code: String,
-            #[serde(default)]
-            message: String,
-        }
-        let text = match serde_json::from_slice::<Errors>(&resp.body) {
-            Ok(e) if !e.errors.is_empty() => e
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.code, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-            _ => String::from_utf8_lossy(&resp.body)
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or_default()
-                .to_owned(),
-        };
+        let text = registry_detail(&resp.body);
         let credential = self.resolved(reg, repository).credential;
         let secrets: Vec<&str> = credential.iter().map(|c| c.secret()).collect();
         let text: String = scrub(&text, &secrets).chars().take(300).collect();
@@ -969,226 +852,9 @@ fn scheme_name(scheme: &AuthScheme) -> String {
     }
 }
 
-pub(crate) fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-pub(crate) fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Resolves a `Location` header against the registry base (`/v2/…` → `http://host/v2/…`).
-pub(crate) fn resolve_location(base: &str, location: &str) -> String {
-    if location.contains("://") {
-        location.to_owned()
-    } else if location.starts_with('/') {
-        format!("{base}{location}")
-    } else {
-        format!("{base}/{location}")
-    }
-}
-
-/// Appends query parameters to a URL that may already have some (`?_state=…`).
-pub(crate) fn with_query(url: &str, params: &[(&str, &str)]) -> String {
-    let mut out = url.to_owned();
-    for (k, v) in params {
-        out.push(if out.contains('?') { '&' } else { '?' });
-        out.push_str(k);
-        out.push('=');
-        out.push_str(&encode_query(v));
-    }
-    out
-}
-
-struct SendFailure {
-    message: String,
-    retryable: bool,
-}
-
-fn send(
-    agent: &ureq::Agent,
-    call: &Call<'_>,
-    authorization: Option<&Secret>,
-) -> Result<Resp, SendFailure> {
-    let mut builder = http::Request::builder()
-        .method(call.method.clone())
-        .uri(call.url.as_str());
-    for (name, value) in &call.headers {
-        builder = builder.header(*name, value.as_str());
-    }
-    if let Some(value) = authorization {
-        builder = builder.header("authorization", value.expose());
-    }
-    let bad_request = |e: http::Error| SendFailure {
-        message: format!("cannot build the request: {e}"),
-        retryable: false,
-    };
-    let result = match &call.body {
-        Body::Empty if call.method == http::Method::GET || call.method == http::Method::HEAD => {
-            agent.run(builder.body(()).map_err(bad_request)?)
-        }
-        // An explicit zero length: some proxies refuse a POST or PUT without one.
-        Body::Empty => agent.run(builder.body(&[][..]).map_err(bad_request)?),
-        Body::Bytes(bytes) => agent.run(builder.body(*bytes).map_err(bad_request)?),
-        Body::File {
-            path,
-            offset,
-            len,
-            on_read,
-        } => {
-            let open = || -> std::io::Result<std::fs::File> {
-                let mut file = std::fs::File::open(path)?;
-                file.seek(SeekFrom::Start(*offset))?;
-                Ok(file)
-            };
-            let file = open().map_err(|e| SendFailure {
-                message: format!("reading {}: {e}", path.display()),
-                retryable: false,
-            })?;
-            let mut reader = CountingReader {
-                inner: file.take(*len),
-                read: 0,
-                on_read: *on_read,
-            };
-            let request = builder
-                .header("content-length", len.to_string())
-                .body(ureq::SendBody::from_reader(&mut reader))
-                .map_err(bad_request)?;
-            agent.run(request)
-        }
-    };
-    let response = result.map_err(transport_failure)?;
-    let status = response.status().as_u16();
-    let (parts, body) = response.into_parts();
-    let body = if call.method == http::Method::HEAD {
-        Vec::new()
-    } else {
-        // Registry answers here are small JSON; a cap keeps a hostile server from filling memory.
-        body.into_with_config()
-            .limit(4 << 20)
-            .read_to_vec()
-            .map_err(transport_failure)?
-    };
-    Ok(Resp {
-        status,
-        headers: parts.headers,
-        body,
-    })
-}
-
-struct CountingReader<'a, R> {
-    inner: R,
-    read: u64,
-    on_read: Option<&'a (dyn Fn(u64) + Sync)>,
-}
-
-impl<R: Read> Read for CountingReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if let Some(f) = self.on_read {
-            f(self.read);
-        }
-        Ok(n)
-    }
-}
-
-/// A ureq error as a message without URLs (they can carry signed queries) and whether trying
-/// again can help.
-fn transport_failure(error: ureq::Error) -> SendFailure {
-    use std::io::ErrorKind::*;
-    let (message, retryable) = match &error {
-        ureq::Error::Io(e) => (
-            format!("{e}"),
-            matches!(
-                e.kind(),
-                ConnectionRefused
-                    | ConnectionReset
-                    | ConnectionAborted
-                    | BrokenPipe
-                    | UnexpectedEof
-                    | TimedOut
-                    | NotConnected
-                    | Interrupted
-                    | WouldBlock
-            ),
-        ),
-        ureq::Error::ConnectionFailed => ("connection failed".into(), true),
-        ureq::Error::Timeout(t) => (format!("timed out ({t})"), true),
-        ureq::Error::HostNotFound => (
-            "host not found (DNS): check the registry name".into(),
-            false,
-        ),
-        ureq::Error::BadUri(_) => ("invalid URL".into(), false),
-        ureq::Error::Tls(e) => (format!("TLS: {e}"), false),
-        ureq::Error::Rustls(e) => (format!("TLS: {e}"), false),
-        ureq::Error::Protocol(e) => (format!("HTTP protocol: {e}"), true),
-        ureq::Error::ConnectProxyFailed(_) => ("the proxy refused the connection".into(), true),
-        ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
-            ("too many or unfollowable redirects".into(), false)
-        }
-        ureq::Error::BodyExceedsLimit(n) => (format!("response larger than {n} bytes"), false),
-        other => (format!("{other}"), false),
-    };
-    SendFailure { message, retryable }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_budget_is_bounded_in_count_and_time() {
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(300),
-            max_elapsed: Duration::from_secs(10),
-        };
-        let now = Instant::now();
-        let d1 = policy.next_delay(1, now, None).unwrap();
-        let d2 = policy.next_delay(2, now, None).unwrap();
-        assert!(d1 >= Duration::from_millis(100) && d1 <= Duration::from_millis(125));
-        assert!(d2 >= Duration::from_millis(200) && d2 <= Duration::from_millis(250));
-        assert!(policy.next_delay(3, now, None).is_none());
-        // Retry-After is honoured, within reason.
-        let d = policy
-            .next_delay(1, now, Some(Duration::from_secs(2)))
-            .unwrap();
-        assert!(d >= Duration::from_secs(2));
-        let tight = RetryPolicy {
-            max_elapsed: Duration::from_millis(50),
-            ..policy
-        };
-        assert!(tight.next_delay(1, now, None).is_none());
-    }
-
-    #[test]
-    fn urls_and_queries() {
-        assert_eq!(encode_query("sha256:ab/c d"), "sha256%3Aab%2Fc%20d");
-        assert_eq!(
-            with_query(
-                "http://h/v2/x/blobs/uploads/u?_state=s",
-                &[("digest", "sha256:a")]
-            ),
-            "http://h/v2/x/blobs/uploads/u?_state=s&digest=sha256%3Aa"
-        );
-        assert_eq!(with_query("http://h/p", &[("a", "b")]), "http://h/p?a=b");
-        assert_eq!(resolve_location("http://h:5", "/v2/x"), "http://h:5/v2/x");
-        assert_eq!(
-            resolve_location("http://h:5", "https://s3/x?sig"),
-            "https://s3/x?sig"
-        );
-    }
 
     #[test]
     fn insecure_registries_match_by_name_or_host() {
@@ -1210,7 +876,7 @@ mod tests {
     /// closed unanswered for `None`. TLS probes (the client tries https first on loopback) are
     /// hung up on without using the script. Returns the host and the request lines seen.
     fn fake_server(script: Vec<Option<String>>) -> (String, Arc<Mutex<Vec<String>>>) {
-        use std::io::{BufRead, BufReader, Write};
+        use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -1399,5 +1065,194 @@ mod tests {
         let d = token_key("r", "s", &["repository:a:pull,push".into()], Some(&user));
         assert_ne!(a, d);
         assert!(!d.contains("pw-secret"));
+    }
+
+    // Unit tests over the scripted transport: no network, every request checked in order.
+    mod scripted {
+        use super::*;
+        use crate::registry::transport::fake::{Reply, Scripted, answer, expect};
+
+        const REG: &str = "registry.test";
+
+        fn client(
+            keychain: Keychain,
+            max_attempts: u32,
+            script: Vec<crate::registry::transport::fake::Step>,
+        ) -> (Client, Arc<Scripted>) {
+            let fake = Arc::new(Scripted::new(script));
+            let options = ClientOptions {
+                keychain,
+                retry: RetryPolicy {
+                    max_attempts,
+                    initial_backoff: Duration::from_millis(1),
+                    max_backoff: Duration::from_millis(5),
+                    max_elapsed: Duration::from_secs(5),
+                },
+                ..ClientOptions::default()
+            };
+            (Client::with_transport(options, fake.clone()), fake)
+        }
+
+        fn user() -> Keychain {
+            Keychain::anonymous().with_credential(REG, Credential::basic("ci", "s3cret-pw"))
+        }
+
+        fn call<'a>(url: String, scopes: Vec<String>) -> Call<'a> {
+            Call {
+                method: http::Method::HEAD,
+                url,
+                headers: Vec::new(),
+                body: Body::Empty,
+                authenticate: true,
+                scopes,
+                repository: "app",
+                action: "check for blob in",
+                retry: true,
+            }
+        }
+
+        #[test]
+        fn basic_challenge_then_basic_credentials() {
+            let (client, fake) = client(
+                user(),
+                1,
+                vec![
+                    expect(
+                        "GET",
+                        "https://registry.test/v2/",
+                        answer(401, &[("www-authenticate", "Basic realm=\"r\"")], ""),
+                    ),
+                    expect("GET", "https://registry.test/v2/", answer(200, &[], "{}")),
+                ],
+            );
+            client.check_credentials(REG, &NoProgress).unwrap();
+            fake.assert_done();
+            let seen = fake.seen();
+            assert_eq!(seen[0].authorization, None);
+            assert_eq!(
+                seen[1].authorization.as_deref(),
+                Some(basic_header("ci", &Secret::new("s3cret-pw")).expose())
+            );
+        }
+
+        #[test]
+        fn bearer_challenge_token_then_a_fresh_token_after_401() {
+            let bearer = "Bearer realm=\"https://auth.test/token\",service=\"registry.test\"";
+            let scoped = "Bearer realm=\"https://auth.test/token\",service=\"registry.test\",scope=\"repository:app:pull,push\"";
+            let blob = format!("https://{REG}/v2/app/blobs/sha256:ab");
+            let (client, fake) = client(
+                user(),
+                1,
+                vec![
+                    expect(
+                        "GET",
+                        "/v2/",
+                        answer(401, &[("www-authenticate", bearer)], ""),
+                    ),
+                    expect(
+                        "GET",
+                        "https://auth.test/token?service=registry.test&account=ci&scope=repository%3Aapp%3Apull%2Cpush",
+                        answer(200, &[], r#"{"token":"t-one"}"#),
+                    ),
+                    expect(
+                        "HEAD",
+                        "/v2/app/blobs/",
+                        answer(401, &[("www-authenticate", scoped)], ""),
+                    ),
+                    expect(
+                        "GET",
+                        "https://auth.test/token",
+                        answer(200, &[], r#"{"access_token":"t-two"}"#),
+                    ),
+                    expect("HEAD", "/v2/app/blobs/", answer(200, &[], "")),
+                ],
+            );
+            let reg = client.registry(REG, &NoProgress).unwrap();
+            let scopes = vec!["repository:app:pull,push".to_owned()];
+            let resp = client
+                .execute(&reg, &call(blob.clone(), scopes.clone()), &NoProgress)
+                .unwrap();
+            assert_eq!(resp.status, 200);
+            fake.assert_done();
+            let seen = fake.seen();
+            let basic = basic_header("ci", &Secret::new("s3cret-pw"));
+            assert_eq!(seen[1].authorization.as_deref(), Some(basic.expose()));
+            assert_eq!(seen[2].authorization.as_deref(), Some("Bearer t-one"));
+            assert_eq!(seen[4].authorization.as_deref(), Some("Bearer t-two"));
+        }
+
+        #[test]
+        fn resets_503_and_429_are_retried_within_the_bound() {
+            let (client, fake) = client(
+                Keychain::anonymous(),
+                6,
+                vec![
+                    expect("GET", "/v2/", Reply::Reset),
+                    expect("GET", "/v2/", answer(503, &[], "")),
+                    expect("GET", "/v2/", answer(429, &[("retry-after", "0")], "")),
+                    expect("GET", "/v2/", answer(200, &[], "{}")),
+                ],
+            );
+            let reg = client.registry(REG, &NoProgress).unwrap();
+            assert_eq!(reg.base, "https://registry.test");
+            fake.assert_done();
+
+            let (client, fake) = client_with_502s();
+            let err = client.registry(REG, &NoProgress).err().unwrap();
+            assert!(err.is_retryable());
+            assert!(err.to_string().contains("HTTP 502"), "{err}");
+            fake.assert_done();
+        }
+
+        fn client_with_502s() -> (Client, Arc<Scripted>) {
+            client(
+                Keychain::anonymous(),
+                2,
+                vec![
+                    expect("GET", "/v2/", answer(502, &[], "")),
+                    expect(
+                        "GET",
+                        "/v2/",
+                        answer(
+                            502,
+                            &[],
+                            r#"{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}"#,
+                        ),
+                    ),
+                ],
+            )
+        }
+
+        #[test]
+        fn rejected_credentials_never_show_the_secret() {
+            let (client, fake) = client(
+                user(),
+                1,
+                vec![
+                    expect(
+                        "GET",
+                        "/v2/",
+                        answer(401, &[("www-authenticate", "Basic realm=\"r\"")], ""),
+                    ),
+                    expect(
+                        "GET",
+                        "/v2/",
+                        answer(
+                            401,
+                            &[("www-authenticate", "Basic realm=\"r\"")],
+                            r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad password s3cret-pw"}]}"#,
+                        ),
+                    ),
+                ],
+            );
+            let err = client.check_credentials(REG, &NoProgress).err().unwrap();
+            let text = err.to_string();
+            assert!(
+                text.contains("credentials rejected") && text.contains("UNAUTHORIZED"),
+                "{text}"
+            );
+            assert!(!text.contains("s3cret-pw"), "{text}");
+            fake.assert_done();
+        }
     }
 }

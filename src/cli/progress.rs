@@ -1,0 +1,121 @@
+//! Progress bars for `staticpack push`: one indicatif bar per blob on stderr, drawn from the
+//! library's typed [`Progress`] events, plus notes when verbose.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use staticpack::digest::Digest;
+use staticpack::registry::{BlobReport, LocalBlob, Progress};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// One indicatif bar per blob on stderr, plus notes when `verbose`.
+pub struct TerminalProgress {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<Digest, ProgressBar>>,
+    verbose: bool,
+}
+
+impl TerminalProgress {
+    pub fn new(verbose: bool) -> Self {
+        TerminalProgress {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+            verbose,
+        }
+    }
+
+    fn bar(&self, digest: &Digest) -> Option<ProgressBar> {
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn blob_started(&self, _repository: &str, blob: &LocalBlob) {
+        let bar = self.multi.add(ProgressBar::new(blob.size));
+        let style = ProgressStyle::with_template(
+            "{prefix:.bold} [{bar:30}] {bytes:>10}/{total_bytes:<10} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(blob.digest.hex().chars().take(12).collect::<String>());
+        bar.set_message("checking");
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(blob.digest.clone(), bar);
+    }
+
+    fn blob_progress(&self, digest: &Digest, sent: u64, _total: u64) {
+        if let Some(bar) = self.bar(digest) {
+            bar.set_message("uploading");
+            bar.set_position(sent);
+        }
+    }
+
+    fn chunk_committed(&self, digest: &Digest, committed: u64, _total: u64) {
+        if let Some(bar) = self.bar(digest) {
+            bar.set_position(committed);
+        }
+    }
+
+    fn blob_finished(&self, _repository: &str, report: &BlobReport) {
+        if let Some(bar) = self.bar(&report.digest) {
+            bar.set_position(report.size);
+            bar.finish_with_message(report.action.describe());
+        }
+    }
+
+    fn manifest_pushed(&self, reference: &str, digest: &Digest) {
+        self.note(&format!("pushed {reference} {digest}"));
+    }
+
+    fn note(&self, message: &str) {
+        if !self.verbose {
+            return;
+        }
+        // indicatif draws nothing, printed lines included, when stderr is not a terminal.
+        if self.multi.is_hidden() {
+            eprintln!("{message}");
+        } else {
+            let _ = self.multi.println(message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use staticpack::registry::BlobAction;
+
+    #[test]
+    fn terminal_progress_handles_every_event() {
+        let p = TerminalProgress::new(true);
+        let blob = LocalBlob {
+            digest: Digest::of_bytes(b"x"),
+            size: 10,
+            media_type: "m".into(),
+            path: "/nonexistent".into(),
+        };
+        p.blob_started("app", &blob);
+        p.blob_progress(&blob.digest, 5, 10);
+        p.chunk_committed(&blob.digest, 5, 10);
+        p.blob_progress(&Digest::of_bytes(b"unknown"), 1, 1);
+        p.blob_finished(
+            "app",
+            &BlobReport {
+                registry: "r".into(),
+                repository: "app".into(),
+                digest: blob.digest.clone(),
+                size: 10,
+                media_type: "m".into(),
+                action: BlobAction::Skipped,
+            },
+        );
+        p.manifest_pushed("r/app:v1", &blob.digest);
+        p.note("note");
+    }
+}
