@@ -1,8 +1,8 @@
 //! Command-line definitions (clap derive); the text rendering of reports is in [`render`].
 
+pub mod progress;
 pub mod render;
 pub mod report;
-pub mod progress;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -174,4 +174,3 @@ pub struct RegistryArgs {
     #[arg(long, short)]
     pub verbose: bool,
 }
-
