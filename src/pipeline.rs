@@ -310,7 +310,7 @@ fn build_fresh(
             facts.machine
         ))
     })?;
-    let base = image::base::load(&recipe.image.base, &recipe.dir, opts.epoch)?;
+    let base = image::base::load(&recipe.image.base, &recipe.dir)?;
     // Layers by concern, bottom up: the base (byte-identical across recipes), the recipe's extra
     // files, the binary. Only the layers above a change need re-uploading.
     let mut layers: Vec<LayerSpec> = base.layer.into_iter().collect();
@@ -593,7 +593,7 @@ fn image_meta(recipe: &Recipe, architecture: String, epoch: u64) -> ImageMeta {
         entrypoint: img.entrypoint.clone(),
         cmd: img.cmd.clone(),
         env,
-        user: img.user.clone(),
+        user: img.user.as_ref().map(ToString::to_string),
         workdir: img.workdir.clone(),
         labels: img.labels.clone(),
         exposed_ports: img.ports.clone(),

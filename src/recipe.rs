@@ -2,6 +2,7 @@
 //! anything is built, relative paths resolved against the recipe's own folder. Every error names
 //! the file, the line and column, the field, and what is allowed.
 
+use crate::image::users::{Owner, User, Users};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +15,7 @@ pub const RECIPE_FILE: &str = "recipe.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
-    #[error("{path}: cannot read the recipe: {source}")]
+    #[error("reading the recipe {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -236,7 +237,7 @@ pub struct ImageSpec {
     pub base: String,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
-    pub user: Option<String>,
+    pub user: Option<User>,
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub labels: BTreeMap<String, String>,
@@ -503,10 +504,10 @@ impl Ctx<'_> {
         };
 
         let img = raw.image;
-        let base = match &img.base {
+        let (base, loaded) = match &img.base {
             Some(bs) => {
                 let wanted = bs.get_ref();
-                if let Err(e) = crate::image::base::load(wanted, &dir, 0) {
+                let loaded = crate::image::base::load(wanted, &dir).map_err(|e| {
                     let names = crate::image::base::embedded_names();
                     let help = match closest(wanted, &names) {
                         Some(c) if !crate::image::base::is_path_reference(wanted) => {
@@ -517,12 +518,14 @@ impl Ctx<'_> {
                             names.join(", ")
                         ),
                     };
-                    return Err(self.error(bs.span(), "image.base", e.to_string(), Some(help)));
-                }
-                wanted.clone()
+                    self.error(bs.span(), "image.base", error_chain(&e), Some(help))
+                })?;
+                (wanted.clone(), Some(loaded))
             }
-            None => "scratch".to_owned(),
+            None => ("scratch".to_owned(), None),
         };
+        // scratch has no users: names are refused against an empty database.
+        let users = loaded.map(|b| b.users).unwrap_or_default();
         let entrypoint = match img.entrypoint {
             Some(e) if e.get_ref().is_empty() => {
                 return Err(self.error(
@@ -559,19 +562,10 @@ impl Ctx<'_> {
                 ));
             }
         }
-        if let Some(u) = &img.user {
-            let passwd = crate::image::base::load(&base, &dir, 0)
-                .ok()
-                .and_then(|b| b.passwd);
-            if let Err(why) = check_user(u.get_ref(), passwd.as_deref()) {
-                return Err(self.error(
-                    u.span(),
-                    "image.user",
-                    format!("invalid user {:?}: {why}", u.get_ref()),
-                    Some("use \"UID\" or \"UID:GID\" with numbers, e.g. \"65532:65532\", or a user of the base image (static has root and nonroot)".into()),
-                ));
-            }
-        }
+        let user = match &img.user {
+            Some(u) => Some(self.validate_user(u, &base, &users)?),
+            None => None,
+        };
         let tag = match &img.tag {
             Some(t) if !is_valid_tag(t.get_ref()) => {
                 return Err(self.error(
@@ -612,14 +606,22 @@ impl Ctx<'_> {
             }
             let (uid, gid) = match &f.owner {
                 None => (0, 0),
-                Some(o) => parse_owner(o.get_ref()).ok_or_else(|| {
-                    self.error(
-                        o.span(),
-                        "image.files.owner",
-                        format!("invalid owner {:?}", o.get_ref()),
-                        Some("use numeric \"UID:GID\", e.g. \"65532:65532\"".into()),
-                    )
-                })?,
+                Some(o) => o
+                    .get_ref()
+                    .parse::<Owner>()
+                    .and_then(|owner| users.resolve_owner(&owner))
+                    .map_err(|e| {
+                        self.error(
+                            o.span(),
+                            "image.files.owner",
+                            format!("invalid owner {:?}: {e}", o.get_ref()),
+                            Some(users_help(
+                                &base,
+                                &users,
+                                "\"UID:GID\", e.g. \"65532:65532\"",
+                            )),
+                        )
+                    })?,
             };
             extra_files.push(ExtraFile {
                 src,
@@ -713,7 +715,7 @@ impl Ctx<'_> {
                 base,
                 entrypoint,
                 cmd: img.cmd,
-                user: img.user.map(Spanned::into_inner),
+                user,
                 env,
                 workdir: img.workdir.map(Spanned::into_inner),
                 labels: img.labels,
@@ -725,6 +727,33 @@ impl Ctx<'_> {
             },
             test,
         })
+    }
+}
+
+impl Ctx<'_> {
+    /// `image.user`, resolved against the base's /etc/passwd and /etc/group the way the run
+    /// proof will resolve it.
+    fn validate_user(
+        &self,
+        u: &Spanned<String>,
+        base: &str,
+        users: &Users,
+    ) -> Result<User, RecipeError> {
+        u.get_ref()
+            .parse::<User>()
+            .and_then(|user| users.resolve(&user).map(|_| user))
+            .map_err(|e| {
+                self.error(
+                    u.span(),
+                    "image.user",
+                    format!("invalid user {:?}: {e}", u.get_ref()),
+                    Some(users_help(
+                        base,
+                        users,
+                        "\"UID\" or \"UID:GID\" like \"65532:65532\"",
+                    )),
+                )
+            })
     }
 }
 
@@ -920,28 +949,29 @@ fn normalize_image_path(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// A numeric UID[:GID], or a name the base's /etc/passwd knows.
-fn check_user(u: &str, passwd: Option<&str>) -> Result<(), String> {
-    let (user, group) = u
-        .split_once(':')
-        .map(|(a, b)| (a, Some(b)))
-        .unwrap_or((u, None));
-    if user.is_empty() || group == Some("") {
-        return Err("empty user or group".into());
-    }
-    if user.parse::<u32>().is_ok() && group.is_none_or(|g| g.parse::<u32>().is_ok()) {
-        return Ok(());
-    }
-    match passwd {
-        None => Err("names need a base image with /etc/passwd (base = \"static\")".into()),
-        Some(text) if crate::image::base::lookup_user(text, u).is_some() => Ok(()),
-        Some(_) => Err("no such user in the base image's /etc/passwd".into()),
-    }
+/// What the base offers to a user or owner field, for its help line.
+fn users_help(base: &str, users: &Users, numeric: &str) -> String {
+    let list = |names: Vec<&str>| match names.join(", ") {
+        s if s.is_empty() => "none".to_owned(),
+        s => s,
+    };
+    format!(
+        "use numbers, {numeric}, or names of the base: base {base:?} has users {} and groups {}",
+        list(users.user_names()),
+        list(users.group_names())
+    )
 }
 
-fn parse_owner(s: &str) -> Option<(u32, u32)> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    Some((u.parse().ok()?, g.parse().ok()?))
+/// An error's message followed by its causes, for a [`Located`] message.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 pub fn is_valid_tag(t: &str) -> bool {
@@ -1173,7 +1203,7 @@ mod tests {
         let e = err(d.path(), &format!("{MINIMAL}[image]\nuser = \"nobody\"\n"));
         assert_eq!(e.field.as_deref(), Some("image.user"));
         assert!(
-            e.message.contains("names need a base image"),
+            e.message.contains("the image has no /etc/passwd"),
             "{}",
             e.message
         );
@@ -1181,7 +1211,11 @@ mod tests {
             d.path(),
             &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nobody\"\n"),
         );
-        assert!(e.message.contains("no such user"), "{}", e.message);
+        assert!(
+            e.message.contains("is not in the image's /etc/passwd"),
+            "{}",
+            e.message
+        );
         let ok = parse_in(
             d.path(),
             &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nonroot\"\n"),
@@ -1193,6 +1227,72 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("name"));
         let e = err(d.path(), &format!("{MINIMAL}[test]\ntimeout_seconds = 0\n"));
         assert_eq!(e.help.as_deref(), Some("allowed: 1 to 3600"));
+    }
+
+    #[test]
+    fn user_group_missing_from_the_base_is_refused_at_validation() {
+        let d = fixture();
+        let text = format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nonroot:staff\"\n");
+        let e = err(d.path(), &text);
+        assert_eq!((e.line, e.column), (7, 8));
+        assert_eq!(e.field.as_deref(), Some("image.user"));
+        assert_eq!(
+            e.message,
+            "invalid user \"nonroot:staff\": group \"staff\" is not in the image's /etc/group (it has: root, nonroot)"
+        );
+        assert_eq!(
+            e.help.as_deref(),
+            Some(
+                "use numbers, \"UID\" or \"UID:GID\" like \"65532:65532\", or names of the base: base \"static\" has users root, nonroot and groups root, nonroot"
+            )
+        );
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{}:7:8: `image.user`: ",
+                d.path().join("recipe.toml").display()
+            )),
+            "{shown}"
+        );
+        let ok = |user: &str| {
+            parse_in(
+                d.path(),
+                &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"{user}\"\n"),
+            )
+            .map(|r| r.image.user.map(|u| u.to_string()))
+            .map_err(|e| e.to_string())
+        };
+        for user in [
+            "nonroot:nonroot",
+            "nonroot:0",
+            "65532:65532",
+            "root",
+            "1000",
+        ] {
+            assert_eq!(ok(user), Ok(Some(user.to_owned())));
+        }
+        let e = err(d.path(), &format!("{MINIMAL}[image]\nuser = \"1:\"\n"));
+        assert!(e.message.contains("is not of the form"), "{}", e.message);
+    }
+
+    #[test]
+    fn file_owners_resolve_against_the_base() {
+        let d = fixture();
+        std::fs::write(d.path().join("app.conf"), "x\n").unwrap();
+        let with = |base: &str, owner: &str| {
+            format!(
+                "{MINIMAL}[image]\nbase = \"{base}\"\n[[image.files]]\nsrc = \"app.conf\"\ndst = \"/etc/app.conf\"\nowner = \"{owner}\"\n"
+            )
+        };
+        let r = parse_in(d.path(), &with("static", "nonroot")).unwrap();
+        assert_eq!((r.image.files[0].uid, r.image.files[0].gid), (65532, 65532));
+        let r = parse_in(d.path(), &with("scratch", "7")).unwrap();
+        assert_eq!((r.image.files[0].uid, r.image.files[0].gid), (7, 7));
+        let e = err(d.path(), &with("static", "nonroot:staff"));
+        assert_eq!(e.field.as_deref(), Some("image.files.owner"));
+        assert!(e.message.contains("group \"staff\""), "{}", e.message);
+        let e = err(d.path(), &with("scratch", "nonroot"));
+        assert!(e.message.contains("no /etc/passwd"), "{}", e.message);
     }
 
     fn go_fixture() -> tempfile::TempDir {
