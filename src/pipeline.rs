@@ -310,7 +310,7 @@ fn build_fresh(
             facts.machine
         ))
     })?;
-    let base = image::base::load(&recipe.image.base, &recipe.dir)?;
+    let base = recipe.image.base_image.clone();
     // Layers by concern, bottom up: the base (byte-identical across recipes), the recipe's extra
     // files, the binary. Only the layers above a change need re-uploading.
     let mut layers: Vec<LayerSpec> = base.layer.into_iter().collect();

@@ -2,6 +2,7 @@
 //! anything is built, relative paths resolved against the recipe's own folder. Every error names
 //! the file, the line and column, the field, and what is allowed.
 
+use crate::image::base::Base;
 use crate::image::users::{Owner, User, Users};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -234,7 +235,10 @@ pub struct BuildSpec {
 
 #[derive(Clone, Debug)]
 pub struct ImageSpec {
+    /// The base as the recipe names it ("scratch", "static", "./mybase").
     pub base: String,
+    /// The base, loaded once at validation: the pipeline layers it as it is.
+    pub base_image: Base,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
     pub user: Option<User>,
@@ -504,7 +508,7 @@ impl Ctx<'_> {
         };
 
         let img = raw.image;
-        let (base, loaded) = match &img.base {
+        let (base, base_image) = match &img.base {
             Some(bs) => {
                 let wanted = bs.get_ref();
                 let loaded = crate::image::base::load(wanted, &dir).map_err(|e| {
@@ -520,12 +524,12 @@ impl Ctx<'_> {
                     };
                     self.error(bs.span(), "image.base", error_chain(&e), Some(help))
                 })?;
-                (wanted.clone(), Some(loaded))
+                (wanted.clone(), loaded)
             }
-            None => ("scratch".to_owned(), None),
+            None => ("scratch".to_owned(), scratch()),
         };
         // scratch has no users: names are refused against an empty database.
-        let users = loaded.map(|b| b.users).unwrap_or_default();
+        let users = base_image.users.clone();
         let entrypoint = match img.entrypoint {
             Some(e) if e.get_ref().is_empty() => {
                 return Err(self.error(
@@ -713,6 +717,7 @@ impl Ctx<'_> {
             },
             image: ImageSpec {
                 base,
+                base_image,
                 entrypoint,
                 cmd: img.cmd,
                 user,
@@ -947,6 +952,16 @@ fn check_image_path(p: &str) -> Result<(), &'static str> {
 fn normalize_image_path(p: &str) -> String {
     let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
     format!("/{}", parts.join("/"))
+}
+
+/// The empty base: no layer, no users.
+fn scratch() -> Base {
+    Base {
+        name: "scratch".to_owned(),
+        description: String::new(),
+        layer: None,
+        users: Users::default(),
+    }
 }
 
 /// What the base offers to a user or owner field, for its help line.
@@ -1273,6 +1288,28 @@ mod tests {
         }
         let e = err(d.path(), &format!("{MINIMAL}[image]\nuser = \"1:\"\n"));
         assert!(e.message.contains("is not of the form"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_base_is_loaded_once_with_a_layer_independent_of_the_epoch() {
+        let d = fixture();
+        let digest = |epoch: &str| {
+            let r = parse_in(
+                d.path(),
+                &format!("epoch = {epoch}\n{MINIMAL}[image]\nbase = \"static\"\n"),
+            )
+            .unwrap();
+            let layer = r.image.base_image.layer.unwrap();
+            assert_eq!(layer.mtime, crate::image::base::BASE_MTIME);
+            let blobs = tempfile::tempdir().unwrap();
+            crate::image::layer::write_layer(&layer, blobs.path())
+                .unwrap()
+                .digest
+        };
+        assert_eq!(digest("1"), digest("1700000000"));
+        assert_eq!(digest("1"), digest("\"git\""));
+        let r = parse_in(d.path(), MINIMAL).unwrap();
+        assert!(r.image.base_image.layer.is_none());
     }
 
     #[test]
