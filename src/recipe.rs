@@ -342,7 +342,25 @@ impl Ctx<'_> {
     }
 
     fn validate(&self, raw: RawRecipe, dir: PathBuf) -> Result<Recipe, RecipeError> {
-        let name = raw.name.get_ref().clone();
+        let name = self.validate_name(&raw.name)?;
+        let epoch = self.validate_epoch(raw.epoch.as_ref())?;
+        let build = self.validate_build(raw.build, &dir, &name)?;
+        let image = self.validate_image(raw.image, &dir, &build.output)?;
+        let test = self.validate_test(raw.test)?;
+        Ok(Recipe {
+            path: self.file.to_path_buf(),
+            dir,
+            name,
+            epoch,
+            build,
+            image,
+            test,
+        })
+    }
+
+    /// `name`: it names the output folder and the image.
+    fn validate_name(&self, raw_name: &Spanned<String>) -> Result<String, RecipeError> {
+        let name = raw_name.get_ref().clone();
         let name_ok = !name.is_empty()
             && name.len() <= 128
             && name
@@ -351,14 +369,19 @@ impl Ctx<'_> {
             && name.as_bytes()[0].is_ascii_alphanumeric();
         if !name_ok {
             return Err(self.error(
-                raw.name.span(),
+                raw_name.span(),
                 "name",
                 format!("invalid name {name:?}"),
                 Some("use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (it names the output folder and the image)".into()),
             ));
         }
 
-        let epoch = match &raw.epoch {
+        Ok(name)
+    }
+
+    /// `epoch`: seconds or "git".
+    fn validate_epoch(&self, raw_epoch: Option<&Spanned<RawEpoch>>) -> Result<Epoch, RecipeError> {
+        Ok(match raw_epoch {
             None => Epoch::Default,
             Some(e) => match e.get_ref() {
                 RawEpoch::Seconds(n) if *n >= 0 && *n <= 253_402_300_799 => Epoch::Fixed(*n as u64),
@@ -372,9 +395,18 @@ impl Ctx<'_> {
                     ));
                 }
             },
-        };
-        let build_span = raw.build.span();
-        let b = raw.build.into_inner();
+        })
+    }
+
+    /// `[build]`: the source (which must exist), the language's own fields, libc × link.
+    fn validate_build(
+        &self,
+        raw_build: Spanned<RawBuild>,
+        dir: &Path,
+        name: &str,
+    ) -> Result<BuildSpec, RecipeError> {
+        let build_span = raw_build.span();
+        let b = raw_build.into_inner();
         let lang = *b.lang.get_ref();
         let source = dir.join(b.source.get_ref());
         match (lang, source.exists()) {
@@ -507,11 +539,34 @@ impl Ctx<'_> {
             None => format!("/{name}"),
         };
 
-        let img = raw.image;
+        Ok(BuildSpec {
+            lang,
+            source,
+            libc,
+            link,
+            files,
+            cflags: b.cflags,
+            ldflags: b.ldflags,
+            output,
+            strip: b.strip,
+            package: go.package,
+            cgo: go.cgo,
+            tags: go.tags,
+        })
+    }
+
+    /// `[image]`: the base (loaded here, once), users and owners resolved against it, paths,
+    /// ports, signals. `output` is the binary's path, the default entrypoint.
+    fn validate_image(
+        &self,
+        img: RawImage,
+        dir: &Path,
+        output: &str,
+    ) -> Result<ImageSpec, RecipeError> {
         let (base, base_image) = match &img.base {
             Some(bs) => {
                 let wanted = bs.get_ref();
-                let loaded = crate::image::base::load(wanted, &dir).map_err(|e| {
+                let loaded = crate::image::base::load(wanted, dir).map_err(|e| {
                     let names = crate::image::base::embedded_names();
                     let help = match closest(wanted, &names) {
                         Some(c) if !crate::image::base::is_path_reference(wanted) => {
@@ -542,7 +597,7 @@ impl Ctx<'_> {
                 ));
             }
             Some(e) => e.into_inner(),
-            None => vec![output.clone()],
+            None => vec![output.to_owned()],
         };
         let mut env = Vec::new();
         for e in img.env {
@@ -672,7 +727,26 @@ impl Ctx<'_> {
             }
         }
 
-        let test = match raw.test {
+        Ok(ImageSpec {
+            base,
+            base_image,
+            entrypoint,
+            cmd: img.cmd,
+            user,
+            env,
+            workdir: img.workdir.map(Spanned::into_inner),
+            labels: img.labels,
+            annotations: img.annotations,
+            tag,
+            files: extra_files,
+            ports,
+            stop_signal: img.stop_signal.map(Spanned::into_inner),
+        })
+    }
+
+    /// `[test]`: what the run proof checks.
+    fn validate_test(&self, raw_test: Option<RawTest>) -> Result<Option<TestSpec>, RecipeError> {
+        Ok(match raw_test {
             Some(t) => {
                 let timeout_seconds = match &t.timeout_seconds {
                     Some(s) if *s.get_ref() == 0 || *s.get_ref() > 3600 => {
@@ -694,43 +768,6 @@ impl Ctx<'_> {
                 })
             }
             None => None,
-        };
-
-        Ok(Recipe {
-            path: self.file.to_path_buf(),
-            dir,
-            name,
-            epoch,
-            build: BuildSpec {
-                lang,
-                source,
-                libc,
-                link,
-                files,
-                cflags: b.cflags,
-                ldflags: b.ldflags,
-                output,
-                strip: b.strip,
-                package: go.package,
-                cgo: go.cgo,
-                tags: go.tags,
-            },
-            image: ImageSpec {
-                base,
-                base_image,
-                entrypoint,
-                cmd: img.cmd,
-                user,
-                env,
-                workdir: img.workdir.map(Spanned::into_inner),
-                labels: img.labels,
-                annotations: img.annotations,
-                tag,
-                files: extra_files,
-                ports,
-                stop_signal: img.stop_signal.map(Spanned::into_inner),
-            },
-            test,
         })
     }
 }
@@ -1392,6 +1429,92 @@ mod tests {
         let e = err(d.path(), &format!("{MINIMAL}cgo = true\n"));
         assert_eq!(e.field.as_deref(), Some("build.cgo"));
         assert_eq!(e.message, "`cgo` is only for lang = \"go\", not \"c\"");
+    }
+
+    /// A section's validation alone, from the section's own text.
+    fn section<T: serde::de::DeserializeOwned, R>(
+        text: &str,
+        check: impl FnOnce(&Ctx<'_>, T) -> Result<R, RecipeError>,
+    ) -> Result<R, Located> {
+        let ctx = Ctx {
+            file: Path::new("r.toml"),
+            text,
+        };
+        let raw: T = toml::from_str(text).map_err(|e| match ctx.toml_error(&e) {
+            RecipeError::Invalid(l) => *l,
+            other => panic!("{other}"),
+        })?;
+        check(&ctx, raw).map_err(|e| match e {
+            RecipeError::Invalid(l) => *l,
+            other => panic!("{other}"),
+        })
+    }
+
+    #[derive(Deserialize)]
+    struct NameOnly {
+        name: Spanned<String>,
+    }
+
+    #[test]
+    fn name_section() {
+        let name = |t: &str| section(t, |c, n: NameOnly| c.validate_name(&n.name));
+        assert_eq!(name("name = \"curl-8.1\""), Ok("curl-8.1".to_owned()));
+        for bad in ["\"\"", "\"-x\"", "\"A\"", "\"a b\""] {
+            let e = name(&format!("name = {bad}")).unwrap_err();
+            assert_eq!((e.line, e.column, e.field.as_deref()), (1, 8, Some("name")));
+        }
+    }
+
+    #[test]
+    fn test_section() {
+        let test = |t: &str| section(t, |c, raw: RawTest| c.validate_test(Some(raw)));
+        let t = test("args = [\"-v\"]\nexpect_stdout = \"ok\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!((t.args, t.timeout_seconds), (vec!["-v".to_owned()], 30));
+        let e = test("args = []\ntimeout_seconds = 3601").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 19));
+        assert_eq!(e.field.as_deref(), Some("test.timeout_seconds"));
+        assert_eq!(e.message, "3601 is out of range");
+    }
+
+    #[test]
+    fn image_section() {
+        let d = tempfile::tempdir().unwrap();
+        let image = |t: &str| {
+            section(t, |c, raw: RawImage| {
+                c.validate_image(raw, d.path(), "/app")
+            })
+        };
+        let i =
+            image("base = \"static\"\nuser = \"nonroot\"\nports = [\"53/udp\", \"80\"]").unwrap();
+        assert_eq!(i.entrypoint, vec!["/app"]);
+        assert_eq!(i.user.map(|u| u.to_string()).as_deref(), Some("nonroot"));
+        assert_eq!(i.ports, vec!["53/udp", "80/tcp"]);
+        assert_eq!(i.base_image.name, "static");
+        let e = image("base = \"static\"\nuser = \"nonroot:staff\"").unwrap_err();
+        assert_eq!(
+            (e.line, e.column, e.field.as_deref()),
+            (2, 8, Some("image.user"))
+        );
+        let e = image("stop_signal = \"TERM\"").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("image.stop_signal"));
+        let e = image("ports = [\"0\"]").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("image.ports"));
+    }
+
+    #[test]
+    fn build_section() {
+        let d = fixture();
+        let build = |t: &str| {
+            section(t, |c, raw: Spanned<RawBuild>| {
+                c.validate_build(raw, d.path(), "hello")
+            })
+        };
+        let b = build("lang = \"c\"\nsource = \"src\"").unwrap();
+        assert_eq!((b.output.as_str(), b.files.len()), ("/hello", 1));
+        let e = build("lang = \"c\"\nsource = \"src\"\ntags = [\"x\"]").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (3, Some("build.tags")));
     }
 
     #[test]
