@@ -118,8 +118,9 @@ impl fmt::Display for User {
 }
 
 /// A file's owner: `uid[:gid]` numbers or `name[:group]` names. A lone number is also the gid
-/// (`"65532"` = `65532:65532`, as chown does not do but tar layers usually mean); a lone name
-/// takes the user's primary group.
+/// (`"65532"` means `65532:65532`, as base.toml and recipes always meant it); a lone name takes
+/// the user's primary group. It differs from [`User`] there: a config's lone uid takes the
+/// primary group from passwd, or 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub user: Id,
