@@ -2,6 +2,8 @@
 //! anything is built, relative paths resolved against the recipe's own folder. Every error names
 //! the file, the line and column, the field, and what is allowed.
 
+use crate::image::base::Base;
+use crate::image::users::{Owner, User, Users};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +16,7 @@ pub const RECIPE_FILE: &str = "recipe.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
-    #[error("{path}: cannot read the recipe: {source}")]
+    #[error("reading the recipe {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -233,10 +235,13 @@ pub struct BuildSpec {
 
 #[derive(Clone, Debug)]
 pub struct ImageSpec {
+    /// The base as the recipe names it ("scratch", "static", "./mybase").
     pub base: String,
+    /// The base, loaded once at validation: the pipeline layers it as it is.
+    pub base_image: Base,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
-    pub user: Option<String>,
+    pub user: Option<User>,
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub labels: BTreeMap<String, String>,
@@ -337,7 +342,25 @@ impl Ctx<'_> {
     }
 
     fn validate(&self, raw: RawRecipe, dir: PathBuf) -> Result<Recipe, RecipeError> {
-        let name = raw.name.get_ref().clone();
+        let name = self.validate_name(&raw.name)?;
+        let epoch = self.validate_epoch(raw.epoch.as_ref())?;
+        let build = self.validate_build(raw.build, &dir, &name)?;
+        let image = self.validate_image(raw.image, &dir, &build.output)?;
+        let test = self.validate_test(raw.test)?;
+        Ok(Recipe {
+            path: self.file.to_path_buf(),
+            dir,
+            name,
+            epoch,
+            build,
+            image,
+            test,
+        })
+    }
+
+    /// `name`: it names the output folder and the image.
+    fn validate_name(&self, raw_name: &Spanned<String>) -> Result<String, RecipeError> {
+        let name = raw_name.get_ref().clone();
         let name_ok = !name.is_empty()
             && name.len() <= 128
             && name
@@ -346,14 +369,19 @@ impl Ctx<'_> {
             && name.as_bytes()[0].is_ascii_alphanumeric();
         if !name_ok {
             return Err(self.error(
-                raw.name.span(),
+                raw_name.span(),
                 "name",
                 format!("invalid name {name:?}"),
                 Some("use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (it names the output folder and the image)".into()),
             ));
         }
 
-        let epoch = match &raw.epoch {
+        Ok(name)
+    }
+
+    /// `epoch`: seconds or "git".
+    fn validate_epoch(&self, raw_epoch: Option<&Spanned<RawEpoch>>) -> Result<Epoch, RecipeError> {
+        Ok(match raw_epoch {
             None => Epoch::Default,
             Some(e) => match e.get_ref() {
                 RawEpoch::Seconds(n) if *n >= 0 && *n <= 253_402_300_799 => Epoch::Fixed(*n as u64),
@@ -367,9 +395,18 @@ impl Ctx<'_> {
                     ));
                 }
             },
-        };
-        let build_span = raw.build.span();
-        let b = raw.build.into_inner();
+        })
+    }
+
+    /// `[build]`: the source (which must exist), the language's own fields, libc × link.
+    fn validate_build(
+        &self,
+        raw_build: Spanned<RawBuild>,
+        dir: &Path,
+        name: &str,
+    ) -> Result<BuildSpec, RecipeError> {
+        let build_span = raw_build.span();
+        let b = raw_build.into_inner();
         let lang = *b.lang.get_ref();
         let source = dir.join(b.source.get_ref());
         match (lang, source.exists()) {
@@ -502,11 +539,34 @@ impl Ctx<'_> {
             None => format!("/{name}"),
         };
 
-        let img = raw.image;
-        let base = match &img.base {
+        Ok(BuildSpec {
+            lang,
+            source,
+            libc,
+            link,
+            files,
+            cflags: b.cflags,
+            ldflags: b.ldflags,
+            output,
+            strip: b.strip,
+            package: go.package,
+            cgo: go.cgo,
+            tags: go.tags,
+        })
+    }
+
+    /// `[image]`: the base (loaded here, once), users and owners resolved against it, paths,
+    /// ports, signals. `output` is the binary's path, the default entrypoint.
+    fn validate_image(
+        &self,
+        img: RawImage,
+        dir: &Path,
+        output: &str,
+    ) -> Result<ImageSpec, RecipeError> {
+        let (base, base_image) = match &img.base {
             Some(bs) => {
                 let wanted = bs.get_ref();
-                if let Err(e) = crate::image::base::load(wanted, &dir, 0) {
+                let loaded = crate::image::base::load(wanted, dir).map_err(|e| {
                     let names = crate::image::base::embedded_names();
                     let help = match closest(wanted, &names) {
                         Some(c) if !crate::image::base::is_path_reference(wanted) => {
@@ -517,12 +577,14 @@ impl Ctx<'_> {
                             names.join(", ")
                         ),
                     };
-                    return Err(self.error(bs.span(), "image.base", e.to_string(), Some(help)));
-                }
-                wanted.clone()
+                    self.error(bs.span(), "image.base", error_chain(&e), Some(help))
+                })?;
+                (wanted.clone(), loaded)
             }
-            None => "scratch".to_owned(),
+            None => ("scratch".to_owned(), scratch()),
         };
+        // scratch has no users: names are refused against an empty database.
+        let users = base_image.users.clone();
         let entrypoint = match img.entrypoint {
             Some(e) if e.get_ref().is_empty() => {
                 return Err(self.error(
@@ -535,7 +597,7 @@ impl Ctx<'_> {
                 ));
             }
             Some(e) => e.into_inner(),
-            None => vec![output.clone()],
+            None => vec![output.to_owned()],
         };
         let mut env = Vec::new();
         for e in img.env {
@@ -559,19 +621,10 @@ impl Ctx<'_> {
                 ));
             }
         }
-        if let Some(u) = &img.user {
-            let passwd = crate::image::base::load(&base, &dir, 0)
-                .ok()
-                .and_then(|b| b.passwd);
-            if let Err(why) = check_user(u.get_ref(), passwd.as_deref()) {
-                return Err(self.error(
-                    u.span(),
-                    "image.user",
-                    format!("invalid user {:?}: {why}", u.get_ref()),
-                    Some("use \"UID\" or \"UID:GID\" with numbers, e.g. \"65532:65532\", or a user of the base image (static has root and nonroot)".into()),
-                ));
-            }
-        }
+        let user = match &img.user {
+            Some(u) => Some(self.validate_user(u, &base, &users)?),
+            None => None,
+        };
         let tag = match &img.tag {
             Some(t) if !is_valid_tag(t.get_ref()) => {
                 return Err(self.error(
@@ -612,14 +665,22 @@ impl Ctx<'_> {
             }
             let (uid, gid) = match &f.owner {
                 None => (0, 0),
-                Some(o) => parse_owner(o.get_ref()).ok_or_else(|| {
-                    self.error(
-                        o.span(),
-                        "image.files.owner",
-                        format!("invalid owner {:?}", o.get_ref()),
-                        Some("use numeric \"UID:GID\", e.g. \"65532:65532\"".into()),
-                    )
-                })?,
+                Some(o) => o
+                    .get_ref()
+                    .parse::<Owner>()
+                    .and_then(|owner| users.resolve_owner(&owner))
+                    .map_err(|e| {
+                        self.error(
+                            o.span(),
+                            "image.files.owner",
+                            format!("invalid owner {:?}: {e}", o.get_ref()),
+                            Some(users_help(
+                                &base,
+                                &users,
+                                "\"UID:GID\", e.g. \"65532:65532\"",
+                            )),
+                        )
+                    })?,
             };
             extra_files.push(ExtraFile {
                 src,
@@ -666,7 +727,26 @@ impl Ctx<'_> {
             }
         }
 
-        let test = match raw.test {
+        Ok(ImageSpec {
+            base,
+            base_image,
+            entrypoint,
+            cmd: img.cmd,
+            user,
+            env,
+            workdir: img.workdir.map(Spanned::into_inner),
+            labels: img.labels,
+            annotations: img.annotations,
+            tag,
+            files: extra_files,
+            ports,
+            stop_signal: img.stop_signal.map(Spanned::into_inner),
+        })
+    }
+
+    /// `[test]`: what the run proof checks.
+    fn validate_test(&self, raw_test: Option<RawTest>) -> Result<Option<TestSpec>, RecipeError> {
+        Ok(match raw_test {
             Some(t) => {
                 let timeout_seconds = match &t.timeout_seconds {
                     Some(s) if *s.get_ref() == 0 || *s.get_ref() > 3600 => {
@@ -688,43 +768,34 @@ impl Ctx<'_> {
                 })
             }
             None => None,
-        };
-
-        Ok(Recipe {
-            path: self.file.to_path_buf(),
-            dir,
-            name,
-            epoch,
-            build: BuildSpec {
-                lang,
-                source,
-                libc,
-                link,
-                files,
-                cflags: b.cflags,
-                ldflags: b.ldflags,
-                output,
-                strip: b.strip,
-                package: go.package,
-                cgo: go.cgo,
-                tags: go.tags,
-            },
-            image: ImageSpec {
-                base,
-                entrypoint,
-                cmd: img.cmd,
-                user: img.user.map(Spanned::into_inner),
-                env,
-                workdir: img.workdir.map(Spanned::into_inner),
-                labels: img.labels,
-                annotations: img.annotations,
-                tag,
-                files: extra_files,
-                ports,
-                stop_signal: img.stop_signal.map(Spanned::into_inner),
-            },
-            test,
         })
+    }
+}
+
+impl Ctx<'_> {
+    /// `image.user`, resolved against the base's /etc/passwd and /etc/group the way the run
+    /// proof will resolve it.
+    fn validate_user(
+        &self,
+        u: &Spanned<String>,
+        base: &str,
+        users: &Users,
+    ) -> Result<User, RecipeError> {
+        u.get_ref()
+            .parse::<User>()
+            .and_then(|user| users.resolve(&user).map(|_| user))
+            .map_err(|e| {
+                self.error(
+                    u.span(),
+                    "image.user",
+                    format!("invalid user {:?}: {e}", u.get_ref()),
+                    Some(users_help(
+                        base,
+                        users,
+                        "\"UID\" or \"UID:GID\" like \"65532:65532\"",
+                    )),
+                )
+            })
     }
 }
 
@@ -920,28 +991,39 @@ fn normalize_image_path(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// A numeric UID[:GID], or a name the base's /etc/passwd knows.
-fn check_user(u: &str, passwd: Option<&str>) -> Result<(), String> {
-    let (user, group) = u
-        .split_once(':')
-        .map(|(a, b)| (a, Some(b)))
-        .unwrap_or((u, None));
-    if user.is_empty() || group == Some("") {
-        return Err("empty user or group".into());
-    }
-    if user.parse::<u32>().is_ok() && group.is_none_or(|g| g.parse::<u32>().is_ok()) {
-        return Ok(());
-    }
-    match passwd {
-        None => Err("names need a base image with /etc/passwd (base = \"static\")".into()),
-        Some(text) if crate::image::base::lookup_user(text, u).is_some() => Ok(()),
-        Some(_) => Err("no such user in the base image's /etc/passwd".into()),
+/// The empty base: no layer, no users.
+fn scratch() -> Base {
+    Base {
+        name: "scratch".to_owned(),
+        description: String::new(),
+        layer: None,
+        users: Users::default(),
     }
 }
 
-fn parse_owner(s: &str) -> Option<(u32, u32)> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    Some((u.parse().ok()?, g.parse().ok()?))
+/// What the base offers to a user or owner field, for its help line.
+fn users_help(base: &str, users: &Users, numeric: &str) -> String {
+    let list = |names: Vec<&str>| match names.join(", ") {
+        s if s.is_empty() => "none".to_owned(),
+        s => s,
+    };
+    format!(
+        "use numbers, {numeric}, or names of the base: base {base:?} has users {} and groups {}",
+        list(users.user_names()),
+        list(users.group_names())
+    )
+}
+
+/// An error's message followed by its causes, for a [`Located`] message.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 pub fn is_valid_tag(t: &str) -> bool {
@@ -1173,7 +1255,7 @@ mod tests {
         let e = err(d.path(), &format!("{MINIMAL}[image]\nuser = \"nobody\"\n"));
         assert_eq!(e.field.as_deref(), Some("image.user"));
         assert!(
-            e.message.contains("names need a base image"),
+            e.message.contains("the image has no /etc/passwd"),
             "{}",
             e.message
         );
@@ -1181,7 +1263,11 @@ mod tests {
             d.path(),
             &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nobody\"\n"),
         );
-        assert!(e.message.contains("no such user"), "{}", e.message);
+        assert!(
+            e.message.contains("is not in the image's /etc/passwd"),
+            "{}",
+            e.message
+        );
         let ok = parse_in(
             d.path(),
             &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nonroot\"\n"),
@@ -1193,6 +1279,94 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("name"));
         let e = err(d.path(), &format!("{MINIMAL}[test]\ntimeout_seconds = 0\n"));
         assert_eq!(e.help.as_deref(), Some("allowed: 1 to 3600"));
+    }
+
+    #[test]
+    fn user_group_missing_from_the_base_is_refused_at_validation() {
+        let d = fixture();
+        let text = format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nonroot:staff\"\n");
+        let e = err(d.path(), &text);
+        assert_eq!((e.line, e.column), (7, 8));
+        assert_eq!(e.field.as_deref(), Some("image.user"));
+        assert_eq!(
+            e.message,
+            "invalid user \"nonroot:staff\": group \"staff\" is not in the image's /etc/group (it has: root, nonroot)"
+        );
+        assert_eq!(
+            e.help.as_deref(),
+            Some(
+                "use numbers, \"UID\" or \"UID:GID\" like \"65532:65532\", or names of the base: base \"static\" has users root, nonroot and groups root, nonroot"
+            )
+        );
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "{}:7:8: `image.user`: ",
+                d.path().join("recipe.toml").display()
+            )),
+            "{shown}"
+        );
+        let ok = |user: &str| {
+            parse_in(
+                d.path(),
+                &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"{user}\"\n"),
+            )
+            .map(|r| r.image.user.map(|u| u.to_string()))
+            .map_err(|e| e.to_string())
+        };
+        for user in [
+            "nonroot:nonroot",
+            "nonroot:0",
+            "65532:65532",
+            "root",
+            "1000",
+        ] {
+            assert_eq!(ok(user), Ok(Some(user.to_owned())));
+        }
+        let e = err(d.path(), &format!("{MINIMAL}[image]\nuser = \"1:\"\n"));
+        assert!(e.message.contains("is not of the form"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_base_is_loaded_once_with_a_layer_independent_of_the_epoch() {
+        let d = fixture();
+        let digest = |epoch: &str| {
+            let r = parse_in(
+                d.path(),
+                &format!("epoch = {epoch}\n{MINIMAL}[image]\nbase = \"static\"\n"),
+            )
+            .unwrap();
+            let layer = r.image.base_image.layer.unwrap();
+            assert_eq!(layer.mtime, crate::image::base::BASE_MTIME);
+            let blobs = tempfile::tempdir().unwrap();
+            crate::image::layer::write_layer(&layer, blobs.path())
+                .unwrap()
+                .digest
+        };
+        assert_eq!(digest("1"), digest("1700000000"));
+        assert_eq!(digest("1"), digest("\"git\""));
+        let r = parse_in(d.path(), MINIMAL).unwrap();
+        assert!(r.image.base_image.layer.is_none());
+    }
+
+    #[test]
+    fn file_owners_resolve_against_the_base() {
+        let d = fixture();
+        std::fs::write(d.path().join("app.conf"), "x\n").unwrap();
+        let with = |base: &str, owner: &str| {
+            format!(
+                "{MINIMAL}[image]\nbase = \"{base}\"\n[[image.files]]\nsrc = \"app.conf\"\ndst = \"/etc/app.conf\"\nowner = \"{owner}\"\n"
+            )
+        };
+        let r = parse_in(d.path(), &with("static", "nonroot")).unwrap();
+        assert_eq!((r.image.files[0].uid, r.image.files[0].gid), (65532, 65532));
+        let r = parse_in(d.path(), &with("scratch", "7")).unwrap();
+        assert_eq!((r.image.files[0].uid, r.image.files[0].gid), (7, 7));
+        let e = err(d.path(), &with("static", "nonroot:staff"));
+        assert_eq!(e.field.as_deref(), Some("image.files.owner"));
+        assert!(e.message.contains("group \"staff\""), "{}", e.message);
+        let e = err(d.path(), &with("scratch", "nonroot"));
+        assert!(e.message.contains("no /etc/passwd"), "{}", e.message);
     }
 
     fn go_fixture() -> tempfile::TempDir {
@@ -1255,6 +1429,92 @@ mod tests {
         let e = err(d.path(), &format!("{MINIMAL}cgo = true\n"));
         assert_eq!(e.field.as_deref(), Some("build.cgo"));
         assert_eq!(e.message, "`cgo` is only for lang = \"go\", not \"c\"");
+    }
+
+    /// A section's validation alone, from the section's own text.
+    fn section<T: serde::de::DeserializeOwned, R>(
+        text: &str,
+        check: impl FnOnce(&Ctx<'_>, T) -> Result<R, RecipeError>,
+    ) -> Result<R, Located> {
+        let ctx = Ctx {
+            file: Path::new("r.toml"),
+            text,
+        };
+        let raw: T = toml::from_str(text).map_err(|e| match ctx.toml_error(&e) {
+            RecipeError::Invalid(l) => *l,
+            other => panic!("{other}"),
+        })?;
+        check(&ctx, raw).map_err(|e| match e {
+            RecipeError::Invalid(l) => *l,
+            other => panic!("{other}"),
+        })
+    }
+
+    #[derive(Deserialize)]
+    struct NameOnly {
+        name: Spanned<String>,
+    }
+
+    #[test]
+    fn name_section() {
+        let name = |t: &str| section(t, |c, n: NameOnly| c.validate_name(&n.name));
+        assert_eq!(name("name = \"curl-8.1\""), Ok("curl-8.1".to_owned()));
+        for bad in ["\"\"", "\"-x\"", "\"A\"", "\"a b\""] {
+            let e = name(&format!("name = {bad}")).unwrap_err();
+            assert_eq!((e.line, e.column, e.field.as_deref()), (1, 8, Some("name")));
+        }
+    }
+
+    #[test]
+    fn test_section() {
+        let test = |t: &str| section(t, |c, raw: RawTest| c.validate_test(Some(raw)));
+        let t = test("args = [\"-v\"]\nexpect_stdout = \"ok\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!((t.args, t.timeout_seconds), (vec!["-v".to_owned()], 30));
+        let e = test("args = []\ntimeout_seconds = 3601").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 19));
+        assert_eq!(e.field.as_deref(), Some("test.timeout_seconds"));
+        assert_eq!(e.message, "3601 is out of range");
+    }
+
+    #[test]
+    fn image_section() {
+        let d = tempfile::tempdir().unwrap();
+        let image = |t: &str| {
+            section(t, |c, raw: RawImage| {
+                c.validate_image(raw, d.path(), "/app")
+            })
+        };
+        let i =
+            image("base = \"static\"\nuser = \"nonroot\"\nports = [\"53/udp\", \"80\"]").unwrap();
+        assert_eq!(i.entrypoint, vec!["/app"]);
+        assert_eq!(i.user.map(|u| u.to_string()).as_deref(), Some("nonroot"));
+        assert_eq!(i.ports, vec!["53/udp", "80/tcp"]);
+        assert_eq!(i.base_image.name, "static");
+        let e = image("base = \"static\"\nuser = \"nonroot:staff\"").unwrap_err();
+        assert_eq!(
+            (e.line, e.column, e.field.as_deref()),
+            (2, 8, Some("image.user"))
+        );
+        let e = image("stop_signal = \"TERM\"").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("image.stop_signal"));
+        let e = image("ports = [\"0\"]").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("image.ports"));
+    }
+
+    #[test]
+    fn build_section() {
+        let d = fixture();
+        let build = |t: &str| {
+            section(t, |c, raw: Spanned<RawBuild>| {
+                c.validate_build(raw, d.path(), "hello")
+            })
+        };
+        let b = build("lang = \"c\"\nsource = \"src\"").unwrap();
+        assert_eq!((b.output.as_str(), b.files.len()), ("/hello", 1));
+        let e = build("lang = \"c\"\nsource = \"src\"\ntags = [\"x\"]").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (3, Some("build.tags")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! are embedded in the binary; a recipe may also name a folder of its own.
 
 use super::layer::{EntryKind, FileSource, LayerEntry, LayerSpec};
+use super::users::{Owner, Users};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -11,13 +12,19 @@ mod embedded {
 
 pub const DEFINITION_FILE: &str = "base.toml";
 
+/// The mtime of every entry of a base layer: fixed, independent of the recipe's
+/// SOURCE_DATE_EPOCH. A base layer is the same blob for every recipe and every commit that uses
+/// it, so registries and caches share it (one upload, one pull) instead of storing a new copy
+/// each time a recipe's epoch moves (`epoch = "git"` moves it on every commit).
+pub const BASE_MTIME: u64 = 0;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BaseError {
     #[error("unknown base image {name:?}; available: {available}")]
     Unknown { name: String, available: String },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -176,8 +183,8 @@ pub struct Base {
     pub description: String,
     /// None for an empty base (scratch).
     pub layer: Option<LayerSpec>,
-    /// The base's /etc/passwd, to check user names against.
-    pub passwd: Option<String>,
+    /// The base's /etc/passwd and /etc/group, to resolve user and owner names against.
+    pub users: Users,
 }
 
 /// Names of the embedded bases, sorted.
@@ -203,8 +210,8 @@ pub fn is_path_reference(reference: &str) -> bool {
 }
 
 /// Loads `reference`: an embedded base's name, or a folder (relative to `recipe_dir`) holding a
-/// base.toml. `epoch` is the layer's mtime.
-pub fn load(reference: &str, recipe_dir: &Path, epoch: u64) -> Result<Base, BaseError> {
+/// base.toml. The layer's mtime is [`BASE_MTIME`], whatever the recipe's epoch.
+pub fn load(reference: &str, recipe_dir: &Path) -> Result<Base, BaseError> {
     if is_path_reference(reference) {
         let dir = recipe_dir.join(reference);
         let def_path = dir.join(DEFINITION_FILE);
@@ -215,7 +222,6 @@ pub fn load(reference: &str, recipe_dir: &Path, epoch: u64) -> Result<Base, Base
         return build(
             &def_path,
             &text,
-            epoch,
             |src| {
                 let p = dir.join(src);
                 p.is_file().then_some(FileSource::Path(p))
@@ -238,7 +244,6 @@ pub fn load(reference: &str, recipe_dir: &Path, epoch: u64) -> Result<Base, Base
     build(
         &PathBuf::from("images").join(&def_rel),
         &text,
-        epoch,
         |src| embedded_file(&format!("{reference}/{src}")).map(|b| FileSource::Bytes(b.to_vec())),
         |src| Ok(embedded_tree(&format!("{reference}/{src}"))),
     )
@@ -247,7 +252,6 @@ pub fn load(reference: &str, recipe_dir: &Path, epoch: u64) -> Result<Base, Base
 fn build(
     def_path: &Path,
     text: &str,
-    epoch: u64,
     resolve: impl Fn(&str) -> Option<FileSource>,
     resolve_tree: impl Fn(&str) -> Result<Vec<TreeItem>, BaseError>,
 ) -> Result<Base, BaseError> {
@@ -257,9 +261,53 @@ fn build(
     };
     let def: Definition = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
     let mut entries = Vec::new();
-    let mut passwd = None;
+    let mut files = Vec::new();
+    for f in &def.files {
+        let source = resolve(&f.source)
+            .ok_or_else(|| invalid(format!("{}: source {:?} does not exist", f.path, f.source)))?;
+        let path = rel(&f.path).map_err(invalid)?;
+        let is_db = matches!(path.as_str(), "etc/passwd" | "etc/group");
+        if f.digest.is_none() && !is_db {
+            files.push((f, path, source, None));
+            continue;
+        }
+        // Only pinned files and the user databases are read here; the layer streams the rest.
+        let bytes = match &source {
+            FileSource::Bytes(b) => std::borrow::Cow::Borrowed(b.as_slice()),
+            FileSource::Path(p) => {
+                std::borrow::Cow::Owned(std::fs::read(p).map_err(|source| BaseError::Io {
+                    path: p.clone(),
+                    source,
+                })?)
+            }
+        };
+        if let Some(pin) = &f.digest {
+            let actual = crate::digest::Digest::of_bytes(&bytes).to_string();
+            if &actual != pin {
+                return Err(invalid(format!(
+                    "{}: {} has digest {actual}, but the definition pins {pin}; restore the file or update the pin deliberately",
+                    f.path, f.source
+                )));
+            }
+        }
+        let text = is_db.then(|| String::from_utf8_lossy(&bytes).into_owned());
+        files.push((f, path, source, text));
+    }
+    let db = |name: &str| {
+        files
+            .iter()
+            .find(|(_, p, _, _)| p == name)
+            .and_then(|(_, _, _, t)| t.as_deref())
+    };
+    let users = Users::parse(db("etc/passwd"), db("etc/group"));
+    let owner = |path: &str, spec: Option<&str>| -> Result<(u32, u32), BaseError> {
+        let Some(s) = spec else { return Ok((0, 0)) };
+        s.parse::<Owner>()
+            .and_then(|o| users.resolve_owner(&o))
+            .map_err(|e| invalid(format!("{path}: owner {s:?}: {e}")))
+    };
     for d in &def.dirs {
-        let (uid, gid) = owner(d.owner.as_deref()).map_err(invalid)?;
+        let (uid, gid) = owner(&d.path, d.owner.as_deref())?;
         entries.push(LayerEntry {
             path: rel(&d.path).map_err(invalid)?,
             mode: d.mode,
@@ -268,33 +316,8 @@ fn build(
             kind: EntryKind::Dir,
         });
     }
-    for f in &def.files {
-        let (uid, gid) = owner(f.owner.as_deref()).map_err(invalid)?;
-        let source = resolve(&f.source)
-            .ok_or_else(|| invalid(format!("{}: source {:?} does not exist", f.path, f.source)))?;
-        let path = rel(&f.path).map_err(invalid)?;
-        if let Some(pin) = &f.digest {
-            let actual = match &source {
-                FileSource::Bytes(b) => crate::digest::Digest::of_bytes(b).to_string(),
-                FileSource::Path(p) => crate::digest::Digest::of_bytes(
-                    &std::fs::read(p).map_err(|e| invalid(format!("{}: {e}", p.display())))?,
-                )
-                .to_string(),
-            };
-            if &actual != pin {
-                return Err(invalid(format!(
-                    "{}: {} has digest {actual}, but the definition pins {pin}; restore the file or update the pin deliberately",
-                    f.path, f.source
-                )));
-            }
-        }
-        if path == "etc/passwd" {
-            passwd = Some(match &source {
-                FileSource::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-                FileSource::Path(p) => std::fs::read_to_string(p)
-                    .map_err(|e| invalid(format!("{}: {e}", p.display())))?,
-            });
-        }
+    for (f, path, source, _) in files {
+        let (uid, gid) = owner(&f.path, f.owner.as_deref())?;
         entries.push(LayerEntry {
             path,
             mode: f.mode,
@@ -349,14 +372,14 @@ fn build(
     }
     let layer = (!entries.is_empty()).then(|| LayerSpec {
         entries,
-        mtime: epoch,
+        mtime: BASE_MTIME,
         comment: format!("staticpack base {}: {}", def.name, def.description),
     });
     Ok(Base {
         name: def.name,
         description: def.description,
         layer,
-        passwd,
+        users,
     })
 }
 
@@ -375,39 +398,6 @@ fn rel(path: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
-fn owner(spec: Option<&str>) -> Result<(u32, u32), String> {
-    let Some(s) = spec else { return Ok((0, 0)) };
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    match (u.parse(), g.parse()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => Err(format!("owner {s:?} must be numeric UID:GID")),
-    }
-}
-
-/// The uid and gid of `user` ("name", "uid" or "uid:gid") per a passwd file's text.
-pub fn lookup_user(passwd: &str, user: &str) -> Option<(u32, u32)> {
-    let (name, group) = user
-        .split_once(':')
-        .map(|(u, g)| (u, Some(g)))
-        .unwrap_or((user, None));
-    let from_passwd = passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 4 && (f[0] == name || f[2] == name))
-            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
-    });
-    match (
-        from_passwd,
-        name.parse::<u32>(),
-        group.map(str::parse::<u32>),
-    ) {
-        (Some((uid, _)), _, Some(Ok(gid))) => Some((uid, gid)),
-        (Some(ids), _, _) => Some(ids),
-        (None, Ok(uid), Some(Ok(gid))) => Some((uid, gid)),
-        (None, Ok(uid), None) => Some((uid, uid)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,9 +405,9 @@ mod tests {
     #[test]
     fn the_shipped_bases_are_embedded() {
         assert_eq!(embedded_names(), vec!["scratch", "static"]);
-        let scratch = load("scratch", Path::new("."), 0).unwrap();
+        let scratch = load("scratch", Path::new(".")).unwrap();
         assert!(scratch.layer.is_none());
-        let st = load("static", Path::new("."), 0).unwrap();
+        let st = load("static", Path::new(".")).unwrap();
         let layer = st.layer.unwrap();
         let paths: Vec<&str> = layer.entries.iter().map(|e| e.path.as_str()).collect();
         for p in [
@@ -431,15 +421,21 @@ mod tests {
         }
         let tmp = layer.entries.iter().find(|e| e.path == "tmp").unwrap();
         assert_eq!(tmp.mode, 0o1777);
-        assert_eq!(
-            lookup_user(&st.passwd.unwrap(), "nonroot"),
-            Some((65532, 65532))
-        );
+        let nonroot = st.users.resolve(&"nonroot".parse().unwrap()).unwrap();
+        assert_eq!((nonroot.uid, nonroot.gid), (65532, 65532));
+        assert_eq!(nonroot.home.as_deref(), Some("/home/nonroot"));
+        assert_eq!(st.users.group_names(), vec!["root", "nonroot"]);
+        let home = layer
+            .entries
+            .iter()
+            .find(|e| e.path == "home/nonroot")
+            .unwrap();
+        assert_eq!((home.uid, home.gid), (65532, 65532));
     }
 
     #[test]
     fn unknown_base_lists_the_available_ones() {
-        let e = load("statik", Path::new("."), 0).unwrap_err().to_string();
+        let e = load("statik", Path::new(".")).unwrap_err().to_string();
         assert_eq!(
             e,
             "unknown base image \"statik\"; available: scratch, static"
@@ -456,16 +452,16 @@ mod tests {
             "name = \"mine\"\n[[files]]\npath = \"/etc/motd\"\nsource = \"f/motd\"\nmode = 0o644\n",
         )
         .unwrap();
-        let b = load("./mybase", d.path(), 5).unwrap();
+        let b = load("./mybase", d.path()).unwrap();
         assert_eq!(b.name, "mine");
-        assert_eq!(b.layer.unwrap().mtime, 5);
+        assert_eq!(b.layer.unwrap().mtime, BASE_MTIME);
         std::fs::write(
             d.path().join("mybase/base.toml"),
             "name = \"mine\"\n[[files]]\npath = \"etc/motd\"\nsource = \"f/motd\"\nmode = 0o644\n",
         )
         .unwrap();
         assert!(
-            load("./mybase", d.path(), 5)
+            load("./mybase", d.path())
                 .unwrap_err()
                 .to_string()
                 .contains("must be an absolute path")
@@ -473,12 +469,44 @@ mod tests {
     }
 
     #[test]
-    fn user_lookup() {
-        let pw = "root:x:0:0::/root:/bin/sh\nnonroot:x:65532:65532::/home/nonroot:/bin/sh\n";
-        assert_eq!(lookup_user(pw, "root"), Some((0, 0)));
-        assert_eq!(lookup_user(pw, "nonroot:0"), Some((65532, 0)));
-        assert_eq!(lookup_user(pw, "1000"), Some((1000, 1000)));
-        assert_eq!(lookup_user(pw, "1000:5"), Some((1000, 5)));
-        assert_eq!(lookup_user(pw, "nobody"), None);
+    fn owners_may_name_the_bases_own_users() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("b")).unwrap();
+        std::fs::write(d.path().join("b/passwd"), "app:x:7:8::/app:/bin/sh\n").unwrap();
+        std::fs::write(d.path().join("b/group"), "app:x:8:\nops:x:9:\n").unwrap();
+        let def = |owner: &str| {
+            format!(
+                "name = \"b\"\n[[dirs]]\npath = \"/app\"\nmode = 0o700\nowner = \"{owner}\"\n\
+                 [[files]]\npath = \"/etc/passwd\"\nsource = \"passwd\"\nmode = 0o644\n\
+                 [[files]]\npath = \"/etc/group\"\nsource = \"group\"\nmode = 0o644\n"
+            )
+        };
+        std::fs::write(d.path().join("b/base.toml"), def("app:ops")).unwrap();
+        let b = load("./b", d.path()).unwrap();
+        let layer = b.layer.unwrap();
+        let app = layer.entries.iter().find(|e| e.path == "app").unwrap();
+        assert_eq!((app.uid, app.gid), (7, 9));
+        std::fs::write(d.path().join("b/base.toml"), def("app:staff")).unwrap();
+        let e = load("./b", d.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "/app: owner \"app:staff\": group \"staff\" is not in the image's /etc/group (it has: app, ops)"
+            ),
+            "{e}"
+        );
+    }
+
+    /// The base layer is one blob whatever the recipe's epoch: `load` takes none, and the layer
+    /// is the golden one of tests/base_images.rs.
+    #[test]
+    fn base_layer_digest_is_fixed() {
+        let layer = load("static", Path::new(".")).unwrap().layer.unwrap();
+        assert_eq!(layer.mtime, BASE_MTIME);
+        let blobs = tempfile::tempdir().unwrap();
+        let blob = super::super::layer::write_layer(&layer, blobs.path()).unwrap();
+        assert_eq!(
+            blob.digest.to_string(),
+            "sha256:c8c9d5131e0e86683bf91792b23432ba28bf0971f3f29065526adbf1d66da3d9"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod base;
 pub mod config;
 pub mod layer;
 pub mod layout;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 

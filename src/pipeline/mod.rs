@@ -462,10 +462,9 @@ pub fn build_with(
             facts.machine
         ))
     })?;
-    let base = image::base::load(&recipe.image.base, &recipe.dir, opts.epoch)?;
     // Layers by concern, bottom up: the base (byte-identical across recipes), the recipe's extra
     // files, the binary. Only the layers above a change need re-uploading.
-    let mut layers: Vec<LayerSpec> = base.layer.into_iter().collect();
+    let mut layers: Vec<LayerSpec> = recipe.image.base_image.layer.iter().cloned().collect();
     if !recipe.image.files.is_empty() {
         layers.push(files_layer(recipe, opts.epoch));
     }
@@ -719,7 +718,7 @@ fn image_meta(
         entrypoint: img.entrypoint.clone(),
         cmd: img.cmd.clone(),
         env,
-        user: img.user.clone(),
+        user: img.user.as_ref().map(ToString::to_string),
         workdir: img.workdir.clone(),
         labels: img.labels.clone(),
         exposed_ports: img.ports.clone(),
