@@ -33,40 +33,7 @@ pub enum Command {
         The image is written to out/<name> (an OCI image layout) only after the run proof passed.\n\
         SOURCE_DATE_EPOCH sets the timestamps (default 0)."
     )]
-    Build {
-        /// The recipe file, or a folder holding recipe.toml.
-        recipe: PathBuf,
-        /// Where to write the OCI image layout (default: out/<name>).
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Do not run the [test] proof.
-        #[arg(long)]
-        no_run: bool,
-        /// What runs the proof.
-        #[arg(long, value_enum, default_value_t = RuntimeArg::Builtin)]
-        runtime: RuntimeArg,
-        /// Pack a binary that verify refuses (to watch the run proof fail with the real error).
-        #[arg(long)]
-        allow_dynamic: bool,
-        /// Pack a static glibc binary that loads NSS modules (libnss_*.so) at run time.
-        #[arg(long)]
-        allow_nss_hazards: bool,
-        /// Rebuild even when the inputs are unchanged.
-        #[arg(long)]
-        no_cache: bool,
-        /// What to write: an OCI layout folder, or one tar file.
-        #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
-        format: FormatArg,
-        /// Push the image to this reference after the build (repeatable: several tags/registries).
-        #[arg(long, value_name = "REGISTRY/REPO[:TAG]")]
-        push: Vec<String>,
-        #[command(flatten)]
-        registry: RegistryArgs,
-        /// Build a second time elsewhere (other folder, time, umask, TZ, LANG, environment noise)
-        /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
-        #[arg(long)]
-        check_repro: bool,
-    },
+    Build(BuildArgs),
     /// Tell whether ELF files are static, static-pie or dynamic, how they are hardened, and why.
     #[command(
         after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello\n  staticpack verify --json /usr/bin | jq -r 'select(.facts.linkage != \"dynamic\") | .path'\n\n\
@@ -136,6 +103,43 @@ pub enum Command {
         /// LAYOUT or LAYOUT:TAG
         image: String,
     },
+}
+
+/// `staticpack build`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// The recipe file, or a folder holding recipe.toml.
+    pub recipe: PathBuf,
+    /// Where to write the OCI image layout (default: out/<name>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Do not run the [test] proof.
+    #[arg(long)]
+    pub no_run: bool,
+    /// What runs the proof.
+    #[arg(long, value_enum, default_value_t = RuntimeArg::Builtin)]
+    pub runtime: RuntimeArg,
+    /// Pack a binary that verify refuses (to watch the run proof fail with the real error).
+    #[arg(long)]
+    pub allow_dynamic: bool,
+    /// Pack a static glibc binary that loads NSS modules (libnss_*.so) at run time.
+    #[arg(long)]
+    pub allow_nss_hazards: bool,
+    /// Rebuild even when the inputs are unchanged.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// What to write: an OCI layout folder, or one tar file.
+    #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
+    pub format: FormatArg,
+    /// Push the image to this reference after the build (repeatable: several tags/registries).
+    #[arg(long, value_name = "REGISTRY/REPO[:TAG]")]
+    pub push: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Build a second time elsewhere (other folder, time, umask, TZ, LANG, environment noise)
+    /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
+    #[arg(long)]
+    pub check_repro: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -41,31 +41,7 @@ fn runtime(r: RuntimeArg) -> run::Runtime {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Build {
-            recipe,
-            out,
-            no_run,
-            runtime: rt,
-            allow_dynamic,
-            allow_nss_hazards,
-            no_cache,
-            check_repro,
-            format,
-            push,
-            registry: registry_args,
-        } => build_cmd(BuildArgs {
-            recipe,
-            out,
-            no_run,
-            runtime: rt,
-            allow_dynamic,
-            allow_nss_hazards,
-            no_cache,
-            check_repro,
-            format,
-            push,
-            registry: registry_args,
-        }),
+        Command::Build(args) => build_cmd(args),
         Command::Push {
             image: reference,
             references,
@@ -154,20 +130,6 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-struct BuildArgs {
-    recipe: std::path::PathBuf,
-    out: Option<std::path::PathBuf>,
-    no_run: bool,
-    runtime: RuntimeArg,
-    allow_dynamic: bool,
-    allow_nss_hazards: bool,
-    no_cache: bool,
-    check_repro: bool,
-    format: FormatArg,
-    push: Vec<String>,
-    registry: cli::RegistryArgs,
-}
-
 /// Where a recipe's output goes when `--out` is not given.
 fn default_out(name: &str, format: FormatArg) -> std::path::PathBuf {
     std::path::Path::new("out").join(match format {
@@ -177,7 +139,7 @@ fn default_out(name: &str, format: FormatArg) -> std::path::PathBuf {
     })
 }
 
-fn build_cmd(a: BuildArgs) -> Result<ExitCode> {
+fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
     use staticpack::pipeline::publish::{Archive, LayoutDir, Publisher, RegistryPush};
     let r = recipe::load(&a.recipe)?;
     if a.check_repro && !matches!(a.format, FormatArg::Oci) {
@@ -255,8 +217,8 @@ fn build_cmd(a: BuildArgs) -> Result<ExitCode> {
             "repro   building a second time (other folder, time, umask 077, TZ, LANG, noise)"
         );
         let exe = std::env::current_exe().context("finding the staticpack executable")?;
-        let diffs = staticpack::repro::check(
-            &staticpack::repro::SecondBuild {
+        let diffs = staticpack::build::second::check(
+            &staticpack::build::second::SecondBuild {
                 exe: &exe,
                 recipe: &r.path,
                 out: &out,

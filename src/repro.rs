@@ -1,8 +1,8 @@
 //! Explaining why two builds of one recipe differ, without diffoscope: which blob, which file in
 //! which layer, the first differing bytes (and the ELF section they fall in), which JSON field.
-//! Pure reading and comparing of two OCI layouts; the two builds themselves are run elsewhere.
+//! Pure reading and comparing of two OCI layouts; the two builds themselves are run by
+//! `build::second`.
 
-pub use crate::build::second::SecondBuild;
 use crate::image::{self, ImageError, LoadedImage};
 use flate2::read::GzDecoder;
 use serde::Serialize;
@@ -328,26 +328,6 @@ pub fn elf_section_at(bytes: &[u8], off: u64) -> Option<String> {
                 .to_owned()
         })
         .or_else(|| Some("(outside any section)".into()))
-}
-
-/// `--check-repro`: builds the recipe a second time in a child process under a varied
-/// environment (see `run_second_build`) and compares it with the `first` layout, blob by blob.
-/// Empty when the two are byte-identical.
-pub fn check(second: &SecondBuild, first: &Path, tag: &str) -> Result<Vec<Difference>, ReproError> {
-    let folder = tempfile::Builder::new()
-        .prefix("staticpack-repro-")
-        .tempdir()
-        .map_err(|e| ReproError::Read {
-            path: std::env::temp_dir(),
-            reason: format!("creating a folder for the second build: {e}"),
-        })?;
-    let out = folder.path().join("layout");
-    crate::build::second::run_second_build(&SecondBuild {
-        out: &out,
-        flags: second.flags.clone(),
-        ..*second
-    })?;
-    compare_layouts(first, &out, tag)
 }
 
 #[cfg(test)]

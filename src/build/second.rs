@@ -1,8 +1,28 @@
 //! The second build of `--check-repro`: staticpack itself as a child process, in a varied
 //! environment, so that anything the output picks up from its surroundings shows.
 
-use crate::repro::ReproError;
+use crate::repro::{Difference, ReproError, compare_layouts};
 use std::path::Path;
+
+/// `--check-repro`: builds the recipe a second time in a child process under a varied
+/// environment (see `run_second_build`) and compares it with the `first` layout, blob by blob.
+/// Empty when the two are byte-identical.
+pub fn check(second: &SecondBuild, first: &Path, tag: &str) -> Result<Vec<Difference>, ReproError> {
+    let folder = tempfile::Builder::new()
+        .prefix("staticpack-repro-")
+        .tempdir()
+        .map_err(|e| ReproError::Read {
+            path: std::env::temp_dir(),
+            reason: format!("creating a folder for the second build: {e}"),
+        })?;
+    let out = folder.path().join("layout");
+    run_second_build(&SecondBuild {
+        out: &out,
+        flags: second.flags.clone(),
+        ..*second
+    })?;
+    compare_layouts(first, &out, tag)
+}
 
 /// How the second build of `--check-repro` differs from the first: another process, another
 /// time, working folder, umask, time zone, locale, and noise in the environment.

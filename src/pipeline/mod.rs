@@ -946,6 +946,21 @@ mod tests {
         v
     }
 
+    /// A build with the fakes, its events ignored.
+    fn quietly(
+        recipe: &Recipe,
+        opts: &BuildOptions,
+        publishers: &[&dyn Publisher],
+        compiler: &dyn Compiler,
+        runner: &dyn Runner,
+    ) -> Result<BuildResult, PipelineError> {
+        build_and_publish_with(recipe, opts, publishers, compiler, runner, &mut |_| {})
+    }
+
+    fn modified(path: &Path) -> std::time::SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
     #[test]
     fn the_cache_skips_the_compiler_and_rewrites_nothing() {
         let d = tempfile::tempdir().unwrap();
@@ -954,39 +969,14 @@ mod tests {
         let layout = publish::LayoutDir { out: out.clone() };
         let compiler = fake(elf(None));
         let opts = BuildOptions::default();
-        let first = build_and_publish_with(
-            &r,
-            &opts,
-            &[&layout],
-            &compiler,
-            &FakeRunner(0),
-            &mut |_| {},
-        )
-        .unwrap();
+        let first = quietly(&r, &opts, &[&layout], &compiler, &FakeRunner(0)).unwrap();
         assert!(matches!(first, BuildResult::Built { .. }));
-        let index_time = std::fs::metadata(out.join("index.json"))
-            .unwrap()
-            .modified()
-            .unwrap();
-        let second = build_and_publish_with(
-            &r,
-            &opts,
-            &[&layout],
-            &compiler,
-            &FakeRunner(0),
-            &mut |_| {},
-        )
-        .unwrap();
+        let index_time = modified(&out.join("index.json"));
+        let second = quietly(&r, &opts, &[&layout], &compiler, &FakeRunner(0)).unwrap();
         assert!(matches!(second, BuildResult::UpToDate { .. }));
         assert_eq!(first.manifest_digest(), second.manifest_digest());
         assert_eq!(compiler.calls.get(), 1);
-        assert_eq!(
-            std::fs::metadata(out.join("index.json"))
-                .unwrap()
-                .modified()
-                .unwrap(),
-            index_time
-        );
+        assert_eq!(modified(&out.join("index.json")), index_time);
         // A damaged record is a miss that says why, then a fresh build.
         std::fs::write(out.join(provenance::FILE_NAME), "{").unwrap();
         let mut reasons = Vec::new();
@@ -1007,13 +997,12 @@ mod tests {
         let out = d.path().join("out/fake");
         let layout = publish::LayoutDir { out: out.clone() };
         let compiler = fake(elf(Some("/lib64/ld-linux-x86-64.so.2")));
-        let e = build_and_publish_with(
+        let e = quietly(
             &r,
             &BuildOptions::default(),
             &[&layout],
             &compiler,
             &FakeRunner(0),
-            &mut |_| {},
         )
         .err()
         .unwrap();
@@ -1034,29 +1023,14 @@ mod tests {
             cache: false,
             ..Default::default()
         };
-        build_and_publish_with(
-            &r,
-            &opts,
-            &[&layout],
-            &fake(elf(None)),
-            &FakeRunner(0),
-            &mut |_| {},
-        )
-        .unwrap();
+        quietly(&r, &opts, &[&layout], &fake(elf(None)), &FakeRunner(0)).unwrap();
         let before = std::fs::read(out.join("index.json")).unwrap();
         // Another binary, whose proof fails.
         let mut other = elf(None);
         other.extend(b"other");
-        let e = build_and_publish_with(
-            &r,
-            &opts,
-            &[&layout],
-            &fake(other),
-            &FakeRunner(3),
-            &mut |_| {},
-        )
-        .err()
-        .unwrap();
+        let e = quietly(&r, &opts, &[&layout], &fake(other), &FakeRunner(3))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("exit code 3, expected 0"), "{e}");
         assert_eq!(std::fs::read(out.join("index.json")).unwrap(), before);
         assert_eq!(
