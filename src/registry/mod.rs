@@ -22,20 +22,21 @@
 mod auth;
 mod client;
 mod credentials;
-mod layout;
 mod mounts;
 mod progress;
 mod push;
 mod reference;
 mod secret;
 
+pub use crate::image::ImageError as LayoutError;
+/// The image layout types push reads, from [`crate::image::layout`] (one reader, one tag rule).
+pub use crate::image::layout::{LocalBlob, LocalManifest, SelectedImage as LayoutImage};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use client::{Client, ClientOptions, RetryPolicy, login};
 pub use credentials::{
     Credential, CredentialError, Keychain, Resolved, StoredIn, auth_files_from,
     docker_config_file_from, store_credentials,
 };
-pub use layout::{LayoutError, LayoutImage, LocalBlob, LocalManifest};
 pub use mounts::default_blob_cache_path;
 pub use progress::{NoProgress, Progress, TerminalProgress};
 pub use push::{BlobAction, BlobReport, PushOptions, PushReport, PushedReference, push};

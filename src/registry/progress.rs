@@ -1,7 +1,7 @@
 //! Progress events of a push. The CLI shows them with [`TerminalProgress`] when stderr is a
 //! terminal and stays quiet otherwise ([`NoProgress`]). Messages never contain secrets.
 
-use super::layout::LocalBlob;
+use super::LocalBlob;
 use super::push::BlobReport;
 use crate::digest::Digest;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};

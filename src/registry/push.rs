@@ -5,10 +5,10 @@ use super::auth::repository_scope;
 use super::client::{
     Body, Call, Client, ClientOptions, Registry, Resp, resolve_location, with_query,
 };
-use super::layout::{LayoutImage, LocalBlob, LocalManifest};
 use super::mounts::BlobLocations;
 use super::progress::Progress;
 use super::reference::Reference;
+use super::{LayoutImage, LocalBlob, LocalManifest};
 use crate::digest::Digest;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
