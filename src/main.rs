@@ -101,7 +101,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             args,
         } => {
             let (dir, tag) = image::layout::parse_layout_ref(&reference);
-            let loaded = image::read_image(&dir, tag.as_deref())?;
+            let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
             let args = (!args.is_empty()).then_some(args);
             let o = run::run_image(
                 &loaded,
@@ -123,7 +123,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Inspect { image: reference } => {
             let (dir, tag) = image::layout::parse_layout_ref(&reference);
-            let loaded = image::read_image(&dir, tag.as_deref())?;
+            let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
             print!("{}", image::layout::describe(&loaded)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -69,7 +69,7 @@ pub fn write_archive(
     let mut entries = layout_entries(layout)?;
     if format == ArchiveFormat::Docker {
         entries.retain(|e| e.path != "index.json" && e.path != super::layout::OCI_LAYOUT_FILE);
-        let image = super::read_image(layout, None)?;
+        let image = super::Layout::open(layout)?.load(None)?;
         entries.push(LayerEntry {
             path: "manifest.json".into(),
             mode: 0o644,

@@ -6,13 +6,12 @@ use super::ImageError;
 use super::layer::{LAYER_MEDIA_TYPE, LayerBlob};
 use crate::digest::Digest;
 use oci_spec::image::{
-    ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
-    ImageManifestBuilder, MediaType, PlatformBuilder, RootFsBuilder,
+    ANNOTATION_REF_NAME, ConfigBuilder, DescriptorBuilder, HistoryBuilder,
+    ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, PlatformBuilder,
+    RootFsBuilder,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-
-pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 #[derive(Clone, Debug, Default)]
 pub struct ImageMeta {
@@ -130,7 +129,7 @@ pub fn manifest_json(
         .iter()
         .map(|l| {
             DescriptorBuilder::default()
-                .media_type(MediaType::Other(LAYER_MEDIA_TYPE.to_owned()))
+                .media_type(LAYER_MEDIA_TYPE)
                 .digest(parse_digest(&l.digest)?)
                 .size(l.size)
                 .build()
@@ -169,7 +168,7 @@ pub fn index_json(
         .platform(platform.build().map_err(err)?)
         .annotations({
             let mut a = hash_map(&meta.index_annotations);
-            a.insert(REF_NAME_ANNOTATION.to_owned(), tag.to_owned());
+            a.insert(ANNOTATION_REF_NAME.to_owned(), tag.to_owned());
             a
         })
         .build()

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The media type of the layers written here (gzip-compressed tar).
+pub const LAYER_MEDIA_TYPE: oci_spec::image::MediaType = oci_spec::image::MediaType::ImageLayerGzip;
 
 /// Fixed so the compressed bytes (and so the digest) depend only on the content.
 const GZIP_LEVEL: u32 = 6;
@@ -201,9 +202,7 @@ pub fn write_tar<W: Write>(spec: &LayerSpec, out: W) -> Result<W, ImageError> {
 
 /// Streams the layer into `blobs_dir` (the layout's blobs/sha256) and returns its digests.
 pub fn write_layer(spec: &LayerSpec, blobs_dir: &Path) -> Result<LayerBlob, ImageError> {
-    let temp = tempfile::NamedTempFile::new_in(blobs_dir)
-        .map_err(io_err("creating a blob in", blobs_dir))?;
-    let compressed = HashingWriter::new(io::BufWriter::new(temp));
+    let compressed = super::blob::BlobWriter::new(blobs_dir)?;
     let gz = flate2::GzBuilder::new()
         .mtime(0)
         .operating_system(GZIP_OS_UNKNOWN)
@@ -214,13 +213,7 @@ pub fn write_layer(spec: &LayerSpec, blobs_dir: &Path) -> Result<LayerBlob, Imag
     let compressed = gz
         .finish()
         .map_err(io_err("compressing a layer in", blobs_dir))?;
-    let (buffered, digest, size) = compressed.finish();
-    let temp = buffered.into_inner().map_err(|e| ImageError::Io {
-        action: "writing a blob in",
-        path: blobs_dir.to_path_buf(),
-        source: e.into_error(),
-    })?;
-    persist_blob(temp, blobs_dir, &digest)?;
+    let (digest, size) = compressed.finish()?;
     Ok(LayerBlob {
         digest,
         diff_id,
@@ -235,24 +228,7 @@ pub fn persist_blob(
     blobs_dir: &Path,
     digest: &Digest,
 ) -> Result<(), ImageError> {
-    use std::os::unix::fs::PermissionsExt;
-    // Temp files are created 0600; a layout is meant to be read by anyone, whatever the umask.
-    temp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(io_err("setting the mode of a blob in", blobs_dir))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(io_err("syncing a blob in", blobs_dir))?;
-    let dest = blobs_dir.join(digest.hex());
-    if dest.exists() {
-        return Ok(());
-    }
-    temp.persist(&dest).map_err(|e| ImageError::Io {
-        action: "naming blob",
-        path: dest,
-        source: e.error,
-    })?;
-    Ok(())
+    super::blob::persist(temp, blobs_dir, digest)
 }
 
 #[cfg(test)]

@@ -2,11 +2,15 @@
 //! `index.json` is written last, and the swap is one rename (or an atomic exchange when a
 //! previous layout is there), so a reader sees the old layout or the new one, never a mix.
 
-use super::config::{self, REF_NAME_ANNOTATION};
+use super::blob::BlobWriter;
+use super::config;
 use super::layer::{self, LayerBlob, LayerSpec};
 use super::{ImageError, ImageMeta, io_err};
-use crate::digest::{Digest, HashingWriter};
-use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use crate::digest::Digest;
+use oci_spec::image::{
+    ANNOTATION_REF_NAME, Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
+    Platform, ToDockerV2S2,
+};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,14 +57,10 @@ fn parent_of(p: &Path) -> PathBuf {
 
 /// Writes a blob by content into `blobs_dir`; returns its digest and size.
 pub fn write_blob(blobs_dir: &Path, bytes: &[u8]) -> Result<(Digest, u64), ImageError> {
-    let temp = tempfile::NamedTempFile::new_in(blobs_dir)
-        .map_err(io_err("creating a blob in", blobs_dir))?;
-    let mut w = HashingWriter::new(temp);
+    let mut w = BlobWriter::new(blobs_dir)?;
     w.write_all(bytes)
         .map_err(io_err("writing a blob in", blobs_dir))?;
-    let (temp, digest, size) = w.finish();
-    layer::persist_blob(temp, blobs_dir, &digest)?;
-    Ok((digest, size))
+    w.finish()
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
@@ -95,29 +95,25 @@ pub fn write_image(
         .tempdir_in(&parent)
         .map_err(io_err("creating a staging folder in", &parent))?;
     let dir = staging.path();
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(io_err("creating", &blobs))?;
-    // The staging folder is created 0700; the published layout is readable by anyone.
-    for d in [dir.to_path_buf(), dir.join("blobs"), blobs.clone()] {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))
-            .map_err(io_err("setting the mode of", &d))?;
-    }
-
+    // The staging folder is created 0700; `create` makes the published layout readable by
+    // anyone.
+    let layout = Layout::create(dir)?;
+    let blobs = layout.blobs_dir();
     let written: Vec<LayerBlob> = layers
         .iter()
         .map(|l| layer::write_layer(l, &blobs))
         .collect::<Result<_, _>>()?;
-    let (config_digest, config_size) = write_blob(&blobs, &config::config_json(meta, &written)?)?;
+    let (config_digest, config_size) = layout.write_blob(&config::config_json(meta, &written)?)?;
     let manifest =
         config::manifest_json(&config_digest, config_size, &written, manifest_annotations)?;
-    let (manifest_digest, manifest_size) = write_blob(&blobs, &manifest)?;
-    write_file(&dir.join(OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT)?;
+    let (manifest_digest, manifest_size) = layout.write_blob(&manifest)?;
     // Last: a layout without index.json names no image.
-    write_file(
-        &dir.join("index.json"),
-        &config::index_json(&manifest_digest, manifest_size, tag, meta)?,
-    )?;
+    layout.write_index(&config::index_json(
+        &manifest_digest,
+        manifest_size,
+        tag,
+        meta,
+    )?)?;
 
     publish(dir, out)?;
     Ok(ImageOutput {
@@ -201,105 +197,609 @@ pub fn parse_layout_ref(s: &str) -> (PathBuf, Option<String>) {
     }
 }
 
-fn read_small(path: &Path) -> Result<Vec<u8>, ImageError> {
-    const LIMIT: u64 = 4 << 20;
-    let meta = std::fs::metadata(path).map_err(io_err("reading", path))?;
-    if meta.len() > LIMIT {
-        return Err(bad_layout(
-            path,
-            format!(
-                "is {} bytes; JSON documents over {LIMIT} bytes are refused",
-                meta.len()
-            ),
-        ));
+/// JSON documents (index.json, manifests, indexes, configs) bigger than this are refused:
+/// registries cap manifests at 4 MiB too.
+pub const JSON_MAX: u64 = 4 << 20;
+/// index.json → index → manifest is two levels; a little slack for deeper nesting, none for
+/// cycles.
+const MAX_DEPTH: usize = 4;
+/// Manifests and indexes loaded for one selection, against index fan-out blowing up.
+const MAX_MANIFESTS: usize = 4096;
+
+/// A blob of a selected image: where it is on disk and what it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalBlob {
+    pub digest: Digest,
+    pub size: u64,
+    /// As its descriptor says (`MediaType::to_string()`).
+    pub media_type: String,
+    pub path: PathBuf,
+}
+
+/// A manifest (or an index) with its exact bytes, the blobs it names and, for an index, the
+/// manifests it lists.
+#[derive(Clone, Debug)]
+pub struct LocalManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    /// Config first, then layers (empty for an index).
+    pub blobs: Vec<LocalBlob>,
+    pub children: Vec<LocalManifest>,
+    /// The platform its parent index's descriptor gives it, if any.
+    pub platform: Option<Platform>,
+}
+
+impl LocalManifest {
+    pub fn is_index(&self) -> bool {
+        is_index_type(&MediaType::from(self.media_type.as_str()))
     }
-    std::fs::read(path).map_err(io_err("reading", path))
 }
 
-fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf, ImageError> {
-    let d = Digest::parse(digest)
-        .ok_or_else(|| bad_layout(layout, format!("unsupported digest {digest:?}")))?;
-    Ok(layout.join("blobs").join(d.algorithm()).join(d.hex()))
+/// The image `Layout::select` chose: the manifest (or index) tree under one index.json entry.
+#[derive(Clone, Debug)]
+pub struct SelectedImage {
+    pub dir: PathBuf,
+    /// The `ref.name` it was picked by, if it has one.
+    pub tag: Option<String>,
+    pub root: LocalManifest,
+    /// The annotations of its entry in index.json.
+    pub index_annotations: BTreeMap<String, String>,
 }
 
-/// Reads a JSON blob and checks it against its digest.
-fn read_verified(layout: &Path, digest: &str) -> Result<Vec<u8>, ImageError> {
-    let path = blob_path(layout, digest)?;
-    let bytes = read_small(&path)?;
-    if Digest::of_bytes(&bytes).to_string() != digest {
-        return Err(bad_layout(
-            &path,
-            format!("content does not match its digest {digest}"),
-        ));
+impl SelectedImage {
+    /// Opens `dir` and selects `tag` (see [`Layout::select`]).
+    pub fn open(dir: &Path, tag: Option<&str>) -> Result<Self, ImageError> {
+        Layout::open(dir)?.select(tag)
+    }
+
+    pub fn digest(&self) -> &Digest {
+        &self.root.digest
+    }
+
+    /// Every blob of the image once, child manifests' blobs included.
+    pub fn blobs(&self) -> Vec<&LocalBlob> {
+        fn walk<'a>(m: &'a LocalManifest, out: &mut Vec<&'a LocalBlob>) {
+            for child in &m.children {
+                walk(child, out);
+            }
+            for blob in &m.blobs {
+                if !out.iter().any(|b| b.digest == blob.digest) {
+                    out.push(blob);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
+}
+
+/// An OCI image layout on disk (`oci-layout`, `index.json`, `blobs/sha256/…`), read as
+/// untrusted data: JSON is bounded in size and checked against its digest, blobs are opened
+/// without following symlinks and must be regular files.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    dir: PathBuf,
+}
+
+impl Layout {
+    /// Opens an existing layout: its `oci-layout` file must name an `imageLayoutVersion`.
+    pub fn open(dir: &Path) -> Result<Self, ImageError> {
+        let layout = Layout {
+            dir: dir.to_path_buf(),
+        };
+        let marker = dir.join(OCI_LAYOUT_FILE);
+        let text = match open_regular(&marker) {
+            Ok(file) => read_capped(file, &marker)?,
+            Err(_) => {
+                return Err(bad_layout(
+                    dir,
+                    "not an OCI image layout (no oci-layout file)",
+                ));
+            }
+        };
+        let parsed: Option<oci_spec::image::OciLayout> = serde_json::from_slice(&text).ok();
+        if parsed.is_none() {
+            return Err(bad_layout(
+                &marker,
+                "has no imageLayoutVersion: not an OCI image layout",
+            ));
+        }
+        for d in [dir.join("blobs"), layout.blobs_dir()] {
+            if std::fs::symlink_metadata(&d).is_ok_and(|m| !m.is_dir()) {
+                return Err(ImageError::NotARegularFile { path: d });
+            }
+        }
+        Ok(layout)
+    }
+
+    /// Creates an empty layout at `dir` (which may exist, empty): `oci-layout` and
+    /// `blobs/sha256`, readable by anyone. `index.json` is written last, by the caller.
+    pub fn create(dir: &Path) -> Result<Self, ImageError> {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).map_err(io_err("creating", &blobs))?;
+        for d in [dir.to_path_buf(), dir.join("blobs"), blobs] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))
+                .map_err(io_err("setting the mode of", &d))?;
+        }
+        write_file(&dir.join(OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT)?;
+        Ok(Layout {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `blobs/sha256`.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.dir.join("blobs").join("sha256")
+    }
+
+    /// Where the blob `digest` is (the hex was validated by `Digest::parse`, so this stays
+    /// inside `blobs/sha256`).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// A new blob, hashed while written, named by its digest when finished.
+    pub fn blob_writer(&self) -> Result<BlobWriter, ImageError> {
+        BlobWriter::new(&self.blobs_dir())
+    }
+
+    /// Writes `bytes` as a blob; returns its digest and size.
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<(Digest, u64), ImageError> {
+        write_blob(&self.blobs_dir(), bytes)
+    }
+
+    /// Writes `index.json` (last: a layout without it names no image).
+    pub fn write_index(&self, bytes: &[u8]) -> Result<(), ImageError> {
+        write_file(&self.dir.join("index.json"), bytes)
+    }
+
+    /// `index.json`, bounded in size.
+    pub fn index(&self) -> Result<ImageIndex, ImageError> {
+        let path = self.dir.join("index.json");
+        let bytes = read_capped(open_regular(&path)?, &path)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| bad_layout(&path, format!("not an OCI image index: {e}")))
+    }
+
+    /// The digest a descriptor names, as a blob of this layout.
+    fn descriptor_digest(&self, d: &Descriptor) -> Result<Digest, ImageError> {
+        let text = d.digest().to_string();
+        Digest::parse(&text).ok_or_else(|| {
+            bad_layout(
+                &self.dir,
+                format!("unsupported digest {text:?} (only sha256 is supported)"),
+            )
+        })
+    }
+
+    /// Opens the blob a descriptor names and checks its size: not followed through a symlink,
+    /// refused unless a regular file.
+    fn open_blob(&self, d: &Descriptor) -> Result<(LocalBlob, std::fs::File), ImageError> {
+        let digest = self.descriptor_digest(d)?;
+        let path = self.blob_path(&digest);
+        let file = match open_regular(&path) {
+            Err(ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ImageError::MissingBlob {
+                    layout: self.dir.clone(),
+                    digest: digest.to_string(),
+                });
+            }
+            other => other?,
+        };
+        let actual = file.metadata().map_err(io_err("inspecting", &path))?.len();
+        if actual != d.size() {
+            return Err(ImageError::SizeMismatch {
+                path,
+                expected: d.size(),
+                actual,
+            });
+        }
+        let blob = LocalBlob {
+            digest,
+            size: d.size(),
+            media_type: d.media_type().to_string(),
+            path,
+        };
+        Ok((blob, file))
+    }
+
+    /// Reads a JSON blob (manifest, index, config): at most [`JSON_MAX`] bytes, exactly the
+    /// descriptor's size, and matching its digest.
+    pub fn read_json_blob(&self, d: &Descriptor) -> Result<(LocalBlob, Vec<u8>), ImageError> {
+        let (blob, file) = self.open_blob(d)?;
+        let bytes = read_capped(file, &blob.path)?;
+        if Digest::of_bytes(&bytes) != blob.digest {
+            return Err(ImageError::DigestMismatch {
+                path: blob.path,
+                expected: blob.digest.to_string(),
+            });
+        }
+        Ok((blob, bytes))
+    }
+
+    /// Selects an image by tag. The one tag rule: an index.json entry is tagged `tag` when its
+    /// `org.opencontainers.image.ref.name` equals `tag`, or is a full reference whose tag part
+    /// equals it (`example.com/hello:v1` is tagged `v1`, not `v10`, and `localhost:5000/app` is
+    /// tagged nothing). With `tag` `None`, the layout must hold exactly one entry. The entry's
+    /// tree is loaded whole (an index of platform manifests, nested at most a few levels), every
+    /// JSON document checked against its digest and every blob present with its size.
+    pub fn select(&self, tag: Option<&str>) -> Result<SelectedImage, ImageError> {
+        let index = self.index()?;
+        let entries = index.manifests();
+        let available = || {
+            let names: Vec<&str> = entries.iter().filter_map(ref_name).collect();
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
+        let chosen = match tag {
+            Some(tag) => {
+                let matching: Vec<&Descriptor> = entries
+                    .iter()
+                    .filter(|d| ref_name(d).is_some_and(|name| ref_name_matches(name, tag)))
+                    .collect();
+                match matching.as_slice() {
+                    [] => {
+                        return Err(ImageError::NoSuchTag {
+                            layout: self.dir.clone(),
+                            tag: tag.to_owned(),
+                            available: available(),
+                        });
+                    }
+                    [first, rest @ ..] if rest.iter().all(|d| d.digest() == first.digest()) => {
+                        *first
+                    }
+                    many => {
+                        return Err(ImageError::Ambiguous {
+                            layout: self.dir.clone(),
+                            tag: Some(tag.to_owned()),
+                            count: many.len(),
+                            available: available(),
+                        });
+                    }
+                }
+            }
+            None => match entries.as_slice() {
+                [only] => only,
+                [] => {
+                    return Err(bad_layout(
+                        &self.dir.join("index.json"),
+                        "the layout holds no image",
+                    ));
+                }
+                many => {
+                    return Err(ImageError::Ambiguous {
+                        layout: self.dir.clone(),
+                        tag: None,
+                        count: many.len(),
+                        available: available(),
+                    });
+                }
+            },
+        };
+        let mut budget = MAX_MANIFESTS;
+        let root = self.load_manifest(chosen, 0, &mut budget)?;
+        Ok(SelectedImage {
+            dir: self.dir.clone(),
+            tag: ref_name(chosen).map(str::to_owned),
+            root,
+            index_annotations: chosen
+                .annotations()
+                .as_ref()
+                .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    fn load_manifest(
+        &self,
+        d: &Descriptor,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<LocalManifest, ImageError> {
+        if depth > MAX_DEPTH || *budget == 0 {
+            return Err(bad_layout(
+                &self.dir,
+                format!(
+                    "manifest {} is nested too deep or too many manifests (over {MAX_DEPTH} levels or {MAX_MANIFESTS} manifests)",
+                    d.digest()
+                ),
+            ));
+        }
+        *budget -= 1;
+        let (blob, bytes) = self.read_json_blob(d)?;
+        let media_type = document_type(d, &bytes);
+        let invalid = |what: &str, e: serde_json::Error| {
+            bad_layout(&blob.path, format!("not a valid {what}: {e}"))
+        };
+        let (blobs, children) = if is_index_type(&media_type) {
+            let index: ImageIndex =
+                serde_json::from_slice(&bytes).map_err(|e| invalid("image index", e))?;
+            let children = index
+                .manifests()
+                .iter()
+                .map(|child| self.load_manifest(child, depth + 1, budget))
+                .collect::<Result<Vec<_>, _>>()?;
+            (Vec::new(), children)
+        } else {
+            let manifest: ImageManifest =
+                serde_json::from_slice(&bytes).map_err(|e| invalid("image manifest", e))?;
+            let mut blobs = vec![self.open_blob(manifest.config())?.0];
+            for layer in manifest.layers() {
+                blobs.push(self.open_blob(layer)?.0);
+            }
+            (blobs, Vec::new())
+        };
+        Ok(LocalManifest {
+            digest: blob.digest,
+            media_type: media_type.to_string(),
+            bytes,
+            blobs,
+            children,
+            platform: d.platform().clone(),
+        })
+    }
+
+    /// Reads the image tagged `tag` (see [`Layout::select`]) for running or inspecting: one
+    /// platform's manifest and config. From an index, the only manifest, or the host's.
+    pub fn load(&self, tag: Option<&str>) -> Result<LoadedImage, ImageError> {
+        let selected = self.select(tag)?;
+        let node = single_platform(&selected.root).ok_or_else(|| {
+            bad_layout(
+                &self.dir,
+                format!(
+                    "{} is an index of several platforms ({}) and none is this host's ({})",
+                    selected.root.digest,
+                    platforms_of(&selected.root).join(", "),
+                    host_platform().join("/"),
+                ),
+            )
+        })?;
+        let manifest: ImageManifest = serde_json::from_slice(&node.bytes)
+            .map_err(|e| bad_layout(&self.dir, format!("manifest {}: {e}", node.digest)))?;
+        let (config_blob, config_bytes) = self.read_json_blob(manifest.config())?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+            .map_err(|e| bad_layout(&config_blob.path, format!("not an image config: {e}")))?;
+        Ok(LoadedImage {
+            dir: self.dir.clone(),
+            tag: selected.tag.clone(),
+            manifest_digest: node.digest.clone(),
+            layer_blobs: node.blobs.iter().skip(1).map(|b| b.path.clone()).collect(),
+            manifest,
+            config,
+            index_annotations: selected.index_annotations,
+        })
+    }
+
+    /// Checks the whole layout: every blob reachable from index.json is present, a regular
+    /// file, of its descriptor's size and matching its digest (layers are hashed in full), and
+    /// every manifest and index parses. Returns the problems found; `Err` only when index.json
+    /// itself cannot be read.
+    pub fn fsck(&self) -> Result<Vec<ImageError>, ImageError> {
+        let index = self.index()?;
+        let mut problems = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack: Vec<(Descriptor, usize)> =
+            index.manifests().iter().map(|d| (d.clone(), 0)).collect();
+        while let Some((d, depth)) = stack.pop() {
+            if !seen.insert(d.digest().to_string()) {
+                continue;
+            }
+            // Manifests and indexes are read (bounded) and followed; everything else, configs
+            // included, is hashed in full.
+            let media_type = d.media_type().clone();
+            if !(is_index_type(&media_type) || is_manifest_type(&media_type)) {
+                if let Err(e) = self.check_blob(&d) {
+                    problems.push(e);
+                }
+                continue;
+            }
+            let (blob, bytes) = match self.read_json_blob(&d) {
+                Ok(x) => x,
+                Err(e) => {
+                    problems.push(e);
+                    continue;
+                }
+            };
+            let kind = document_type(&d, &bytes);
+            if depth >= MAX_DEPTH && (is_index_type(&kind) || is_manifest_type(&kind)) {
+                problems.push(bad_layout(&blob.path, "indexes nest too deep"));
+                continue;
+            }
+            if is_index_type(&kind) {
+                match serde_json::from_slice::<ImageIndex>(&bytes) {
+                    Ok(i) => stack.extend(i.manifests().iter().map(|c| (c.clone(), depth + 1))),
+                    Err(e) => problems.push(bad_layout(
+                        &blob.path,
+                        format!("not a valid image index: {e}"),
+                    )),
+                }
+            } else if is_manifest_type(&kind) {
+                match serde_json::from_slice::<ImageManifest>(&bytes) {
+                    Ok(m) => {
+                        stack.push((m.config().clone(), depth + 1));
+                        stack.extend(m.layers().iter().map(|l| (l.clone(), depth + 1)));
+                    }
+                    Err(e) => problems.push(bad_layout(
+                        &blob.path,
+                        format!("not a valid image manifest: {e}"),
+                    )),
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Hashes a blob in full against its descriptor.
+    fn check_blob(&self, d: &Descriptor) -> Result<(), ImageError> {
+        let (blob, mut file) = self.open_blob(d)?;
+        let mut w = crate::digest::HashingWriter::new(std::io::sink());
+        std::io::copy(&mut file, &mut w).map_err(io_err("reading", &blob.path))?;
+        let (_, digest, _) = w.finish();
+        if digest != blob.digest {
+            return Err(ImageError::DigestMismatch {
+                path: blob.path,
+                expected: blob.digest.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Reads the image named `tag` (or the only one) from the layout at `dir`: [`Layout::load`].
+pub fn read_image(dir: &Path, tag: Option<&str>) -> Result<LoadedImage, ImageError> {
+    Layout::open(dir)?.load(tag)
+}
+
+fn ref_name(d: &Descriptor) -> Option<&str> {
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_REF_NAME))
+        .map(String::as_str)
+}
+
+/// The tag rule: `ref.name` is usually the bare tag (`v1`), sometimes a whole reference
+/// (`reg/app:v1`), whose tag is what follows the last ':' when no '/' follows it.
+pub fn ref_name_matches(name: &str, tag: &str) -> bool {
+    if name == tag {
+        return true;
+    }
+    match name.rsplit_once(':') {
+        Some((before, after)) => after == tag && !after.contains('/') && !before.is_empty(),
+        None => false,
+    }
+}
+
+fn docker_type(oci: MediaType) -> MediaType {
+    MediaType::from(oci.to_docker_v2s2().unwrap_or_default())
+}
+
+fn is_index_type(m: &MediaType) -> bool {
+    *m == MediaType::ImageIndex || *m == docker_type(MediaType::ImageIndex)
+}
+
+fn is_manifest_type(m: &MediaType) -> bool {
+    *m == MediaType::ImageManifest || *m == docker_type(MediaType::ImageManifest)
+}
+
+/// What a manifest-or-index document is: its descriptor's media type decides; the document's
+/// own `mediaType` is the fallback, then an OCI manifest.
+fn document_type(d: &Descriptor, bytes: &[u8]) -> MediaType {
+    let declared = d.media_type();
+    if is_index_type(declared) || is_manifest_type(declared) {
+        return declared.clone();
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(|m| m.as_str())
+                .map(MediaType::from)
+        })
+        .unwrap_or(MediaType::ImageManifest)
+}
+
+/// The host as an OCI platform: ["linux", "amd64"].
+fn host_platform() -> [&'static str; 2] {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    [std::env::consts::OS, arch]
+}
+
+fn platforms_of(m: &LocalManifest) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &m.children {
+        if c.is_index() {
+            out.extend(platforms_of(c));
+        } else if let Some(p) = &c.platform {
+            out.push(format!("{}/{}", p.os(), p.architecture()));
+        } else {
+            out.push("unknown".into());
+        }
+    }
+    out
+}
+
+/// The one image manifest under `m`: itself, an index's only manifest, or the host's.
+fn single_platform(m: &LocalManifest) -> Option<&LocalManifest> {
+    fn manifests<'a>(m: &'a LocalManifest, out: &mut Vec<&'a LocalManifest>) {
+        if m.is_index() {
+            for c in &m.children {
+                manifests(c, out);
+            }
+        } else {
+            out.push(m);
+        }
+    }
+    let mut all = Vec::new();
+    manifests(m, &mut all);
+    if let [only] = all.as_slice() {
+        return Some(only);
+    }
+    let [os, arch] = host_platform();
+    all.into_iter().find(|c| {
+        c.platform
+            .as_ref()
+            .is_some_and(|p| p.os().to_string() == os && p.architecture().to_string() == arch)
+    })
+}
+
+/// Opens a file for reading without following a symlink and without blocking on a FIFO;
+/// anything but a regular file is refused.
+fn open_regular(path: &Path) -> Result<std::fs::File, ImageError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(ImageError::NotARegularFile {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(io_err("opening", path)(e)),
+    };
+    let meta = file.metadata().map_err(io_err("inspecting", path))?;
+    if !meta.is_file() {
+        return Err(ImageError::NotARegularFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(file)
+}
+
+/// Reads at most [`JSON_MAX`] bytes; a longer file is refused.
+fn read_capped(file: std::fs::File, path: &Path) -> Result<Vec<u8>, ImageError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    file.take(JSON_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err("reading", path))?;
+    if bytes.len() as u64 > JSON_MAX {
+        let size = std::fs::symlink_metadata(path).map_or(JSON_MAX + 1, |m| m.len());
+        return Err(ImageError::TooBig {
+            path: path.to_path_buf(),
+            size,
+            limit: JSON_MAX,
+        });
     }
     Ok(bytes)
-}
-
-/// Reads the image named `tag` (or the only one) from an OCI layout, checking digests.
-pub fn read_image(layout: &Path, tag: Option<&str>) -> Result<LoadedImage, ImageError> {
-    if !layout.join(OCI_LAYOUT_FILE).is_file() {
-        return Err(bad_layout(
-            layout,
-            "not an OCI image layout (no oci-layout file)",
-        ));
-    }
-    let index_path = layout.join("index.json");
-    let index: ImageIndex = serde_json::from_slice(&read_small(&index_path)?)
-        .map_err(|e| bad_layout(&index_path, e.to_string()))?;
-    let name_of = |d: &oci_spec::image::Descriptor| {
-        d.annotations()
-            .as_ref()
-            .and_then(|a| a.get(REF_NAME_ANNOTATION).cloned())
-    };
-    let manifests = index.manifests();
-    let chosen = match tag {
-        Some(t) => manifests.iter().find(|d| name_of(d).as_deref() == Some(t)),
-        None if manifests.len() == 1 => manifests.first(),
-        None => None,
-    };
-    let Some(descriptor) = chosen else {
-        let tags: Vec<String> = manifests.iter().filter_map(name_of).collect();
-        return Err(bad_layout(
-            &index_path,
-            match tag {
-                Some(t) => format!("no image tagged {t:?}; tags: {}", tags.join(", ")),
-                None => format!(
-                    "{} images; name one with LAYOUT:TAG ({})",
-                    manifests.len(),
-                    tags.join(", ")
-                ),
-            },
-        ));
-    };
-    let manifest_digest = descriptor.digest().to_string();
-    let manifest: ImageManifest = serde_json::from_slice(&read_verified(layout, &manifest_digest)?)
-        .map_err(|e| bad_layout(layout, format!("manifest {manifest_digest}: {e}")))?;
-    let config_digest = manifest.config().digest().to_string();
-    let config: ImageConfiguration =
-        serde_json::from_slice(&read_verified(layout, &config_digest)?)
-            .map_err(|e| bad_layout(layout, format!("config {config_digest}: {e}")))?;
-    let mut layer_blobs = Vec::new();
-    for l in manifest.layers() {
-        let path = blob_path(layout, l.digest().as_ref())?;
-        if !path.is_file() {
-            return Err(bad_layout(&path, "layer blob missing"));
-        }
-        layer_blobs.push(path);
-    }
-    Ok(LoadedImage {
-        dir: layout.to_path_buf(),
-        tag: name_of(descriptor),
-        manifest_digest: Digest::parse(&manifest_digest)
-            .ok_or_else(|| bad_layout(layout, "bad manifest digest"))?,
-        manifest,
-        config,
-        layer_blobs,
-        index_annotations: descriptor
-            .annotations()
-            .as_ref()
-            .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default(),
-    })
 }
 
 /// A plain-text summary of an image: manifest, config, layers.
@@ -352,7 +852,7 @@ pub fn describe(image: &LoadedImage) -> Result<String, ImageError> {
         }
     }
     for (k, v) in &image.index_annotations {
-        if k != REF_NAME_ANNOTATION {
+        if k != ANNOTATION_REF_NAME {
             s.push_str(&format!("index annotation: {k}={v}\n"));
         }
     }
@@ -529,13 +1029,13 @@ mod tests {
                 .contains("no image tagged \"v2\"; tags: v1")
         );
         // Tampering with the config is noticed.
-        let config = blob_path(&out, &w.config_digest.to_string()).unwrap();
+        let config = Layout::open(&out).unwrap().blob_path(&w.config_digest);
         std::fs::write(&config, b"{}").unwrap();
         assert!(
             read_image(&out, None)
                 .unwrap_err()
                 .to_string()
-                .contains("does not match its digest")
+                .contains("the layout is corrupt")
         );
         assert!(
             describe(&r)
@@ -573,3 +1073,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "layout_tests.rs"]
+mod layout_tests;

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod base;
+pub mod blob;
 pub mod config;
 pub mod layer;
 pub mod layout;
@@ -10,9 +11,13 @@ pub mod users;
 
 use std::path::{Path, PathBuf};
 
+pub use blob::BlobWriter;
 pub use config::ImageMeta;
 pub use layer::{EntryKind, FileSource, LayerBlob, LayerEntry, LayerSpec};
-pub use layout::{ImageOutput, LoadedImage, read_image, write_image};
+pub use layout::{
+    ImageOutput, Layout, LoadedImage, LocalBlob, LocalManifest, SelectedImage, read_image,
+    write_image,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -29,6 +34,48 @@ pub enum ImageError {
     BadLayout { path: PathBuf, reason: String },
     #[error("serializing {what}: {reason}")]
     Json { what: &'static str, reason: String },
+    #[error("{layout} has no image tagged {tag:?}; tags: {available}")]
+    NoSuchTag {
+        layout: PathBuf,
+        tag: String,
+        available: String,
+    },
+    #[error("{layout} holds {count} images{}: name one as LAYOUT:TAG (tags: {available})", for_tag(.tag))]
+    Ambiguous {
+        layout: PathBuf,
+        tag: Option<String>,
+        count: usize,
+        available: String,
+    },
+    #[error("blob {digest} is missing from {layout}")]
+    MissingBlob { layout: PathBuf, digest: String },
+    #[error(
+        "blob {path} has {actual} bytes but its descriptor says {expected}: the layout is corrupt"
+    )]
+    SizeMismatch {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{path} does not match its digest {expected}: the layout is corrupt")]
+    DigestMismatch { path: PathBuf, expected: String },
+    #[error(
+        "{path} is not a regular file (a symlink, folder or device); a layout's blobs must be plain files"
+    )]
+    NotARegularFile { path: PathBuf },
+    #[error("{path} is {size} bytes; JSON documents over {limit} bytes are refused")]
+    TooBig {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+}
+
+fn for_tag(tag: &Option<String>) -> String {
+    match tag {
+        Some(t) => format!(" tagged {t:?}"),
+        None => String::new(),
+    }
 }
 
 /// Maps an I/O error to `ImageError::Io` naming the action and the path.

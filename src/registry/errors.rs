@@ -1,8 +1,8 @@
 //! Errors of the registry layers, and the registry's own words from an error body, read as the
 //! distribution spec's `ErrorResponse` (oci-spec).
 
+use super::LayoutError;
 use super::credentials::CredentialError;
-use super::layout::LayoutError;
 use super::reference::ReferenceError;
 use super::transport::is_retryable_status;
 use oci_spec::distribution::ErrorResponse;

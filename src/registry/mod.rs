@@ -34,7 +34,6 @@
 mod auth;
 mod credentials;
 mod errors;
-mod layout;
 mod mounts;
 mod plan;
 mod progress;
@@ -45,13 +44,15 @@ mod secret;
 mod session;
 mod transport;
 
+pub use crate::image::ImageError as LayoutError;
+/// The image layout types push reads, from [`crate::image::layout`] (one reader, one tag rule).
+pub use crate::image::layout::{LocalBlob, LocalManifest, SelectedImage as LayoutImage};
 pub use auth::{Challenge, parse_www_authenticate};
 pub use credentials::{
     Credential, CredentialError, Keychain, Resolved, StoredIn, auth_files_from,
     docker_config_file_from, store_credentials,
 };
 pub use errors::RegistryError;
-pub use layout::{LayoutError, LayoutImage, LocalBlob, LocalManifest};
 pub use mounts::default_blob_cache_path;
 pub use progress::{NoProgress, Progress};
 pub use push::{PushOptions, push};

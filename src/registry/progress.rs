@@ -2,7 +2,7 @@
 //! and the CLI, which draws them (its bars live in the binary). [`NoProgress`] ignores them.
 //! Messages never contain secrets.
 
-use super::layout::LocalBlob;
+use super::LocalBlob;
 use super::report::BlobReport;
 use crate::digest::Digest;
 

@@ -2,7 +2,6 @@
 
 use super::auth::repository_scope;
 use super::errors::RegistryError;
-use super::layout::{LayoutImage, LocalBlob, LocalManifest};
 use super::mounts::BlobLocations;
 use super::plan::{BlobFacts, BlobStep, plan_blob};
 use super::progress::Progress;
@@ -10,6 +9,7 @@ use super::reference::Reference;
 use super::report::{BlobAction, BlobReport, PushReport, PushedReference};
 use super::session::{Call, Client, ClientOptions, Registry};
 use super::transport::{Body, Resp, resolve_location, with_query};
+use super::{LayoutImage, LocalBlob, LocalManifest};
 use crate::digest::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
