@@ -83,6 +83,30 @@ fn split(s: &str, form: &'static str) -> Result<(Id, Option<Id>), UserError> {
     }
 }
 
+/// The text form both `user[:group]` shapes share; they differ only in how a lone part
+/// resolves.
+macro_rules! user_group_text {
+    ($t:ident) => {
+        impl FromStr for $t {
+            type Err = UserError;
+            fn from_str(s: &str) -> Result<$t, UserError> {
+                let (user, group) = split(s, $t::FORM)?;
+                Ok($t { user, group })
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.user)?;
+                if let Some(g) = &self.group {
+                    write!(f, ":{g}")?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
 /// The image config's `User`: `name|uid[:group|gid]`, docker's rules. Without a group the gid
 /// is the user's primary group when the image's passwd lists the user, else 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,23 +123,7 @@ impl User {
     }
 }
 
-impl FromStr for User {
-    type Err = UserError;
-    fn from_str(s: &str) -> Result<User, UserError> {
-        let (user, group) = split(s, User::FORM)?;
-        Ok(User { user, group })
-    }
-}
-
-impl fmt::Display for User {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.user)?;
-        if let Some(g) = &self.group {
-            write!(f, ":{g}")?;
-        }
-        Ok(())
-    }
-}
+user_group_text!(User);
 
 /// A file's owner: `uid[:gid]` numbers or `name[:group]` names. A lone number is also the gid
 /// (`"65532"` means `65532:65532`, as base.toml and recipes always meant it); a lone name takes
@@ -135,23 +143,7 @@ impl Owner {
     };
 }
 
-impl FromStr for Owner {
-    type Err = UserError;
-    fn from_str(s: &str) -> Result<Owner, UserError> {
-        let (user, group) = split(s, Owner::FORM)?;
-        Ok(Owner { user, group })
-    }
-}
-
-impl fmt::Display for Owner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.user)?;
-        if let Some(g) = &self.group {
-            write!(f, ":{g}")?;
-        }
-        Ok(())
-    }
-}
+user_group_text!(Owner);
 
 /// A user resolved to numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -169,42 +169,12 @@ impl Built {
     }
 }
 
-/// The side effects a build has beyond files: compiling and running. Real by default; tests
-/// inject fakes to check the cache, staging and refusals without gcc or runc.
-pub trait Compiler {
-    fn compile(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError>;
-}
-
-pub trait Runner {
-    fn run(
-        &self,
-        image: &LoadedImage,
-        args: Option<&[String]>,
-        runtime: Runtime,
-        timeout: Duration,
-    ) -> Result<Outcome, RunError>;
-}
-
-/// The real toolchains and runtimes.
-pub struct Real;
-
-impl Compiler for Real {
-    fn compile(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
-        build::build(spec, ctx)
-    }
-}
-
-impl Runner for Real {
-    fn run(
-        &self,
-        image: &LoadedImage,
-        args: Option<&[String]>,
-        runtime: Runtime,
-        timeout: Duration,
-    ) -> Result<Outcome, RunError> {
-        run::run_image(image, args, runtime, timeout)
-    }
-}
+/// The side effects a build has beyond files: compiling and running. The real ones are
+/// `build::build` and `run::run_image`; tests pass fakes to check the cache, staging and
+/// refusals without gcc or runc.
+pub type Compile<'a> = &'a dyn Fn(&BuildSpec, &BuildContext) -> Result<Artifact, BuildError>;
+pub type RunImage<'a> =
+    &'a dyn Fn(&LoadedImage, Option<&[String]>, Runtime, Duration) -> Result<Outcome, RunError>;
 
 /// SOURCE_DATE_EPOCH from the environment, when set to a number.
 pub fn epoch_from_env() -> Option<u64> {
@@ -322,7 +292,14 @@ pub fn build_and_publish(
     publishers: &[&dyn Publisher],
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
-    build_and_publish_with(recipe, opts, publishers, &Real, &Real, events)
+    build_and_publish_with(
+        recipe,
+        opts,
+        publishers,
+        &build::build,
+        &run::run_image,
+        events,
+    )
 }
 
 /// `build_and_publish` with the compiler and runner given.
@@ -330,8 +307,8 @@ pub fn build_and_publish_with(
     recipe: &Recipe,
     opts: &BuildOptions,
     publishers: &[&dyn Publisher],
-    compiler: &dyn Compiler,
-    runner: &dyn Runner,
+    compile: Compile,
+    run_image: RunImage,
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
     let layout_dir = publishers.iter().find_map(|p| p.layout_dir());
@@ -372,8 +349,8 @@ pub fn build_and_publish_with(
         opts,
         inputs,
         &staging_parent,
-        compiler,
-        runner,
+        compile,
+        run_image,
         events,
     )
     .and_then(|built| {
@@ -418,8 +395,8 @@ pub fn build_with(
     opts: &BuildOptions,
     inputs: provenance::Inputs,
     staging_parent: &Path,
-    compiler: &dyn Compiler,
-    runner: &dyn Runner,
+    compile: Compile,
+    run_image: RunImage,
     events: &mut dyn FnMut(Event),
 ) -> Result<Built, PipelineError> {
     let build_dir = tempfile::Builder::new()
@@ -441,7 +418,7 @@ pub fn build_with(
         libc: recipe.build.libc,
         link: recipe.build.link,
     });
-    let artifact = compiler.compile(&recipe.build, &ctx)?;
+    let artifact = compile(&recipe.build, &ctx)?;
     events(Event::Toolchain(&artifact.toolchain));
 
     let bytes = std::fs::read(&artifact.binary).map_err(|source| PipelineError::Io {
@@ -514,7 +491,7 @@ pub fn build_with(
             &recipe.image.tag,
             test,
             opts.runtime,
-            runner,
+            run_image,
             events,
         )?),
         (None, true) => {
@@ -734,13 +711,13 @@ fn prove(
     tag: &str,
     test: &TestSpec,
     runtime: Runtime,
-    runner: &dyn Runner,
+    run_image: RunImage,
     events: &mut dyn FnMut(Event),
 ) -> Result<Proof, PipelineError> {
     let loaded = image::read_image(layout, Some(tag))?;
     // No [test] args means the image's own Cmd, as `docker run IMAGE` would.
     let args = (!test.args.is_empty()).then_some(test.args.as_slice());
-    let outcome = runner.run(
+    let outcome = run_image(
         &loaded,
         args,
         runtime,
@@ -891,7 +868,7 @@ mod tests {
         calls: std::cell::Cell<usize>,
     }
 
-    impl Compiler for FakeCompiler {
+    impl FakeCompiler {
         fn compile(&self, _: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
             self.calls.set(self.calls.get() + 1);
             let binary = ctx.build_dir.join("app");
@@ -907,7 +884,7 @@ mod tests {
 
     struct FakeRunner(i32);
 
-    impl Runner for FakeRunner {
+    impl FakeRunner {
         fn run(
             &self,
             _: &LoadedImage,
@@ -928,6 +905,15 @@ mod tests {
         )
         .unwrap();
         crate::recipe::load(dir).unwrap()
+    }
+
+    /// A folder with the fake recipe, and the layout folder publisher for `out/fake` in it.
+    fn setup() -> (tempfile::TempDir, Recipe, PathBuf, publish::LayoutDir) {
+        let d = tempfile::tempdir().unwrap();
+        let r = recipe_in(d.path());
+        let out = d.path().join("out/fake");
+        let layout = publish::LayoutDir { out: out.clone() };
+        (d, r, out, layout)
     }
 
     fn fake(binary: Vec<u8>) -> FakeCompiler {
@@ -951,10 +937,28 @@ mod tests {
         recipe: &Recipe,
         opts: &BuildOptions,
         publishers: &[&dyn Publisher],
-        compiler: &dyn Compiler,
-        runner: &dyn Runner,
+        compiler: &FakeCompiler,
+        runner: &FakeRunner,
     ) -> Result<BuildResult, PipelineError> {
-        build_and_publish_with(recipe, opts, publishers, compiler, runner, &mut |_| {})
+        with_events(recipe, opts, publishers, compiler, runner, &mut |_| {})
+    }
+
+    fn with_events(
+        recipe: &Recipe,
+        opts: &BuildOptions,
+        publishers: &[&dyn Publisher],
+        compiler: &FakeCompiler,
+        runner: &FakeRunner,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<BuildResult, PipelineError> {
+        build_and_publish_with(
+            recipe,
+            opts,
+            publishers,
+            &|spec, ctx| compiler.compile(spec, ctx),
+            &|image, args, runtime, timeout| runner.run(image, args, runtime, timeout),
+            events,
+        )
     }
 
     fn modified(path: &Path) -> std::time::SystemTime {
@@ -963,10 +967,7 @@ mod tests {
 
     #[test]
     fn the_cache_skips_the_compiler_and_rewrites_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let r = recipe_in(d.path());
-        let out = d.path().join("out/fake");
-        let layout = publish::LayoutDir { out: out.clone() };
+        let (_d, r, out, layout) = setup();
         let compiler = fake(elf(None));
         let opts = BuildOptions::default();
         let first = quietly(&r, &opts, &[&layout], &compiler, &FakeRunner(0)).unwrap();
@@ -980,7 +981,7 @@ mod tests {
         // A damaged record is a miss that says why, then a fresh build.
         std::fs::write(out.join(provenance::FILE_NAME), "{").unwrap();
         let mut reasons = Vec::new();
-        build_and_publish_with(&r, &opts, &[&layout], &compiler, &FakeRunner(0), &mut |e| {
+        with_events(&r, &opts, &[&layout], &compiler, &FakeRunner(0), &mut |e| {
             if let Event::CacheMiss { reason } = e {
                 reasons.push(reason)
             }
@@ -992,10 +993,7 @@ mod tests {
 
     #[test]
     fn a_refused_binary_publishes_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let r = recipe_in(d.path());
-        let out = d.path().join("out/fake");
-        let layout = publish::LayoutDir { out: out.clone() };
+        let (d, r, _out, layout) = setup();
         let compiler = fake(elf(Some("/lib64/ld-linux-x86-64.so.2")));
         let e = quietly(
             &r,
@@ -1015,10 +1013,7 @@ mod tests {
 
     #[test]
     fn a_failed_proof_leaves_the_previous_layout_untouched() {
-        let d = tempfile::tempdir().unwrap();
-        let r = recipe_in(d.path());
-        let out = d.path().join("out/fake");
-        let layout = publish::LayoutDir { out: out.clone() };
+        let (d, r, out, layout) = setup();
         let opts = BuildOptions {
             cache: false,
             ..Default::default()
@@ -1054,7 +1049,7 @@ mod tests {
         let mut published = Vec::new();
         // The archive is listed first, but the layout folder is published first and the
         // archive is made from it where it now is.
-        let result = build_and_publish_with(
+        let result = with_events(
             &r,
             &BuildOptions::default(),
             &[&archive, &layout],
