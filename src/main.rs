@@ -226,7 +226,7 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
                 flags,
             },
             &out,
-            &r.image.tag,
+            &r.image.settings.tag,
         )?;
         if !diffs.is_empty() {
             eprintln!("repro   NOT reproducible: {} difference(s)", diffs.len());
@@ -243,7 +243,7 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
     println!(
         "{digest} {}:{} written to {}",
         r.name,
-        r.image.tag,
+        r.image.settings.tag,
         out.display()
     );
     if let Some(report) = pushed {

@@ -3,7 +3,7 @@
 //! two builds with the same inputs digest must give the same image.
 
 use crate::digest::Digest;
-use crate::recipe::{Lang, LibcChoice, Recipe};
+use crate::recipe::{LangSpec, LibcChoice, Recipe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,7 @@ pub fn input_files(recipe: &Recipe) -> Result<BTreeMap<String, String>, Provenan
     // recipe file by its place in the recipe's folder instead.
     let recipe_file = recipe.dir.join(recipe.path.file_name().unwrap_or_default());
     add_file(&recipe.dir, &recipe_file, &mut files)?;
-    if recipe.build.lang == Lang::Prebuilt {
+    if matches!(recipe.build.lang, LangSpec::Prebuilt) {
         add_file(&recipe.dir, &recipe.build.source, &mut files)?;
     } else {
         walk(&recipe.dir, &recipe.build.source, &mut files)?;

@@ -1,60 +1,57 @@
 //! C with musl (our specs, so static-pie is real) or with the host's glibc gcc.
 
 use super::process;
-use super::{Artifact, BuildContext, BuildError, Toolchain, musl};
-use crate::recipe::{BuildSpec, LibcChoice, LinkMode};
+use super::{Artifact, BuildContext, BuildError, musl};
+use crate::recipe::{BuildSpec, CBuild, LibcChoice, LinkMode};
 use std::path::Path;
 
-pub struct CToolchain;
+/// Compiles and links `c.files` in one gcc call.
+pub fn build(spec: &BuildSpec, c: &CBuild, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+    let gcc = super::require("gcc", "lang = \"c\" compiles with gcc", "gcc")?;
+    let version = process::version_line(&gcc);
+    let binary = super::output_path(ctx, &spec.output)?;
 
-impl Toolchain for CToolchain {
-    fn build(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
-        let gcc = super::require("gcc", "lang = \"c\" compiles with gcc", "gcc")?;
-        let version = process::version_line(&gcc);
-        let binary = super::output_path(ctx, &spec.output)?;
-
-        let mut cmd = process::hermetic(&gcc, &ctx.build_dir, ctx.epoch);
-        cmd.current_dir(&spec.source);
-        let toolchain = match spec.libc {
-            LibcChoice::Musl => {
-                let (specs, m) = musl::write_specs(&ctx.build_dir)?;
-                cmd.arg("-specs").arg(&specs);
-                format!("{version} + musl ({})", m.lib_dir.display())
-            }
-            LibcChoice::Glibc => format!("{version} + glibc"),
-            LibcChoice::None => {
-                return Err(BuildError::Unsupported(
-                    "C needs a libc: musl or glibc".into(),
-                ));
-            }
-        };
-        match spec.link {
-            LinkMode::StaticPie => cmd.args(["-static-pie", "-fPIE"]),
-            LinkMode::Static => cmd.arg("-static"),
-            LinkMode::Dynamic => &mut cmd,
-        };
-        // No host path may reach the binary: the source and build folders get fixed names.
-        cmd.arg(prefix_map(&spec.source, "/src"))
-            .arg(prefix_map(&ctx.build_dir, "/build"))
-            .arg("-O2")
-            .args(&spec.cflags)
-            .arg("-o")
-            .arg(&binary)
-            .args(&spec.files)
-            .args(&spec.ldflags);
-        if spec.strip {
-            cmd.arg("-s");
+    let mut cmd = process::hermetic(&gcc, &ctx.build_dir, ctx.epoch);
+    cmd.current_dir(&spec.source);
+    let toolchain = match spec.libc {
+        LibcChoice::Musl => {
+            let (specs, m) = musl::write_specs(&ctx.build_dir)?;
+            cmd.arg("-specs").arg(&specs);
+            format!("{version} + musl ({})", m.lib_dir.display())
         }
-        let line = process::render(&cmd);
-        let environment = process::environment(&cmd);
-        process::run(cmd)?;
-        Ok(Artifact {
-            binary,
-            toolchain,
-            commands: vec![line],
-            environment,
-        })
+        LibcChoice::Glibc => format!("{version} + glibc"),
+        LibcChoice::None => {
+            return Err(BuildError::Unsupported(
+                "C needs a libc: musl or glibc".into(),
+            ));
+        }
+    };
+    match spec.link {
+        LinkMode::StaticPie => cmd.args(["-static-pie", "-fPIE"]),
+        LinkMode::Static => cmd.arg("-static"),
+        LinkMode::Dynamic => &mut cmd,
+    };
+    // No host path may reach the binary: the source and build folders get fixed names.
+    cmd.arg(prefix_map(&spec.source, "/src"))
+        .arg(prefix_map(&ctx.build_dir, "/build"))
+        .arg("-O2")
+        .args(&c.cflags)
+        .arg("-o")
+        .arg(&binary)
+        .args(&c.files)
+        .args(&c.ldflags);
+    if c.strip {
+        cmd.arg("-s");
     }
+    let line = process::render(&cmd);
+    let environment = process::environment(&cmd);
+    process::run(cmd)?;
+    Ok(Artifact {
+        binary,
+        toolchain,
+        commands: vec![line],
+        environment,
+    })
 }
 
 fn prefix_map(from: &Path, to: &str) -> String {

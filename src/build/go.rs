@@ -7,88 +7,84 @@
 //! `-linkmode external`.
 
 use super::process;
-use super::{Artifact, BuildContext, BuildError, Toolchain, musl};
-use crate::recipe::{BuildSpec, LibcChoice, LinkMode};
+use super::{Artifact, BuildContext, BuildError, musl};
+use crate::recipe::{BuildSpec, GoBuild, LibcChoice, LinkMode};
 
-pub struct GoToolchain;
+/// `go build` of `gob.package` with the flags the recipe's cgo × libc × link call for.
+pub fn build(spec: &BuildSpec, gob: &GoBuild, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+    let go = super::require(
+        "go",
+        "lang = \"go\" builds with the Go toolchain",
+        "golang-go",
+    )?;
+    let version = go_version(&go, ctx);
+    let binary = super::output_path(ctx, &spec.output)?;
 
-impl Toolchain for GoToolchain {
-    fn build(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
-        let go = super::require(
-            "go",
-            "lang = \"go\" builds with the Go toolchain",
-            "golang-go",
-        )?;
-        let version = go_version(&go, ctx);
-        let binary = super::output_path(ctx, &spec.output)?;
-
-        let mut cmd = process::hermetic(&go, &ctx.build_dir, ctx.epoch);
-        go_env(&mut cmd, ctx);
-        cmd.current_dir(&spec.source);
-        // Forcing the external linker when nothing imports runtime/cgo gives a binary that dies
-        // at start (SIGTRAP: no TLS set-up). Go links such a program statically by itself.
-        let uses_cgo = spec.cgo && imports_runtime_cgo(&go, spec, ctx)?;
-        if spec.cgo && !uses_cgo && spec.link == LinkMode::StaticPie {
-            return Err(BuildError::Unsupported(format!(
-                "cgo = true, but nothing in {} uses cgo (with tags {:?} the standard library does not either), \
+    let mut cmd = process::hermetic(&go, &ctx.build_dir, ctx.epoch);
+    go_env(&mut cmd, ctx);
+    cmd.current_dir(&spec.source);
+    // Forcing the external linker when nothing imports runtime/cgo gives a binary that dies
+    // at start (SIGTRAP: no TLS set-up). Go links such a program statically by itself.
+    let uses_cgo = gob.cgo && imports_runtime_cgo(&go, spec, gob, ctx)?;
+    if gob.cgo && !uses_cgo && spec.link == LinkMode::StaticPie {
+        return Err(BuildError::Unsupported(format!(
+            "cgo = true, but nothing in {} uses cgo (with tags {:?} the standard library does not either), \
                  and Go {} cannot make a static-pie without runtime/cgo: the external linker's result would crash at start. \
                  Fix: link = \"static\" (Go then links it statically itself, no libc), or call C code through cgo",
-                spec.package,
-                spec.tags,
-                version.trim_start_matches("go "),
-            )));
-        }
-        let original_cgo = spec.cgo;
-        let effective = BuildSpec {
-            cgo: uses_cgo,
-            ..spec.clone()
-        };
-        let spec = &effective;
-        let external = needs_external_linker(spec);
-        let mut toolchain = version.clone();
-        if spec.cgo || external {
-            let cc = match spec.libc {
-                LibcChoice::Musl => {
-                    let (specs, m) = musl::write_specs(&ctx.build_dir)?;
-                    toolchain.push_str(&format!(" + musl ({})", m.lib_dir.display()));
-                    format!("gcc -specs {}", specs.display())
-                }
-                LibcChoice::Glibc => {
-                    toolchain.push_str(" + glibc");
-                    "gcc".to_owned()
-                }
-                LibcChoice::None => {
-                    return Err(BuildError::Unsupported(
-                        "cgo and external linking need a libc".into(),
-                    ));
-                }
-            };
-            super::require("gcc", "cgo and external linking use the C compiler", "gcc")?;
-            cmd.env("CC", cc);
-        }
-        // A cgo = true recipe whose program does not use cgo is built with cgo off: same program,
-        // no libc linked, and no way for the external linker to produce a crashing binary.
-        cmd.env("CGO_ENABLED", if spec.cgo { "1" } else { "0" });
-        if effective.cgo != original_cgo {
-            toolchain.push_str(" (cgo requested but unused: no libc linked)");
-        }
-        cmd.args(build_args(spec, &binary.to_string_lossy()));
-        let line = process::render(&cmd);
-        let environment = process::environment(&cmd);
-        process::run(cmd)?;
-        Ok(Artifact {
-            binary,
-            toolchain,
-            commands: vec![line],
-            environment,
-        })
+            gob.package,
+            gob.tags,
+            version.trim_start_matches("go "),
+        )));
     }
+    let effective = GoBuild {
+        cgo: uses_cgo,
+        ..gob.clone()
+    };
+    let external = needs_external_linker(spec.link, effective.cgo);
+    let mut toolchain = version.clone();
+    if effective.cgo || external {
+        let cc = match spec.libc {
+            LibcChoice::Musl => {
+                let (specs, m) = musl::write_specs(&ctx.build_dir)?;
+                toolchain.push_str(&format!(" + musl ({})", m.lib_dir.display()));
+                format!("gcc -specs {}", specs.display())
+            }
+            LibcChoice::Glibc => {
+                toolchain.push_str(" + glibc");
+                "gcc".to_owned()
+            }
+            LibcChoice::None => {
+                return Err(BuildError::Unsupported(
+                    "cgo and external linking need a libc".into(),
+                ));
+            }
+        };
+        super::require("gcc", "cgo and external linking use the C compiler", "gcc")?;
+        cmd.env("CC", cc);
+    }
+    // A cgo = true recipe whose program does not use cgo is built with cgo off: same program,
+    // no libc linked, and no way for the external linker to produce a crashing binary.
+    cmd.env("CGO_ENABLED", if effective.cgo { "1" } else { "0" });
+    if effective.cgo != gob.cgo {
+        toolchain.push_str(" (cgo requested but unused: no libc linked)");
+    }
+    cmd.args(build_args(spec, &effective, &binary.to_string_lossy()));
+    let line = process::render(&cmd);
+    let environment = process::environment(&cmd);
+    process::run(cmd)?;
+    Ok(Artifact {
+        binary,
+        toolchain,
+        commands: vec![line],
+        environment,
+    })
 }
 
 /// Whether the package's dependency graph (with the recipe's tags, cgo on) holds runtime/cgo.
 fn imports_runtime_cgo(
     go: &std::path::Path,
     spec: &BuildSpec,
+    gob: &GoBuild,
     ctx: &BuildContext,
 ) -> Result<bool, BuildError> {
     let mut cmd = process::hermetic(go, &ctx.build_dir, ctx.epoch);
@@ -100,10 +96,10 @@ fn imports_runtime_cgo(
     } else {
         "-mod=mod"
     });
-    if !spec.tags.is_empty() {
-        cmd.arg(format!("-tags={}", spec.tags.join(",")));
+    if !gob.tags.is_empty() {
+        cmd.arg(format!("-tags={}", gob.tags.join(",")));
     }
-    cmd.arg(&spec.package);
+    cmd.arg(&gob.package);
     let out = process::run(cmd)?;
     Ok(out.lines().any(|l| l.trim() == "runtime/cgo"))
 }
@@ -149,21 +145,21 @@ fn go_version(go: &std::path::Path, ctx: &BuildContext) -> String {
 
 /// A static link with C code, and any static-pie, need the system linker: Go's internal linker
 /// ignores -extldflags and makes PIEs that need an interpreter.
-fn needs_external_linker(spec: &BuildSpec) -> bool {
-    match spec.link {
+fn needs_external_linker(link: LinkMode, cgo: bool) -> bool {
+    match link {
         LinkMode::StaticPie => true,
-        LinkMode::Static => spec.cgo,
+        LinkMode::Static => cgo,
         LinkMode::Dynamic => false,
     }
 }
 
 /// The `go build` arguments for a spec (pure, so the flag logic is unit-tested).
-pub fn build_args(spec: &BuildSpec, output: &str) -> Vec<String> {
+pub fn build_args(spec: &BuildSpec, gob: &GoBuild, output: &str) -> Vec<String> {
     let mut ldflags = vec!["-buildid=".to_owned()];
-    if spec.strip {
+    if gob.strip {
         ldflags.extend(["-s".to_owned(), "-w".to_owned()]);
     }
-    if needs_external_linker(spec) {
+    if needs_external_linker(spec.link, gob.cgo) {
         let extld = if spec.link == LinkMode::StaticPie {
             "-static-pie"
         } else {
@@ -174,7 +170,7 @@ pub fn build_args(spec: &BuildSpec, output: &str) -> Vec<String> {
             format!("-extldflags={extld}"),
         ]);
     }
-    ldflags.extend(spec.ldflags.iter().cloned());
+    ldflags.extend(gob.ldflags.iter().cloned());
     let mut args = vec![
         "build".to_owned(),
         "-trimpath".to_owned(),
@@ -188,43 +184,44 @@ pub fn build_args(spec: &BuildSpec, output: &str) -> Vec<String> {
     if spec.link == LinkMode::StaticPie {
         args.push("-buildmode=pie".to_owned());
     }
-    if !spec.tags.is_empty() {
-        args.push(format!("-tags={}", spec.tags.join(",")));
+    if !gob.tags.is_empty() {
+        args.push(format!("-tags={}", gob.tags.join(",")));
     }
     args.push(format!("-ldflags={}", ldflags.join(" ")));
-    args.extend(["-o".to_owned(), output.to_owned(), spec.package.clone()]);
+    args.extend(["-o".to_owned(), output.to_owned(), gob.package.clone()]);
     args
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::Lang;
 
-    fn spec(cgo: bool, link: LinkMode, tags: &[&str]) -> BuildSpec {
-        BuildSpec {
-            lang: Lang::Go,
+    /// `build_args` of a Go spec.
+    fn args(cgo: bool, link: LinkMode, tags: &[&str], ldflags: &[&str]) -> Vec<String> {
+        let spec = BuildSpec {
             source: "/nonexistent".into(),
+            output: "/app".into(),
             libc: if cgo {
                 LibcChoice::Musl
             } else {
                 LibcChoice::None
             },
             link,
-            files: vec![],
-            cflags: vec![],
-            ldflags: vec![],
-            output: "/app".into(),
-            strip: false,
+            lang: crate::recipe::LangSpec::Prebuilt,
+        };
+        let gob = GoBuild {
             package: ".".into(),
             cgo,
             tags: tags.iter().map(|t| t.to_string()).collect(),
-        }
+            ldflags: ldflags.iter().map(|f| f.to_string()).collect(),
+            strip: false,
+        };
+        build_args(&spec, &gob, "/o")
     }
 
     #[test]
     fn cgo_off_static_uses_gos_own_linker() {
-        let a = build_args(&spec(false, LinkMode::Static, &[]), "/o");
+        let a = args(false, LinkMode::Static, &[], &[]);
         assert_eq!(
             a,
             [
@@ -242,7 +239,7 @@ mod tests {
 
     #[test]
     fn cgo_on_static_forces_the_external_linker() {
-        let a = build_args(&spec(true, LinkMode::Static, &["netgo", "osusergo"]), "/o");
+        let a = args(true, LinkMode::Static, &["netgo", "osusergo"], &[]);
         assert!(a.contains(&"-tags=netgo,osusergo".to_owned()));
         assert!(
             a.contains(&"-ldflags=-buildid= -linkmode=external -extldflags=-static".to_owned()),
@@ -252,7 +249,7 @@ mod tests {
 
     #[test]
     fn static_pie_is_pie_with_external_static_pie_link() {
-        let a = build_args(&spec(true, LinkMode::StaticPie, &[]), "/o");
+        let a = args(true, LinkMode::StaticPie, &[], &[]);
         assert!(a.contains(&"-buildmode=pie".to_owned()));
         assert!(
             a.contains(&"-ldflags=-buildid= -linkmode=external -extldflags=-static-pie".to_owned()),
@@ -262,9 +259,7 @@ mod tests {
 
     #[test]
     fn dynamic_is_plain_go_build() {
-        let mut s = spec(true, LinkMode::Dynamic, &[]);
-        s.ldflags = vec!["-extldflags=-static".into()];
-        let a = build_args(&s, "/o");
+        let a = args(true, LinkMode::Dynamic, &[], &["-extldflags=-static"]);
         assert!(
             a.contains(&"-ldflags=-buildid= -extldflags=-static".to_owned()),
             "{a:?}"

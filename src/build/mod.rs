@@ -7,7 +7,7 @@ pub mod musl;
 pub mod process;
 pub mod second;
 
-use crate::recipe::{BuildSpec, Lang};
+use crate::recipe::{BuildSpec, LangSpec, LibcChoice, LinkMode};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -61,29 +61,23 @@ pub struct Artifact {
     pub environment: BTreeMap<String, String>,
 }
 
-/// One language's way from a build spec to a binary.
-pub trait Toolchain {
-    fn build(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError>;
-}
-
 /// Builds with the toolchain the spec's language calls for.
 pub fn build(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
-    match spec.lang {
-        Lang::C => c::CToolchain.build(spec, ctx),
-        Lang::Prebuilt => Prebuilt.build(spec, ctx),
-        Lang::Go => go::GoToolchain.build(spec, ctx),
+    match &spec.lang {
+        LangSpec::C(c) => c::build(spec, c, ctx),
+        LangSpec::Go(go) => go::build(spec, go, ctx),
+        LangSpec::Prebuilt => prebuilt(spec, ctx),
     }
 }
 
 /// Tool → version line for everything whose version decides the output bytes of this spec.
 /// Versions of Debian packages are read from dpkg's status file; compilers are asked.
 pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
-    use crate::recipe::LibcChoice;
     let mut v = BTreeMap::new();
-    let needs_cc = match spec.lang {
-        Lang::C => true,
-        Lang::Go => spec.cgo || spec.link == crate::recipe::LinkMode::StaticPie,
-        Lang::Prebuilt => false,
+    let needs_cc = match &spec.lang {
+        LangSpec::C(_) => true,
+        LangSpec::Go(go) => go.cgo || spec.link == LinkMode::StaticPie,
+        LangSpec::Prebuilt => false,
     };
     if needs_cc {
         if let Some(gcc) = process::find_program("gcc") {
@@ -101,7 +95,7 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
             v.insert(pkg.to_owned(), version);
         }
     }
-    if spec.lang == Lang::Go {
+    if matches!(spec.lang, LangSpec::Go(_)) {
         if let Some(go) = process::find_program("go") {
             let out = std::process::Command::new(go)
                 .arg("version")
@@ -134,19 +128,15 @@ pub fn git_epoch(dir: &Path) -> Result<u64, BuildError> {
 }
 
 /// A binary built elsewhere: copied in, so that later stages see one kind of artifact.
-struct Prebuilt;
-
-impl Toolchain for Prebuilt {
-    fn build(&self, spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
-        let binary = ctx.build_dir.join("prebuilt");
-        copy(&spec.source, &binary)?;
-        Ok(Artifact {
-            binary,
-            toolchain: "prebuilt".into(),
-            commands: vec![format!("cp {} <build>/prebuilt", spec.source.display())],
-            environment: BTreeMap::new(),
-        })
-    }
+fn prebuilt(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+    let binary = ctx.build_dir.join("prebuilt");
+    copy(&spec.source, &binary)?;
+    Ok(Artifact {
+        binary,
+        toolchain: "prebuilt".into(),
+        commands: vec![format!("cp {} <build>/prebuilt", spec.source.display())],
+        environment: BTreeMap::new(),
+    })
 }
 
 /// The program on PATH, or the error that names the package to install.

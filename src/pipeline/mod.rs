@@ -315,7 +315,7 @@ pub fn build_and_publish_with(
     let inputs = inputs(recipe, opts)?;
     let inputs_digest = inputs.digest().to_string();
     if let (true, Some(out)) = (opts.cache, layout_dir) {
-        match lookup(out, &recipe.image.tag, &inputs_digest) {
+        match lookup(out, &recipe.image.settings.tag, &inputs_digest) {
             Lookup::Hit(manifest_digest) => {
                 events(Event::Cached {
                     inputs_digest: &inputs_digest,
@@ -382,7 +382,7 @@ pub fn build_and_publish_with(
 fn source<'a>(recipe: &'a Recipe, opts: &BuildOptions, layout: &'a Path) -> Source<'a> {
     Source {
         layout,
-        tag: &recipe.image.tag,
+        tag: &recipe.image.settings.tag,
         name: &recipe.name,
         epoch: opts.epoch,
     }
@@ -414,7 +414,7 @@ pub fn build_with(
 
     events(Event::Building {
         name: &recipe.name,
-        lang: recipe.build.lang,
+        lang: recipe.build.lang_name(),
         libc: recipe.build.libc,
         link: recipe.build.link,
     });
@@ -475,7 +475,7 @@ pub fn build_with(
     let staged_layout = staging.path().join("layout");
     let staged = image::write_image(
         &staged_layout,
-        &recipe.image.tag,
+        &recipe.image.settings.tag,
         &meta,
         &layers,
         &standard_annotations(recipe, opts.epoch),
@@ -488,7 +488,7 @@ pub fn build_with(
     let proof = match (&recipe.test, opts.run) {
         (Some(test), true) => Some(prove(
             &staged_layout,
-            &recipe.image.tag,
+            &recipe.image.settings.tag,
             test,
             opts.runtime,
             run_image,
@@ -626,11 +626,11 @@ fn standard_annotations(recipe: &Recipe, epoch: u64) -> BTreeMap<String, String>
         "authors",
     ] {
         let full = format!("org.opencontainers.image.{key}");
-        if let Some(v) = recipe.image.labels.get(&full) {
+        if let Some(v) = recipe.image.settings.labels.get(&full) {
             a.insert(full, v.clone());
         }
     }
-    a.extend(recipe.image.annotations.clone());
+    a.extend(recipe.image.settings.annotations.clone());
     a
 }
 
@@ -684,7 +684,7 @@ fn image_meta(
     index_annotations: BTreeMap<String, String>,
 ) -> ImageMeta {
     let img = &recipe.image;
-    let mut env = img.env.clone();
+    let mut env = img.settings.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, "PATH=/usr/local/bin:/usr/bin:/bin".to_owned());
     }
@@ -692,14 +692,14 @@ fn image_meta(
         os: "linux".into(),
         architecture,
         variant: None,
-        entrypoint: img.entrypoint.clone(),
-        cmd: img.cmd.clone(),
+        entrypoint: img.settings.entrypoint.clone(),
+        cmd: img.settings.cmd.clone(),
         env,
         user: img.user.as_ref().map(ToString::to_string),
-        workdir: img.workdir.clone(),
-        labels: img.labels.clone(),
-        exposed_ports: img.ports.clone(),
-        stop_signal: img.stop_signal.clone(),
+        workdir: img.settings.workdir.clone(),
+        labels: img.settings.labels.clone(),
+        exposed_ports: img.settings.ports.clone(),
+        stop_signal: img.settings.stop_signal.clone(),
         index_annotations,
         created_epoch: epoch,
     }

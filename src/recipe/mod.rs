@@ -1,0 +1,288 @@
+//! Recipes: the declarative input, in two steps.
+//!
+//! 1. [`parse`] turns the text into typed values and checks everything that needs no disk:
+//!    unknown fields, types, names, tags, image paths, users and owners as written, the
+//!    language's own fields and the libc × link × cgo combinations.
+//! 2. [`Parsed::resolve`] anchors relative paths at the recipe's folder, checks that the files
+//!    exist, loads the base once and resolves users and owners against it.
+//!
+//! Every error names the file, the line and column, the field, and what is allowed.
+
+mod parse;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+pub use parse::{Parsed, parse};
+
+use crate::image::base::Base;
+use crate::image::users::User;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The file a recipe folder is expected to hold when a folder is given instead of a file.
+pub const RECIPE_FILE: &str = "recipe.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error("reading the recipe {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", .0)]
+    Invalid(Box<Located>),
+}
+
+/// What is wrong at a place in a recipe's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    /// Dotted field name, e.g. `build.source`, when known.
+    pub field: Option<String>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl Problem {
+    pub fn in_file(self, file: &Path) -> RecipeError {
+        RecipeError::Invalid(Box::new(Located {
+            file: file.to_path_buf(),
+            problem: self,
+        }))
+    }
+}
+
+/// A [`Problem`] in a named recipe file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: PathBuf,
+    pub problem: Problem,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.problem;
+        write!(f, "{}:{}:{}: ", self.file.display(), p.line, p.column)?;
+        if let Some(field) = &p.field {
+            write!(f, "`{field}`: ")?;
+        }
+        write!(f, "{}", p.message)?;
+        if let Some(help) = &p.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    C,
+    Go,
+    Prebuilt,
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Lang::C => "c",
+            Lang::Go => "go",
+            Lang::Prebuilt => "prebuilt",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LibcChoice {
+    Musl,
+    Glibc,
+    /// No libc at all: Go with cgo off, or a prebuilt binary that needs none.
+    None,
+}
+
+impl fmt::Display for LibcChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LibcChoice::Musl => "musl",
+            LibcChoice::Glibc => "glibc",
+            LibcChoice::None => "none",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkMode {
+    Static,
+    StaticPie,
+    /// Allowed so that the refusal can be shown: a dynamic binary cannot run in a scratch image.
+    Dynamic,
+}
+
+impl fmt::Display for LinkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkMode::Static => "static",
+            LinkMode::StaticPie => "static-pie",
+            LinkMode::Dynamic => "dynamic",
+        })
+    }
+}
+
+/// Where SOURCE_DATE_EPOCH comes from when the environment does not set it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epoch {
+    /// Not given: 0.
+    Default,
+    Fixed(u64),
+    /// The last commit time of the recipe's source folder.
+    Git,
+}
+
+/// A resolved recipe: every path absolute and checked, the base loaded.
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    /// The recipe file.
+    pub path: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub dir: PathBuf,
+    pub name: String,
+    pub epoch: Epoch,
+    pub build: BuildSpec,
+    pub image: ImageSpec,
+    pub test: Option<TestSpec>,
+}
+
+/// `[build]`: what every language has, and the language's own settings.
+#[derive(Clone, Debug)]
+pub struct BuildSpec {
+    /// Absolute: the source folder (C, Go) or the binary (prebuilt).
+    pub source: PathBuf,
+    /// Absolute path of the binary inside the image.
+    pub output: String,
+    pub libc: LibcChoice,
+    pub link: LinkMode,
+    pub lang: LangSpec,
+}
+
+impl BuildSpec {
+    pub fn lang_name(&self) -> Lang {
+        match self.lang {
+            LangSpec::C(_) => Lang::C,
+            LangSpec::Go(_) => Lang::Go,
+            LangSpec::Prebuilt => Lang::Prebuilt,
+        }
+    }
+}
+
+/// One type per language: a field exists only where the language uses it.
+#[derive(Clone, Debug)]
+pub enum LangSpec {
+    C(CBuild),
+    Go(GoBuild),
+    /// Packed as it is: staticpack does not modify a binary it did not build.
+    Prebuilt,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CBuild {
+    /// Relative to the source folder, sorted.
+    pub files: Vec<String>,
+    pub cflags: Vec<String>,
+    pub ldflags: Vec<String>,
+    pub strip: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoBuild {
+    /// The main package relative to the source folder, e.g. "." or "./cmd/app".
+    pub package: String,
+    /// CGO_ENABLED.
+    pub cgo: bool,
+    /// Build tags, e.g. ["netgo", "osusergo"].
+    pub tags: Vec<String>,
+    /// Added to `go build -ldflags`.
+    pub ldflags: Vec<String>,
+    pub strip: bool,
+}
+
+/// `[image]`: the base and what depends on it, and the settings that do not.
+#[derive(Clone, Debug)]
+pub struct ImageSpec {
+    /// The base as the recipe names it ("scratch", "static", "./mybase").
+    pub base: String,
+    /// The base, loaded once at resolution: the pipeline layers it as it is.
+    pub base_image: Base,
+    /// Checked against the base's /etc/passwd and /etc/group.
+    pub user: Option<User>,
+    /// Extra files, a layer of their own between the base and the binary.
+    pub files: Vec<ExtraFile>,
+    pub settings: ImageSettings,
+}
+
+/// The image settings that need nothing but the recipe's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSettings {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Manifest annotations, over the ones staticpack fills in.
+    pub annotations: BTreeMap<String, String>,
+    pub tag: String,
+    /// Exposed ports, "8080/tcp" or "53/udp".
+    pub ports: Vec<String>,
+    pub stop_signal: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExtraFile {
+    /// Absolute, on the host.
+    pub src: PathBuf,
+    /// Inside the image, absolute.
+    pub dst: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestSpec {
+    pub args: Vec<String>,
+    pub expect_exit: i32,
+    pub expect_stdout: Option<String>,
+    pub timeout_seconds: u64,
+}
+
+/// Loads a recipe from a file, or from `recipe.toml` inside a folder: read, parse, resolve.
+pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+    let file = if path.is_dir() {
+        path.join(RECIPE_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| RecipeError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    parse(&text)
+        .and_then(|parsed| parsed.resolve(&file))
+        .map_err(|problem| problem.in_file(&file))
+}
+
+/// An image tag: 1 to 128 of `[A-Za-z0-9_.-]`, not starting with '.' or '-'.
+pub fn is_valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}

@@ -1,0 +1,806 @@
+//! Text → typed values, with no filesystem access: everything that can be checked from the
+//! recipe's text alone is checked here, so it is unit-tested from strings.
+
+use super::{
+    CBuild, Epoch, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode, Problem, TestSpec,
+    is_valid_tag,
+};
+use crate::image::users::{Owner, User};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use toml::Spanned;
+
+const DEFAULT_TEST_TIMEOUT: u64 = 30;
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipe {
+    name: Spanned<String>,
+    epoch: Option<Spanned<RawEpoch>>,
+    build: Spanned<RawBuild>,
+    #[serde(default)]
+    image: RawImage,
+    test: Option<RawTest>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawEpoch {
+    Seconds(i64),
+    Word(String),
+}
+
+/// Flat as users write it; [`Ctx::parse_build`] sorts the fields into one type per language and
+/// refuses the ones the language does not use.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    lang: Spanned<Lang>,
+    source: Spanned<String>,
+    libc: Option<Spanned<LibcChoice>>,
+    link: Option<Spanned<LinkMode>>,
+    output: Option<Spanned<String>>,
+    strip: Option<Spanned<bool>>,
+    ldflags: Option<Spanned<Vec<String>>>,
+    // C
+    files: Option<Spanned<Vec<Spanned<String>>>>,
+    cflags: Option<Spanned<Vec<String>>>,
+    // Go
+    package: Option<Spanned<String>>,
+    cgo: Option<Spanned<bool>>,
+    tags: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    base: Option<Spanned<String>>,
+    entrypoint: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    cmd: Vec<String>,
+    user: Option<Spanned<String>>,
+    #[serde(default)]
+    env: Vec<Spanned<String>>,
+    workdir: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    tag: Option<Spanned<String>>,
+    #[serde(default)]
+    files: Vec<RawFile>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    stop_signal: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    src: Spanned<String>,
+    dst: Spanned<String>,
+    mode: Option<u32>,
+    owner: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTest {
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    expect_exit: i32,
+    expect_stdout: Option<String>,
+    timeout_seconds: Option<Spanned<u64>>,
+}
+
+// ---- the parsed recipe: typed, not yet resolved against the disk ----------------------------
+
+/// A recipe checked as far as its text allows. [`Parsed::resolve`] finishes the job.
+#[derive(Debug)]
+pub struct Parsed {
+    /// Kept to place the errors resolution finds.
+    pub(super) text: String,
+    pub(super) name: String,
+    pub(super) epoch: Epoch,
+    pub(super) build: ParsedBuild,
+    pub(super) image: ParsedImage,
+    pub(super) test: Option<TestSpec>,
+}
+
+#[derive(Debug)]
+pub(super) struct ParsedBuild {
+    /// As written: relative to the recipe's folder.
+    pub source: Spanned<String>,
+    pub output: String,
+    pub libc: LibcChoice,
+    pub link: LinkMode,
+    pub lang: ParsedLang,
+}
+
+#[derive(Debug)]
+pub(super) enum ParsedLang {
+    C {
+        /// None: every `*.c` in the source folder, found at resolution.
+        files: Option<Vec<Spanned<String>>>,
+        build: CBuild,
+    },
+    Go {
+        build: GoBuild,
+        /// Where `package` was written, if it was.
+        package_span: Option<Range<usize>>,
+    },
+    Prebuilt,
+}
+
+#[derive(Debug)]
+pub(super) struct ParsedImage {
+    pub base: Option<Spanned<String>>,
+    pub user: Option<(Spanned<String>, User)>,
+    pub files: Vec<ParsedFile>,
+    pub settings: ImageSettings,
+}
+
+#[derive(Debug)]
+pub(super) struct ParsedFile {
+    pub src: Spanned<String>,
+    pub dst: String,
+    pub mode: u32,
+    pub owner: Option<(Spanned<String>, Owner)>,
+}
+
+/// Parses recipe text and checks everything that needs no disk.
+pub fn parse(text: &str) -> Result<Parsed, Problem> {
+    let ctx = Ctx { text };
+    let raw: RawRecipe = toml::from_str(text).map_err(|e| ctx.toml_error(&e))?;
+    let name = ctx.parse_name(&raw.name)?;
+    let epoch = ctx.parse_epoch(raw.epoch.as_ref())?;
+    let build = ctx.parse_build(raw.build, &name)?;
+    let image = ctx.parse_image(raw.image, &build.output)?;
+    let test = ctx.parse_test(raw.test)?;
+    Ok(Parsed {
+        text: text.to_owned(),
+        name,
+        epoch,
+        build,
+        image,
+        test,
+    })
+}
+
+/// A problem at a byte span of `text`.
+pub(super) fn problem_at(
+    text: &str,
+    span: Range<usize>,
+    field: &str,
+    message: String,
+    help: Option<String>,
+) -> Problem {
+    let (line, column) = line_col(text, span.start);
+    Problem {
+        line,
+        column,
+        field: (!field.is_empty()).then(|| field.to_owned()),
+        message,
+        help,
+    }
+}
+
+pub(super) struct Ctx<'a> {
+    pub text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn error(
+        &self,
+        span: Range<usize>,
+        field: &str,
+        message: String,
+        help: Option<String>,
+    ) -> Problem {
+        problem_at(self.text, span, field, message, help)
+    }
+
+    pub(super) fn toml_error(&self, e: &toml::de::Error) -> Problem {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_owned();
+        let table = table_at(self.text, span.start);
+        let key = key_at(self.text, &span);
+        let field = match (&table, &key) {
+            (Some(t), Some(k)) => format!("{t}.{k}"),
+            (None, Some(k)) => k.clone(),
+            (Some(t), None) => t.clone(),
+            (None, None) => String::new(),
+        };
+        let help = suggestion(&message);
+        self.error(span, &field, message, help)
+    }
+
+    /// `name`: it names the output folder and the image.
+    fn parse_name(&self, raw_name: &Spanned<String>) -> Result<String, Problem> {
+        let name = raw_name.get_ref().clone();
+        let name_ok = !name.is_empty()
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && name.as_bytes()[0].is_ascii_alphanumeric();
+        if !name_ok {
+            return Err(self.error(
+                raw_name.span(),
+                "name",
+                format!("invalid name {name:?}"),
+                Some("use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (it names the output folder and the image)".into()),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// `epoch`: seconds (up to the year 9999, which OCI dates can carry) or "git".
+    fn parse_epoch(&self, raw_epoch: Option<&Spanned<RawEpoch>>) -> Result<Epoch, Problem> {
+        Ok(match raw_epoch {
+            None => Epoch::Default,
+            Some(e) => match e.get_ref() {
+                RawEpoch::Seconds(n) if *n >= 0 && *n <= 253_402_300_799 => Epoch::Fixed(*n as u64),
+                RawEpoch::Word(w) if w == "git" => Epoch::Git,
+                _ => {
+                    return Err(self.error(
+                        e.span(),
+                        "epoch",
+                        "epoch must be seconds since 1970 or \"git\"".into(),
+                        Some("e.g. epoch = 1700000000, or epoch = \"git\" for the last commit time of build.source".into()),
+                    ));
+                }
+            },
+        })
+    }
+
+    /// `[build]`: the fields every language has, then the language's own.
+    fn parse_build(&self, raw: Spanned<RawBuild>, name: &str) -> Result<ParsedBuild, Problem> {
+        let b = raw.into_inner();
+        let lang = *b.lang.get_ref();
+        self.refuse_fields_of_other_languages(&b, lang)?;
+        if b.source.get_ref().is_empty() {
+            return Err(self.error(
+                b.source.span(),
+                "build.source",
+                "the source is empty".into(),
+                Some(match lang {
+                    Lang::Prebuilt => "name the binary to pack, relative to the recipe's folder",
+                    Lang::C | Lang::Go => {
+                        "name the folder that holds the code, relative to the recipe's folder, e.g. \".\""
+                    }
+                }
+                .into()),
+            ));
+        }
+        let libc = self.parse_libc(&b, lang)?;
+        let link = b
+            .link
+            .as_ref()
+            .map(|l| *l.get_ref())
+            // C defaults to the strongest form; Go and prebuilt to plain static, as ko does.
+            .unwrap_or(if lang == Lang::C {
+                LinkMode::StaticPie
+            } else {
+                LinkMode::Static
+            });
+        let output = match &b.output {
+            Some(o) => {
+                let value = o.get_ref();
+                if let Err(why) = check_image_path(value) {
+                    return Err(self.error(
+                        o.span(),
+                        "build.output",
+                        format!("invalid path {value:?}: {why}"),
+                        Some("give the binary's path inside the image, e.g. \"/app\" or \"/usr/bin/hello\"".into()),
+                    ));
+                }
+                normalize_image_path(value)
+            }
+            None => format!("/{name}"),
+        };
+        let strip = b.strip.as_ref().is_some_and(|s| *s.get_ref());
+        let ldflags = b
+            .ldflags
+            .clone()
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let (libc, lang) = match lang {
+            Lang::C => (
+                libc,
+                ParsedLang::C {
+                    files: b.files.map(Spanned::into_inner),
+                    build: CBuild {
+                        files: Vec::new(),
+                        cflags: b.cflags.map(Spanned::into_inner).unwrap_or_default(),
+                        ldflags,
+                        strip,
+                    },
+                },
+            ),
+            Lang::Go => {
+                let (libc, build) = self.parse_go(&b, libc, link, ldflags, strip)?;
+                let package_span = b.package.as_ref().map(|p| p.span());
+                (
+                    libc,
+                    ParsedLang::Go {
+                        build,
+                        package_span,
+                    },
+                )
+            }
+            Lang::Prebuilt => (libc, ParsedLang::Prebuilt),
+        };
+        Ok(ParsedBuild {
+            source: b.source,
+            output,
+            libc,
+            link,
+            lang,
+        })
+    }
+
+    /// A field the language does not use is an error, not silently ignored.
+    fn refuse_fields_of_other_languages(&self, b: &RawBuild, lang: Lang) -> Result<(), Problem> {
+        let fields: [FieldUse; 7] = [
+            ("files", span_of(&b.files), &[Lang::C]),
+            ("cflags", span_of(&b.cflags), &[Lang::C]),
+            ("package", span_of(&b.package), &[Lang::Go]),
+            ("cgo", span_of(&b.cgo), &[Lang::Go]),
+            ("tags", span_of(&b.tags), &[Lang::Go]),
+            ("ldflags", span_of(&b.ldflags), &[Lang::C, Lang::Go]),
+            ("strip", span_of(&b.strip), &[Lang::C, Lang::Go]),
+        ];
+        for (field, at, langs) in fields {
+            let Some(at) = at else { continue };
+            if langs.contains(&lang) {
+                continue;
+            }
+            let help = match (field, lang) {
+                ("strip", Lang::Prebuilt) => {
+                    "staticpack packs a prebuilt binary as it is: strip it before (strip --strip-all), or remove the field"
+                }
+                _ => "remove it",
+            };
+            return Err(self.error(
+                at,
+                &format!("build.{field}"),
+                format!(
+                    "`{field}` is only for lang = {}, not \"{lang}\"",
+                    join_quoted(langs).replace(", ", " or ")
+                ),
+                Some(help.into()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn parse_libc(&self, b: &RawBuild, lang: Lang) -> Result<LibcChoice, Problem> {
+        Ok(match (lang, &b.libc) {
+            (_, Some(l)) => {
+                let value = *l.get_ref();
+                let allowed: &[LibcChoice] = match lang {
+                    Lang::C => &[LibcChoice::Musl, LibcChoice::Glibc],
+                    Lang::Go | Lang::Prebuilt => {
+                        &[LibcChoice::Musl, LibcChoice::Glibc, LibcChoice::None]
+                    }
+                };
+                if !allowed.contains(&value) {
+                    return Err(self.error(
+                        l.span(),
+                        "build.libc",
+                        format!("libc = \"{value}\" is not possible for lang = \"{lang}\""),
+                        Some(format!("allowed: {}", join_quoted(allowed))),
+                    ));
+                }
+                value
+            }
+            (Lang::C, None) => LibcChoice::Musl,
+            (Lang::Go | Lang::Prebuilt, None) => LibcChoice::None,
+        })
+    }
+
+    /// Go: only some cgo × libc × link combinations make sense; package and tags as written.
+    fn parse_go(
+        &self,
+        b: &RawBuild,
+        libc: LibcChoice,
+        link: LinkMode,
+        ldflags: Vec<String>,
+        strip: bool,
+    ) -> Result<(LibcChoice, GoBuild), Problem> {
+        let cgo = b.cgo.as_ref().map(|c| *c.get_ref()).unwrap_or(false);
+        let libc_span = b.libc.as_ref().map(|l| l.span()).unwrap_or(b.lang.span());
+        let libc = match (cgo, link, b.libc.is_some(), libc) {
+            // cgo on links a libc: musl unless the recipe says otherwise.
+            (true, _, false, _) => LibcChoice::Musl,
+            (true, _, true, LibcChoice::None) => {
+                return Err(self.error(
+                    libc_span,
+                    "build.libc",
+                    "cgo = true links C code, so it needs a libc".into(),
+                    Some("set libc = \"musl\" (or \"glibc\"), or cgo = false".into()),
+                ));
+            }
+            // Go's internal linker makes PIEs that need an interpreter, and the external linker
+            // needs runtime/cgo (without it the binary dies at start with SIGTRAP).
+            (false, LinkMode::StaticPie, _, _) => {
+                let span = b.link.as_ref().map(|l| l.span()).unwrap_or(b.lang.span());
+                return Err(self.error(
+                    span,
+                    "build.link",
+                    "a Go static-pie needs cgo: Go's own linker makes a PIE that needs an ELF interpreter, and external linking without runtime/cgo crashes at start".into(),
+                    Some("use link = \"static\" with cgo = false (Go's own static linking), or cgo = true with libc = \"musl\"".into()),
+                ));
+            }
+            (
+                false,
+                LinkMode::Static | LinkMode::Dynamic,
+                true,
+                LibcChoice::Musl | LibcChoice::Glibc,
+            ) => {
+                return Err(self.error(
+                    libc_span,
+                    "build.libc",
+                    format!("with cgo = false and link = \"{link}\" Go links no libc at all"),
+                    Some(
+                        "remove libc (it means none here), or set cgo = true to link C code".into(),
+                    ),
+                ));
+            }
+            (_, _, _, chosen) => chosen,
+        };
+        let package = match &b.package {
+            Some(p) => {
+                let value = p.get_ref();
+                let rel = value.trim_start_matches("./");
+                if value.starts_with('/') || rel.split('/').any(|c| c == "..") {
+                    return Err(self.error(
+                        p.span(),
+                        "build.package",
+                        format!("{value:?} is not a package folder inside build.source"),
+                        Some(PACKAGE_HELP.into()),
+                    ));
+                }
+                if rel.is_empty() || rel == "." {
+                    ".".to_owned()
+                } else {
+                    format!("./{rel}")
+                }
+            }
+            None => ".".to_owned(),
+        };
+        let mut tags = Vec::new();
+        for t in b.tags.iter().flat_map(|t| t.get_ref()) {
+            let v = t.get_ref();
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_.".contains(&c))
+            {
+                return Err(self.error(
+                    t.span(),
+                    "build.tags",
+                    format!("invalid build tag {v:?}"),
+                    Some("tags are words of letters, digits, '_' and '.', e.g. \"netgo\"".into()),
+                ));
+            }
+            tags.push(v.clone());
+        }
+        Ok((
+            libc,
+            GoBuild {
+                package,
+                cgo,
+                tags,
+                ldflags,
+                strip,
+            },
+        ))
+    }
+
+    /// `[image]` as written: paths, users and owners by their syntax, ports, signals. `output`
+    /// is the binary's path, the default entrypoint.
+    fn parse_image(&self, img: RawImage, output: &str) -> Result<ParsedImage, Problem> {
+        let entrypoint = match img.entrypoint {
+            Some(e) if e.get_ref().is_empty() => {
+                return Err(self.error(
+                    e.span(),
+                    "image.entrypoint",
+                    "the entrypoint is empty".into(),
+                    Some(format!(
+                        "leave it out to run the binary ({output:?}), or name a program"
+                    )),
+                ));
+            }
+            Some(e) => e.into_inner(),
+            None => vec![output.to_owned()],
+        };
+        let mut env = Vec::new();
+        for e in img.env {
+            if !e.get_ref().contains('=') || e.get_ref().starts_with('=') {
+                return Err(self.error(
+                    e.span(),
+                    "image.env",
+                    format!("{:?} is not of the form NAME=VALUE", e.get_ref()),
+                    None,
+                ));
+            }
+            env.push(e.into_inner());
+        }
+        if let Some(w) = &img.workdir {
+            if !w.get_ref().starts_with('/') {
+                return Err(self.error(
+                    w.span(),
+                    "image.workdir",
+                    format!("{:?} is not an absolute path", w.get_ref()),
+                    Some("write it from the image's root, e.g. \"/\" or \"/data\"".into()),
+                ));
+            }
+        }
+        let user = match img.user {
+            Some(u) => {
+                let parsed = u.get_ref().parse::<User>().map_err(|e| {
+                    self.error(
+                        u.span(),
+                        "image.user",
+                        format!("invalid user {:?}: {e}", u.get_ref()),
+                        Some(USER_HELP.into()),
+                    )
+                })?;
+                Some((u, parsed))
+            }
+            None => None,
+        };
+        let tag = match &img.tag {
+            Some(t) if !is_valid_tag(t.get_ref()) => {
+                return Err(self.error(
+                    t.span(),
+                    "image.tag",
+                    format!("invalid tag {:?}", t.get_ref()),
+                    Some(
+                        "a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'".into(),
+                    ),
+                ));
+            }
+            Some(t) => t.get_ref().clone(),
+            None => "latest".to_owned(),
+        };
+        let mut files = Vec::new();
+        for f in img.files {
+            files.push(self.parse_file(f)?);
+        }
+        let ports = self.parse_ports(&img.ports)?;
+        if let Some(sig) = &img.stop_signal {
+            self.check_signal(sig)?;
+        }
+        Ok(ParsedImage {
+            base: img.base,
+            user,
+            files,
+            settings: ImageSettings {
+                entrypoint,
+                cmd: img.cmd,
+                env,
+                workdir: img.workdir.map(Spanned::into_inner),
+                labels: img.labels,
+                annotations: img.annotations,
+                tag,
+                ports,
+                stop_signal: img.stop_signal.map(Spanned::into_inner),
+            },
+        })
+    }
+
+    /// One `[[image.files]]`: the destination and the owner's syntax; the source is checked at
+    /// resolution.
+    fn parse_file(&self, f: RawFile) -> Result<ParsedFile, Problem> {
+        if let Err(why) = check_image_path(f.dst.get_ref()) {
+            return Err(self.error(
+                f.dst.span(),
+                "image.files.dst",
+                format!("invalid path {:?}: {why}", f.dst.get_ref()),
+                Some(
+                    "give the file's absolute path inside the image, e.g. \"/etc/app.conf\"".into(),
+                ),
+            ));
+        }
+        let owner = match f.owner {
+            Some(o) => {
+                let parsed = o.get_ref().parse::<Owner>().map_err(|e| {
+                    self.error(
+                        o.span(),
+                        "image.files.owner",
+                        format!("invalid owner {:?}: {e}", o.get_ref()),
+                        Some(OWNER_HELP.into()),
+                    )
+                })?;
+                Some((o, parsed))
+            }
+            None => None,
+        };
+        Ok(ParsedFile {
+            dst: normalize_image_path(f.dst.get_ref()),
+            src: f.src,
+            mode: f.mode.unwrap_or(0o644) & 0o7777,
+            owner,
+        })
+    }
+
+    /// "8080" or "53/udp" → "8080/tcp", "53/udp".
+    fn parse_ports(&self, raw: &[Spanned<String>]) -> Result<Vec<String>, Problem> {
+        let mut ports = Vec::new();
+        for p in raw {
+            let v = p.get_ref();
+            let (num, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+            if num.parse::<u16>().map(|n| n == 0).unwrap_or(true)
+                || !matches!(proto, "tcp" | "udp" | "sctp")
+            {
+                return Err(self.error(
+                    p.span(),
+                    "image.ports",
+                    format!("invalid port {v:?}"),
+                    Some(
+                        "write PORT or PORT/PROTOCOL, e.g. \"8080\" or \"53/udp\" (tcp, udp, sctp)"
+                            .into(),
+                    ),
+                ));
+            }
+            ports.push(format!("{num}/{proto}"));
+        }
+        Ok(ports)
+    }
+
+    fn check_signal(&self, sig: &Spanned<String>) -> Result<(), Problem> {
+        let v = sig.get_ref();
+        let known = v.strip_prefix("SIG").is_some_and(|n| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+' || b == b'-')
+        }) || v.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n));
+        if known {
+            return Ok(());
+        }
+        Err(self.error(
+            sig.span(),
+            "image.stop_signal",
+            format!("invalid signal {v:?}"),
+            Some("write a signal name like \"SIGTERM\" or a number from 1 to 64".into()),
+        ))
+    }
+
+    /// `[test]`: what the run proof checks.
+    fn parse_test(&self, raw_test: Option<RawTest>) -> Result<Option<TestSpec>, Problem> {
+        let Some(t) = raw_test else { return Ok(None) };
+        let timeout_seconds = match &t.timeout_seconds {
+            Some(s) if *s.get_ref() == 0 || *s.get_ref() > 3600 => {
+                return Err(self.error(
+                    s.span(),
+                    "test.timeout_seconds",
+                    format!("{} is out of range", s.get_ref()),
+                    Some("allowed: 1 to 3600".into()),
+                ));
+            }
+            Some(s) => *s.get_ref(),
+            None => DEFAULT_TEST_TIMEOUT,
+        };
+        Ok(Some(TestSpec {
+            args: t.args,
+            expect_exit: t.expect_exit,
+            expect_stdout: t.expect_stdout,
+            timeout_seconds,
+        }))
+    }
+}
+
+pub(super) const PACKAGE_HELP: &str =
+    "give the main package's folder relative to build.source, e.g. \".\" or \"./cmd/app\"";
+pub(super) const USER_HELP: &str = "use \"UID\" or \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";
+pub(super) const OWNER_HELP: &str =
+    "use \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";
+
+/// A field, where it was written (if it was), and the languages that use it.
+type FieldUse = (&'static str, Option<Range<usize>>, &'static [Lang]);
+
+fn span_of<T>(value: &Option<Spanned<T>>) -> Option<Range<usize>> {
+    value.as_ref().map(Spanned::span)
+}
+
+fn join_quoted<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A path inside the image: absolute, no `..`, no empty or `.` components.
+fn check_image_path(p: &str) -> Result<(), &'static str> {
+    if !p.starts_with('/') {
+        return Err("it must be absolute");
+    }
+    if p.contains('\0') {
+        return Err("it contains a NUL byte");
+    }
+    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.is_empty() {
+        return Err("it names the root folder, not a file");
+    }
+    if parts.iter().any(|c| *c == ".." || *c == ".") {
+        return Err("it must not contain '.' or '..'");
+    }
+    Ok(())
+}
+
+fn normalize_image_path(p: &str) -> String {
+    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// The `[table]` header in force at a byte offset, if any.
+fn table_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    before.lines().rev().find_map(|l| {
+        let inner = l.trim().strip_prefix('[')?.split(']').next()?;
+        Some(inner.trim_matches(['[', ' ']).to_owned())
+    })
+}
+
+/// The key an error span starts on, when the span covers a `key = value` line's key.
+fn key_at(text: &str, span: &Range<usize>) -> Option<String> {
+    let line_start = text
+        .get(..span.start)?
+        .rfind('\n')
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let line = text.get(line_start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_owned())
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (and unknown variants): a "did you
+/// mean" plus the allowed list.
+fn suggestion(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (wrong, rest) = rest.split_once('`')?;
+    let allowed: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    if allowed.is_empty() {
+        return None;
+    }
+    let list = allowed.join(", ");
+    Some(match closest(wrong, &allowed) {
+        Some(c) => format!("did you mean `{c}`? allowed: {list}"),
+        None => format!("allowed: {list}"),
+    })
+}
+
+pub(super) fn closest<'a>(wrong: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(wrong, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}

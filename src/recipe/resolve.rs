@@ -1,0 +1,291 @@
+//! Parsed → resolved: relative paths anchored at the recipe's folder and checked on disk, the
+//! base loaded once, users and owners resolved against it the way the run proof will.
+
+use super::parse::{PACKAGE_HELP, ParsedBuild, ParsedImage, ParsedLang, closest, problem_at};
+use super::{BuildSpec, CBuild, ExtraFile, ImageSpec, LangSpec, Parsed, Problem, Recipe};
+use crate::image::base::{self, Base};
+use crate::image::users::Users;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+impl Parsed {
+    /// Resolves the recipe as the file `file` (relative paths are relative to its folder).
+    pub fn resolve(self, file: &Path) -> Result<Recipe, Problem> {
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        let at = At { text: &self.text };
+        let build = at.resolve_build(self.build, &dir)?;
+        let image = at.resolve_image(self.image, &dir)?;
+        Ok(Recipe {
+            path: file.to_path_buf(),
+            dir,
+            name: self.name,
+            epoch: self.epoch,
+            build,
+            image,
+            test: self.test,
+        })
+    }
+}
+
+/// Places problems in the recipe's text.
+struct At<'a> {
+    text: &'a str,
+}
+
+impl At<'_> {
+    fn error(
+        &self,
+        span: Range<usize>,
+        field: &str,
+        message: String,
+        help: Option<String>,
+    ) -> Problem {
+        problem_at(self.text, span, field, message, help)
+    }
+
+    /// The source (which must exist, a file for prebuilt, a folder otherwise), C files, Go's
+    /// package folder and go.mod.
+    fn resolve_build(&self, b: ParsedBuild, dir: &Path) -> Result<BuildSpec, Problem> {
+        let source = dir.join(b.source.get_ref());
+        let source_error = |message: String, help: String| {
+            self.error(b.source.span(), "build.source", message, Some(help))
+        };
+        let wants_file = matches!(b.lang, ParsedLang::Prebuilt);
+        if !source.exists() {
+            return Err(source_error(
+                format!("{} does not exist", source.display()),
+                format!(
+                    "relative paths are resolved against the recipe's folder {}",
+                    dir.display()
+                ),
+            ));
+        }
+        if wants_file && !source.is_file() {
+            return Err(source_error(
+                format!("{} is not a file", source.display()),
+                "with lang = \"prebuilt\", source names the binary to pack".into(),
+            ));
+        }
+        if !wants_file && !source.is_dir() {
+            return Err(source_error(
+                format!("{} is not a folder", source.display()),
+                "source names the folder that holds the code".into(),
+            ));
+        }
+        let lang = match b.lang {
+            ParsedLang::C { files, build } => LangSpec::C(CBuild {
+                files: self.c_files(files, &source, &b.source.span())?,
+                ..build
+            }),
+            ParsedLang::Go {
+                build,
+                package_span,
+            } => {
+                if let Some(span) = package_span {
+                    if !source.join(&build.package).is_dir() {
+                        return Err(self.error(
+                            span,
+                            "build.package",
+                            format!(
+                                "{:?} is not a package folder inside {}",
+                                build.package,
+                                source.display()
+                            ),
+                            Some(PACKAGE_HELP.into()),
+                        ));
+                    }
+                }
+                if !source.join("go.mod").is_file() {
+                    return Err(source_error(
+                        format!("no go.mod in {}", source.display()),
+                        "the source folder must be a Go module (go mod init example.com/app)"
+                            .into(),
+                    ));
+                }
+                LangSpec::Go(build)
+            }
+            ParsedLang::Prebuilt => LangSpec::Prebuilt,
+        };
+        Ok(BuildSpec {
+            source,
+            output: b.output,
+            libc: b.libc,
+            link: b.link,
+            lang,
+        })
+    }
+
+    /// The listed C files (each must exist), or every `*.c` in the source folder; sorted.
+    fn c_files(
+        &self,
+        listed: Option<Vec<toml::Spanned<String>>>,
+        source: &Path,
+        source_span: &Range<usize>,
+    ) -> Result<Vec<String>, Problem> {
+        let mut files = Vec::new();
+        match listed {
+            Some(list) => {
+                for f in list {
+                    let p = source.join(f.get_ref());
+                    if !p.is_file() {
+                        return Err(self.error(
+                            f.span(),
+                            "build.files",
+                            format!("{} does not exist", p.display()),
+                            Some("files are relative to build.source".into()),
+                        ));
+                    }
+                    files.push(f.into_inner());
+                }
+            }
+            None => {
+                files = c_files_in(source);
+                if files.is_empty() {
+                    return Err(self.error(
+                        source_span.clone(),
+                        "build.source",
+                        format!("no *.c file in {}", source.display()),
+                        Some("put the C sources there, or list them in build.files".into()),
+                    ));
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// The base (loaded here, once), the user and the files' owners resolved against it.
+    fn resolve_image(&self, img: ParsedImage, dir: &Path) -> Result<ImageSpec, Problem> {
+        let (base_name, base_image) = match &img.base {
+            Some(bs) => {
+                let wanted = bs.get_ref();
+                let loaded = base::load(wanted, dir).map_err(|e| {
+                    let names = base::embedded_names();
+                    let help = match closest(wanted, &names) {
+                        Some(c) if !base::is_path_reference(wanted) => {
+                            format!("did you mean \"{c}\"? available: {}", names.join(", "))
+                        }
+                        _ => format!(
+                            "name a shipped base ({}) or a folder with a base.toml, e.g. \"./mybase\"",
+                            names.join(", ")
+                        ),
+                    };
+                    self.error(bs.span(), "image.base", error_chain(&e), Some(help))
+                })?;
+                (wanted.clone(), loaded)
+            }
+            None => ("scratch".to_owned(), scratch()),
+        };
+        // scratch has no users: names are refused against an empty database.
+        let users = &base_image.users;
+        let user = match img.user {
+            Some((written, user)) => {
+                users.resolve(&user).map_err(|e| {
+                    self.error(
+                        written.span(),
+                        "image.user",
+                        format!("invalid user {:?}: {e}", written.get_ref()),
+                        Some(users_help(
+                            &base_name,
+                            users,
+                            "\"UID\" or \"UID:GID\" like \"65532:65532\"",
+                        )),
+                    )
+                })?;
+                Some(user)
+            }
+            None => None,
+        };
+        let mut files = Vec::new();
+        for f in img.files {
+            let src = dir.join(f.src.get_ref());
+            if !src.is_file() {
+                return Err(self.error(
+                    f.src.span(),
+                    "image.files.src",
+                    format!("{} is not a file", src.display()),
+                    Some("src is relative to the recipe's folder".into()),
+                ));
+            }
+            let (uid, gid) = match &f.owner {
+                None => (0, 0),
+                Some((written, owner)) => users.resolve_owner(owner).map_err(|e| {
+                    self.error(
+                        written.span(),
+                        "image.files.owner",
+                        format!("invalid owner {:?}: {e}", written.get_ref()),
+                        Some(users_help(
+                            &base_name,
+                            users,
+                            "\"UID:GID\", e.g. \"65532:65532\"",
+                        )),
+                    )
+                })?,
+            };
+            files.push(ExtraFile {
+                src,
+                dst: f.dst,
+                mode: f.mode,
+                uid,
+                gid,
+            });
+        }
+        Ok(ImageSpec {
+            base: base_name,
+            base_image,
+            user,
+            files,
+            settings: img.settings,
+        })
+    }
+}
+
+fn c_files_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".c"))
+        .collect()
+}
+
+/// The empty base: no layer, no users.
+fn scratch() -> Base {
+    Base {
+        name: "scratch".to_owned(),
+        description: String::new(),
+        layer: None,
+        users: Users::default(),
+    }
+}
+
+/// What the base offers to a user or owner field, for its help line.
+fn users_help(base: &str, users: &Users, numeric: &str) -> String {
+    let list = |names: Vec<&str>| match names.join(", ") {
+        s if s.is_empty() => "none".to_owned(),
+        s => s,
+    };
+    format!(
+        "use numbers, {numeric}, or names of the base: base {base:?} has users {} and groups {}",
+        list(users.user_names()),
+        list(users.group_names())
+    )
+}
+
+/// An error's message followed by its causes, for a [`Problem`] message.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

@@ -1,0 +1,493 @@
+use super::parse::line_col;
+use super::*;
+
+// ---- parse: from strings alone, no folder anywhere ----------------------------------------
+
+const MINIMAL: &str = "name = \"hello\"\n[build]\nlang = \"c\"\nsource = \"src\"\n";
+const GO: &str = "name = \"app\"\n[build]\nlang = \"go\"\nsource = \"src\"\n";
+
+fn problem(text: &str) -> Problem {
+    match parse(text) {
+        Err(p) => p,
+        Ok(_) => panic!("recipe text was accepted:\n{text}"),
+    }
+}
+
+fn parsed(text: &str) -> Parsed {
+    parse(text).unwrap_or_else(|p| panic!("{p:?}\n{text}"))
+}
+
+#[test]
+fn parse_touches_no_disk() {
+    // Neither the source, the base folder, nor the extra file exists: parse does not care.
+    let p = parsed(&format!(
+        "{MINIMAL}[image]\nbase = \"./nowhere\"\nuser = \"nonroot:staff\"\n[[image.files]]\nsrc = \"missing.conf\"\ndst = \"/etc/x\"\n"
+    ));
+    assert_eq!(p.name, "hello");
+    assert_eq!(p.build.source.get_ref(), "src");
+    assert_eq!(p.image.files[0].dst, "/etc/x");
+}
+
+#[test]
+fn name_section() {
+    assert_eq!(
+        parsed(&MINIMAL.replace("hello", "curl-8.1")).name,
+        "curl-8.1"
+    );
+    for bad in ["", "-x", "A", "a b"] {
+        let e = problem(&MINIMAL.replace("hello", bad));
+        assert_eq!((e.line, e.column, e.field.as_deref()), (1, 8, Some("name")));
+    }
+}
+
+#[test]
+fn epoch_section() {
+    assert_eq!(parsed(MINIMAL).epoch, Epoch::Default);
+    let at = |e: &str| parse(&format!("epoch = {e}\n{MINIMAL}")).map(|p| p.epoch);
+    assert_eq!(at("1700000000"), Ok(Epoch::Fixed(1_700_000_000)));
+    assert_eq!(at("\"git\""), Ok(Epoch::Git));
+    assert_eq!(at("253402300799"), Ok(Epoch::Fixed(253_402_300_799)));
+    for bad in ["\"yesterday\"", "-5", "253402300800"] {
+        let e = at(bad).unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (1, Some("epoch")));
+        assert_eq!(e.message, "epoch must be seconds since 1970 or \"git\"");
+    }
+}
+
+#[test]
+fn unknown_field_names_line_column_field_and_suggests() {
+    let e = problem("name = \"hello\"\n[build]\nlang = \"c\"\nsorce = \"src\"\n");
+    assert_eq!((e.line, e.column), (4, 1));
+    assert_eq!(e.field.as_deref(), Some("build.sorce"));
+    assert!(e.message.contains("unknown field `sorce`"), "{}", e.message);
+    let help = e.help.unwrap();
+    assert!(help.starts_with("did you mean `source`?"), "{help}");
+    let e = problem(&format!("{MINIMAL}[imgae]\nbase = \"scratch\"\n"));
+    assert!(e.message.contains("unknown field `imgae`"), "{}", e.message);
+    assert!(e.help.unwrap().contains("did you mean `image`"));
+}
+
+#[test]
+fn types_enums_and_required_fields() {
+    let e = problem("name = \"hello\"\n[build]\nlang = \"c\"\nsource = 7\n");
+    assert_eq!((e.line, e.field.as_deref()), (4, Some("build.source")));
+    assert!(e.message.contains("expected a string"), "{}", e.message);
+    let e = problem(&MINIMAL.replace("lang = \"c\"", "lang = \"cc\""));
+    assert_eq!(e.line, 3);
+    assert!(e.message.contains("unknown variant `cc`"), "{}", e.message);
+    assert_eq!(
+        e.help.as_deref(),
+        Some("did you mean `c`? allowed: c, go, prebuilt")
+    );
+    let e = problem("name = \"hello\"\n[build]\nlang = \"c\"\n");
+    assert!(
+        e.message.contains("missing field `source`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn build_section_is_one_type_per_language() {
+    let b = parsed(MINIMAL).build;
+    assert_eq!((b.libc, b.link), (LibcChoice::Musl, LinkMode::StaticPie));
+    assert_eq!(b.output, "/hello");
+    assert!(matches!(b.lang, parse::ParsedLang::C { files: None, .. }));
+    let e = problem(&format!("{MINIMAL}libc = \"none\"\n"));
+    assert_eq!(e.field.as_deref(), Some("build.libc"));
+    assert_eq!(
+        e.message,
+        "libc = \"none\" is not possible for lang = \"c\""
+    );
+    let e = problem(&format!("{MINIMAL}output = \"hello\"\n"));
+    assert_eq!(e.message, "invalid path \"hello\": it must be absolute");
+    let e = problem(&format!("{MINIMAL}output = \"/../x\"\n"));
+    assert!(e.message.contains("'..'"));
+    let e = problem(&format!("{MINIMAL}tags = [\"x\"]\n"));
+    assert_eq!((e.line, e.field.as_deref()), (5, Some("build.tags")));
+    let e = problem(&format!("{MINIMAL}cgo = true\n"));
+    assert_eq!(e.field.as_deref(), Some("build.cgo"));
+    assert_eq!(e.message, "`cgo` is only for lang = \"go\", not \"c\"");
+    let e = problem(&format!("{GO}cflags = [\"-O3\"]\n"));
+    assert_eq!(e.message, "`cflags` is only for lang = \"c\", not \"go\"");
+    let prebuilt = "name = \"app\"\n[build]\nlang = \"prebuilt\"\nsource = \"app\"\n";
+    assert!(matches!(
+        parsed(prebuilt).build.lang,
+        parse::ParsedLang::Prebuilt
+    ));
+    let e = problem(&format!("{prebuilt}strip = true\n"));
+    assert_eq!(
+        (e.field.as_deref(), e.message.as_str()),
+        (
+            Some("build.strip"),
+            "`strip` is only for lang = \"c\" or \"go\", not \"prebuilt\""
+        )
+    );
+    assert!(e.help.unwrap().contains("strip it before"));
+    let e = problem(&format!("{prebuilt}ldflags = [\"-s\"]\n"));
+    assert_eq!(e.field.as_deref(), Some("build.ldflags"));
+    let e = problem("name = \"x\"\n[build]\nlang = \"c\"\nsource = \"\"\n");
+    assert_eq!(e.message, "the source is empty");
+}
+
+#[test]
+fn go_defaults_and_cgo_combinations() {
+    let go = |extra: &str| match parse(&format!("{GO}{extra}")) {
+        Ok(Parsed {
+            build:
+                parse::ParsedBuild {
+                    libc,
+                    link,
+                    lang: parse::ParsedLang::Go { build, .. },
+                    ..
+                },
+            ..
+        }) => Ok((libc, link, build)),
+        Ok(_) => panic!("not go"),
+        Err(e) => Err(e),
+    };
+    let (libc, link, b) = go("").unwrap();
+    assert_eq!(
+        (b.cgo, libc, link),
+        (false, LibcChoice::None, LinkMode::Static)
+    );
+    assert_eq!(b.package, ".");
+    let (libc, _, b) =
+        go("cgo = true\nlink = \"static-pie\"\npackage = \"cmd/app\"\ntags = [\"netgo\"]\n")
+            .unwrap();
+    assert_eq!((libc, b.package.as_str()), (LibcChoice::Musl, "./cmd/app"));
+    assert_eq!(b.tags, vec!["netgo"]);
+    let e = go("link = \"static-pie\"\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("build.link"));
+    assert!(
+        e.message.starts_with("a Go static-pie needs cgo"),
+        "{}",
+        e.message
+    );
+    let e = go("cgo = true\nlibc = \"none\"\n").unwrap_err();
+    assert_eq!(e.message, "cgo = true links C code, so it needs a libc");
+    let e = go("libc = \"musl\"\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "with cgo = false and link = \"static\" Go links no libc at all"
+    );
+    for bad in ["../x", "/abs", "./a/../../b"] {
+        let e = go(&format!("package = \"{bad}\"\n")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("build.package"));
+    }
+    let e = go("tags = [\"net go\"]\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("build.tags"));
+}
+
+#[test]
+fn image_section() {
+    let image = |extra: &str| parse(&format!("{MINIMAL}[image]\n{extra}")).map(|p| p.image);
+    let i = image("base = \"static\"\nuser = \"nonroot\"\nports = [\"53/udp\", \"80\"]").unwrap();
+    assert_eq!(i.settings.entrypoint, vec!["/hello"]);
+    assert_eq!(i.settings.tag, "latest");
+    assert_eq!(
+        i.user.map(|(_, u)| u.to_string()).as_deref(),
+        Some("nonroot")
+    );
+    assert_eq!(i.settings.ports, vec!["53/udp", "80/tcp"]);
+    let e = image("stop_signal = \"TERM\"").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("image.stop_signal"));
+    let e = image("ports = [\"0\"]").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("image.ports"));
+    let e = image("env = [\"TZ\"]").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("image.env"));
+    let e = image("tag = \"-x\"").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("image.tag"));
+    let e = image("user = \"1:\"").unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.field.as_deref()),
+        (6, 8, Some("image.user"))
+    );
+    assert!(e.message.contains("is not of the form"), "{}", e.message);
+    let e = image("[[image.files]]\nsrc = \"a\"\ndst = \"etc/a\"").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("image.files.dst"));
+    let e = image("entrypoint = []").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("image.entrypoint"));
+}
+
+#[test]
+fn test_section() {
+    let test = |extra: &str| parse(&format!("{MINIMAL}[test]\n{extra}")).map(|p| p.test);
+    let t = test("args = [\"-v\"]\nexpect_stdout = \"ok\"")
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.args, t.timeout_seconds), (vec!["-v".to_owned()], 30));
+    let e = test("args = []\ntimeout_seconds = 3601").unwrap_err();
+    assert_eq!((e.line, e.column), (7, 19));
+    assert_eq!(e.field.as_deref(), Some("test.timeout_seconds"));
+    assert_eq!(e.message, "3601 is out of range");
+    assert_eq!(e.help.as_deref(), Some("allowed: 1 to 3600"));
+    assert!(parsed(MINIMAL).test.is_none());
+}
+
+#[test]
+fn line_col_counts_characters() {
+    assert_eq!(line_col("ab\ncdé\nx", 0), (1, 1));
+    assert_eq!(line_col("ab\ncdé\nx", 3), (2, 1));
+    assert_eq!(line_col("ab\ncdé\nx", 8), (3, 1));
+    assert_eq!(line_col("ab", 99), (1, 3));
+}
+
+#[test]
+fn no_panic_on_garbage() {
+    for text in ["", "\u{0}", "[", "name = ", "[build]\n[build]\n"] {
+        assert!(parse(text).is_err(), "{text:?}");
+    }
+}
+
+// ---- resolve: against a folder on disk ------------------------------------------------------
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("src/hello.c"),
+        "int main(void){return 0;}\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn load_in(dir: &Path, text: &str) -> Result<Recipe, RecipeError> {
+    let file = dir.join("recipe.toml");
+    std::fs::write(&file, text).unwrap();
+    load(dir)
+}
+
+fn located(dir: &Path, text: &str) -> Located {
+    match load_in(dir, text) {
+        Err(RecipeError::Invalid(l)) => *l,
+        Err(e) => panic!("unexpected error kind: {e}"),
+        Ok(_) => panic!("recipe was accepted:\n{text}"),
+    }
+}
+
+fn err(dir: &Path, text: &str) -> Problem {
+    located(dir, text).problem
+}
+
+fn c_build(r: &Recipe) -> &CBuild {
+    match &r.build.lang {
+        LangSpec::C(c) => c,
+        other => panic!("not C: {other:?}"),
+    }
+}
+
+#[test]
+fn minimal_recipe_gets_the_defaults() {
+    let d = fixture();
+    let r = load_in(d.path(), MINIMAL).unwrap();
+    assert_eq!(r.build.libc, LibcChoice::Musl);
+    assert_eq!(r.build.link, LinkMode::StaticPie);
+    assert_eq!(r.build.lang_name(), Lang::C);
+    assert_eq!(c_build(&r).files, vec!["hello.c"]);
+    assert_eq!(r.build.output, "/hello");
+    assert_eq!(r.build.source, d.path().join("src"));
+    assert_eq!(r.image.settings.entrypoint, vec!["/hello"]);
+    assert_eq!(r.image.base, "scratch");
+    assert_eq!(r.dir, d.path());
+}
+
+#[test]
+fn errors_show_file_line_column_and_field() {
+    let d = fixture();
+    let shown = located(
+        d.path(),
+        "name = \"hello\"\n[build]\nlang = \"c\"\nsorce = \"src\"\n",
+    )
+    .to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "{}:4:1: `build.sorce`: unknown field `sorce`",
+            d.path().join("recipe.toml").display()
+        )),
+        "{shown}"
+    );
+}
+
+#[test]
+fn missing_source_names_the_resolved_path() {
+    let d = fixture();
+    let e = err(d.path(), &MINIMAL.replace("\"src\"", "\"nowhere\""));
+    assert_eq!((e.line, e.column), (4, 10));
+    assert_eq!(e.field.as_deref(), Some("build.source"));
+    assert_eq!(
+        e.message,
+        format!("{} does not exist", d.path().join("nowhere").display())
+    );
+    std::fs::write(d.path().join("file"), "").unwrap();
+    let e = err(d.path(), &MINIMAL.replace("\"src\"", "\"file\""));
+    assert!(e.message.ends_with("is not a folder"), "{}", e.message);
+    let e = err(
+        d.path(),
+        "name = \"x\"\n[build]\nlang = \"prebuilt\"\nsource = \"src\"\n",
+    );
+    assert!(e.message.ends_with("is not a file"), "{}", e.message);
+}
+
+#[test]
+fn c_files_are_listed_or_found() {
+    let d = fixture();
+    std::fs::write(d.path().join("src/b.c"), "").unwrap();
+    std::fs::write(d.path().join("src/a.c"), "").unwrap();
+    let r = load_in(d.path(), MINIMAL).unwrap();
+    assert_eq!(c_build(&r).files, vec!["a.c", "b.c", "hello.c"]);
+    let r = load_in(
+        d.path(),
+        &format!("{MINIMAL}files = [\"hello.c\", \"a.c\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(c_build(&r).files, vec!["a.c", "hello.c"]);
+    let e = err(d.path(), &format!("{MINIMAL}files = [\"nope.c\"]\n"));
+    assert_eq!((e.line, e.field.as_deref()), (5, Some("build.files")));
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("src")).unwrap();
+    let e = err(empty.path(), MINIMAL);
+    assert!(e.message.starts_with("no *.c file in"), "{}", e.message);
+}
+
+#[test]
+fn go_package_and_module_are_checked_on_disk() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("src/cmd/app")).unwrap();
+    std::fs::write(d.path().join("src/go.mod"), "module x\n").unwrap();
+    let r = load_in(d.path(), &format!("{GO}package = \"cmd/app\"\n")).unwrap();
+    match &r.build.lang {
+        LangSpec::Go(g) => assert_eq!(g.package, "./cmd/app"),
+        other => panic!("{other:?}"),
+    }
+    let e = err(d.path(), &format!("{GO}package = \"cmd/none\"\n"));
+    assert_eq!((e.line, e.field.as_deref()), (5, Some("build.package")));
+    std::fs::remove_file(d.path().join("src/go.mod")).unwrap();
+    let e = err(d.path(), GO);
+    assert!(e.message.starts_with("no go.mod in"), "{}", e.message);
+}
+
+#[test]
+fn bases_resolve_with_suggestions() {
+    let d = fixture();
+    let e = err(d.path(), &format!("{MINIMAL}[image]\nbase = \"scrach\"\n"));
+    assert_eq!(
+        e.help.as_deref(),
+        Some("did you mean \"scratch\"? available: scratch, static")
+    );
+    let r = load_in(d.path(), &format!("{MINIMAL}[image]\nbase = \"static\"\n")).unwrap();
+    assert_eq!(r.image.base_image.name, "static");
+}
+
+#[test]
+fn user_group_missing_from_the_base_is_refused_at_validation() {
+    let d = fixture();
+    let text = format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nonroot:staff\"\n");
+    let l = located(d.path(), &text);
+    let e = &l.problem;
+    assert_eq!((e.line, e.column), (7, 8));
+    assert_eq!(e.field.as_deref(), Some("image.user"));
+    assert_eq!(
+        e.message,
+        "invalid user \"nonroot:staff\": group \"staff\" is not in the image's /etc/group (it has: root, nonroot)"
+    );
+    assert_eq!(
+        e.help.as_deref(),
+        Some(
+            "use numbers, \"UID\" or \"UID:GID\" like \"65532:65532\", or names of the base: base \"static\" has users root, nonroot and groups root, nonroot"
+        )
+    );
+    let shown = l.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "{}:7:8: `image.user`: ",
+            d.path().join("recipe.toml").display()
+        )),
+        "{shown}"
+    );
+    let ok = |user: &str| {
+        load_in(
+            d.path(),
+            &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"{user}\"\n"),
+        )
+        .map(|r| r.image.user.map(|u| u.to_string()))
+        .map_err(|e| e.to_string())
+    };
+    for user in [
+        "nonroot:nonroot",
+        "nonroot:0",
+        "65532:65532",
+        "root",
+        "1000",
+    ] {
+        assert_eq!(ok(user), Ok(Some(user.to_owned())));
+    }
+    let e = err(d.path(), &format!("{MINIMAL}[image]\nuser = \"nobody\"\n"));
+    assert!(
+        e.message.contains("the image has no /etc/passwd"),
+        "{}",
+        e.message
+    );
+    let e = err(
+        d.path(),
+        &format!("{MINIMAL}[image]\nbase = \"static\"\nuser = \"nobody\"\n"),
+    );
+    assert!(
+        e.message.contains("is not in the image's /etc/passwd"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn the_base_is_loaded_once_with_a_layer_independent_of_the_epoch() {
+    let d = fixture();
+    let digest = |epoch: &str| {
+        let r = load_in(
+            d.path(),
+            &format!("epoch = {epoch}\n{MINIMAL}[image]\nbase = \"static\"\n"),
+        )
+        .unwrap();
+        let layer = r.image.base_image.layer.unwrap();
+        assert_eq!(layer.mtime, crate::image::base::BASE_MTIME);
+        let blobs = tempfile::tempdir().unwrap();
+        crate::image::layer::write_layer(&layer, blobs.path())
+            .unwrap()
+            .digest
+    };
+    assert_eq!(digest("1"), digest("1700000000"));
+    assert_eq!(digest("1"), digest("\"git\""));
+    let r = load_in(d.path(), MINIMAL).unwrap();
+    assert!(r.image.base_image.layer.is_none());
+}
+
+#[test]
+fn extra_files_and_owners_resolve_against_the_folder_and_base() {
+    let d = fixture();
+    std::fs::write(d.path().join("app.conf"), "x\n").unwrap();
+    let with = |base: &str, owner: &str| {
+        format!(
+            "{MINIMAL}[image]\nbase = \"{base}\"\n[[image.files]]\nsrc = \"app.conf\"\ndst = \"/etc//app.conf\"\nowner = \"{owner}\"\n"
+        )
+    };
+    let r = load_in(d.path(), &with("static", "nonroot")).unwrap();
+    let f = &r.image.files[0];
+    assert_eq!(
+        (f.uid, f.gid, f.dst.as_str()),
+        (65532, 65532, "/etc/app.conf")
+    );
+    assert_eq!(f.src, d.path().join("app.conf"));
+    let r = load_in(d.path(), &with("scratch", "7")).unwrap();
+    assert_eq!((r.image.files[0].uid, r.image.files[0].gid), (7, 7));
+    let e = err(d.path(), &with("static", "nonroot:staff"));
+    assert_eq!(e.field.as_deref(), Some("image.files.owner"));
+    assert!(e.message.contains("group \"staff\""), "{}", e.message);
+    let e = err(d.path(), &with("scratch", "nonroot"));
+    assert!(e.message.contains("no /etc/passwd"), "{}", e.message);
+    let e = err(
+        d.path(),
+        &with("static", "nonroot").replace("app.conf\"\ndst", "gone.conf\"\ndst"),
+    );
+    assert_eq!(e.field.as_deref(), Some("image.files.src"));
+}
