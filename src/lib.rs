@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod build;
+pub mod confine;
 pub mod digest;
 pub mod image;
 pub mod pipeline;

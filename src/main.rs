@@ -153,7 +153,7 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
         allow_dynamic: a.allow_dynamic,
         allow_nss_hazards: a.allow_nss_hazards,
         cache: !a.no_cache && !a.check_repro,
-        epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env())?,
+        epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env()?)?,
     };
     let out = a.out.unwrap_or_else(|| default_out(&r.name, a.format));
     let layout_dir;

@@ -11,6 +11,10 @@ pub fn event_lines(event: &Event) -> Option<String> {
         Event::Cached { inputs_digest } => {
             format!("cached  inputs {inputs_digest} unchanged: nothing to do")
         }
+        Event::OutsideAllowed(path) => format!(
+            "input   {} is outside the recipe's folder (allowed by allow_outside)",
+            path.display()
+        ),
         Event::CacheMiss { reason } => format!("cache   not used: {reason}"),
         Event::Building {
             name,

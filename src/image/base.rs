@@ -219,16 +219,34 @@ pub fn load(reference: &str, recipe_dir: &Path) -> Result<Base, BaseError> {
             path: def_path.clone(),
             source,
         })?;
+        // A base's files stay in the base's folder, symlinks resolved.
+        let confinement =
+            crate::confine::Confinement::new(&dir, &[]).map_err(|e| BaseError::Invalid {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+        let inside = |src: &str| {
+            confinement
+                .check(&dir.join(src))
+                .map_err(|e| format!("source {src:?}: {e}"))
+        };
         return build(
             &def_path,
             &text,
             |src| {
-                let p = dir.join(src);
-                p.is_file().then_some(FileSource::Path(p))
+                let p = inside(src)?;
+                if !p.is_file() {
+                    return Err(format!("source {src:?} is not a file"));
+                }
+                Ok(FileSource::Path(p))
             },
             |src| {
+                let root = inside(src).map_err(|reason| BaseError::Invalid {
+                    path: def_path.clone(),
+                    reason,
+                })?;
                 let mut items = Vec::new();
-                folder_tree(&dir.join(src), &dir.join(src), &mut items)?;
+                folder_tree(&root, &root, &mut items)?;
                 Ok(items)
             },
         );
@@ -244,7 +262,11 @@ pub fn load(reference: &str, recipe_dir: &Path) -> Result<Base, BaseError> {
     build(
         &PathBuf::from("images").join(&def_rel),
         &text,
-        |src| embedded_file(&format!("{reference}/{src}")).map(|b| FileSource::Bytes(b.to_vec())),
+        |src| {
+            embedded_file(&format!("{reference}/{src}"))
+                .map(|b| FileSource::Bytes(b.to_vec()))
+                .ok_or_else(|| format!("source {src:?} does not exist"))
+        },
         |src| Ok(embedded_tree(&format!("{reference}/{src}"))),
     )
 }
@@ -252,7 +274,7 @@ pub fn load(reference: &str, recipe_dir: &Path) -> Result<Base, BaseError> {
 fn build(
     def_path: &Path,
     text: &str,
-    resolve: impl Fn(&str) -> Option<FileSource>,
+    resolve: impl Fn(&str) -> Result<FileSource, String>,
     resolve_tree: impl Fn(&str) -> Result<Vec<TreeItem>, BaseError>,
 ) -> Result<Base, BaseError> {
     let invalid = |reason: String| BaseError::Invalid {
@@ -263,8 +285,7 @@ fn build(
     let mut entries = Vec::new();
     let mut files = Vec::new();
     for f in &def.files {
-        let source = resolve(&f.source)
-            .ok_or_else(|| invalid(format!("{}: source {:?} does not exist", f.path, f.source)))?;
+        let source = resolve(&f.source).map_err(|why| invalid(format!("{}: {why}", f.path)))?;
         let path = rel(&f.path).map_err(invalid)?;
         let is_db = matches!(path.as_str(), "etc/passwd" | "etc/group");
         if f.digest.is_none() && !is_db {

@@ -58,6 +58,10 @@ pub enum PipelineError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error(
+        "SOURCE_DATE_EPOCH={value:?} is not a time an image can carry; set it to seconds since 1970, from 0 to 253402300799 (the end of the year 9999), or unset it"
+    )]
+    BadEpoch { value: String },
 }
 
 impl From<crate::registry::RegistryError> for PipelineError {
@@ -101,6 +105,8 @@ pub enum Event<'a> {
     Cached {
         inputs_digest: &'a str,
     },
+    /// An input the recipe reads from outside its folder, by its `allow_outside`.
+    OutsideAllowed(&'a std::path::Path),
     /// The cache could not be used, and why (a damaged record is a miss, not an error).
     CacheMiss {
         reason: String,
@@ -176,9 +182,22 @@ pub type Compile<'a> = &'a dyn Fn(&BuildSpec, &BuildContext) -> Result<Artifact,
 pub type RunImage<'a> =
     &'a dyn Fn(&LoadedImage, Option<&[String]>, Runtime, Duration) -> Result<Outcome, RunError>;
 
-/// SOURCE_DATE_EPOCH from the environment, when set to a number.
-pub fn epoch_from_env() -> Option<u64> {
-    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+/// SOURCE_DATE_EPOCH from the environment, when set (and not empty). A value that is not a
+/// date an image can carry is an error, never silently replaced.
+pub fn epoch_from_env() -> Result<Option<u64>, PipelineError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(value) if !value.trim().is_empty() => parse_epoch(&value).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn parse_epoch(value: &str) -> Result<u64, PipelineError> {
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if seconds <= crate::recipe::MAX_EPOCH => Ok(seconds),
+        _ => Err(PipelineError::BadEpoch {
+            value: value.to_owned(),
+        }),
+    }
 }
 
 /// SOURCE_DATE_EPOCH: the environment's when set, else the recipe's, else 0.
@@ -312,6 +331,9 @@ pub fn build_and_publish_with(
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
     let layout_dir = publishers.iter().find_map(|p| p.layout_dir());
+    for path in &recipe.allow_outside {
+        events(Event::OutsideAllowed(path));
+    }
     let inputs = inputs(recipe, opts)?;
     let inputs_digest = inputs.digest().to_string();
     if let (true, Some(out)) = (opts.cache, layout_dir) {
@@ -780,6 +802,16 @@ fn stdout_matches(got: &str, want: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn source_date_epoch_out_of_range_is_refused() {
+        assert_eq!(super::parse_epoch(" 1700000000\n").unwrap(), 1_700_000_000);
+        assert_eq!(super::parse_epoch("253402300799").unwrap(), 253_402_300_799);
+        for bad in ["99999999999999", "253402300800", "-1", "yesterday", "1.5"] {
+            let e = super::parse_epoch(bad).unwrap_err();
+            assert!(e.to_string().starts_with("SOURCE_DATE_EPOCH="), "{e}");
+        }
+    }
+
     use super::*;
 
     fn outcome(exit: Option<i32>, stdout: &str) -> Outcome {

@@ -135,6 +135,9 @@ impl fmt::Display for LinkMode {
     }
 }
 
+/// The last second of the year 9999: the latest `created` date an OCI config (RFC 3339) holds.
+pub const MAX_EPOCH: u64 = 253_402_300_799;
+
 /// Where SOURCE_DATE_EPOCH comes from when the environment does not set it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Epoch {
@@ -154,6 +157,8 @@ pub struct Recipe {
     pub dir: PathBuf,
     pub name: String,
     pub epoch: Epoch,
+    /// `allow_outside`, resolved: the only places outside `dir` the recipe's inputs may be.
+    pub allow_outside: Vec<PathBuf>,
     pub build: BuildSpec,
     pub image: ImageSpec,
     pub test: Option<TestSpec>,

@@ -2,8 +2,8 @@
 //! recipe's text alone is checked here, so it is unit-tested from strings.
 
 use super::{
-    CBuild, Epoch, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode, Problem, TestSpec,
-    is_valid_tag,
+    CBuild, Epoch, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode, MAX_EPOCH, Problem,
+    TestSpec, is_valid_tag,
 };
 use crate::image::users::{Owner, User};
 use serde::Deserialize;
@@ -21,6 +21,9 @@ const DEFAULT_TEST_TIMEOUT: u64 = 30;
 struct RawRecipe {
     name: Spanned<String>,
     epoch: Option<Spanned<RawEpoch>>,
+    /// Paths outside the recipe's folder that the recipe may read, said out loud.
+    #[serde(default)]
+    allow_outside: Vec<Spanned<String>>,
     build: Spanned<RawBuild>,
     #[serde(default)]
     image: RawImage,
@@ -107,6 +110,7 @@ pub struct Parsed {
     pub(super) text: String,
     pub(super) name: String,
     pub(super) epoch: Epoch,
+    pub(super) allow_outside: Vec<Spanned<String>>,
     pub(super) build: ParsedBuild,
     pub(super) image: ParsedImage,
     pub(super) test: Option<TestSpec>,
@@ -162,10 +166,22 @@ pub fn parse(text: &str) -> Result<Parsed, Problem> {
     let build = ctx.parse_build(raw.build, &name)?;
     let image = ctx.parse_image(raw.image, &build.output)?;
     let test = ctx.parse_test(raw.test)?;
+    if let Some(empty) = raw.allow_outside.iter().find(|a| a.get_ref().is_empty()) {
+        return Err(ctx.error(
+            empty.span(),
+            "allow_outside",
+            "an empty path".into(),
+            Some(
+                "name the file or folder outside the recipe's folder, e.g. \"../shared/src\""
+                    .into(),
+            ),
+        ));
+    }
     Ok(Parsed {
         text: text.to_owned(),
         name,
         epoch,
+        allow_outside: raw.allow_outside,
         build,
         image,
         test,
@@ -245,7 +261,9 @@ impl Ctx<'_> {
         Ok(match raw_epoch {
             None => Epoch::Default,
             Some(e) => match e.get_ref() {
-                RawEpoch::Seconds(n) if *n >= 0 && *n <= 253_402_300_799 => Epoch::Fixed(*n as u64),
+                RawEpoch::Seconds(n) if (0..=MAX_EPOCH as i64).contains(n) => {
+                    Epoch::Fixed(*n as u64)
+                }
                 RawEpoch::Word(w) if w == "git" => Epoch::Git,
                 _ => {
                     return Err(self.error(

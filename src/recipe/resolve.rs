@@ -3,6 +3,7 @@
 
 use super::parse::{PACKAGE_HELP, ParsedBuild, ParsedImage, ParsedLang, closest, problem_at};
 use super::{BuildSpec, CBuild, ExtraFile, ImageSpec, LangSpec, Parsed, Problem, Recipe};
+use crate::confine::{Confinement, Escape};
 use crate::image::base::{self, Base};
 use crate::image::users::Users;
 use std::ops::Range;
@@ -16,7 +17,28 @@ impl Parsed {
             _ => PathBuf::from("."),
         };
         let dir = std::path::absolute(&dir).unwrap_or(dir);
-        let at = At { text: &self.text };
+        let text = &self.text;
+        let mut allowed = Vec::new();
+        for a in &self.allow_outside {
+            let p = dir.join(a.get_ref());
+            let real = p.canonicalize().map_err(|e| {
+                problem_at(
+                    text,
+                    a.span(),
+                    "allow_outside",
+                    format!("{} cannot be resolved: {e}", p.display()),
+                    Some("allow only paths that exist; relative ones are relative to the recipe's folder".into()),
+                )
+            })?;
+            allowed.push(real);
+        }
+        let confinement = Confinement::new(&dir, &allowed)
+            .map_err(|e| problem_at(text, 0..0, "", e.to_string(), None))?;
+        let at = At {
+            text,
+            dir: &dir,
+            confinement,
+        };
         let build = at.resolve_build(self.build, &dir)?;
         let image = at.resolve_image(self.image, &dir)?;
         Ok(Recipe {
@@ -24,6 +46,7 @@ impl Parsed {
             dir,
             name: self.name,
             epoch: self.epoch,
+            allow_outside: allowed,
             build,
             image,
             test: self.test,
@@ -31,9 +54,11 @@ impl Parsed {
     }
 }
 
-/// Places problems in the recipe's text.
+/// Places problems in the recipe's text, and keeps its inputs in its folder.
 struct At<'a> {
     text: &'a str,
+    dir: &'a Path,
+    confinement: Confinement,
 }
 
 impl At<'_> {
@@ -45,6 +70,36 @@ impl At<'_> {
         help: Option<String>,
     ) -> Problem {
         problem_at(self.text, span, field, message, help)
+    }
+
+    /// `path` (named by `field` at `span`) must resolve inside the recipe's folder or an
+    /// `allow_outside` path.
+    fn confined(&self, path: &Path, span: Range<usize>, field: &str) -> Result<(), Problem> {
+        match self.confinement.check(path) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.escape(e, span, field)),
+        }
+    }
+
+    fn escape(&self, e: Escape, span: Range<usize>, field: &str) -> Problem {
+        let help = match &e {
+            // Suggest the path as the recipe wrote it, which stays valid on another machine.
+            Escape::Outside { path, real, .. } => Some(format!(
+                "keep the recipe's inputs in its folder, or allow this one explicitly: allow_outside = [\"{}\"]",
+                path.strip_prefix(self.dir).unwrap_or(real).display()
+            )),
+            Escape::Unresolvable { .. } => None,
+        };
+        let message = match &e {
+            Escape::Outside { path, real, root } => format!(
+                "{} resolves to {}, outside the recipe's folder {}",
+                path.display(),
+                real.display(),
+                root.display()
+            ),
+            Escape::Unresolvable { .. } => e.to_string(),
+        };
+        self.error(span, field, message, help)
     }
 
     /// The source (which must exist, a file for prebuilt, a folder otherwise), C files, Go's
@@ -75,6 +130,12 @@ impl At<'_> {
                 format!("{} is not a folder", source.display()),
                 "source names the folder that holds the code".into(),
             ));
+        }
+        self.confined(&source, b.source.span(), "build.source")?;
+        if source.is_dir() {
+            if let Some(e) = self.confinement.first_escaping_link(&source) {
+                return Err(self.escape(e, b.source.span(), "build.source"));
+            }
         }
         let lang = match b.lang {
             ParsedLang::C { files, build } => LangSpec::C(CBuild {
@@ -139,6 +200,7 @@ impl At<'_> {
                             Some("files are relative to build.source".into()),
                         ));
                     }
+                    self.confined(&p, f.span(), "build.files")?;
                     files.push(f.into_inner());
                 }
             }
@@ -163,6 +225,9 @@ impl At<'_> {
         let (base_name, base_image) = match &img.base {
             Some(bs) => {
                 let wanted = bs.get_ref();
+                if base::is_path_reference(wanted) && dir.join(wanted).exists() {
+                    self.confined(&dir.join(wanted), bs.span(), "image.base")?;
+                }
                 let loaded = base::load(wanted, dir).map_err(|e| {
                     let names = base::embedded_names();
                     let help = match closest(wanted, &names) {
@@ -211,6 +276,7 @@ impl At<'_> {
                     Some("src is relative to the recipe's folder".into()),
                 ));
             }
+            self.confined(&src, f.src.span(), "image.files.src")?;
             let (uid, gid) = match &f.owner {
                 None => (0, 0),
                 Some((written, owner)) => users.resolve_owner(owner).map_err(|e| {

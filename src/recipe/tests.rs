@@ -491,3 +491,90 @@ fn extra_files_and_owners_resolve_against_the_folder_and_base() {
     );
     assert_eq!(e.field.as_deref(), Some("image.files.src"));
 }
+
+#[test]
+fn inputs_stay_in_the_recipe_folder_unless_allowed() {
+    let outer = tempfile::tempdir().unwrap();
+    let d = outer.path().join("recipe");
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::write(d.join("src/hello.c"), "int main(void){return 0;}\n").unwrap();
+    std::fs::create_dir_all(outer.path().join("shared")).unwrap();
+    std::fs::write(outer.path().join("shared/lib.c"), "").unwrap();
+    std::fs::write(outer.path().join("secret"), "key\n").unwrap();
+
+    // A source folder beside the recipe's.
+    let e = err(&d, &MINIMAL.replace("\"src\"", "\"../shared\""));
+    assert_eq!((e.line, e.field.as_deref()), (4, Some("build.source")));
+    assert!(
+        e.message.contains("outside the recipe's folder"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        e.help.as_deref(),
+        Some(
+            "keep the recipe's inputs in its folder, or allow this one explicitly: allow_outside = [\"../shared\"]"
+        )
+    );
+    let allowed = format!(
+        "allow_outside = [\"../shared\"]\n{}",
+        MINIMAL.replace("\"src\"", "\"../shared\"")
+    );
+    let r = load_in(&d, &allowed).unwrap();
+    assert_eq!(
+        r.allow_outside,
+        vec![outer.path().join("shared").canonicalize().unwrap()]
+    );
+
+    // An extra file that is a symlink to a host file.
+    std::os::unix::fs::symlink(outer.path().join("secret"), d.join("app.key")).unwrap();
+    let with_key = format!("{MINIMAL}[[image.files]]\nsrc = \"app.key\"\ndst = \"/app.key\"\n");
+    let e = err(&d, &with_key);
+    assert_eq!((e.line, e.field.as_deref()), (6, Some("image.files.src")));
+    assert!(e.message.contains("secret, outside"), "{}", e.message);
+    let secret = outer.path().join("secret");
+    let r = load_in(
+        &d,
+        &format!("allow_outside = [\"{}\"]\n{with_key}", secret.display()),
+    )
+    .unwrap();
+    assert_eq!(r.image.files[0].src, d.join("app.key"));
+
+    // A symlink inside the source tree that leads out of it; a dangling one reads nothing.
+    std::os::unix::fs::symlink("/nonexistent/x", d.join("src/dangling")).unwrap();
+    assert!(load_in(&d, MINIMAL).is_ok());
+    std::fs::create_dir_all(d.join("src/deep")).unwrap();
+    std::os::unix::fs::symlink(outer.path().join("secret"), d.join("src/deep/k.h")).unwrap();
+    let e = err(&d, MINIMAL);
+    assert_eq!(e.field.as_deref(), Some("build.source"));
+    assert!(e.message.contains("src/deep/k.h"), "{}", e.message);
+
+    // An allowed path must exist.
+    let e = err(&d, &format!("allow_outside = [\"../nope\"]\n{MINIMAL}"));
+    assert_eq!((e.line, e.field.as_deref()), (1, Some("allow_outside")));
+}
+
+#[test]
+fn a_base_folder_keeps_its_files_inside() {
+    let outer = tempfile::tempdir().unwrap();
+    let d = outer.path().join("recipe");
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::write(d.join("src/hello.c"), "int main(void){return 0;}\n").unwrap();
+    std::fs::create_dir_all(d.join("mybase")).unwrap();
+    std::fs::write(outer.path().join("secret"), "key\n").unwrap();
+    std::fs::write(
+        d.join("mybase/base.toml"),
+        "name = \"mybase\"\n[[files]]\npath = \"/etc/key\"\nsource = \"../../secret\"\nmode = 0o644\n",
+    )
+    .unwrap();
+    let e = err(&d, &format!("{MINIMAL}[image]\nbase = \"./mybase\"\n"));
+    assert_eq!(e.field.as_deref(), Some("image.base"));
+    assert!(e.message.contains("outside"), "{}", e.message);
+    std::fs::write(
+        d.join("mybase/base.toml"),
+        "name = \"mybase\"\n[[files]]\npath = \"/etc/key\"\nsource = \"key\"\nmode = 0o644\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("mybase/key"), "fine\n").unwrap();
+    assert!(load_in(&d, &format!("{MINIMAL}[image]\nbase = \"./mybase\"\n")).is_ok());
+}
