@@ -2,7 +2,7 @@
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 /// An OCI content digest. Only sha256 is produced; parsing accepts only sha256 too.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,9 +81,112 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that checks, as the bytes pass, that they are exactly `size` bytes with digest
+/// `expected`: one byte too many fails at once, a wrong digest or a short read fails the read
+/// that reaches the end. Whoever reads to the end has read verified content.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+    size: u64,
+    expected: Digest,
+}
+
+/// What a [`VerifyingReader`] found wrong (carried inside an `io::Error` of kind InvalidData).
+#[derive(Debug, thiserror::Error)]
+pub enum Mismatch {
+    #[error("the content is longer than the {size} bytes its descriptor gives")]
+    TooLong { size: u64 },
+    #[error("the content is {read} bytes, its descriptor gives {size}")]
+    TooShort { read: u64, size: u64 },
+    #[error("the content's digest is {actual}, its descriptor gives {expected}")]
+    Digest { actual: Digest, expected: Digest },
+}
+
+impl<R: Read> VerifyingReader<R> {
+    pub fn new(inner: R, expected: Digest, size: u64) -> Self {
+        VerifyingReader {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+            size,
+            expected,
+        }
+    }
+
+    fn check_end(&mut self) -> Result<(), Mismatch> {
+        if self.read != self.size {
+            return Err(Mismatch::TooShort {
+                read: self.read,
+                size: self.size,
+            });
+        }
+        let actual = Digest::from_raw(&self.hasher.clone().finalize());
+        if actual != self.expected {
+            return Err(Mismatch::Digest {
+                actual,
+                expected: self.expected.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte past the size is enough to know, and never more than that is read.
+        let room = (self.size - self.read.min(self.size)).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.read += n as u64;
+        if self.read > self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Mismatch::TooLong { size: self.size },
+            ));
+        }
+        self.hasher.update(&buf[..n]);
+        if n == 0 && !buf.is_empty() {
+            self.check_end()
+                .map_err(|m| io::Error::new(io::ErrorKind::InvalidData, m))?;
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verifying_reader_passes_exact_content_and_fails_anything_else() {
+        let content = b"layer bytes".to_vec();
+        let digest = Digest::of_bytes(&content);
+        let read_all = |bytes: &[u8], size: u64| {
+            let mut out = Vec::new();
+            VerifyingReader::new(bytes, digest.clone(), size)
+                .read_to_end(&mut out)
+                .map(|_| out)
+        };
+        assert_eq!(read_all(&content, 11).unwrap(), content);
+        let wrong = |bytes: &[u8], size: u64| {
+            let e = read_all(bytes, size).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            e.into_inner().unwrap().to_string()
+        };
+        assert!(wrong(b"layer bytez", 11).starts_with("the content's digest is"));
+        assert_eq!(
+            wrong(&content, 10),
+            "the content is longer than the 10 bytes its descriptor gives"
+        );
+        assert_eq!(
+            wrong(&content, 12),
+            "the content is 11 bytes, its descriptor gives 12"
+        );
+        // An endless source is cut at size + 1.
+        let mut endless = VerifyingReader::new(io::repeat(0), digest, 11);
+        assert!(io::copy(&mut endless, &mut io::sink()).is_err());
+    }
 
     #[test]
     fn empty_input_has_the_well_known_digest() {

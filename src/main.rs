@@ -98,17 +98,22 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             image: reference,
             runtime: rt,
             timeout,
+            max_unpack_bytes,
+            max_unpack_entries,
             args,
         } => {
             let (dir, tag) = image::layout::parse_layout_ref(&reference);
             let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
             let args = (!args.is_empty()).then_some(args);
-            let o = run::run_image(
-                &loaded,
-                args.as_deref(),
-                runtime(rt),
-                Duration::from_secs(timeout),
-            )?;
+            let opts = run::RunOptions {
+                runtime: runtime(rt),
+                timeout: Duration::from_secs(timeout),
+                limits: run::UnpackLimits {
+                    max_bytes: max_unpack_bytes,
+                    max_entries: max_unpack_entries,
+                },
+            };
+            let o = run::run_image(&loaded, args.as_deref(), &opts)?;
             use std::io::Write;
             std::io::stdout().write_all(&o.stdout)?;
             std::io::stderr().write_all(&o.stderr)?;
@@ -124,6 +129,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Inspect { image: reference } => {
             let (dir, tag) = image::layout::parse_layout_ref(&reference);
             let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
+            // A summary of a tampered image would vouch for it: the layers are checked first.
+            loaded.verify_layers()?;
             print!("{}", image::layout::describe(&loaded)?);
             Ok(ExitCode::SUCCESS)
         }

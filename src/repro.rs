@@ -3,6 +3,7 @@
 //! Pure reading and comparing of two OCI layouts; the two builds themselves are run by
 //! `build::second`.
 
+use crate::image::layout::LocalBlob;
 use crate::image::{self, ImageError, LoadedImage};
 use flate2::read::GzDecoder;
 use serde::Serialize;
@@ -75,7 +76,7 @@ pub fn compare_layouts(a: &Path, b: &Path, tag: &str) -> Result<Vec<Difference>,
     let config = |img: &LoadedImage| serde_json::to_value(&img.config).unwrap_or(Value::Null);
     json_differences("config", "", &config(&left), &config(&right), &mut diffs);
 
-    let (ll, rl) = (&left.layer_blobs, &right.layer_blobs);
+    let (ll, rl) = (&left.layers, &right.layers);
     if ll.len() != rl.len() {
         diffs.push(Difference {
             blob: "manifest".into(),
@@ -88,14 +89,14 @@ pub fn compare_layouts(a: &Path, b: &Path, tag: &str) -> Result<Vec<Difference>,
         });
     }
     for (i, (lp, rp)) in ll.iter().zip(rl.iter()).enumerate() {
-        if file_name(lp) == file_name(rp) {
+        if lp.digest == rp.digest {
             continue;
         }
         let label = format!(
             "layer {} (sha256:{} vs sha256:{})",
             i + 1,
-            short(lp),
-            short(rp)
+            &lp.digest.hex()[..12],
+            &rp.digest.hex()[..12]
         );
         let before = diffs.len();
         layer_differences(&label, lp, rp, &mut diffs)?;
@@ -129,16 +130,6 @@ pub fn compare_layouts(a: &Path, b: &Path, tag: &str) -> Result<Vec<Difference>,
     }
     diffs.truncate(MAX_DIFFERENCES);
     Ok(diffs)
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn short(p: &Path) -> String {
-    file_name(p).chars().take(12).collect()
 }
 
 /// Walks two JSON values and records each differing leaf with its dotted path.
@@ -191,12 +182,12 @@ struct Entry {
     content: Vec<u8>,
 }
 
-fn read_layer(path: &Path) -> Result<BTreeMap<String, Entry>, ReproError> {
+fn read_layer(blob: &LocalBlob) -> Result<BTreeMap<String, Entry>, ReproError> {
     let err = |reason: String| ReproError::Read {
-        path: path.to_path_buf(),
+        path: blob.path.clone(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let file = blob.open().map_err(|e| err(e.to_string()))?;
     let mut archive = tar::Archive::new(GzDecoder::new(file));
     let mut entries = BTreeMap::new();
     for entry in archive.entries().map_err(|e| err(e.to_string()))? {
@@ -233,8 +224,8 @@ fn read_layer(path: &Path) -> Result<BTreeMap<String, Entry>, ReproError> {
 
 fn layer_differences(
     label: &str,
-    a: &Path,
-    b: &Path,
+    a: &LocalBlob,
+    b: &LocalBlob,
     out: &mut Vec<Difference>,
 ) -> Result<(), ReproError> {
     let left = read_layer(a)?;

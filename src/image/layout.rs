@@ -35,10 +35,22 @@ pub struct LoadedImage {
     pub manifest_digest: Digest,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
-    /// Paths of the layer blobs, bottom layer first.
-    pub layer_blobs: Vec<PathBuf>,
+    /// The layer blobs, bottom layer first: read them with [`LocalBlob::open`].
+    pub layers: Vec<LocalBlob>,
     /// The annotations of this image's entry in index.json.
     pub index_annotations: BTreeMap<String, String>,
+}
+
+impl LoadedImage {
+    /// Reads every layer through, checking each against its descriptor's digest and size.
+    pub fn verify_layers(&self) -> Result<(), ImageError> {
+        for layer in &self.layers {
+            let mut reader = layer.open()?;
+            std::io::copy(&mut reader, &mut std::io::sink())
+                .map_err(io_err("verifying the layer", &layer.path))?;
+        }
+        Ok(())
+    }
 }
 
 fn bad_layout(path: &Path, reason: impl Into<String>) -> ImageError {
@@ -214,6 +226,20 @@ pub struct LocalBlob {
     /// As its descriptor says (`MediaType::to_string()`).
     pub media_type: String,
     pub path: PathBuf,
+}
+
+impl LocalBlob {
+    /// Opens the blob for streaming (no symlink followed, regular files only); the reader
+    /// fails unless the bytes are exactly the descriptor's size and digest, so whoever reads
+    /// to the end has read verified content.
+    pub fn open(&self) -> Result<crate::digest::VerifyingReader<std::fs::File>, ImageError> {
+        let file = open_regular(&self.path)?;
+        Ok(crate::digest::VerifyingReader::new(
+            file,
+            self.digest.clone(),
+            self.size,
+        ))
+    }
 }
 
 /// A manifest (or an index) with its exact bytes, the blobs it names and, for an index, the
@@ -573,7 +599,7 @@ impl Layout {
             dir: self.dir.clone(),
             tag: selected.tag.clone(),
             manifest_digest: node.digest.clone(),
-            layer_blobs: node.blobs.iter().skip(1).map(|b| b.path.clone()).collect(),
+            layers: node.blobs.iter().skip(1).cloned().collect(),
             manifest,
             config,
             index_annotations: selected.index_annotations,
@@ -872,6 +898,41 @@ pub fn describe(image: &LoadedImage) -> Result<String, ImageError> {
     Ok(s)
 }
 
+/// Images made in memory for tests of the stages that read them.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// An image with no layers and an empty config, as if loaded from `dir`.
+    pub(crate) fn loaded_image(dir: &Path) -> LoadedImage {
+        let config = oci_spec::image::DescriptorBuilder::default()
+            .media_type(MediaType::ImageConfig)
+            .digest(
+                Digest::of_bytes(b"{}")
+                    .to_string()
+                    .parse::<oci_spec::image::Digest>()
+                    .expect("a digest"),
+            )
+            .size(2u64)
+            .build()
+            .expect("a descriptor");
+        LoadedImage {
+            dir: dir.to_path_buf(),
+            tag: None,
+            manifest_digest: Digest::of_bytes(b"manifest"),
+            manifest: oci_spec::image::ImageManifestBuilder::default()
+                .schema_version(2u32)
+                .config(config)
+                .layers(vec![])
+                .build()
+                .expect("a manifest"),
+            config: ImageConfiguration::default(),
+            layers: Vec::new(),
+            index_annotations: BTreeMap::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1020,7 +1081,7 @@ mod tests {
         let w = write_image(&out, "v1", &meta(), &[layer(b"1")], &BTreeMap::new()).unwrap();
         let r = read_image(&out, Some("v1")).unwrap();
         assert_eq!(r.manifest_digest, w.manifest_digest);
-        assert_eq!(r.layer_blobs.len(), 1);
+        assert_eq!(r.layers.len(), 1);
         assert_eq!(read_image(&out, None).unwrap().tag.as_deref(), Some("v1"));
         assert!(
             read_image(&out, Some("v2"))

@@ -136,7 +136,7 @@ fn a_full_reference_tags_a_nested_index_by_its_tag_part() {
         host_platform()[1],
         "{loaded:?}"
     );
-    assert_eq!(loaded.layer_blobs.len(), 1);
+    assert_eq!(loaded.layers.len(), 1);
 }
 
 #[test]

@@ -180,7 +180,7 @@ impl Built {
 /// refusals without gcc or runc.
 pub type Compile<'a> = &'a dyn Fn(&BuildSpec, &BuildContext) -> Result<Artifact, BuildError>;
 pub type RunImage<'a> =
-    &'a dyn Fn(&LoadedImage, Option<&[String]>, Runtime, Duration) -> Result<Outcome, RunError>;
+    &'a dyn Fn(&LoadedImage, Option<&[String]>, &run::RunOptions) -> Result<Outcome, RunError>;
 
 /// SOURCE_DATE_EPOCH from the environment, when set (and not empty). A value that is not a
 /// date an image can carry is an error, never silently replaced.
@@ -742,8 +742,7 @@ fn prove(
     let outcome = run_image(
         &loaded,
         args,
-        runtime,
-        Duration::from_secs(test.timeout_seconds),
+        &run::RunOptions::new(runtime, Duration::from_secs(test.timeout_seconds)),
     )?;
     let problems = check_outcome(&outcome, test);
     if !problems.is_empty() {
@@ -921,8 +920,7 @@ mod tests {
             &self,
             _: &LoadedImage,
             _: Option<&[String]>,
-            _: Runtime,
-            _: Duration,
+            _: &crate::run::RunOptions,
         ) -> Result<Outcome, RunError> {
             Ok(outcome(Some(self.0), ""))
         }
@@ -988,7 +986,7 @@ mod tests {
             opts,
             publishers,
             &|spec, ctx| compiler.compile(spec, ctx),
-            &|image, args, runtime, timeout| runner.run(image, args, runtime, timeout),
+            &|image, args, opts| runner.run(image, args, opts),
             events,
         )
     }

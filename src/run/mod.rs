@@ -23,7 +23,7 @@ use crate::image::LoadedImage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use unpack::unpack;
+pub use unpack::{UnpackLimits, unpack};
 pub use user::resolve_user;
 
 /// The PATH a process gets when the image config sets none (docker's default).
@@ -53,6 +53,16 @@ pub enum RunError {
     },
     #[error("image config: {0}")]
     Config(String),
+    #[error(transparent)]
+    Layer(#[from] crate::image::ImageError),
+    #[error(
+        "the image's layers unpack to more than {limit} {what} (the limit; raise it with {flag} if the image is trusted)"
+    )]
+    TooLarge {
+        what: &'static str,
+        limit: u64,
+        flag: &'static str,
+    },
     #[error("sandbox: {0}")]
     Sandbox(String),
     #[error("runc: {0}")]
@@ -191,15 +201,34 @@ pub(crate) struct RawOutcome {
     pub timed_out: bool,
 }
 
+/// How to run an image: where, how long, and how much of it to unpack.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    pub runtime: Runtime,
+    /// Everything in the sandbox is killed when it passes.
+    pub timeout: Duration,
+    pub limits: UnpackLimits,
+}
+
+impl RunOptions {
+    pub fn new(runtime: Runtime, timeout: Duration) -> Self {
+        RunOptions {
+            runtime,
+            timeout,
+            limits: UnpackLimits::default(),
+        }
+    }
+}
+
 /// Unpacks `image` into a fresh temporary root (holding nothing but the image's files), runs
-/// its entrypoint (with `args` replacing Cmd when given) under `runtime`, kills everything in
-/// the sandbox when `timeout` passes, and removes the root again.
+/// its entrypoint (with `args` replacing Cmd when given) as `opts` says, and removes the root
+/// again.
 pub fn run_image(
     image: &LoadedImage,
     args: Option<&[String]>,
-    runtime: Runtime,
-    timeout: Duration,
+    opts: &RunOptions,
 ) -> Result<Outcome, RunError> {
+    let (runtime, timeout) = (opts.runtime, opts.timeout);
     // Check for runc before the unpack, so a missing tool fails fast.
     let runc_bin = match runtime {
         Runtime::Runc => Some(runc::find_runc()?),
@@ -221,8 +250,8 @@ pub fn run_image(
             .map_err(|e| RunError::io("creating", &rootfs, e))?;
     }
 
-    let result = (|| {
-        let rootfs_files = unpack(image, &rootfs)?;
+    let result = (|| -> Result<Outcome, RunError> {
+        let rootfs_files = unpack(image, &rootfs, &opts.limits)?;
         let libc_files = unpack::find_libc_files(&rootfs)?;
         let spec = process_spec(&image.config, args, Some(&rootfs))?;
         // Docker semantics: a WorkingDir the image lacks is created (inside the root).

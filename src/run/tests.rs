@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::digest::Digest;
+use crate::image::layout::LocalBlob;
 use oci_spec::image::{ConfigBuilder, ImageConfiguration, ImageConfigurationBuilder};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -59,13 +60,18 @@ fn config(f: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> ImageConfiguration 
 
 /// A LoadedImage (as the image module would return it) over layer blobs in `dir`.
 fn image(dir: &Path, layers: &[Vec<u8>], config: ImageConfiguration) -> LoadedImage {
-    let layer_blobs = layers
+    let layers = layers
         .iter()
         .enumerate()
         .map(|(i, bytes)| {
-            let p = dir.join(format!("layer{i}.tar.gz"));
-            fs::write(&p, bytes).unwrap();
-            p
+            let path = dir.join(format!("layer{i}.tar.gz"));
+            fs::write(&path, bytes).unwrap();
+            LocalBlob {
+                digest: Digest::of_bytes(bytes),
+                size: bytes.len() as u64,
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                path,
+            }
         })
         .collect();
     LoadedImage {
@@ -91,7 +97,7 @@ fn image(dir: &Path, layers: &[Vec<u8>], config: ImageConfiguration) -> LoadedIm
             .build()
             .unwrap(),
         config,
-        layer_blobs,
+        layers,
         index_annotations: Default::default(),
     }
 }
@@ -101,7 +107,7 @@ fn unpack_layers(layers: &[Vec<u8>]) -> (tempfile::TempDir, PathBuf, Result<usiz
     let root = tmp.path().join("root");
     fs::create_dir(&root).unwrap();
     let img = image(tmp.path(), layers, config(|c| c));
-    let res = unpack(&img, &root);
+    let res = unpack(&img, &root, &UnpackLimits::default());
     (tmp, root, res)
 }
 
@@ -202,7 +208,8 @@ fn run_entries(
 ) -> Outcome {
     let tmp = tempfile::tempdir().unwrap();
     let img = image(tmp.path(), &[layer_bytes(entries)], cfg);
-    run_image(&img, args, runtime, timeout).unwrap_or_else(|e| panic!("run_image: {e}"))
+    run_image(&img, args, &RunOptions::new(runtime, timeout))
+        .unwrap_or_else(|e| panic!("run_image: {e}"))
 }
 
 fn text(b: &[u8]) -> String {
@@ -670,7 +677,11 @@ fn runc_runs_a_static_binary() {
         &[layer_bytes(&[E::File("probe", &bins.probe_static, 0o755)])],
         cfg,
     );
-    match run_image(&img, None, Runtime::Runc, Duration::from_secs(10)) {
+    match run_image(
+        &img,
+        None,
+        &RunOptions::new(Runtime::Runc, Duration::from_secs(10)),
+    ) {
         Ok(out) if nix::unistd::geteuid().is_root() => {
             let stdout = text(&out.stdout);
             assert_eq!(out.exit_code, Some(3), "{stdout}");

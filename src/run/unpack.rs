@@ -21,10 +21,12 @@
 
 use super::RunError;
 use crate::image::LoadedImage;
+use crate::image::layout::LocalBlob;
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::io::Read as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -188,9 +190,48 @@ fn clear_opaque(dir: &Path, written: &HashSet<PathBuf>) -> io::Result<()> {
     Ok(())
 }
 
+/// Bounds on what unpacking an image may write: a small gzip layer can expand to terabytes, and
+/// a sparse entry of a few bytes can claim any logical size (counted at that size here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Bytes of file content, all layers together.
+    pub max_bytes: u64,
+    /// Entries (files, folders, links, whiteouts), all layers together.
+    pub max_entries: u64,
+}
+
+impl Default for UnpackLimits {
+    /// Generous for real images (the largest common ones are a few GiB and ~100k files).
+    fn default() -> Self {
+        UnpackLimits {
+            max_bytes: 16 << 30,
+            max_entries: 1_000_000,
+        }
+    }
+}
+
+/// What is left of the limits while the layers are applied.
+struct Budget {
+    limits: UnpackLimits,
+    bytes: u64,
+    entries: u64,
+}
+
+impl Budget {
+    fn exceeded(&self, what: &'static str) -> RunError {
+        let (limit, flag) = match what {
+            "bytes" => (self.limits.max_bytes, "--max-unpack-bytes"),
+            _ => (self.limits.max_entries, "--max-unpack-entries"),
+        };
+        RunError::TooLarge { what, limit, flag }
+    }
+}
+
 /// Applies the layers of `image` (bottom first) into the empty directory `dest`; returns the
-/// number of regular files the resulting tree holds. See the module docs for the rules.
-pub fn unpack(image: &LoadedImage, dest: &Path) -> Result<usize, RunError> {
+/// number of regular files the resulting tree holds. Each layer is checked against its
+/// descriptor's digest and size as it is read, and the whole is held to `limits`. See the
+/// module docs for the path rules.
+pub fn unpack(image: &LoadedImage, dest: &Path, limits: &UnpackLimits) -> Result<usize, RunError> {
     // Work on the canonical path: the final chmod pass compares against it.
     let root = fs::canonicalize(dest).map_err(|e| RunError::io("opening", dest, e))?;
     let mut non_empty = fs::read_dir(&root).map_err(|e| RunError::io("reading", &root, e))?;
@@ -202,8 +243,23 @@ pub fn unpack(image: &LoadedImage, dest: &Path) -> Result<usize, RunError> {
         ));
     }
     let mut dir_modes = BTreeMap::new();
-    for layer in &image.layer_blobs {
-        apply_layer(layer, &root, &mut dir_modes)?;
+    let mut budget = Budget {
+        limits: *limits,
+        bytes: limits.max_bytes,
+        entries: limits.max_entries,
+    };
+    for layer in &image.layers {
+        if let Err(e) = apply_layer(layer, &root, &mut dir_modes, &mut budget) {
+            // A tampered layer usually breaks the tar or gzip format before its end is reached
+            // and the digest checked: then the digest is the cause to report.
+            let mut reader = layer.open()?;
+            return match io::copy(&mut reader, &mut io::sink()) {
+                Err(mismatch) if mismatch.kind() == io::ErrorKind::InvalidData => {
+                    Err(RunError::io("reading layer", &layer.path, mismatch))
+                }
+                _ => Err(e),
+            };
+        }
     }
     // Children sort after their parent: reverse order sets the deepest modes first.
     for (dir, mode) in dir_modes.iter().rev() {
@@ -220,19 +276,64 @@ pub fn unpack(image: &LoadedImage, dest: &Path) -> Result<usize, RunError> {
     count_files(&root)
 }
 
+/// The media types a layer may have, by how its tar is stored.
+fn is_gzip_layer(media_type: &str) -> Result<bool, RunError> {
+    match media_type {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Ok(true),
+        "application/vnd.oci.image.layer.v1.tar"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Ok(false),
+        other => Err(RunError::Config(format!(
+            "layer media type {other:?} is not supported (gzip-compressed or plain tar layers are)"
+        ))),
+    }
+}
+
 fn apply_layer(
-    layer: &Path,
+    layer: &LocalBlob,
     root: &Path,
     dir_modes: &mut BTreeMap<PathBuf, u32>,
+    budget: &mut Budget,
 ) -> Result<(), RunError> {
-    let file = fs::File::open(layer).map_err(|e| RunError::io("opening layer", layer, e))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
+    let path = &layer.path;
+    let gzip = is_gzip_layer(&layer.media_type)?;
+    let mut verified = layer.open()?;
+    let read_err = |e| RunError::io("reading layer", path, e);
+    {
+        let buffered = io::BufReader::new(&mut verified);
+        let decoded: Box<dyn io::Read + '_> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
+        apply_entries(tar::Archive::new(decoded), layer, root, dir_modes, budget)?;
+    }
+    // Read what the tar reader left (its end blocks, gzip's trailer) so the digest is checked
+    // over every byte: a layer is applied only if all of it is what its descriptor says.
+    io::copy(&mut verified, &mut io::sink()).map_err(read_err)?;
+    Ok(())
+}
+
+fn apply_entries<R: io::Read>(
+    mut archive: tar::Archive<R>,
+    layer: &LocalBlob,
+    root: &Path,
+    dir_modes: &mut BTreeMap<PathBuf, u32>,
+    budget: &mut Budget,
+) -> Result<(), RunError> {
+    let layer = &layer.path;
     let read_err = |e| RunError::io("reading layer", layer, e);
     // Paths this layer wrote: its own whiteouts must not remove them.
     let mut written: HashSet<PathBuf> = HashSet::new();
 
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
+        budget.entries = budget
+            .entries
+            .checked_sub(1)
+            .ok_or_else(|| budget.exceeded("entries"))?;
         let raw_path = entry.path().map_err(read_err)?.into_owned();
         let shown = raw_path.to_string_lossy().into_owned();
         let unsafe_entry = |reason: &str| RunError::UnsafeEntry {
@@ -316,7 +417,13 @@ fn apply_layer(
                     .custom_flags(nix::libc::O_NOFOLLOW)
                     .open(&target)
                     .map_err(|e| RunError::io("creating", &target, e))?;
-                io::copy(&mut entry, &mut out).map_err(|e| RunError::io("writing", &target, e))?;
+                // Counted as the tar reader expands it: a sparse entry at its logical size.
+                let copied = io::copy(&mut (&mut entry).take(budget.bytes + 1), &mut out)
+                    .map_err(|e| RunError::io("writing", &target, e))?;
+                budget.bytes = budget
+                    .bytes
+                    .checked_sub(copied)
+                    .ok_or_else(|| budget.exceeded("bytes"))?;
                 // Owner first: chown clears setuid bits, the mode below sets them back.
                 chown(&target)?;
                 // Exactly the archive's bits, whatever the umask.
@@ -462,5 +569,157 @@ pub(crate) fn make_removable(dir: &Path) {
             }
             make_removable(&path);
         }
+    }
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    //! Hostile layers: bombs, sparse files, tampered or swapped blobs.
+    use super::*;
+    use crate::digest::Digest;
+    use std::io::Write;
+
+    fn gzip(tar: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A one-layer image over `bytes` (as the layout would load it), with the layer's true
+    /// digest and size unless `claimed` says otherwise.
+    fn image(dir: &Path, bytes: &[u8], claimed: Option<(Digest, u64)>) -> LoadedImage {
+        let path = dir.join("layer");
+        fs::write(&path, bytes).unwrap();
+        let (digest, size) = claimed.unwrap_or((Digest::of_bytes(bytes), bytes.len() as u64));
+        let mut loaded = crate::image::layout::tests_support::loaded_image(dir);
+        loaded.layers = vec![LocalBlob {
+            digest,
+            size,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            path,
+        }];
+        loaded
+    }
+
+    fn unpack_with(img: &LoadedImage, limits: UnpackLimits) -> Result<usize, RunError> {
+        let root = img.dir.join("root");
+        fs::create_dir(&root).unwrap();
+        unpack(img, &root, &limits)
+    }
+
+    fn zeros_tar(name: &str, len: u64) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(len);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, io::repeat(0).take(len))
+            .unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_stopped_at_the_byte_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bomb = gzip(&zeros_tar("bomb", 64 << 20));
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let img = image(tmp.path(), &bomb, None);
+        let limits = UnpackLimits {
+            max_bytes: 8 << 20,
+            ..UnpackLimits::default()
+        };
+        match unpack_with(&img, limits) {
+            Err(e @ RunError::TooLarge { what: "bytes", .. }) => {
+                assert!(e.to_string().contains("--max-unpack-bytes"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let written = fs::metadata(img.dir.join("root/bomb")).unwrap().len();
+        assert!(written <= (8 << 20) + 1, "{written}");
+    }
+
+    #[test]
+    fn a_sparse_entry_counts_at_its_logical_size() {
+        // 512 bytes stored, 3 GiB claimed: GNU sparse with one data block at the end.
+        let logical: u64 = 3 << 30;
+        let mut h = tar::Header::new_gnu();
+        h.set_path("sparse").unwrap();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_mode(0o644);
+        h.set_size(512);
+        let octal = |n: u64| {
+            let mut field = [0u8; 12];
+            field[..11].copy_from_slice(format!("{n:011o}").as_bytes());
+            field
+        };
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].offset = octal(logical - 512);
+        gnu.sparse[0].numbytes = octal(512);
+        gnu.realsize = octal(logical);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend([7u8; 512]);
+        tar.extend([0u8; 1024]);
+        let layer = gzip(&tar);
+        assert!(layer.len() < 200, "{}", layer.len());
+        let tmp = tempfile::tempdir().unwrap();
+        let img = image(tmp.path(), &layer, None);
+        let limits = UnpackLimits {
+            max_bytes: 1 << 20,
+            ..UnpackLimits::default()
+        };
+        assert!(matches!(
+            unpack_with(&img, limits),
+            Err(RunError::TooLarge { what: "bytes", .. })
+        ));
+    }
+
+    #[test]
+    fn entries_are_limited_across_layers() {
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..50 {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o644);
+            b.append_data(&mut h, format!("f{i}"), io::empty()).unwrap();
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let img = image(tmp.path(), &gzip(&b.into_inner().unwrap()), None);
+        let limits = UnpackLimits {
+            max_entries: 20,
+            ..UnpackLimits::default()
+        };
+        assert!(matches!(
+            unpack_with(&img, limits),
+            Err(RunError::TooLarge {
+                what: "entries",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_tampered_or_swapped_layer_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let good = gzip(&zeros_tar("app", 1000));
+        // Same size, other bytes: the digest catches it.
+        let mut evil = gzip(&zeros_tar("ap2", 1000));
+        evil.resize(good.len(), 0);
+        let img = image(
+            tmp.path(),
+            &evil,
+            Some((Digest::of_bytes(&good), good.len() as u64)),
+        );
+        let e = unpack_with(&img, UnpackLimits::default()).unwrap_err();
+        let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(chain.contains("the content's digest is"), "{chain}");
+
+        // A layer blob that is a symlink to a host file is not followed.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut img = image(tmp.path(), &good, None);
+        fs::remove_file(&img.layers[0].path).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &img.layers[0].path).unwrap();
+        img.layers[0].size = fs::metadata("/etc/passwd").unwrap().len();
+        let e = unpack_with(&img, UnpackLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }
