@@ -18,3 +18,4 @@ pub mod registry;
 pub mod repro;
 pub mod run;
 pub mod verify;
+pub mod workdir;

@@ -90,6 +90,7 @@ pub fn run(mut cmd: Command) -> Result<String, BuildError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    crate::run::die_with_parent(&mut cmd);
     let out = cmd.output().map_err(|source| BuildError::Io {
         action: "starting",
         path: PathBuf::from(cmd.get_program()),

@@ -4,17 +4,17 @@
 use crate::repro::{Difference, ReproError, compare_layouts};
 use std::path::Path;
 
+/// Folders of the second build (and its working folder) in TMPDIR start with this.
+pub const REPRO_DIR_PREFIX: &str = "staticpack-repro-";
+
 /// `--check-repro`: builds the recipe a second time in a child process under a varied
 /// environment (see `run_second_build`) and compares it with the `first` layout, blob by blob.
 /// Empty when the two are byte-identical.
 pub fn check(second: &SecondBuild, first: &Path, tag: &str) -> Result<Vec<Difference>, ReproError> {
-    let folder = tempfile::Builder::new()
-        .prefix("staticpack-repro-")
-        .tempdir()
-        .map_err(|e| ReproError::Read {
-            path: std::env::temp_dir(),
-            reason: format!("creating a folder for the second build: {e}"),
-        })?;
+    let folder = crate::workdir::WorkDir::new(REPRO_DIR_PREFIX).map_err(|e| ReproError::Read {
+        path: std::env::temp_dir(),
+        reason: format!("creating a folder for the second build: {e}"),
+    })?;
     let out = folder.path().join("layout");
     run_second_build(&SecondBuild {
         out: &out,
@@ -44,9 +44,7 @@ pub fn run_second_build(second: &SecondBuild) -> Result<(), ReproError> {
     };
     let recipe = std::path::absolute(second.recipe).map_err(|e| err(e.to_string()))?;
     let out = std::path::absolute(second.out).map_err(|e| err(e.to_string()))?;
-    let elsewhere = tempfile::Builder::new()
-        .prefix("staticpack-repro-cwd-")
-        .tempdir()
+    let elsewhere = crate::workdir::WorkDir::new(&format!("{REPRO_DIR_PREFIX}cwd-"))
         .map_err(|e| err(e.to_string()))?;
     // Different times: the second build starts at least a second after the first ended.
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -76,6 +74,7 @@ pub fn run_second_build(second: &SecondBuild) -> Result<(), ReproError> {
         .env("CFLAGS", "-O0 -g3")
         .env("GOFLAGS", "-race")
         .stdin(std::process::Stdio::null());
+    crate::run::die_with_parent(&mut cmd);
     let output = cmd
         .output()
         .map_err(|e| err(format!("starting {}: {e}", second.exe.display())))?;

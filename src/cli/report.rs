@@ -11,6 +11,10 @@ pub fn event_lines(event: &Event) -> Option<String> {
         Event::Cached { inputs_digest } => {
             format!("cached  inputs {inputs_digest} unchanged: nothing to do")
         }
+        Event::Swept(path) => format!(
+            "cleanup removed {}, left by a build or run that was killed",
+            path.display()
+        ),
         Event::OutsideAllowed(path) => format!(
             "input   {} is outside the recipe's folder (allowed by allow_outside)",
             path.display()

@@ -53,6 +53,11 @@ impl LoadedImage {
     }
 }
 
+/// The prefix of the folder an image is written in before it replaces the layout `name`.
+pub fn staging_prefix(name: &str) -> String {
+    format!(".{name}.staging-")
+}
+
 fn bad_layout(path: &Path, reason: impl Into<String>) -> ImageError {
     ImageError::BadLayout {
         path: path.to_path_buf(),
@@ -102,9 +107,7 @@ pub fn write_image(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "layout".into());
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{name}.staging-"))
-        .tempdir_in(&parent)
+    let staging = crate::workdir::WorkDir::new_in(&parent, &staging_prefix(&name))
         .map_err(io_err("creating a staging folder in", &parent))?;
     let dir = staging.path();
     // The staging folder is created 0700; `create` makes the published layout readable by

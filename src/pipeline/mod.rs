@@ -17,6 +17,7 @@ use crate::provenance::{self, Provenance};
 use crate::recipe::{BuildSpec, Epoch, Lang, LibcChoice, LinkMode, Recipe, TestSpec};
 use crate::run::{self, Outcome, RunError, Runtime};
 use crate::verify::{self, ElfFacts, Finding, Requirement, Severity, VerifyError};
+use crate::workdir::{self, WorkDir};
 use publish::{Published, Publisher, Source};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,6 +106,8 @@ pub enum Event<'a> {
     Cached {
         inputs_digest: &'a str,
     },
+    /// A folder a killed build or run left behind, removed now.
+    Swept(PathBuf),
     /// An input the recipe reads from outside its folder, by its `allow_outside`.
     OutsideAllowed(&'a std::path::Path),
     /// The cache could not be used, and why (a damaged record is a miss, not an error).
@@ -162,7 +165,7 @@ pub struct BuildReport {
 
 /// A built, verified and (when asked) proven image, staged in a private folder until published.
 pub struct Built {
-    staging: tempfile::TempDir,
+    staging: WorkDir,
     pub report: BuildReport,
     /// Made once, after the manifest digest is known; also written into the staged layout.
     pub provenance: Provenance,
@@ -181,6 +184,41 @@ impl Built {
 pub type Compile<'a> = &'a dyn Fn(&BuildSpec, &BuildContext) -> Result<Artifact, BuildError>;
 pub type RunImage<'a> =
     &'a dyn Fn(&LoadedImage, Option<&[String]>, &run::RunOptions) -> Result<Outcome, RunError>;
+
+const BUILD_DIR_PREFIX: &str = "staticpack-build-";
+
+fn unproven_prefix(name: &str) -> String {
+    format!(".{name}.unproven-")
+}
+
+/// Removes what builds and runs killed before they could clean up left behind: build, repro
+/// and run folders in TMPDIR (a run's runc container with it) and the recipe's staging folders
+/// beside its output.
+fn sweep_leftovers(recipe: &Recipe, layout_dir: Option<&Path>) -> Vec<PathBuf> {
+    let tmp = std::env::temp_dir();
+    let mut removed = workdir::sweep(&tmp, BUILD_DIR_PREFIX, &|_| {});
+    removed.extend(workdir::sweep(
+        &tmp,
+        build::second::REPRO_DIR_PREFIX,
+        &|_| {},
+    ));
+    removed.extend(run::sweep_leftovers());
+    if let Some(out) = layout_dir {
+        let parent = parent_dir(out);
+        removed.extend(workdir::sweep(
+            &parent,
+            &unproven_prefix(&recipe.name),
+            &|_| {},
+        ));
+        let name = out.file_name().unwrap_or_default().to_string_lossy();
+        removed.extend(workdir::sweep(
+            &parent,
+            &image::layout::staging_prefix(&name),
+            &|_| {},
+        ));
+    }
+    removed
+}
 
 /// SOURCE_DATE_EPOCH from the environment, when set (and not empty). A value that is not a
 /// date an image can carry is an error, never silently replaced.
@@ -331,6 +369,9 @@ pub fn build_and_publish_with(
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
     let layout_dir = publishers.iter().find_map(|p| p.layout_dir());
+    for path in sweep_leftovers(recipe, layout_dir) {
+        events(Event::Swept(path));
+    }
     for path in &recipe.allow_outside {
         events(Event::OutsideAllowed(path));
     }
@@ -421,14 +462,11 @@ pub fn build_with(
     run_image: RunImage,
     events: &mut dyn FnMut(Event),
 ) -> Result<Built, PipelineError> {
-    let build_dir = tempfile::Builder::new()
-        .prefix("staticpack-build-")
-        .tempdir()
-        .map_err(|source| PipelineError::Io {
-            action: "creating a build folder in",
-            path: std::env::temp_dir(),
-            source,
-        })?;
+    let build_dir = WorkDir::new(BUILD_DIR_PREFIX).map_err(|source| PipelineError::Io {
+        action: "creating a build folder in",
+        path: std::env::temp_dir(),
+        source,
+    })?;
     let ctx = BuildContext {
         build_dir: build_dir.path().to_path_buf(),
         epoch: opts.epoch,
@@ -486,13 +524,13 @@ pub fn build_with(
         path: staging_parent.to_path_buf(),
         source,
     })?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{}.unproven-", recipe.name))
-        .tempdir_in(staging_parent)
-        .map_err(|source| PipelineError::Io {
-            action: "creating a staging folder in",
-            path: staging_parent.to_path_buf(),
-            source,
+    let staging =
+        WorkDir::new_in(staging_parent, &unproven_prefix(&recipe.name)).map_err(|source| {
+            PipelineError::Io {
+                action: "creating a staging folder in",
+                path: staging_parent.to_path_buf(),
+                source,
+            }
         })?;
     let staged_layout = staging.path().join("layout");
     let staged = image::write_image(

@@ -23,6 +23,7 @@ use crate::image::LoadedImage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub(crate) use sandbox::die_with_parent;
 pub use unpack::{UnpackLimits, unpack};
 pub use user::resolve_user;
 
@@ -201,6 +202,16 @@ pub(crate) struct RawOutcome {
     pub timed_out: bool,
 }
 
+const RUN_DIR_PREFIX: &str = "staticpack-run-";
+
+/// Removes the run folders of killed staticpack processes from TMPDIR, and deletes the runc
+/// containers whose state they hold (they would run on otherwise).
+pub fn sweep_leftovers() -> Vec<PathBuf> {
+    crate::workdir::sweep(&std::env::temp_dir(), RUN_DIR_PREFIX, &|dir| {
+        runc::delete_leftovers(dir)
+    })
+}
+
 /// How to run an image: where, how long, and how much of it to unpack.
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
@@ -237,9 +248,7 @@ pub fn run_image(
 
     // 0700 (tempfile's default): no other host user can reach the unpacked files, whatever
     // modes (setuid included) the layers give them.
-    let work = tempfile::Builder::new()
-        .prefix("staticpack-run-")
-        .tempdir()
+    let work = crate::workdir::WorkDir::new(RUN_DIR_PREFIX)
         .map_err(|e| RunError::io("creating a temporary directory in", std::env::temp_dir(), e))?;
     let rootfs = work.path().join("rootfs");
     {
@@ -250,6 +259,7 @@ pub fn run_image(
             .map_err(|e| RunError::io("creating", &rootfs, e))?;
     }
 
+    sweep_leftovers();
     let result = (|| -> Result<Outcome, RunError> {
         let rootfs_files = unpack(image, &rootfs, &opts.limits)?;
         let libc_files = unpack::find_libc_files(&rootfs)?;

@@ -117,6 +117,23 @@ fn container_id() -> String {
     )
 }
 
+/// Kills and deletes the containers whose runc state is in the run folder `work` (left by a
+/// staticpack that was killed while its container ran).
+pub(crate) fn delete_leftovers(work: &Path) {
+    let state = work.join("state");
+    let (Ok(ids), Ok(runc)) = (std::fs::read_dir(&state), find_runc()) else {
+        return;
+    };
+    for id in ids.flatten() {
+        let _ = runc_cmd(&runc, &state)
+            .arg("delete")
+            .arg("--force")
+            .arg(id.file_name())
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
 fn runc_cmd(runc: &Path, state: &Path) -> Command {
     let mut cmd = Command::new(runc);
     cmd.arg("--root").arg(state);
@@ -139,7 +156,10 @@ pub(crate) fn run(
     let log = work.join("runc.log");
     let id = container_id();
 
-    let mut child = runc_cmd(runc, &state)
+    let mut run = runc_cmd(runc, &state);
+    // Killed with us; a container it leaves is deleted by the next run (`delete_leftovers`).
+    super::die_with_parent(&mut run);
+    let mut child = run
         .arg("--log")
         .arg(&log)
         .arg("--log-format")
