@@ -45,7 +45,7 @@ pub fn build(spec: &BuildSpec, c: &CBuild, ctx: &BuildContext) -> Result<Artifac
     }
     let line = process::render(&cmd);
     let environment = process::environment(&cmd);
-    process::run(cmd)?;
+    process::run_step(cmd, ctx)?;
     Ok(Artifact {
         binary,
         toolchain,

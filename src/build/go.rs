@@ -71,7 +71,7 @@ pub fn build(spec: &BuildSpec, gob: &GoBuild, ctx: &BuildContext) -> Result<Arti
     cmd.args(build_args(spec, &effective, &binary.to_string_lossy()));
     let line = process::render(&cmd);
     let environment = process::environment(&cmd);
-    process::run(cmd)?;
+    process::run_step(cmd, ctx)?;
     Ok(Artifact {
         binary,
         toolchain,
@@ -100,7 +100,7 @@ fn imports_runtime_cgo(
         cmd.arg(format!("-tags={}", gob.tags.join(",")));
     }
     cmd.arg(&gob.package);
-    let out = process::run(cmd)?;
+    let out = process::run_step(cmd, ctx)?;
     Ok(out.lines().any(|l| l.trim() == "runtime/cgo"))
 }
 
@@ -133,7 +133,7 @@ fn go_version(go: &std::path::Path, ctx: &BuildContext) -> String {
     let mut cmd = process::hermetic(go, &ctx.build_dir, ctx.epoch);
     go_env(&mut cmd, ctx);
     cmd.arg("version");
-    process::run(cmd)
+    process::run_step(cmd, ctx)
         .ok()
         .and_then(|out| {
             out.trim()

@@ -46,6 +46,9 @@ pub struct BuildContext {
     pub build_dir: PathBuf,
     /// SOURCE_DATE_EPOCH handed to the toolchain.
     pub epoch: u64,
+    /// The jail toolchain steps run in (see `run::jail`); `None` where namespaces are not
+    /// available, and the pipeline has said so.
+    pub jail: Option<crate::run::JailSpec>,
 }
 
 /// What a toolchain produced.

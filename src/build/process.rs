@@ -83,6 +83,19 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// Runs a toolchain step: in the build's jail when it has one (only the build folder writable,
+/// only declared inputs readable, no network), then as [`run`].
+pub fn run_step(mut cmd: Command, ctx: &super::BuildContext) -> Result<String, BuildError> {
+    if let Some(spec) = &ctx.jail {
+        crate::run::jail(&mut cmd, spec).map_err(|source| BuildError::Io {
+            action: "preparing the build jail in",
+            path: spec.build_dir.clone(),
+            source,
+        })?;
+    }
+    run(cmd)
+}
+
 /// Runs to completion; on a non-zero exit the error carries the command and its whole output.
 pub fn run(mut cmd: Command) -> Result<String, BuildError> {
     let line = render(&cmd);

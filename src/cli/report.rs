@@ -11,6 +11,9 @@ pub fn event_lines(event: &Event) -> Option<String> {
         Event::Cached { inputs_digest } => {
             format!("cached  inputs {inputs_digest} unchanged: nothing to do")
         }
+        Event::Unjailed(reason) => format!(
+            "warning: the build steps run without isolation (the host's files are readable, and writable where you can write): {reason}"
+        ),
         Event::Swept(path) => format!(
             "cleanup removed {}, left by a build or run that was killed",
             path.display()

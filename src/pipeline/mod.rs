@@ -106,6 +106,8 @@ pub enum Event<'a> {
     Cached {
         inputs_digest: &'a str,
     },
+    /// Toolchain steps run without the build jail, and why (no namespaces here).
+    Unjailed(&'a str),
     /// A folder a killed build or run left behind, removed now.
     Swept(PathBuf),
     /// An input the recipe reads from outside its folder, by its `allow_outside`.
@@ -467,9 +469,25 @@ pub fn build_with(
         path: std::env::temp_dir(),
         source,
     })?;
+    // Toolchain steps see the recipe's declared inputs and write only the build folder.
+    let jail = match run::jail_available() {
+        Ok(()) => {
+            let mut inputs = vec![recipe.dir.clone(), recipe.build.source.clone()];
+            inputs.extend(recipe.allow_outside.iter().cloned());
+            Some(run::JailSpec {
+                build_dir: build_dir.path().to_path_buf(),
+                inputs,
+            })
+        }
+        Err(reason) => {
+            events(Event::Unjailed(&reason));
+            None
+        }
+    };
     let ctx = BuildContext {
         build_dir: build_dir.path().to_path_buf(),
         epoch: opts.epoch,
+        jail,
     };
 
     events(Event::Building {

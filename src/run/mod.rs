@@ -23,7 +23,8 @@ use crate::image::LoadedImage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub(crate) use sandbox::die_with_parent;
+pub(crate) use sandbox::jail::die_with_parent;
+pub use sandbox::jail::{JailSpec, available as jail_available, jail};
 pub use unpack::{UnpackLimits, unpack};
 pub use user::resolve_user;
 

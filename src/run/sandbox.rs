@@ -37,6 +37,8 @@
 // before the fork (see above); the rest of the crate denies it.
 #![allow(unsafe_code)]
 
+pub(crate) mod jail;
+
 use super::diagnose::{enoent_hint, exec_candidates, first_present};
 use super::output::{self, Captured};
 use super::{ProcessSpec, RawOutcome, RunError, SANDBOX_HOSTNAME};
@@ -904,28 +906,5 @@ unsafe fn init(main: libc::pid_t, status_w: RawFd) -> ! {
                 libc::_exit(1);
             }
         }
-    }
-}
-
-/// Makes `cmd`'s process receive SIGKILL when the thread that starts it dies (staticpack killed
-/// with -9 included), so that no toolchain runs on as an orphan. Also gives it a process group
-/// of its own, so that a terminal's Ctrl-C reaches staticpack first.
-pub(crate) fn die_with_parent(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id() as libc::pid_t;
-    cmd.process_group(0);
-    // SAFETY: runs between fork and exec; prctl, getppid and _exit are async-signal-safe
-    // syscalls, and nothing is allocated.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before the prctl: then nobody is left to signal us.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
     }
 }
