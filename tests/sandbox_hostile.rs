@@ -55,6 +55,10 @@ const ATTEMPTS: &[&str] = &[
 
 const CORE_USES_PID: &str = "/proc/sys/kernel/core_uses_pid";
 
+/// Held around each hostile run: the host-side check of [`CORE_USES_PID`] must not see (or
+/// miss, by two flips) another test's run.
+static HOST_CHECK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -155,6 +159,7 @@ fn hostile_image_run_as_root_is_contained_and_its_harmless_work_runs() {
     let work = tempfile::tempdir().unwrap();
     let recipe = hostile_recipe(work.path(), None);
     let out = build_no_run(work.path(), &recipe);
+    let _serial = HOST_CHECK.lock().unwrap_or_else(|e| e.into_inner());
     let before = core_uses_pid();
     let run = staticpack(work.path(), &["run", out.to_str().unwrap()]);
     assert_host_unchanged(&before);
@@ -177,6 +182,7 @@ fn hostile_image_passes_the_build_run_proof_with_nothing_escaped() {
     require_root();
     let work = tempfile::tempdir().unwrap();
     let recipe = hostile_recipe(work.path(), None);
+    let _serial = HOST_CHECK.lock().unwrap_or_else(|e| e.into_inner());
     let before = core_uses_pid();
     // The default run proof of `build`: expect_exit = 0, which the program gives only when
     // every attempt failed and its harmless work ran.
@@ -195,6 +201,7 @@ fn setuid_root_binary_gains_nothing_for_a_non_root_image_user() {
     let work = tempfile::tempdir().unwrap();
     let recipe = hostile_recipe(work.path(), Some("1000:1000"));
     let out = build_no_run(work.path(), &recipe);
+    let _serial = HOST_CHECK.lock().unwrap_or_else(|e| e.into_inner());
     let before = core_uses_pid();
     let run = staticpack(
         work.path(),
