@@ -123,7 +123,7 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_process_vm_readv,
     libc::SYS_process_vm_writev,
     libc::SYS_kexec_load,
-    libc::SYS_kexec_file_load,
+    SYS_KEXEC_FILE_LOAD,
     libc::SYS_init_module,
     libc::SYS_finit_module,
     libc::SYS_delete_module,
@@ -144,6 +144,12 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_acct,
     libc::SYS_quotactl,
 ];
+
+/// libc's musl table for aarch64 lacks it; the number is the kernel's, whatever the libc.
+#[cfg(target_arch = "aarch64")]
+const SYS_KEXEC_FILE_LOAD: libc::c_long = 294;
+#[cfg(not(target_arch = "aarch64"))]
+const SYS_KEXEC_FILE_LOAD: libc::c_long = libc::SYS_kexec_file_load;
 
 fn seccomp_err(e: impl std::fmt::Display) -> RunError {
     RunError::Sandbox(format!("building the seccomp filter: {e}"))
