@@ -715,29 +715,29 @@ fn child(plan: &Plan, fds: Fds) -> ! {
         // range): become container root, or files created in /dev would have no owner
         // (EOVERFLOW). Host groups are unmapped as well: drop them.
         if plan.drop_groups {
-            let enter = [
-                (
-                    Step::Setgroups,
-                    libc::syscall(
-                        libc::SYS_setgroups,
-                        0 as libc::size_t,
-                        ptr::null::<libc::gid_t>(),
-                    ),
-                ),
-                (
-                    Step::Setgid,
-                    libc::syscall(libc::SYS_setresgid, 0 as c_long, 0 as c_long, 0 as c_long),
-                ),
-                (
-                    Step::Setuid,
-                    libc::syscall(libc::SYS_setresuid, 0 as c_long, 0 as c_long, 0 as c_long),
-                ),
-            ];
-            for (step, ret) in enter {
-                if ret == -1 {
-                    report(fds.error_w, step, errno(), 0);
-                    libc::_exit(1);
-                }
+            let zero = 0 as c_long;
+            if libc::syscall(libc::SYS_setgroups, zero, ptr::null::<libc::gid_t>()) == -1 {
+                report(fds.error_w, Step::Setgroups, errno(), 0);
+                libc::_exit(1);
+            }
+            if libc::syscall(libc::SYS_setresgid, zero, zero, zero) == -1 {
+                report(fds.error_w, Step::Setgid, errno(), 0);
+                libc::_exit(1);
+            }
+            if libc::syscall(libc::SYS_setresuid, zero, zero, zero) == -1 {
+                report(fds.error_w, Step::Setuid, errno(), 0);
+                libc::_exit(1);
+            }
+            // Changing ids cleared the parent-death signal: set it again, then make sure the
+            // parent did not die meanwhile (its end of our stdout pipe would be gone).
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            let mut pfd = libc::pollfd {
+                fd: fds.stdout_w,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLERR != 0 {
+                libc::_exit(1);
             }
         }
 
@@ -940,7 +940,7 @@ unsafe fn mask_proc(plan: &Plan) -> Result<(), (Step, c_int)> {
                     path.as_ptr(),
                     c"tmpfs".as_ptr(),
                     libc::MS_RDONLY | locked,
-                    c"size=0".as_ptr().cast(),
+                    ptr::null(),
                 )
             } else {
                 libc::mount(
