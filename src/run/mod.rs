@@ -9,6 +9,7 @@
 //!   the entrypoint run in it by the builtin sandbox (`sandbox.rs`) or by runc (`runc.rs`),
 //!   its output captured (bounded) and the temporary root removed again.
 
+mod hardening;
 mod diagnose;
 mod output;
 mod runc;
@@ -267,6 +268,12 @@ pub fn run_image(
         let spec = process_spec(&image.config, args, Some(&rootfs))?;
         // Docker semantics: a WorkingDir the image lacks is created (inside the root).
         unpack::ensure_dir_in_root(&rootfs, &spec.cwd)?;
+        if runtime == Runtime::Builtin && nix::unistd::geteuid().is_root() {
+            // The sandbox maps container ids to an unprivileged host range: the files move
+            // there with them, and so does the 0700 work directory (container root must
+            // reach the root through it; other host users still cannot).
+            hardening::shift_tree(work.path(), spec.uid, spec.gid)?;
+        }
         let raw = match runc_bin {
             Some(bin) => runc::run(&bin, work.path(), &spec, timeout)?,
             None => sandbox::run(&rootfs, &spec, timeout)?,

@@ -11,10 +11,12 @@
 //! 2. `clone(CLONE_NEWUSER|NEWNS|NEWPID|NEWNET|NEWUTS|NEWIPC)` without `CLONE_VM`. The child
 //!    closes every inherited descriptor but its own six, then blocks on a pipe while the parent
 //!    writes its `uid_map`/`gid_map` (see [`id_maps`]) and releases it.
-//! 3. The child — pid 1 of the new pid namespace — makes all mounts private, bind-mounts the
-//!    root onto itself and remounts it read-only (as runc's `root.readonly`), mounts a fresh
-//!    proc on `/proc` and a tmpfs `/dev` (null, zero, full, random, urandom bind-mounted from
-//!    the host, fd/std* symlinks) *only if the image has those directories* — nothing is
+//! 3. The child — pid 1 of the new pid namespaces — makes all mounts private, bind-mounts the
+//!    root onto itself and remounts it read-only, `nosuid` and `nodev` (as runc's
+//!    `root.readonly`), mounts a fresh proc on `/proc` with runc's default masked paths (a
+//!    bound /dev/null or an empty read-only tmpfs over them) and read-only paths (`/proc/sys`,
+//!    …, see `hardening.rs`), and a tmpfs `/dev` (null, zero, full, random, urandom bind-mounted
+//!    from the host, fd/std* symlinks) *only if the image has those directories* — nothing is
 //!    created in the image's root — then `pivot_root(".", ".")` and a lazy unmount of the old
 //!    root: no host path is reachable afterwards. If `pivot_root` is refused (EINVAL: the host
 //!    root is an initramfs), it falls back to moving the root onto `/` and `chroot`, as runc's
@@ -23,15 +25,24 @@
 //!    would ignore every signal it has no handler for), while pid 1 stays a minimal init that
 //!    reaps orphans and, when the entrypoint ends, sends its raw wait status to the parent
 //!    through a pipe and exits — the kernel then kills whatever is left in the namespace
-//!    (docker's semantics: the container lives as long as its main process).
+//!    (docker's semantics: the container lives as long as its main process). pid 1 is not
+//!    dumpable, so nothing in the sandbox can ptrace it or open its /proc files.
 //! 5. The entrypoint process sets stdio (stdin /dev/null, stdout/stderr our pipes), resets
-//!    signals, drops supplementary groups, sets gid/uid, chdirs to the working directory and
-//!    tries `execve` on each candidate path (`execvp` semantics with the image's PATH, resolved
-//!    inside the new root). A failure goes back as (step, errno) through a close-on-exec
-//!    pipe; the parent words it like the kernel and explains ENOENT (missing file, or missing
-//!    ELF interpreter).
+//!    signals, clears the capability bounding set, drops supplementary groups, sets gid/uid,
+//!    chdirs to the working directory, empties its capability sets (ambient, inheritable,
+//!    permitted, effective — container root included, as runc with an empty capability list),
+//!    sets `no_new_privs`, installs the seccomp programs (compiled before the clone, see
+//!    `hardening.rs`) and tries `execve` on each candidate path (`execvp` semantics with the
+//!    image's PATH, resolved inside the new root). A setuid binary gains nothing: the root is
+//!    `nosuid`, `no_new_privs` is set and the bounding set is empty. A failure goes back as
+//!    (step, errno) through a close-on-exec pipe; the parent words it like the kernel and
+//!    explains ENOENT (missing file, or missing ELF interpreter).
 //! 6. The parent drains stdout/stderr on threads and waits for the status with the timeout;
 //!    on timeout it SIGKILLs the namespace's init, which kills everything in the namespace.
+//!
+//! As root, the container's ids map to an unprivileged host range, never to host 0, and the
+//! unpacked root was chowned into it (`hardening.rs`, called by `run_image`): container root
+//! is an unprivileged host user even where a kernel check looks at host ids.
 
 // The one module allowed unsafe code: clone, raw setxid syscalls and pointer arrays built
 // before the fork (see above); the rest of the crate denies it.
@@ -39,6 +50,7 @@
 
 pub(crate) mod jail;
 
+use super::hardening;
 use super::diagnose::{enoent_hint, exec_candidates, first_present};
 use super::output::{self, Captured};
 use super::{ProcessSpec, RawOutcome, RunError, SANDBOX_HOSTNAME};
@@ -80,37 +92,51 @@ enum Step {
     BindRoot,
     RemountReadOnly,
     MountProc,
+    MaskProc,
+    ReadOnlyProc,
     MountDev,
     DevNode,
     DevLink,
     PivotRoot,
     Hostname,
     Fork,
+    NotDumpable,
     Stdio,
+    Bounding,
     Setgroups,
     Setgid,
     Setuid,
     Chdir,
+    Caps,
+    NoNewPrivs,
+    Seccomp,
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 16] = [
+    const ALL: [Step; 23] = [
         Step::MountPrivate,
         Step::BindRoot,
         Step::RemountReadOnly,
         Step::MountProc,
+        Step::MaskProc,
+        Step::ReadOnlyProc,
         Step::MountDev,
         Step::DevNode,
         Step::DevLink,
         Step::PivotRoot,
         Step::Hostname,
         Step::Fork,
+        Step::NotDumpable,
         Step::Stdio,
+        Step::Bounding,
         Step::Setgroups,
         Step::Setgid,
         Step::Setuid,
         Step::Chdir,
+        Step::Caps,
+        Step::NoNewPrivs,
+        Step::Seccomp,
         Step::Exec,
     ];
 
@@ -124,17 +150,24 @@ impl Step {
             Step::BindRoot => "bind-mounting the root",
             Step::RemountReadOnly => "remounting the root read-only",
             Step::MountProc => "mounting /proc",
+            Step::MaskProc => "masking a path in /proc",
+            Step::ReadOnlyProc => "making a path in /proc read-only",
             Step::MountDev => "mounting a tmpfs on /dev",
             Step::DevNode => "bind-mounting a device node into /dev",
             Step::DevLink => "creating a /dev symlink",
             Step::PivotRoot => "pivot_root into the image root",
             Step::Hostname => "setting the hostname",
             Step::Fork => "forking the entrypoint process",
+            Step::NotDumpable => "making the sandbox's init non-dumpable",
             Step::Stdio => "setting up stdin/stdout/stderr",
+            Step::Bounding => "clearing the capability bounding set",
             Step::Setgroups => "dropping supplementary groups",
             Step::Setgid => "setting the gid",
             Step::Setuid => "setting the uid",
             Step::Chdir => "changing to the working directory",
+            Step::Caps => "dropping every capability",
+            Step::NoNewPrivs => "setting no_new_privs",
+            Step::Seccomp => "installing the seccomp filter",
             Step::Exec => "exec",
         }
     }
@@ -143,10 +176,20 @@ impl Step {
 /// Everything the child touches, built before `clone`.
 struct Plan {
     rootfs: CString,
-    /// MS_REMOUNT|MS_BIND|MS_RDONLY plus the flags the root's mount already has: a user
-    /// namespace may not clear those (they are locked), so the remount repeats them.
+    /// MS_REMOUNT|MS_BIND|MS_RDONLY|MS_NOSUID|MS_NODEV plus the flags the root's mount
+    /// already has: a user namespace may not clear those (they are locked), so the remount
+    /// repeats them.
     remount_flags: libc::c_ulong,
     proc_dir: Option<CString>,
+    /// Paths under the new /proc to mask, and to make read-only (empty without /proc).
+    proc_masked: Vec<CString>,
+    proc_readonly: Vec<CString>,
+    /// The host's /dev/null, bound over masked files.
+    host_null: CString,
+    /// The highest capability number the kernel knows (the bounding set is cleared up to it).
+    cap_last: c_int,
+    /// `sock_fprog`s pointing into `_seccomp`, installed in order before execve.
+    fprogs: Vec<libc::sock_fprog>,
     dev: Option<DevPlan>,
     hostname: CString,
     cwd: CString,
@@ -157,9 +200,10 @@ struct Plan {
     gid: libc::gid_t,
     /// Privileged mapping (setgroups allowed): drop the inherited supplementary groups.
     drop_groups: bool,
-    // Owners of the strings the pointer arrays point into.
+    // Owners of the strings and programs the pointers point into.
     _argv: Vec<CString>,
     _envp: Vec<CString>,
+    _seccomp: Vec<seccompiler::BpfProgram>,
 }
 
 struct DevPlan {
@@ -182,7 +226,8 @@ fn remount_flags(rootfs: &Path) -> Result<libc::c_ulong, RunError> {
     let st = nix::sys::statvfs::statvfs(rootfs)
         .map_err(|e| RunError::Sandbox(format!("statvfs {}: {e}", rootfs.display())))?;
     let have = st.flags().bits();
-    let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+    let mut flags =
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
     for (st_flag, ms_flag) in [
         (libc::ST_NOSUID, libc::MS_NOSUID),
         (libc::ST_NODEV, libc::MS_NODEV),
@@ -196,6 +241,15 @@ fn remount_flags(rootfs: &Path) -> Result<libc::c_ulong, RunError> {
         }
     }
     Ok(flags)
+}
+
+/// The kernel's highest capability number (63 when it cannot be read: dropping unknown
+/// numbers then fails with EINVAL, which the child ignores).
+fn cap_last() -> c_int {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
 }
 
 /// A directory the image has itself (not a symlink to one).
@@ -251,6 +305,24 @@ impl Plan {
             None
         };
         let proc_dir = rootfs.join("proc");
+        let proc_paths = |names: &[&str]| -> Result<Vec<CString>, RunError> {
+            if !real_dir(&proc_dir) {
+                return Ok(Vec::new());
+            }
+            names.iter().map(|n| cpath(&proc_dir.join(n))).collect()
+        };
+        let seccomp = hardening::seccomp_programs()?;
+        let fprogs = seccomp
+            .iter()
+            .map(|p| {
+                Ok(libc::sock_fprog {
+                    len: u16::try_from(p.len())
+                        .map_err(|_| RunError::Sandbox("seccomp program too long".into()))?,
+                    // seccompiler's sock_filter is #[repr(C)] with the kernel's layout.
+                    filter: p.as_ptr() as *mut libc::sock_filter,
+                })
+            })
+            .collect::<Result<_, RunError>>()?;
 
         let null_terminated = |v: &[CString]| {
             v.iter()
@@ -266,6 +338,11 @@ impl Plan {
             } else {
                 None
             },
+            proc_masked: proc_paths(hardening::PROC_MASKED)?,
+            proc_readonly: proc_paths(hardening::PROC_READONLY)?,
+            host_null: cstring(b"/dev/null", "/dev/null")?,
+            cap_last: cap_last(),
+            fprogs,
             dev,
             hostname: cstring(SANDBOX_HOSTNAME.as_bytes(), "hostname")?,
             cwd: cstring(spec.cwd.as_bytes(), "the working directory")?,
@@ -277,6 +354,7 @@ impl Plan {
             drop_groups,
             _argv: argv,
             _envp: envp,
+            _seccomp: seccomp,
         })
     }
 }
@@ -309,21 +387,14 @@ impl Fds {
 
 /// The uid_map and gid_map lines, and whether `setgroups` stays allowed.
 ///
-/// - As root on the host (CAP_SETUID/CAP_SETGID there): container root is us, and a non-root
-///   user of the image is mapped to the same number on the host (docker without userns-remap
-///   does the same); setgroups stays allowed so the child can drop our groups.
+/// - As root on the host (CAP_SETUID/CAP_SETGID there): container ids 0..65536 map to the
+///   unprivileged host range of [`hardening::root_map`], never to host 0 (`run_image` shifted
+///   the unpacked files into it); setgroups stays allowed so the child can drop our groups.
 /// - Unprivileged: only our own ids can be mapped, so they become the image's uid/gid
 ///   directly (the image's files then appear owned by that user); setgroups must be denied.
 fn id_maps(euid: u32, egid: u32, uid: u32, gid: u32) -> (String, String, bool) {
     if euid == 0 {
-        let map = |host: u32, id: u32| {
-            let mut m = format!("0 {host} 1\n");
-            if id != 0 {
-                m.push_str(&format!("{id} {id} 1\n"));
-            }
-            m
-        };
-        (map(0, uid), map(egid, gid), true)
+        (hardening::root_map(uid), hardening::root_map(gid), true)
     } else {
         (
             format!("{uid} {euid} 1\n"),
@@ -642,8 +713,46 @@ fn child(plan: &Plan, fds: Fds) -> ! {
         }
         libc::close(fds.release_r);
 
+        // As root our host ids are unmapped inside (container root is a host id of the
+        // range): become container root, or files created in /dev would have no owner
+        // (EOVERFLOW). Host groups are unmapped as well: drop them.
+        if plan.drop_groups {
+            let zero = 0 as c_long;
+            if libc::syscall(libc::SYS_setgroups, zero, ptr::null::<libc::gid_t>()) == -1 {
+                report(fds.error_w, Step::Setgroups, errno(), 0);
+                libc::_exit(1);
+            }
+            if libc::syscall(libc::SYS_setresgid, zero, zero, zero) == -1 {
+                report(fds.error_w, Step::Setgid, errno(), 0);
+                libc::_exit(1);
+            }
+            if libc::syscall(libc::SYS_setresuid, zero, zero, zero) == -1 {
+                report(fds.error_w, Step::Setuid, errno(), 0);
+                libc::_exit(1);
+            }
+            // Changing ids cleared the parent-death signal: set it again, then make sure the
+            // parent did not die meanwhile (its end of our stdout pipe would be gone).
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            let mut pfd = libc::pollfd {
+                fd: fds.stdout_w,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLERR != 0 {
+                libc::_exit(1);
+            }
+        }
+
         if let Err((step, err)) = setup_root(plan) {
             report(fds.error_w, step, err, 0);
+            libc::_exit(1);
+        }
+
+        // Not dumpable (before the fork, so there is no window): the entrypoint can neither
+        // ptrace init nor open its /proc files (root, fd, mem). The forked child inherits
+        // the flag until its execve resets it.
+        if libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) == -1 {
+            report(fds.error_w, Step::NotDumpable, errno(), 0);
             libc::_exit(1);
         }
 
@@ -663,6 +772,7 @@ fn child(plan: &Plan, fds: Fds) -> ! {
         if pid == 0 {
             start(plan, fds);
         }
+
         libc::close(fds.stdout_w);
         libc::close(fds.stderr_w);
         init(pid as libc::pid_t, fds.status_w)
@@ -736,6 +846,7 @@ unsafe fn setup_root(plan: &Plan) -> Result<(), (Step, c_int)> {
                 )
                 .into(),
             )?;
+            mask_proc(plan)?;
         }
         if let Some(dev) = &plan.dev {
             check(
@@ -807,6 +918,78 @@ unsafe fn setup_root(plan: &Plan) -> Result<(), (Step, c_int)> {
     Ok(())
 }
 
+/// runc's masked and read-only paths over the fresh /proc (those this kernel has).
+///
+/// # Safety
+/// Only in the clone child, after /proc is mounted.
+unsafe fn mask_proc(plan: &Plan) -> Result<(), (Step, c_int)> {
+    let none: *const c_char = ptr::null();
+    // Bind mounts of proc keep its locked flags; a remount must repeat them.
+    let locked = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // SAFETY: NUL-terminated strings from `plan`, a stack stat buffer.
+    unsafe {
+        for path in &plan.proc_masked {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::lstat(path.as_ptr(), &mut st) == -1 {
+                match errno() {
+                    libc::ENOENT => continue,
+                    e => return Err((Step::MaskProc, e)),
+                }
+            }
+            let ret = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    path.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_RDONLY | locked,
+                    ptr::null(),
+                )
+            } else {
+                libc::mount(
+                    plan.host_null.as_ptr(),
+                    path.as_ptr(),
+                    none,
+                    libc::MS_BIND,
+                    ptr::null(),
+                )
+            };
+            check(Step::MaskProc, ret.into())?;
+        }
+        for path in &plan.proc_readonly {
+            let p = path.as_ptr();
+            if libc::mount(p, p, none, libc::MS_BIND | libc::MS_REC, ptr::null()) == -1 {
+                match errno() {
+                    libc::ENOENT => continue,
+                    e => return Err((Step::ReadOnlyProc, e)),
+                }
+            }
+            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked;
+            check(
+                Step::ReadOnlyProc,
+                libc::mount(none, p, none, flags, ptr::null()).into(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The header and data of capset(2), version 3 (two data words: caps 0..31 and 32..63).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
 /// The entrypoint's process (pid 2): stdio, signals, ids, cwd, execve. Never returns.
 ///
 /// # Safety
@@ -838,6 +1021,16 @@ unsafe fn start(plan: &Plan, fds: Fds) -> ! {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
 
+        // The bounding set first: dropping needs CAP_SETPCAP, which setresuid takes away from
+        // a non-root user. Numbers this kernel does not know answer EINVAL.
+        for cap in 0..=plan.cap_last {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) == -1
+                && errno() != libc::EINVAL
+            {
+                fail(Step::Bounding, errno(), 0);
+            }
+        }
+
         // Raw syscalls: glibc's set*id wrappers would try to sync threads we do not have.
         if plan.drop_groups
             && libc::syscall(
@@ -857,6 +1050,48 @@ unsafe fn start(plan: &Plan, fds: Fds) -> ! {
         }
         if libc::chdir(plan.cwd.as_ptr()) == -1 {
             fail(Step::Chdir, errno(), 0);
+        }
+
+        // No capability left, container root included (runc with an empty list): with an
+        // empty bounding and inheritable set, execve gives none back either.
+        let no_ambient = libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        );
+        if no_ambient == -1 {
+            fail(Step::Caps, errno(), 0);
+        }
+        let header = CapHeader {
+            version: CAP_VERSION_3,
+            pid: 0,
+        };
+        let data = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) == -1 {
+            fail(Step::Caps, errno(), 0);
+        }
+        let one = 1 as libc::c_ulong;
+        let zero = 0 as libc::c_ulong;
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) == -1 {
+            fail(Step::NoNewPrivs, errno(), 0);
+        }
+        // Last: the filters deny nothing the steps above need, and execve stays allowed.
+        for fprog in &plan.fprogs {
+            let ret = libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER as c_long,
+                0 as c_long,
+                fprog as *const libc::sock_fprog,
+            );
+            if ret == -1 {
+                fail(Step::Seccomp, errno(), 0);
+            }
         }
 
         // execvp's rules over the prepared candidates: go on past "not there", remember EACCES.
