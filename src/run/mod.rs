@@ -26,7 +26,7 @@ use std::time::Duration;
 
 pub(crate) use sandbox::jail::die_with_parent;
 pub use sandbox::jail::{JailSpec, available as jail_available, jail};
-pub use unpack::{UnpackLimits, unpack};
+pub use unpack::{UnpackLimits, unpack, unpack_layer};
 pub use user::resolve_user;
 
 /// The PATH a process gets when the image config sets none (docker's default).

@@ -276,6 +276,23 @@ pub fn unpack(image: &LoadedImage, dest: &Path, limits: &UnpackLimits) -> Result
     count_files(&root)
 }
 
+/// Applies one layer into the empty directory `dest` under `limits`, as [`unpack`] applies
+/// each of an image's (for a look at one layer, and for the fuzzer).
+pub fn unpack_layer(
+    layer: &LocalBlob,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<usize, RunError> {
+    let root = fs::canonicalize(dest).map_err(|e| RunError::io("opening", dest, e))?;
+    let mut budget = Budget {
+        limits: *limits,
+        bytes: limits.max_bytes,
+        entries: limits.max_entries,
+    };
+    apply_layer(layer, &root, &mut BTreeMap::new(), &mut budget)?;
+    count_files(&root)
+}
+
 /// The media types a layer may have, by how its tar is stored.
 fn is_gzip_layer(media_type: &str) -> Result<bool, RunError> {
     match media_type {
