@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod digest;
+pub mod fsio;
 pub mod image;
 pub mod pipeline;
 pub mod provenance;

@@ -7,6 +7,7 @@ pub mod musl;
 pub mod process;
 pub mod second;
 
+use crate::fsio::{IoContext, IoError};
 use crate::recipe::{BuildSpec, Lang};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,13 +29,8 @@ pub enum BuildError {
         status: String,
         output: String,
     },
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -167,20 +163,11 @@ fn output_path(ctx: &BuildContext, output: &str) -> Result<PathBuf, BuildError> 
         .filter(|n| !n.is_empty())
         .unwrap_or("app");
     let dir = ctx.build_dir.join("out");
-    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
-        action: "creating",
-        path: dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir).at("creating", &dir)?;
     Ok(dir.join(name))
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), BuildError> {
-    std::fs::copy(from, to)
-        .map(drop)
-        .map_err(|source| BuildError::Io {
-            action: "copying",
-            path: from.to_path_buf(),
-            source,
-        })
+    std::fs::copy(from, to).at("copying", from)?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! needs, output captured and shown in full when the command fails.
 
 use super::BuildError;
+use crate::fsio::IoContext;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -90,11 +91,7 @@ pub fn run(mut cmd: Command) -> Result<String, BuildError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let out = cmd.output().map_err(|source| BuildError::Io {
-        action: "starting",
-        path: PathBuf::from(cmd.get_program()),
-        source,
-    })?;
+    let out = cmd.output().at("starting", cmd.get_program())?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     if out.status.success() {

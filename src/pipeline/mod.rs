@@ -9,6 +9,7 @@ pub mod publish;
 
 use crate::build::{self, Artifact, BuildContext, BuildError};
 use crate::digest::Digest;
+use crate::fsio::{IoContext, IoError};
 use crate::image::{
     self, EntryKind, FileSource, ImageError, ImageMeta, LayerBlob, LayerEntry, LayerSpec,
     LoadedImage,
@@ -49,13 +50,8 @@ pub enum PipelineError {
     },
     #[error("publishing to a registry failed")]
     Push(#[source] Box<crate::registry::RegistryError>),
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -402,11 +398,7 @@ pub fn build_with(
     let build_dir = tempfile::Builder::new()
         .prefix("staticpack-build-")
         .tempdir()
-        .map_err(|source| PipelineError::Io {
-            action: "creating a build folder in",
-            path: std::env::temp_dir(),
-            source,
-        })?;
+        .at("creating a build folder in", std::env::temp_dir())?;
     let ctx = BuildContext {
         build_dir: build_dir.path().to_path_buf(),
         epoch: opts.epoch,
@@ -421,11 +413,7 @@ pub fn build_with(
     let artifact = compile(&recipe.build, &ctx)?;
     events(Event::Toolchain(&artifact.toolchain));
 
-    let bytes = std::fs::read(&artifact.binary).map_err(|source| PipelineError::Io {
-        action: "reading the built binary",
-        path: artifact.binary.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
     let facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
     let binary_digest = Digest::of_bytes(&bytes);
     drop(bytes);
@@ -459,19 +447,11 @@ pub fn build_with(
     ]);
     let meta = image_meta(recipe, architecture, opts.epoch, index_annotations);
 
-    std::fs::create_dir_all(staging_parent).map_err(|source| PipelineError::Io {
-        action: "creating",
-        path: staging_parent.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(staging_parent).at("creating", staging_parent)?;
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{}.unproven-", recipe.name))
         .tempdir_in(staging_parent)
-        .map_err(|source| PipelineError::Io {
-            action: "creating a staging folder in",
-            path: staging_parent.to_path_buf(),
-            source,
-        })?;
+        .at("creating a staging folder in", staging_parent)?;
     let staged_layout = staging.path().join("layout");
     let staged = image::write_image(
         &staged_layout,
@@ -517,11 +497,7 @@ pub fn build_with(
     let record_path = staged_layout.join(provenance::FILE_NAME);
     let json = serde_json::to_vec_pretty(&record)
         .map_err(|e| PipelineError::Unsupported(format!("serializing the provenance: {e}")))?;
-    std::fs::write(&record_path, json).map_err(|source| PipelineError::Io {
-        action: "writing",
-        path: record_path.clone(),
-        source,
-    })?;
+    std::fs::write(&record_path, json).at("writing", &record_path)?;
 
     Ok(Built {
         staging,

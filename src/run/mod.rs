@@ -19,6 +19,7 @@ mod user;
 #[cfg(test)]
 mod tests;
 
+use crate::fsio::IoError;
 use crate::image::LoadedImage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,13 +39,8 @@ pub const SANDBOX_HOSTNAME: &str = "staticpack";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("unsafe path in layer {layer}: {entry:?} ({reason})")]
     UnsafeEntry {
         layer: PathBuf,
@@ -65,11 +61,7 @@ impl RunError {
         path: impl Into<PathBuf>,
         source: std::io::Error,
     ) -> Self {
-        RunError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        IoError::new(action, path, source).into()
     }
 }
 
@@ -221,7 +213,7 @@ pub fn run_image(
             .map_err(|e| RunError::io("creating", &rootfs, e))?;
     }
 
-    let result = (|| {
+    let result = (|| -> Result<Outcome, RunError> {
         let rootfs_files = unpack(image, &rootfs)?;
         let libc_files = unpack::find_libc_files(&rootfs)?;
         let spec = process_spec(&image.config, args, Some(&rootfs))?;
