@@ -45,15 +45,7 @@ impl Toolchain for CToolchain {
         if spec.strip {
             cmd.arg("-s");
         }
-        let line = process::render(&cmd);
-        let environment = process::environment(&cmd);
-        process::run(cmd)?;
-        Ok(Artifact {
-            binary,
-            toolchain,
-            commands: vec![line],
-            environment,
-        })
+        super::run_one(cmd, binary, toolchain)
     }
 }
 

@@ -73,15 +73,7 @@ impl Toolchain for GoToolchain {
             toolchain.push_str(" (cgo requested but unused: no libc linked)");
         }
         cmd.args(build_args(spec, &binary.to_string_lossy()));
-        let line = process::render(&cmd);
-        let environment = process::environment(&cmd);
-        process::run(cmd)?;
-        Ok(Artifact {
-            binary,
-            toolchain,
-            commands: vec![line],
-            environment,
-        })
+        super::run_one(cmd, binary, toolchain)
     }
 }
 

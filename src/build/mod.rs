@@ -145,6 +145,24 @@ impl Toolchain for Prebuilt {
     }
 }
 
+/// Runs the one command of a toolchain that writes `binary`; the artifact records the command
+/// and its environment.
+fn run_one(
+    cmd: std::process::Command,
+    binary: PathBuf,
+    toolchain: String,
+) -> Result<Artifact, BuildError> {
+    let line = process::render(&cmd);
+    let environment = process::environment(&cmd);
+    process::run(cmd)?;
+    Ok(Artifact {
+        binary,
+        toolchain,
+        commands: vec![line],
+        environment,
+    })
+}
+
 /// The program on PATH, or the error that names the package to install.
 fn require(program: &str, why: &str, package: &str) -> Result<PathBuf, BuildError> {
     process::find_program(program).ok_or_else(|| BuildError::ToolMissing {

@@ -172,6 +172,21 @@ pub type Compile<'a> = &'a dyn Fn(&BuildSpec, &BuildContext) -> Result<Artifact,
 pub type RunImage<'a> =
     &'a dyn Fn(&LoadedImage, Option<&[String]>, Runtime, Duration) -> Result<Outcome, RunError>;
 
+/// The compiler and the runner a build uses, passed together.
+#[derive(Clone, Copy)]
+pub struct Tools<'a> {
+    pub compile: Compile<'a>,
+    pub run_image: RunImage<'a>,
+}
+
+impl Tools<'static> {
+    /// `build::build` and `run::run_image`.
+    pub const REAL: Tools<'static> = Tools {
+        compile: &build::build,
+        run_image: &run::run_image,
+    };
+}
+
 /// SOURCE_DATE_EPOCH from the environment, when set to a number.
 pub fn epoch_from_env() -> Option<u64> {
     std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
@@ -288,14 +303,7 @@ pub fn build_and_publish(
     publishers: &[&dyn Publisher],
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
-    build_and_publish_with(
-        recipe,
-        opts,
-        publishers,
-        &build::build,
-        &run::run_image,
-        events,
-    )
+    build_and_publish_with(recipe, opts, publishers, Tools::REAL, events)
 }
 
 /// `build_and_publish` with the compiler and runner given.
@@ -303,8 +311,7 @@ pub fn build_and_publish_with(
     recipe: &Recipe,
     opts: &BuildOptions,
     publishers: &[&dyn Publisher],
-    compile: Compile,
-    run_image: RunImage,
+    tools: Tools,
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
     let layout_dir = publishers.iter().find_map(|p| p.layout_dir());
@@ -340,34 +347,26 @@ pub fn build_and_publish_with(
         None => std::env::temp_dir(),
     };
     let created_parent = !staging_parent.exists();
-    let result = build_with(
-        recipe,
-        opts,
-        inputs,
-        &staging_parent,
-        compile,
-        run_image,
-        events,
-    )
-    .and_then(|built| {
-        let published = publish::publish_all(
-            publishers,
-            source(recipe, opts, &built.layout()),
-            &mut |p| events(Event::Published(p)),
-        )?;
-        // The staging folder (empty once the layout folder took the layout) goes now.
-        let Built {
-            staging,
-            report,
-            provenance,
-        } = built;
-        drop(staging);
-        Ok(BuildResult::Built {
-            report: Box::new(report),
-            provenance: Box::new(provenance),
-            published,
-        })
-    });
+    let result =
+        build_with(recipe, opts, inputs, &staging_parent, tools, events).and_then(|built| {
+            let published = publish::publish_all(
+                publishers,
+                source(recipe, opts, &built.layout()),
+                &mut |p| events(Event::Published(p)),
+            )?;
+            // The staging folder (empty once the layout folder took the layout) goes now.
+            let Built {
+                staging,
+                report,
+                provenance,
+            } = built;
+            drop(staging);
+            Ok(BuildResult::Built {
+                report: Box::new(report),
+                provenance: Box::new(provenance),
+                published,
+            })
+        });
     if result.is_err() && created_parent {
         // Leave nothing behind: the folder made for the output, if it stayed empty.
         let _ = std::fs::remove_dir(&staging_parent);
@@ -391,8 +390,7 @@ pub fn build_with(
     opts: &BuildOptions,
     inputs: provenance::Inputs,
     staging_parent: &Path,
-    compile: Compile,
-    run_image: RunImage,
+    tools: Tools,
     events: &mut dyn FnMut(Event),
 ) -> Result<Built, PipelineError> {
     let build_dir = tempfile::Builder::new()
@@ -410,7 +408,7 @@ pub fn build_with(
         libc: recipe.build.libc,
         link: recipe.build.link,
     });
-    let artifact = compile(&recipe.build, &ctx)?;
+    let artifact = (tools.compile)(&recipe.build, &ctx)?;
     events(Event::Toolchain(&artifact.toolchain));
 
     let bytes = std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
@@ -471,7 +469,7 @@ pub fn build_with(
             &recipe.image.tag,
             test,
             opts.runtime,
-            run_image,
+            tools.run_image,
             events,
         )?),
         (None, true) => {
@@ -927,14 +925,11 @@ mod tests {
         runner: &FakeRunner,
         events: &mut dyn FnMut(Event),
     ) -> Result<BuildResult, PipelineError> {
-        build_and_publish_with(
-            recipe,
-            opts,
-            publishers,
-            &|spec, ctx| compiler.compile(spec, ctx),
-            &|image, args, runtime, timeout| runner.run(image, args, runtime, timeout),
-            events,
-        )
+        let tools = Tools {
+            compile: &|spec, ctx| compiler.compile(spec, ctx),
+            run_image: &|image, args, runtime, timeout| runner.run(image, args, runtime, timeout),
+        };
+        build_and_publish_with(recipe, opts, publishers, tools, events)
     }
 
     fn modified(path: &Path) -> std::time::SystemTime {
