@@ -169,7 +169,8 @@ impl Client {
     ) -> Result<(), RegistryError> {
         let reg = self.registry(registry, p)?;
         let scopes = vec![repository_scope(repository, "pull,push")];
-        self.warm_up(&reg, repository, &scopes, "push to", p)?;
+        // The token before the parallel uploads start, so that they do not all ask at once.
+        self.authorization(&reg, repository, &scopes, "push to", p)?;
         report
             .warnings
             .extend(self.credential_warnings(&reg, repository));

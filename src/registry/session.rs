@@ -85,6 +85,23 @@ pub(crate) struct Call<'a> {
     pub retry: bool,
 }
 
+impl<'a> Call<'a> {
+    /// `GET /v2/`, the API root: the ping, and the check of Basic credentials.
+    fn api_root(reg: &Registry, authenticate: bool, action: &'a str, retry: bool) -> Self {
+        Call {
+            method: http::Method::GET,
+            url: format!("{}/v2/", reg.base),
+            headers: Vec::new(),
+            body: Body::Empty,
+            authenticate,
+            scopes: Vec::new(),
+            repository: "",
+            action,
+            retry,
+        }
+    }
+}
+
 /// A synchronous registry client. Cheap to share across threads: uploads run in parallel.
 pub struct Client {
     options: ClientOptions,
@@ -195,17 +212,7 @@ impl Client {
     }
 
     fn ping(&self, reg: &Registry, retry: bool, p: &dyn Progress) -> Result<(), RegistryError> {
-        let call = Call {
-            method: http::Method::GET,
-            url: format!("{}/v2/", reg.base),
-            headers: Vec::new(),
-            body: Body::Empty,
-            authenticate: false,
-            scopes: Vec::new(),
-            repository: "",
-            action: "reach the registry API",
-            retry,
-        };
+        let call = Call::api_root(reg, false, "reach the registry API", retry);
         let resp = self.execute(reg, &call, p)?;
         match resp.status {
             200..=299 => Ok(()),
@@ -403,8 +410,9 @@ impl Client {
         }
     }
 
-    /// The Authorization header value for a call, fetching a token when needed.
-    fn authorization(
+    /// The Authorization header value for a call, fetching a token when needed. Called ahead
+    /// of parallel uploads too, so that they find the token cached instead of all asking at once.
+    pub(crate) fn authorization(
         &self,
         reg: &Registry,
         repository: &str,
@@ -606,20 +614,6 @@ impl Client {
         }
     }
 
-    /// Makes sure the token for `scopes` is fetched before parallel uploads start, so they do
-    /// not all ask at once.
-    pub(crate) fn warm_up(
-        &self,
-        reg: &Registry,
-        repository: &str,
-        scopes: &[String],
-        action: &str,
-        p: &dyn Progress,
-    ) -> Result<(), RegistryError> {
-        self.authorization(reg, repository, scopes, action, p)
-            .map(|_| ())
-    }
-
     /// The error for an unexpected status, with the registry, repository and action, and for
     /// 401/403/404 what to do about it.
     pub(crate) fn status_error(
@@ -752,24 +746,14 @@ impl Client {
                 Ok(())
             }
             AuthScheme::Basic => {
-                let call = Call {
-                    method: http::Method::GET,
-                    url: format!("{}/v2/", reg.base),
-                    headers: Vec::new(),
-                    body: Body::Empty,
-                    authenticate: true,
-                    scopes: Vec::new(),
-                    repository: "",
-                    action,
-                    retry: true,
-                };
+                let call = Call::api_root(&reg, true, action, true);
                 let resp = self.execute(&reg, &call, p)?;
                 match resp.status {
                     200..=299 => Ok(()),
                     _ => Err(self.status_error(&reg, "", action, &resp)),
                 }
             }
-            AuthScheme::Bearer { .. } => self.warm_up(&reg, "", &[], action, p),
+            AuthScheme::Bearer { .. } => self.authorization(&reg, "", &[], action, p).map(drop),
         }
     }
 }
@@ -1035,7 +1019,7 @@ mod tests {
         let client = quick_client(keychain, 1);
         let reg = client.registry(&host, &NoProgress).unwrap();
         let err = client
-            .warm_up(
+            .authorization(
                 &reg,
                 "app",
                 &["repository:app:pull,push".into()],
@@ -1070,14 +1054,23 @@ mod tests {
     // Unit tests over the scripted transport: no network, every request checked in order.
     mod scripted {
         use super::*;
-        use crate::registry::transport::fake::{Reply, Scripted, answer, expect};
+        use crate::registry::transport::fake::{Reply, Scripted, Step, answer, expect};
+
+        /// A 401 answer to `method url_part` carrying the challenge `www_authenticate`.
+        fn challenge(method: &'static str, url_part: &str, www_authenticate: &str) -> Step {
+            expect(
+                method,
+                url_part,
+                answer(401, &[("www-authenticate", www_authenticate)], ""),
+            )
+        }
 
         const REG: &str = "registry.test";
 
         fn client(
             keychain: Keychain,
             max_attempts: u32,
-            script: Vec<crate::registry::transport::fake::Step>,
+            script: Vec<Step>,
         ) -> (Client, Arc<Scripted>) {
             let fake = Arc::new(Scripted::new(script));
             let options = ClientOptions {
@@ -1111,20 +1104,22 @@ mod tests {
             }
         }
 
-        #[test]
-        fn basic_challenge_then_basic_credentials() {
-            let (client, fake) = client(
+        /// `user()` logging in to a Basic registry: the challenge, then `reply` to the credentials.
+        fn basic_login(reply: Reply) -> (Client, Arc<Scripted>) {
+            let root = format!("https://{REG}/v2/");
+            client(
                 user(),
                 1,
                 vec![
-                    expect(
-                        "GET",
-                        "https://registry.test/v2/",
-                        answer(401, &[("www-authenticate", "Basic realm=\"r\"")], ""),
-                    ),
-                    expect("GET", "https://registry.test/v2/", answer(200, &[], "{}")),
+                    challenge("GET", &root, "Basic realm=\"r\""),
+                    expect("GET", &root, reply),
                 ],
-            );
+            )
+        }
+
+        #[test]
+        fn basic_challenge_then_basic_credentials() {
+            let (client, fake) = basic_login(answer(200, &[], "{}"));
             client.check_credentials(REG, &NoProgress).unwrap();
             fake.assert_done();
             let seen = fake.seen();
@@ -1144,21 +1139,13 @@ mod tests {
                 user(),
                 1,
                 vec![
-                    expect(
-                        "GET",
-                        "/v2/",
-                        answer(401, &[("www-authenticate", bearer)], ""),
-                    ),
+                    challenge("GET", "/v2/", bearer),
                     expect(
                         "GET",
                         "https://auth.test/token?service=registry.test&account=ci&scope=repository%3Aapp%3Apull%2Cpush",
                         answer(200, &[], r#"{"token":"t-one"}"#),
                     ),
-                    expect(
-                        "HEAD",
-                        "/v2/app/blobs/",
-                        answer(401, &[("www-authenticate", scoped)], ""),
-                    ),
+                    challenge("HEAD", "/v2/app/blobs/", scoped),
                     expect(
                         "GET",
                         "https://auth.test/token",
@@ -1225,26 +1212,11 @@ mod tests {
 
         #[test]
         fn rejected_credentials_never_show_the_secret() {
-            let (client, fake) = client(
-                user(),
-                1,
-                vec![
-                    expect(
-                        "GET",
-                        "/v2/",
-                        answer(401, &[("www-authenticate", "Basic realm=\"r\"")], ""),
-                    ),
-                    expect(
-                        "GET",
-                        "/v2/",
-                        answer(
-                            401,
-                            &[("www-authenticate", "Basic realm=\"r\"")],
-                            r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad password s3cret-pw"}]}"#,
-                        ),
-                    ),
-                ],
-            );
+            let (client, fake) = basic_login(answer(
+                401,
+                &[("www-authenticate", "Basic realm=\"r\"")],
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad password s3cret-pw"}]}"#,
+            ));
             let err = client.check_credentials(REG, &NoProgress).err().unwrap();
             let text = err.to_string();
             assert!(
