@@ -90,6 +90,13 @@ fn errors(f: &[Finding]) -> Vec<&Finding> {
     f.iter().filter(|x| x.severity == Severity::Error).collect()
 }
 
+/// The findings for `f` under `require`, checked to hold exactly one error.
+fn one_error(f: &ElfFacts, require: Requirement) -> Vec<Finding> {
+    let d = diagnose(f, require);
+    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    d
+}
+
 #[test]
 fn gcc_dynamic_is_dynamic_glibc() {
     let f = facts(&cc("gcc", &[], HELLO_C));
@@ -120,8 +127,7 @@ fn gcc_dynamic_is_dynamic_glibc() {
     assert!(!any[0].what.contains("wanted"), "{}", any[0].what);
     assert!(any[0].why.contains("no such file or directory"));
     assert!(any[0].fix.contains("musl-gcc -static"), "{}", any[0].fix);
-    let d = diagnose(&f, Requirement::Static);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::Static);
     assert!(d[0].why.contains("/lib64/ld-linux-x86-64.so.2"));
     assert!(d[0].why.contains("no such file or directory"));
     assert!(d[0].fix.contains("musl-gcc -static"), "{}", d[0].fix);
@@ -139,8 +145,7 @@ fn gcc_static_is_static_glibc_without_hazards() {
     assert!(diagnose(&f, Requirement::Static).is_empty());
     assert_eq!(summary(&f), "static (glibc, x86-64)");
 
-    let d = diagnose(&f, Requirement::StaticPie);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::StaticPie);
     assert!(d[0].what.contains("not position independent"));
     assert!(d[0].fix.contains("static-pie"));
 
@@ -199,8 +204,7 @@ fn debian_musl_gcc_static_pie_is_really_dynamic() {
     assert_eq!(f.elf_type, "dyn");
     assert_eq!(f.interpreter.as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
     assert_eq!(f.libc, Libc::Musl);
-    let d = diagnose(&f, Requirement::StaticPie);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::StaticPie);
     assert!(d[0].why.contains("Debian's musl-gcc"), "{}", d[0].why);
     assert!(d[0].why.contains("specs"));
     assert!(d[0].fix.contains("link = \"static-pie\""), "{}", d[0].fix);
@@ -237,8 +241,7 @@ fn shared_library_and_object_are_not_executables() {
     let obj = facts(&cc("gcc", &["-c"], HELLO_C));
     assert_eq!(obj.elf_type, "rel");
     assert!(!obj.is_executable());
-    let d = diagnose(&obj, Requirement::StaticPie);
-    assert_eq!(errors(&d).len(), 1);
+    let d = one_error(&obj, Requirement::StaticPie);
     assert!(d[0].what.contains("relocatable object"));
 }
 
@@ -287,8 +290,7 @@ fn go_pie_internal_is_dynamic_without_libc_and_external_static_pie_is_static_pie
     assert_eq!(f.linkage, Linkage::Dynamic);
     assert!(f.interpreter.is_some() && f.needed.is_empty());
     assert_eq!(f.libc, Libc::None, "{:?}", f.libc_evidence);
-    let d = diagnose(&f, Requirement::StaticPie);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::StaticPie);
     assert!(d[0].why.contains("system loader"), "{}", d[0].why);
     assert!(d[0].fix.contains("-static-pie"));
 
@@ -322,8 +324,7 @@ fn go_cgo_default_build_is_dynamic_glibc() {
         "{:?}",
         f.nss_hazards
     );
-    let d = diagnose(&f, Requirement::Static);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::Static);
     assert!(!d[0].what.contains("fake static"));
     assert!(d[0].fix.contains("CGO_ENABLED=0"));
     assert!(d[0].fix.contains("netgo,osusergo"));
@@ -344,8 +345,7 @@ fn go_extldflags_static_with_internal_linker_is_fake_static() {
         "{:?}",
         go.settings
     );
-    let d = diagnose(&f, Requirement::Static);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::Static);
     assert!(d[0].what.contains("fake static"), "{}", d[0].what);
     assert!(d[0].why.contains("internal linker"), "{}", d[0].why);
     assert!(d[0].why.contains("ignores -extldflags"));
