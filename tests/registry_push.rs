@@ -1412,30 +1412,12 @@ fn cli_login_build_push_and_repush() {
     let work = tempfile::tempdir().unwrap();
     let config_dir = work.path().join("docker");
     let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_staticpack"))
-            .args(args)
-            .current_dir(work.path())
-            .env("DOCKER_CONFIG", &config_dir)
+        let mut cmd = common::staticpack_command(work.path(), args);
+        cmd.env("DOCKER_CONFIG", &config_dir)
             .env("XDG_CACHE_HOME", work.path().join("cache"))
-            .env_remove("REGISTRY_AUTH_FILE")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .env_remove("REGISTRY_AUTH_FILE");
+        let run = common::run_with_input(cmd, Some(stdin.as_bytes()), common::RUN_TIMEOUT);
+        (run.code, run.stdout, run.stderr)
     };
 
     let (code, _, err) = run(&["login", &host, "-u", "ci", "--password-stdin"], "wrong\n");
@@ -1492,21 +1474,23 @@ fn cli_build_writes_an_oci_archive_and_pushes_in_one_build() {
     let server = RegistryServer::start(Auth::Anonymous);
     let work = tempfile::tempdir().unwrap();
     let target = format!("127.0.0.1:{}/hello-archive:1.0", server.port);
-    let out = Command::new(env!("CARGO_BIN_EXE_staticpack"))
-        .args(["build", common::recipe("hello-c").to_str().unwrap()])
-        .args(["--format", "oci-archive", "--push", &target])
-        .current_dir(work.path())
-        .env("XDG_CACHE_HOME", work.path().join("cache"))
-        .env("DOCKER_CONFIG", work.path().join("docker"))
-        .env_remove("REGISTRY_AUTH_FILE")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let mut cmd = common::staticpack_command(
+        work.path(),
+        &[
+            "build",
+            common::recipe("hello-c").to_str().unwrap(),
+            "--format",
+            "oci-archive",
+            "--push",
+            &target,
+        ],
     );
-    assert!(out.status.success(), "{stderr}");
+    cmd.env("XDG_CACHE_HOME", work.path().join("cache"))
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .env_remove("REGISTRY_AUTH_FILE");
+    let run = common::run_with_timeout(cmd, common::RUN_TIMEOUT);
+    let (stdout, stderr) = (&run.stdout, &run.stderr);
+    assert_eq!(run.code, 0, "{stderr}");
     let digest = stdout.split_whitespace().next().unwrap().to_owned();
     assert!(stdout.contains(&format!("{digest} {target}")), "{stdout}");
     assert_eq!(skopeo_digest(&target, None), digest);
