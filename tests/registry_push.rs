@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::layout::{LAYER_GZIP, LayoutFixture, digest_of};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use staticpack::digest::Digest;
@@ -214,57 +216,25 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-fn put_blob(dir: &Path, bytes: &[u8]) -> (Digest, usize) {
-    let digest = Digest::of_bytes(bytes);
-    let path = dir.join("blobs/sha256").join(digest.hex());
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    (digest, bytes.len())
-}
-
 fn make_image(seed: u64) -> TestImage {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("layout");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layout = LayoutFixture::create(&tmp.path().join("layout"));
     // Real gzip streams (of incompressible noise): skopeo sniffs the compression of layers.
-    let (big, big_size) = put_blob(&dir, &gzip(&noise(seed, 3 << 20)));
-    let (small, small_size) = put_blob(&dir, &gzip(&noise(seed + 1, 100 << 10)));
+    let big = layout.put(LAYER_GZIP, &gzip(&noise(seed, 3 << 20)));
+    let small = layout.put(LAYER_GZIP, &gzip(&noise(seed + 1, 100 << 10)));
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {"Env": [format!("SEED={seed}")]},
-        "rootfs": {"type": "layers", "diff_ids": [big.to_string(), small.to_string()]},
-    })
-    .to_string();
-    let (config_digest, config_size) = put_blob(&dir, config.as_bytes());
-    let layer = "application/vnd.oci.image.layer.v1.tar+gzip";
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_size},
-        "layers": [
-            {"mediaType": layer, "digest": big.to_string(), "size": big_size},
-            {"mediaType": layer, "digest": small.to_string(), "size": small_size},
-        ],
-    })
-    .to_string();
-    let (manifest_digest, manifest_size) = put_blob(&dir, manifest.as_bytes());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest.to_string(),
-            "size": manifest_size,
-            "annotations": {"org.opencontainers.image.ref.name": "v1"},
-        }],
+        "rootfs": {"type": "layers", "diff_ids": [big["digest"], small["digest"]]},
     });
-    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    let manifest = layout.manifest(&config, vec![big.clone(), small]);
+    layout.tag(manifest.clone(), "v1");
     TestImage {
         _tmp: tmp,
-        path: dir,
-        digest: manifest_digest.to_string(),
-        big_layer: big,
+        path: layout.dir,
+        digest: digest_of(&manifest).to_string(),
+        big_layer: digest_of(&big),
     }
 }
 
@@ -925,40 +895,20 @@ fn an_image_index_is_pushed_with_its_manifests_by_digest_first() {
     let server = RegistryServer::start(Auth::Anonymous);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let shared = put_blob(dir, &gzip(&noise(20, 200 << 10)));
+    let layout = LayoutFixture::create(dir);
+    let shared = layout.put(LAYER_GZIP, &gzip(&noise(20, 200 << 10)));
     let mut children = Vec::new();
     for (seed, arch) in [(31, "amd64"), (32, "arm64")] {
-        let own = put_blob(dir, &gzip(&noise(seed, 50 << 10)));
+        let own = layout.put(LAYER_GZIP, &gzip(&noise(seed, 50 << 10)));
         let config = serde_json::json!({"architecture": arch, "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [shared.0.to_string(), own.0.to_string()]}})
-        .to_string();
-        let config = put_blob(dir, config.as_bytes());
-        let layer = |(d, s): &(Digest, usize)| {
-            serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": s})
-        };
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0.to_string(), "size": config.1},
-            "layers": [layer(&shared), layer(&own)],
-        })
-        .to_string();
-        let (d, s) = put_blob(dir, manifest.as_bytes());
-        children.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d.to_string(), "size": s,
-            "platform": {"architecture": arch, "os": "linux"}}));
+            "rootfs": {"type": "layers", "diff_ids": [shared["digest"], own["digest"]]}});
+        let mut manifest = layout.manifest(&config, vec![shared.clone(), own]);
+        manifest["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+        children.push(manifest);
     }
-    let index = serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children,
-    })
-    .to_string();
-    let (index_digest, index_size) = put_blob(dir, index.as_bytes());
-    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest.to_string(),
-        "size": index_size, "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
-    std::fs::write(dir.join("index.json"), top.to_string()).unwrap();
+    let index = layout.index_of(children);
+    layout.tag(index.clone(), "multi");
+    let index_digest = digest_of(&index);
 
     let report = registry::push(
         dir,

@@ -1,6 +1,8 @@
 //! Shared plumbing for the integration tests: the real staticpack binary, real tools.
 #![allow(dead_code)]
 
+pub mod layout;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
