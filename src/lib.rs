@@ -9,6 +9,8 @@
 
 pub mod build;
 pub mod digest;
+#[cfg(test)]
+pub(crate) mod fake_http;
 pub mod fsio;
 pub mod image;
 pub mod pipeline;

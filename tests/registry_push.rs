@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::fake_http::{FakeServer, Reply, Request, response};
 use common::layout::{LAYER_GZIP, LayoutFixture, digest_of};
 
 use base64::Engine as _;
@@ -14,7 +15,7 @@ use staticpack::registry::{
     self, BlobAction, Client, ClientOptions, Credential, Keychain, LayoutImage, Progress,
     PushOptions, PushReport, Reference, RegistryError, RetryPolicy, Secret, StoredIn,
 };
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -1012,10 +1013,8 @@ fn rand_suffix() -> u32 {
 /// auth, and `POST /token` with an OAuth2 refresh token. Authenticated users get every action
 /// they ask for; anonymous ones get a token with no access (like Docker Hub for private repos).
 struct TokenServer {
-    port: u16,
+    server: FakeServer,
     signer: Arc<Mutex<Signer>>,
-    requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
     bundle: PathBuf,
 }
 
@@ -1026,47 +1025,28 @@ const REFRESH_TOKEN: &str = "refresh-token-value-42";
 impl TokenServer {
     fn start(dir: &Path) -> Self {
         let bundle = dir.join("token-ca.pem");
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
         let signer = Arc::new(Mutex::new(Signer::new(&bundle)));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, r, st) = (signer.clone(), requests.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        r.fetch_add(1, Ordering::SeqCst);
-                        let _ = stream.set_nonblocking(false);
-                        serve_token(stream, &s);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
+        let s = signer.clone();
+        let server = FakeServer::start(move |request| Reply::Raw(answer_token(request, &s)));
         TokenServer {
-            port,
+            server,
             signer,
-            requests,
-            stop,
             bundle,
         }
     }
 
+    /// How many token requests it answered.
+    fn requests(&self) -> usize {
+        self.server.seen().len()
+    }
+
     fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        format!("http://{}/token", self.server.host())
     }
 
     /// A new signing key and certificate (the registry must be restarted to trust it).
     fn rotate(&self) {
         *self.signer.lock().unwrap() = Signer::new(&self.bundle);
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -1094,33 +1074,14 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn serve_token(stream: TcpStream, signer: &Mutex<Signer>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).unwrap();
-    let mut authorization = None;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').unwrap();
-        match name.to_ascii_lowercase().as_str() {
-            "authorization" => authorization = Some(value.trim().to_owned()),
-            "content-length" => length = value.trim().parse().unwrap(),
-            _ => {}
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).unwrap();
-    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let query = if request_line.starts_with("POST") {
-        String::from_utf8(body).unwrap()
+/// The token server's answer to one request.
+fn answer_token(request: &Request, signer: &Mutex<Signer>) -> String {
+    let authorization = request.header("authorization");
+    let query = if request.method == "POST" {
+        String::from_utf8(request.body.clone()).unwrap()
     } else {
-        target
+        request
+            .target
             .split_once('?')
             .map(|(_, q)| q.to_owned())
             .unwrap_or_default()
@@ -1187,12 +1148,7 @@ fn serve_token(stream: TcpStream, signer: &Mutex<Signer>) {
             )
         }
     };
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    response(status, "Content-Type: application/json\r\n", &body)
 }
 
 #[test]
@@ -1226,7 +1182,7 @@ fn bearer_token_auth_with_distributions_token_verification() {
         .unwrap_or_else(|e| panic!("{e}\n{}\n{}", notes.all(), server.log()));
     assert_eq!(report.uploaded(), 3);
     // One token for the repository, cached for every blob and the manifest.
-    assert_eq!(tokens.requests.load(Ordering::SeqCst), 1, "{}", notes.all());
+    assert_eq!(tokens.requests(), 1, "{}", notes.all());
     assert!(!notes.all().contains(TOKEN_PASSWORD));
 
     // A second repository with the same client: the mount needs pull on the source too,
@@ -1243,7 +1199,7 @@ fn bearer_token_auth_with_distributions_token_verification() {
 
     // Refresh on 401: the token server's key changes and the registry now trusts only the new
     // one, so every cached token is refused; the client must fetch new ones and carry on.
-    let before = tokens.requests.load(Ordering::SeqCst);
+    let before = tokens.requests();
     tokens.rotate();
     server.restart();
     let report = client
@@ -1255,7 +1211,7 @@ fn bearer_token_auth_with_distributions_token_verification() {
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", notes.all()));
     assert_eq!(report.skipped(), 3);
-    assert!(tokens.requests.load(Ordering::SeqCst) > before);
+    assert!(tokens.requests() > before);
     assert!(
         notes.all().contains("fetching a new token"),
         "{}",

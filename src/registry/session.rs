@@ -839,6 +839,7 @@ fn scheme_name(scheme: &AuthScheme) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_http::{FakeServer, Reply, response};
 
     #[test]
     fn insecure_registries_match_by_name_or_host() {
@@ -856,54 +857,19 @@ mod tests {
         assert!(!client.is_insecure("docker.io"));
     }
 
-    /// A scripted HTTP server on 127.0.0.1: each connection gets the next canned answer, or is
-    /// closed unanswered for `None`. TLS probes (the client tries https first on loopback) are
-    /// hung up on without using the script. Returns the host and the request lines seen.
-    fn fake_server(script: Vec<Option<String>>) -> (String, Arc<Mutex<Vec<String>>>) {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            let mut script = script.into_iter();
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut first = [0u8; 1];
-                if stream.peek(&mut first).is_err() || first[0] == 0x16 {
-                    continue;
-                }
-                let Some(answer) = script.next() else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                log.lock().unwrap().push(line.trim().to_owned());
-                let mut length = 0usize;
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    if header.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                if let Some(answer) = answer {
-                    stream.write_all(answer.as_bytes()).unwrap();
-                }
-            }
-        });
-        (host, seen)
+    /// A scripted server: each request gets the next canned answer, or is hung up on for
+    /// `None`; once the script is over, it stops (later connections are refused).
+    fn fake_server(script: Vec<Option<String>>) -> FakeServer {
+        let mut script = script.into_iter();
+        FakeServer::start(move |_| match script.next() {
+            Some(Some(answer)) => Reply::Raw(answer),
+            Some(None) => Reply::HangUp,
+            None => Reply::Stop,
+        })
     }
 
     fn answer(status: &str, extra_headers: &str, body: &str) -> Option<String> {
-        Some(format!(
-            "HTTP/1.1 {status}\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ))
+        Some(response(status, extra_headers, body))
     }
 
     fn quick_client(keychain: Keychain, max_attempts: u32) -> Client {
@@ -921,33 +887,35 @@ mod tests {
 
     #[test]
     fn dropped_connections_503_and_429_are_retried() {
-        let (host, seen) = fake_server(vec![
+        let server = fake_server(vec![
             None,
             answer("503 Service Unavailable", "", ""),
             answer("429 Too Many Requests", "Retry-After: 0\r\n", ""),
             answer("200 OK", "", "{}"),
         ]);
+        let host = server.host();
         let client = quick_client(Keychain::anonymous(), 6);
         let reg = client.registry(&host, &NoProgress).unwrap();
         assert_eq!(reg.base, format!("http://{host}"));
-        assert_eq!(seen.lock().unwrap().len(), 4);
+        assert_eq!(server.seen().len(), 4);
     }
 
     #[test]
     fn retries_stop_at_the_bound_and_say_so() {
-        let (host, seen) =
-            fake_server((0..10).map(|_| answer("502 Bad Gateway", "", "")).collect());
+        let server = fake_server((0..10).map(|_| answer("502 Bad Gateway", "", "")).collect());
+        let host = server.host();
         let client = quick_client(Keychain::anonymous(), 3);
         let err = client.registry(&host, &NoProgress).err().unwrap();
         assert!(err.is_retryable());
         let text = err.to_string();
         assert!(text.contains(&host) && text.contains("HTTP 502"), "{text}");
-        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(server.seen().len(), 3);
     }
 
     #[test]
     fn auth_and_not_found_errors_say_what_to_do() {
-        let (host, _) = fake_server(vec![answer("200 OK", "", "{}")]);
+        let server = fake_server(vec![answer("200 OK", "", "{}")]);
+        let host = server.host();
         let keychain =
             Keychain::anonymous().with_credential(&host, Credential::basic("carol", "pw-9876"));
         let client = quick_client(keychain, 1);
@@ -1009,11 +977,12 @@ mod tests {
 
     #[test]
     fn plain_http_token_realms_are_refused_off_loopback() {
-        let (host, _) = fake_server(vec![answer(
+        let server = fake_server(vec![answer(
             "401 Unauthorized",
             "WWW-Authenticate: Bearer realm=\"http://auth.example/token\",service=\"s\"\r\n",
             "",
         )]);
+        let host = server.host();
         let keychain =
             Keychain::anonymous().with_credential(&host, Credential::basic("u", "secret-pw"));
         let client = quick_client(keychain, 1);

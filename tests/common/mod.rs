@@ -1,6 +1,8 @@
 //! Shared plumbing for the integration tests: the real staticpack binary, real tools.
 #![allow(dead_code)]
 
+#[path = "../../src/fake_http.rs"]
+pub mod fake_http;
 pub mod layout;
 
 use std::path::{Path, PathBuf};
