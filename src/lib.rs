@@ -9,8 +9,6 @@
 
 pub mod build;
 pub mod digest;
-#[cfg(test)]
-pub(crate) mod fake_http;
 pub mod fsio;
 pub mod image;
 pub mod pipeline;
@@ -19,4 +17,6 @@ pub mod recipe;
 pub mod registry;
 pub mod repro;
 pub mod run;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod verify;

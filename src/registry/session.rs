@@ -839,7 +839,7 @@ fn scheme_name(scheme: &AuthScheme) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake_http::{FakeServer, Reply, response};
+    use crate::test_support::http::{FakeServer, Reply, response};
 
     #[test]
     fn insecure_registries_match_by_name_or_host() {

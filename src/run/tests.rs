@@ -3,10 +3,10 @@
 
 use super::*;
 use crate::digest::Digest;
+use crate::test_support::cc::compile_c;
 use oci_spec::image::{ConfigBuilder, ImageConfiguration, ImageConfigurationBuilder};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::Command;
 use std::time::Instant;
 use tar::EntryType;
 
@@ -114,28 +114,6 @@ fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Compiles C `src` with `compiler` (+ flags) into `out`; a missing compiler fails the test.
-fn cc(compiler: &str, flags: &[&str], src: &str, out: &Path) {
-    let install = match compiler {
-        "musl-gcc" => "apt-get install musl-tools",
-        _ => "apt-get install gcc libc6-dev",
-    };
-    let c = out.with_extension("c");
-    fs::write(&c, src).unwrap();
-    let result = Command::new(compiler)
-        .args(flags)
-        .arg("-O2")
-        .arg("-o")
-        .arg(out)
-        .arg(&c)
-        .output();
-    match result {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!("{compiler} failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => panic!("{compiler} cannot run ({e}): install it: {install}"),
-    }
-}
-
 /// Prints what the process sees of itself and of its root; exits 3.
 const PROBE_C: &str = r#"
 #include <dirent.h>
@@ -181,9 +159,9 @@ struct Binaries {
 fn binaries() -> Binaries {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
-    cc("musl-gcc", &["-static"], PROBE_C, &p("probe-static"));
-    cc("gcc", &[], PROBE_C, &p("probe-dynamic"));
-    cc("musl-gcc", &["-static"], SLEEPER_C, &p("sleeper"));
+    compile_c("musl-gcc", &["-static", "-O2"], PROBE_C, &p("probe-static"));
+    compile_c("gcc", &["-O2"], PROBE_C, &p("probe-dynamic"));
+    compile_c("musl-gcc", &["-static", "-O2"], SLEEPER_C, &p("sleeper"));
     Binaries {
         probe_static: fs::read(p("probe-static")).unwrap(),
         probe_dynamic: fs::read(p("probe-dynamic")).unwrap(),

@@ -26,21 +26,8 @@ fn run(cmd: &mut Command, install: &str) {
 /// Compiles `src` with `compiler args…` and returns the output binary's bytes.
 fn cc(compiler: &str, args: &[&str], src: &str) -> Vec<u8> {
     let dir = TempDir::new().unwrap();
-    let c = dir.path().join("main.c");
-    std::fs::write(&c, src).unwrap();
     let out = dir.path().join("out");
-    let install = match compiler {
-        "musl-gcc" => "apt-get install musl-tools",
-        _ => "apt-get install gcc libc6-dev",
-    };
-    run(
-        Command::new(compiler)
-            .args(args)
-            .arg(&c)
-            .arg("-o")
-            .arg(&out),
-        install,
-    );
+    crate::test_support::cc::compile_c(compiler, args, src, &out);
     std::fs::read(&out).unwrap()
 }
 

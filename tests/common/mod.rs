@@ -1,7 +1,9 @@
 //! Shared plumbing for the integration tests: the real staticpack binary, real tools.
 #![allow(dead_code)]
 
-#[path = "../../src/fake_http.rs"]
+#[path = "../../src/test_support/cc.rs"]
+mod cc;
+#[path = "../../src/test_support/http.rs"]
 pub mod fake_http;
 pub mod layout;
 
@@ -131,22 +133,10 @@ pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, timeout: std::time
     })
 }
 
-/// Compiles the C program `source` with `compiler args…` into `dir/name`; a missing compiler
-/// fails the test with the package to install. Returns the binary's path.
+/// Compiles the C program `source` with `compiler args…` into `dir/name`; returns its path.
 pub fn compile_c(compiler: &str, args: &[&str], source: &str, dir: &Path, name: &str) -> PathBuf {
-    let package = match compiler {
-        "musl-gcc" => "musl-tools",
-        _ => "gcc",
-    };
-    let program = need(compiler, package);
-    let src = dir.join(format!("{name}.c"));
-    std::fs::write(&src, source).unwrap();
     let out = dir.join(name);
-    let mut cmd = Command::new(program);
-    cmd.args(args).arg(&src).arg("-o").arg(&out);
-    let run = run_with_timeout(cmd, RUN_TIMEOUT);
-    assert_eq!(run.code, 0, "{compiler} failed:\n{}", run.stderr);
-    std::fs::remove_file(&src).unwrap();
+    cc::compile_c(compiler, args, source, &out);
     out
 }
 

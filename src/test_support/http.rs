@@ -2,7 +2,7 @@
 //! request is read whole (request line, headers, body) and handed to a function that answers
 //! it. TLS client hellos (a client trying https first on loopback) are hung up on without
 //! reaching the function. The library's unit tests and the integration tests share this one
-//! file (`tests/common` includes it by path); it uses nothing but std.
+//! file (`tests/common` includes it by path).
 
 // Each of the two users reads only some of it.
 #![allow(dead_code)]
