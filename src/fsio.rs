@@ -3,7 +3,7 @@
 //! The stages' error enums hold it as `Io(#[from] IoError)` with `#[error(transparent)]`, so the
 //! message ("creating /etc/passwd") and the cause each print once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{action} {path}")]
@@ -39,6 +39,38 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
+/// One entry below a folder, as [`tree`] finds it.
+pub(crate) struct TreeEntry {
+    /// The path relative to the root.
+    pub rel: String,
+    pub path: PathBuf,
+    pub kind: std::fs::FileType,
+}
+
+/// Every entry below `root` but the folders themselves (files, symlinks, others), folders
+/// descended into and symlinks not followed; in no particular order.
+pub(crate) fn tree(root: &Path) -> Result<Vec<TreeEntry>, IoError> {
+    let mut entries = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).at("reading", &dir)?.flatten() {
+            let path = e.path();
+            let kind = e.file_type().at("reading", &path)?;
+            if kind.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            entries.push(TreeEntry { rel, path, kind });
+        }
+    }
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +84,20 @@ mod tests {
         let cause = std::error::Error::source(&e).unwrap().to_string();
         assert!(cause.contains("No such file"), "{cause}");
         assert!(!e.to_string().contains(&cause));
+    }
+
+    #[test]
+    fn tree_lists_files_and_symlinks_below_the_root_without_following_links() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("a/b")).unwrap();
+        std::fs::write(d.path().join("a/b/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("a/l")).unwrap();
+        let mut found: Vec<(String, bool)> = tree(d.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.rel, e.kind.is_symlink()))
+            .collect();
+        found.sort();
+        assert_eq!(found, [("a/b/f".into(), false), ("a/l".into(), true)]);
     }
 }

@@ -127,29 +127,20 @@ fn embedded_tree(prefix: &str) -> Vec<TreeItem> {
     items
 }
 
-fn folder_tree(root: &Path, dir: &Path, items: &mut Vec<TreeItem>) -> Result<(), BaseError> {
-    for e in std::fs::read_dir(dir).at("reading", dir)?.flatten() {
-        let p = e.path();
-        let rel = p
-            .strip_prefix(root)
-            .unwrap_or(&p)
-            .to_string_lossy()
-            .into_owned();
-        let kind = e.file_type().at("reading", dir)?;
-        if kind.is_dir() {
-            folder_tree(root, &p, items)?;
-        } else if kind.is_symlink() {
-            let target = std::fs::read_link(&p).at("reading", &p)?;
+fn folder_tree(root: &Path, items: &mut Vec<TreeItem>) -> Result<(), BaseError> {
+    for e in crate::fsio::tree(root)? {
+        if e.kind.is_symlink() {
+            let target = std::fs::read_link(&e.path).at("reading", &e.path)?;
             items.push(TreeItem::Symlink {
-                rel,
+                rel: e.rel,
                 target: target.to_string_lossy().into_owned(),
             });
-        } else if kind.is_file() {
-            let bytes = std::fs::read(&p).at("reading", &p)?;
+        } else if e.kind.is_file() {
+            let bytes = std::fs::read(&e.path).at("reading", &e.path)?;
             items.push(TreeItem::File {
-                rel,
+                rel: e.rel,
                 sha256: crate::digest::Digest::of_bytes(&bytes).hex().to_owned(),
-                source: FileSource::Path(p),
+                source: FileSource::Path(e.path),
             });
         }
     }
@@ -212,7 +203,7 @@ pub fn load(reference: &str, recipe_dir: &Path) -> Result<Base, BaseError> {
             },
             |src| {
                 let mut items = Vec::new();
-                folder_tree(&dir.join(src), &dir.join(src), &mut items)?;
+                folder_tree(&dir.join(src), &mut items)?;
                 Ok(items)
             },
         );
