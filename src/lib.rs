@@ -10,6 +10,7 @@
 pub mod build;
 pub mod confine;
 pub mod digest;
+pub mod fsio;
 pub mod image;
 pub mod pipeline;
 pub mod provenance;
@@ -17,5 +18,7 @@ pub mod recipe;
 pub mod registry;
 pub mod repro;
 pub mod run;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod verify;
 pub mod workdir;

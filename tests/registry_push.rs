@@ -5,6 +5,9 @@
 
 mod common;
 
+use common::fake_http::{FakeServer, Reply, Request, response};
+use common::layout::{LAYER_GZIP, LayoutFixture, digest_of};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use staticpack::digest::Digest;
@@ -12,7 +15,7 @@ use staticpack::registry::{
     self, BlobAction, Client, ClientOptions, Credential, Keychain, LayoutImage, Progress,
     PushOptions, PushReport, Reference, RegistryError, RetryPolicy, Secret, StoredIn,
 };
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -214,57 +217,25 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-fn put_blob(dir: &Path, bytes: &[u8]) -> (Digest, usize) {
-    let digest = Digest::of_bytes(bytes);
-    let path = dir.join("blobs/sha256").join(digest.hex());
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-    (digest, bytes.len())
-}
-
 fn make_image(seed: u64) -> TestImage {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("layout");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layout = LayoutFixture::create(&tmp.path().join("layout"));
     // Real gzip streams (of incompressible noise): skopeo sniffs the compression of layers.
-    let (big, big_size) = put_blob(&dir, &gzip(&noise(seed, 3 << 20)));
-    let (small, small_size) = put_blob(&dir, &gzip(&noise(seed + 1, 100 << 10)));
+    let big = layout.put(LAYER_GZIP, &gzip(&noise(seed, 3 << 20)));
+    let small = layout.put(LAYER_GZIP, &gzip(&noise(seed + 1, 100 << 10)));
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {"Env": [format!("SEED={seed}")]},
-        "rootfs": {"type": "layers", "diff_ids": [big.to_string(), small.to_string()]},
-    })
-    .to_string();
-    let (config_digest, config_size) = put_blob(&dir, config.as_bytes());
-    let layer = "application/vnd.oci.image.layer.v1.tar+gzip";
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config_size},
-        "layers": [
-            {"mediaType": layer, "digest": big.to_string(), "size": big_size},
-            {"mediaType": layer, "digest": small.to_string(), "size": small_size},
-        ],
-    })
-    .to_string();
-    let (manifest_digest, manifest_size) = put_blob(&dir, manifest.as_bytes());
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest.to_string(),
-            "size": manifest_size,
-            "annotations": {"org.opencontainers.image.ref.name": "v1"},
-        }],
+        "rootfs": {"type": "layers", "diff_ids": [big["digest"], small["digest"]]},
     });
-    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    let manifest = layout.manifest(&config, vec![big.clone(), small]);
+    layout.tag(manifest.clone(), "v1");
     TestImage {
         _tmp: tmp,
-        path: dir,
-        digest: manifest_digest.to_string(),
-        big_layer: big,
+        path: layout.dir,
+        digest: digest_of(&manifest).to_string(),
+        big_layer: digest_of(&big),
     }
 }
 
@@ -925,40 +896,20 @@ fn an_image_index_is_pushed_with_its_manifests_by_digest_first() {
     let server = RegistryServer::start(Auth::Anonymous);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let shared = put_blob(dir, &gzip(&noise(20, 200 << 10)));
+    let layout = LayoutFixture::create(dir);
+    let shared = layout.put(LAYER_GZIP, &gzip(&noise(20, 200 << 10)));
     let mut children = Vec::new();
     for (seed, arch) in [(31, "amd64"), (32, "arm64")] {
-        let own = put_blob(dir, &gzip(&noise(seed, 50 << 10)));
+        let own = layout.put(LAYER_GZIP, &gzip(&noise(seed, 50 << 10)));
         let config = serde_json::json!({"architecture": arch, "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [shared.0.to_string(), own.0.to_string()]}})
-        .to_string();
-        let config = put_blob(dir, config.as_bytes());
-        let layer = |(d, s): &(Digest, usize)| {
-            serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": s})
-        };
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0.to_string(), "size": config.1},
-            "layers": [layer(&shared), layer(&own)],
-        })
-        .to_string();
-        let (d, s) = put_blob(dir, manifest.as_bytes());
-        children.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d.to_string(), "size": s,
-            "platform": {"architecture": arch, "os": "linux"}}));
+            "rootfs": {"type": "layers", "diff_ids": [shared["digest"], own["digest"]]}});
+        let mut manifest = layout.manifest(&config, vec![shared.clone(), own]);
+        manifest["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+        children.push(manifest);
     }
-    let index = serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children,
-    })
-    .to_string();
-    let (index_digest, index_size) = put_blob(dir, index.as_bytes());
-    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest.to_string(),
-        "size": index_size, "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
-    std::fs::write(dir.join("index.json"), top.to_string()).unwrap();
+    let index = layout.index_of(children);
+    layout.tag(index.clone(), "multi");
+    let index_digest = digest_of(&index);
 
     let report = registry::push(
         dir,
@@ -1062,10 +1013,8 @@ fn rand_suffix() -> u32 {
 /// auth, and `POST /token` with an OAuth2 refresh token. Authenticated users get every action
 /// they ask for; anonymous ones get a token with no access (like Docker Hub for private repos).
 struct TokenServer {
-    port: u16,
+    server: FakeServer,
     signer: Arc<Mutex<Signer>>,
-    requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
     bundle: PathBuf,
 }
 
@@ -1076,47 +1025,28 @@ const REFRESH_TOKEN: &str = "refresh-token-value-42";
 impl TokenServer {
     fn start(dir: &Path) -> Self {
         let bundle = dir.join("token-ca.pem");
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
         let signer = Arc::new(Mutex::new(Signer::new(&bundle)));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, r, st) = (signer.clone(), requests.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        r.fetch_add(1, Ordering::SeqCst);
-                        let _ = stream.set_nonblocking(false);
-                        serve_token(stream, &s);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
+        let s = signer.clone();
+        let server = FakeServer::start(move |request| Reply::Raw(answer_token(request, &s)));
         TokenServer {
-            port,
+            server,
             signer,
-            requests,
-            stop,
             bundle,
         }
     }
 
+    /// How many token requests it answered.
+    fn requests(&self) -> usize {
+        self.server.seen().len()
+    }
+
     fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        format!("http://{}/token", self.server.host())
     }
 
     /// A new signing key and certificate (the registry must be restarted to trust it).
     fn rotate(&self) {
         *self.signer.lock().unwrap() = Signer::new(&self.bundle);
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -1144,33 +1074,14 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn serve_token(stream: TcpStream, signer: &Mutex<Signer>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).unwrap();
-    let mut authorization = None;
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').unwrap();
-        match name.to_ascii_lowercase().as_str() {
-            "authorization" => authorization = Some(value.trim().to_owned()),
-            "content-length" => length = value.trim().parse().unwrap(),
-            _ => {}
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).unwrap();
-    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let query = if request_line.starts_with("POST") {
-        String::from_utf8(body).unwrap()
+/// The token server's answer to one request.
+fn answer_token(request: &Request, signer: &Mutex<Signer>) -> String {
+    let authorization = request.header("authorization");
+    let query = if request.method == "POST" {
+        String::from_utf8(request.body.clone()).unwrap()
     } else {
-        target
+        request
+            .target
             .split_once('?')
             .map(|(_, q)| q.to_owned())
             .unwrap_or_default()
@@ -1237,12 +1148,7 @@ fn serve_token(stream: TcpStream, signer: &Mutex<Signer>) {
             )
         }
     };
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    response(status, "Content-Type: application/json\r\n", &body)
 }
 
 #[test]
@@ -1276,7 +1182,7 @@ fn bearer_token_auth_with_distributions_token_verification() {
         .unwrap_or_else(|e| panic!("{e}\n{}\n{}", notes.all(), server.log()));
     assert_eq!(report.uploaded(), 3);
     // One token for the repository, cached for every blob and the manifest.
-    assert_eq!(tokens.requests.load(Ordering::SeqCst), 1, "{}", notes.all());
+    assert_eq!(tokens.requests(), 1, "{}", notes.all());
     assert!(!notes.all().contains(TOKEN_PASSWORD));
 
     // A second repository with the same client: the mount needs pull on the source too,
@@ -1293,7 +1199,7 @@ fn bearer_token_auth_with_distributions_token_verification() {
 
     // Refresh on 401: the token server's key changes and the registry now trusts only the new
     // one, so every cached token is refused; the client must fetch new ones and carry on.
-    let before = tokens.requests.load(Ordering::SeqCst);
+    let before = tokens.requests();
     tokens.rotate();
     server.restart();
     let report = client
@@ -1305,7 +1211,7 @@ fn bearer_token_auth_with_distributions_token_verification() {
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", notes.all()));
     assert_eq!(report.skipped(), 3);
-    assert!(tokens.requests.load(Ordering::SeqCst) > before);
+    assert!(tokens.requests() > before);
     assert!(
         notes.all().contains("fetching a new token"),
         "{}",
@@ -1412,30 +1318,12 @@ fn cli_login_build_push_and_repush() {
     let work = tempfile::tempdir().unwrap();
     let config_dir = work.path().join("docker");
     let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_staticpack"))
-            .args(args)
-            .current_dir(work.path())
-            .env("DOCKER_CONFIG", &config_dir)
+        let mut cmd = common::staticpack_command(work.path(), args);
+        cmd.env("DOCKER_CONFIG", &config_dir)
             .env("XDG_CACHE_HOME", work.path().join("cache"))
-            .env_remove("REGISTRY_AUTH_FILE")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            .env_remove("REGISTRY_AUTH_FILE");
+        let run = common::run_with_input(cmd, Some(stdin.as_bytes()), common::RUN_TIMEOUT);
+        (run.code, run.stdout, run.stderr)
     };
 
     let (code, _, err) = run(&["login", &host, "-u", "ci", "--password-stdin"], "wrong\n");
@@ -1492,21 +1380,23 @@ fn cli_build_writes_an_oci_archive_and_pushes_in_one_build() {
     let server = RegistryServer::start(Auth::Anonymous);
     let work = tempfile::tempdir().unwrap();
     let target = format!("127.0.0.1:{}/hello-archive:1.0", server.port);
-    let out = Command::new(env!("CARGO_BIN_EXE_staticpack"))
-        .args(["build", common::recipe("hello-c").to_str().unwrap()])
-        .args(["--format", "oci-archive", "--push", &target])
-        .current_dir(work.path())
-        .env("XDG_CACHE_HOME", work.path().join("cache"))
-        .env("DOCKER_CONFIG", work.path().join("docker"))
-        .env_remove("REGISTRY_AUTH_FILE")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let mut cmd = common::staticpack_command(
+        work.path(),
+        &[
+            "build",
+            common::recipe("hello-c").to_str().unwrap(),
+            "--format",
+            "oci-archive",
+            "--push",
+            &target,
+        ],
     );
-    assert!(out.status.success(), "{stderr}");
+    cmd.env("XDG_CACHE_HOME", work.path().join("cache"))
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .env_remove("REGISTRY_AUTH_FILE");
+    let run = common::run_with_timeout(cmd, common::RUN_TIMEOUT);
+    let (stdout, stderr) = (&run.stdout, &run.stderr);
+    assert_eq!(run.code, 0, "{stderr}");
     let digest = stdout.split_whitespace().next().unwrap().to_owned();
     assert!(stdout.contains(&format!("{digest} {target}")), "{stdout}");
     assert_eq!(skopeo_digest(&target, None), digest);

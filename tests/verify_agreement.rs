@@ -67,13 +67,11 @@ fn elf_files_by_find() -> BTreeSet<String> {
 }
 
 fn ours() -> BTreeMap<String, Seen> {
-    let out = Command::new(env!("CARGO_BIN_EXE_staticpack"))
-        .args(["verify", "--json"])
-        .args(trees())
-        .output()
-        .expect("running staticpack");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_staticpack"));
+    cmd.args(["verify", "--json"]).args(trees());
+    let out = common::run_with_timeout(cmd, common::RUN_TIMEOUT);
     let mut map = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in out.stdout.lines() {
         let v: Value = serde_json::from_str(line).expect("one JSON object per line");
         assert_eq!(v["schema_version"], 1);
         let path = v["path"].as_str().expect("path").to_string();

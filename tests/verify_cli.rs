@@ -3,47 +3,21 @@
 
 mod common;
 
+use common::{Run, compile_c, run_with_timeout};
+
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `staticpack verify ARGS…`, failing the test if it does not end within 60 s (a FIFO or
 /// a symlink loop must never make it hang).
-fn verify(args: &[&str]) -> Out {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_staticpack"))
-        .arg("verify")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting staticpack");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("waiting").is_some() {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("staticpack verify {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("collecting output");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn verify(args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_staticpack"));
+    cmd.arg("verify").args(args);
+    run_with_timeout(cmd, Duration::from_secs(60))
 }
 
 fn json_lines(s: &str) -> Vec<Value> {
@@ -53,23 +27,8 @@ fn json_lines(s: &str) -> Vec<Value> {
 }
 
 fn gcc(dir: &Path, name: &str, args: &[&str]) -> String {
-    common::need("gcc", "gcc");
-    let src = dir.join(format!("{name}.c"));
-    std::fs::write(
-        &src,
-        "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n",
-    )
-    .unwrap();
-    let out = dir.join(name);
-    let st = Command::new("gcc")
-        .args(args)
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::remove_file(&src).unwrap();
+    let hello = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n";
+    let out = compile_c("gcc", args, hello, dir, name);
     out.to_str().unwrap().to_string()
 }
 

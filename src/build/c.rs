@@ -43,15 +43,7 @@ pub fn build(spec: &BuildSpec, c: &CBuild, ctx: &BuildContext) -> Result<Artifac
     if c.strip {
         cmd.arg("-s");
     }
-    let line = process::render(&cmd);
-    let environment = process::environment(&cmd);
-    process::run_step(cmd, ctx)?;
-    Ok(Artifact {
-        binary,
-        toolchain,
-        commands: vec![line],
-        environment,
-    })
+    super::run_one(cmd, binary, toolchain, ctx)
 }
 
 fn prefix_map(from: &Path, to: &str) -> String {

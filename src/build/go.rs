@@ -69,15 +69,7 @@ pub fn build(spec: &BuildSpec, gob: &GoBuild, ctx: &BuildContext) -> Result<Arti
         toolchain.push_str(" (cgo requested but unused: no libc linked)");
     }
     cmd.args(build_args(spec, &effective, &binary.to_string_lossy()));
-    let line = process::render(&cmd);
-    let environment = process::environment(&cmd);
-    process::run_step(cmd, ctx)?;
-    Ok(Artifact {
-        binary,
-        toolchain,
-        commands: vec![line],
-        environment,
-    })
+    super::run_one(cmd, binary, toolchain, ctx)
 }
 
 /// Whether the package's dependency graph (with the recipe's tags, cgo on) holds runtime/cgo.

@@ -7,6 +7,7 @@ pub mod musl;
 pub mod process;
 pub mod second;
 
+use crate::fsio::{IoContext, IoError};
 use crate::recipe::{BuildSpec, LangSpec, LibcChoice, LinkMode};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,13 +29,8 @@ pub enum BuildError {
         status: String,
         output: String,
     },
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -142,6 +138,25 @@ fn prebuilt(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError
     })
 }
 
+/// Runs the one command of a toolchain that writes `binary`; the artifact records the command
+/// and its environment.
+fn run_one(
+    cmd: std::process::Command,
+    binary: PathBuf,
+    toolchain: String,
+    ctx: &BuildContext,
+) -> Result<Artifact, BuildError> {
+    let line = process::render(&cmd);
+    let environment = process::environment(&cmd);
+    process::run_step(cmd, ctx)?;
+    Ok(Artifact {
+        binary,
+        toolchain,
+        commands: vec![line],
+        environment,
+    })
+}
+
 /// The program on PATH, or the error that names the package to install.
 fn require(program: &str, why: &str, package: &str) -> Result<PathBuf, BuildError> {
     process::find_program(program).ok_or_else(|| BuildError::ToolMissing {
@@ -160,20 +175,11 @@ fn output_path(ctx: &BuildContext, output: &str) -> Result<PathBuf, BuildError> 
         .filter(|n| !n.is_empty())
         .unwrap_or("app");
     let dir = ctx.build_dir.join("out");
-    std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io {
-        action: "creating",
-        path: dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir).at("creating", &dir)?;
     Ok(dir.join(name))
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), BuildError> {
-    std::fs::copy(from, to)
-        .map(drop)
-        .map_err(|source| BuildError::Io {
-            action: "copying",
-            path: from.to_path_buf(),
-            source,
-        })
+    std::fs::copy(from, to).at("copying", from)?;
+    Ok(())
 }

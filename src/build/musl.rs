@@ -7,6 +7,7 @@
 
 use super::BuildError;
 use super::process::find_program;
+use crate::fsio::IoContext;
 use std::path::{Path, PathBuf};
 
 /// A musl installation: the folder with crt*.o and libc.a, and the headers.
@@ -92,11 +93,7 @@ impl Musl {
 pub fn write_specs(build_dir: &Path) -> Result<(PathBuf, Musl), BuildError> {
     let m = find()?;
     let specs = build_dir.join("musl.specs");
-    std::fs::write(&specs, m.specs()).map_err(|source| BuildError::Io {
-        action: "writing",
-        path: specs.clone(),
-        source,
-    })?;
+    std::fs::write(&specs, m.specs()).at("writing", &specs)?;
     Ok((specs, m))
 }
 

@@ -2,6 +2,7 @@
 //! needs, output captured and shown in full when the command fails.
 
 use super::BuildError;
+use crate::fsio::IoContext;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -87,11 +88,7 @@ fn quote(s: &str) -> String {
 /// only declared inputs readable, no network), then as [`run`].
 pub fn run_step(mut cmd: Command, ctx: &super::BuildContext) -> Result<String, BuildError> {
     if let Some(spec) = &ctx.jail {
-        crate::run::jail(&mut cmd, spec).map_err(|source| BuildError::Io {
-            action: "preparing the build jail in",
-            path: spec.build_dir.clone(),
-            source,
-        })?;
+        crate::run::jail(&mut cmd, spec).at("preparing the build jail in", &spec.build_dir)?;
     }
     run(cmd)
 }
@@ -104,11 +101,7 @@ pub fn run(mut cmd: Command) -> Result<String, BuildError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     crate::run::die_with_parent(&mut cmd);
-    let out = cmd.output().map_err(|source| BuildError::Io {
-        action: "starting",
-        path: PathBuf::from(cmd.get_program()),
-        source,
-    })?;
+    let out = cmd.output().at("starting", cmd.get_program())?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     if out.status.success() {

@@ -17,34 +17,17 @@ pub enum ArchiveFormat {
 
 /// The files of a layout folder, as tar entries relative to it.
 fn layout_entries(layout: &Path) -> Result<Vec<LayerEntry>, ImageError> {
-    let mut entries = Vec::new();
-    let mut stack = vec![layout.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir)
-            .map_err(io_err("reading", &dir))?
-            .flatten()
-        {
-            let p = e.path();
-            let rel = p
-                .strip_prefix(layout)
-                .unwrap_or(&p)
-                .to_string_lossy()
-                .into_owned();
-            let kind = e.file_type().map_err(io_err("reading", &p))?;
-            if kind.is_dir() {
-                stack.push(p);
-            } else if kind.is_file() {
-                entries.push(LayerEntry {
-                    path: rel,
-                    mode: 0o644,
-                    uid: 0,
-                    gid: 0,
-                    kind: EntryKind::File(FileSource::Path(p)),
-                });
-            }
-        }
-    }
-    Ok(entries)
+    Ok(crate::fsio::tree(layout)?
+        .into_iter()
+        .filter(|e| e.kind.is_file())
+        .map(|e| LayerEntry {
+            path: e.rel,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            kind: EntryKind::File(FileSource::Path(e.path)),
+        })
+        .collect())
 }
 
 /// docker's `manifest.json` for one image: config and layers by their paths in the archive.

@@ -3,6 +3,7 @@
 
 use super::layer::{EntryKind, FileSource, LayerEntry, LayerSpec};
 use super::users::{Owner, Users};
+use crate::fsio::{IoContext, IoError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -24,12 +25,8 @@ pub enum BaseError {
     Unknown { name: String, available: String },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error("reading {path}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 #[derive(Deserialize)]
@@ -130,39 +127,20 @@ fn embedded_tree(prefix: &str) -> Vec<TreeItem> {
     items
 }
 
-fn folder_tree(root: &Path, dir: &Path, items: &mut Vec<TreeItem>) -> Result<(), BaseError> {
-    let io = |source| BaseError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for e in std::fs::read_dir(dir).map_err(io)?.flatten() {
-        let p = e.path();
-        let rel = p
-            .strip_prefix(root)
-            .unwrap_or(&p)
-            .to_string_lossy()
-            .into_owned();
-        let kind = e.file_type().map_err(io)?;
-        if kind.is_dir() {
-            folder_tree(root, &p, items)?;
-        } else if kind.is_symlink() {
-            let target = std::fs::read_link(&p).map_err(|source| BaseError::Io {
-                path: p.clone(),
-                source,
-            })?;
+fn folder_tree(root: &Path, items: &mut Vec<TreeItem>) -> Result<(), BaseError> {
+    for e in crate::fsio::tree(root)? {
+        if e.kind.is_symlink() {
+            let target = std::fs::read_link(&e.path).at("reading", &e.path)?;
             items.push(TreeItem::Symlink {
-                rel,
+                rel: e.rel,
                 target: target.to_string_lossy().into_owned(),
             });
-        } else if kind.is_file() {
-            let bytes = std::fs::read(&p).map_err(|source| BaseError::Io {
-                path: p.clone(),
-                source,
-            })?;
+        } else if e.kind.is_file() {
+            let bytes = std::fs::read(&e.path).at("reading", &e.path)?;
             items.push(TreeItem::File {
-                rel,
+                rel: e.rel,
                 sha256: crate::digest::Digest::of_bytes(&bytes).hex().to_owned(),
-                source: FileSource::Path(p),
+                source: FileSource::Path(e.path),
             });
         }
     }
@@ -215,10 +193,7 @@ pub fn load(reference: &str, recipe_dir: &Path) -> Result<Base, BaseError> {
     if is_path_reference(reference) {
         let dir = recipe_dir.join(reference);
         let def_path = dir.join(DEFINITION_FILE);
-        let text = std::fs::read_to_string(&def_path).map_err(|source| BaseError::Io {
-            path: def_path.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&def_path).at("reading", &def_path)?;
         // A base's files stay in the base's folder, symlinks resolved.
         let confinement =
             crate::confine::Confinement::new(&dir, &[]).map_err(|e| BaseError::Invalid {
@@ -246,7 +221,7 @@ pub fn load(reference: &str, recipe_dir: &Path) -> Result<Base, BaseError> {
                     reason,
                 })?;
                 let mut items = Vec::new();
-                folder_tree(&root, &root, &mut items)?;
+                folder_tree(&root, &mut items)?;
                 Ok(items)
             },
         );
@@ -295,12 +270,7 @@ fn build(
         // Only pinned files and the user databases are read here; the layer streams the rest.
         let bytes = match &source {
             FileSource::Bytes(b) => std::borrow::Cow::Borrowed(b.as_slice()),
-            FileSource::Path(p) => {
-                std::borrow::Cow::Owned(std::fs::read(p).map_err(|source| BaseError::Io {
-                    path: p.clone(),
-                    source,
-                })?)
-            }
+            FileSource::Path(p) => std::borrow::Cow::Owned(std::fs::read(p).at("reading", p)?),
         };
         if let Some(pin) = &f.digest {
             let actual = crate::digest::Digest::of_bytes(&bytes).to_string();

@@ -5,6 +5,7 @@
 
 use super::{ImageError, io_err};
 use crate::digest::{Digest, HashingWriter};
+use crate::fsio::IoError;
 use flate2::Compression;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -147,10 +148,12 @@ pub fn write_tar<W: Write>(spec: &LayerSpec, out: W) -> Result<W, ImageError> {
         // Deterministic headers: no user or group names.
         let _ = h.set_username("");
         let _ = h.set_groupname("");
-        let tar_err = |source: io::Error| ImageError::Io {
-            action: "writing tar entry",
-            path: PathBuf::from(&e.path),
-            source,
+        let tar_err = |source: io::Error| {
+            ImageError::from(IoError::new(
+                "writing tar entry",
+                PathBuf::from(&e.path),
+                source,
+            ))
         };
         match &e.kind {
             EntryKind::Dir => {
@@ -193,10 +196,12 @@ pub fn write_tar<W: Write>(spec: &LayerSpec, out: W) -> Result<W, ImageError> {
             }
         }
     }
-    builder.into_inner().map_err(|source| ImageError::Io {
-        action: "finishing the tar stream of",
-        path: PathBuf::from(&spec.comment),
-        source,
+    builder.into_inner().map_err(|source| {
+        ImageError::from(IoError::new(
+            "finishing the tar stream of",
+            PathBuf::from(&spec.comment),
+            source,
+        ))
     })
 }
 
@@ -422,9 +427,6 @@ mod tests {
             gid: 0,
             kind: EntryKind::File(FileSource::Path("/nonexistent/x".into())),
         }]);
-        assert!(matches!(
-            write_layer(&s, d.path()),
-            Err(ImageError::Io { .. })
-        ));
+        assert!(matches!(write_layer(&s, d.path()), Err(ImageError::Io(_))));
     }
 }

@@ -7,6 +7,7 @@ use super::config;
 use super::layer::{self, LayerBlob, LayerSpec};
 use super::{ImageError, ImageMeta, io_err};
 use crate::digest::Digest;
+use crate::fsio::IoError;
 use oci_spec::image::{
     ANNOTATION_REF_NAME, Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
     Platform, ToDockerV2S2,
@@ -414,7 +415,9 @@ impl Layout {
         let digest = self.descriptor_digest(d)?;
         let path = self.blob_path(&digest);
         let file = match open_regular(&path) {
-            Err(ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(ImageError::Io(IoError { source, .. }))
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Err(ImageError::MissingBlob {
                     layout: self.dir.clone(),
                     digest: digest.to_string(),

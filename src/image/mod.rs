@@ -9,6 +9,7 @@ pub mod layer;
 pub mod layout;
 pub mod users;
 
+use crate::fsio::IoError;
 use std::path::{Path, PathBuf};
 
 pub use blob::BlobWriter;
@@ -21,13 +22,8 @@ pub use layout::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("invalid layer entry {path:?}: {reason}")]
     BadEntry { path: String, reason: String },
     #[error("invalid OCI layout {path}: {reason}")]
@@ -83,9 +79,5 @@ pub(crate) fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> ImageError + 'a {
-    move |source| ImageError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| IoError::new(action, path, source).into()
 }

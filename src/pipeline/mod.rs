@@ -9,6 +9,7 @@ pub mod publish;
 
 use crate::build::{self, Artifact, BuildContext, BuildError};
 use crate::digest::Digest;
+use crate::fsio::{IoContext, IoError};
 use crate::image::{
     self, EntryKind, FileSource, ImageError, ImageMeta, LayerBlob, LayerEntry, LayerSpec,
     LoadedImage,
@@ -50,13 +51,8 @@ pub enum PipelineError {
     },
     #[error("publishing to a registry failed")]
     Push(#[source] Box<crate::registry::RegistryError>),
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{0}")]
     Unsupported(String),
     #[error(
@@ -186,6 +182,21 @@ impl Built {
 pub type Compile<'a> = &'a dyn Fn(&BuildSpec, &BuildContext) -> Result<Artifact, BuildError>;
 pub type RunImage<'a> =
     &'a dyn Fn(&LoadedImage, Option<&[String]>, &run::RunOptions) -> Result<Outcome, RunError>;
+
+/// The compiler and the runner a build uses, passed together.
+#[derive(Clone, Copy)]
+pub struct Tools<'a> {
+    pub compile: Compile<'a>,
+    pub run_image: RunImage<'a>,
+}
+
+impl Tools<'static> {
+    /// `build::build` and `run::run_image`.
+    pub const REAL: Tools<'static> = Tools {
+        compile: &build::build,
+        run_image: &run::run_image,
+    };
+}
 
 const BUILD_DIR_PREFIX: &str = "staticpack-build-";
 
@@ -351,14 +362,7 @@ pub fn build_and_publish(
     publishers: &[&dyn Publisher],
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
-    build_and_publish_with(
-        recipe,
-        opts,
-        publishers,
-        &build::build,
-        &run::run_image,
-        events,
-    )
+    build_and_publish_with(recipe, opts, publishers, Tools::REAL, events)
 }
 
 /// `build_and_publish` with the compiler and runner given.
@@ -366,8 +370,7 @@ pub fn build_and_publish_with(
     recipe: &Recipe,
     opts: &BuildOptions,
     publishers: &[&dyn Publisher],
-    compile: Compile,
-    run_image: RunImage,
+    tools: Tools,
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
     let layout_dir = publishers.iter().find_map(|p| p.layout_dir());
@@ -409,34 +412,26 @@ pub fn build_and_publish_with(
         None => std::env::temp_dir(),
     };
     let created_parent = !staging_parent.exists();
-    let result = build_with(
-        recipe,
-        opts,
-        inputs,
-        &staging_parent,
-        compile,
-        run_image,
-        events,
-    )
-    .and_then(|built| {
-        let published = publish::publish_all(
-            publishers,
-            source(recipe, opts, &built.layout()),
-            &mut |p| events(Event::Published(p)),
-        )?;
-        // The staging folder (empty once the layout folder took the layout) goes now.
-        let Built {
-            staging,
-            report,
-            provenance,
-        } = built;
-        drop(staging);
-        Ok(BuildResult::Built {
-            report: Box::new(report),
-            provenance: Box::new(provenance),
-            published,
-        })
-    });
+    let result =
+        build_with(recipe, opts, inputs, &staging_parent, tools, events).and_then(|built| {
+            let published = publish::publish_all(
+                publishers,
+                source(recipe, opts, &built.layout()),
+                &mut |p| events(Event::Published(p)),
+            )?;
+            // The staging folder (empty once the layout folder took the layout) goes now.
+            let Built {
+                staging,
+                report,
+                provenance,
+            } = built;
+            drop(staging);
+            Ok(BuildResult::Built {
+                report: Box::new(report),
+                provenance: Box::new(provenance),
+                published,
+            })
+        });
     if result.is_err() && created_parent {
         // Leave nothing behind: the folder made for the output, if it stayed empty.
         let _ = std::fs::remove_dir(&staging_parent);
@@ -460,15 +455,11 @@ pub fn build_with(
     opts: &BuildOptions,
     inputs: provenance::Inputs,
     staging_parent: &Path,
-    compile: Compile,
-    run_image: RunImage,
+    tools: Tools,
     events: &mut dyn FnMut(Event),
 ) -> Result<Built, PipelineError> {
-    let build_dir = WorkDir::new(BUILD_DIR_PREFIX).map_err(|source| PipelineError::Io {
-        action: "creating a build folder in",
-        path: std::env::temp_dir(),
-        source,
-    })?;
+    let build_dir =
+        WorkDir::new(BUILD_DIR_PREFIX).at("creating a build folder in", std::env::temp_dir())?;
     // Toolchain steps see the recipe's declared inputs and write only the build folder.
     let jail = match run::jail_available() {
         Ok(()) => {
@@ -496,14 +487,10 @@ pub fn build_with(
         libc: recipe.build.libc,
         link: recipe.build.link,
     });
-    let artifact = compile(&recipe.build, &ctx)?;
+    let artifact = (tools.compile)(&recipe.build, &ctx)?;
     events(Event::Toolchain(&artifact.toolchain));
 
-    let bytes = std::fs::read(&artifact.binary).map_err(|source| PipelineError::Io {
-        action: "reading the built binary",
-        path: artifact.binary.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
     let facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
     let binary_digest = Digest::of_bytes(&bytes);
     drop(bytes);
@@ -537,19 +524,9 @@ pub fn build_with(
     ]);
     let meta = image_meta(recipe, architecture, opts.epoch, index_annotations);
 
-    std::fs::create_dir_all(staging_parent).map_err(|source| PipelineError::Io {
-        action: "creating",
-        path: staging_parent.to_path_buf(),
-        source,
-    })?;
-    let staging =
-        WorkDir::new_in(staging_parent, &unproven_prefix(&recipe.name)).map_err(|source| {
-            PipelineError::Io {
-                action: "creating a staging folder in",
-                path: staging_parent.to_path_buf(),
-                source,
-            }
-        })?;
+    std::fs::create_dir_all(staging_parent).at("creating", staging_parent)?;
+    let staging = WorkDir::new_in(staging_parent, &unproven_prefix(&recipe.name))
+        .at("creating a staging folder in", staging_parent)?;
     let staged_layout = staging.path().join("layout");
     let staged = image::write_image(
         &staged_layout,
@@ -569,7 +546,7 @@ pub fn build_with(
             &recipe.image.settings.tag,
             test,
             opts.runtime,
-            run_image,
+            tools.run_image,
             events,
         )?),
         (None, true) => {
@@ -595,11 +572,7 @@ pub fn build_with(
     let record_path = staged_layout.join(provenance::FILE_NAME);
     let json = serde_json::to_vec_pretty(&record)
         .map_err(|e| PipelineError::Unsupported(format!("serializing the provenance: {e}")))?;
-    std::fs::write(&record_path, json).map_err(|source| PipelineError::Io {
-        action: "writing",
-        path: record_path.clone(),
-        source,
-    })?;
+    std::fs::write(&record_path, json).at("writing", &record_path)?;
 
     Ok(Built {
         staging,
@@ -1037,14 +1010,11 @@ mod tests {
         runner: &FakeRunner,
         events: &mut dyn FnMut(Event),
     ) -> Result<BuildResult, PipelineError> {
-        build_and_publish_with(
-            recipe,
-            opts,
-            publishers,
-            &|spec, ctx| compiler.compile(spec, ctx),
-            &|image, args, opts| runner.run(image, args, opts),
-            events,
-        )
+        let tools = Tools {
+            compile: &|spec, ctx| compiler.compile(spec, ctx),
+            run_image: &|image, args, opts| runner.run(image, args, opts),
+        };
+        build_and_publish_with(recipe, opts, publishers, tools, events)
     }
 
     fn modified(path: &Path) -> std::time::SystemTime {

@@ -729,6 +729,34 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
+    /// `text` written to `dir/name`; its path.
+    fn file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        write(&path, text);
+        path
+    }
+
+    /// A temporary folder holding the config file `name` with `contents`; the file's path.
+    fn config(name: &str, contents: impl std::fmt::Display) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), name, &contents.to_string());
+        (dir, path)
+    }
+
+    /// `config("config.json", contents)` beside the fake helpers of [`fake_helpers`]: the
+    /// folder, the helpers' folder and the config file.
+    fn config_with_helpers(
+        contents: impl std::fmt::Display,
+    ) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let (dir, cfg) = config("config.json", contents);
+        let bin = fake_helpers(dir.path());
+        (dir, bin, cfg)
+    }
+
+    fn read_json(path: &Path) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
     fn script(dir: &Path, name: &str, body: &str) {
         let path = dir.join(format!("docker-credential-{name}"));
         write(&path, &format!("#!/bin/sh\n{body}\n"));
@@ -773,11 +801,9 @@ esac"#,
 
     #[test]
     fn auths_entries_decode_in_every_form() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("config.json");
-        write(
-            &cfg,
-            &serde_json::json!({
+        let (_dir, cfg) = config(
+            "config.json",
+            serde_json::json!({
                 "auths": {
                     "https://index.docker.io/v1/": {"auth": b64("hub:hubpw")},
                     "ghcr.io": {"auth": b64("gh:ghpw"), "identitytoken": "idtok"},
@@ -787,8 +813,7 @@ esac"#,
                     "weird.example": 42,
                     "empty.example": {}
                 }
-            })
-            .to_string(),
+            }),
         );
         let kc = Keychain::with_files(vec![cfg.clone()]);
         let cred = |r: &str| kc.resolve(r, "x/y").credential;
@@ -824,16 +849,13 @@ esac"#,
 
     #[test]
     fn namespaced_entries_win_over_the_host_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("auth.json");
-        write(
-            &cfg,
-            &serde_json::json!({"auths": {
+        let (_dir, cfg) = config(
+            "auth.json",
+            serde_json::json!({"auths": {
                 "quay.io": {"auth": b64("host:1")},
                 "quay.io/org": {"auth": b64("org:2")},
                 "quay.io/org/app": {"auth": b64("app:3")},
-            }})
-            .to_string(),
+            }}),
         );
         let kc = Keychain::with_files(vec![cfg]);
         let user = |repo: &str| kc.resolve("quay.io", repo).credential.unwrap();
@@ -862,22 +884,15 @@ esac"#,
 
     #[test]
     fn cred_helpers_and_creds_store_run_only_for_the_registry_asked_for() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = fake_helpers(dir.path());
-        let cfg = dir.path().join("config.json");
-        write(
-            &cfg,
-            &serde_json::json!({
-                "credHelpers": {
-                    "reg.example": "test",
-                    "127.0.0.1:5000": "test",
-                    "other.example": "broken",
-                    "missing.example": "does-not-exist"
-                },
-                "auths": {"fallback.example": {"auth": b64("file:pw")}}
-            })
-            .to_string(),
-        );
+        let (_dir, bin, cfg) = config_with_helpers(serde_json::json!({
+            "credHelpers": {
+                "reg.example": "test",
+                "127.0.0.1:5000": "test",
+                "other.example": "broken",
+                "missing.example": "does-not-exist"
+            },
+            "auths": {"fallback.example": {"auth": b64("file:pw")}}
+        }));
         let kc = Keychain::with_files(vec![cfg.clone()]).with_helper_path(&bin);
 
         let r = kc.resolve("reg.example", "app");
@@ -919,17 +934,10 @@ esac"#,
 
     #[test]
     fn creds_store_not_found_and_broken_fall_back_to_auths() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = fake_helpers(dir.path());
-        let cfg = dir.path().join("config.json");
-        write(
-            &cfg,
-            &serde_json::json!({
-                "credsStore": "test",
-                "auths": {"https://index.docker.io/v1/": {}, "nf.example": {"auth": b64("nf:pw")}}
-            })
-            .to_string(),
-        );
+        let (dir, bin, cfg) = config_with_helpers(serde_json::json!({
+            "credsStore": "test",
+            "auths": {"https://index.docker.io/v1/": {}, "nf.example": {"auth": b64("nf:pw")}}
+        }));
         let kc = Keychain::with_files(vec![cfg]).with_helper_path(&bin);
         assert_eq!(
             kc.resolve("docker.io", "library/x").credential,
@@ -939,12 +947,8 @@ esac"#,
         assert_eq!(r.credential.unwrap().username(), Some("nf"));
         assert!(r.warnings.is_empty());
 
-        let cfg2 = dir.path().join("config2.json");
-        write(
-            &cfg2,
-            &serde_json::json!({"credsStore": "broken", "auths": {"a.example": {"auth": b64("a:pw")}}})
-                .to_string(),
-        );
+        let cfg2 = file(dir.path(), "config2.json", &serde_json::json!({"credsStore": "broken", "auths": {"a.example": {"auth": b64("a:pw")}}})
+                .to_string());
         let kc = Keychain::with_files(vec![cfg2]).with_helper_path(&bin);
         let r = kc.resolve("a.example", "x");
         assert_eq!(r.credential.unwrap().username(), Some("a"));
@@ -957,8 +961,11 @@ esac"#,
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         script(&bin, "slow", "exec sleep 10");
-        let cfg = dir.path().join("config.json");
-        write(&cfg, r#"{"credHelpers": {"s.example": "slow"}}"#);
+        let cfg = file(
+            dir.path(),
+            "config.json",
+            r#"{"credHelpers": {"s.example": "slow"}}"#,
+        );
         let kc = Keychain::with_files(vec![cfg])
             .with_helper_path(&bin)
             .with_helper_timeout(Duration::from_millis(200));
@@ -990,17 +997,24 @@ esac"#,
         assert_eq!(kc.resolve("other.example", "x").credential, None);
     }
 
+    /// An environment of exactly `pairs`, as `auth_files_from` and friends read one.
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k: &str| map.get(k).map(OsString::from)
+    }
+
     #[test]
     fn environment_decides_the_file_order() {
-        let vars: HashMap<&str, &str> = [
+        let get = vars(&[
             ("HOME", "/home/u"),
             ("REGISTRY_AUTH_FILE", "/etc/auth.json"),
             ("XDG_RUNTIME_DIR", "/run/user/1"),
-        ]
-        .into();
-        let get = |k: &str| vars.get(k).map(OsString::from);
+        ]);
         assert_eq!(
-            auth_files_from(get),
+            auth_files_from(&get),
             [
                 "/etc/auth.json",
                 "/run/user/1/containers/auth.json",
@@ -1010,33 +1024,29 @@ esac"#,
             .map(PathBuf::from)
         );
         assert_eq!(
-            docker_config_file_from(get),
+            docker_config_file_from(&get),
             Some(PathBuf::from("/home/u/.docker/config.json"))
         );
 
-        let vars: HashMap<&str, &str> = [
+        let get = vars(&[
             ("HOME", "/home/u"),
             ("DOCKER_CONFIG", "/cfg/docker"),
             ("XDG_CONFIG_HOME", "/cfg"),
-        ]
-        .into();
-        let get = |k: &str| vars.get(k).map(OsString::from);
+        ]);
         assert_eq!(
-            auth_files_from(get),
+            auth_files_from(&get),
             ["/cfg/docker/config.json", "/cfg/containers/auth.json"].map(PathBuf::from)
         );
         assert_eq!(
-            docker_config_file_from(get),
+            docker_config_file_from(&get),
             Some(PathBuf::from("/cfg/docker/config.json"))
         );
     }
 
     #[test]
     fn store_writes_an_auth_entry_atomically_with_mode_0600_and_keeps_other_fields() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("docker/config.json");
-        write(
-            &cfg,
+        let (_dir, cfg) = config(
+            "docker/config.json",
             r#"{"auths": {"keep.example": {"auth": "a2VlcDpwdw=="}}, "psFormat": "table"}"#,
         );
         let stored =
@@ -1044,8 +1054,7 @@ esac"#,
         assert_eq!(stored, StoredIn::File(cfg.canonicalize().unwrap()));
         let mode = std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+        let v = read_json(&cfg);
         assert_eq!(v["psFormat"], "table");
         assert_eq!(v["auths"]["keep.example"]["auth"], "a2VlcDpwdw==");
         let kc = Keychain::with_files(vec![cfg.clone()]);
@@ -1055,8 +1064,7 @@ esac"#,
         );
         // Docker Hub goes under docker's historical key; no temp files are left behind.
         store_credentials(&cfg, "docker.io", "hub", &Secret::new("pw"), None).unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+        let v = read_json(&cfg);
         assert!(v["auths"]["https://index.docker.io/v1/"]["auth"].is_string());
         let names: Vec<_> = std::fs::read_dir(cfg.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
@@ -1064,10 +1072,7 @@ esac"#,
 
     #[test]
     fn store_goes_through_the_configured_helper() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = fake_helpers(dir.path());
-        let cfg = dir.path().join("config.json");
-        write(&cfg, r#"{"credHelpers": {"reg.example": "test"}}"#);
+        let (_dir, bin, cfg) = config_with_helpers(r#"{"credHelpers": {"reg.example": "test"}}"#);
         let stored = store_credentials(
             &cfg,
             "reg.example",

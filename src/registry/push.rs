@@ -8,7 +8,7 @@ use super::progress::Progress;
 use super::reference::Reference;
 use super::report::{BlobAction, BlobReport, PushReport, PushedReference};
 use super::session::{Call, Client, ClientOptions, Registry};
-use super::transport::{Body, Resp, resolve_location, with_query};
+use super::transport::{Body, FileSection, Resp, resolve_location, with_query};
 use super::{LayoutImage, LocalBlob, LocalManifest};
 use crate::digest::Digest;
 use std::path::{Path, PathBuf};
@@ -169,7 +169,8 @@ impl Client {
     ) -> Result<(), RegistryError> {
         let reg = self.registry(registry, p)?;
         let scopes = vec![repository_scope(repository, "pull,push")];
-        self.warm_up(&reg, repository, &scopes, "push to", p)?;
+        // The token before the parallel uploads start, so that they do not all ask at once.
+        self.authorization(&reg, repository, &scopes, "push to", p)?;
         report
             .warnings
             .extend(self.credential_warnings(&reg, repository));
@@ -520,23 +521,21 @@ impl Client {
             let len = chunk_size.min(blob.size - st.offset);
             let base = st.offset;
             let on_read = |n: u64| p.blob_progress(&blob.digest, base + n, blob.size);
-            let mut call = self.call(
+            let section = FileSection {
+                path: &blob.path,
+                offset: base,
+                len,
+                on_read: Some(&on_read),
+            };
+            let mut call = upload(self.call(
                 Method::PATCH,
                 st.location.clone(),
                 repository,
                 &action,
-                Body::File {
-                    path: &blob.path,
-                    offset: base,
-                    len,
-                    on_read: Some(&on_read),
-                },
-            );
-            call.retry = false;
-            call.headers = vec![
-                ("content-type", "application/octet-stream".into()),
-                ("content-range", format!("{base}-{}", base + len - 1)),
-            ];
+                Body::File(section),
+            ));
+            call.headers
+                .push(("content-range", format!("{base}-{}", base + len - 1)));
             let resp = self.execute(reg, &call, p)?;
             match resp.status {
                 202 | 204 => {
@@ -563,11 +562,7 @@ impl Client {
                 _ => return Err(self.status_error(reg, repository, &action, &resp)),
             }
         }
-        let url = with_query(&st.location, &[("digest", &blob.digest.to_string())]);
-        let mut call = self.call(Method::PUT, url, repository, &action, Body::Empty);
-        call.retry = false;
-        let resp = self.execute(reg, &call, p)?;
-        self.finish_upload(reg, repository, blob, &action, &resp)
+        self.put_digest(reg, repository, blob, &st.location, None, p)
     }
 
     /// One `PUT ?digest=` with the whole blob.
@@ -579,23 +574,39 @@ impl Client {
         st: &UploadState,
         p: &dyn Progress,
     ) -> Result<(), RegistryError> {
-        let action = format!("upload blob {} to", blob.digest);
         let on_read = |n: u64| p.blob_progress(&blob.digest, n, blob.size);
-        let url = with_query(&st.location, &[("digest", &blob.digest.to_string())]);
-        let mut call = self.call(
-            Method::PUT,
-            url,
-            repository,
-            &action,
-            Body::File {
-                path: &blob.path,
-                offset: 0,
-                len: blob.size,
-                on_read: Some(&on_read),
-            },
-        );
-        call.retry = false;
-        call.headers = vec![("content-type", "application/octet-stream".into())];
+        let section = FileSection {
+            path: &blob.path,
+            offset: 0,
+            len: blob.size,
+            on_read: Some(&on_read),
+        };
+        self.put_digest(reg, repository, blob, &st.location, Some(section), p)
+    }
+
+    /// The `PUT ?digest=` that completes an upload: with the whole blob, or empty after the
+    /// chunks. Not retried by the session either way.
+    fn put_digest(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        blob: &LocalBlob,
+        location: &str,
+        section: Option<FileSection>,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let action = format!("upload blob {} to", blob.digest);
+        let url = with_query(location, &[("digest", &blob.digest.to_string())]);
+        let call = match section {
+            Some(section) => {
+                upload(self.call(Method::PUT, url, repository, &action, Body::File(section)))
+            }
+            None => {
+                let mut call = self.call(Method::PUT, url, repository, &action, Body::Empty);
+                call.retry = false;
+                call
+            }
+        };
         let resp = self.execute(reg, &call, p)?;
         self.finish_upload(reg, repository, blob, &action, &resp)
     }
@@ -736,6 +747,14 @@ impl Client {
             _ => Ok(()),
         }
     }
+}
+
+/// A call carrying blob bytes: octet-stream, and not retried by the session (a failed upload
+/// resumes or starts again instead).
+fn upload(mut call: Call<'_>) -> Call<'_> {
+    call.retry = false;
+    call.headers = vec![("content-type", "application/octet-stream".into())];
+    call
 }
 
 /// `0-1048575` or `bytes=0-1048575` → 1048575.

@@ -96,6 +96,17 @@ fn as_string<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> 
 mod tests {
     use super::*;
 
+    fn blob(action: BlobAction) -> BlobReport {
+        BlobReport {
+            registry: "r".into(),
+            repository: "x".into(),
+            digest: Digest::of_bytes(b"x"),
+            size: 1,
+            media_type: "l".into(),
+            action,
+        }
+    }
+
     #[test]
     fn reports_serialize_with_actions_and_string_digests() {
         let d = Digest::of_bytes(b"x");
@@ -111,26 +122,12 @@ mod tests {
                 tag: Some("t".into()),
             }],
             blobs: vec![
-                BlobReport {
-                    registry: "r".into(),
-                    repository: "x".into(),
-                    digest: d.clone(),
-                    size: 1,
-                    media_type: "l".into(),
-                    action: BlobAction::Mounted { from: "y".into() },
-                },
-                BlobReport {
-                    registry: "r".into(),
-                    repository: "x".into(),
-                    digest: d.clone(),
-                    size: 1,
-                    media_type: "l".into(),
-                    action: BlobAction::Uploaded {
-                        chunked: true,
-                        resumed: 1,
-                        restarted: 0,
-                    },
-                },
+                blob(BlobAction::Mounted { from: "y".into() }),
+                blob(BlobAction::Uploaded {
+                    chunked: true,
+                    resumed: 1,
+                    restarted: 0,
+                }),
             ],
             warnings: vec![],
         };

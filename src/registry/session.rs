@@ -85,6 +85,23 @@ pub(crate) struct Call<'a> {
     pub retry: bool,
 }
 
+impl<'a> Call<'a> {
+    /// `GET /v2/`, the API root: the ping, and the check of Basic credentials.
+    fn api_root(reg: &Registry, authenticate: bool, action: &'a str, retry: bool) -> Self {
+        Call {
+            method: http::Method::GET,
+            url: format!("{}/v2/", reg.base),
+            headers: Vec::new(),
+            body: Body::Empty,
+            authenticate,
+            scopes: Vec::new(),
+            repository: "",
+            action,
+            retry,
+        }
+    }
+}
+
 /// A synchronous registry client. Cheap to share across threads: uploads run in parallel.
 pub struct Client {
     options: ClientOptions,
@@ -195,17 +212,7 @@ impl Client {
     }
 
     fn ping(&self, reg: &Registry, retry: bool, p: &dyn Progress) -> Result<(), RegistryError> {
-        let call = Call {
-            method: http::Method::GET,
-            url: format!("{}/v2/", reg.base),
-            headers: Vec::new(),
-            body: Body::Empty,
-            authenticate: false,
-            scopes: Vec::new(),
-            repository: "",
-            action: "reach the registry API",
-            retry,
-        };
+        let call = Call::api_root(reg, false, "reach the registry API", retry);
         let resp = self.execute(reg, &call, p)?;
         match resp.status {
             200..=299 => Ok(()),
@@ -403,8 +410,9 @@ impl Client {
         }
     }
 
-    /// The Authorization header value for a call, fetching a token when needed.
-    fn authorization(
+    /// The Authorization header value for a call, fetching a token when needed. Called ahead
+    /// of parallel uploads too, so that they find the token cached instead of all asking at once.
+    pub(crate) fn authorization(
         &self,
         reg: &Registry,
         repository: &str,
@@ -606,20 +614,6 @@ impl Client {
         }
     }
 
-    /// Makes sure the token for `scopes` is fetched before parallel uploads start, so they do
-    /// not all ask at once.
-    pub(crate) fn warm_up(
-        &self,
-        reg: &Registry,
-        repository: &str,
-        scopes: &[String],
-        action: &str,
-        p: &dyn Progress,
-    ) -> Result<(), RegistryError> {
-        self.authorization(reg, repository, scopes, action, p)
-            .map(|_| ())
-    }
-
     /// The error for an unexpected status, with the registry, repository and action, and for
     /// 401/403/404 what to do about it.
     pub(crate) fn status_error(
@@ -752,24 +746,14 @@ impl Client {
                 Ok(())
             }
             AuthScheme::Basic => {
-                let call = Call {
-                    method: http::Method::GET,
-                    url: format!("{}/v2/", reg.base),
-                    headers: Vec::new(),
-                    body: Body::Empty,
-                    authenticate: true,
-                    scopes: Vec::new(),
-                    repository: "",
-                    action,
-                    retry: true,
-                };
+                let call = Call::api_root(&reg, true, action, true);
                 let resp = self.execute(&reg, &call, p)?;
                 match resp.status {
                     200..=299 => Ok(()),
                     _ => Err(self.status_error(&reg, "", action, &resp)),
                 }
             }
-            AuthScheme::Bearer { .. } => self.warm_up(&reg, "", &[], action, p),
+            AuthScheme::Bearer { .. } => self.authorization(&reg, "", &[], action, p).map(drop),
         }
     }
 }
@@ -855,6 +839,7 @@ fn scheme_name(scheme: &AuthScheme) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::http::{FakeServer, Reply, response};
 
     #[test]
     fn insecure_registries_match_by_name_or_host() {
@@ -872,54 +857,19 @@ mod tests {
         assert!(!client.is_insecure("docker.io"));
     }
 
-    /// A scripted HTTP server on 127.0.0.1: each connection gets the next canned answer, or is
-    /// closed unanswered for `None`. TLS probes (the client tries https first on loopback) are
-    /// hung up on without using the script. Returns the host and the request lines seen.
-    fn fake_server(script: Vec<Option<String>>) -> (String, Arc<Mutex<Vec<String>>>) {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            let mut script = script.into_iter();
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut first = [0u8; 1];
-                if stream.peek(&mut first).is_err() || first[0] == 0x16 {
-                    continue;
-                }
-                let Some(answer) = script.next() else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                log.lock().unwrap().push(line.trim().to_owned());
-                let mut length = 0usize;
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    if header.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                if let Some(answer) = answer {
-                    stream.write_all(answer.as_bytes()).unwrap();
-                }
-            }
-        });
-        (host, seen)
+    /// A scripted server: each request gets the next canned answer, or is hung up on for
+    /// `None`; once the script is over, it stops (later connections are refused).
+    fn fake_server(script: Vec<Option<String>>) -> FakeServer {
+        let mut script = script.into_iter();
+        FakeServer::start(move |_| match script.next() {
+            Some(Some(answer)) => Reply::Raw(answer),
+            Some(None) => Reply::HangUp,
+            None => Reply::Stop,
+        })
     }
 
     fn answer(status: &str, extra_headers: &str, body: &str) -> Option<String> {
-        Some(format!(
-            "HTTP/1.1 {status}\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ))
+        Some(response(status, extra_headers, body))
     }
 
     fn quick_client(keychain: Keychain, max_attempts: u32) -> Client {
@@ -937,33 +887,35 @@ mod tests {
 
     #[test]
     fn dropped_connections_503_and_429_are_retried() {
-        let (host, seen) = fake_server(vec![
+        let server = fake_server(vec![
             None,
             answer("503 Service Unavailable", "", ""),
             answer("429 Too Many Requests", "Retry-After: 0\r\n", ""),
             answer("200 OK", "", "{}"),
         ]);
+        let host = server.host();
         let client = quick_client(Keychain::anonymous(), 6);
         let reg = client.registry(&host, &NoProgress).unwrap();
         assert_eq!(reg.base, format!("http://{host}"));
-        assert_eq!(seen.lock().unwrap().len(), 4);
+        assert_eq!(server.seen().len(), 4);
     }
 
     #[test]
     fn retries_stop_at_the_bound_and_say_so() {
-        let (host, seen) =
-            fake_server((0..10).map(|_| answer("502 Bad Gateway", "", "")).collect());
+        let server = fake_server((0..10).map(|_| answer("502 Bad Gateway", "", "")).collect());
+        let host = server.host();
         let client = quick_client(Keychain::anonymous(), 3);
         let err = client.registry(&host, &NoProgress).err().unwrap();
         assert!(err.is_retryable());
         let text = err.to_string();
         assert!(text.contains(&host) && text.contains("HTTP 502"), "{text}");
-        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(server.seen().len(), 3);
     }
 
     #[test]
     fn auth_and_not_found_errors_say_what_to_do() {
-        let (host, _) = fake_server(vec![answer("200 OK", "", "{}")]);
+        let server = fake_server(vec![answer("200 OK", "", "{}")]);
+        let host = server.host();
         let keychain =
             Keychain::anonymous().with_credential(&host, Credential::basic("carol", "pw-9876"));
         let client = quick_client(keychain, 1);
@@ -1025,17 +977,18 @@ mod tests {
 
     #[test]
     fn plain_http_token_realms_are_refused_off_loopback() {
-        let (host, _) = fake_server(vec![answer(
+        let server = fake_server(vec![answer(
             "401 Unauthorized",
             "WWW-Authenticate: Bearer realm=\"http://auth.example/token\",service=\"s\"\r\n",
             "",
         )]);
+        let host = server.host();
         let keychain =
             Keychain::anonymous().with_credential(&host, Credential::basic("u", "secret-pw"));
         let client = quick_client(keychain, 1);
         let reg = client.registry(&host, &NoProgress).unwrap();
         let err = client
-            .warm_up(
+            .authorization(
                 &reg,
                 "app",
                 &["repository:app:pull,push".into()],
@@ -1070,14 +1023,23 @@ mod tests {
     // Unit tests over the scripted transport: no network, every request checked in order.
     mod scripted {
         use super::*;
-        use crate::registry::transport::fake::{Reply, Scripted, answer, expect};
+        use crate::registry::transport::fake::{Reply, Scripted, Step, answer, expect};
+
+        /// A 401 answer to `method url_part` carrying the challenge `www_authenticate`.
+        fn challenge(method: &'static str, url_part: &str, www_authenticate: &str) -> Step {
+            expect(
+                method,
+                url_part,
+                answer(401, &[("www-authenticate", www_authenticate)], ""),
+            )
+        }
 
         const REG: &str = "registry.test";
 
         fn client(
             keychain: Keychain,
             max_attempts: u32,
-            script: Vec<crate::registry::transport::fake::Step>,
+            script: Vec<Step>,
         ) -> (Client, Arc<Scripted>) {
             let fake = Arc::new(Scripted::new(script));
             let options = ClientOptions {
@@ -1111,20 +1073,22 @@ mod tests {
             }
         }
 
-        #[test]
-        fn basic_challenge_then_basic_credentials() {
-            let (client, fake) = client(
+        /// `user()` logging in to a Basic registry: the challenge, then `reply` to the credentials.
+        fn basic_login(reply: Reply) -> (Client, Arc<Scripted>) {
+            let root = format!("https://{REG}/v2/");
+            client(
                 user(),
                 1,
                 vec![
-                    expect(
-                        "GET",
-                        "https://registry.test/v2/",
-                        answer(401, &[("www-authenticate", "Basic realm=\"r\"")], ""),
-                    ),
-                    expect("GET", "https://registry.test/v2/", answer(200, &[], "{}")),
+                    challenge("GET", &root, "Basic realm=\"r\""),
+                    expect("GET", &root, reply),
                 ],
-            );
+            )
+        }
+
+        #[test]
+        fn basic_challenge_then_basic_credentials() {
+            let (client, fake) = basic_login(answer(200, &[], "{}"));
             client.check_credentials(REG, &NoProgress).unwrap();
             fake.assert_done();
             let seen = fake.seen();
@@ -1144,21 +1108,13 @@ mod tests {
                 user(),
                 1,
                 vec![
-                    expect(
-                        "GET",
-                        "/v2/",
-                        answer(401, &[("www-authenticate", bearer)], ""),
-                    ),
+                    challenge("GET", "/v2/", bearer),
                     expect(
                         "GET",
                         "https://auth.test/token?service=registry.test&account=ci&scope=repository%3Aapp%3Apull%2Cpush",
                         answer(200, &[], r#"{"token":"t-one"}"#),
                     ),
-                    expect(
-                        "HEAD",
-                        "/v2/app/blobs/",
-                        answer(401, &[("www-authenticate", scoped)], ""),
-                    ),
+                    challenge("HEAD", "/v2/app/blobs/", scoped),
                     expect(
                         "GET",
                         "https://auth.test/token",
@@ -1225,26 +1181,11 @@ mod tests {
 
         #[test]
         fn rejected_credentials_never_show_the_secret() {
-            let (client, fake) = client(
-                user(),
-                1,
-                vec![
-                    expect(
-                        "GET",
-                        "/v2/",
-                        answer(401, &[("www-authenticate", "Basic realm=\"r\"")], ""),
-                    ),
-                    expect(
-                        "GET",
-                        "/v2/",
-                        answer(
-                            401,
-                            &[("www-authenticate", "Basic realm=\"r\"")],
-                            r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad password s3cret-pw"}]}"#,
-                        ),
-                    ),
-                ],
-            );
+            let (client, fake) = basic_login(answer(
+                401,
+                &[("www-authenticate", "Basic realm=\"r\"")],
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad password s3cret-pw"}]}"#,
+            ));
             let err = client.check_credentials(REG, &NoProgress).err().unwrap();
             let text = err.to_string();
             assert!(

@@ -71,13 +71,29 @@ impl RetryPolicy {
 pub(crate) enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
-    File {
-        path: &'a Path,
-        offset: u64,
-        len: u64,
-        /// Called with the bytes of this request read so far.
-        on_read: Option<&'a (dyn Fn(u64) + Sync)>,
-    },
+    File(FileSection<'a>),
+}
+
+/// `len` bytes of a file from `offset`, read while the request is sent.
+pub(crate) struct FileSection<'a> {
+    pub path: &'a Path,
+    pub offset: u64,
+    pub len: u64,
+    /// Called with the bytes of this request read so far.
+    pub on_read: Option<&'a (dyn Fn(u64) + Sync)>,
+}
+
+impl<'a> FileSection<'a> {
+    /// The section as a reader that reports its progress; each call opens the file again.
+    fn open(&self) -> std::io::Result<CountingReader<'a, std::io::Take<std::fs::File>>> {
+        let mut file = std::fs::File::open(self.path)?;
+        file.seek(SeekFrom::Start(self.offset))?;
+        Ok(CountingReader {
+            inner: file.take(self.len),
+            read: 0,
+            on_read: self.on_read,
+        })
+    }
 }
 
 /// How a request reaches its host: which TLS verification, and whether through a proxy.
@@ -251,28 +267,13 @@ fn send_with(agent: &ureq::Agent, call: &Request<'_>) -> Result<Resp, SendFailur
         // An explicit zero length: some proxies refuse a POST or PUT without one.
         Body::Empty => agent.run(builder.body(&[][..]).map_err(bad_request)?),
         Body::Bytes(bytes) => agent.run(builder.body(*bytes).map_err(bad_request)?),
-        Body::File {
-            path,
-            offset,
-            len,
-            on_read,
-        } => {
-            let open = || -> std::io::Result<std::fs::File> {
-                let mut file = std::fs::File::open(path)?;
-                file.seek(SeekFrom::Start(*offset))?;
-                Ok(file)
-            };
-            let file = open().map_err(|e| SendFailure {
-                message: format!("reading {}: {e}", path.display()),
+        Body::File(section) => {
+            let mut reader = section.open().map_err(|e| SendFailure {
+                message: format!("reading {}: {e}", section.path.display()),
                 retryable: false,
             })?;
-            let mut reader = CountingReader {
-                inner: file.take(*len),
-                read: 0,
-                on_read: *on_read,
-            };
             let request = builder
-                .header("content-length", len.to_string())
+                .header("content-length", section.len.to_string())
                 .body(ureq::SendBody::from_reader(&mut reader))
                 .map_err(bad_request)?;
             agent.run(request)
@@ -440,19 +441,10 @@ pub(crate) mod fake {
         match body {
             Body::Empty => Vec::new(),
             Body::Bytes(b) => b.to_vec(),
-            Body::File {
-                path,
-                offset,
-                len,
-                on_read,
-            } => {
-                let mut file = std::fs::File::open(path).unwrap();
-                file.seek(SeekFrom::Start(*offset)).unwrap();
+            // Read as the real transport reads it, progress calls included.
+            Body::File(section) => {
                 let mut out = Vec::new();
-                file.take(*len).read_to_end(&mut out).unwrap();
-                if let Some(f) = on_read {
-                    f(out.len() as u64);
-                }
+                section.open().unwrap().read_to_end(&mut out).unwrap();
                 out
             }
         }

@@ -9,8 +9,8 @@
 //!   the entrypoint run in it by the builtin sandbox (`sandbox.rs`) or by runc (`runc.rs`),
 //!   its output captured (bounded) and the temporary root removed again.
 
-mod hardening;
 mod diagnose;
+mod hardening;
 mod output;
 mod runc;
 mod sandbox;
@@ -20,6 +20,7 @@ mod user;
 #[cfg(test)]
 mod tests;
 
+use crate::fsio::IoError;
 use crate::image::LoadedImage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,13 +42,8 @@ pub const SANDBOX_HOSTNAME: &str = "staticpack";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("{action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("unsafe path in layer {layer}: {entry:?} ({reason})")]
     UnsafeEntry {
         layer: PathBuf,
@@ -78,11 +74,7 @@ impl RunError {
         path: impl Into<PathBuf>,
         source: std::io::Error,
     ) -> Self {
-        RunError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        IoError::new(action, path, source).into()
     }
 }
 

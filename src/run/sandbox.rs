@@ -50,8 +50,8 @@
 
 pub(crate) mod jail;
 
-use super::hardening;
 use super::diagnose::{enoent_hint, exec_candidates, first_present};
+use super::hardening;
 use super::output::{self, Captured};
 use super::{ProcessSpec, RawOutcome, RunError, SANDBOX_HOSTNAME};
 use nix::errno::Errno;

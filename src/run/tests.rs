@@ -4,14 +4,17 @@
 use super::*;
 use crate::digest::Digest;
 use crate::image::layout::LocalBlob;
+use crate::test_support::cc::compile_c;
 use oci_spec::image::{ConfigBuilder, ImageConfiguration, ImageConfigurationBuilder};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::process::Command;
 use std::time::Instant;
 use tar::EntryType;
 
 // ----------------------------------------------------------------------------- helpers
+
+/// How long a proof run of the probe may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One tar entry, written with raw header bytes so hostile paths can be expressed.
 enum E<'a> {
@@ -120,28 +123,6 @@ fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Compiles C `src` with `compiler` (+ flags) into `out`; a missing compiler fails the test.
-fn cc(compiler: &str, flags: &[&str], src: &str, out: &Path) {
-    let install = match compiler {
-        "musl-gcc" => "apt-get install musl-tools",
-        _ => "apt-get install gcc libc6-dev",
-    };
-    let c = out.with_extension("c");
-    fs::write(&c, src).unwrap();
-    let result = Command::new(compiler)
-        .args(flags)
-        .arg("-O2")
-        .arg("-o")
-        .arg(out)
-        .arg(&c)
-        .output();
-    match result {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!("{compiler} failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => panic!("{compiler} cannot run ({e}): install it: {install}"),
-    }
-}
-
 /// Prints what the process sees of itself and of its root; exits 3.
 const PROBE_C: &str = r#"
 #include <dirent.h>
@@ -187,9 +168,9 @@ struct Binaries {
 fn binaries() -> Binaries {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
-    cc("musl-gcc", &["-static"], PROBE_C, &p("probe-static"));
-    cc("gcc", &[], PROBE_C, &p("probe-dynamic"));
-    cc("musl-gcc", &["-static"], SLEEPER_C, &p("sleeper"));
+    compile_c("musl-gcc", &["-static", "-O2"], PROBE_C, &p("probe-static"));
+    compile_c("gcc", &["-O2"], PROBE_C, &p("probe-dynamic"));
+    compile_c("musl-gcc", &["-static", "-O2"], SLEEPER_C, &p("sleeper"));
     Binaries {
         probe_static: fs::read(p("probe-static")).unwrap(),
         probe_dynamic: fs::read(p("probe-dynamic")).unwrap(),
@@ -210,6 +191,65 @@ fn run_entries(
     let img = image(tmp.path(), &[layer_bytes(entries)], cfg);
     run_image(&img, args, &RunOptions::new(runtime, timeout))
         .unwrap_or_else(|e| panic!("run_image: {e}"))
+}
+
+/// Runs an image holding only `file`, its config nothing but the entrypoint `entrypoint`.
+fn run_alone(entrypoint: &str, file: E, runtime: Runtime) -> Outcome {
+    run_alone_for(entrypoint, file, runtime, TIMEOUT)
+}
+
+fn run_alone_for(entrypoint: &str, file: E, runtime: Runtime, timeout: Duration) -> Outcome {
+    let cfg = config(|c| c.entrypoint(s(&[entrypoint])));
+    run_entries(&[file], cfg, None, runtime, timeout)
+}
+
+/// Runs the probe (in `entries`) with `cfg`; it must have started and exited 3. Returns the
+/// outcome and its stdout.
+fn run_probe(
+    entries: &[E],
+    cfg: ImageConfiguration,
+    args: Option<&[String]>,
+    runtime: Runtime,
+) -> (Outcome, String) {
+    let out = run_entries(entries, cfg, args, runtime, TIMEOUT);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        (out.exit_code, out.exec_error.as_deref()),
+        (Some(3), None),
+        "{stdout} {}",
+        text(&out.stderr)
+    );
+    (out, stdout)
+}
+
+/// Runs the sleeper with `timeout`: the run must be killed (SIGKILL) within `bound`.
+fn sleeper_is_killed(runtime: Runtime, timeout: Duration, bound: Duration) -> Outcome {
+    let bins = binaries();
+    let started = Instant::now();
+    let file = E::File("sleep", &bins.sleeper_static, 0o755);
+    let out = run_alone_for("/sleep", file, runtime, timeout);
+    let took = started.elapsed();
+    assert!(out.timed_out, "{out:?}");
+    assert_eq!(out.signal, Some(9));
+    assert!(took < bound, "took {took:?}");
+    out
+}
+
+/// The two start failures under `runtime`, each as the outcome and its exec_error: the dynamic
+/// probe without its interpreter (at /hello), and an entrypoint (/nope) the image lacks.
+fn exec_failures(bins: &Binaries, runtime: Runtime) -> [(Outcome, String); 2] {
+    let failure = |entrypoint: &str, bytes: &[u8]| {
+        let out = run_alone(entrypoint, E::File("hello", bytes, 0o755), runtime);
+        let err = out
+            .exec_error
+            .clone()
+            .unwrap_or_else(|| panic!("no exec_error: {out:?}"));
+        (out, err)
+    };
+    [
+        failure("/hello", &bins.probe_dynamic),
+        failure("/nope", &bins.probe_static),
+    ]
 }
 
 fn text(b: &[u8]) -> String {
@@ -502,20 +542,9 @@ fn builtin_runs_a_static_binary_alone_in_its_root() {
             .env(s(&["GREETING=hi"]))
     });
     let args = s(&["a1", "a 2"]);
-    let out = run_entries(
-        &[E::File("probe", &bins.probe_static, 0o755)],
-        cfg,
-        Some(&args),
-        Runtime::Builtin,
-        Duration::from_secs(10),
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(out.exec_error, None);
-    assert_eq!(
-        (out.exit_code, out.signal, out.timed_out),
-        (Some(3), None, false),
-        "{stdout}"
-    );
+    let probe = E::File("probe", &bins.probe_static, 0o755);
+    let (out, stdout) = run_probe(&[probe], cfg, Some(&args), Runtime::Builtin);
+    assert_eq!((out.signal, out.timed_out), (None, false), "{stdout}");
     assert!(stdout.starts_with("ok\n"), "{stdout}");
     assert_eq!(line_value(&stdout, "uid"), "0");
     let pid = line_value(&stdout, "pid");
@@ -542,23 +571,12 @@ fn builtin_user_path_lookup_workdir_proc_and_dev() {
             .user("65532:65533")
             .working_dir("/work")
     });
-    let out = run_entries(
-        &[
-            E::Dir("proc/", 0o555),
-            E::Dir("dev/", 0o755),
-            E::File("bin/probe", &bins.probe_static, 0o755),
-        ],
-        cfg,
-        None,
-        Runtime::Builtin,
-        Duration::from_secs(10),
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        (out.exit_code, out.exec_error.as_deref()),
-        (Some(3), None),
-        "{stdout}"
-    );
+    let entries = [
+        E::Dir("proc/", 0o555),
+        E::Dir("dev/", 0o755),
+        E::File("bin/probe", &bins.probe_static, 0o755),
+    ];
+    let (_, stdout) = run_probe(&entries, cfg, None, Runtime::Builtin);
     assert_eq!(line_value(&stdout, "uid"), "65532");
     assert_eq!(line_value(&stdout, "gid"), "65533");
     assert_eq!(line_value(&stdout, "cwd"), "/work");
@@ -576,46 +594,23 @@ fn builtin_dynamic_binary_fails_for_want_of_its_interpreter() {
         panic!("gcc's output has no PT_INTERP")
     };
 
-    let cfg = config(|c| c.entrypoint(s(&["/hello"])));
-    let out = run_entries(
-        &[E::File("hello", &bins.probe_dynamic, 0o755)],
-        cfg,
-        None,
-        Runtime::Builtin,
-        Duration::from_secs(10),
-    );
-    let err = out
-        .exec_error
-        .as_deref()
-        .unwrap_or_else(|| panic!("no exec_error: {out:?}"));
+    let [(dynamic, err), (_, nope)] = exec_failures(&bins, Runtime::Builtin);
     assert_eq!(
         err,
         format!(
             "exec /hello: No such file or directory (ENOENT): its ELF interpreter {interp} is not in the image"
         )
     );
-    assert_eq!(out.exit_code, Some(127));
-    assert!(out.stdout.is_empty());
-
-    let cfg = config(|c| c.entrypoint(s(&["/nope"])));
-    let out = run_entries(
-        &[E::File("hello", &bins.probe_static, 0o755)],
-        cfg,
-        None,
-        Runtime::Builtin,
-        Duration::from_secs(10),
-    );
+    assert_eq!(dynamic.exit_code, Some(127));
+    assert!(dynamic.stdout.is_empty());
     assert_eq!(
-        out.exec_error.as_deref(),
-        Some("exec /nope: No such file or directory (ENOENT): /nope is not in the image")
+        nope,
+        "exec /nope: No such file or directory (ENOENT): /nope is not in the image"
     );
-    let cfg = config(|c| c.entrypoint(s(&["/hello"])));
-    let out = run_entries(
-        &[E::File("hello", b"not a program", 0o644)],
-        cfg,
-        None,
+    let out = run_alone(
+        "/hello",
+        E::File("hello", b"not a program", 0o644),
         Runtime::Builtin,
-        Duration::from_secs(10),
     );
     assert_eq!(
         out.exec_error.as_deref(),
@@ -625,20 +620,12 @@ fn builtin_dynamic_binary_fails_for_want_of_its_interpreter() {
 
 #[test]
 fn builtin_timeout_kills_the_sandbox() {
-    let bins = binaries();
-    let cfg = config(|c| c.entrypoint(s(&["/sleep"])));
-    let started = Instant::now();
-    let out = run_entries(
-        &[E::File("sleep", &bins.sleeper_static, 0o755)],
-        cfg,
-        None,
+    let out = sleeper_is_killed(
         Runtime::Builtin,
         Duration::from_millis(300),
+        Duration::from_secs(3),
     );
-    let took = started.elapsed();
-    assert!(out.timed_out, "{out:?}");
-    assert_eq!((out.exit_code, out.signal), (None, Some(9)));
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(out.exit_code, None);
 }
 
 // ----------------------------------------------------------------------------- runc
@@ -647,20 +634,8 @@ fn builtin_timeout_kills_the_sandbox() {
 fn runc_runs_a_static_binary() {
     let bins = binaries();
     let cfg = config(|c| c.entrypoint(s(&["/probe"])).env(s(&["GREETING=hi"])));
-    let out = run_entries(
-        &[E::File("probe", &bins.probe_static, 0o755)],
-        cfg,
-        None,
-        Runtime::Runc,
-        Duration::from_secs(10),
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        (out.exit_code, out.exec_error.as_deref()),
-        (Some(3), None),
-        "{stdout} {}",
-        text(&out.stderr)
-    );
+    let probe = E::File("probe", &bins.probe_static, 0o755);
+    let (out, stdout) = run_probe(&[probe], cfg, None, Runtime::Runc);
     assert_eq!(out.runtime, Runtime::Runc);
     assert_eq!(line_value(&stdout, "uid"), "0");
     assert_eq!(line_value(&stdout, "pid"), "1");
@@ -677,11 +652,7 @@ fn runc_runs_a_static_binary() {
         &[layer_bytes(&[E::File("probe", &bins.probe_static, 0o755)])],
         cfg,
     );
-    match run_image(
-        &img,
-        None,
-        &RunOptions::new(Runtime::Runc, Duration::from_secs(10)),
-    ) {
+    match run_image(&img, None, &RunOptions::new(Runtime::Runc, TIMEOUT)) {
         Ok(out) if nix::unistd::geteuid().is_root() => {
             let stdout = text(&out.stdout);
             assert_eq!(out.exit_code, Some(3), "{stdout}");
@@ -700,58 +671,25 @@ fn runc_runs_a_static_binary() {
 #[test]
 fn runc_reports_exec_failures() {
     let bins = binaries();
-    let cfg = config(|c| c.entrypoint(s(&["/hello"])));
-    let out = run_entries(
-        &[E::File("hello", &bins.probe_dynamic, 0o755)],
-        cfg,
-        None,
-        Runtime::Runc,
-        Duration::from_secs(10),
-    );
-    let err = out
-        .exec_error
-        .as_deref()
-        .unwrap_or_else(|| panic!("no exec_error: {out:?}"));
+    let [(dynamic, err), (missing, nope)] = exec_failures(&bins, Runtime::Runc);
     assert!(err.contains("no such file or directory"), "{err}");
     assert!(
         err.contains("its ELF interpreter /lib") && err.contains("is not in the image"),
         "{err}"
     );
-    assert_ne!(out.exit_code, Some(0));
-
-    let cfg = config(|c| c.entrypoint(s(&["/nope"])));
-    let out = run_entries(
-        &[E::File("hello", &bins.probe_static, 0o755)],
-        cfg,
-        None,
-        Runtime::Runc,
-        Duration::from_secs(10),
-    );
-    let err = out
-        .exec_error
-        .as_deref()
-        .unwrap_or_else(|| panic!("no exec_error: {out:?}"));
+    assert_ne!(dynamic.exit_code, Some(0));
     assert!(
-        err.contains("/nope") && err.contains("no such file or directory"),
-        "{err}"
+        nope.contains("/nope") && nope.contains("no such file or directory"),
+        "{nope}"
     );
-    assert_ne!(out.exit_code, Some(0));
+    assert_ne!(missing.exit_code, Some(0));
 }
 
 #[test]
 fn runc_timeout_kills_the_container() {
-    let bins = binaries();
-    let cfg = config(|c| c.entrypoint(s(&["/sleep"])));
-    let started = Instant::now();
-    let out = run_entries(
-        &[E::File("sleep", &bins.sleeper_static, 0o755)],
-        cfg,
-        None,
+    sleeper_is_killed(
         Runtime::Runc,
         Duration::from_millis(500),
+        Duration::from_secs(4),
     );
-    let took = started.elapsed();
-    assert!(out.timed_out, "{out:?}");
-    assert_eq!(out.signal, Some(9));
-    assert!(took < Duration::from_secs(4), "took {took:?}");
 }

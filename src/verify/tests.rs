@@ -26,21 +26,8 @@ fn run(cmd: &mut Command, install: &str) {
 /// Compiles `src` with `compiler args…` and returns the output binary's bytes.
 fn cc(compiler: &str, args: &[&str], src: &str) -> Vec<u8> {
     let dir = TempDir::new().unwrap();
-    let c = dir.path().join("main.c");
-    std::fs::write(&c, src).unwrap();
     let out = dir.path().join("out");
-    let install = match compiler {
-        "musl-gcc" => "apt-get install musl-tools",
-        _ => "apt-get install gcc libc6-dev",
-    };
-    run(
-        Command::new(compiler)
-            .args(args)
-            .arg(&c)
-            .arg("-o")
-            .arg(&out),
-        install,
-    );
+    crate::test_support::cc::compile_c(compiler, args, src, &out);
     std::fs::read(&out).unwrap()
 }
 
@@ -79,6 +66,16 @@ fn go_build(module: &str, src: &str, env: &[(&str, &str)], args: &[&str]) -> Vec
 }
 
 const HELLO_GO: &str = "package main\nimport \"fmt\"\nfunc main(){ fmt.Println(\"hi\") }\n";
+
+/// NETUSER_GO built with the default environment (cgo on) and `args`.
+fn go_netuser(args: &[&str]) -> Vec<u8> {
+    go_build("example.com/netuser", NETUSER_GO, &[], args)
+}
+
+/// HELLO_GO built with cgo off and `args`.
+fn go_hello(args: &[&str]) -> Vec<u8> {
+    go_build("example.com/hello", HELLO_GO, &[("CGO_ENABLED", "0")], args)
+}
 const NETUSER_GO: &str = "package main\nimport (\"fmt\"; \"net\"; \"os/user\")\n\
     func main(){ u, _ := user.Current(); a, _ := net.LookupHost(\"localhost\"); fmt.Println(u, a) }\n";
 
@@ -88,6 +85,31 @@ fn facts(bytes: &[u8]) -> ElfFacts {
 
 fn errors(f: &[Finding]) -> Vec<&Finding> {
     f.iter().filter(|x| x.severity == Severity::Error).collect()
+}
+
+/// Checks that the finding's why holds every part of `why`, and its fix every part of `fix`.
+fn explains(finding: &Finding, why: &[&str], fix: &[&str]) {
+    for part in why {
+        assert!(
+            finding.why.contains(part),
+            "{part:?} not in: {}",
+            finding.why
+        );
+    }
+    for part in fix {
+        assert!(
+            finding.fix.contains(part),
+            "{part:?} not in: {}",
+            finding.fix
+        );
+    }
+}
+
+/// The findings for `f` under `require`, checked to hold exactly one error.
+fn one_error(f: &ElfFacts, require: Requirement) -> Vec<Finding> {
+    let d = diagnose(f, require);
+    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    d
 }
 
 #[test]
@@ -118,13 +140,17 @@ fn gcc_dynamic_is_dynamic_glibc() {
     assert!(errors(&any).is_empty(), "{any:#?}");
     assert_eq!(any[0].code, "dynamic", "{any:#?}");
     assert!(!any[0].what.contains("wanted"), "{}", any[0].what);
-    assert!(any[0].why.contains("no such file or directory"));
-    assert!(any[0].fix.contains("musl-gcc -static"), "{}", any[0].fix);
-    let d = diagnose(&f, Requirement::Static);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
-    assert!(d[0].why.contains("/lib64/ld-linux-x86-64.so.2"));
-    assert!(d[0].why.contains("no such file or directory"));
-    assert!(d[0].fix.contains("musl-gcc -static"), "{}", d[0].fix);
+    explains(
+        &any[0],
+        &["no such file or directory"],
+        &["musl-gcc -static"],
+    );
+    let d = one_error(&f, Requirement::Static);
+    explains(
+        &d[0],
+        &["/lib64/ld-linux-x86-64.so.2", "no such file or directory"],
+        &["musl-gcc -static"],
+    );
 }
 
 #[test]
@@ -139,8 +165,7 @@ fn gcc_static_is_static_glibc_without_hazards() {
     assert!(diagnose(&f, Requirement::Static).is_empty());
     assert_eq!(summary(&f), "static (glibc, x86-64)");
 
-    let d = diagnose(&f, Requirement::StaticPie);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::StaticPie);
     assert!(d[0].what.contains("not position independent"));
     assert!(d[0].fix.contains("static-pie"));
 
@@ -173,8 +198,7 @@ fn gcc_static_getpwnam_warns_about_nss() {
         .collect();
     assert_eq!(w.len(), 1);
     assert!(w[0].what.contains("getpwnam"));
-    assert!(w[0].why.contains("libnss_"));
-    assert!(w[0].fix.contains("musl"));
+    explains(w[0], &["libnss_"], &["musl"]);
 }
 
 #[test]
@@ -199,11 +223,12 @@ fn debian_musl_gcc_static_pie_is_really_dynamic() {
     assert_eq!(f.elf_type, "dyn");
     assert_eq!(f.interpreter.as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
     assert_eq!(f.libc, Libc::Musl);
-    let d = diagnose(&f, Requirement::StaticPie);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
-    assert!(d[0].why.contains("Debian's musl-gcc"), "{}", d[0].why);
-    assert!(d[0].why.contains("specs"));
-    assert!(d[0].fix.contains("link = \"static-pie\""), "{}", d[0].fix);
+    let d = one_error(&f, Requirement::StaticPie);
+    explains(
+        &d[0],
+        &["Debian's musl-gcc", "specs"],
+        &["link = \"static-pie\""],
+    );
 }
 
 #[test]
@@ -237,19 +262,13 @@ fn shared_library_and_object_are_not_executables() {
     let obj = facts(&cc("gcc", &["-c"], HELLO_C));
     assert_eq!(obj.elf_type, "rel");
     assert!(!obj.is_executable());
-    let d = diagnose(&obj, Requirement::StaticPie);
-    assert_eq!(errors(&d).len(), 1);
+    let d = one_error(&obj, Requirement::StaticPie);
     assert!(d[0].what.contains("relocatable object"));
 }
 
 #[test]
 fn go_without_cgo_is_static_without_libc() {
-    let f = facts(&go_build(
-        "example.com/hello",
-        HELLO_GO,
-        &[("CGO_ENABLED", "0")],
-        &["-trimpath"],
-    ));
+    let f = facts(&go_hello(&["-trimpath"]));
     assert_eq!(f.linkage, Linkage::Static);
     assert_eq!(f.libc, Libc::None, "{f:#?}");
     assert!(f.is_go && !f.is_rust);
@@ -278,19 +297,12 @@ fn go_without_cgo_is_static_without_libc() {
 
 #[test]
 fn go_pie_internal_is_dynamic_without_libc_and_external_static_pie_is_static_pie() {
-    let f = facts(&go_build(
-        "example.com/hello",
-        HELLO_GO,
-        &[("CGO_ENABLED", "0")],
-        &["-buildmode=pie"],
-    ));
+    let f = facts(&go_hello(&["-buildmode=pie"]));
     assert_eq!(f.linkage, Linkage::Dynamic);
     assert!(f.interpreter.is_some() && f.needed.is_empty());
     assert_eq!(f.libc, Libc::None, "{:?}", f.libc_evidence);
-    let d = diagnose(&f, Requirement::StaticPie);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
-    assert!(d[0].why.contains("system loader"), "{}", d[0].why);
-    assert!(d[0].fix.contains("-static-pie"));
+    let d = one_error(&f, Requirement::StaticPie);
+    explains(&d[0], &["system loader"], &["-static-pie"]);
 
     let f = facts(&go_build(
         "example.com/hello",
@@ -311,7 +323,7 @@ fn go_pie_internal_is_dynamic_without_libc_and_external_static_pie_is_static_pie
 
 #[test]
 fn go_cgo_default_build_is_dynamic_glibc() {
-    let f = facts(&go_build("example.com/netuser", NETUSER_GO, &[], &[]));
+    let f = facts(&go_netuser(&[]));
     assert_eq!(f.linkage, Linkage::Dynamic);
     assert_eq!(f.libc, Libc::Glibc);
     assert!(f.is_go);
@@ -322,21 +334,14 @@ fn go_cgo_default_build_is_dynamic_glibc() {
         "{:?}",
         f.nss_hazards
     );
-    let d = diagnose(&f, Requirement::Static);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::Static);
     assert!(!d[0].what.contains("fake static"));
-    assert!(d[0].fix.contains("CGO_ENABLED=0"));
-    assert!(d[0].fix.contains("netgo,osusergo"));
+    explains(&d[0], &[], &["CGO_ENABLED=0", "netgo,osusergo"]);
 }
 
 #[test]
 fn go_extldflags_static_with_internal_linker_is_fake_static() {
-    let f = facts(&go_build(
-        "example.com/netuser",
-        NETUSER_GO,
-        &[],
-        &["-ldflags", "-extldflags \"-static\""],
-    ));
+    let f = facts(&go_netuser(&["-ldflags", "-extldflags \"-static\""]));
     assert_eq!(f.linkage, Linkage::Dynamic);
     let go = f.go.as_ref().expect("go build info");
     assert!(
@@ -344,12 +349,13 @@ fn go_extldflags_static_with_internal_linker_is_fake_static() {
         "{:?}",
         go.settings
     );
-    let d = diagnose(&f, Requirement::Static);
-    assert_eq!(errors(&d).len(), 1, "{d:#?}");
+    let d = one_error(&f, Requirement::Static);
     assert!(d[0].what.contains("fake static"), "{}", d[0].what);
-    assert!(d[0].why.contains("internal linker"), "{}", d[0].why);
-    assert!(d[0].why.contains("ignores -extldflags"));
-    assert!(d[0].fix.contains("-linkmode external"));
+    explains(
+        &d[0],
+        &["internal linker", "ignores -extldflags"],
+        &["-linkmode external"],
+    );
     // The diagnosis does not depend on the requirement: without one it is the same fake
     // static, as a warning.
     let any = diagnose(&f, Requirement::Any);
@@ -360,18 +366,15 @@ fn go_extldflags_static_with_internal_linker_is_fake_static() {
         .expect("a dynamic finding");
     assert_eq!(fake.severity, Severity::Warning);
     assert!(fake.what.contains("fake static"), "{}", fake.what);
-    assert!(fake.why.contains("ignores -extldflags"), "{}", fake.why);
-    assert!(fake.fix.contains("-linkmode external"), "{}", fake.fix);
+    explains(fake, &["ignores -extldflags"], &["-linkmode external"]);
 }
 
 #[test]
 fn go_external_static_glibc_warns_about_nss() {
-    let f = facts(&go_build(
-        "example.com/netuser",
-        NETUSER_GO,
-        &[],
-        &["-ldflags", "-linkmode external -extldflags \"-static\""],
-    ));
+    let f = facts(&go_netuser(&[
+        "-ldflags",
+        "-linkmode external -extldflags \"-static\"",
+    ]));
     assert_eq!(f.linkage, Linkage::Static);
     assert_eq!(f.libc, Libc::Glibc, "{:?}", f.libc_evidence);
     assert!(f.is_go);
@@ -398,8 +401,7 @@ fn rust_binaries_are_recognized() {
     assert_eq!(f.linkage, Linkage::Dynamic);
     assert_eq!(f.libc, Libc::Glibc);
     let d = diagnose(&f, Requirement::Static);
-    assert!(d[0].fix.contains("+crt-static"), "{}", d[0].fix);
-    assert!(d[0].fix.contains("x86_64-unknown-linux-musl"));
+    explains(&d[0], &[], &["+crt-static", "x86_64-unknown-linux-musl"]);
 
     // crt-static on the gnu target: a glibc static-pie.
     let dir = TempDir::new().unwrap();
@@ -581,6 +583,28 @@ fn bit_flips_never_panic() {
     flip_bits(&dy, 42, 1000, 0..hdr_end);
 }
 
+/// (offset, width) of the ELF64 header fields e_phoff, e_shoff, e_phentsize, e_phnum,
+/// e_shentsize, e_shnum, e_shstrndx.
+const ELF64_HEADER_FIELDS: [(usize, usize); 7] = [
+    (32, 8),
+    (40, 8),
+    (54, 2),
+    (56, 2),
+    (58, 2),
+    (60, 2),
+    (62, 2),
+];
+/// The same fields in an ELF32 header.
+const ELF32_HEADER_FIELDS: [(usize, usize); 7] = [
+    (28, 4),
+    (32, 4),
+    (42, 2),
+    (44, 2),
+    (46, 2),
+    (48, 2),
+    (50, 2),
+];
+
 /// Writes `v` at `at` as a little-endian integer of `width` bytes.
 fn poke(b: &mut [u8], at: usize, width: usize, v: u64) {
     b[at..at + width].copy_from_slice(&v.to_le_bytes()[..width]);
@@ -589,17 +613,6 @@ fn poke(b: &mut [u8], at: usize, width: usize, v: u64) {
 #[test]
 fn hostile_header_fields_are_rejected() {
     let base = cc("gcc", &[], HELLO_C);
-    // (offset, width) of ELF64 header fields: e_phoff, e_shoff, e_phentsize, e_phnum,
-    // e_shentsize, e_shnum, e_shstrndx.
-    let fields = [
-        (32, 8),
-        (40, 8),
-        (54, 2),
-        (56, 2),
-        (58, 2),
-        (60, 2),
-        (62, 2),
-    ];
     let values = [
         0u64,
         1,
@@ -609,7 +622,7 @@ fn hostile_header_fields_are_rejected() {
         u64::MAX,
         u64::MAX / 2,
     ];
-    for (at, width) in fields {
+    for (at, width) in ELF64_HEADER_FIELDS {
         for v in values {
             let mut b = base.clone();
             poke(&mut b, at, width, v);
@@ -672,12 +685,7 @@ fn stacked_overlapping_tables_stay_linear() {
 
 #[test]
 fn go_buildinfo_flips_never_panic() {
-    let bin = go_build(
-        "example.com/hello",
-        HELLO_GO,
-        &[("CGO_ENABLED", "0")],
-        &["-ldflags", "-s -w"],
-    );
+    let bin = go_hello(&["-ldflags", "-s -w"]);
     let f = facts(&bin);
     assert!(f.is_go && f.stripped);
     assert_eq!(f.libc, Libc::None, "{:?}", f.libc_evidence);
@@ -857,12 +865,7 @@ fn stripped_static_hardening_is_unknown_not_no() {
 
 #[test]
 fn go_static_has_no_hardening_warnings() {
-    let f = facts(&go_build(
-        "example.com/hello",
-        HELLO_GO,
-        &[("CGO_ENABLED", "0")],
-        &["-trimpath"],
-    ));
+    let f = facts(&go_hello(&["-trimpath"]));
     assert_eq!(f.hardening.stack, StackExec::NonExecutable);
     assert!(diagnose(&f, Requirement::Static).is_empty());
     // What the text report shows as "stack protector n/a (Go)".
@@ -1055,31 +1058,15 @@ fn poke_endian(b: &mut [u8], at: usize, width: usize, v: u64, big: bool) {
 
 #[test]
 fn hostile_header_fields_in_32_bit_and_big_endian_files() {
-    // ELF32 header: e_phoff 28/4, e_shoff 32/4, e_phentsize 42/2, e_phnum 44/2,
-    // e_shentsize 46/2, e_shnum 48/2, e_shstrndx 50/2. ELF64 as in the test above.
-    let f32 = [
-        (28, 4),
-        (32, 4),
-        (42, 2),
-        (44, 2),
-        (46, 2),
-        (48, 2),
-        (50, 2),
-    ];
-    let f64 = [
-        (32, 8),
-        (40, 8),
-        (54, 2),
-        (56, 2),
-        (58, 2),
-        (60, 2),
-        (62, 2),
-    ];
     let values = [0u64, 1, 0x7fff, 0xffff, u32::MAX as u64, u64::MAX];
     for goarch in ["386", "mips", "s390x"] {
         let base = go_cross(goarch);
         let big = base[5] == 2;
-        let fields: &[(usize, usize)] = if base[4] == 1 { &f32 } else { &f64 };
+        let fields = if base[4] == 1 {
+            &ELF32_HEADER_FIELDS
+        } else {
+            &ELF64_HEADER_FIELDS
+        };
         for &(at, width) in fields {
             for v in values {
                 let mut b = base.clone();

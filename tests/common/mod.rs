@@ -1,6 +1,12 @@
 //! Shared plumbing for the integration tests: the real staticpack binary, real tools.
 #![allow(dead_code)]
 
+#[path = "../../src/test_support/cc.rs"]
+mod cc;
+#[path = "../../src/test_support/http.rs"]
+pub mod fake_http;
+pub mod layout;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -59,22 +65,46 @@ pub fn staticpack(cwd: &Path, args: &[&str]) -> Run {
 
 /// `staticpack` with extra environment variables.
 pub fn staticpack_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_staticpack"));
-    cmd.args(args).current_dir(cwd).envs(env.iter().copied());
+    let mut cmd = staticpack_command(cwd, args);
+    cmd.envs(env.iter().copied());
     run_with_timeout(cmd, RUN_TIMEOUT)
 }
 
+/// The staticpack command with `args` in `cwd`, for a test that sets more (environment
+/// removals, stdin) before running it with [`run_with_timeout`] or [`run_with_input`].
+pub fn staticpack_command(cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_staticpack"));
+    cmd.args(args).current_dir(cwd);
+    cmd
+}
+
 /// Runs a command with stdin closed and a deadline; a hung process fails the test by name.
-pub fn run_with_timeout(mut cmd: Command, timeout: std::time::Duration) -> Run {
-    use std::io::Read;
+pub fn run_with_timeout(cmd: Command, timeout: std::time::Duration) -> Run {
+    run_with_input(cmd, None, timeout)
+}
+
+/// [`run_with_timeout`] with `input` written to stdin (then closed); `None` is stdin closed
+/// from the start. Output is read while the process runs, so no pipe ever fills up.
+pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, timeout: std::time::Duration) -> Run {
+    use std::io::{Read, Write};
     use std::process::Stdio;
     let what = format!("{cmd:?}");
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -101,6 +131,13 @@ pub fn run_with_timeout(mut cmd: Command, timeout: std::time::Duration) -> Run {
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
     })
+}
+
+/// Compiles the C program `source` with `compiler args…` into `dir/name`; returns its path.
+pub fn compile_c(compiler: &str, args: &[&str], source: &str, dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    cc::compile_c(compiler, args, source, &out);
+    out
 }
 
 pub fn tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
