@@ -188,37 +188,26 @@ pub fn parse(text: &str) -> Result<Parsed, Problem> {
     })
 }
 
-/// A problem at a byte span of `text`.
-pub(super) fn problem_at(
-    text: &str,
-    span: Range<usize>,
-    field: &str,
-    message: String,
-    help: Option<String>,
-) -> Problem {
-    let (line, column) = line_col(text, span.start);
-    Problem {
-        line,
-        column,
-        field: (!field.is_empty()).then(|| field.to_owned()),
-        message,
-        help,
-    }
-}
-
 pub(super) struct Ctx<'a> {
     pub text: &'a str,
 }
 
 impl Ctx<'_> {
-    fn error(
+    pub(super) fn error(
         &self,
         span: Range<usize>,
         field: &str,
         message: String,
         help: Option<String>,
     ) -> Problem {
-        problem_at(self.text, span, field, message, help)
+        let (line, column) = line_col(self.text, span.start);
+        Problem {
+            line,
+            column,
+            field: (!field.is_empty()).then(|| field.to_owned()),
+            message,
+            help,
+        }
     }
 
     pub(super) fn toml_error(&self, e: &toml::de::Error) -> Problem {
@@ -561,20 +550,10 @@ impl Ctx<'_> {
                 ));
             }
         }
-        let user = match img.user {
-            Some(u) => {
-                let parsed = u.get_ref().parse::<User>().map_err(|e| {
-                    self.error(
-                        u.span(),
-                        "image.user",
-                        format!("invalid user {:?}: {e}", u.get_ref()),
-                        Some(USER_HELP.into()),
-                    )
-                })?;
-                Some((u, parsed))
-            }
-            None => None,
-        };
+        let user = img
+            .user
+            .map(|u| self.parse_as::<User>(u, "image.user", "user", USER_HELP))
+            .transpose()?;
         let tag = match &img.tag {
             Some(t) if !is_valid_tag(t.get_ref()) => {
                 return Err(self.error(
@@ -628,26 +607,38 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        let owner = match f.owner {
-            Some(o) => {
-                let parsed = o.get_ref().parse::<Owner>().map_err(|e| {
-                    self.error(
-                        o.span(),
-                        "image.files.owner",
-                        format!("invalid owner {:?}: {e}", o.get_ref()),
-                        Some(OWNER_HELP.into()),
-                    )
-                })?;
-                Some((o, parsed))
-            }
-            None => None,
-        };
+        let owner = f
+            .owner
+            .map(|o| self.parse_as::<Owner>(o, "image.files.owner", "owner", OWNER_HELP))
+            .transpose()?;
         Ok(ParsedFile {
             dst: normalize_image_path(f.dst.get_ref()),
             src: f.src,
             mode: f.mode.unwrap_or(0o644) & 0o7777,
             owner,
         })
+    }
+
+    /// A typed value of its own syntax (a user, an owner), kept with the text it was written as.
+    fn parse_as<T: std::str::FromStr>(
+        &self,
+        written: Spanned<String>,
+        field: &str,
+        what: &str,
+        help: &str,
+    ) -> Result<(Spanned<String>, T), Problem>
+    where
+        T::Err: fmt::Display,
+    {
+        match written.get_ref().parse::<T>() {
+            Ok(value) => Ok((written, value)),
+            Err(e) => Err(self.error(
+                written.span(),
+                field,
+                format!("invalid {what} {:?}: {e}", written.get_ref()),
+                Some(help.into()),
+            )),
+        }
     }
 
     /// "8080" or "53/udp" → "8080/tcp", "53/udp".

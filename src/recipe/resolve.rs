@@ -1,7 +1,7 @@
 //! Parsed → resolved: relative paths anchored at the recipe's folder and checked on disk, the
 //! base loaded once, users and owners resolved against it the way the run proof will.
 
-use super::parse::{PACKAGE_HELP, ParsedBuild, ParsedImage, ParsedLang, closest, problem_at};
+use super::parse::{Ctx, PACKAGE_HELP, ParsedBuild, ParsedImage, ParsedLang, closest};
 use super::{BuildSpec, CBuild, ExtraFile, ImageSpec, LangSpec, Parsed, Problem, Recipe};
 use crate::confine::{Confinement, Escape};
 use crate::image::base::{self, Base};
@@ -17,13 +17,12 @@ impl Parsed {
             _ => PathBuf::from("."),
         };
         let dir = std::path::absolute(&dir).unwrap_or(dir);
-        let text = &self.text;
+        let place = Ctx { text: &self.text };
         let mut allowed = Vec::new();
         for a in &self.allow_outside {
             let p = dir.join(a.get_ref());
             let real = p.canonicalize().map_err(|e| {
-                problem_at(
-                    text,
+                place.error(
                     a.span(),
                     "allow_outside",
                     format!("{} cannot be resolved: {e}", p.display()),
@@ -33,9 +32,9 @@ impl Parsed {
             allowed.push(real);
         }
         let confinement = Confinement::new(&dir, &allowed)
-            .map_err(|e| problem_at(text, 0..0, "", e.to_string(), None))?;
+            .map_err(|e| place.error(0..0, "", e.to_string(), None))?;
         let at = At {
-            text,
+            place,
             dir: &dir,
             confinement,
         };
@@ -56,22 +55,12 @@ impl Parsed {
 
 /// Places problems in the recipe's text, and keeps its inputs in its folder.
 struct At<'a> {
-    text: &'a str,
+    place: Ctx<'a>,
     dir: &'a Path,
     confinement: Confinement,
 }
 
 impl At<'_> {
-    fn error(
-        &self,
-        span: Range<usize>,
-        field: &str,
-        message: String,
-        help: Option<String>,
-    ) -> Problem {
-        problem_at(self.text, span, field, message, help)
-    }
-
     /// `path` (named by `field` at `span`) must resolve inside the recipe's folder or an
     /// `allow_outside` path.
     fn confined(&self, path: &Path, span: Range<usize>, field: &str) -> Result<(), Problem> {
@@ -99,7 +88,7 @@ impl At<'_> {
             ),
             Escape::Unresolvable { .. } => e.to_string(),
         };
-        self.error(span, field, message, help)
+        self.place.error(span, field, message, help)
     }
 
     /// The source (which must exist, a file for prebuilt, a folder otherwise), C files, Go's
@@ -107,7 +96,8 @@ impl At<'_> {
     fn resolve_build(&self, b: ParsedBuild, dir: &Path) -> Result<BuildSpec, Problem> {
         let source = dir.join(b.source.get_ref());
         let source_error = |message: String, help: String| {
-            self.error(b.source.span(), "build.source", message, Some(help))
+            self.place
+                .error(b.source.span(), "build.source", message, Some(help))
         };
         let wants_file = matches!(b.lang, ParsedLang::Prebuilt);
         if !source.exists() {
@@ -148,7 +138,7 @@ impl At<'_> {
             } => {
                 if let Some(span) = package_span {
                     if !source.join(&build.package).is_dir() {
-                        return Err(self.error(
+                        return Err(self.place.error(
                             span,
                             "build.package",
                             format!(
@@ -193,7 +183,7 @@ impl At<'_> {
                 for f in list {
                     let p = source.join(f.get_ref());
                     if !p.is_file() {
-                        return Err(self.error(
+                        return Err(self.place.error(
                             f.span(),
                             "build.files",
                             format!("{} does not exist", p.display()),
@@ -207,7 +197,7 @@ impl At<'_> {
             None => {
                 files = c_files_in(source);
                 if files.is_empty() {
-                    return Err(self.error(
+                    return Err(self.place.error(
                         source_span.clone(),
                         "build.source",
                         format!("no *.c file in {}", source.display()),
@@ -239,7 +229,7 @@ impl At<'_> {
                             names.join(", ")
                         ),
                     };
-                    self.error(bs.span(), "image.base", error_chain(&e), Some(help))
+                    self.place.error(bs.span(), "image.base", error_chain(&e), Some(help))
                 })?;
                 (wanted.clone(), loaded)
             }
@@ -250,7 +240,7 @@ impl At<'_> {
         let user = match img.user {
             Some((written, user)) => {
                 users.resolve(&user).map_err(|e| {
-                    self.error(
+                    self.place.error(
                         written.span(),
                         "image.user",
                         format!("invalid user {:?}: {e}", written.get_ref()),
@@ -269,7 +259,7 @@ impl At<'_> {
         for f in img.files {
             let src = dir.join(f.src.get_ref());
             if !src.is_file() {
-                return Err(self.error(
+                return Err(self.place.error(
                     f.src.span(),
                     "image.files.src",
                     format!("{} is not a file", src.display()),
@@ -280,7 +270,7 @@ impl At<'_> {
             let (uid, gid) = match &f.owner {
                 None => (0, 0),
                 Some((written, owner)) => users.resolve_owner(owner).map_err(|e| {
-                    self.error(
+                    self.place.error(
                         written.span(),
                         "image.files.owner",
                         format!("invalid owner {:?}: {e}", written.get_ref()),
