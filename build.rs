@@ -14,7 +14,7 @@ fn main() {
     files.sort();
     links.sort();
     let mut out = String::from(
-        "/// (path relative to images/, contents)\npub static EMBEDDED: &[(&str, &[u8])] = &[\n",
+        "/// (path relative to images/, contents)\npub(super) static EMBEDDED: &[(&str, &[u8])] = &[\n",
     );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
@@ -30,7 +30,7 @@ fn main() {
         )
         .expect("string write");
     }
-    out.push_str("];\n/// (path relative to images/, symlink target)\npub static EMBEDDED_LINKS: &[(&str, &str)] = &[\n");
+    out.push_str("];\n/// (path relative to images/, symlink target)\npub(super) static EMBEDDED_LINKS: &[(&str, &str)] = &[\n");
     for (link, target) in &links {
         let rel = link
             .strip_prefix(&images)

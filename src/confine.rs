@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 /// A folder, and the paths outside it that were explicitly allowed (all canonical).
 #[derive(Clone, Debug)]
-pub struct Confinement {
+pub(crate) struct Confinement {
     root: PathBuf,
     allowed: Vec<PathBuf>,
 }
 
 /// Why a path was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum Escape {
+pub(crate) enum Escape {
     #[error("{path} cannot be resolved: {source}")]
     Unresolvable {
         path: PathBuf,
@@ -29,7 +29,7 @@ pub enum Escape {
 
 impl Confinement {
     /// `root` and every allowed path must exist: they are resolved here, once.
-    pub fn new(root: &Path, allowed: &[PathBuf]) -> Result<Self, Escape> {
+    pub(crate) fn new(root: &Path, allowed: &[PathBuf]) -> Result<Self, Escape> {
         let real = |p: &Path| {
             p.canonicalize().map_err(|source| Escape::Unresolvable {
                 path: p.to_path_buf(),
@@ -42,13 +42,9 @@ impl Confinement {
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The real path of `path` (which must exist) if it is inside the root or inside an allowed
     /// path.
-    pub fn check(&self, path: &Path) -> Result<PathBuf, Escape> {
+    pub(crate) fn check(&self, path: &Path) -> Result<PathBuf, Escape> {
         let real = path.canonicalize().map_err(|source| Escape::Unresolvable {
             path: path.to_path_buf(),
             source,
@@ -66,7 +62,7 @@ impl Confinement {
 
     /// The first symlink below `dir` (not following symlinked folders) whose target is outside,
     /// with its escape. A dangling link reads nothing and is let be.
-    pub fn first_escaping_link(&self, dir: &Path) -> Option<Escape> {
+    pub(crate) fn first_escaping_link(&self, dir: &Path) -> Option<Escape> {
         let entries = std::fs::read_dir(dir).ok()?;
         let mut entries: Vec<_> = entries.flatten().collect();
         entries.sort_by_key(|e| e.file_name());

@@ -6,19 +6,29 @@
 //! processes live in `build` and `run`, the network in `registry`.
 
 #![deny(unsafe_code)]
+// The public API is what this file exposes; anything else is crate-private, and says so.
+#![warn(unreachable_pub)]
 
+// The stages, the public face of the library.
 pub mod build;
-pub mod confine;
-pub mod digest;
-pub mod fsio;
 pub mod image;
 pub mod pipeline;
-pub mod provenance;
 pub mod recipe;
 pub mod registry;
-pub mod repro;
 pub mod run;
-#[cfg(test)]
-pub(crate) mod test_support;
 pub mod verify;
-pub mod workdir;
+
+// Shared values of the public API.
+pub mod digest;
+pub use fsio::IoError;
+pub use provenance::Provenance;
+pub use repro::{Difference, ReproError};
+
+// Plumbing.
+mod confine;
+mod fsio;
+mod provenance;
+mod repro;
+#[cfg(test)]
+mod test_support;
+mod workdir;

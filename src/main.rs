@@ -47,7 +47,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             references,
             registry: registry_args,
         } => {
-            let (dir, tag) = image::layout::parse_layout_ref(&reference);
+            let (dir, tag) = image::parse_layout_ref(&reference);
             push_layout(&dir, tag.as_deref(), &references, &registry_args)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -102,7 +102,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             max_unpack_entries,
             args,
         } => {
-            let (dir, tag) = image::layout::parse_layout_ref(&reference);
+            let (dir, tag) = image::parse_layout_ref(&reference);
             let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
             let args = (!args.is_empty()).then_some(args);
             let opts = run::RunOptions {
@@ -127,11 +127,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Inspect { image: reference } => {
-            let (dir, tag) = image::layout::parse_layout_ref(&reference);
+            let (dir, tag) = image::parse_layout_ref(&reference);
             let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
             // A summary of a tampered image would vouch for it: the layers are checked first.
             loaded.verify_layers()?;
-            print!("{}", image::layout::describe(&loaded)?);
+            print!("{}", image::describe(&loaded)?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -174,9 +174,9 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
             archive = Archive {
                 out: out.clone(),
                 format: if matches!(a.format, FormatArg::OciArchive) {
-                    image::archive::ArchiveFormat::Oci
+                    image::ArchiveFormat::Oci
                 } else {
-                    image::archive::ArchiveFormat::Docker
+                    image::ArchiveFormat::Docker
                 },
             };
             &archive

@@ -3,13 +3,13 @@
 //! two builds with the same inputs digest must give the same image.
 
 use crate::digest::Digest;
-use crate::recipe::{LangSpec, LibcChoice, Recipe};
+use crate::recipe::{LangSpec, Recipe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub const FILE_NAME: &str = "staticpack-provenance.json";
-pub const ANNOTATION: &str = "dev.staticpack.provenance";
+pub(crate) const FILE_NAME: &str = "staticpack-provenance.json";
+pub(crate) const ANNOTATION: &str = "dev.staticpack.provenance";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvenanceError {
@@ -57,7 +57,7 @@ impl Inputs {
 
 /// Digests of the recipe file and every file it builds from, keyed relative to the recipe folder
 /// (folders outside it keep a `../` path). `.git`, `out` and `target` folders are skipped.
-pub fn input_files(recipe: &Recipe) -> Result<BTreeMap<String, String>, ProvenanceError> {
+pub(crate) fn input_files(recipe: &Recipe) -> Result<BTreeMap<String, String>, ProvenanceError> {
     let mut files = BTreeMap::new();
     // recipe.path is as the user typed it (maybe relative to the working directory): key the
     // recipe file by its place in the recipe's folder instead.
@@ -155,7 +155,7 @@ fn add_file(
 }
 
 /// `path` relative to `root`, with `../` where it lies outside.
-pub fn relative(root: &Path, path: &Path) -> String {
+pub(crate) fn relative(root: &Path, path: &Path) -> String {
     if let Ok(rel) = path.strip_prefix(root) {
         return rel.to_string_lossy().into_owned();
     }
@@ -172,7 +172,7 @@ pub fn relative(root: &Path, path: &Path) -> String {
 }
 
 /// The version of an installed Debian package, read from dpkg's status file (no process).
-pub fn debian_package_version(status_text: &str, package: &str) -> Option<String> {
+pub(crate) fn debian_package_version(status_text: &str, package: &str) -> Option<String> {
     status_text.split("\n\n").find_map(|stanza| {
         let mut name = None;
         let mut version = None;
@@ -192,17 +192,8 @@ pub fn debian_package_version(status_text: &str, package: &str) -> Option<String
     })
 }
 
-/// The libc packages whose files end up inside the binary, by the recipe's choice.
-pub fn libc_packages(recipe: &Recipe) -> &'static [&'static str] {
-    match recipe.build.libc {
-        LibcChoice::Musl => &["musl-dev"],
-        LibcChoice::Glibc => &["libc6-dev"],
-        LibcChoice::None => &[],
-    }
-}
-
 /// Replaces the host paths of a build (build folder, source folder) with stable names.
-pub fn normalize(text: &str, build_dir: &Path, source: &Path) -> String {
+pub(crate) fn normalize(text: &str, build_dir: &Path, source: &Path) -> String {
     text.replace(&build_dir.to_string_lossy().into_owned(), "<build>")
         .replace(&source.to_string_lossy().into_owned(), "<source>")
 }

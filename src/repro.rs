@@ -66,7 +66,11 @@ const MAX_DIFFERENCES: usize = 20;
 const CONTEXT_BYTES: usize = 16;
 
 /// Compares two layouts' images for `tag`; empty when they are byte-identical.
-pub fn compare_layouts(a: &Path, b: &Path, tag: &str) -> Result<Vec<Difference>, ReproError> {
+pub(crate) fn compare_layouts(
+    a: &Path,
+    b: &Path,
+    tag: &str,
+) -> Result<Vec<Difference>, ReproError> {
     let left = image::read_image(a, Some(tag))?;
     let right = image::read_image(b, Some(tag))?;
     if left.manifest_digest == right.manifest_digest {
@@ -133,7 +137,13 @@ pub fn compare_layouts(a: &Path, b: &Path, tag: &str) -> Result<Vec<Difference>,
 }
 
 /// Walks two JSON values and records each differing leaf with its dotted path.
-pub fn json_differences(blob: &str, path: &str, a: &Value, b: &Value, out: &mut Vec<Difference>) {
+pub(crate) fn json_differences(
+    blob: &str,
+    path: &str,
+    a: &Value,
+    b: &Value,
+    out: &mut Vec<Difference>,
+) {
     if a == b || out.len() >= MAX_DIFFERENCES {
         return;
     }
@@ -298,7 +308,7 @@ fn window(bytes: &[u8], off: usize) -> String {
 }
 
 /// The name of the ELF section holding file offset `off`, if the bytes are an ELF file.
-pub fn elf_section_at(bytes: &[u8], off: u64) -> Option<String> {
+pub(crate) fn elf_section_at(bytes: &[u8], off: u64) -> Option<String> {
     if bytes.get(..4) != Some(b"\x7fELF") {
         return None;
     }

@@ -14,35 +14,30 @@ const GRACE: Duration = Duration::from_secs(60);
 
 /// A temporary folder, removed on drop, locked while this value lives.
 #[derive(Debug)]
-pub struct WorkDir {
+pub(crate) struct WorkDir {
     dir: tempfile::TempDir,
     _lock: Flock<File>,
 }
 
 impl WorkDir {
     /// Creates `<parent>/<prefix>XXXXXX` (mode 0700) and locks it.
-    pub fn new_in(parent: &Path, prefix: &str) -> io::Result<Self> {
+    pub(crate) fn new_in(parent: &Path, prefix: &str) -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
         let lock = lock(File::open(dir.path())?).map_err(io::Error::from)?;
         Ok(WorkDir { dir, _lock: lock })
     }
 
     /// [`WorkDir::new_in`] the system's temporary folder.
-    pub fn new(prefix: &str) -> io::Result<Self> {
+    pub(crate) fn new(prefix: &str) -> io::Result<Self> {
         Self::new_in(&std::env::temp_dir(), prefix)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    /// Keeps the folder (a staged layout about to be published) and gives up the lock.
-    pub fn into_path(self) -> PathBuf {
-        self.dir.keep()
-    }
-
     /// Removes the folder now, reporting a failure.
-    pub fn close(self) -> io::Result<()> {
+    pub(crate) fn close(self) -> io::Result<()> {
         self.dir.close()
     }
 }
@@ -50,7 +45,7 @@ impl WorkDir {
 /// Removes the folders `<parent>/<prefix>*` that no living process holds, after `before` has
 /// had its say about each (e.g. killing a runc container whose state is in it). Returns what
 /// was removed. Best effort: a folder that cannot be removed is left for the next time.
-pub fn sweep(parent: &Path, prefix: &str, before: &dyn Fn(&Path)) -> Vec<PathBuf> {
+pub(crate) fn sweep(parent: &Path, prefix: &str, before: &dyn Fn(&Path)) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return Vec::new();
     };

@@ -13,9 +13,9 @@ const STATIC_BASE_LAYER: &str =
 
 #[test]
 fn static_base_layer_digest_is_golden() {
-    let base = staticpack::image::base::load("static", Path::new(".")).unwrap();
+    let base = staticpack::image::load_base("static", Path::new(".")).unwrap();
     let blobs = tempfile::tempdir().unwrap();
-    let layer = staticpack::image::layer::write_layer(&base.layer.unwrap(), blobs.path()).unwrap();
+    let layer = staticpack::image::write_layer(&base.layer.unwrap(), blobs.path()).unwrap();
     assert_eq!(
         layer.digest.to_string(),
         STATIC_BASE_LAYER,

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use staticpack::digest::Digest;
-use staticpack::image::layout::LocalBlob;
+use staticpack::image::LocalBlob;
 use staticpack::run::{UnpackLimits, unpack_layer};
 
 fuzz_target!(|data: &[u8]| {

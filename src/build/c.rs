@@ -6,7 +6,11 @@ use crate::recipe::{BuildSpec, CBuild, LibcChoice, LinkMode};
 use std::path::Path;
 
 /// Compiles and links `c.files` in one gcc call.
-pub fn build(spec: &BuildSpec, c: &CBuild, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+pub(super) fn build(
+    spec: &BuildSpec,
+    c: &CBuild,
+    ctx: &BuildContext,
+) -> Result<Artifact, BuildError> {
     let gcc = super::require("gcc", "lang = \"c\" compiles with gcc", "gcc")?;
     let version = process::version_line(&gcc);
     let binary = super::output_path(ctx, &spec.output)?;

@@ -11,7 +11,11 @@ use super::{Artifact, BuildContext, BuildError, musl};
 use crate::recipe::{BuildSpec, GoBuild, LibcChoice, LinkMode};
 
 /// `go build` of `gob.package` with the flags the recipe's cgo × libc × link call for.
-pub fn build(spec: &BuildSpec, gob: &GoBuild, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+pub(super) fn build(
+    spec: &BuildSpec,
+    gob: &GoBuild,
+    ctx: &BuildContext,
+) -> Result<Artifact, BuildError> {
     let go = super::require(
         "go",
         "lang = \"go\" builds with the Go toolchain",
@@ -146,7 +150,7 @@ fn needs_external_linker(link: LinkMode, cgo: bool) -> bool {
 }
 
 /// The `go build` arguments for a spec (pure, so the flag logic is unit-tested).
-pub fn build_args(spec: &BuildSpec, gob: &GoBuild, output: &str) -> Vec<String> {
+pub(super) fn build_args(spec: &BuildSpec, gob: &GoBuild, output: &str) -> Vec<String> {
     let mut ldflags = vec!["-buildid=".to_owned()];
     if gob.strip {
         ldflags.extend(["-s".to_owned(), "-w".to_owned()]);

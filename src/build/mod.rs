@@ -3,8 +3,8 @@
 
 mod c;
 mod go;
-pub mod musl;
-pub mod process;
+pub(crate) mod musl;
+pub(crate) mod process;
 pub mod second;
 
 use crate::fsio::{IoContext, IoError};

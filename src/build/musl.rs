@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// A musl installation: the folder with crt*.o and libc.a, and the headers.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Musl {
+pub(crate) struct Musl {
     pub lib_dir: PathBuf,
     pub include_dir: PathBuf,
 }
@@ -21,7 +21,7 @@ const REQUIRED_LIB_FILES: &[&str] = &["crt1.o", "rcrt1.o", "crti.o", "crtn.o", "
 
 /// Where musl lives: next to the specs file the `musl-gcc` wrapper names, else the usual places
 /// (Debian's multiarch folders, upstream's /usr/local/musl, Alpine-style /usr/lib/musl).
-pub fn find() -> Result<Musl, BuildError> {
+pub(crate) fn find() -> Result<Musl, BuildError> {
     let mut tried = Vec::new();
     if let Some(wrapper) = find_program("musl-gcc") {
         if let Some(specs) = specs_path_from_wrapper(&wrapper) {
@@ -69,7 +69,7 @@ impl Musl {
 
     /// A gcc specs file that compiles against musl's headers and links musl statically,
     /// as a true static-pie when the driver gets `-static-pie`.
-    pub fn specs(&self) -> String {
+    pub(crate) fn specs(&self) -> String {
         let lib = self.lib_dir.display();
         let inc = self.include_dir.display();
         format!(
@@ -90,7 +90,7 @@ impl Musl {
 
 /// Finds musl and writes staticpack's specs file into the build folder; returns its path and
 /// the installation it names.
-pub fn write_specs(build_dir: &Path) -> Result<(PathBuf, Musl), BuildError> {
+pub(crate) fn write_specs(build_dir: &Path) -> Result<(PathBuf, Musl), BuildError> {
     let m = find()?;
     let specs = build_dir.join("musl.specs");
     std::fs::write(&specs, m.specs()).at("writing", &specs)?;

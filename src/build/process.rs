@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Finds an executable on the caller's PATH (the hermetic environment has its own PATH).
-pub fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
         return is_executable(&p).then_some(p);
@@ -28,7 +28,7 @@ fn is_executable(p: &Path) -> bool {
 
 /// A command with a cleared environment: PATH limited to the toolchain's folders and the system's,
 /// C locale, UTC, SOURCE_DATE_EPOCH, HOME and TMPDIR inside the build folder.
-pub fn hermetic(program: &Path, build_dir: &Path, epoch: u64) -> Command {
+pub(crate) fn hermetic(program: &Path, build_dir: &Path, epoch: u64) -> Command {
     let mut path_dirs: Vec<PathBuf> = Vec::new();
     if let Some(dir) = program.parent() {
         path_dirs.push(dir.to_path_buf());
@@ -55,7 +55,7 @@ pub fn hermetic(program: &Path, build_dir: &Path, epoch: u64) -> Command {
 }
 
 /// The variables a command sets explicitly (all of them, for a hermetic command).
-pub fn environment(cmd: &Command) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn environment(cmd: &Command) -> std::collections::BTreeMap<String, String> {
     cmd.get_envs()
         .filter_map(|(k, v)| {
             Some((
@@ -67,7 +67,7 @@ pub fn environment(cmd: &Command) -> std::collections::BTreeMap<String, String> 
 }
 
 /// Renders a command as a shell-like line for reports and errors.
-pub fn render(cmd: &Command) -> String {
+pub(crate) fn render(cmd: &Command) -> String {
     let mut parts = vec![quote(&cmd.get_program().to_string_lossy())];
     parts.extend(cmd.get_args().map(|a| quote(&a.to_string_lossy())));
     parts.join(" ")
@@ -86,7 +86,7 @@ fn quote(s: &str) -> String {
 
 /// Runs a toolchain step: in the build's jail when it has one (only the build folder writable,
 /// only declared inputs readable, no network), then as [`run`].
-pub fn run_step(mut cmd: Command, ctx: &super::BuildContext) -> Result<String, BuildError> {
+pub(crate) fn run_step(mut cmd: Command, ctx: &super::BuildContext) -> Result<String, BuildError> {
     if let Some(spec) = &ctx.jail {
         crate::run::jail(&mut cmd, spec).at("preparing the build jail in", &spec.build_dir)?;
     }
@@ -94,7 +94,7 @@ pub fn run_step(mut cmd: Command, ctx: &super::BuildContext) -> Result<String, B
 }
 
 /// Runs to completion; on a non-zero exit the error carries the command and its whole output.
-pub fn run(mut cmd: Command) -> Result<String, BuildError> {
+pub(crate) fn run(mut cmd: Command) -> Result<String, BuildError> {
     let line = render(&cmd);
     let program = Path::new(cmd.get_program())
         .file_name()
@@ -126,7 +126,7 @@ fn indent(text: &str) -> String {
 }
 
 /// The first line of `PROGRAM --version`, or "unknown version".
-pub fn version_line(program: &Path) -> String {
+pub(crate) fn version_line(program: &Path) -> String {
     Command::new(program)
         .arg("--version")
         .stdin(Stdio::null())

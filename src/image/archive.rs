@@ -31,7 +31,7 @@ fn layout_entries(layout: &Path) -> Result<Vec<LayerEntry>, ImageError> {
 }
 
 /// docker's `manifest.json` for one image: config and layers by their paths in the archive.
-pub fn docker_manifest(image: &LoadedImage, repo_tag: &str) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn docker_manifest(image: &LoadedImage, repo_tag: &str) -> Result<Vec<u8>, ImageError> {
     let path_of = |d: &oci_spec::image::Digest| format!("blobs/sha256/{}", d.digest());
     let manifest = serde_json::json!([{
         "Config": path_of(image.manifest.config().digest()),

@@ -11,7 +11,7 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_images.rs"));
 }
 
-pub const DEFINITION_FILE: &str = "base.toml";
+pub(crate) const DEFINITION_FILE: &str = "base.toml";
 
 /// The mtime of every entry of a base layer: fixed, independent of the recipe's
 /// SOURCE_DATE_EPOCH. A base layer is the same blob for every recipe and every commit that uses
@@ -80,7 +80,7 @@ struct TreeDef {
 }
 
 /// What a tree holds, whatever stores it: files with their content, symlinks with targets.
-pub enum TreeItem {
+pub(crate) enum TreeItem {
     File {
         rel: String,
         source: FileSource,
@@ -93,7 +93,7 @@ pub enum TreeItem {
 }
 
 /// The pin of a tree: sha256 over its sorted listing ("f PATH SHA256" / "l PATH TARGET" lines).
-pub fn tree_digest(items: &[TreeItem]) -> String {
+pub(crate) fn tree_digest(items: &[TreeItem]) -> String {
     let mut lines: Vec<String> = items
         .iter()
         .map(|i| match i {
@@ -166,7 +166,7 @@ pub struct Base {
 }
 
 /// Names of the embedded bases, sorted.
-pub fn embedded_names() -> Vec<&'static str> {
+pub(crate) fn embedded_names() -> Vec<&'static str> {
     let mut names: Vec<&str> = embedded::EMBEDDED
         .iter()
         .filter_map(|(p, _)| p.strip_suffix(&format!("/{DEFINITION_FILE}")))
@@ -183,7 +183,7 @@ fn embedded_file(rel: &str) -> Option<&'static [u8]> {
 }
 
 /// True when a recipe's `base` names a folder rather than an embedded base.
-pub fn is_path_reference(reference: &str) -> bool {
+pub(crate) fn is_path_reference(reference: &str) -> bool {
     reference.contains('/') || reference.starts_with('.')
 }
 

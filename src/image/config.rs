@@ -40,7 +40,7 @@ fn json_err(what: &'static str) -> impl Fn(String) -> ImageError {
 }
 
 /// Sorted keys, no whitespace: the same value always gives the same bytes.
-pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>, ImageError> {
     let v = serde_json::to_value(value).map_err(|e| json_err("JSON")(e.to_string()))?;
     serde_json::to_vec(&v).map_err(|e| json_err("JSON")(e.to_string()))
 }
@@ -50,7 +50,7 @@ fn hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
 }
 
 /// The image config blob.
-pub fn config_json(meta: &ImageMeta, layers: &[LayerBlob]) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn config_json(meta: &ImageMeta, layers: &[LayerBlob]) -> Result<Vec<u8>, ImageError> {
     let err = |e: oci_spec::OciSpecError| json_err("image config")(e.to_string());
     let created = rfc3339(meta.created_epoch);
     let mut config = ConfigBuilder::default();
@@ -112,7 +112,7 @@ pub fn config_json(meta: &ImageMeta, layers: &[LayerBlob]) -> Result<Vec<u8>, Im
 }
 
 /// The image manifest blob.
-pub fn manifest_json(
+pub(crate) fn manifest_json(
     config_digest: &Digest,
     config_size: u64,
     layers: &[LayerBlob],
@@ -148,7 +148,7 @@ pub fn manifest_json(
 }
 
 /// `index.json`: one manifest, named by its tag, with its platform.
-pub fn index_json(
+pub(crate) fn index_json(
     manifest_digest: &Digest,
     manifest_size: u64,
     tag: &str,
@@ -189,7 +189,7 @@ fn parse_digest(d: &Digest) -> Result<oci_spec::image::Digest, ImageError> {
 }
 
 /// Seconds since 1970 as RFC 3339 in UTC ("1970-01-01T00:00:00Z").
-pub fn rfc3339(epoch: u64) -> String {
+pub(crate) fn rfc3339(epoch: u64) -> String {
     let days = (epoch / 86_400) as i64;
     let secs = epoch % 86_400;
     let (y, m, d) = civil_from_days(days);

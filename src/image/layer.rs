@@ -12,7 +12,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The media type of the layers written here (gzip-compressed tar).
-pub const LAYER_MEDIA_TYPE: oci_spec::image::MediaType = oci_spec::image::MediaType::ImageLayerGzip;
+pub(crate) const LAYER_MEDIA_TYPE: oci_spec::image::MediaType =
+    oci_spec::image::MediaType::ImageLayerGzip;
 
 /// Fixed so the compressed bytes (and so the digest) depend only on the content.
 const GZIP_LEVEL: u32 = 6;
@@ -70,7 +71,7 @@ fn bad(path: &str, reason: impl Into<String>) -> ImageError {
 }
 
 /// Checks a layer path: relative, no empty, "." or ".." parts, no NUL.
-pub fn check_path(path: &str) -> Result<(), ImageError> {
+pub(crate) fn check_path(path: &str) -> Result<(), ImageError> {
     if path.is_empty() {
         return Err(bad(path, "empty path"));
     }
@@ -91,7 +92,7 @@ pub fn check_path(path: &str) -> Result<(), ImageError> {
 
 /// The entries in tar order: validated, parents added (0755, root), sorted by path so parents
 /// come before children.
-pub fn normalized_entries(spec: &LayerSpec) -> Result<Vec<LayerEntry>, ImageError> {
+pub(crate) fn normalized_entries(spec: &LayerSpec) -> Result<Vec<LayerEntry>, ImageError> {
     let mut by_path: BTreeMap<String, LayerEntry> = BTreeMap::new();
     for e in &spec.entries {
         check_path(&e.path)?;
@@ -134,7 +135,7 @@ pub fn normalized_entries(spec: &LayerSpec) -> Result<Vec<LayerEntry>, ImageErro
 }
 
 /// Writes the layer's tar stream into `out`; returns `out` when done.
-pub fn write_tar<W: Write>(spec: &LayerSpec, out: W) -> Result<W, ImageError> {
+pub(crate) fn write_tar<W: Write>(spec: &LayerSpec, out: W) -> Result<W, ImageError> {
     let entries = normalized_entries(spec)?;
     let mut builder = tar::Builder::new(out);
     builder.mode(tar::HeaderMode::Deterministic);
@@ -225,15 +226,6 @@ pub fn write_layer(spec: &LayerSpec, blobs_dir: &Path) -> Result<LayerBlob, Imag
         size,
         comment: spec.comment.clone(),
     })
-}
-
-/// Syncs a finished temp blob and names it by its digest (an existing blob is the same bytes).
-pub fn persist_blob(
-    temp: tempfile::NamedTempFile,
-    blobs_dir: &Path,
-    digest: &Digest,
-) -> Result<(), ImageError> {
-    super::blob::persist(temp, blobs_dir, digest)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub const OCI_LAYOUT_FILE: &str = "oci-layout";
+pub(crate) const OCI_LAYOUT_FILE: &str = "oci-layout";
 const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ impl LoadedImage {
 }
 
 /// The prefix of the folder an image is written in before it replaces the layout `name`.
-pub fn staging_prefix(name: &str) -> String {
+pub(crate) fn staging_prefix(name: &str) -> String {
     format!(".{name}.staging-")
 }
 
@@ -74,7 +74,7 @@ fn parent_of(p: &Path) -> PathBuf {
 }
 
 /// Writes a blob by content into `blobs_dir`; returns its digest and size.
-pub fn write_blob(blobs_dir: &Path, bytes: &[u8]) -> Result<(Digest, u64), ImageError> {
+pub(crate) fn write_blob(blobs_dir: &Path, bytes: &[u8]) -> Result<(Digest, u64), ImageError> {
     let mut w = BlobWriter::new(blobs_dir)?;
     w.write_all(bytes)
         .map_err(io_err("writing a blob in", blobs_dir))?;
@@ -144,7 +144,7 @@ pub fn write_image(
 
 /// Moves a finished layout folder to `out` in one step. A previous layout at `out` is exchanged
 /// atomically and then deleted; anything at `out` that is not an OCI layout is refused.
-pub fn publish(staged: &Path, out: &Path) -> Result<(), ImageError> {
+pub(crate) fn publish(staged: &Path, out: &Path) -> Result<(), ImageError> {
     match std::fs::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return std::fs::rename(staged, out).map_err(io_err("moving the new layout to", out));
@@ -215,7 +215,7 @@ pub fn parse_layout_ref(s: &str) -> (PathBuf, Option<String>) {
 
 /// JSON documents (index.json, manifests, indexes, configs) bigger than this are refused:
 /// registries cap manifests at 4 MiB too.
-pub const JSON_MAX: u64 = 4 << 20;
+pub(crate) const JSON_MAX: u64 = 4 << 20;
 /// index.json → index → manifest is two levels; a little slack for deeper nesting, none for
 /// cycles.
 const MAX_DEPTH: usize = 4;
@@ -701,7 +701,7 @@ fn ref_name(d: &Descriptor) -> Option<&str> {
 
 /// The tag rule: `ref.name` is usually the bare tag (`v1`), sometimes a whole reference
 /// (`reg/app:v1`), whose tag is what follows the last ':' when no '/' follows it.
-pub fn ref_name_matches(name: &str, tag: &str) -> bool {
+pub(crate) fn ref_name_matches(name: &str, tag: &str) -> bool {
     if name == tag {
         return true;
     }

@@ -1,24 +1,27 @@
 //! Image assembly: deterministic layers, canonical OCI JSON, the OCI image layout on disk.
 //! Pure file output: no process, no network.
 
-pub mod archive;
-pub mod base;
-pub mod blob;
-pub mod config;
-pub mod layer;
-pub mod layout;
-pub mod users;
+pub(crate) mod archive;
+pub(crate) mod base;
+pub(crate) mod blob;
+pub(crate) mod config;
+pub(crate) mod layer;
+pub(crate) mod layout;
+pub(crate) mod users;
 
 use crate::fsio::IoError;
 use std::path::{Path, PathBuf};
 
+pub use archive::{ArchiveFormat, write_archive};
+pub use base::{BASE_MTIME, Base, BaseError, load as load_base};
 pub use blob::BlobWriter;
 pub use config::ImageMeta;
-pub use layer::{EntryKind, FileSource, LayerBlob, LayerEntry, LayerSpec};
+pub use layer::{EntryKind, FileSource, LayerBlob, LayerEntry, LayerSpec, write_layer};
 pub use layout::{
-    ImageOutput, Layout, LoadedImage, LocalBlob, LocalManifest, SelectedImage, read_image,
-    write_image,
+    ImageOutput, Layout, LoadedImage, LocalBlob, LocalManifest, SelectedImage, describe,
+    parse_layout_ref, read_image, write_image,
 };
+pub use users::{Owner, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

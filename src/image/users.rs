@@ -7,8 +7,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-pub const PASSWD: &str = "/etc/passwd";
-pub const GROUP: &str = "/etc/group";
+pub(crate) const PASSWD: &str = "/etc/passwd";
+pub(crate) const GROUP: &str = "/etc/group";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserError {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// One challenge from a `WWW-Authenticate` header: `Bearer realm="…",service="…",scope="…"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Challenge {
+pub(super) struct Challenge {
     /// Lowercased: `bearer`, `basic`, ...
     pub scheme: String,
     /// Parameter names lowercased, values unquoted.
@@ -16,7 +16,7 @@ pub struct Challenge {
 }
 
 impl Challenge {
-    pub fn param(&self, name: &str) -> Option<&str> {
+    pub(super) fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
 }
@@ -31,7 +31,7 @@ pub(crate) enum AuthScheme {
 
 /// Parses a `WWW-Authenticate` value (RFC 7235), which may hold several challenges:
 /// `Basic realm="x", Bearer realm="https://a/token",service="reg"`.
-pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
+pub(super) fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
     let mut lexer = Lexer {
         s: header.as_bytes(),
         i: 0,

@@ -321,7 +321,7 @@ impl Keychain {
 
 /// The auth files the environment names, in search order (see [`Keychain::from_env`]).
 /// `var` reads one environment variable; tests pass a map instead of touching the process.
-pub fn auth_files_from(var: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
+pub(super) fn auth_files_from(var: impl Fn(&str) -> Option<OsString>) -> Vec<PathBuf> {
     let non_empty = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let home = non_empty("HOME");
     let mut files = Vec::new();
@@ -371,7 +371,7 @@ pub enum StoredIn {
 /// `docker login` does: through the registry's credential helper or `credsStore` when the file
 /// configures one, else as a base64 `auth` entry. The file is replaced atomically with mode 0600;
 /// every other field in it is kept.
-pub fn store_credentials(
+pub(super) fn store_credentials(
     config_file: &Path,
     registry: &str,
     username: &str,

@@ -1,10 +1,10 @@
 //! Errors of the registry layers, and the registry's own words from an error body, read as the
 //! distribution spec's `ErrorResponse` (oci-spec).
 
-use super::LayoutError;
 use super::credentials::CredentialError;
 use super::reference::ReferenceError;
 use super::transport::is_retryable_status;
+use crate::image::ImageError as LayoutError;
 use oci_spec::distribution::ErrorResponse;
 
 /// Everything that can go wrong talking to a registry. Messages name the registry, the

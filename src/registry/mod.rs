@@ -44,19 +44,16 @@ mod secret;
 mod session;
 mod transport;
 
-pub use crate::image::ImageError as LayoutError;
 /// The image layout types push reads, from [`crate::image::layout`] (one reader, one tag rule).
 pub use crate::image::layout::{LocalBlob, LocalManifest, SelectedImage as LayoutImage};
-pub use auth::{Challenge, parse_www_authenticate};
 pub use credentials::{
-    Credential, CredentialError, Keychain, Resolved, StoredIn, auth_files_from,
-    docker_config_file_from, store_credentials,
+    Credential, CredentialError, Keychain, Resolved, StoredIn, docker_config_file_from,
 };
 pub use errors::RegistryError;
 pub use mounts::default_blob_cache_path;
 pub use progress::{NoProgress, Progress};
 pub use push::{PushOptions, push};
-pub use reference::{Reference, ReferenceError, normalize_registry};
+pub use reference::{Reference, ReferenceError};
 pub use report::{BlobAction, BlobReport, PushReport, PushedReference};
 pub use secret::Secret;
 pub use session::{Client, ClientOptions, login};

@@ -27,7 +27,7 @@ pub(crate) struct BlobLocations {
 
 impl BlobLocations {
     /// Loads `path` if given; an unreadable cache is only a warning (mounting is an optimization).
-    pub fn load(path: Option<&Path>) -> (Self, Option<String>) {
+    pub(crate) fn load(path: Option<&Path>) -> (Self, Option<String>) {
         let mut this = BlobLocations {
             path: path.map(Path::to_owned),
             ..BlobLocations::default()
@@ -53,7 +53,7 @@ impl BlobLocations {
     }
 
     /// Adds what `other` knows (its entries go after ours for the same blob).
-    pub fn merge_from(&mut self, other: &BlobLocations) {
+    pub(crate) fn merge_from(&mut self, other: &BlobLocations) {
         for (registry, blobs) in &other.data.registries {
             let mine = self.data.registries.entry(registry.clone()).or_default();
             for (digest, repos) in blobs {
@@ -69,14 +69,14 @@ impl BlobLocations {
     }
 
     /// The same knowledge, detached from any file.
-    pub fn in_memory(&self) -> BlobLocations {
+    pub(crate) fn in_memory(&self) -> BlobLocations {
         BlobLocations {
             path: None,
             ..self.clone()
         }
     }
 
-    pub fn candidates(&self, registry: &str, digest: &Digest) -> Vec<String> {
+    pub(crate) fn candidates(&self, registry: &str, digest: &Digest) -> Vec<String> {
         self.data
             .registries
             .get(registry)
@@ -85,7 +85,7 @@ impl BlobLocations {
             .unwrap_or_default()
     }
 
-    pub fn record(&mut self, registry: &str, digest: &Digest, repository: &str) {
+    pub(crate) fn record(&mut self, registry: &str, digest: &Digest, repository: &str) {
         let key = digest.to_string();
         self.touched.insert((registry.to_owned(), key.clone()));
         let repos = self
@@ -100,7 +100,7 @@ impl BlobLocations {
         repos.truncate(REPOS_PER_BLOB);
     }
 
-    pub fn forget(&mut self, registry: &str, digest: &Digest, repository: &str) {
+    pub(crate) fn forget(&mut self, registry: &str, digest: &Digest, repository: &str) {
         if let Some(repos) = self
             .data
             .registries
@@ -112,7 +112,7 @@ impl BlobLocations {
     }
 
     /// Writes the cache back (temp file + rename); failures are returned as a warning.
-    pub fn save(&mut self) -> Option<String> {
+    pub(crate) fn save(&mut self) -> Option<String> {
         let path = self.path.clone()?;
         for (registry, blobs) in self.data.registries.iter_mut() {
             blobs.retain(|_, repos| !repos.is_empty());

@@ -7,11 +7,11 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The registry Docker Hub references normalize to.
-pub const DOCKER_HUB: &str = "docker.io";
+pub(super) const DOCKER_HUB: &str = "docker.io";
 /// The host that actually serves Docker Hub's registry API.
-pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+pub(super) const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 /// The key Docker Hub credentials are stored under in docker's config.json.
-pub const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
+pub(super) const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
 
 const NAME_TOTAL_LENGTH_MAX: usize = 255;
 const TAG_LENGTH_MAX: usize = 128;
@@ -165,7 +165,7 @@ impl FromStr for Reference {
 }
 
 /// The API host of a registry name (`docker.io` → `registry-1.docker.io`).
-pub fn api_host(registry: &str) -> &str {
+pub(super) fn api_host(registry: &str) -> &str {
     if registry == DOCKER_HUB {
         DOCKER_HUB_API_HOST
     } else {
@@ -175,7 +175,7 @@ pub fn api_host(registry: &str) -> &str {
 
 /// Normalizes what people pass to `login`: `docker.io`, `index.docker.io`,
 /// `https://index.docker.io/v1/`, `https://ghcr.io`, `localhost:5000`.
-pub fn normalize_registry(input: &str) -> Result<String, ReferenceError> {
+pub(super) fn normalize_registry(input: &str) -> Result<String, ReferenceError> {
     let trimmed = input
         .trim()
         .trim_start_matches("https://")

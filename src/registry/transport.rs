@@ -126,7 +126,7 @@ pub(crate) struct Resp {
 }
 
 impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
@@ -152,7 +152,7 @@ pub(crate) struct UreqTransport {
 }
 
 impl UreqTransport {
-    pub fn new(config: &TransportConfig<'_>) -> Self {
+    pub(super) fn new(config: &TransportConfig<'_>) -> Self {
         let agent = |verify: bool, proxy: bool| {
             let tls = ureq::tls::TlsConfig::builder()
                 .root_certs(if verify {
@@ -413,19 +413,19 @@ pub(crate) mod fake {
     }
 
     impl Scripted {
-        pub fn new(steps: Vec<Step>) -> Self {
+        pub(crate) fn new(steps: Vec<Step>) -> Self {
             Scripted {
                 script: Mutex::new(steps.into()),
                 seen: Mutex::new(Vec::new()),
             }
         }
 
-        pub fn seen(&self) -> Vec<Seen> {
+        pub(crate) fn seen(&self) -> Vec<Seen> {
             self.seen.lock().unwrap().clone()
         }
 
         /// Panics unless every expected request came.
-        pub fn assert_done(&self) {
+        pub(crate) fn assert_done(&self) {
             let left: Vec<String> = self
                 .script
                 .lock()

@@ -6,7 +6,7 @@ use std::process::Command;
 /// Compiles the C program `source` with `compiler args…` into `out` (the source is written
 /// beside it as `out.c` and removed again). A compiler that is missing or fails fails the
 /// test, naming what to install.
-pub fn compile_c(compiler: &str, args: &[&str], source: &str, out: &Path) {
+pub(crate) fn compile_c(compiler: &str, args: &[&str], source: &str, out: &Path) {
     let install = match compiler {
         "musl-gcc" => "apt-get install musl-tools",
         _ => "apt-get install gcc libc6-dev",

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One request as the server read it.
-pub struct Request {
+pub(crate) struct Request {
     /// The request line, e.g. `GET /v2/ HTTP/1.1`.
     pub line: String,
     pub method: String,
@@ -26,7 +26,7 @@ pub struct Request {
 
 impl Request {
     /// The first value of the header `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -35,7 +35,7 @@ impl Request {
 }
 
 /// What the server does with one request.
-pub enum Reply {
+pub(crate) enum Reply {
     /// Sends these bytes, then closes the connection.
     Raw(String),
     /// Closes the connection unanswered.
@@ -45,14 +45,14 @@ pub enum Reply {
 }
 
 /// A running server; it stops when dropped.
-pub struct FakeServer {
+pub(crate) struct FakeServer {
     pub port: u16,
     seen: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl FakeServer {
-    pub fn start(mut answer: impl FnMut(&Request) -> Reply + Send + 'static) -> Self {
+    pub(crate) fn start(mut answer: impl FnMut(&Request) -> Reply + Send + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -86,12 +86,12 @@ impl FakeServer {
     }
 
     /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
     /// The request lines received so far, in order.
-    pub fn seen(&self) -> Vec<String> {
+    pub(crate) fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -104,7 +104,7 @@ impl Drop for FakeServer {
 
 /// A whole response: `status` ("200 OK"), `extra_headers` (lines each ending in `\r\n`), then
 /// the length, `Connection: close` and `body`.
-pub fn response(status: &str, extra_headers: &str, body: &str) -> String {
+pub(crate) fn response(status: &str, extra_headers: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -1,5 +1,5 @@
 //! Test support shared by the library's unit tests and, by path from `tests/common`, by the
 //! integration tests: std only, no `crate::` paths.
 
-pub mod cc;
-pub mod http;
+pub(crate) mod cc;
+pub(crate) mod http;
