@@ -1054,6 +1054,65 @@ fn a_blob_swapped_for_a_symlink_after_selection_is_refused_not_followed() {
     );
 }
 
+/// Issue 11: a blob whose bytes changed after the layout was checked is caught while it is
+/// sent, in one `PUT` (the body stops before its last byte) or in chunks (the file is hashed
+/// again before the closing `PUT`), with an error that blames the local file; the registry
+/// holds no such blob afterwards.
+#[test]
+fn a_blob_changed_after_selection_aborts_the_upload_and_blames_the_local_file() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let image = make_image(43);
+    let selected = LayoutImage::open(&image.path, Some("v1")).unwrap();
+    let small = selected
+        .blobs()
+        .into_iter()
+        .find(|b| b.media_type == LAYER_GZIP && b.digest != image.big_layer)
+        .unwrap()
+        .clone();
+    let big = selected
+        .blobs()
+        .into_iter()
+        .find(|b| b.digest == image.big_layer)
+        .unwrap()
+        .clone();
+    // One PUT for the small layer, 1 MiB chunks for the big one (push_options).
+    for (blob, repository) in [(&small, "changed-whole"), (&big, "changed-chunked")] {
+        // A client of its own: the first push's good blobs are not to be mounted from.
+        let client = Client::new(client_options(Keychain::anonymous()));
+        let original = std::fs::read(&blob.path).unwrap();
+        let mut changed = original.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        std::fs::write(&blob.path, &changed).unwrap();
+        let err = client
+            .push(
+                &selected,
+                &[server.reference(&format!("{repository}:v1"))],
+                &push_options(None),
+                &registry::NoProgress,
+            )
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&blob.path.display().to_string())
+                && text.contains("changed during the push")
+                && text.contains("the registry was not given it"),
+            "{text}"
+        );
+        std::fs::write(&blob.path, &original).unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(
+            stream,
+            "HEAD /v2/{repository}/blobs/{} HTTP/1.0\r\n\r\n",
+            blob.digest
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.0 404"), "{answer}");
+    }
+}
+
 /// Issue 11 item 7b: a registry that accepts connections and never answers was waited on for
 /// 306 s in silence. `--timeout` bounds each request, the error names the host and the
 /// deadline, and a line on stderr says what is being waited for every 10 s.
