@@ -184,6 +184,11 @@ pub struct RegistryArgs {
     /// Per-blob progress and notes on stderr even when it is not a terminal.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Give up on a registry request (its answer included) after this many seconds; while one
+    /// waits, a line on stderr every 10 s says so.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
 /// "4096", "512K", "16G", "1TiB": bytes, with powers of 1024 for the suffixes.

@@ -27,9 +27,23 @@ fn main() -> ExitCode {
             {
                 eprintln!("{details}");
             }
+            if e.chain().any(is_registry_timeout) {
+                eprintln!(
+                    "hint: a registry that is only slow can be given longer: --timeout SECONDS"
+                );
+            }
             ExitCode::from(1)
         }
     }
+}
+
+fn is_registry_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let timeout =
+        |r: &registry::RegistryError| matches!(r, registry::RegistryError::Timeout { .. });
+    e.downcast_ref::<registry::RegistryError>()
+        .is_some_and(timeout)
+        || e.downcast_ref::<Box<registry::RegistryError>>()
+            .is_some_and(|r| timeout(r))
 }
 
 fn runtime(r: RuntimeArg) -> run::Runtime {
@@ -271,6 +285,7 @@ fn parse_references(references: &[String]) -> Result<Vec<registry::Reference>> {
 fn client_options(args: &cli::RegistryArgs) -> registry::ClientOptions {
     registry::ClientOptions {
         insecure_registries: args.insecure_registry.clone(),
+        request_timeout: Duration::from_secs(args.timeout),
         ..Default::default()
     }
 }
@@ -282,13 +297,14 @@ fn push_options() -> registry::PushOptions {
     }
 }
 
-/// Progress bars on a terminal (or with --verbose), nothing otherwise.
+/// Progress bars on a terminal (or with --verbose); otherwise only the lines saying that a
+/// registry has not answered yet.
 fn push_progress(args: &cli::RegistryArgs) -> Box<dyn registry::Progress> {
     use std::io::IsTerminal;
     if std::io::stderr().is_terminal() || args.verbose {
         Box::new(cli::progress::TerminalProgress::new(args.verbose))
     } else {
-        Box::new(registry::NoProgress)
+        Box::new(cli::progress::WaitingOnly)
     }
 }
 

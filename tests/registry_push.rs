@@ -946,6 +946,225 @@ fn an_image_index_is_pushed_with_its_manifests_by_digest_first() {
     }
 }
 
+/// Issue 11: a nested index of fan-out 6 over 4 levels (1555 nodes in the tree, 5 distinct
+/// documents) made push send 1555 manifest PUTs. Each manifest and index goes once, children
+/// before parents, and the root once per tag. A fake registry counts the PUTs.
+#[test]
+fn a_fanned_out_nested_index_pushes_each_manifest_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = LayoutFixture::create(tmp.path());
+    let layer = layout.put(LAYER_GZIP, &gzip(b"fan-out"));
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}});
+    let mut node = layout.manifest(&config, vec![layer]);
+    let mut distinct = vec![digest_of(&node)];
+    for _ in 0..4 {
+        node = layout.index_of(vec![node.clone(); 6]);
+        distinct.push(digest_of(&node));
+    }
+    layout.tag(node, "fan");
+    let sizes: std::collections::HashMap<String, u64> =
+        std::fs::read_dir(tmp.path().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = format!("sha256:{}", e.file_name().to_string_lossy());
+                (name, e.metadata().unwrap().len())
+            })
+            .collect();
+    let puts = Arc::new(Mutex::new(Vec::new()));
+    let seen_puts = puts.clone();
+    // Every blob is there already; manifests are stored and their digest said.
+    let server = FakeServer::start(move |req| {
+        let digest = req.target.rsplit('/').next().unwrap_or_default();
+        Reply::Raw(match (req.method.as_str(), sizes.get(digest)) {
+            ("GET", _) if req.target == "/v2/" => response("200 OK", "", "{}"),
+            ("HEAD", Some(size)) => format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nDocker-Content-Digest: {digest}\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+            ("PUT", _) if req.target.contains("/manifests/") => {
+                seen_puts.lock().unwrap().push(req.target.clone());
+                let stored = Digest::of_bytes(&req.body);
+                response(
+                    "201 Created",
+                    &format!("Docker-Content-Digest: {stored}\r\n"),
+                    "",
+                )
+            }
+            _ => response("500 Internal Server Error", "", "unexpected"),
+        })
+    });
+    let host = server.host();
+    let targets = [
+        Reference::parse(&format!("{host}/fan:a")).unwrap(),
+        Reference::parse(&format!("{host}/fan:b")).unwrap(),
+    ];
+    let report = registry::push(
+        tmp.path(),
+        Some("fan"),
+        &targets,
+        &client_options(Keychain::anonymous()),
+        &push_options(None),
+        &registry::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.skipped(), 2, "{report:#?}");
+    let mut expected: Vec<String> = distinct[..4]
+        .iter()
+        .map(|d| format!("/v2/fan/manifests/{d}"))
+        .collect();
+    expected.extend(["/v2/fan/manifests/a".into(), "/v2/fan/manifests/b".into()]);
+    let puts = puts.lock().unwrap().clone();
+    assert_eq!(puts.len(), 6, "{} manifest PUTs", puts.len());
+    assert_eq!(puts, expected);
+}
+
+/// Issue 11: a blob swapped for a symlink after the layout was checked (here: after it was
+/// selected) is refused as the layout reader refuses it, naming the file; the registry never
+/// gets the host file it points to.
+#[test]
+fn a_blob_swapped_for_a_symlink_after_selection_is_refused_not_followed() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let image = make_image(41);
+    let selected = LayoutImage::open(&image.path, Some("v1")).unwrap();
+    let small = selected
+        .blobs()
+        .into_iter()
+        .find(|b| b.media_type == LAYER_GZIP && b.digest != image.big_layer)
+        .unwrap()
+        .clone();
+    let secret = image.path.parent().unwrap().join("secret");
+    std::fs::write(&secret, noise(99, small.size as usize)).unwrap();
+    std::fs::remove_file(&small.path).unwrap();
+    std::os::unix::fs::symlink(&secret, &small.path).unwrap();
+    let client = Client::new(client_options(Keychain::anonymous()));
+    let err = client
+        .push(
+            &selected,
+            &[server.reference("swapped:v1")],
+            &push_options(None),
+            &registry::NoProgress,
+        )
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&small.path.display().to_string()) && text.contains("not a regular file"),
+        "{text}"
+    );
+}
+
+/// Issue 11: a blob whose bytes changed after the layout was checked is caught while it is
+/// sent, in one `PUT` (the body stops before its last byte) or in chunks (the file is hashed
+/// again before the closing `PUT`), with an error that blames the local file; the registry
+/// holds no such blob afterwards.
+#[test]
+fn a_blob_changed_after_selection_aborts_the_upload_and_blames_the_local_file() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let image = make_image(43);
+    let selected = LayoutImage::open(&image.path, Some("v1")).unwrap();
+    let small = selected
+        .blobs()
+        .into_iter()
+        .find(|b| b.media_type == LAYER_GZIP && b.digest != image.big_layer)
+        .unwrap()
+        .clone();
+    let big = selected
+        .blobs()
+        .into_iter()
+        .find(|b| b.digest == image.big_layer)
+        .unwrap()
+        .clone();
+    // One PUT for the small layer, 1 MiB chunks for the big one (push_options).
+    for (blob, repository) in [(&small, "changed-whole"), (&big, "changed-chunked")] {
+        // A client of its own: the first push's good blobs are not to be mounted from.
+        let client = Client::new(client_options(Keychain::anonymous()));
+        let original = std::fs::read(&blob.path).unwrap();
+        let mut changed = original.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        std::fs::write(&blob.path, &changed).unwrap();
+        let err = client
+            .push(
+                &selected,
+                &[server.reference(&format!("{repository}:v1"))],
+                &push_options(None),
+                &registry::NoProgress,
+            )
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&blob.path.display().to_string())
+                && text.contains("changed during the push")
+                && text.contains("the registry was not given it"),
+            "{text}"
+        );
+        std::fs::write(&blob.path, &original).unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(
+            stream,
+            "HEAD /v2/{repository}/blobs/{} HTTP/1.0\r\n\r\n",
+            blob.digest
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.0 404"), "{answer}");
+    }
+}
+
+/// Issue 11 item 7b: a registry that accepts connections and never answers was waited on for
+/// 306 s in silence. `--timeout` bounds each request, the error names the host and the
+/// deadline, and a line on stderr says what is being waited for every 10 s.
+#[test]
+fn cli_push_to_a_registry_that_never_answers_gives_up_at_the_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        // Accepted and held open, never answered.
+        let _held: Vec<_> = listener.incoming().collect();
+    });
+    let image = make_image(42);
+    let work = tempfile::tempdir().unwrap();
+    let push = |timeout: &str| {
+        let target = format!("127.0.0.1:{port}/app:v1");
+        let args = [
+            "push",
+            image.path.to_str().unwrap(),
+            &target,
+            "--timeout",
+            timeout,
+        ];
+        let mut cmd = common::staticpack_command(work.path(), &args);
+        cmd.env("DOCKER_CONFIG", work.path().join("docker"))
+            .env("XDG_CACHE_HOME", work.path().join("cache"))
+            .env_remove("REGISTRY_AUTH_FILE");
+        let started = Instant::now();
+        let run = common::run_with_timeout(cmd, Duration::from_secs(60));
+        (run, started.elapsed())
+    };
+    let (run, took) = push("3");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    // One deadline for the TLS probe of a loopback registry, one for plain HTTP.
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(10),
+        "took {took:?}: {}",
+        run.stderr
+    );
+    for part in [&format!("127.0.0.1:{port}"), "within 3 s", "--timeout"] {
+        assert!(run.stderr.contains(part), "{part:?} not in {}", run.stderr);
+    }
+    let (run, _) = push("11");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "push    still waiting for 127.0.0.1:{port} (10 s)"
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bearer: distribution's real `token` auth against an in-test token server.
 

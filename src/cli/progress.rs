@@ -6,6 +6,22 @@ use staticpack::digest::Digest;
 use staticpack::registry::{BlobReport, LocalBlob, Progress};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
+
+/// `push    still waiting for HOST (20 s)`.
+fn waiting_line(host: &str, elapsed: Duration) -> String {
+    format!("push    still waiting for {host} ({} s)", elapsed.as_secs())
+}
+
+/// No bars (stderr is not a terminal): only the lines saying a registry has not answered yet,
+/// so that a slow registry never looks like a hang.
+pub struct WaitingOnly;
+
+impl Progress for WaitingOnly {
+    fn waiting(&self, host: &str, elapsed: Duration) {
+        eprintln!("{}", waiting_line(host, elapsed));
+    }
+}
 
 /// One indicatif bar per blob on stderr, plus notes when `verbose`.
 pub struct TerminalProgress {
@@ -66,6 +82,15 @@ impl Progress for TerminalProgress {
         if let Some(bar) = self.bar(&report.digest) {
             bar.set_position(report.size);
             bar.finish_with_message(report.action.describe());
+        }
+    }
+
+    fn waiting(&self, host: &str, elapsed: Duration) {
+        let line = waiting_line(host, elapsed);
+        if self.multi.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = self.multi.println(line);
         }
     }
 

@@ -792,7 +792,7 @@ fn single_platform(m: &LocalManifest) -> Option<&LocalManifest> {
 
 /// Opens a file for reading without following a symlink and without blocking on a FIFO;
 /// anything but a regular file is refused.
-fn open_regular(path: &Path) -> Result<std::fs::File, ImageError> {
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, ImageError> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)

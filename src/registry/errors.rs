@@ -65,6 +65,40 @@ pub enum RegistryError {
         message: String,
         retryable: bool,
     },
+    #[error("{registry}: cannot {action}: no answer from {host} within {seconds} s")]
+    Timeout {
+        registry: String,
+        host: String,
+        action: String,
+        seconds: u64,
+    },
+    /// The local blob, not the registry, is wrong: not a regular file, or bytes that are not
+    /// its digest (the layout changed after it was checked, or was swapped for a link).
+    #[error(
+        "the local blob {path} is not what the layout says: {reason}; the layout is corrupt or changed during the push, and the registry was not given it"
+    )]
+    LocalBlob {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error(
+        "{registry}: repository {repository} rejected blob {digest} as DIGEST_INVALID on two uploads from the start, yet the local file {path} has that digest: the bytes were corrupted in transfer (a proxy or the network)"
+    )]
+    TransferCorrupted {
+        registry: String,
+        repository: String,
+        digest: String,
+        path: std::path::PathBuf,
+    },
+    #[error(
+        "{registry}: {what} in repository {repository}: the registry stored something else ({found}); the push is not complete"
+    )]
+    ManifestAltered {
+        registry: String,
+        repository: String,
+        what: String,
+        found: String,
+    },
     #[error("{registry}: {message}")]
     Protocol { registry: String, message: String },
     #[error(

@@ -17,7 +17,10 @@
 //! ones present, mount the others from a repository of the same registry known to hold them,
 //! upload the rest (one `PUT`, or `PATCH` chunks that resume from the registry's `Range` after a
 //! dropped connection), then `PUT` child manifests by digest and the manifest or index under
-//! each tag. Every digest the registry reports back is compared with ours.
+//! each tag. Every digest the registry reports back is compared with ours; a manifest stored
+//! without one is read back and compared byte for byte. Blob bodies are read as the layout
+//! reader reads blobs (no symlinks, regular files, verified against their digest), so that a
+//! wrong local file is blamed as such, and a DIGEST_INVALID for a sound file is retried once.
 //!
 //! Layers, each importing only the ones before it (no cycles):
 //!

@@ -5,6 +5,7 @@
 use super::LocalBlob;
 use super::report::BlobReport;
 use crate::digest::Digest;
+use std::time::Duration;
 
 /// Callbacks from a push. Uploads run in parallel, so these are called from several threads.
 pub trait Progress: Sync {
@@ -18,6 +19,9 @@ pub trait Progress: Sync {
     fn blob_finished(&self, _repository: &str, _report: &BlobReport) {}
     /// A manifest or index was stored under `reference`.
     fn manifest_pushed(&self, _reference: &str, _digest: &Digest) {}
+    /// A request to `host` has had no answer for `elapsed` (called every few seconds while
+    /// it waits, from another thread).
+    fn waiting(&self, _host: &str, _elapsed: Duration) {}
     /// A verbose log line: requests, retries, auth decisions, skipped credential sources.
     fn note(&self, _message: &str) {}
 }

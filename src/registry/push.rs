@@ -11,6 +11,7 @@ use super::session::{Call, Client, ClientOptions, Registry};
 use super::transport::{Body, FileSection, Resp, resolve_location, with_query};
 use super::{LayoutImage, LocalBlob, LocalManifest};
 use crate::digest::Digest;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -178,7 +179,7 @@ impl Client {
         report
             .blobs
             .extend(self.push_blobs(&reg, repository, blobs, options, locations, p)?);
-        self.push_children(&reg, repository, &image.root, p)?;
+        self.push_children(&reg, repository, &image.root, &mut HashSet::new(), p)?;
         for target in refs {
             let (reference, tag) = match (&target.tag, &target.digest) {
                 (Some(tag), _) => (tag.clone(), Some(tag.clone())),
@@ -431,6 +432,7 @@ impl Client {
         let chunked = options.chunk_size > 0 && blob.size > options.chunk_size;
         let started = Instant::now();
         let (mut failures, mut resumed, mut restarted) = (0u32, 0u32, 0u32);
+        let mut corrupted_once = false;
         let mut state = session.map(|location| UploadState {
             location,
             offset: 0,
@@ -464,6 +466,18 @@ impl Client {
                         resumed,
                         restarted,
                     });
+                }
+                // Bytes damaged on the way (the local file was re-hashed and is right): once
+                // more from the start, in a new session; twice is not chance.
+                Err(RegistryError::TransferCorrupted { .. }) if !corrupted_once => {
+                    corrupted_once = true;
+                    restarted += 1;
+                    p.note(&format!(
+                        "{}: the registry received different bytes than the local file holds; \
+                         uploading again from the start",
+                        blob.digest
+                    ));
+                    continue;
                 }
                 Err(e) if e.is_retryable() => e,
                 Err(e) => return Err(e),
@@ -525,6 +539,7 @@ impl Client {
                 path: &blob.path,
                 offset: base,
                 len,
+                verify: None,
                 on_read: Some(&on_read),
             };
             let mut call = upload(self.call(
@@ -562,6 +577,10 @@ impl Client {
                 _ => return Err(self.status_error(reg, repository, &action, &resp)),
             }
         }
+        // Chunks are not verified one by one: before the registry is asked to commit them,
+        // the local file must still be the blob (the registry would catch a wrong one, but
+        // could not say whose fault it was).
+        verify_local(blob)?;
         self.put_digest(reg, repository, blob, &st.location, None, p)
     }
 
@@ -579,6 +598,7 @@ impl Client {
             path: &blob.path,
             offset: 0,
             len: blob.size,
+            verify: Some(&blob.digest),
             on_read: Some(&on_read),
         };
         self.put_digest(reg, repository, blob, &st.location, Some(section), p)
@@ -627,15 +647,15 @@ impl Client {
                 &blob.digest,
                 resp,
             ),
+            // The registry got bytes that are not the blob: the local file, or the transfer?
+            // Hashing the file again tells which.
             400 if String::from_utf8_lossy(&resp.body).contains("DIGEST_INVALID") => {
-                Err(RegistryError::Protocol {
+                verify_local(blob)?;
+                Err(RegistryError::TransferCorrupted {
                     registry: reg.name.clone(),
-                    message: format!(
-                        "the registry computed a different digest for {} than {}: the file is \
-                         corrupt or changed during the push",
-                        blob.path.display(),
-                        blob.digest
-                    ),
+                    repository: repository.to_owned(),
+                    digest: blob.digest.to_string(),
+                    path: blob.path.clone(),
                 })
             }
             _ => Err(self.status_error(reg, repository, action, resp)),
@@ -675,16 +695,23 @@ impl Client {
         }
     }
 
+    /// Every manifest and index under `manifest`, children before parents, each once: an
+    /// index may list one child many times, and a tree of them fans out exponentially.
     fn push_children(
         &self,
         reg: &Registry,
         repository: &str,
         manifest: &LocalManifest,
+        pushed: &mut HashSet<Digest>,
         p: &dyn Progress,
     ) -> Result<(), RegistryError> {
         for child in &manifest.children {
-            self.push_children(reg, repository, child, p)?;
+            if pushed.contains(&child.digest) {
+                continue;
+            }
+            self.push_children(reg, repository, child, pushed, p)?;
             self.put_manifest(reg, repository, &child.digest.to_string(), child, p)?;
+            pushed.insert(child.digest.clone());
         }
         Ok(())
     }
@@ -713,16 +740,48 @@ impl Client {
         );
         call.headers = vec![("content-type", manifest.media_type.clone())];
         let resp = self.execute(reg, &call, p)?;
+        let what = format!("{kind} {reference}");
         match resp.status {
-            200..=299 => self.check_digest(
-                reg,
-                repository,
-                &format!("{kind} {reference}"),
-                &manifest.digest,
-                &resp,
-            ),
+            200..=299 if resp.header("docker-content-digest").is_none() => {
+                self.read_back(reg, repository, &what, manifest, p)
+            }
+            200..=299 => self.check_digest(reg, repository, &what, &manifest.digest, &resp),
             _ => Err(self.status_error(reg, repository, &action, &resp)),
         }
+    }
+
+    /// A registry that does not say what digest it stored may have stored anything (changed
+    /// whitespace, another schema): read it back by digest and compare it byte for byte.
+    fn read_back(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        what: &str,
+        manifest: &LocalManifest,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let action = format!("read back {what} as {} from", manifest.digest);
+        let url = format!("{}/v2/{repository}/manifests/{}", reg.base, manifest.digest);
+        let mut call = self.call(Method::GET, url, repository, &action, Body::Empty);
+        call.headers = vec![("accept", manifest.media_type.clone())];
+        let resp = self.execute(reg, &call, p)?;
+        let found = match resp.status {
+            200..=299 if resp.body == manifest.bytes => return Ok(()),
+            200..=299 => format!(
+                "reading {} back gave {} bytes with digest {}",
+                manifest.digest,
+                resp.body.len(),
+                Digest::of_bytes(&resp.body)
+            ),
+            404 => format!("{} is not there when read back (HTTP 404)", manifest.digest),
+            _ => return Err(self.status_error(reg, repository, &action, &resp)),
+        };
+        Err(RegistryError::ManifestAltered {
+            registry: reg.name.clone(),
+            repository: repository.to_owned(),
+            what: what.to_owned(),
+            found,
+        })
     }
 
     /// Compares `Docker-Content-Digest` (when the registry sends one) with ours.
@@ -747,6 +806,17 @@ impl Client {
             _ => Ok(()),
         }
     }
+}
+
+/// Hashes the local file of `blob` in full: an error blaming it unless it is still the blob.
+fn verify_local(blob: &LocalBlob) -> Result<(), RegistryError> {
+    let local = |reason: String| RegistryError::LocalBlob {
+        path: blob.path.clone(),
+        reason,
+    };
+    let mut reader = blob.open().map_err(|e| local(e.to_string()))?;
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| local(e.to_string()))?;
+    Ok(())
 }
 
 /// A call carrying blob bytes: octet-stream, and not retried by the session (a failed upload
@@ -898,3 +968,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "push_tests.rs"]
+mod honesty_tests;

@@ -14,8 +14,8 @@ use super::progress::{NoProgress, Progress};
 use super::reference::{api_host, normalize_registry};
 use super::secret::{Secret, redact_url, scrub};
 use super::transport::{
-    Body, Request, Resp, RetryPolicy, Route, Transport, TransportConfig, UreqTransport,
-    encode_query, is_retryable_status,
+    Body, Cause, Request, Resp, RetryPolicy, Route, SendFailure, Transport, TransportConfig,
+    UreqTransport, encode_query, is_retryable_status,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -40,6 +40,11 @@ pub struct ClientOptions {
     pub response_timeout: Duration,
     /// A write that makes no progress for this long counts as a dropped connection.
     pub stall_timeout: Duration,
+    /// The most one request may take in all, answer included (`--timeout`); then it is given
+    /// up on, not retried.
+    pub request_timeout: Duration,
+    /// How often to report a request still waiting for its answer ([`Progress::waiting`]).
+    pub waiting_interval: Duration,
 }
 
 impl Default for ClientOptions {
@@ -52,6 +57,8 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(300),
             stall_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(120),
+            waiting_interval: Duration::from_secs(10),
         }
     }
 }
@@ -124,6 +131,7 @@ impl Client {
             connect_timeout: options.connect_timeout,
             response_timeout: options.response_timeout,
             stall_timeout: options.stall_timeout,
+            request_timeout: options.request_timeout,
         });
         Client::with_transport(options, Arc::new(transport))
     }
@@ -288,16 +296,45 @@ impl Client {
             } else {
                 None
             };
-            let result = self.transport.send(&Request {
-                method: call.method.clone(),
-                url: &call.url,
-                headers: &call.headers,
-                authorization: authorization.as_ref(),
-                body: &call.body,
-                route: reg.route,
+            let host = url_authority(&call.url).unwrap_or(&reg.host);
+            let result = self.reporting_waits(host, p, || {
+                self.transport.send(&Request {
+                    method: call.method.clone(),
+                    url: &call.url,
+                    headers: &call.headers,
+                    authorization: authorization.as_ref(),
+                    body: &call.body,
+                    route: reg.route,
+                })
             });
             let resp = match result {
                 Ok(resp) => resp,
+                Err(failure) if failure.cause == Cause::LocalFile => {
+                    let path = match &call.body {
+                        Body::File(section) => section.path.to_path_buf(),
+                        _ => Default::default(),
+                    };
+                    return Err(RegistryError::LocalBlob {
+                        path,
+                        reason: failure.message,
+                    });
+                }
+                Err(SendFailure {
+                    cause: Cause::Timeout(timeout),
+                    ..
+                }) => {
+                    return Err(RegistryError::Timeout {
+                        registry: reg.name.clone(),
+                        host: host.to_owned(),
+                        action: format!(
+                            "{} ({} {})",
+                            call.action,
+                            call.method,
+                            redact_url(&call.url)
+                        ),
+                        seconds: timeout.as_secs(),
+                    });
+                }
                 Err(failure) => {
                     let delay = (call.retry && failure.retryable)
                         .then(|| {
@@ -368,6 +405,30 @@ impl Client {
             }
             return Ok(resp);
         }
+    }
+
+    /// Runs `send`, telling `p` every `waiting_interval` that `host` has not answered yet (a
+    /// silent wait looks like a hang).
+    fn reporting_waits<T>(&self, host: &str, p: &dyn Progress, send: impl FnOnce() -> T) -> T {
+        let every = self.options.waiting_interval;
+        if every.is_zero() {
+            return send();
+        }
+        let (done, answered) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let started = Instant::now();
+                // Ends when `done` is dropped, i.e. when the request is over.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    answered.recv_timeout(every)
+                {
+                    p.waiting(host, started.elapsed());
+                }
+            });
+            let out = send();
+            drop(done);
+            out
+        })
     }
 
     /// After a 401: learn the challenge, drop the cached token, say whether a retry can help.
@@ -972,6 +1033,54 @@ mod tests {
         assert_eq!(
             other.to_string(),
             format!("{host}: cannot {action} repository team/app: HTTP 500: oops")
+        );
+    }
+
+    /// A registry that accepts connections and never answers: reported while waited on, then
+    /// given up on at the request deadline with the host and the deadline named.
+    #[test]
+    fn a_silent_registry_is_reported_while_waited_on_and_given_up_on_at_the_deadline() {
+        #[derive(Default)]
+        struct Waits(Mutex<Vec<(String, Duration)>>);
+        impl Progress for Waits {
+            fn waiting(&self, host: &str, elapsed: Duration) {
+                lock(&self.0).push((host.to_owned(), elapsed));
+            }
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            // Held open, never answered.
+            let _held: Vec<_> = listener.incoming().take(4).collect();
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let client = Client::new(ClientOptions {
+            keychain: Keychain::anonymous(),
+            retry: RetryPolicy::none(),
+            request_timeout: Duration::from_secs(1),
+            waiting_interval: Duration::from_millis(300),
+            ..ClientOptions::default()
+        });
+        let waits = Waits::default();
+        let started = Instant::now();
+        let err = client.registry(&host, &waits).err().unwrap();
+        // The TLS probe and the plain-HTTP attempt: one deadline each.
+        assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+        assert!(
+            matches!(err, RegistryError::Timeout { seconds: 1, .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&host) && text.contains("within 1 s"),
+            "{text}"
+        );
+        let waits = lock(&waits.0).clone();
+        assert!(waits.len() >= 2, "{waits:?}");
+        assert!(
+            waits
+                .iter()
+                .all(|(h, e)| *h == host && *e >= Duration::from_millis(300))
         );
     }
 

@@ -4,6 +4,7 @@
 //! the URL helpers. Nothing here knows about auth, repositories or errors of the registry API.
 
 use super::secret::Secret;
+use crate::digest::{Digest, VerifyingReader};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -79,20 +80,96 @@ pub(crate) struct FileSection<'a> {
     pub path: &'a Path,
     pub offset: u64,
     pub len: u64,
+    /// For a whole blob (offset 0, len its size): the digest its bytes must have. The body
+    /// then fails before its last byte unless they do, so a registry is never handed a
+    /// complete wrong blob.
+    pub verify: Option<&'a Digest>,
     /// Called with the bytes of this request read so far.
     pub on_read: Option<&'a (dyn Fn(u64) + Sync)>,
 }
 
 impl<'a> FileSection<'a> {
-    /// The section as a reader that reports its progress; each call opens the file again.
-    fn open(&self) -> std::io::Result<CountingReader<'a, std::io::Take<std::fs::File>>> {
-        let mut file = std::fs::File::open(self.path)?;
-        file.seek(SeekFrom::Start(self.offset))?;
-        Ok(CountingReader {
-            inner: file.take(self.len),
+    /// The section as a reader that reports its progress; each call opens the file again,
+    /// the way the layout reader does (no symlink followed, regular files only: the layout
+    /// was checked when selected, but a blob swapped for a link since must not send the host
+    /// file it points to). `Err` is what is wrong with the local file.
+    pub(crate) fn open(&self) -> Result<SectionReader<'a>, String> {
+        let mut file = crate::image::layout::open_regular(self.path).map_err(|e| e.to_string())?;
+        let inner = match self.verify {
+            Some(digest) if self.offset == 0 => {
+                Source::Whole(VerifyingReader::new(file, digest.clone(), self.len))
+            }
+            _ => {
+                file.seek(SeekFrom::Start(self.offset))
+                    .map_err(|e| format!("reading {}: {e}", self.path.display()))?;
+                Source::Part(file.take(self.len))
+            }
+        };
+        Ok(SectionReader {
+            inner,
             read: 0,
+            len: self.len,
             on_read: self.on_read,
+            failed: None,
         })
+    }
+}
+
+enum Source {
+    Whole(VerifyingReader<std::fs::File>),
+    Part(std::io::Take<std::fs::File>),
+}
+
+/// Reads a [`FileSection`], counting for progress and keeping what went wrong with the local
+/// file: the HTTP client reports a failing body only as an I/O error of its own.
+pub(crate) struct SectionReader<'a> {
+    inner: Source,
+    read: u64,
+    len: u64,
+    on_read: Option<&'a (dyn Fn(u64) + Sync)>,
+    /// What was wrong with the local file, when a read of it failed.
+    pub failed: Option<String>,
+}
+
+impl SectionReader<'_> {
+    fn read_inner(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.inner {
+            Source::Part(r) => r.read(buf),
+            Source::Whole(r) => {
+                let n = r.read(buf)?;
+                if n > 0 && self.read + n as u64 == self.len {
+                    // The verifier judges at end of file; ask now, so that a mismatch fails
+                    // this read and the last bytes are never sent (the client may stop reading
+                    // at the content length and never see the end itself).
+                    let mut probe = [0u8; 1];
+                    if r.read(&mut probe)? != 0 {
+                        // The verifier fails a byte past the size itself; never send it anyway.
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "the file is longer than its descriptor gives",
+                        ));
+                    }
+                }
+                Ok(n)
+            }
+        }
+    }
+}
+
+impl Read for SectionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = match self.read_inner(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        self.read += n as u64;
+        if let Some(f) = self.on_read {
+            f(self.read);
+        }
+        Ok(n)
     }
 }
 
@@ -142,6 +219,8 @@ pub(crate) struct TransportConfig<'a> {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub stall_timeout: Duration,
+    /// The whole of one request, answer included: past it the request is given up.
+    pub request_timeout: Duration,
 }
 
 /// The real transport: ureq with rustls, one agent per [`Route`].
@@ -149,6 +228,7 @@ pub(crate) struct UreqTransport {
     verified: ureq::Agent,
     unverified: ureq::Agent,
     direct: ureq::Agent,
+    request_timeout: Duration,
 }
 
 impl UreqTransport {
@@ -169,6 +249,7 @@ impl UreqTransport {
                 .timeout_recv_response(Some(config.response_timeout))
                 .timeout_recv_body(Some(config.response_timeout))
                 .timeout_per_write(Some(config.stall_timeout))
+                .timeout_global(Some(config.request_timeout))
                 .max_redirects(5)
                 .tls_config(tls)
                 .proxy(if proxy {
@@ -183,6 +264,7 @@ impl UreqTransport {
             verified: agent(true, true),
             unverified: agent(false, true),
             direct: agent(false, false),
+            request_timeout: config.request_timeout,
         }
     }
 }
@@ -194,7 +276,7 @@ impl Transport for UreqTransport {
             Route::Unverified => &self.unverified,
             Route::Direct => &self.direct,
         };
-        send_with(agent, request)
+        send_with(agent, request, self.request_timeout)
     }
 }
 
@@ -238,15 +320,41 @@ pub(crate) fn with_query(url: &str, params: &[(&str, &str)]) -> String {
     out
 }
 
-/// A request that got no HTTP answer: the message (no URLs, which can carry signed queries)
-/// and whether trying again can help.
+/// A request that got no HTTP answer: the message (no URLs, which can carry signed queries),
+/// whether trying again can help, and whose fault it was.
 #[derive(Debug)]
 pub(crate) struct SendFailure {
     pub message: String,
     pub retryable: bool,
+    pub cause: Cause,
 }
 
-fn send_with(agent: &ureq::Agent, call: &Request<'_>) -> Result<Resp, SendFailure> {
+/// Why a request got no answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The network or the server.
+    Network,
+    /// Nothing came back within the request deadline.
+    Timeout(Duration),
+    /// The body could not be read: the local file is not what it should be.
+    LocalFile,
+}
+
+impl SendFailure {
+    pub(crate) fn local_file(message: String) -> Self {
+        SendFailure {
+            message,
+            retryable: false,
+            cause: Cause::LocalFile,
+        }
+    }
+}
+
+fn send_with(
+    agent: &ureq::Agent,
+    call: &Request<'_>,
+    timeout: Duration,
+) -> Result<Resp, SendFailure> {
     let mut builder = http::Request::builder()
         .method(call.method.clone())
         .uri(call.url);
@@ -259,6 +367,7 @@ fn send_with(agent: &ureq::Agent, call: &Request<'_>) -> Result<Resp, SendFailur
     let bad_request = |e: http::Error| SendFailure {
         message: format!("cannot build the request: {e}"),
         retryable: false,
+        cause: Cause::Network,
     };
     let result = match call.body {
         Body::Empty if call.method == http::Method::GET || call.method == http::Method::HEAD => {
@@ -268,18 +377,21 @@ fn send_with(agent: &ureq::Agent, call: &Request<'_>) -> Result<Resp, SendFailur
         Body::Empty => agent.run(builder.body(&[][..]).map_err(bad_request)?),
         Body::Bytes(bytes) => agent.run(builder.body(*bytes).map_err(bad_request)?),
         Body::File(section) => {
-            let mut reader = section.open().map_err(|e| SendFailure {
-                message: format!("reading {}: {e}", section.path.display()),
-                retryable: false,
-            })?;
+            let mut reader = section.open().map_err(SendFailure::local_file)?;
             let request = builder
                 .header("content-length", section.len.to_string())
                 .body(ureq::SendBody::from_reader(&mut reader))
                 .map_err(bad_request)?;
-            agent.run(request)
+            let result = agent.run(request);
+            // A body that failed to read is the local file's fault, whatever ureq made of it.
+            if let Some(reason) = reader.failed.take() {
+                return Err(SendFailure::local_file(reason));
+            }
+            result
         }
     };
-    let response = result.map_err(transport_failure)?;
+    let failure = |e| transport_failure(e, timeout);
+    let response = result.map_err(failure)?;
     let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
     let body = if call.method == http::Method::HEAD {
@@ -289,7 +401,7 @@ fn send_with(agent: &ureq::Agent, call: &Request<'_>) -> Result<Resp, SendFailur
         body.into_with_config()
             .limit(4 << 20)
             .read_to_vec()
-            .map_err(transport_failure)?
+            .map_err(failure)?
     };
     Ok(Resp {
         status,
@@ -298,27 +410,18 @@ fn send_with(agent: &ureq::Agent, call: &Request<'_>) -> Result<Resp, SendFailur
     })
 }
 
-struct CountingReader<'a, R> {
-    inner: R,
-    read: u64,
-    on_read: Option<&'a (dyn Fn(u64) + Sync)>,
-}
-
-impl<R: Read> Read for CountingReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if let Some(f) = self.on_read {
-            f(self.read);
-        }
-        Ok(n)
-    }
-}
-
 /// A ureq error as a message without URLs (they can carry signed queries) and whether trying
 /// again can help.
-fn transport_failure(error: ureq::Error) -> SendFailure {
+fn transport_failure(error: ureq::Error, timeout: Duration) -> SendFailure {
     use std::io::ErrorKind::*;
+    // The request's own deadline: given up on, not retried (that would multiply the wait).
+    if let ureq::Error::Timeout(ureq::Timeout::Global) = error {
+        return SendFailure {
+            message: format!("no answer within {} s", timeout.as_secs()),
+            retryable: false,
+            cause: Cause::Timeout(timeout),
+        };
+    }
     let (message, retryable) = match &error {
         ureq::Error::Io(e) => (
             format!("{e}"),
@@ -352,7 +455,11 @@ fn transport_failure(error: ureq::Error) -> SendFailure {
         ureq::Error::BodyExceedsLimit(n) => (format!("response larger than {n} bytes"), false),
         other => (format!("{other}"), false),
     };
-    SendFailure { message, retryable }
+    SendFailure {
+        message,
+        retryable,
+        cause: Cause::Network,
+    }
 }
 
 /// A scripted transport for unit tests: a queue of expected requests (method and a part of the
@@ -437,15 +544,28 @@ pub(crate) mod fake {
         }
     }
 
-    fn read_body(body: &Body<'_>) -> Vec<u8> {
+    /// The body as the registry would get it, and what went wrong reading the local file.
+    fn read_body(body: &Body<'_>) -> (Vec<u8>, Option<String>) {
         match body {
-            Body::Empty => Vec::new(),
-            Body::Bytes(b) => b.to_vec(),
-            // Read as the real transport reads it, progress calls included.
+            Body::Empty => (Vec::new(), None),
+            Body::Bytes(b) => (b.to_vec(), None),
+            // Read as the real transport reads it, progress calls and checks included.
             Body::File(section) => {
                 let mut out = Vec::new();
-                section.open().unwrap().read_to_end(&mut out).unwrap();
-                out
+                let mut reader = match section.open() {
+                    Ok(r) => r,
+                    Err(e) => return (out, Some(e)),
+                };
+                let mut buf = [0u8; 8192];
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) => return (out, None),
+                        Ok(n) => out.extend_from_slice(&buf[..n]),
+                        Err(e) => {
+                            return (out, Some(reader.failed.take().unwrap_or(e.to_string())));
+                        }
+                    }
+                }
             }
         }
     }
@@ -469,6 +589,7 @@ pub(crate) mod fake {
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
                 .map(|(_, v)| v.clone());
+            let (body, failed) = read_body(request.body);
             self.seen.lock().unwrap().push(Seen {
                 method: request.method.to_string(),
                 url: request.url.to_owned(),
@@ -481,12 +602,17 @@ pub(crate) mod fake {
                     .iter()
                     .map(|(k, v)| ((*k).to_owned(), v.clone()))
                     .collect(),
-                body: read_body(request.body),
+                body,
             });
+            // A body that failed to read never reached the server: its answer is moot.
+            if let Some(reason) = failed {
+                return Err(SendFailure::local_file(reason));
+            }
             match step.reply {
                 Reply::Reset => Err(SendFailure {
                     message: "connection reset by peer".into(),
                     retryable: true,
+                    cause: Cause::Network,
                 }),
                 Reply::Answer {
                     status,
