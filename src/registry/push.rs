@@ -849,11 +849,7 @@ mod tests {
     mod scripted {
         use super::*;
         use crate::registry::NoProgress;
-        use crate::registry::credentials::Keychain;
-        use crate::registry::transport::RetryPolicy;
-        use crate::registry::transport::fake::{Reply, Scripted, answer, expect};
-        use std::sync::Arc;
-        use std::time::Duration;
+        use crate::registry::transport::fake::{Reply, answer, expect};
 
         #[test]
         fn a_dropped_chunk_resumes_from_the_registrys_range() {
@@ -869,7 +865,7 @@ mod tests {
             };
             let d = digest.to_string();
             let up = "/v2/app/blobs/uploads/u1";
-            let fake = Arc::new(Scripted::new(vec![
+            let (client, fake) = crate::registry::push::honesty_tests::client(vec![
                 expect("GET", "/v2/", answer(200, &[], "{}")),
                 expect("HEAD", &format!("/v2/app/blobs/{d}"), answer(404, &[], "")),
                 expect(
@@ -921,18 +917,7 @@ mod tests {
                     &format!("u1?s=3&digest={}", d.replace(':', "%3A")),
                     answer(201, &[("docker-content-digest", &d)], ""),
                 ),
-            ]));
-            let options = ClientOptions {
-                keychain: Keychain::anonymous(),
-                retry: RetryPolicy {
-                    max_attempts: 3,
-                    initial_backoff: Duration::from_millis(1),
-                    max_backoff: Duration::from_millis(5),
-                    max_elapsed: Duration::from_secs(5),
-                },
-                ..ClientOptions::default()
-            };
-            let client = Client::with_transport(options, fake.clone());
+            ]);
             let reg = client.registry("registry.test", &NoProgress).unwrap();
             let push = PushOptions {
                 chunk_size: 4,

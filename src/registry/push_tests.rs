@@ -12,7 +12,7 @@ use std::time::Duration;
 
 const UP: &str = "/v2/app/blobs/uploads/u1";
 
-fn client(script: Vec<Step>) -> (Client, Arc<Scripted>) {
+pub(super) fn client(script: Vec<Step>) -> (Client, Arc<Scripted>) {
     let fake = Arc::new(Scripted::new(script));
     let options = ClientOptions {
         keychain: Keychain::anonymous(),
