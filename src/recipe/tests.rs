@@ -577,4 +577,35 @@ fn a_base_folder_keeps_its_files_inside() {
     .unwrap();
     std::fs::write(d.join("mybase/key"), "fine\n").unwrap();
     assert!(load_in(&d, &format!("{MINIMAL}[image]\nbase = \"./mybase\"\n")).is_ok());
+    // A tree from any host folder: refused, whatever its pin.
+    std::fs::write(
+        d.join("mybase/base.toml"),
+        "name = \"mybase\"\n[[trees]]\npath = \"/etc/apt\"\nsource = \"/etc/apt\"\ndigest = \"sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n",
+    )
+    .unwrap();
+    let e = err(&d, &format!("{MINIMAL}[image]\nbase = \"./mybase\"\n"));
+    assert!(
+        e.message.contains("/etc/apt") && e.message.contains("outside"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn an_absolute_extra_file_is_refused_unless_allowed() {
+    let d = fixture();
+    let text = format!("{MINIMAL}[[image.files]]\nsrc = \"/etc/shadow\"\ndst = \"/etc/shadow\"\n");
+    let e = err(d.path(), &text);
+    assert_eq!(e.field.as_deref(), Some("image.files.src"));
+    assert!(
+        e.message.contains("outside the recipe's folder"),
+        "{}",
+        e.message
+    );
+    let r = load_in(
+        d.path(),
+        &format!("allow_outside = [\"/etc/shadow\"]\n{text}"),
+    )
+    .unwrap();
+    assert_eq!(r.allow_outside, vec![PathBuf::from("/etc/shadow")]);
 }
