@@ -51,6 +51,10 @@ pub enum Command {
         /// One JSON object per file, on one line each (see docs/verify-json.md).
         #[arg(long)]
         json: bool,
+        /// Accept a static glibc binary that loads NSS modules at run time (getpwnam,
+        /// getaddrinfo…) under --require static/static-pie, as `build --allow-nss-hazards` does.
+        #[arg(long)]
+        allow_nss_hazards: bool,
     },
     /// Run an image's entrypoint from an OCI layout in an empty root (no libc, nothing from the host).
     #[command(

@@ -107,7 +107,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             binaries,
             require,
             json,
-        } => verify_cmd(&binaries, require, json),
+            allow_nss_hazards,
+        } => verify_cmd(&binaries, require, json, allow_nss_hazards),
         Command::Run {
             image: reference,
             runtime: rt,
@@ -350,14 +351,27 @@ fn push_layout(
     Ok(())
 }
 
-fn verify_cmd(paths: &[std::path::PathBuf], require: RequireArg, json: bool) -> Result<ExitCode> {
+fn verify_cmd(
+    paths: &[std::path::PathBuf],
+    require: RequireArg,
+    json: bool,
+    allow_nss_hazards: bool,
+) -> Result<ExitCode> {
     let requirement = match require {
         RequireArg::Static => verify::Requirement::Static,
         RequireArg::StaticPie => verify::Requirement::StaticPie,
         RequireArg::Any => verify::Requirement::Any,
     };
     let mut tally = verify::Tally::default();
-    let stats = verify::verify_paths(paths, requirement, &mut |r| {
+    let stats = verify::verify_paths(paths, requirement, &mut |mut r| {
+        if let Ok((_, findings)) = &mut r.result {
+            *findings = verify::apply_nss_rule(
+                std::mem::take(findings),
+                requirement,
+                allow_nss_hazards,
+                "or pass --allow-nss-hazards to accept it",
+            );
+        }
         tally.add(r.status());
         if json {
             println!("{}", r.to_json());

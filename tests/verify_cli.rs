@@ -357,3 +357,32 @@ fn usage_errors_exit_2() {
     assert_eq!(verify(&["--require", "dynamic", "/bin/ls"]).code, 2);
     assert_eq!(verify(&["--frobnicate", "/bin/ls"]).code, 2);
 }
+
+#[test]
+fn one_nss_rule_for_verify_and_build_a_static_glibc_getpwuid_binary_fails_a_static_requirement() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "#include <pwd.h>\n#include <stdio.h>\n#include <unistd.h>\n\
+        int main(void){struct passwd p,*r;char b[1024];\
+        getpwuid_r(getuid(),&p,b,sizeof b,&r);puts(r?p.pw_name:\"?\");return 0;}\n";
+    let bin = compile_c("gcc", &["-static-pie", "-fPIE"], source, dir.path(), "pw");
+    let bin = bin.to_str().unwrap();
+    for require in ["static-pie", "static"] {
+        let run = verify(&["--require", require, bin]);
+        assert_eq!(
+            run.code, 1,
+            "--require {require}:\n{}{}",
+            run.stdout, run.stderr
+        );
+        let text = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            text.contains("getpwuid_r") && text.contains("--allow-nss-hazards"),
+            "{text}"
+        );
+        let run = verify(&["--require", require, "--allow-nss-hazards", bin]);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    }
+    // Without a requirement the hazard is reported, and the exit status stays 0.
+    let run = verify(&[bin]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("getpwuid_r"), "{}", run.stdout);
+}

@@ -599,21 +599,15 @@ fn judge(
     verdict: &str,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<Finding>, PipelineError> {
-    let (mut errors, mut warnings): (Vec<Finding>, Vec<Finding>) =
-        verify::diagnose(facts, requirement(recipe.build.link))
-            .into_iter()
-            .partition(|f| f.severity == Severity::Error);
-    if !opts.allow_nss_hazards {
-        // A binary that dlopens libnss_*.so at run time does not "run with no libc present".
-        let (nss, rest): (Vec<Finding>, Vec<Finding>) =
-            warnings.into_iter().partition(|f| f.code == NSS_HAZARD);
-        warnings = rest;
-        errors.extend(nss.into_iter().map(|mut f| {
-            f.severity = Severity::Error;
-            f.fix = format!("{} (or pass --allow-nss-hazards to pack it anyway)", f.fix);
-            f
-        }));
-    }
+    let require = requirement(recipe.build.link);
+    let (errors, warnings): (Vec<Finding>, Vec<Finding>) = verify::apply_nss_rule(
+        verify::diagnose(facts, require),
+        require,
+        opts.allow_nss_hazards,
+        "or pass --allow-nss-hazards to pack it anyway",
+    )
+    .into_iter()
+    .partition(|f| f.severity == Severity::Error);
     for w in &warnings {
         events(Event::Warning(w));
     }
@@ -632,7 +626,7 @@ fn judge(
     })
 }
 
-const NSS_HAZARD: &str = "nss-hazard";
+use verify::NSS_HAZARD;
 
 fn requirement(link: LinkMode) -> Requirement {
     match link {

@@ -161,7 +161,47 @@ pub(super) struct LibcEvidence<'a> {
     /// The Go binary links C code: runtime/cgo symbols, DT_NEEDED entries, or (stripped, so
     /// unknowable) CGO_ENABLED=1.
     pub go_cgo: bool,
+    /// The first bytes at the entry point: the C start file (crt1) survives stripping.
+    pub entry_code: &'a [u8],
 }
+
+/// The `_start` of each libc's crt1 (`rcrt1.o` and `Scrt1.o` too), as it begins, per machine.
+/// musl's comes from its `crt_arch.h`, glibc's from `sysdeps/<arch>/start.S`.
+const START_CODE: &[(Libc, &str, &[u8])] = &[
+    // x86-64: xor %rbp,%rbp; mov %rsp,%rdi
+    (Libc::Musl, "x86-64", &[0x48, 0x31, 0xed, 0x48, 0x89, 0xe7]),
+    // aarch64: mov x29,#0; mov x30,#0; mov x0,sp
+    (
+        Libc::Musl,
+        "aarch64",
+        &[
+            0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe0, 0x03, 0x00, 0x91,
+        ],
+    ),
+    // x86-64: [endbr64;] xor %ebp,%ebp; mov %rdx,%r9; pop %rsi
+    (Libc::Glibc, "x86-64", &[0x31, 0xed, 0x49, 0x89, 0xd1, 0x5e]),
+    (
+        Libc::Glibc,
+        "x86-64",
+        &[0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xed, 0x49, 0x89, 0xd1, 0x5e],
+    ),
+    // aarch64: [bti c;] mov x29,#0; mov x30,#0; mov x5,x0
+    (
+        Libc::Glibc,
+        "aarch64",
+        &[
+            0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe5, 0x03, 0x00, 0xaa,
+        ],
+    ),
+    (
+        Libc::Glibc,
+        "aarch64",
+        &[
+            0x5f, 0x24, 0x03, 0xd5, 0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe5, 0x03,
+            0x00, 0xaa,
+        ],
+    ),
+];
 
 /// Decides the libc from the strongest evidence first: the loader and DT_NEEDED names of a
 /// dynamic binary, then symbols, then strings (`contains` scans the file, bounded by its size).
@@ -219,6 +259,17 @@ pub(super) fn libc(e: &LibcEvidence<'_>, contains: &dyn Fn(&str) -> bool) -> (Li
         why.push("Go binary without cgo: the Go runtime makes system calls itself".into());
         return (Libc::None, why);
     }
+    // Stripped static binaries keep their start file: its first instructions tell the libc.
+    if let Some((libc, arch, _)) = START_CODE
+        .iter()
+        .find(|(_, _, code)| e.entry_code.starts_with(code))
+    {
+        why.push(format!(
+            "the entry point is {}'s _start ({arch} crt1), which survives stripping",
+            libc_name(*libc)
+        ));
+        return (*libc, why);
+    }
     if let Some(s) = GLIBC_STRINGS.iter().find(|s| contains(s)) {
         why.push(format!("string {s:?} (glibc)"));
         return (Libc::Glibc, why);
@@ -231,6 +282,53 @@ pub(super) fn libc(e: &LibcEvidence<'_>, contains: &dyn Fn(&str) -> bool) -> (Li
         "no libc fingerprint found (a stripped static musl binary looks like this)".to_string(),
     );
     (Libc::Unknown, why)
+}
+
+#[cfg(test)]
+mod start_code_tests {
+    use super::*;
+
+    fn evidence(entry_code: &[u8]) -> LibcEvidence<'_> {
+        LibcEvidence {
+            os: "linux",
+            interpreter: None,
+            needed: &[],
+            musl_symbols: Vec::new(),
+            glibc_symbols: Vec::new(),
+            glibc_versioned: false,
+            is_go: false,
+            go_cgo: false,
+            entry_code,
+        }
+    }
+
+    #[test]
+    fn each_libcs_start_file_is_told_apart_on_both_machines() {
+        let none = |_: &str| false;
+        let musl_a64 = [
+            0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe0, 0x03, 0x00, 0x91, 0x01, 0x00,
+        ];
+        let glibc_a64 = [
+            0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe5, 0x03, 0x00, 0xaa, 0xe1, 0x03,
+        ];
+        let glibc_x64_cet = [
+            0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xed, 0x49, 0x89, 0xd1, 0x5e, 0x48,
+        ];
+        assert_eq!(libc(&evidence(&musl_a64), &none).0, Libc::Musl);
+        assert_eq!(libc(&evidence(&glibc_a64), &none).0, Libc::Glibc);
+        assert_eq!(libc(&evidence(&glibc_x64_cet), &none).0, Libc::Glibc);
+        // Anything else, or too few bytes, stays unknown.
+        assert_eq!(libc(&evidence(&[0x48, 0x31]), &none).0, Libc::Unknown);
+        assert_eq!(libc(&evidence(&[0x90; 16]), &none).0, Libc::Unknown);
+    }
+}
+
+fn libc_name(libc: Libc) -> &'static str {
+    match libc {
+        Libc::Musl => "musl",
+        Libc::Glibc => "glibc",
+        _ => "an unknown libc",
+    }
 }
 
 /// Functions that make glibc load shared objects at run time (NSS modules, gconv modules) or

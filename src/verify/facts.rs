@@ -441,6 +441,9 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         || !needed.is_empty()
         || (stripped && go.as_ref().and_then(GoBuildInfo::cgo_enabled) == Some(true));
     let os = classify::os(bytes.get(header::EI_OSABI).copied().unwrap_or(0), os_note);
+    let entry_code = read_vaddr(hdr.e_entry)
+        .map(|code| &code[..code.len().min(16)])
+        .unwrap_or(&[]);
     let evidence = classify::LibcEvidence {
         os: &os,
         interpreter: interpreter.as_deref(),
@@ -450,6 +453,7 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         glibc_versioned: syms.glibc_versioned,
         is_go,
         go_cgo,
+        entry_code,
     };
     let (libc, libc_evidence) = classify::libc(&evidence, &|s| contains(bytes, s.as_bytes()));
 

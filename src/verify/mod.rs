@@ -192,6 +192,34 @@ pub struct Finding {
 /// [`analyze`] without its panic guard, for the fuzz target: a panic there must surface as a
 /// crash, not be turned into an error.
 #[doc(hidden)]
+/// The code of the finding for a static glibc binary that loads NSS or gconv modules at run
+/// time (`getpwnam`, `getaddrinfo`, `iconv_open`, dlopen).
+pub const NSS_HAZARD: &str = "nss-hazard";
+
+/// The one NSS rule, for `build` and `verify` alike: under a static requirement an NSS hazard
+/// is an error (the binary does not run with no libc present: it dlopens the host glibc's
+/// libnss_*.so), unless the user allowed it; `how_to_allow` is added to its fix.
+pub fn apply_nss_rule(
+    findings: Vec<Finding>,
+    require: Requirement,
+    allowed: bool,
+    how_to_allow: &str,
+) -> Vec<Finding> {
+    if allowed || require == Requirement::Any {
+        return findings;
+    }
+    findings
+        .into_iter()
+        .map(|mut f| {
+            if f.code == NSS_HAZARD && f.severity != Severity::Error {
+                f.severity = Severity::Error;
+                f.fix = format!("{} ({how_to_allow})", f.fix);
+            }
+            f
+        })
+        .collect()
+}
+
 pub fn analyze_unguarded(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
     facts::analyze(bytes)
 }

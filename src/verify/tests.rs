@@ -209,11 +209,17 @@ fn musl_static_is_static_musl() {
     assert!(f.nss_hazards.is_empty());
     assert!(diagnose(&f, Requirement::Static).is_empty());
     assert_eq!(summary(&f), "static (musl, x86-64)");
-    // Stripped musl leaves no fingerprint: honestly unknown, never misread as glibc.
+    // Stripped, musl leaves no symbol or string, but its start file stays at the entry point.
     let s = facts(&cc("musl-gcc", &["-static", "-s"], HELLO_C));
     assert!(s.stripped);
     assert_eq!(s.linkage, Linkage::Static);
-    assert_ne!(s.libc, Libc::Glibc);
+    assert_eq!(s.libc, Libc::Musl, "{:?}", s.libc_evidence);
+    assert!(
+        s.libc_evidence[0].contains("entry point is musl's _start"),
+        "{:?}",
+        s.libc_evidence
+    );
+    assert_eq!(summary(&s), "static (musl, x86-64)");
 }
 
 #[test]
