@@ -284,45 +284,6 @@ pub(super) fn libc(e: &LibcEvidence<'_>, contains: &dyn Fn(&str) -> bool) -> (Li
     (Libc::Unknown, why)
 }
 
-#[cfg(test)]
-mod start_code_tests {
-    use super::*;
-
-    fn evidence(entry_code: &[u8]) -> LibcEvidence<'_> {
-        LibcEvidence {
-            os: "linux",
-            interpreter: None,
-            needed: &[],
-            musl_symbols: Vec::new(),
-            glibc_symbols: Vec::new(),
-            glibc_versioned: false,
-            is_go: false,
-            go_cgo: false,
-            entry_code,
-        }
-    }
-
-    #[test]
-    fn each_libcs_start_file_is_told_apart_on_both_machines() {
-        let none = |_: &str| false;
-        let musl_a64 = [
-            0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe0, 0x03, 0x00, 0x91, 0x01, 0x00,
-        ];
-        let glibc_a64 = [
-            0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe5, 0x03, 0x00, 0xaa, 0xe1, 0x03,
-        ];
-        let glibc_x64_cet = [
-            0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xed, 0x49, 0x89, 0xd1, 0x5e, 0x48,
-        ];
-        assert_eq!(libc(&evidence(&musl_a64), &none).0, Libc::Musl);
-        assert_eq!(libc(&evidence(&glibc_a64), &none).0, Libc::Glibc);
-        assert_eq!(libc(&evidence(&glibc_x64_cet), &none).0, Libc::Glibc);
-        // Anything else, or too few bytes, stays unknown.
-        assert_eq!(libc(&evidence(&[0x48, 0x31]), &none).0, Libc::Unknown);
-        assert_eq!(libc(&evidence(&[0x90; 16]), &none).0, Libc::Unknown);
-    }
-}
-
 fn libc_name(libc: Libc) -> &'static str {
     match libc {
         Libc::Musl => "musl",
@@ -367,3 +328,42 @@ pub(super) const NSS_HAZARDS: &[&str] = &[
     "iconv_open",
     "dlopen",
 ];
+
+#[cfg(test)]
+mod start_code_tests {
+    use super::*;
+
+    fn evidence(entry_code: &[u8]) -> LibcEvidence<'_> {
+        LibcEvidence {
+            os: "linux",
+            interpreter: None,
+            needed: &[],
+            musl_symbols: Vec::new(),
+            glibc_symbols: Vec::new(),
+            glibc_versioned: false,
+            is_go: false,
+            go_cgo: false,
+            entry_code,
+        }
+    }
+
+    #[test]
+    fn each_libcs_start_file_is_told_apart_on_both_machines() {
+        let none = |_: &str| false;
+        let musl_a64 = [
+            0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe0, 0x03, 0x00, 0x91, 0x01, 0x00,
+        ];
+        let glibc_a64 = [
+            0x1d, 0x00, 0x80, 0xd2, 0x1e, 0x00, 0x80, 0xd2, 0xe5, 0x03, 0x00, 0xaa, 0xe1, 0x03,
+        ];
+        let glibc_x64_cet = [
+            0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xed, 0x49, 0x89, 0xd1, 0x5e, 0x48,
+        ];
+        assert_eq!(libc(&evidence(&musl_a64), &none).0, Libc::Musl);
+        assert_eq!(libc(&evidence(&glibc_a64), &none).0, Libc::Glibc);
+        assert_eq!(libc(&evidence(&glibc_x64_cet), &none).0, Libc::Glibc);
+        // Anything else, or too few bytes, stays unknown.
+        assert_eq!(libc(&evidence(&[0x48, 0x31]), &none).0, Libc::Unknown);
+        assert_eq!(libc(&evidence(&[0x90; 16]), &none).0, Libc::Unknown);
+    }
+}
