@@ -491,7 +491,23 @@ pub fn build_with(
     events(Event::Toolchain(&artifact.toolchain));
 
     let bytes = std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
-    let facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
+    let mut facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
+    // A binary without a fingerprint was still linked by us: its libc is the one we linked.
+    let linked = match recipe.build.libc {
+        LibcChoice::Musl => Some(verify::Libc::Musl),
+        LibcChoice::Glibc => Some(verify::Libc::Glibc),
+        LibcChoice::None => None,
+    };
+    if let (verify::Libc::Unknown, Some(libc), false) = (
+        facts.libc,
+        linked,
+        matches!(recipe.build.lang, crate::recipe::LangSpec::Prebuilt),
+    ) {
+        facts.libc = libc;
+        facts
+            .libc_evidence
+            .push(format!("the recipe linked {}", recipe.build.libc));
+    }
     let binary_digest = Digest::of_bytes(&bytes);
     drop(bytes);
     let verdict = verify::summary(&facts);
@@ -1013,6 +1029,39 @@ mod tests {
 
     fn modified(path: &Path) -> std::time::SystemTime {
         std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn a_binary_without_a_libc_fingerprint_gets_the_libc_the_recipe_linked() {
+        let (_d, mut r, _out, layout) = setup();
+        r.build.libc = LibcChoice::Musl;
+        let libc_of = |r: &Recipe| {
+            let opts = BuildOptions {
+                cache: false,
+                ..BuildOptions::default()
+            };
+            match quietly(r, &opts, &[&layout], &fake(elf(None)), &FakeRunner(0)).unwrap() {
+                BuildResult::Built { report, .. } => {
+                    (report.facts.libc, report.facts.libc_evidence)
+                }
+                _ => panic!("not built"),
+            }
+        };
+        // A prebuilt binary says nothing of its libc by being in a recipe.
+        assert_eq!(libc_of(&r).0, verify::Libc::Unknown);
+        r.build.lang = crate::recipe::LangSpec::C(crate::recipe::CBuild {
+            files: vec!["app.c".into()],
+            cflags: vec![],
+            ldflags: vec![],
+            strip: false,
+        });
+        r.build.source = r.dir.clone();
+        let (libc, evidence) = libc_of(&r);
+        assert_eq!(libc, verify::Libc::Musl);
+        assert_eq!(
+            evidence.last().map(String::as_str),
+            Some("the recipe linked musl")
+        );
     }
 
     #[test]
