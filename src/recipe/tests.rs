@@ -609,3 +609,37 @@ fn an_absolute_extra_file_is_refused_unless_allowed() {
     .unwrap();
     assert_eq!(r.allow_outside, vec![PathBuf::from("/etc/shadow")]);
 }
+
+#[test]
+fn every_build_field_is_used_by_a_language_or_refused_by_name() {
+    // (field, a valid value, the languages that use it)
+    let fields: &[(&str, &str, &[&str])] = &[
+        ("files", "[\"a.c\"]", &["c"]),
+        ("cflags", "[\"-Wall\"]", &["c"]),
+        ("ldflags", "[\"-s\"]", &["c", "go"]),
+        ("strip", "true", &["c", "go"]),
+        ("package", "\".\"", &["go"]),
+        ("cgo", "false", &["go"]),
+        ("tags", "[\"netgo\"]", &["go"]),
+        ("output", "\"/app\"", &["c", "go", "prebuilt"]),
+        ("link", "\"static\"", &["c", "go", "prebuilt"]),
+    ];
+    for lang in ["c", "go", "prebuilt"] {
+        for (field, value, used_by) in fields {
+            let text = format!(
+                "name = \"x\"\n[build]\nlang = \"{lang}\"\nsource = \"src\"\n{field} = {value}\n"
+            );
+            match parse(&text) {
+                Ok(_) => assert!(
+                    used_by.contains(&lang),
+                    "`{field}` was accepted for {lang}, which does not use it"
+                ),
+                Err(e) => {
+                    assert!(!used_by.contains(&lang), "{lang} refused `{field}`: {e:?}");
+                    assert_eq!(e.field.as_deref(), Some(format!("build.{field}").as_str()));
+                    assert!(e.message.contains("is only for lang ="), "{}", e.message);
+                }
+            }
+        }
+    }
+}
