@@ -29,7 +29,7 @@ pub(super) fn fetched(
     opts: &SourceOptions,
     dest: &Path,
 ) -> Result<Located, SourceError> {
-    check_scheme(url)?;
+    let loopback = check_scheme(url)?;
     let (folder, cached) = match &opts.cache_dir {
         Some(dir) => {
             let path = cached_path(dir, expected);
@@ -52,7 +52,7 @@ pub(super) fn fetched(
         .prefix(".download-")
         .tempfile_in(&folder)
         .map_err(|e| SourceError::io("creating a file in", &folder, e))?;
-    let actual = download(url, opts, temp.as_file_mut())?;
+    let actual = download(url, loopback, opts, temp.as_file_mut())?;
     if actual != *expected {
         return Err(SourceError::Mismatch {
             origin: url.to_owned(),
@@ -70,17 +70,17 @@ pub(super) fn fetched(
     }
 }
 
-/// https anywhere; plain http only to this machine (a test server, a local mirror).
-fn check_scheme(url: &str) -> Result<(), SourceError> {
+/// https anywhere; plain http only to this machine (a test server, a local mirror). Whether
+/// the host is this machine (then no proxy is used).
+fn check_scheme(url: &str) -> Result<bool, SourceError> {
     let refuse = |message: &str| SourceError::Download {
         url: url.to_owned(),
         message: message.to_owned(),
     };
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(refuse("only https:// URLs are fetched"));
+    let (secure, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err(refuse("only https:// URLs are fetched")),
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = match authority.rsplit_once('@') {
@@ -96,8 +96,8 @@ fn check_scheme(url: &str) -> Result<(), SourceError> {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
-        Ok(())
+    if secure || loopback {
+        Ok(loopback)
     } else {
         Err(refuse(
             "plain http is fetched only from this machine (127.0.0.1, ::1, localhost); use https",
@@ -106,7 +106,12 @@ fn check_scheme(url: &str) -> Result<(), SourceError> {
 }
 
 /// Streams the body into `out` (at most the size cap), returning its digest.
-fn download(url: &str, opts: &SourceOptions, out: &mut fs::File) -> Result<Digest, SourceError> {
+fn download(
+    url: &str,
+    loopback: bool,
+    opts: &SourceOptions,
+    out: &mut fs::File,
+) -> Result<Digest, SourceError> {
     let failed = |message: String| SourceError::Download {
         url: url.to_owned(),
         message,
@@ -121,6 +126,11 @@ fn download(url: &str, opts: &SourceOptions, out: &mut fs::File) -> Result<Diges
         .timeout_global(Some(opts.timeout))
         .max_redirects(5)
         .tls_config(tls)
+        .proxy(if loopback {
+            None
+        } else {
+            ureq::Proxy::try_from_env()
+        })
         .build()
         .new_agent();
     let response = agent.get(url).call().map_err(|e| failed(e.to_string()))?;

@@ -270,3 +270,255 @@ fn remove_any(path: &Path) -> Result<(), SourceError> {
     };
     result.map_err(|e| SourceError::io("replacing", path, e))
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    /// One entry as a hostile archive would write it: the name goes into the header as bytes,
+    /// unchecked (the tar crate's builder refuses `..`).
+    pub(crate) fn raw(
+        tar: &mut Vec<u8>,
+        name: &str,
+        kind: tar::EntryType,
+        link: &str,
+        data: &[u8],
+    ) {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_mode(0o755);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend_from_slice(data);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+
+    pub(crate) fn file(tar: &mut Vec<u8>, name: &str, data: &[u8]) {
+        raw(tar, name, tar::EntryType::Regular, "", data);
+    }
+
+    pub(crate) fn finish(mut tar: Vec<u8>) -> Vec<u8> {
+        tar.extend([0u8; 1024]);
+        tar
+    }
+
+    pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// Unpacks `archive` (of `format`) into `<tmp>/src`.
+    fn unpack_bytes(
+        tmp: &Path,
+        archive: &[u8],
+        format: ArchiveFormat,
+        strip: u32,
+        limits: UnpackLimits,
+    ) -> Result<PathBuf, SourceError> {
+        let file = tmp.join("archive");
+        fs::write(&file, archive).unwrap();
+        let dest = tmp.join("src");
+        unpack(&file, format, strip, &dest, &limits).map(|()| dest)
+    }
+
+    fn refused(entries: &[(&str, tar::EntryType, &str)], reason: &str) {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("t");
+        fs::create_dir(&outside).unwrap();
+        let mut tar = Vec::new();
+        for (name, kind, link) in entries {
+            raw(&mut tar, name, *kind, link, b"");
+        }
+        let e = unpack_bytes(
+            tmp.path(),
+            &finish(tar),
+            ArchiveFormat::Tar,
+            1,
+            default_limits(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, SourceError::UnsafeEntry { .. }) && e.to_string().contains(reason),
+            "{entries:?}: {e}"
+        );
+        assert!(
+            fs::read_dir(&outside).unwrap().next().is_none(),
+            "wrote outside"
+        );
+    }
+
+    #[test]
+    fn strip_components_drops_the_top_folder() {
+        let mut tar = Vec::new();
+        raw(&mut tar, "proj-1.0/", tar::EntryType::Directory, "", b"");
+        file(&mut tar, "proj-1.0/hello.c", b"int main;");
+        file(&mut tar, "proj-1.0/sub/x.h", b"#define X");
+        file(
+            &mut tar,
+            "pax_global_header_like_file",
+            b"beside the folder",
+        );
+        raw(
+            &mut tar,
+            "proj-1.0/h.c",
+            tar::EntryType::Link,
+            "proj-1.0/hello.c",
+            b"",
+        );
+        raw(
+            &mut tar,
+            "proj-1.0/l.c",
+            tar::EntryType::Symlink,
+            "sub/../hello.c",
+            b"",
+        );
+        raw(&mut tar, "proj-1.0/null", tar::EntryType::Char, "", b"");
+        let tar = finish(tar);
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = unpack_bytes(
+            tmp.path(),
+            &gzip(&tar),
+            ArchiveFormat::TarGz,
+            1,
+            default_limits(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(dest.join("hello.c")).unwrap(), b"int main;");
+        assert_eq!(fs::read(dest.join("sub/x.h")).unwrap(), b"#define X");
+        assert_eq!(fs::read(dest.join("h.c")).unwrap(), b"int main;");
+        assert_eq!(fs::read(dest.join("l.c")).unwrap(), b"int main;");
+        assert!(!dest.join("pax_global_header_like_file").exists());
+        assert!(!dest.join("null").exists(), "device nodes are skipped");
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = unpack_bytes(tmp.path(), &tar, ArchiveFormat::Tar, 0, default_limits()).unwrap();
+        assert!(dest.join("proj-1.0/hello.c").is_file());
+
+        let tmp = tempfile::tempdir().unwrap();
+        let e =
+            unpack_bytes(tmp.path(), &tar, ArchiveFormat::Tar, 3, default_limits()).unwrap_err();
+        assert!(matches!(e, SourceError::Empty { strip: 3, .. }), "{e}");
+    }
+
+    #[test]
+    fn paths_and_links_outside_the_folder_are_refused() {
+        use tar::EntryType as T;
+        refused(&[("p/../../t/evil", T::Regular, "")], "'..' component");
+        refused(&[("/t/evil", T::Regular, "")], "absolute path");
+        refused(
+            &[("p/link", T::Symlink, "/etc")],
+            "leaves the source folder",
+        );
+        refused(
+            &[("p/a/link", T::Symlink, "../../t")],
+            "leaves the source folder",
+        );
+        // Each link stays inside as written; resolved, the second leaves.
+        refused(
+            &[
+                ("p/a/b/", T::Directory, ""),
+                ("p/t/", T::Directory, ""),
+                ("p/a/b/s", T::Symlink, "../../t"),
+                ("p/a/b/l", T::Symlink, "s/../../.."),
+            ],
+            "resolves outside",
+        );
+        refused(
+            &[("p/h", T::Link, "/etc/passwd")],
+            "hard link to /etc/passwd",
+        );
+        refused(&[("p/h", T::Link, "p/../../t/x")], "'..' component");
+        refused(&[("p/h", T::Link, "p/missing")], "not in the source folder");
+        refused(
+            &[("p/d/", T::Directory, ""), ("p/h", T::Link, "p/d")],
+            "not in the source folder",
+        );
+    }
+
+    #[test]
+    fn a_write_through_a_symlinked_folder_stays_inside() {
+        // `d -> .` then `d/x`: resolved in the root, never on the host's side of the link.
+        let mut tar = Vec::new();
+        raw(&mut tar, "p/d", tar::EntryType::Symlink, ".", b"");
+        file(&mut tar, "p/d/x", b"inside");
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = unpack_bytes(
+            tmp.path(),
+            &finish(tar),
+            ArchiveFormat::Tar,
+            1,
+            default_limits(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(dest.join("x")).unwrap(), b"inside");
+    }
+
+    #[test]
+    fn a_bomb_is_stopped_at_the_limits() {
+        let mut tar = Vec::new();
+        file(&mut tar, "p/big", &vec![0u8; 64 << 10]);
+        let tar = finish(tar);
+        let tmp = tempfile::tempdir().unwrap();
+        let limits = UnpackLimits {
+            max_bytes: 1 << 10,
+            max_entries: 10,
+        };
+        let e = unpack_bytes(tmp.path(), &gzip(&tar), ArchiveFormat::TarGz, 1, limits).unwrap_err();
+        assert!(
+            matches!(e, SourceError::TooLarge { what: "bytes", .. }),
+            "{e}"
+        );
+        let mut many = Vec::new();
+        for i in 0..20 {
+            file(&mut many, &format!("p/f{i}"), b"");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let e = unpack_bytes(tmp.path(), &finish(many), ArchiveFormat::Tar, 1, limits).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SourceError::TooLarge {
+                    what: "entries",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn xz_and_bzip2_archives_unpack() {
+        let mut tar = Vec::new();
+        file(&mut tar, "p/a.c", b"int a;");
+        let tar = finish(tar);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&tar).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut xz =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        xz.write_all(&tar).unwrap();
+        let xz = xz.finish().unwrap();
+        for (bytes, format) in [(bz, ArchiveFormat::TarBz2), (xz, ArchiveFormat::TarXz)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dest = unpack_bytes(tmp.path(), &bytes, format, 1, default_limits()).unwrap();
+            assert_eq!(fs::read(dest.join("a.c")).unwrap(), b"int a;", "{format:?}");
+        }
+        // Garbage is an error, not a panic.
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(
+            unpack_bytes(
+                tmp.path(),
+                b"not xz",
+                ArchiveFormat::TarXz,
+                1,
+                default_limits()
+            )
+            .is_err()
+        );
+    }
+}
