@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("the archive {origin} has sha256 {actual}, but the recipe pins {expected}")]
+    #[error("the archive {origin} is {actual}, but the recipe pins {expected}")]
     Mismatch {
         origin: String,
         expected: Digest,
