@@ -170,3 +170,40 @@ fn a_path_traversal_archive_is_refused() {
     assert!(!work.path().join("out/hello-archive").exists());
     assert!(!std::env::temp_dir().join("escaped.c").exists());
 }
+
+#[test]
+fn a_go_module_builds_from_a_tar_xz() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let from = recipe("go-6-nocgo-purego");
+    let mut tar = tar::Builder::new(Vec::new());
+    for name in ["go.mod", "main.go"] {
+        let bytes = std::fs::read(from.join("src").join(name)).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, format!("app-1.0/{name}"), bytes.as_slice())
+            .unwrap();
+    }
+    let mut xz = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+    xz.write_all(&tar.into_inner().unwrap()).unwrap();
+    let tarball = xz.finish().unwrap();
+    let dir = work.path().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app-1.0.tar.xz"), &tarball).unwrap();
+    let text = std::fs::read_to_string(from.join("recipe.toml"))
+        .unwrap()
+        .replace(
+            "source = \"src\"",
+            &format!(
+                "source = {{ archive = \"app-1.0.tar.xz\", sha256 = \"{}\" }}",
+                Digest::of_bytes(&tarball).hex()
+            ),
+        );
+    assert!(text.contains("app-1.0.tar.xz"));
+    std::fs::write(dir.join("recipe.toml"), text).unwrap();
+    let run = build(work.path(), cache.path(), &[]);
+    run.ok();
+    assert!(run.stderr.contains("verify  static"), "{}", run.stderr);
+    assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
+}
