@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod recipe;
 pub mod registry;
 pub mod run;
+pub mod source;
 pub mod verify;
 
 // Shared values of the public API.

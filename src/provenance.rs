@@ -3,7 +3,7 @@
 //! two builds with the same inputs digest must give the same image.
 
 use crate::digest::Digest;
-use crate::recipe::{LangSpec, Recipe};
+use crate::recipe::{ArchiveOrigin, LangSpec, Recipe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,20 @@ pub(crate) fn input_files(recipe: &Recipe) -> Result<BTreeMap<String, String>, P
     // recipe file by its place in the recipe's folder instead.
     let recipe_file = recipe.dir.join(recipe.path.file_name().unwrap_or_default());
     add_file(&recipe.dir, &recipe_file, &mut files)?;
-    if matches!(recipe.build.lang, LangSpec::Prebuilt) {
+    if let Some(archive) = &recipe.build.archive {
+        // Its pinned digest stands for the whole tree: the build refuses any other bytes.
+        let origin = match &archive.origin {
+            ArchiveOrigin::File(path) => relative(&recipe.dir, path),
+            ArchiveOrigin::Url(url) => url.clone(),
+        };
+        files.insert(
+            format!(
+                "<archive {origin} strip_components={}>",
+                archive.strip_components
+            ),
+            archive.sha256.to_string(),
+        );
+    } else if matches!(recipe.build.lang, LangSpec::Prebuilt) {
         add_file(&recipe.dir, &recipe.build.source, &mut files)?;
     } else {
         walk(&recipe.dir, &recipe.build.source, &mut files)?;

@@ -196,6 +196,7 @@ mod tests {
     fn args(cgo: bool, link: LinkMode, tags: &[&str], ldflags: &[&str]) -> Vec<String> {
         let spec = BuildSpec {
             source: "/nonexistent".into(),
+            archive: None,
             output: "/app".into(),
             libc: if cgo {
                 LibcChoice::Musl

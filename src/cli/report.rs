@@ -29,6 +29,14 @@ pub fn event_lines(event: &Event) -> Option<String> {
             libc,
             link,
         } => format!("build   {name} ({lang:?}, libc {libc}, link {link})"),
+        Event::Unpacking { archive } => format!(
+            "source  {} ({})",
+            match &archive.origin {
+                staticpack::recipe::ArchiveOrigin::File(path) => path.display().to_string(),
+                staticpack::recipe::ArchiveOrigin::Url(url) => url.clone(),
+            },
+            archive.sha256
+        ),
         Event::Toolchain(line) => format!("        {line}"),
         Event::Verified { verdict } => format!("verify  {verdict}"),
         Event::Warning(w) => super::render::finding_block(w, "").trim_end().to_owned(),

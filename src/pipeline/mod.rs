@@ -51,6 +51,8 @@ pub enum PipelineError {
     },
     #[error("publishing to a registry failed")]
     Push(#[source] Box<crate::registry::RegistryError>),
+    #[error("the source archive")]
+    Source(#[from] crate::source::SourceError),
     #[error(transparent)]
     Io(#[from] IoError),
     #[error("{0}")]
@@ -117,6 +119,10 @@ pub enum Event<'a> {
         lang: Lang,
         libc: LibcChoice,
         link: LinkMode,
+    },
+    /// A source archive is verified and unpacked (fetched first unless cached).
+    Unpacking {
+        archive: &'a crate::recipe::ArchiveSource,
     },
     Toolchain(&'a str),
     Verified {
@@ -460,10 +466,29 @@ pub fn build_with(
 ) -> Result<Built, PipelineError> {
     let build_dir =
         WorkDir::new(BUILD_DIR_PREFIX).at("creating a build folder in", std::env::temp_dir())?;
+    // An archive is verified and unpacked into the build folder before any toolchain runs; the
+    // toolchain then builds from there as from a source folder.
+    let spec = match &recipe.build.archive {
+        Some(archive) => {
+            let unpacked = build_dir.path().join("src");
+            events(Event::Unpacking { archive });
+            crate::source::materialize(
+                archive,
+                &unpacked,
+                &crate::source::SourceOptions::default(),
+            )?;
+            let mut spec = recipe.build.clone();
+            spec.source = unpacked;
+            crate::recipe::check_unpacked(&mut spec)
+                .map_err(|e| PipelineError::Source(crate::source::SourceError::Layout(e)))?;
+            spec
+        }
+        None => recipe.build.clone(),
+    };
     // Toolchain steps see the recipe's declared inputs and write only the build folder.
     let jail = match run::jail_available() {
         Ok(()) => {
-            let mut inputs = vec![recipe.dir.clone(), recipe.build.source.clone()];
+            let mut inputs = vec![recipe.dir.clone(), spec.source.clone()];
             inputs.extend(recipe.allow_outside.iter().cloned());
             Some(run::JailSpec {
                 build_dir: build_dir.path().to_path_buf(),
@@ -487,7 +512,7 @@ pub fn build_with(
         libc: recipe.build.libc,
         link: recipe.build.link,
     });
-    let artifact = (tools.compile)(&recipe.build, &ctx)?;
+    let artifact = (tools.compile)(&spec, &ctx)?;
     events(Event::Toolchain(&artifact.toolchain));
 
     let bytes = std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
@@ -572,7 +597,7 @@ pub fn build_with(
         (_, false) => None,
     };
 
-    let normalize = |s: &str| provenance::normalize(s, &ctx.build_dir, &recipe.build.source);
+    let normalize = |s: &str| provenance::normalize(s, &ctx.build_dir, &spec.source);
     let record = Provenance {
         inputs_digest,
         inputs,

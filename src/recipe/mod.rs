@@ -14,6 +14,7 @@ mod resolve;
 mod tests;
 
 pub use parse::{Parsed, parse};
+pub(crate) use resolve::check_unpacked;
 
 use crate::image::base::Base;
 use crate::image::users::User;
@@ -167,8 +168,11 @@ pub struct Recipe {
 /// `[build]`: what every language has, and the language's own settings.
 #[derive(Clone, Debug)]
 pub struct BuildSpec {
-    /// Absolute: the source folder (C, Go) or the binary (prebuilt).
+    /// Absolute: the source folder (C, Go) or the binary (prebuilt). For an archive source,
+    /// the recipe's folder until the pipeline unpacks the archive and points it there.
     pub source: PathBuf,
+    /// `source = { archive | url, sha256 }`: what the pipeline unpacks before building.
+    pub archive: Option<ArchiveSource>,
     /// Absolute path of the binary inside the image.
     pub output: String,
     pub libc: LibcChoice,
@@ -183,6 +187,50 @@ impl BuildSpec {
             LangSpec::Go(_) => Lang::Go,
             LangSpec::Prebuilt => Lang::Prebuilt,
         }
+    }
+}
+
+/// A source tarball pinned by its sha256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveSource {
+    pub origin: ArchiveOrigin,
+    pub sha256: crate::digest::Digest,
+    /// Leading path components dropped from every entry (1: the `project-1.0/` folder).
+    pub strip_components: u32,
+    pub format: ArchiveFormat,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArchiveOrigin {
+    /// Absolute, inside the recipe's folder.
+    File(PathBuf),
+    Url(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    Tar,
+    TarGz,
+    TarXz,
+    TarBz2,
+}
+
+impl ArchiveFormat {
+    /// By the name's ending (a URL's query and fragment aside).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.split(['?', '#']).next().unwrap_or(name);
+        let ends = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
+        Some(if ends(&[".tar.gz", ".tgz"]) {
+            ArchiveFormat::TarGz
+        } else if ends(&[".tar.xz", ".txz"]) {
+            ArchiveFormat::TarXz
+        } else if ends(&[".tar.bz2", ".tbz2", ".tbz"]) {
+            ArchiveFormat::TarBz2
+        } else if ends(&[".tar"]) {
+            ArchiveFormat::Tar
+        } else {
+            return None;
+        })
     }
 }
 

@@ -43,7 +43,9 @@ enum RawEpoch {
 #[serde(deny_unknown_fields)]
 struct RawBuild {
     lang: Spanned<Lang>,
-    source: Spanned<String>,
+    /// A path, or a table (`archive` | `url`, `sha256`, `strip_components`): read by hand in
+    /// [`Ctx::parse_source`] so each mistake names its `build.source` field.
+    source: Spanned<toml::Value>,
     libc: Option<Spanned<LibcChoice>>,
     link: Option<Spanned<LinkMode>>,
     output: Option<Spanned<String>>,
@@ -118,12 +120,23 @@ pub struct Parsed {
 
 #[derive(Debug)]
 pub(super) struct ParsedBuild {
-    /// As written: relative to the recipe's folder.
+    /// As written: relative to the recipe's folder (for an archive: its path or URL).
     pub source: Spanned<String>,
+    pub archive: Option<ParsedArchive>,
     pub output: String,
     pub libc: LibcChoice,
     pub link: LinkMode,
     pub lang: ParsedLang,
+}
+
+/// `source = { archive | url, sha256, strip_components }`, checked as far as text allows.
+#[derive(Debug)]
+pub(super) struct ParsedArchive {
+    /// `url` (else `archive`, a path in the recipe's folder).
+    pub is_url: bool,
+    pub sha256: crate::digest::Digest,
+    pub strip_components: u32,
+    pub format: super::ArchiveFormat,
 }
 
 #[derive(Debug)]
@@ -271,20 +284,7 @@ impl Ctx<'_> {
         let b = raw.into_inner();
         let lang = *b.lang.get_ref();
         self.refuse_fields_of_other_languages(&b, lang)?;
-        if b.source.get_ref().is_empty() {
-            return Err(self.error(
-                b.source.span(),
-                "build.source",
-                "the source is empty".into(),
-                Some(match lang {
-                    Lang::Prebuilt => "name the binary to pack, relative to the recipe's folder",
-                    Lang::C | Lang::Go => {
-                        "name the folder that holds the code, relative to the recipe's folder, e.g. \".\""
-                    }
-                }
-                .into()),
-            ));
-        }
+        let (source, archive) = self.parse_source(&b.source, lang)?;
         let libc = self.parse_libc(&b, lang)?;
         let link = b
             .link
@@ -344,12 +344,157 @@ impl Ctx<'_> {
             Lang::Prebuilt => (libc, ParsedLang::Prebuilt),
         };
         Ok(ParsedBuild {
-            source: b.source,
+            source,
+            archive,
             output,
             libc,
             link,
             lang,
         })
+    }
+
+    /// `build.source`: a path, or an archive table.
+    fn parse_source(
+        &self,
+        raw: &Spanned<toml::Value>,
+        lang: Lang,
+    ) -> Result<(Spanned<String>, Option<ParsedArchive>), Problem> {
+        let span = raw.span();
+        let err = |field: &str, message: String, help: &str| {
+            self.error(span.clone(), field, message, Some(help.into()))
+        };
+        let table = match raw.get_ref() {
+            toml::Value::String(path) if path.is_empty() => {
+                return Err(err(
+                    "build.source",
+                    "the source is empty".into(),
+                    match lang {
+                        Lang::Prebuilt => {
+                            "name the binary to pack, relative to the recipe's folder"
+                        }
+                        Lang::C | Lang::Go => {
+                            "name the folder that holds the code, relative to the recipe's folder, e.g. \".\""
+                        }
+                    },
+                ));
+            }
+            toml::Value::String(path) => return Ok((Spanned::new(span, path.clone()), None)),
+            toml::Value::Table(t) => t,
+            other => {
+                return Err(err(
+                    "build.source",
+                    format!(
+                        "expected a string (a path) or a table, found {}",
+                        other.type_str()
+                    ),
+                    SOURCE_HELP,
+                ));
+            }
+        };
+        if lang == Lang::Prebuilt {
+            return Err(err(
+                "build.source",
+                "an archive source is only for lang = \"c\" or \"go\", not \"prebuilt\"".into(),
+                "name the binary to pack, relative to the recipe's folder",
+            ));
+        }
+        const FIELDS: [&str; 4] = ["archive", "url", "sha256", "strip_components"];
+        if let Some(unknown) = table.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            let help = match closest(unknown, &FIELDS) {
+                Some(c) => format!("did you mean `{c}`? allowed: {}", FIELDS.join(", ")),
+                None => format!("allowed: {}", FIELDS.join(", ")),
+            };
+            return Err(err(
+                &format!("build.source.{unknown}"),
+                format!("unknown field `{unknown}`"),
+                &help,
+            ));
+        }
+        let text = |key: &str| match table.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(v)) => Ok(Some(v.clone())),
+            Some(other) => Err(err(
+                &format!("build.source.{key}"),
+                format!("expected a string, found {}", other.type_str()),
+                SOURCE_HELP,
+            )),
+        };
+        let (location, is_url) = match (text("archive")?, text("url")?) {
+            (Some(a), None) => (a, false),
+            (None, Some(u)) => (u, true),
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "build.source",
+                    "both `archive` and `url` are given".into(),
+                    "name one: archive (a file in the recipe's folder) or url",
+                ));
+            }
+            (None, None) => {
+                return Err(err(
+                    "build.source",
+                    "an archive source needs `archive` or `url`".into(),
+                    SOURCE_HELP,
+                ));
+            }
+        };
+        let field = if is_url {
+            "build.source.url"
+        } else {
+            "build.source.archive"
+        };
+        if is_url && !location.starts_with("https://") && !location.starts_with("http://") {
+            return Err(err(
+                field,
+                format!("{location:?} is not an http(s) URL"),
+                "use an https:// URL (plain http only to 127.0.0.1), or `archive` for a file",
+            ));
+        }
+        let format = super::ArchiveFormat::from_name(&location).ok_or_else(|| {
+            err(
+                field,
+                format!("{location:?} is not a known archive type"),
+                "supported: .tar.gz (.tgz), .tar.xz, .tar.bz2, .tar",
+            )
+        })?;
+        let sha256 = match text("sha256")? {
+            Some(h) => {
+                let hex = h.strip_prefix("sha256:").unwrap_or(&h).to_ascii_lowercase();
+                crate::digest::Digest::parse(&format!("sha256:{hex}")).ok_or_else(|| {
+                    err(
+                        "build.source.sha256",
+                        format!("{h:?} is not a sha256 (64 hex digits)"),
+                        "write the archive's digest as `sha256sum` prints it",
+                    )
+                })?
+            }
+            None => {
+                return Err(err(
+                    "build.source.sha256",
+                    "an archive source must be pinned by its sha256".into(),
+                    "add sha256 = \"…\" as `sha256sum FILE` prints it: it is checked before anything is unpacked",
+                ));
+            }
+        };
+        let strip_components = match table.get("strip_components") {
+            None => 1,
+            Some(toml::Value::Integer(n)) if (0..=64).contains(n) => *n as u32,
+            Some(_) => {
+                return Err(err(
+                    "build.source.strip_components",
+                    "strip_components must be a whole number from 0 to 64".into(),
+                    "the leading folders dropped from each path (1, the default, drops `project-1.0/`)",
+                ));
+            }
+        };
+        Ok((
+            Spanned::new(span, location),
+            Some(ParsedArchive {
+                is_url,
+                sha256,
+                strip_components,
+                format,
+            }),
+        ))
     }
 
     /// A field the language does not use is an error, not silently ignored.
@@ -707,6 +852,7 @@ impl Ctx<'_> {
     }
 }
 
+const SOURCE_HELP: &str = "write a folder (\".\"), or { archive = \"x-1.0.tar.gz\", sha256 = \"…\" }, or { url = \"https://…/x-1.0.tar.gz\", sha256 = \"…\" }";
 pub(super) const PACKAGE_HELP: &str =
     "give the main package's folder relative to build.source, e.g. \".\" or \"./cmd/app\"";
 pub(super) const USER_HELP: &str = "use \"UID\" or \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";

@@ -2,7 +2,10 @@
 //! base loaded once, users and owners resolved against it the way the run proof will.
 
 use super::parse::{Ctx, PACKAGE_HELP, ParsedBuild, ParsedImage, ParsedLang, closest};
-use super::{BuildSpec, CBuild, ExtraFile, ImageSpec, LangSpec, Parsed, Problem, Recipe};
+use super::{
+    ArchiveOrigin, ArchiveSource, BuildSpec, CBuild, Epoch, ExtraFile, ImageSpec, LangSpec, Parsed,
+    Problem, Recipe,
+};
 use crate::confine::{Confinement, Escape};
 use crate::image::base::{self, Base};
 use crate::image::users::Users;
@@ -38,6 +41,14 @@ impl Parsed {
             dir: &dir,
             confinement,
         };
+        if self.build.archive.is_some() && self.epoch == Epoch::Git {
+            return Err(at.place.error(
+                self.build.source.span(),
+                "epoch",
+                "epoch = \"git\" reads the source's git history, and an archive has none".into(),
+                Some("give the release's time in seconds, e.g. epoch = 1700000000".into()),
+            ));
+        }
         let build = at.resolve_build(self.build, &dir)?;
         let image = at.resolve_image(self.image, &dir)?;
         Ok(Recipe {
@@ -94,6 +105,9 @@ impl At<'_> {
     /// The source (which must exist, a file for prebuilt, a folder otherwise), C files, Go's
     /// package folder and go.mod.
     fn resolve_build(&self, b: ParsedBuild, dir: &Path) -> Result<BuildSpec, Problem> {
+        if b.archive.is_some() {
+            return self.resolve_archive(b, dir);
+        }
         let source = dir.join(b.source.get_ref());
         let source_error = |message: String, help: String| {
             self.place
@@ -163,6 +177,64 @@ impl At<'_> {
         };
         Ok(BuildSpec {
             source,
+            archive: None,
+            output: b.output,
+            libc: b.libc,
+            link: b.link,
+            lang,
+        })
+    }
+
+    /// An archive source: a local one must be a file inside the recipe's folder. What is inside
+    /// is checked once it is unpacked ([`check_unpacked`]).
+    fn resolve_archive(&self, b: ParsedBuild, dir: &Path) -> Result<BuildSpec, Problem> {
+        let Some(a) = b.archive else {
+            return Err(self.place.error(
+                b.source.span(),
+                "build.source",
+                "not an archive".into(),
+                None,
+            ));
+        };
+        let origin = if a.is_url {
+            ArchiveOrigin::Url(b.source.get_ref().clone())
+        } else {
+            let path = dir.join(b.source.get_ref());
+            if !path.is_file() {
+                return Err(self.place.error(
+                    b.source.span(),
+                    "build.source.archive",
+                    format!("{} is not a file", path.display()),
+                    Some(format!(
+                        "the archive is relative to the recipe's folder {}",
+                        dir.display()
+                    )),
+                ));
+            }
+            self.confined(&path, b.source.span(), "build.source.archive")?;
+            ArchiveOrigin::File(path)
+        };
+        let lang = match b.lang {
+            ParsedLang::C { files, build } => LangSpec::C(CBuild {
+                files: files
+                    .into_iter()
+                    .flatten()
+                    .map(toml::Spanned::into_inner)
+                    .collect(),
+                ..build
+            }),
+            ParsedLang::Go { build, .. } => LangSpec::Go(build),
+            ParsedLang::Prebuilt => LangSpec::Prebuilt,
+        };
+        Ok(BuildSpec {
+            // Until the pipeline unpacks the archive and points the source there.
+            source: dir.to_path_buf(),
+            archive: Some(ArchiveSource {
+                origin,
+                sha256: a.sha256,
+                strip_components: a.strip_components,
+                format: a.format,
+            }),
             output: b.output,
             libc: b.libc,
             link: b.link,
@@ -298,6 +370,45 @@ impl At<'_> {
             settings: img.settings,
         })
     }
+}
+
+/// Finishes resolving a spec whose source was just unpacked at `spec.source`: the C files
+/// (listed ones must exist, else every `*.c`), Go's go.mod and package folder.
+pub(crate) fn check_unpacked(spec: &mut BuildSpec) -> Result<(), String> {
+    let source = spec.source.clone();
+    match &mut spec.lang {
+        LangSpec::C(c) if c.files.is_empty() => {
+            c.files = c_files_in(&source);
+            c.files.sort();
+            if c.files.is_empty() {
+                return Err("the archive has no *.c file at its top (after strip_components); list them in build.files".into());
+            }
+        }
+        LangSpec::C(c) => {
+            for f in &c.files {
+                let inside = crate::run::unpack::safe_components(Path::new(f)).is_ok();
+                if !inside || !source.join(f).is_file() {
+                    return Err(format!(
+                        "build.files: {f:?} is not a file in the unpacked archive"
+                    ));
+                }
+            }
+            c.files.sort();
+        }
+        LangSpec::Go(g) => {
+            if !source.join("go.mod").is_file() {
+                return Err("the archive holds no go.mod at its top (after strip_components): it must be a Go module".into());
+            }
+            if !source.join(&g.package).is_dir() {
+                return Err(format!(
+                    "build.package: {:?} is not a folder in the unpacked archive",
+                    g.package
+                ));
+            }
+        }
+        LangSpec::Prebuilt => {}
+    }
+    Ok(())
 }
 
 fn c_files_in(dir: &Path) -> Vec<String> {

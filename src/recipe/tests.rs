@@ -643,3 +643,161 @@ fn every_build_field_is_used_by_a_language_or_refused_by_name() {
         }
     }
 }
+
+// ---- archive sources ------------------------------------------------------------------------
+
+const SHA: &str = "9a93b2b7e9f1fc4ed0d2b8b2b4cf5d0c0e6f55b1d6b4e3c2a1f0e9d8c7b6a5f4";
+
+fn with_source(lang: &str, source: &str) -> String {
+    format!("name = \"z\"\n[build]\nlang = \"{lang}\"\nsource = {source}\n")
+}
+
+#[test]
+fn archive_and_url_sources_parse_with_their_defaults() {
+    let p = parsed(&with_source(
+        "c",
+        &format!("{{ archive = \"zlib-1.3.tar.gz\", sha256 = \"{SHA}\" }}"),
+    ));
+    assert_eq!(p.build.source.get_ref(), "zlib-1.3.tar.gz");
+    let a = p.build.archive.unwrap();
+    assert!(!a.is_url);
+    assert_eq!(a.sha256.hex(), SHA);
+    assert_eq!(a.strip_components, 1);
+    assert_eq!(a.format, ArchiveFormat::TarGz);
+
+    let p = parsed(&with_source(
+        "go",
+        &format!(
+            "{{ url = \"https://example.org/x-1.0.tar.xz?dl=1\", sha256 = \"sha256:{}\", strip_components = 0 }}",
+            SHA.to_uppercase()
+        ),
+    ));
+    let a = p.build.archive.unwrap();
+    assert!(a.is_url);
+    assert_eq!(
+        a.sha256.hex(),
+        SHA,
+        "a sha256: prefix and upper case are fine"
+    );
+    assert_eq!((a.strip_components, a.format), (0, ArchiveFormat::TarXz));
+    for (name, format) in [
+        ("a.tgz", ArchiveFormat::TarGz),
+        ("a.tar.bz2", ArchiveFormat::TarBz2),
+        ("a.tar", ArchiveFormat::Tar),
+    ] {
+        assert_eq!(ArchiveFormat::from_name(name), Some(format));
+    }
+}
+
+#[test]
+fn archive_source_mistakes_name_their_field() {
+    let cases = [
+        (
+            format!("{{ archive = \"a.tar.gz\", sha256 = \"{SHA}\", strip = 2 }}"),
+            "build.source.strip",
+            "unknown field `strip`",
+        ),
+        (
+            "{ archive = \"a.tar.gz\" }".to_owned(),
+            "build.source.sha256",
+            "pinned by its sha256",
+        ),
+        (
+            "{ archive = \"a.tar.gz\", sha256 = \"abc\" }".to_owned(),
+            "build.source.sha256",
+            "not a sha256",
+        ),
+        (
+            format!("{{ archive = \"a.zip\", sha256 = \"{SHA}\" }}"),
+            "build.source.archive",
+            "not a known archive type",
+        ),
+        (
+            format!("{{ url = \"ftp://h/a.tar.gz\", sha256 = \"{SHA}\" }}"),
+            "build.source.url",
+            "not an http(s) URL",
+        ),
+        (
+            format!("{{ archive = \"a.tar\", url = \"https://h/a.tar\", sha256 = \"{SHA}\" }}"),
+            "build.source",
+            "both",
+        ),
+        (
+            format!("{{ sha256 = \"{SHA}\" }}"),
+            "build.source",
+            "needs `archive` or `url`",
+        ),
+        (
+            format!("{{ archive = \"a.tar\", sha256 = \"{SHA}\", strip_components = -1 }}"),
+            "build.source.strip_components",
+            "0 to 64",
+        ),
+        (
+            format!("{{ archive = 5, sha256 = \"{SHA}\" }}"),
+            "build.source.archive",
+            "expected a string",
+        ),
+    ];
+    for (source, field, message) in cases {
+        let e = problem(&with_source("c", &source));
+        assert_eq!((e.line, e.field.as_deref()), (4, Some(field)), "{source}");
+        assert!(e.message.contains(message), "{source}: {}", e.message);
+    }
+    let e = problem(&with_source(
+        "c",
+        &format!("{{ archive = \"a.tar\", sha256 = \"{SHA}\", strip_componets = 1 }}"),
+    ));
+    assert!(
+        e.help
+            .as_deref()
+            .unwrap()
+            .starts_with("did you mean `strip_components`?"),
+        "{e:?}"
+    );
+    let e = problem(&with_source(
+        "prebuilt",
+        &format!("{{ archive = \"a.tar\", sha256 = \"{SHA}\" }}"),
+    ));
+    assert!(e.message.contains("not \"prebuilt\""), "{}", e.message);
+}
+
+#[test]
+fn an_archive_resolves_as_a_file_inside_the_recipe_folder() {
+    let d = fixture();
+    std::fs::write(d.path().join("a.tar.gz"), "x").unwrap();
+    let text = with_source(
+        "c",
+        &format!("{{ archive = \"a.tar.gz\", sha256 = \"{SHA}\" }}"),
+    );
+    let r = load_in(d.path(), &text).unwrap();
+    let a = r.build.archive.as_ref().unwrap();
+    assert_eq!(a.origin, ArchiveOrigin::File(d.path().join("a.tar.gz")));
+    // Nothing is unpacked yet: the files are found afterwards.
+    assert!(c_build(&r).files.is_empty());
+
+    let e = err(d.path(), &text.replace("a.tar.gz", "missing.tar.gz"));
+    assert_eq!(e.field.as_deref(), Some("build.source.archive"));
+    assert!(e.message.contains("is not a file"), "{}", e.message);
+
+    let outer = tempfile::tempdir().unwrap();
+    std::fs::write(outer.path().join("b.tar.gz"), "x").unwrap();
+    std::os::unix::fs::symlink(outer.path().join("b.tar.gz"), d.path().join("b.tar.gz")).unwrap();
+    let e = err(d.path(), &text.replace("a.tar.gz", "b.tar.gz"));
+    assert!(
+        e.message.contains("outside the recipe's folder"),
+        "{}",
+        e.message
+    );
+
+    let url = with_source(
+        "go",
+        &format!("{{ url = \"https://h/x.tgz\", sha256 = \"{SHA}\" }}"),
+    );
+    let r = load_in(d.path(), &url).unwrap();
+    assert_eq!(
+        r.build.archive.unwrap().origin,
+        ArchiveOrigin::Url("https://h/x.tgz".into())
+    );
+    let e = err(d.path(), &format!("epoch = \"git\"\n{url}"));
+    assert_eq!(e.field.as_deref(), Some("epoch"));
+}

@@ -14,7 +14,7 @@ mod hardening;
 mod output;
 mod runc;
 mod sandbox;
-mod unpack;
+pub(crate) mod unpack;
 mod user;
 
 #[cfg(test)]

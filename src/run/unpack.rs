@@ -153,7 +153,7 @@ pub(crate) fn resolve_in_root(
 }
 
 /// The normal components of an archive path; absolute paths and `..` are refused.
-fn safe_components(path: &Path) -> Result<Vec<&OsStr>, &'static str> {
+pub(crate) fn safe_components(path: &Path) -> Result<Vec<&OsStr>, &'static str> {
     let mut names = Vec::new();
     for c in path.components() {
         match c {

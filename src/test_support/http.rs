@@ -38,6 +38,8 @@ impl Request {
 pub(crate) enum Reply {
     /// Sends these bytes, then closes the connection.
     Raw(String),
+    /// The same, for a response that is not text (an archive).
+    Bytes(Vec<u8>),
     /// Closes the connection unanswered.
     HangUp,
     /// Closes it unanswered and serves no more: later connections are refused.
@@ -77,6 +79,9 @@ impl FakeServer {
                     Reply::Raw(bytes) => {
                         let _ = stream.write_all(bytes.as_bytes());
                     }
+                    Reply::Bytes(bytes) => {
+                        let _ = stream.write_all(&bytes);
+                    }
                     Reply::HangUp => {}
                     Reply::Stop => return,
                 }
@@ -109,6 +114,17 @@ pub(crate) fn response(status: &str, extra_headers: &str, body: &str) -> String 
         "HTTP/1.1 {status}\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
+}
+
+/// A whole `200 OK` response carrying `body` as bytes.
+pub(crate) fn binary_response(body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 /// The request on `stream`, or None for a TLS hello or a connection closed early.

@@ -1,0 +1,524 @@
+//! Unpacking a source archive into a new folder, safely. The path rules are the image
+//! unpacker's ([`crate::run`]): entry paths relative without `..`, parents resolved inside the
+//! root, existing entries replaced and never written through. A source tree is then used on
+//! the host, not in a chroot, so links are held tighter: a symlink must be relative and stay
+//! inside the root (checked as written and, once all is unpacked, after resolution); a hard
+//! link must name a file already unpacked. Device nodes and FIFOs are skipped; owners are
+//! ignored and only the permission bits are kept (setuid and setgid dropped).
+
+use super::SourceError;
+use crate::confine::Confinement;
+use crate::recipe::ArchiveFormat;
+use crate::run::UnpackLimits;
+use crate::run::unpack::{ResolveError, Walk, resolve_in_root, safe_components};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// The bounds for a source tree: generous for real projects (the Linux kernel's tarball is
+/// ~1.5 GiB in ~90k files), small against a bomb.
+pub type SourceLimits = UnpackLimits;
+
+pub(super) fn default_limits() -> SourceLimits {
+    UnpackLimits {
+        max_bytes: 8 << 30,
+        max_entries: 500_000,
+    }
+}
+
+/// Unpacks `file` into the new folder `dest`, dropping `strip` leading path components.
+pub(super) fn unpack(
+    file: &Path,
+    format: ArchiveFormat,
+    strip: u32,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<(), SourceError> {
+    let shown = file.display().to_string();
+    fs::create_dir(dest).map_err(|e| SourceError::io("creating", dest, e))?;
+    let root = fs::canonicalize(dest).map_err(|e| SourceError::io("opening", dest, e))?;
+    let input = fs::File::open(file).map_err(|e| SourceError::io("opening", file, e))?;
+    let buffered = io::BufReader::new(input);
+    let decoded: Box<dyn Read> = match format {
+        ArchiveFormat::Tar => Box::new(buffered),
+        ArchiveFormat::TarGz => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        ArchiveFormat::TarXz => Box::new(lzma_rust2::XzReader::new(buffered, true)),
+        ArchiveFormat::TarBz2 => Box::new(bzip2::read::MultiBzDecoder::new(buffered)),
+    };
+    let mut unpacker = Unpacker {
+        archive: &shown,
+        root: &root,
+        strip: strip as usize,
+        bytes: limits.max_bytes,
+        entries: limits.max_entries,
+        limits,
+        written: 0,
+    };
+    unpacker.entries(tar::Archive::new(decoded))?;
+    if unpacker.written == 0 {
+        return Err(SourceError::Empty {
+            archive: shown,
+            strip,
+        });
+    }
+    // A chain of links can leave the root although each stays inside as written.
+    let confinement =
+        Confinement::new(&root, &[]).map_err(|e| SourceError::Layout(e.to_string()))?;
+    if let Some(escape) = confinement.first_escaping_link(&root) {
+        return Err(SourceError::UnsafeEntry {
+            archive: shown,
+            entry: match &escape {
+                crate::confine::Escape::Outside { path, .. }
+                | crate::confine::Escape::Unresolvable { path, .. } => path
+                    .strip_prefix(&root)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string(),
+            },
+            reason: "a symlink that resolves outside the source folder".into(),
+        });
+    }
+    Ok(())
+}
+
+struct Unpacker<'a> {
+    archive: &'a str,
+    root: &'a Path,
+    strip: usize,
+    /// What is left of the limits.
+    bytes: u64,
+    entries: u64,
+    limits: &'a UnpackLimits,
+    /// Entries written (after stripping).
+    written: u64,
+}
+
+impl Unpacker<'_> {
+    fn read_err(&self, e: io::Error) -> SourceError {
+        SourceError::io("reading the archive", Path::new(self.archive), e)
+    }
+
+    fn too_large(&self, what: &'static str, limit: u64) -> SourceError {
+        SourceError::TooLarge {
+            archive: self.archive.to_owned(),
+            what,
+            limit,
+        }
+    }
+
+    fn entries<R: Read>(&mut self, mut archive: tar::Archive<R>) -> Result<(), SourceError> {
+        for entry in archive.entries().map_err(|e| self.read_err(e))? {
+            let mut entry = entry.map_err(|e| self.read_err(e))?;
+            self.entries = self
+                .entries
+                .checked_sub(1)
+                .ok_or_else(|| self.too_large("entries", self.limits.max_entries))?;
+            let raw_path = entry.path().map_err(|e| self.read_err(e))?.into_owned();
+            self.entry(&mut entry, &raw_path)?;
+        }
+        Ok(())
+    }
+
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        raw_path: &Path,
+    ) -> Result<(), SourceError> {
+        let unsafe_entry = |reason: &str| SourceError::UnsafeEntry {
+            archive: self.archive.to_owned(),
+            entry: raw_path.to_string_lossy().into_owned(),
+            reason: reason.to_owned(),
+        };
+        let names = safe_components(raw_path).map_err(unsafe_entry)?;
+        // The stripped folders themselves (and files beside them, as GNU tar does).
+        let Some(kept) = names.get(self.strip..).filter(|n| !n.is_empty()) else {
+            return Ok(());
+        };
+        let Some((name, parents)) = kept.split_last() else {
+            return Ok(());
+        };
+        let resolve_err = |e: ResolveError| match std::error::Error::source(&e) {
+            Some(cause) => unsafe_entry(&format!("{e}: {cause}")),
+            None => unsafe_entry(&e.to_string()),
+        };
+        let parent_rel: PathBuf = parents.iter().collect();
+        let parent = resolve_in_root(self.root, &parent_rel, Walk::MakeDirs)
+            .map_err(resolve_err)?
+            .unwrap_or_else(|| self.root.to_path_buf());
+        let target = parent.join(name);
+        let header = entry.header();
+        let mode = header.mode().map_err(|e| self.read_err(e))? & 0o777;
+        use tar::EntryType as T;
+        match header.entry_type() {
+            T::Directory => match fs::symlink_metadata(&target) {
+                Ok(md) if md.is_dir() => {}
+                found => {
+                    if found.is_ok() {
+                        remove_any(&target)?;
+                    }
+                    fs::create_dir(&target).map_err(|e| SourceError::io("creating", &target, e))?;
+                }
+            },
+            T::Regular | T::Continuous | T::GNUSparse => {
+                remove_any(&target)?;
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(nix::libc::O_NOFOLLOW)
+                    .open(&target)
+                    .map_err(|e| SourceError::io("creating", &target, e))?;
+                let copied = io::copy(&mut entry.take(self.bytes + 1), &mut out)
+                    .map_err(|e| SourceError::io("writing", &target, e))?;
+                self.bytes = self
+                    .bytes
+                    .checked_sub(copied)
+                    .ok_or_else(|| self.too_large("bytes", self.limits.max_bytes))?;
+                // The owner may always read and write what it unpacked (to clean it up).
+                out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
+                    .map_err(|e| SourceError::io("setting the mode of", &target, e))?;
+            }
+            T::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(|e| self.read_err(e))?
+                    .filter(|l| !l.as_os_str().is_empty())
+                    .ok_or_else(|| unsafe_entry("symlink without a target"))?
+                    .into_owned();
+                if !stays_inside(parents.len(), &link) {
+                    return Err(unsafe_entry(&format!(
+                        "symlink to {} leaves the source folder",
+                        link.display()
+                    )));
+                }
+                remove_any(&target)?;
+                std::os::unix::fs::symlink(&link, &target)
+                    .map_err(|e| SourceError::io("creating symlink", &target, e))?;
+            }
+            T::Link => {
+                let link = entry
+                    .link_name()
+                    .map_err(|e| self.read_err(e))?
+                    .ok_or_else(|| unsafe_entry("hard link without a target"))?
+                    .into_owned();
+                let link_names = safe_components(&link)
+                    .map_err(|r| unsafe_entry(&format!("hard link to {}: {r}", link.display())))?;
+                let missing = || {
+                    unsafe_entry(&format!(
+                        "hard link to {}, which is not in the source folder",
+                        link.display()
+                    ))
+                };
+                let Some((link_name, link_parents)) = link_names
+                    .get(self.strip..)
+                    .and_then(<[&OsStr]>::split_last)
+                else {
+                    return Err(missing());
+                };
+                let rel: PathBuf = link_parents.iter().collect();
+                let source = resolve_in_root(self.root, &rel, Walk::Lookup)
+                    .map_err(resolve_err)?
+                    .filter(|p| p.is_dir())
+                    .ok_or_else(missing)?
+                    .join(link_name);
+                match fs::symlink_metadata(&source) {
+                    Ok(md) if md.is_file() => {}
+                    _ => return Err(missing()),
+                }
+                if source != target {
+                    remove_any(&target)?;
+                    fs::hard_link(&source, &target)
+                        .map_err(|e| SourceError::io("creating hard link", &target, e))?;
+                }
+            }
+            // Devices, FIFOs: nothing a build reads. Other kinds are metadata the tar reader
+            // has consumed.
+            _ => return Ok(()),
+        }
+        self.written += 1;
+        Ok(())
+    }
+}
+
+/// Whether a relative symlink target, read from a folder `depth` levels below the root, stays
+/// inside the root as written.
+fn stays_inside(depth: usize, link: &Path) -> bool {
+    let mut depth = depth;
+    for c in link.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// Removes whatever is at `path`, never following a symlink.
+fn remove_any(path: &Path) -> Result<(), SourceError> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| SourceError::io("replacing", path, e))
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    /// One entry as a hostile archive would write it: the name goes into the header as bytes,
+    /// unchecked (the tar crate's builder refuses `..`).
+    pub(crate) fn raw(
+        tar: &mut Vec<u8>,
+        name: &str,
+        kind: tar::EntryType,
+        link: &str,
+        data: &[u8],
+    ) {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_mode(0o755);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend_from_slice(data);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+
+    pub(crate) fn file(tar: &mut Vec<u8>, name: &str, data: &[u8]) {
+        raw(tar, name, tar::EntryType::Regular, "", data);
+    }
+
+    pub(crate) fn finish(mut tar: Vec<u8>) -> Vec<u8> {
+        tar.extend([0u8; 1024]);
+        tar
+    }
+
+    pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// Unpacks `archive` (of `format`) into `<tmp>/src`.
+    fn unpack_bytes(
+        tmp: &Path,
+        archive: &[u8],
+        format: ArchiveFormat,
+        strip: u32,
+        limits: UnpackLimits,
+    ) -> Result<PathBuf, SourceError> {
+        let file = tmp.join("archive");
+        fs::write(&file, archive).unwrap();
+        let dest = tmp.join("src");
+        unpack(&file, format, strip, &dest, &limits).map(|()| dest)
+    }
+
+    fn refused(entries: &[(&str, tar::EntryType, &str)], reason: &str) {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("t");
+        fs::create_dir(&outside).unwrap();
+        let mut tar = Vec::new();
+        for (name, kind, link) in entries {
+            raw(&mut tar, name, *kind, link, b"");
+        }
+        let e = unpack_bytes(
+            tmp.path(),
+            &finish(tar),
+            ArchiveFormat::Tar,
+            1,
+            default_limits(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, SourceError::UnsafeEntry { .. }) && e.to_string().contains(reason),
+            "{entries:?}: {e}"
+        );
+        assert!(
+            fs::read_dir(&outside).unwrap().next().is_none(),
+            "wrote outside"
+        );
+    }
+
+    #[test]
+    fn strip_components_drops_the_top_folder() {
+        let mut tar = Vec::new();
+        raw(&mut tar, "proj-1.0/", tar::EntryType::Directory, "", b"");
+        file(&mut tar, "proj-1.0/hello.c", b"int main;");
+        file(&mut tar, "proj-1.0/sub/x.h", b"#define X");
+        file(
+            &mut tar,
+            "pax_global_header_like_file",
+            b"beside the folder",
+        );
+        raw(
+            &mut tar,
+            "proj-1.0/h.c",
+            tar::EntryType::Link,
+            "proj-1.0/hello.c",
+            b"",
+        );
+        raw(
+            &mut tar,
+            "proj-1.0/l.c",
+            tar::EntryType::Symlink,
+            "sub/../hello.c",
+            b"",
+        );
+        raw(&mut tar, "proj-1.0/null", tar::EntryType::Char, "", b"");
+        let tar = finish(tar);
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = unpack_bytes(
+            tmp.path(),
+            &gzip(&tar),
+            ArchiveFormat::TarGz,
+            1,
+            default_limits(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(dest.join("hello.c")).unwrap(), b"int main;");
+        assert_eq!(fs::read(dest.join("sub/x.h")).unwrap(), b"#define X");
+        assert_eq!(fs::read(dest.join("h.c")).unwrap(), b"int main;");
+        assert_eq!(fs::read(dest.join("l.c")).unwrap(), b"int main;");
+        assert!(!dest.join("pax_global_header_like_file").exists());
+        assert!(!dest.join("null").exists(), "device nodes are skipped");
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = unpack_bytes(tmp.path(), &tar, ArchiveFormat::Tar, 0, default_limits()).unwrap();
+        assert!(dest.join("proj-1.0/hello.c").is_file());
+
+        let tmp = tempfile::tempdir().unwrap();
+        let e =
+            unpack_bytes(tmp.path(), &tar, ArchiveFormat::Tar, 3, default_limits()).unwrap_err();
+        assert!(matches!(e, SourceError::Empty { strip: 3, .. }), "{e}");
+    }
+
+    #[test]
+    fn paths_and_links_outside_the_folder_are_refused() {
+        use tar::EntryType as T;
+        refused(&[("p/../../t/evil", T::Regular, "")], "'..' component");
+        refused(&[("/t/evil", T::Regular, "")], "absolute path");
+        refused(
+            &[("p/link", T::Symlink, "/etc")],
+            "leaves the source folder",
+        );
+        refused(
+            &[("p/a/link", T::Symlink, "../../t")],
+            "leaves the source folder",
+        );
+        // Each link stays inside as written; resolved, the second leaves.
+        refused(
+            &[
+                ("p/a/b/", T::Directory, ""),
+                ("p/t/", T::Directory, ""),
+                ("p/a/b/s", T::Symlink, "../../t"),
+                ("p/a/b/l", T::Symlink, "s/../../.."),
+            ],
+            "resolves outside",
+        );
+        refused(
+            &[("p/h", T::Link, "/etc/passwd")],
+            "hard link to /etc/passwd",
+        );
+        refused(&[("p/h", T::Link, "p/../../t/x")], "'..' component");
+        refused(&[("p/h", T::Link, "p/missing")], "not in the source folder");
+        refused(
+            &[("p/d/", T::Directory, ""), ("p/h", T::Link, "p/d")],
+            "not in the source folder",
+        );
+    }
+
+    #[test]
+    fn a_write_through_a_symlinked_folder_stays_inside() {
+        // `d -> .` then `d/x`: resolved in the root, never on the host's side of the link.
+        let mut tar = Vec::new();
+        raw(&mut tar, "p/d", tar::EntryType::Symlink, ".", b"");
+        file(&mut tar, "p/d/x", b"inside");
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = unpack_bytes(
+            tmp.path(),
+            &finish(tar),
+            ArchiveFormat::Tar,
+            1,
+            default_limits(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(dest.join("x")).unwrap(), b"inside");
+    }
+
+    #[test]
+    fn a_bomb_is_stopped_at_the_limits() {
+        let mut tar = Vec::new();
+        file(&mut tar, "p/big", &vec![0u8; 64 << 10]);
+        let tar = finish(tar);
+        let tmp = tempfile::tempdir().unwrap();
+        let limits = UnpackLimits {
+            max_bytes: 1 << 10,
+            max_entries: 10,
+        };
+        let e = unpack_bytes(tmp.path(), &gzip(&tar), ArchiveFormat::TarGz, 1, limits).unwrap_err();
+        assert!(
+            matches!(e, SourceError::TooLarge { what: "bytes", .. }),
+            "{e}"
+        );
+        let mut many = Vec::new();
+        for i in 0..20 {
+            file(&mut many, &format!("p/f{i}"), b"");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let e = unpack_bytes(tmp.path(), &finish(many), ArchiveFormat::Tar, 1, limits).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SourceError::TooLarge {
+                    what: "entries",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn xz_and_bzip2_archives_unpack() {
+        let mut tar = Vec::new();
+        file(&mut tar, "p/a.c", b"int a;");
+        let tar = finish(tar);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&tar).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut xz =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        xz.write_all(&tar).unwrap();
+        let xz = xz.finish().unwrap();
+        for (bytes, format) in [(bz, ArchiveFormat::TarBz2), (xz, ArchiveFormat::TarXz)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dest = unpack_bytes(tmp.path(), &bytes, format, 1, default_limits()).unwrap();
+            assert_eq!(fs::read(dest.join("a.c")).unwrap(), b"int a;", "{format:?}");
+        }
+        // Garbage is an error, not a panic.
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(
+            unpack_bytes(
+                tmp.path(),
+                b"not xz",
+                ArchiveFormat::TarXz,
+                1,
+                default_limits()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! `build.source` as an archive: a C project packed into a tar.gz here, built from a file in
+//! the recipe's folder and from a URL on 127.0.0.1 (downloaded once, then from the cache), and
+//! the refusals: a wrong sha256, a path-traversal archive.
+
+mod common;
+
+use common::fake_http::{FakeServer, Reply, binary_response};
+use common::*;
+use staticpack::digest::Digest;
+use std::io::Write as _;
+use std::path::Path;
+
+/// hello-c's source as `hello-1.0/hello.c` in a tar.gz.
+fn hello_tarball() -> Vec<u8> {
+    let source = std::fs::read(recipe("hello-c").join("src/hello.c")).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(source.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    tar.append_data(&mut h, "hello-1.0/hello.c", source.as_slice())
+        .unwrap();
+    gzip(&tar.into_inner().unwrap())
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A recipe folder in `dir` whose source is `source` (a TOML inline table).
+fn recipe_with(dir: &Path, source: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            "name = \"hello-archive\"\n[build]\nlang = \"c\"\nsource = {source}\noutput = \"/hello\"\n\
+             [test]\nargs = [\"--selftest\"]\nexpect_stdout = \"ok: no libc in this root\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn build(cwd: &Path, cache: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["build", "recipe"];
+    args.extend_from_slice(extra);
+    staticpack_with(cwd, &args, &[("XDG_CACHE_HOME", cache.to_str().unwrap())])
+}
+
+#[test]
+fn a_c_project_builds_from_a_local_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let tarball = hello_tarball();
+    let sha = Digest::of_bytes(&tarball);
+    let dir = work.path().join("recipe");
+    recipe_with(
+        &dir,
+        &format!(
+            "{{ archive = \"hello-1.0.tar.gz\", sha256 = \"{}\" }}",
+            sha.hex()
+        ),
+    );
+    std::fs::write(dir.join("hello-1.0.tar.gz"), &tarball).unwrap();
+    let run = build(work.path(), cache.path(), &[]);
+    run.ok();
+    assert!(run.stderr.contains("verify  static-pie"), "{}", run.stderr);
+    assert!(run.stderr.contains(&sha.to_string()), "{}", run.stderr);
+    printed_digest(&run);
+    // The provenance keys the build by the archive's digest.
+    let record = std::fs::read_to_string(
+        work.path()
+            .join("out/hello-archive/staticpack-provenance.json"),
+    )
+    .unwrap();
+    assert!(record.contains(&sha.to_string()), "{record}");
+}
+
+#[test]
+fn a_url_is_downloaded_once_and_then_taken_from_the_cache() {
+    let tarball = hello_tarball();
+    let sha = Digest::of_bytes(&tarball);
+    let served = tarball.clone();
+    let server = FakeServer::start(move |_| Reply::Bytes(binary_response(&served)));
+    let cache = tempfile::tempdir().unwrap();
+    let source = format!(
+        "{{ url = \"http://{}/hello-1.0.tar.gz\", sha256 = \"{}\" }}",
+        server.host(),
+        sha.hex()
+    );
+    // --check-repro: the second build (a child staticpack) reads the same cache.
+    let first = tempfile::tempdir().unwrap();
+    recipe_with(&first.path().join("recipe"), &source);
+    let run = build(first.path(), cache.path(), &["--check-repro"]);
+    run.ok();
+    let digest = printed_digest(&run);
+    assert_eq!(server.seen().len(), 1, "{:?}", server.seen());
+    let cached = cache
+        .path()
+        .join("staticpack/sources/sha256")
+        .join(sha.hex());
+    assert_eq!(std::fs::read(&cached).unwrap(), tarball);
+
+    // Another folder, so the layout cache does not answer: the source cache does.
+    let second = tempfile::tempdir().unwrap();
+    recipe_with(&second.path().join("recipe"), &source);
+    let run = build(second.path(), cache.path(), &[]);
+    run.ok();
+    assert_eq!(printed_digest(&run), digest);
+    assert_eq!(server.seen().len(), 1, "{:?}", server.seen());
+}
+
+#[test]
+fn a_wrong_sha256_is_refused_showing_both_digests_and_nothing_is_built() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let tarball = hello_tarball();
+    let pinned = Digest::of_bytes(b"another release");
+    let dir = work.path().join("recipe");
+    recipe_with(
+        &dir,
+        &format!(
+            "{{ archive = \"hello-1.0.tar.gz\", sha256 = \"{}\" }}",
+            pinned.hex()
+        ),
+    );
+    std::fs::write(dir.join("hello-1.0.tar.gz"), &tarball).unwrap();
+    let run = build(work.path(), cache.path(), &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(&pinned.to_string()), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&Digest::of_bytes(&tarball).to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("verify "), "{}", run.stderr);
+    assert!(!work.path().join("out/hello-archive").exists());
+}
+
+#[test]
+fn a_path_traversal_archive_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // The tar crate's builder refuses `..`; a hostile archive is written by hand.
+    let mut h = tar::Header::new_old();
+    let name = b"hello-1.0/../../escaped.c";
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.extend(b"int;");
+    tar.resize(512 * 2, 0);
+    tar.extend([0u8; 1024]);
+    let tarball = gzip(&tar);
+    let dir = work.path().join("recipe");
+    recipe_with(
+        &dir,
+        &format!(
+            "{{ archive = \"evil.tar.gz\", sha256 = \"{}\" }}",
+            Digest::of_bytes(&tarball).hex()
+        ),
+    );
+    std::fs::write(dir.join("evil.tar.gz"), &tarball).unwrap();
+    let run = build(work.path(), cache.path(), &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("unsafe entry"), "{}", run.stderr);
+    assert!(run.stderr.contains("'..'"), "{}", run.stderr);
+    assert!(!work.path().join("out/hello-archive").exists());
+    assert!(!std::env::temp_dir().join("escaped.c").exists());
+}
+
+#[test]
+fn a_go_module_builds_from_a_tar_xz() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let from = recipe("go-6-nocgo-purego");
+    let mut tar = tar::Builder::new(Vec::new());
+    for name in ["go.mod", "main.go"] {
+        let bytes = std::fs::read(from.join("src").join(name)).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, format!("app-1.0/{name}"), bytes.as_slice())
+            .unwrap();
+    }
+    let mut xz = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+    xz.write_all(&tar.into_inner().unwrap()).unwrap();
+    let tarball = xz.finish().unwrap();
+    let dir = work.path().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app-1.0.tar.xz"), &tarball).unwrap();
+    let text = std::fs::read_to_string(from.join("recipe.toml"))
+        .unwrap()
+        .replace(
+            "source = \"src\"",
+            &format!(
+                "source = {{ archive = \"app-1.0.tar.xz\", sha256 = \"{}\" }}",
+                Digest::of_bytes(&tarball).hex()
+            ),
+        );
+    assert!(text.contains("app-1.0.tar.xz"));
+    std::fs::write(dir.join("recipe.toml"), text).unwrap();
+    let run = build(work.path(), cache.path(), &[]);
+    run.ok();
+    assert!(run.stderr.contains("verify  static"), "{}", run.stderr);
+    assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
+}
