@@ -502,6 +502,14 @@ impl Ctx<'_> {
                 ));
             }
         };
+        if let (Some(st), true) = (b.strip.as_ref().filter(|s| *s.get_ref()), install.is_some()) {
+            return Err(self.error(
+                st.span(),
+                "build.strip",
+                "strip = true strips one artifact, not an installed tree".into(),
+                Some("strip in the commands (e.g. make install-strip), or remove it".into()),
+            ));
+        }
         if let (Some(o), true) = (&b.output, install.is_some()) {
             return Err(self.error(
                 o.span(),

@@ -688,6 +688,11 @@ fn commands_refusals_name_the_field() {
             "no single output",
         ),
         (
+            &format!("{CMDS}install = true\nstrip = true\n[image]\nentrypoint = [\"/x\"]\n"),
+            "build.strip",
+            "not an installed tree",
+        ),
+        (
             "name = \"x\"\n[build]\nlang = \"go\"\nsource = \"s\"\ncommands = [\"make\"]\n",
             "build.commands",
             "only for lang = \"c\"",
