@@ -211,7 +211,12 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
         publishers.push(&push_to);
     }
     let mut pushed = None;
+    let mut spinner = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        .then(cli::progress::CommandSpinner::default);
     let result = pipeline::build_and_publish(&r, &opts, &publishers, &mut |event| {
+        if spinner.as_mut().is_some_and(|s| s.handle(&event)) {
+            return;
+        }
         if let pipeline::Event::Published(staticpack::pipeline::publish::Published::Pushed(
             report,
         )) = &event
@@ -224,8 +229,11 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
         if let Some(lines) = cli::report::event_lines(&event) {
             eprintln!("{lines}");
         }
-    })
-    .with_context(|| format!("building {}", r.path.display()))?;
+    });
+    if let Some(s) = spinner.as_mut() {
+        s.clear();
+    }
+    let result = result.with_context(|| format!("building {}", r.path.display()))?;
     let digest = result.manifest_digest().to_string();
     if a.check_repro {
         let mut flags = Vec::new();

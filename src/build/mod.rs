@@ -2,6 +2,7 @@
 //! hermetic process plumbing is shared in `process`.
 
 mod c;
+mod commands;
 mod go;
 pub(crate) mod musl;
 pub(crate) mod process;
@@ -29,6 +30,20 @@ pub enum BuildError {
         status: String,
         output: String,
     },
+    /// One of the recipe's `commands` failed; the tail of the build log shows why.
+    #[error(
+        "command {index} of {total} failed ({status}): {command}\n  last lines of the build log:\n{tail}\n  whole log: {}",
+        log.display()
+    )]
+    CommandFailed {
+        index: usize,
+        total: usize,
+        command: String,
+        status: String,
+        tail: String,
+        /// Where the whole log is now (kept beside the output when the pipeline said where).
+        log: PathBuf,
+    },
     #[error(transparent)]
     Io(#[from] IoError),
     #[error("{0}")]
@@ -45,6 +60,24 @@ pub struct BuildContext {
     /// The jail toolchain steps run in (see `run::jail`); `None` where namespaces are not
     /// available, and the pipeline has said so.
     pub jail: Option<crate::run::JailSpec>,
+    /// Where a commands build copies its log when a command fails: the build folder goes away.
+    pub keep_log: Option<PathBuf>,
+}
+
+/// A build's progress, for a build that runs commands one by one.
+#[derive(Debug)]
+pub enum Step<'a> {
+    Started {
+        /// 1-based.
+        index: usize,
+        total: usize,
+        command: &'a str,
+    },
+    Finished {
+        index: usize,
+        total: usize,
+        elapsed: std::time::Duration,
+    },
 }
 
 /// What a toolchain produced.
@@ -58,12 +91,27 @@ pub struct Artifact {
     pub commands: Vec<String>,
     /// The environment those commands ran with (the hermetic one).
     pub environment: BTreeMap<String, String>,
+    /// With `install = true`: the `$DESTDIR` tree that becomes the application layer (then
+    /// `binary` is that folder too).
+    pub installed: Option<PathBuf>,
 }
 
 /// Builds with the toolchain the spec's language calls for.
 pub fn build(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError> {
+    build_reporting(spec, ctx, &mut |_| {})
+}
+
+/// [`build`], telling `report` each command as it starts and ends.
+pub fn build_reporting(
+    spec: &BuildSpec,
+    ctx: &BuildContext,
+    report: &mut dyn FnMut(Step),
+) -> Result<Artifact, BuildError> {
     match &spec.lang {
-        LangSpec::C(c) => c::build(spec, c, ctx),
+        LangSpec::C(c) => match &c.commands {
+            Some(cmds) => commands::build(spec, c, cmds, ctx, report),
+            None => c::build(spec, c, ctx),
+        },
         LangSpec::Go(go) => go::build(spec, go, ctx),
         LangSpec::Prebuilt => prebuilt(spec, ctx),
     }
@@ -135,6 +183,7 @@ fn prebuilt(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError
         toolchain: "prebuilt".into(),
         commands: vec![format!("cp {} <build>/prebuilt", spec.source.display())],
         environment: BTreeMap::new(),
+        installed: None,
     })
 }
 
@@ -154,6 +203,7 @@ fn run_one(
         toolchain,
         commands: vec![line],
         environment,
+        installed: None,
     })
 }
 

@@ -93,6 +93,23 @@ pub(crate) fn run_step(mut cmd: Command, ctx: &super::BuildContext) -> Result<St
     run(cmd)
 }
 
+/// Runs a step like [`run_step`], its stdout and stderr appended to `log` (at `log_path`);
+/// the exit status is the caller's to judge.
+pub(crate) fn run_step_logged(
+    mut cmd: Command,
+    ctx: &super::BuildContext,
+    log: &std::fs::File,
+    log_path: &Path,
+) -> Result<std::process::ExitStatus, BuildError> {
+    if let Some(spec) = &ctx.jail {
+        crate::run::jail(&mut cmd, spec).at("preparing the build jail in", &spec.build_dir)?;
+    }
+    cmd.stdout(log.try_clone().at("opening", log_path)?)
+        .stderr(log.try_clone().at("opening", log_path)?);
+    crate::run::die_with_parent(&mut cmd);
+    Ok(cmd.status().at("starting", cmd.get_program())?)
+}
+
 /// Runs to completion; on a non-zero exit the error carries the command and its whole output.
 pub(crate) fn run(mut cmd: Command) -> Result<String, BuildError> {
     let line = render(&cmd);

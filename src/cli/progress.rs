@@ -144,3 +144,56 @@ mod tests {
         p.note("note");
     }
 }
+
+/// On a terminal, the build command running now with its elapsed time, replaced by one line
+/// when it ends; without a terminal the event lines say one line per command instead.
+#[derive(Default)]
+pub struct CommandSpinner {
+    running: Option<(ProgressBar, String)>,
+}
+
+impl CommandSpinner {
+    /// Handles a command event on a terminal; false for every other event.
+    pub fn handle(&mut self, event: &staticpack::pipeline::Event) -> bool {
+        use staticpack::pipeline::Event;
+        match event {
+            Event::Command {
+                index,
+                total,
+                command,
+            } => {
+                let line = format!("command [{index}/{total}] {command}");
+                let bar = ProgressBar::new_spinner();
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+                let style = ProgressStyle::with_template("{msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                bar.set_style(style);
+                bar.set_message(line.clone());
+                bar.enable_steady_tick(Duration::from_millis(500));
+                self.running = Some((bar, line));
+                true
+            }
+            Event::CommandDone { elapsed, .. } => {
+                if let Some((bar, line)) = self.running.take() {
+                    bar.finish_and_clear();
+                    eprintln!("{line} ({:.1} s)", elapsed.as_secs_f64());
+                }
+                true
+            }
+            _ => {
+                // A failed command ends without CommandDone: clear its spinner before the error.
+                if let Some((bar, _)) = self.running.take() {
+                    bar.finish_and_clear();
+                }
+                false
+            }
+        }
+    }
+
+    /// Clears a spinner left running by a failure.
+    pub fn clear(&mut self) {
+        if let Some((bar, _)) = self.running.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

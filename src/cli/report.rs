@@ -39,6 +39,14 @@ pub fn event_lines(event: &Event) -> Option<String> {
         ),
         Event::Toolchain(line) => format!("        {line}"),
         Event::Verified { verdict } => format!("verify  {verdict}"),
+        Event::VerifiedInstalled { path, verdict } => format!("verify  {path}: {verdict}"),
+        Event::Command {
+            index,
+            total,
+            command,
+        } => format!("command [{index}/{total}] {command}"),
+        // On a terminal the spinner says it; a log without a terminal needs no second line.
+        Event::CommandDone { .. } => return None,
         Event::Warning(w) => super::render::finding_block(w, "").trim_end().to_owned(),
         Event::Allowed(f) => format!("allowed by --allow-dynamic: {}", f.what),
         Event::Staged { digest, layers } => format!(
@@ -91,7 +99,8 @@ fn proven(proof: &Proof) -> String {
 /// their why and fix, the proof's exit status and output.
 pub fn error_details(e: &PipelineError) -> Option<String> {
     match e {
-        PipelineError::Refused { findings, .. } => Some(problems(findings)),
+        PipelineError::Refused { findings, .. }
+        | PipelineError::RefusedInstalled { findings, .. } => Some(problems(findings)),
         PipelineError::ProofFailed { outcome, .. } => Some(outcome_lines(outcome)),
         _ => None,
     }

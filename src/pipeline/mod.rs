@@ -30,6 +30,19 @@ pub enum PipelineError {
     Build(#[from] BuildError),
     #[error("cannot verify the built binary")]
     Verify(#[source] VerifyError),
+    #[error("cannot verify {path} (installed under $DESTDIR)")]
+    VerifyInstalled {
+        path: String,
+        #[source]
+        source: VerifyError,
+    },
+    /// An ELF file of an `install = true` tree that verify refuses, by its path in the image.
+    #[error("verify refused {path} (installed under $DESTDIR): it is {verdict}")]
+    RefusedInstalled {
+        path: String,
+        verdict: String,
+        findings: Vec<Finding>,
+    },
     /// verify's findings that refuse the binary; the CLI prints each with its why and fix.
     #[error("verify refused the binary: it is {verdict}")]
     Refused {
@@ -125,7 +138,23 @@ pub enum Event<'a> {
         archive: &'a crate::recipe::ArchiveSource,
     },
     Toolchain(&'a str),
+    /// A recipe's build command starts (1-based `index` of `total`).
+    Command {
+        index: usize,
+        total: usize,
+        command: &'a str,
+    },
+    CommandDone {
+        index: usize,
+        total: usize,
+        elapsed: Duration,
+    },
     Verified {
+        verdict: &'a str,
+    },
+    /// One ELF file of an `install = true` tree, by its path in the image.
+    VerifiedInstalled {
+        path: &'a str,
         verdict: &'a str,
     },
     Warning(&'a Finding),
@@ -185,7 +214,11 @@ impl Built {
 /// The side effects a build has beyond files: compiling and running. The real ones are
 /// `build::build` and `run::run_image`; tests pass fakes to check the cache, staging and
 /// refusals without gcc or runc.
-pub type Compile<'a> = &'a dyn Fn(&BuildSpec, &BuildContext) -> Result<Artifact, BuildError>;
+pub type Compile<'a> = &'a dyn Fn(
+    &BuildSpec,
+    &BuildContext,
+    &mut dyn FnMut(build::Step),
+) -> Result<Artifact, BuildError>;
 pub type RunImage<'a> =
     &'a dyn Fn(&LoadedImage, Option<&[String]>, &run::RunOptions) -> Result<Outcome, RunError>;
 
@@ -199,7 +232,7 @@ pub struct Tools<'a> {
 impl Tools<'static> {
     /// `build::build` and `run::run_image`.
     pub const REAL: Tools<'static> = Tools {
-        compile: &build::build,
+        compile: &build::build_reporting,
         run_image: &run::run_image,
     };
 }
@@ -504,6 +537,8 @@ pub fn build_with(
         build_dir: build_dir.path().to_path_buf(),
         epoch: opts.epoch,
         jail,
+        // Beside the output: the build folder is gone by the time a person reads the error.
+        keep_log: Some(staging_parent.join(format!(".{}.build.log", recipe.name))),
     };
 
     events(Event::Building {
@@ -512,32 +547,47 @@ pub fn build_with(
         libc: recipe.build.libc,
         link: recipe.build.link,
     });
-    let artifact = (tools.compile)(&spec, &ctx)?;
+    let artifact = (tools.compile)(&spec, &ctx, &mut |step| match step {
+        build::Step::Started {
+            index,
+            total,
+            command,
+        } => events(Event::Command {
+            index,
+            total,
+            command,
+        }),
+        build::Step::Finished {
+            index,
+            total,
+            elapsed,
+        } => events(Event::CommandDone {
+            index,
+            total,
+            elapsed,
+        }),
+    })?;
     events(Event::Toolchain(&artifact.toolchain));
 
-    let bytes = std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
-    let mut facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
-    // A binary without a fingerprint was still linked by us: its libc is the one we linked.
-    let linked = match recipe.build.libc {
-        LibcChoice::Musl => Some(verify::Libc::Musl),
-        LibcChoice::Glibc => Some(verify::Libc::Glibc),
-        LibcChoice::None => None,
+    let installed = match &artifact.installed {
+        Some(tree) => Some(installed_entries(tree)?),
+        None => None,
     };
-    if let (verify::Libc::Unknown, Some(libc), false) = (
-        facts.libc,
-        linked,
-        matches!(recipe.build.lang, crate::recipe::LangSpec::Prebuilt),
-    ) {
-        facts.libc = libc;
-        facts
-            .libc_evidence
-            .push(format!("the recipe linked {}", recipe.build.libc));
-    }
-    let binary_digest = Digest::of_bytes(&bytes);
-    drop(bytes);
-    let verdict = verify::summary(&facts);
-    events(Event::Verified { verdict: &verdict });
-    let warnings = judge(&facts, recipe, opts, &verdict, events)?;
+    let (facts, verdict, warnings, binary_digest) = match &installed {
+        None => {
+            let bytes =
+                std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
+            let mut facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
+            linked_libc_fallback(&mut facts, recipe);
+            let binary_digest = Digest::of_bytes(&bytes);
+            drop(bytes);
+            let verdict = verify::summary(&facts);
+            events(Event::Verified { verdict: &verdict });
+            let warnings = judge(&facts, recipe, opts, &verdict, events)?;
+            (facts, verdict, warnings, binary_digest)
+        }
+        Some(entries) => verify_installed(entries, recipe, opts, events)?,
+    };
 
     let architecture = facts.oci_arch.clone().ok_or_else(|| {
         PipelineError::Unsupported(format!(
@@ -548,10 +598,13 @@ pub fn build_with(
     // Layers by concern, bottom up: the base (byte-identical across recipes), the recipe's extra
     // files, the binary. Only the layers above a change need re-uploading.
     let mut layers: Vec<LayerSpec> = recipe.image.base_image.layer.iter().cloned().collect();
-    if !recipe.image.files.is_empty() {
+    if !recipe.image.files.is_empty() || !recipe.image.symlinks.is_empty() {
         layers.push(files_layer(recipe, opts.epoch));
     }
-    layers.push(app_layer(recipe, &artifact, opts.epoch));
+    layers.push(match &installed {
+        None => app_layer(recipe, &artifact, opts.epoch),
+        Some(entries) => installed_layer(recipe, entries, opts.epoch),
+    });
     let inputs_digest = inputs.digest().to_string();
     // The index entry names the provenance's input digest and the record beside the layout.
     // Not the manifest: the image digest stays a function of the image's content alone, so a
@@ -669,6 +722,26 @@ fn judge(
 
 use verify::NSS_HAZARD;
 
+/// A binary without a libc fingerprint was still linked by us: its libc is the one we linked
+/// (never said of a prebuilt binary).
+fn linked_libc_fallback(facts: &mut ElfFacts, recipe: &Recipe) {
+    let linked = match recipe.build.libc {
+        LibcChoice::Musl => Some(verify::Libc::Musl),
+        LibcChoice::Glibc => Some(verify::Libc::Glibc),
+        LibcChoice::None => None,
+    };
+    if let (verify::Libc::Unknown, Some(libc), false) = (
+        facts.libc,
+        linked,
+        matches!(recipe.build.lang, crate::recipe::LangSpec::Prebuilt),
+    ) {
+        facts.libc = libc;
+        facts
+            .libc_evidence
+            .push(format!("the recipe linked {}", recipe.build.libc));
+    }
+}
+
 fn requirement(link: LinkMode) -> Requirement {
     match link {
         LinkMode::StaticPie => Requirement::StaticPie,
@@ -720,31 +793,155 @@ fn standard_annotations(recipe: &Recipe, epoch: u64) -> BTreeMap<String, String>
     a
 }
 
+/// The recipe's extra files and its symlinks: both change seldom, unlike the binary above.
 fn files_layer(recipe: &Recipe, epoch: u64) -> LayerSpec {
+    let files = recipe.image.files.iter().map(|f| LayerEntry {
+        path: f.dst.trim_start_matches('/').to_owned(),
+        mode: f.mode,
+        uid: f.uid,
+        gid: f.gid,
+        kind: EntryKind::File(FileSource::Path(f.src.clone())),
+    });
+    let links = recipe.image.symlinks.iter().map(|l| LayerEntry {
+        path: l.path.trim_start_matches('/').to_owned(),
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+        kind: EntryKind::Symlink(l.target.clone()),
+    });
+    let names: Vec<String> = (recipe.image.files.iter().map(|f| f.dst.clone()))
+        .chain((recipe.image.symlinks.iter()).map(|l| format!("{} -> {}", l.path, l.target)))
+        .collect();
     LayerSpec {
-        entries: recipe
-            .image
-            .files
+        entries: files.chain(links).collect(),
+        mtime: epoch,
+        comment: format!("staticpack: {} files ({})", recipe.name, names.join(", ")),
+    }
+}
+
+/// One entry of an `install = true` tree.
+struct Installed {
+    /// Relative to the tree, as in the layer ("usr/bin/jq").
+    rel: String,
+    path: PathBuf,
+    kind: EntryKind,
+    mode: u32,
+}
+
+/// Everything under the `$DESTDIR` tree, sorted; a fifo, socket or device is refused.
+fn installed_entries(tree: &Path) -> Result<Vec<Installed>, PipelineError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).at("reading", &dir)? {
+            let e = e.at("reading", &dir)?;
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path).at("reading", &path)?;
+            let rel = path
+                .strip_prefix(tree)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let kind = if meta.is_dir() {
+                stack.push(path.clone());
+                EntryKind::Dir
+            } else if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).at("reading the link", &path)?;
+                EntryKind::Symlink(target.to_string_lossy().into_owned())
+            } else if meta.is_file() {
+                EntryKind::File(FileSource::Path(path.clone()))
+            } else {
+                return Err(PipelineError::Unsupported(format!(
+                    "/{rel}, installed under $DESTDIR, is not a file, folder or symlink"
+                )));
+            };
+            out.push(Installed {
+                rel,
+                path,
+                kind,
+                mode: meta.permissions().mode() & 0o7777,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+/// Verifies every ELF file of the tree as the single binary would be, naming the one refused;
+/// the report describes the entrypoint's binary (or, when the entrypoint is not an installed
+/// ELF file, the first one).
+fn verify_installed(
+    entries: &[Installed],
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<(ElfFacts, String, Vec<Finding>, Digest), PipelineError> {
+    let entry = (recipe.image.settings.entrypoint.first())
+        .map(|e| e.trim_start_matches('/').to_owned())
+        .unwrap_or_default();
+    let mut chosen = None;
+    let mut all_warnings = Vec::new();
+    for e in entries {
+        if !matches!(e.kind, EntryKind::File(_)) {
+            continue;
+        }
+        let bytes = std::fs::read(&e.path).at("reading", &e.path)?;
+        if !bytes.starts_with(b"\x7fELF") {
+            continue;
+        }
+        let path = format!("/{}", e.rel);
+        let facts = verify::analyze(&bytes).map_err(|source| PipelineError::VerifyInstalled {
+            path: path.clone(),
+            source,
+        })?;
+        let verdict = verify::summary(&facts);
+        events(Event::VerifiedInstalled {
+            path: &path,
+            verdict: &verdict,
+        });
+        let warnings = match judge(&facts, recipe, opts, &verdict, events) {
+            Ok(w) => w,
+            Err(PipelineError::Refused { verdict, findings }) => {
+                return Err(PipelineError::RefusedInstalled {
+                    path,
+                    verdict,
+                    findings,
+                });
+            }
+            Err(other) => return Err(other),
+        };
+        all_warnings.extend(warnings);
+        if chosen.is_none() || e.rel == entry {
+            chosen = Some((facts, verdict, Digest::of_bytes(&bytes)));
+        }
+    }
+    let (facts, verdict, digest) = chosen.ok_or_else(|| {
+        PipelineError::Unsupported(
+            "install = true, but no ELF file was installed under $DESTDIR".into(),
+        )
+    })?;
+    Ok((facts, verdict, all_warnings, digest))
+}
+
+/// The installed tree as the application layer: modes kept, owned by root, the epoch's mtime.
+fn installed_layer(recipe: &Recipe, entries: &[Installed], epoch: u64) -> LayerSpec {
+    LayerSpec {
+        entries: entries
             .iter()
-            .map(|f| LayerEntry {
-                path: f.dst.trim_start_matches('/').to_owned(),
-                mode: f.mode,
-                uid: f.uid,
-                gid: f.gid,
-                kind: EntryKind::File(FileSource::Path(f.src.clone())),
+            .map(|e| LayerEntry {
+                path: e.rel.clone(),
+                mode: e.mode,
+                uid: 0,
+                gid: 0,
+                kind: e.kind.clone(),
             })
             .collect(),
         mtime: epoch,
         comment: format!(
-            "staticpack: {} files ({})",
+            "staticpack: {} installed tree ({} entries)",
             recipe.name,
-            recipe
-                .image
-                .files
-                .iter()
-                .map(|f| f.dst.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            entries.len()
         ),
     }
 }
@@ -973,6 +1170,7 @@ mod tests {
                 toolchain: "fake".into(),
                 commands: vec![],
                 environment: BTreeMap::new(),
+                installed: None,
             })
         }
     }
@@ -1046,7 +1244,7 @@ mod tests {
         events: &mut dyn FnMut(Event),
     ) -> Result<BuildResult, PipelineError> {
         let tools = Tools {
-            compile: &|spec, ctx| compiler.compile(spec, ctx),
+            compile: &|spec, ctx, _| compiler.compile(spec, ctx),
             run_image: &|image, args, opts| runner.run(image, args, opts),
         };
         build_and_publish_with(recipe, opts, publishers, tools, events)
@@ -1079,6 +1277,7 @@ mod tests {
             cflags: vec![],
             ldflags: vec![],
             strip: false,
+            commands: None,
         });
         r.build.source = r.dir.clone();
         let (libc, evidence) = libc_of(&r);

@@ -250,6 +250,18 @@ pub struct CBuild {
     pub cflags: Vec<String>,
     pub ldflags: Vec<String>,
     pub strip: bool,
+    /// The project's own build system instead of `files`.
+    pub commands: Option<Commands>,
+}
+
+/// `commands`, and what of their result is packed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commands {
+    /// Each run with `sh -c` in a copy of the source.
+    pub lines: Vec<String>,
+    /// The built binary, relative to the copy; `None` is `install = true`: everything under
+    /// `$DESTDIR` is packed.
+    pub artifact: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,7 +288,18 @@ pub struct ImageSpec {
     pub user: Option<User>,
     /// Extra files, a layer of their own between the base and the binary.
     pub files: Vec<ExtraFile>,
+    /// Links in the extra-files layer, e.g. busybox's applets.
+    pub symlinks: Vec<Symlink>,
     pub settings: ImageSettings,
+}
+
+/// `[[image.symlinks]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symlink {
+    /// Inside the image, absolute.
+    pub path: String,
+    /// As written; not followed at build time.
+    pub target: String,
 }
 
 /// The image settings that need nothing but the recipe's text.

@@ -2,8 +2,8 @@
 //! recipe's text alone is checked here, so it is unit-tested from strings.
 
 use super::{
-    CBuild, Epoch, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode, MAX_EPOCH, Problem,
-    TestSpec, is_valid_tag,
+    CBuild, Commands, Epoch, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode, MAX_EPOCH,
+    Problem, Symlink, TestSpec, is_valid_tag,
 };
 use crate::image::users::{Owner, User};
 use serde::Deserialize;
@@ -54,6 +54,9 @@ struct RawBuild {
     // C
     files: Option<Spanned<Vec<Spanned<String>>>>,
     cflags: Option<Spanned<Vec<String>>>,
+    commands: Option<Spanned<Vec<Spanned<String>>>>,
+    artifact: Option<Spanned<String>>,
+    install: Option<Spanned<bool>>,
     // Go
     package: Option<Spanned<String>>,
     cgo: Option<Spanned<bool>>,
@@ -79,6 +82,8 @@ struct RawImage {
     #[serde(default)]
     files: Vec<RawFile>,
     #[serde(default)]
+    symlinks: Vec<RawSymlink>,
+    #[serde(default)]
     ports: Vec<Spanned<String>>,
     stop_signal: Option<Spanned<String>>,
 }
@@ -90,6 +95,13 @@ struct RawFile {
     dst: Spanned<String>,
     mode: Option<u32>,
     owner: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSymlink {
+    path: Spanned<String>,
+    target: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +171,7 @@ pub(super) struct ParsedImage {
     pub base: Option<Spanned<String>>,
     pub user: Option<(Spanned<String>, User)>,
     pub files: Vec<ParsedFile>,
+    pub symlinks: Vec<Symlink>,
     pub settings: ImageSettings,
 }
 
@@ -176,7 +189,19 @@ pub fn parse(text: &str) -> Result<Parsed, Problem> {
     let raw: RawRecipe = toml::from_str(text).map_err(|e| ctx.toml_error(&e))?;
     let name = ctx.parse_name(&raw.name)?;
     let epoch = ctx.parse_epoch(raw.epoch.as_ref())?;
+    let install = (raw.build.get_ref().install.as_ref())
+        .filter(|i| *i.get_ref())
+        .map(Spanned::span);
     let build = ctx.parse_build(raw.build, &name)?;
+    // After the build's own checks, so that `install` with another language says that first.
+    if let (Some(at), None) = (install, &raw.image.entrypoint) {
+        return Err(ctx.error(
+            at,
+            "build.install",
+            "install = true needs [image] entrypoint: there is no single binary to run".into(),
+            Some("name the installed program, e.g. entrypoint = [\"/usr/bin/jq\"]".into()),
+        ));
+    }
     let image = ctx.parse_image(raw.image, &build.output)?;
     let test = ctx.parse_test(raw.test)?;
     if let Some(empty) = raw.allow_outside.iter().find(|a| a.get_ref().is_empty()) {
@@ -318,18 +343,22 @@ impl Ctx<'_> {
             .map(Spanned::into_inner)
             .unwrap_or_default();
         let (libc, lang) = match lang {
-            Lang::C => (
-                libc,
-                ParsedLang::C {
-                    files: b.files.map(Spanned::into_inner),
-                    build: CBuild {
-                        files: Vec::new(),
-                        cflags: b.cflags.map(Spanned::into_inner).unwrap_or_default(),
-                        ldflags,
-                        strip,
+            Lang::C => {
+                let commands = self.parse_commands(&b)?;
+                (
+                    libc,
+                    ParsedLang::C {
+                        files: b.files.map(Spanned::into_inner),
+                        build: CBuild {
+                            files: Vec::new(),
+                            cflags: b.cflags.map(Spanned::into_inner).unwrap_or_default(),
+                            ldflags,
+                            strip,
+                            commands,
+                        },
                     },
-                },
-            ),
+                )
+            }
             Lang::Go => {
                 let (libc, build) = self.parse_go(&b, libc, link, ldflags, strip)?;
                 let package_span = b.package.as_ref().map(|p| p.span());
@@ -499,8 +528,11 @@ impl Ctx<'_> {
 
     /// A field the language does not use is an error, not silently ignored.
     fn refuse_fields_of_other_languages(&self, b: &RawBuild, lang: Lang) -> Result<(), Problem> {
-        let fields: [FieldUse; 7] = [
+        let fields: [FieldUse; 10] = [
             ("files", span_of(&b.files), &[Lang::C]),
+            ("commands", span_of(&b.commands), &[Lang::C]),
+            ("artifact", span_of(&b.artifact), &[Lang::C]),
+            ("install", span_of(&b.install), &[Lang::C]),
             ("cflags", span_of(&b.cflags), &[Lang::C]),
             ("package", span_of(&b.package), &[Lang::Go]),
             ("cgo", span_of(&b.cgo), &[Lang::Go]),
@@ -530,6 +562,116 @@ impl Ctx<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// C `commands` with `artifact` or `install`: each refused alone, and next to `files`.
+    fn parse_commands(&self, b: &RawBuild) -> Result<Option<Commands>, Problem> {
+        let install = b.install.as_ref().filter(|i| *i.get_ref());
+        let Some(commands) = &b.commands else {
+            let stray = [
+                ("artifact", span_of(&b.artifact)),
+                ("install", install.map(|i| i.span())),
+            ];
+            if let Some((field, Some(at))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(self.error(
+                    at,
+                    &format!("build.{field}"),
+                    format!("`{field}` is only for a build with `commands`"),
+                    Some("add commands = [\"make -j$JOBS\"], or remove it".into()),
+                ));
+            }
+            return Ok(None);
+        };
+        let help = "e.g. commands = [\"./configure --disable-shared\", \"make -j$JOBS\"]";
+        if let Some(files) = &b.files {
+            return Err(self.error(
+                files.span(),
+                "build.files",
+                "`files` and `commands` exclude each other: the commands decide what is compiled"
+                    .into(),
+                Some("keep one of them".into()),
+            ));
+        }
+        if commands.get_ref().is_empty() {
+            return Err(self.error(
+                commands.span(),
+                "build.commands",
+                "the command list is empty".into(),
+                Some(help.into()),
+            ));
+        }
+        if let Some(empty) = commands
+            .get_ref()
+            .iter()
+            .find(|c| c.get_ref().trim().is_empty())
+        {
+            return Err(self.error(
+                empty.span(),
+                "build.commands",
+                "an empty command".into(),
+                Some(help.into()),
+            ));
+        }
+        let artifact = match (&b.artifact, install) {
+            (Some(a), Some(_)) => {
+                return Err(self.error(
+                    a.span(),
+                    "build.artifact",
+                    "`artifact` and install = true exclude each other".into(),
+                    Some("pack one built file (artifact) or everything installed under $DESTDIR (install = true)".into()),
+                ));
+            }
+            (Some(a), None) => {
+                let v = a.get_ref();
+                let bad = v.is_empty()
+                    || v.starts_with('/')
+                    || v.contains('\0')
+                    || v.split('/').any(|c| c == "..");
+                if bad {
+                    return Err(self.error(
+                        a.span(),
+                        "build.artifact",
+                        format!("invalid artifact {v:?}: it must be a path inside the build tree"),
+                        Some("give the built binary relative to build.source, e.g. \"jq\" or \"src/app\"".into()),
+                    ));
+                }
+                Some(v.clone())
+            }
+            (None, Some(_)) => None,
+            (None, None) => {
+                return Err(self.error(
+                    commands.span(),
+                    "build.commands",
+                    "a commands build needs `artifact` or install = true".into(),
+                    Some("name the built binary, e.g. artifact = \"jq\", or set install = true to pack what `make install` puts in $DESTDIR".into()),
+                ));
+            }
+        };
+        if let (Some(st), true) = (b.strip.as_ref().filter(|s| *s.get_ref()), install.is_some()) {
+            return Err(self.error(
+                st.span(),
+                "build.strip",
+                "strip = true strips one artifact, not an installed tree".into(),
+                Some("strip in the commands (e.g. make install-strip), or remove it".into()),
+            ));
+        }
+        if let (Some(o), true) = (&b.output, install.is_some()) {
+            return Err(self.error(
+                o.span(),
+                "build.output",
+                "with install = true the installed tree is the image: there is no single output"
+                    .into(),
+                Some("remove output; name the program in [image] entrypoint".into()),
+            ));
+        }
+        Ok(Some(Commands {
+            lines: commands
+                .get_ref()
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect(),
+            artifact,
+        }))
     }
 
     fn parse_libc(&self, b: &RawBuild, lang: Lang) -> Result<LibcChoice, Problem> {
@@ -717,6 +859,10 @@ impl Ctx<'_> {
         for f in img.files {
             files.push(self.parse_file(f)?);
         }
+        let mut symlinks = Vec::new();
+        for l in img.symlinks {
+            symlinks.push(self.parse_symlink(l)?);
+        }
         let ports = self.parse_ports(&img.ports)?;
         if let Some(sig) = &img.stop_signal {
             self.check_signal(sig)?;
@@ -725,6 +871,7 @@ impl Ctx<'_> {
             base: img.base,
             user,
             files,
+            symlinks,
             settings: ImageSettings {
                 entrypoint,
                 cmd: img.cmd,
@@ -761,6 +908,32 @@ impl Ctx<'_> {
             src: f.src,
             mode: f.mode.unwrap_or(0o644) & 0o7777,
             owner,
+        })
+    }
+
+    /// One `[[image.symlinks]]`: the path like `image.files.dst`; the target as written (relative
+    /// or absolute, it is not followed at build time), only not empty.
+    fn parse_symlink(&self, l: RawSymlink) -> Result<Symlink, Problem> {
+        if let Err(why) = check_image_path(l.path.get_ref()) {
+            return Err(self.error(
+                l.path.span(),
+                "image.symlinks.path",
+                format!("invalid path {:?}: {why}", l.path.get_ref()),
+                Some("give the link's absolute path inside the image, e.g. \"/bin/sh\"".into()),
+            ));
+        }
+        let target = l.target.get_ref();
+        if target.is_empty() || target.contains('\0') {
+            return Err(self.error(
+                l.target.span(),
+                "image.symlinks.target",
+                format!("invalid target {target:?}"),
+                Some("name what the link points to, e.g. \"busybox\" or \"/bin/busybox\"".into()),
+            ));
+        }
+        Ok(Symlink {
+            path: normalize_image_path(l.path.get_ref()),
+            target: target.clone(),
         })
     }
 

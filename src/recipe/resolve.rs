@@ -142,6 +142,8 @@ impl At<'_> {
             }
         }
         let lang = match b.lang {
+            // A commands build compiles what its build system says: no file list to find.
+            ParsedLang::C { build, .. } if build.commands.is_some() => LangSpec::C(build),
             ParsedLang::C { files, build } => LangSpec::C(CBuild {
                 files: self.c_files(files, &source, &b.source.span())?,
                 ..build
@@ -367,6 +369,7 @@ impl At<'_> {
             base_image,
             user,
             files,
+            symlinks: img.symlinks,
             settings: img.settings,
         })
     }

@@ -801,3 +801,137 @@ fn an_archive_resolves_as_a_file_inside_the_recipe_folder() {
     let e = err(d.path(), &format!("epoch = \"git\"\n{url}"));
     assert_eq!(e.field.as_deref(), Some("epoch"));
 }
+
+// ---- commands, artifact, install, image.symlinks ------------------------------------------
+
+const CMDS: &str = "name = \"jq\"\n[build]\nlang = \"c\"\nsource = \"src\"\ncommands = [\"./configure\", \"make -j$JOBS\"]\n";
+
+fn cmds(p: &Parsed) -> &Commands {
+    match &p.build.lang {
+        super::parse::ParsedLang::C { build, .. } => build.commands.as_ref().unwrap(),
+        other => panic!("not C: {other:?}"),
+    }
+}
+
+#[test]
+fn commands_with_artifact_or_install() {
+    let p = parsed(&format!("{CMDS}artifact = \"src/jq\"\n"));
+    assert_eq!(cmds(&p).lines, ["./configure", "make -j$JOBS"]);
+    assert_eq!(cmds(&p).artifact.as_deref(), Some("src/jq"));
+    assert_eq!(p.build.output, "/jq");
+    let p = parsed(&format!(
+        "{CMDS}install = true\n[image]\nentrypoint = [\"/usr/bin/jq\"]\n"
+    ));
+    assert_eq!(cmds(&p).artifact, None);
+}
+
+#[test]
+fn commands_refusals_name_the_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "name = \"x\"\n[build]\nlang = \"c\"\nsource = \"s\"\nartifact = \"x\"\n",
+            "build.artifact",
+            "only for a build with `commands`",
+        ),
+        (
+            "name = \"x\"\n[build]\nlang = \"c\"\nsource = \"s\"\ninstall = true\n[image]\nentrypoint = [\"/x\"]\n",
+            "build.install",
+            "only for a build with `commands`",
+        ),
+        (
+            &format!("{CMDS}files = [\"a.c\"]\nartifact = \"x\"\n"),
+            "build.files",
+            "exclude each other",
+        ),
+        (CMDS, "build.commands", "needs `artifact` or install = true"),
+        (
+            "name = \"x\"\n[build]\nlang = \"c\"\nsource = \"s\"\ncommands = []\nartifact = \"x\"\n",
+            "build.commands",
+            "empty",
+        ),
+        (
+            "name = \"x\"\n[build]\nlang = \"c\"\nsource = \"s\"\ncommands = [\"make\", \" \"]\nartifact = \"x\"\n",
+            "build.commands",
+            "an empty command",
+        ),
+        (
+            &format!("{CMDS}artifact = \"../x\"\n"),
+            "build.artifact",
+            "inside the build tree",
+        ),
+        (
+            &format!("{CMDS}artifact = \"/usr/bin/x\"\n"),
+            "build.artifact",
+            "inside the build tree",
+        ),
+        (
+            &format!("{CMDS}artifact = \"x\"\ninstall = true\n[image]\nentrypoint = [\"/x\"]\n"),
+            "build.artifact",
+            "exclude each other",
+        ),
+        (
+            &format!("{CMDS}install = true\n"),
+            "build.install",
+            "needs [image] entrypoint",
+        ),
+        (
+            &format!("{CMDS}install = true\noutput = \"/x\"\n[image]\nentrypoint = [\"/x\"]\n"),
+            "build.output",
+            "no single output",
+        ),
+        (
+            &format!("{CMDS}install = true\nstrip = true\n[image]\nentrypoint = [\"/x\"]\n"),
+            "build.strip",
+            "not an installed tree",
+        ),
+        (
+            "name = \"x\"\n[build]\nlang = \"go\"\nsource = \"s\"\ncommands = [\"make\"]\n",
+            "build.commands",
+            "only for lang = \"c\"",
+        ),
+    ];
+    for (text, field, says) in cases {
+        let e = problem(text);
+        assert_eq!(e.field.as_deref(), Some(*field), "{text}\n{e:?}");
+        assert!(e.message.contains(says), "{text}\n{e:?}");
+        assert!(e.help.is_some(), "{e:?}");
+    }
+}
+
+#[test]
+fn image_symlinks_are_checked_like_files() {
+    let p = parsed(&format!(
+        "{MINIMAL}[[image.symlinks]]\npath = \"/bin//sh\"\ntarget = \"busybox\"\n"
+    ));
+    assert_eq!(
+        p.image.symlinks,
+        [Symlink {
+            path: "/bin/sh".into(),
+            target: "busybox".into()
+        }]
+    );
+    for (link, field) in [
+        ("path = \"bin/sh\"\ntarget = \"b\"", "image.symlinks.path"),
+        (
+            "path = \"/bin/../sh\"\ntarget = \"b\"",
+            "image.symlinks.path",
+        ),
+        ("path = \"/\"\ntarget = \"b\"", "image.symlinks.path"),
+        ("path = \"/bin/sh\"\ntarget = \"\"", "image.symlinks.target"),
+    ] {
+        let e = problem(&format!("{MINIMAL}[[image.symlinks]]\n{link}\n"));
+        assert_eq!(e.field.as_deref(), Some(field), "{link}: {e:?}");
+    }
+    let e = problem(&format!("{MINIMAL}[[image.symlinks]]\npath = \"/a\"\n"));
+    assert!(e.message.contains("target"), "{e:?}");
+}
+
+#[test]
+fn a_commands_build_resolves_without_c_files() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("src")).unwrap();
+    std::fs::write(d.path().join("src/Makefile"), "all:\n").unwrap();
+    let r = load_in(d.path(), &format!("{CMDS}artifact = \"jq\"\n")).unwrap();
+    assert!(c_build(&r).files.is_empty());
+    assert!(c_build(&r).commands.is_some());
+}

@@ -1,0 +1,379 @@
+//! C with the project's own build system: `commands` run with `sh -c` in a copy of the source,
+//! in the build jail, with staticpack's musl (or glibc) compiler in `CC` and a hermetic
+//! environment; every command's output goes to `<build>/build.log`.
+
+use super::process;
+use super::{Artifact, BuildContext, BuildError, Step, musl};
+use crate::fsio::IoContext;
+use crate::recipe::{BuildSpec, CBuild, Commands, LibcChoice, LinkMode};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Lines of the log a failed command shows.
+pub(crate) const LOG_TAIL_LINES: usize = 30;
+
+pub(super) fn build(
+    spec: &BuildSpec,
+    c: &CBuild,
+    cmds: &Commands,
+    ctx: &BuildContext,
+    report: &mut dyn FnMut(Step),
+) -> Result<Artifact, BuildError> {
+    let gcc = super::require("gcc", "lang = \"c\" compiles with gcc", "gcc")?;
+    let sh = super::require("sh", "build commands run with sh -c", "dash")?;
+    let build = &ctx.build_dir;
+    // A stale log from an earlier failure must not be mistaken for this build's.
+    if let Some(keep) = &ctx.keep_log {
+        let _ = std::fs::remove_file(keep);
+    }
+    // The user's folder is never written: the commands run in a copy (what the cache key saw).
+    let tree = build.join("src");
+    copy_tree(&spec.source, &tree)?;
+    let (toolchain, cc_args) = compiler_args(spec, &gcc, build, &tree)?;
+    let bin = build.join("toolchain/bin");
+    std::fs::create_dir_all(&bin).at("creating", &bin)?;
+    // A wrapper, not `CC="gcc -specs …"`: libtool, cmake and Makefiles that call `gcc` by name
+    // all get the same flags, and Makefiles that set CFLAGS themselves keep -fPIE and the maps.
+    let wrapper = wrapper_script(&gcc, &cc_args);
+    for name in ["cc", "gcc"] {
+        write_executable(&bin.join(name), &wrapper)?;
+    }
+    let pkgconfig = build.join("sysroot/lib/pkgconfig");
+    std::fs::create_dir_all(&pkgconfig).at("creating", &pkgconfig)?;
+    let destdir = build.join("destdir");
+    std::fs::create_dir_all(&destdir).at("creating", &destdir)?;
+    let env = environment(spec, c, &bin, build, &tree, &pkgconfig, &destdir);
+
+    let log_path = build.join("build.log");
+    let mut log = std::fs::File::create(&log_path).at("creating", &log_path)?;
+    let total = cmds.lines.len();
+    let mut rendered = Vec::new();
+    let mut environment = BTreeMap::new();
+    for (i, line) in cmds.lines.iter().enumerate() {
+        let index = i + 1;
+        let mut cmd = process::hermetic(&sh, build, ctx.epoch);
+        cmd.envs(&env).arg("-c").arg(line).current_dir(&tree);
+        rendered.push(process::render(&cmd));
+        if environment.is_empty() {
+            environment = process::environment(&cmd);
+        }
+        writeln!(log, "$ {line}").at("writing", &log_path)?;
+        report(Step::Started {
+            index,
+            total,
+            command: line,
+        });
+        let started = Instant::now();
+        let status = process::run_step_logged(cmd, ctx, &log, &log_path)?;
+        report(Step::Finished {
+            index,
+            total,
+            elapsed: started.elapsed(),
+        });
+        if !status.success() {
+            drop(log);
+            let log = keep_log(&log_path, ctx);
+            return Err(BuildError::CommandFailed {
+                index,
+                total,
+                command: line.clone(),
+                status: status.to_string(),
+                tail: tail(&log_path, LOG_TAIL_LINES),
+                log,
+            });
+        }
+    }
+    let (binary, installed) = match &cmds.artifact {
+        Some(rel) => (built_artifact(&tree, rel, build)?, None),
+        None => (installed_entry(&destdir)?, Some(destdir)),
+    };
+    if c.strip && installed.is_none() {
+        let strip = super::require("strip", "strip = true strips the artifact", "binutils")?;
+        let mut cmd = process::hermetic(&strip, build, ctx.epoch);
+        cmd.arg("--strip-all").arg(&binary);
+        rendered.push(process::render(&cmd));
+        process::run_step(cmd, ctx)?;
+    }
+    Ok(Artifact {
+        binary,
+        toolchain,
+        commands: rendered,
+        environment,
+        installed,
+    })
+}
+
+/// The driver flags every compile and link gets, and the toolchain line.
+fn compiler_args(
+    spec: &BuildSpec,
+    gcc: &Path,
+    build: &Path,
+    tree: &Path,
+) -> Result<(String, Vec<String>), BuildError> {
+    let version = process::version_line(gcc);
+    let mut args = Vec::new();
+    let toolchain = match spec.libc {
+        LibcChoice::Musl => {
+            let (specs, m) = musl::write_specs(build)?;
+            args.push("-specs".to_owned());
+            args.push(specs.display().to_string());
+            format!("{version} + musl ({})", m.lib_dir.display())
+        }
+        LibcChoice::Glibc => format!("{version} + glibc"),
+        LibcChoice::None => {
+            return Err(BuildError::Unsupported(
+                "C needs a libc: musl or glibc".into(),
+            ));
+        }
+    };
+    args.extend(link_flags(spec.link).iter().map(|s| (*s).to_owned()));
+    args.extend(prefix_maps(build, tree));
+    Ok((format!("{toolchain}, the project's build commands"), args))
+}
+
+fn link_flags(link: LinkMode) -> &'static [&'static str] {
+    match link {
+        // Link-only flags are ignored by gcc when it only compiles (-c, -E).
+        LinkMode::StaticPie => &["-fPIE", "-static-pie"],
+        LinkMode::Static => &["-static"],
+        LinkMode::Dynamic => &[],
+    }
+}
+
+/// No host path may reach the binary: the copy and the build folder get fixed names (the copy
+/// first: it is inside the build folder, and the longer prefix must win).
+fn prefix_maps(build: &Path, tree: &Path) -> Vec<String> {
+    vec![
+        format!("-ffile-prefix-map={}=/src", tree.display()),
+        format!("-ffile-prefix-map={}=/build", build.display()),
+    ]
+}
+
+fn wrapper_script(gcc: &Path, args: &[String]) -> String {
+    let quoted: Vec<String> = std::iter::once(gcc.display().to_string())
+        .chain(args.iter().cloned())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" "))
+}
+
+fn write_executable(path: &Path, text: &str) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).at("writing", path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).at("chmod", path)?;
+    Ok(())
+}
+
+/// The variables the commands see on top of the hermetic base.
+fn environment(
+    spec: &BuildSpec,
+    c: &CBuild,
+    bin: &Path,
+    build: &Path,
+    tree: &Path,
+    pkgconfig: &Path,
+    destdir: &Path,
+) -> BTreeMap<String, String> {
+    let cc = bin.join("cc").display().to_string();
+    let tool = |name: &str| {
+        process::find_program(name)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| name.to_owned())
+    };
+    let mut cflags = vec!["-O2".to_owned()];
+    if spec.link == LinkMode::StaticPie {
+        cflags.push("-fPIE".to_owned());
+    }
+    cflags.extend(prefix_maps(build, tree));
+    cflags.extend(c.cflags.iter().cloned());
+    let mut ldflags: Vec<String> = link_flags(spec.link)
+        .iter()
+        .filter(|f| !f.starts_with("-f"))
+        .map(|s| (*s).to_owned())
+        .collect();
+    ldflags.extend(c.ldflags.iter().cloned());
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let pkg = pkgconfig.display().to_string();
+    BTreeMap::from([
+        (
+            "PATH".into(),
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        ),
+        ("CC".into(), cc.clone()),
+        ("CPP".into(), format!("{cc} -E")),
+        ("AR".into(), tool("ar")),
+        ("RANLIB".into(), tool("ranlib")),
+        ("STRIP".into(), tool("strip")),
+        ("NM".into(), tool("nm")),
+        ("LD".into(), tool("ld")),
+        ("CFLAGS".into(), cflags.join(" ")),
+        ("LDFLAGS".into(), ldflags.join(" ")),
+        // Only the recipe's dependencies (none yet): never the host's .pc files.
+        ("PKG_CONFIG_PATH".into(), pkg.clone()),
+        ("PKG_CONFIG_LIBDIR".into(), pkg),
+        ("JOBS".into(), jobs.to_string()),
+        ("PREFIX".into(), "/usr".into()),
+        ("DESTDIR".into(), destdir.display().to_string()),
+    ])
+}
+
+/// Copies `from` into the new folder `to`: symlinks as symlinks, modes kept, the folders the
+/// cache key skips (`.git`, `out`, `target`) left out.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).at("creating", to)?;
+    let mut entries: Vec<_> = std::fs::read_dir(from)
+        .at("reading", from)?
+        .collect::<Result<_, _>>()
+        .at("reading", from)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        let kind = e.file_type().at("reading", &src)?;
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&src).at("reading the link", &src)?;
+            std::os::unix::fs::symlink(&target, &dst).at("creating the link", &dst)?;
+        } else if kind.is_dir() {
+            if matches!(e.file_name().to_str(), Some(".git" | "out" | "target")) {
+                continue;
+            }
+            copy_tree(&src, &dst)?;
+            let mode = e.metadata().at("reading", &src)?.permissions().mode();
+            // Write permission for ourselves, or the commands could not build in it.
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode | 0o700))
+                .at("chmod", &dst)?;
+        } else if kind.is_file() {
+            // std::fs::copy keeps the mode bits.
+            std::fs::copy(&src, &dst).at("copying", &src)?;
+        }
+        // Sockets, fifos and devices have no place in a source tree: not copied.
+    }
+    Ok(())
+}
+
+/// The artifact in the copy: a regular file (through symlinks) inside the build folder.
+fn built_artifact(tree: &Path, rel: &str, build: &Path) -> Result<PathBuf, BuildError> {
+    let path = tree.join(rel);
+    let real = path.canonicalize().ok().filter(|p| p.is_file());
+    let inside = build.canonicalize().ok();
+    match (real, inside) {
+        (Some(real), Some(build)) if real.starts_with(&build) => Ok(real),
+        (Some(real), _) => Err(BuildError::Unsupported(format!(
+            "artifact {rel:?} resolves to {}, outside the build folder",
+            real.display()
+        ))),
+        _ => Err(BuildError::Unsupported(format!(
+            "the commands succeeded but made no file {rel:?} in the build tree (artifact is relative to build.source)"
+        ))),
+    }
+}
+
+/// With install = true: the binary slot holds nothing built on its own; the tree must not be
+/// empty.
+fn installed_entry(destdir: &Path) -> Result<PathBuf, BuildError> {
+    let empty = std::fs::read_dir(destdir)
+        .at("reading", destdir)?
+        .next()
+        .is_none();
+    if empty {
+        return Err(BuildError::Unsupported(
+            "install = true, but the commands installed nothing under $DESTDIR (run `make install` or pass DESTDIR to it)".into(),
+        ));
+    }
+    Ok(destdir.to_path_buf())
+}
+
+/// Copies the log where it outlives the build folder; the path to show.
+fn keep_log(log: &Path, ctx: &BuildContext) -> PathBuf {
+    match &ctx.keep_log {
+        Some(keep) => {
+            let copied = keep
+                .parent()
+                .map(|p| std::fs::create_dir_all(p).is_ok())
+                .unwrap_or(true)
+                && std::fs::copy(log, keep).is_ok();
+            if copied {
+                keep.clone()
+            } else {
+                log.to_path_buf()
+            }
+        }
+        None => log.to_path_buf(),
+    }
+}
+
+/// The last `n` lines of a file, each indented for the error.
+pub(crate) fn tail(path: &Path, n: usize) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let body: Vec<String> = lines[start..].iter().map(|l| format!("  | {l}")).collect();
+    if body.is_empty() {
+        "  (no output)".into()
+    } else {
+        body.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_keeps_symlinks_and_modes_and_skips_out() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("s");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::create_dir_all(src.join("out")).unwrap();
+        std::fs::write(src.join("configure"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            src.join("configure"),
+            std::fs::Permissions::from_mode(0o751),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("../configure", src.join("sub/link")).unwrap();
+        let to = d.path().join("c");
+        copy_tree(&src, &to).unwrap();
+        let mode = std::fs::metadata(to.join("configure"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o751);
+        assert_eq!(
+            std::fs::read_link(to.join("sub/link")).unwrap(),
+            Path::new("../configure")
+        );
+        assert!(!to.join("out").exists());
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        let text: String = (1..=40).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, text).unwrap();
+        let t = tail(&p, 30);
+        assert!(t.starts_with("  | line 11\n"), "{t}");
+        assert!(t.ends_with("  | line 40"), "{t}");
+        assert_eq!(tail(&d.path().join("none"), 30), "  (no output)");
+    }
+
+    #[test]
+    fn the_wrapper_quotes_its_flags() {
+        let w = wrapper_script(
+            Path::new("/usr/bin/gcc"),
+            &["-specs".into(), "/b it's".into()],
+        );
+        assert_eq!(
+            w,
+            "#!/bin/sh\nexec '/usr/bin/gcc' '-specs' '/b it'\\''s' \"$@\"\n"
+        );
+    }
+}
