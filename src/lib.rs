@@ -16,7 +16,8 @@ pub mod pipeline;
 pub mod recipe;
 pub mod registry;
 pub mod run;
-pub mod source;
+mod source;
+pub use source::SourceError;
 pub mod verify;
 
 // Shared values of the public API.

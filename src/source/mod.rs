@@ -5,7 +5,7 @@
 mod fetch;
 mod unpack;
 
-pub use unpack::SourceLimits;
+pub(crate) use unpack::SourceLimits;
 
 use crate::digest::Digest;
 use crate::recipe::{ArchiveOrigin, ArchiveSource};
@@ -59,7 +59,7 @@ impl SourceError {
 }
 
 /// `$XDG_CACHE_HOME/staticpack/sources` (or `~/.cache/…`): downloads, by digest.
-pub fn default_cache_dir() -> Option<PathBuf> {
+pub(crate) fn default_cache_dir() -> Option<PathBuf> {
     let non_empty = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())
@@ -72,7 +72,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 /// How an archive is fetched and unpacked.
 #[derive(Clone, Debug)]
-pub struct SourceOptions {
+pub(crate) struct SourceOptions {
     /// Where downloads are kept by digest; `None`: not kept (each build downloads).
     pub cache_dir: Option<PathBuf>,
     pub limits: SourceLimits,
@@ -92,7 +92,7 @@ impl Default for SourceOptions {
 }
 
 /// Verifies the archive and unpacks it into the new folder `dest` (inside the build folder).
-pub fn materialize(
+pub(crate) fn materialize(
     archive: &ArchiveSource,
     dest: &Path,
     opts: &SourceOptions,

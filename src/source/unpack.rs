@@ -19,7 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// The bounds for a source tree: generous for real projects (the Linux kernel's tarball is
 /// ~1.5 GiB in ~90k files), small against a bomb.
-pub type SourceLimits = UnpackLimits;
+pub(crate) type SourceLimits = UnpackLimits;
 
 pub(super) fn default_limits() -> SourceLimits {
     UnpackLimits {
