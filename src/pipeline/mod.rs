@@ -93,6 +93,9 @@ pub struct BuildOptions {
     pub allow_nss_hazards: bool,
     /// Reuse the image in the layout folder when the inputs are unchanged.
     pub cache: bool,
+    /// The shared cache folder for downloads and build caches; `None`: everything in the
+    /// build folder, nothing kept.
+    pub shared_cache: Option<crate::cache::CacheDir>,
     /// SOURCE_DATE_EPOCH for tar mtimes, `created` and the toolchain.
     pub epoch: u64,
 }
@@ -105,6 +108,7 @@ impl Default for BuildOptions {
             allow_dynamic: false,
             allow_nss_hazards: false,
             cache: true,
+            shared_cache: None,
             epoch: 0,
         }
     }
@@ -508,7 +512,10 @@ pub fn build_with(
             crate::source::materialize(
                 archive,
                 &unpacked,
-                &crate::source::SourceOptions::default(),
+                &crate::source::SourceOptions {
+                    cache_dir: opts.shared_cache.as_ref().map(|c| c.sources()),
+                    ..Default::default()
+                },
             )?;
             let mut spec = recipe.build.clone();
             spec.source = unpacked;
@@ -526,6 +533,7 @@ pub fn build_with(
             Some(run::JailSpec {
                 build_dir: build_dir.path().to_path_buf(),
                 inputs,
+                writable: build::writable_caches(&recipe.build, opts.shared_cache.as_ref())?,
             })
         }
         Err(reason) => {
@@ -539,6 +547,7 @@ pub fn build_with(
         jail,
         // Beside the output: the build folder is gone by the time a person reads the error.
         keep_log: Some(staging_parent.join(format!(".{}.build.log", recipe.name))),
+        cache: opts.shared_cache.clone(),
     };
 
     events(Event::Building {
