@@ -72,6 +72,11 @@ impl CacheDir {
         self.root.join("cargo")
     }
 
+    /// Compiled C objects, by what decides their bytes, when builds may reuse them.
+    pub fn objects(&self) -> Option<PathBuf> {
+        self.reuse_builds.then(|| self.root.join("objects"))
+    }
+
     /// Built static dependencies, by their inputs digest, when builds may reuse them.
     pub fn deps(&self) -> Option<PathBuf> {
         self.reuse_builds.then(|| self.root.join("deps"))
@@ -121,6 +126,7 @@ mod tests {
         assert!(!cold.builds_reusable());
         assert_eq!(cold.go_build(), None);
         assert_eq!(cold.deps(), None);
+        assert_eq!(cold.objects(), None);
         assert_eq!(cold.sources(), Path::new("/c/sources"));
         assert_eq!(cold.cargo_home(), Path::new("/c/cargo"));
     }

@@ -99,6 +99,8 @@ pub enum Step<'a> {
         total: usize,
         elapsed: std::time::Duration,
     },
+    /// A file-list build compiled these many files and took the others' objects from the cache.
+    Compiled { compiled: usize, reused: usize },
 }
 
 /// What a toolchain produced.
@@ -131,7 +133,7 @@ pub fn build_reporting(
     match &spec.lang {
         LangSpec::C(c) => match &c.commands {
             Some(cmds) => commands::build(spec, c, cmds, ctx, report),
-            None => c::build(spec, c, ctx),
+            None => c::build(spec, c, ctx, report),
         },
         LangSpec::Go(go) => go::build(spec, go, ctx),
         LangSpec::Prebuilt => prebuilt(spec, ctx),
