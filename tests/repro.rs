@@ -275,8 +275,22 @@ fn provenance_records_inputs_toolchain_and_commands_without_host_paths() {
         "{text}"
     );
     assert!(p["inputs"]["toolchain"]["musl-dev"].is_string(), "{text}");
+    // One compile per file, then the link.
+    let commands = p["commands"].as_array().unwrap();
     assert!(
-        p["commands"][0].as_str().unwrap().contains("-static-pie"),
+        commands[0]
+            .as_str()
+            .unwrap()
+            .contains("-fPIE -O2 -c hello.c"),
+        "{text}"
+    );
+    assert!(
+        commands
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("-static-pie"),
         "{text}"
     );
     assert!(
