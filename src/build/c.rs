@@ -39,6 +39,11 @@ pub(super) fn build(
     cmd.arg(prefix_map(&spec.source, "/src"))
         .arg(prefix_map(&ctx.build_dir, "/build"))
         .arg("-O2")
+        .args(if spec.deps.is_empty() {
+            Vec::new()
+        } else {
+            super::commands::sysroot_flags(&ctx.build_dir.join("sysroot")).to_vec()
+        })
         .args(&c.cflags)
         .arg("-o")
         .arg(&binary)
