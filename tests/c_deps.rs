@@ -183,3 +183,26 @@ fn a_dependency_cycle_is_refused_naming_the_chain() {
     assert!(run.stderr.contains(&chain), "{}", run.stderr);
     assert!(run.stderr.contains("`build.deps.recipe`"), "{}", run.stderr);
 }
+
+#[test]
+fn a_file_list_build_compiles_and_links_against_a_dependency() {
+    let work = tempfile::tempdir().unwrap();
+    diamond(work.path());
+    let dir = work.path().join("deps/plain");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("src/main.c"),
+        "#include <stdio.h>\n#include <blib.h>\nint main(void) { printf(\"b=%d\\n\", b_value()); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("recipe.toml"),
+        "name = \"plain\"\nallow_outside = [\"../blib\"]\n[build]\nlang = \"c\"\nsource = \"src\"\n\
+         ldflags = [\"-lblib\", \"-lalib\"]\n[[build.deps]]\nrecipe = \"../blib\"\n\
+         [test]\nexpect_stdout = \"b=41\\n\"\n",
+    )
+    .unwrap();
+    let run = build(work.path(), &dir, "out/plain", &[]);
+    run.ok();
+    assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
+}

@@ -161,6 +161,11 @@ pub enum Event<'a> {
         total: usize,
         elapsed: Duration,
     },
+    /// A file-list C build compiled `compiled` files and reused the cached objects of the rest.
+    Compiled {
+        compiled: usize,
+        reused: usize,
+    },
     Verified {
         verdict: &'a str,
     },
@@ -675,6 +680,7 @@ fn forward(step: build::Step, events: &mut dyn FnMut(Event)) {
             total,
             elapsed,
         }),
+        build::Step::Compiled { compiled, reused } => events(Event::Compiled { compiled, reused }),
     }
 }
 
@@ -1317,10 +1323,7 @@ mod tests {
         assert_eq!(libc_of(&r).0, verify::Libc::Unknown);
         r.build.lang = crate::recipe::LangSpec::C(crate::recipe::CBuild {
             files: vec!["app.c".into()],
-            cflags: vec![],
-            ldflags: vec![],
-            strip: false,
-            commands: None,
+            ..Default::default()
         });
         r.build.source = r.dir.clone();
         let (libc, evidence) = libc_of(&r);
