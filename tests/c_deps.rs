@@ -206,3 +206,65 @@ fn a_file_list_build_compiles_and_links_against_a_dependency() {
     run.ok();
     assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
 }
+
+/// Builds the fixture `deps/<name>` (which uses blib) and checks that it ran.
+fn builds_against_blib(name: &str, tool: &str, package: &str) {
+    need(tool, package);
+    let work = tempfile::tempdir().unwrap();
+    diamond(work.path());
+    let dir = work.path().join("deps").join(name);
+    let run = build(work.path(), &dir, &format!("out/{name}"), &[]);
+    run.ok();
+    assert!(run.stderr.contains("verify  static-pie"), "{}", run.stderr);
+    assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
+}
+
+#[test]
+fn a_cmake_project_finds_a_dependency_and_no_host_library() {
+    builds_against_blib("cmake-app", "cmake", "cmake");
+}
+
+#[test]
+fn a_meson_project_finds_a_dependency_and_no_host_library() {
+    need("ninja", "ninja-build");
+    builds_against_blib("meson-app", "meson", "meson");
+}
+
+#[test]
+fn build_commands_see_the_dependencies_and_nothing_of_the_hosts_libraries() {
+    let work = tempfile::tempdir().unwrap();
+    diamond(work.path());
+    let dir = work.path().join("deps/hermetic");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::copy(
+        work.path().join("deps/cmake-app/src/main.c"),
+        dir.join("src/main.c"),
+    )
+    .unwrap();
+    // Each check fails the build if the host's zlib (headers, archive or .pc) is in reach.
+    std::fs::write(
+        dir.join("recipe.toml"),
+        r#"name = "hermetic"
+allow_outside = ["../blib"]
+[build]
+lang = "c"
+source = "src"
+commands = [
+  "pkg-config --exists blib",
+  "! pkg-config --exists zlib",
+  "printf '#include <zlib.h>\n' > z.c && ! $CC -E z.c -o /dev/null",
+  "printf 'int main(void) { return 0; }\n' > t.c && ! $CC t.c -lz -o t",
+  "$CC $CFLAGS $(pkg-config --cflags blib) -o app main.c $LDFLAGS $(pkg-config --libs blib)",
+]
+artifact = "app"
+[[build.deps]]
+recipe = "../blib"
+[test]
+expect_stdout = "b=41\n"
+"#,
+    )
+    .unwrap();
+    let run = build(work.path(), &dir, "out/hermetic", &[]);
+    run.ok();
+    assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
+}
