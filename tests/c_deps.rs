@@ -268,3 +268,36 @@ expect_stdout = "b=41\n"
     run.ok();
     assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
 }
+
+#[test]
+fn a_dependency_installing_a_dynamic_program_is_refused_naming_it() {
+    let work = tempfile::tempdir().unwrap();
+    let app = diamond(work.path());
+    // alib now installs a dynamic glibc program beside its library.
+    let makefile = work.path().join("deps/alib/src/Makefile");
+    let text = std::fs::read_to_string(&makefile).unwrap()
+        + "\tmkdir -p $(DESTDIR)$(PREFIX)/bin\n\
+           \tprintf 'int main(void) { return 0; }\\n' > tool.c\n\
+           \t/usr/bin/gcc -o $(DESTDIR)$(PREFIX)/bin/alib-tool tool.c\n";
+    std::fs::write(&makefile, text).unwrap();
+    let run = build(work.path(), &app, "out/app", &["--no-run"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("building the dependency alib"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("verify refused /usr/bin/alib-tool"),
+        "{}",
+        run.stderr
+    );
+    assert!(!work.path().join("out/app").exists());
+    assert_eq!(
+        std::fs::read_dir(work.path().join("cache/deps"))
+            .unwrap()
+            .count(),
+        0,
+        "a refused dependency was stored"
+    );
+}
