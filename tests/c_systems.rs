@@ -260,3 +260,30 @@ fn a_shortcut_builds_from_an_archive_source() {
     // (which would truncate every file).
     builds_and_runs(work.path(), &dir);
 }
+
+#[test]
+fn an_installed_tree_is_the_same_whatever_the_callers_umask() {
+    need("make", "make");
+    let work = tempfile::tempdir().unwrap();
+    let dir = recipe(
+        work.path(),
+        "make-c",
+        "system = \"make\"\ninstall = true",
+        "[image]\nentrypoint = [\"/usr/bin/hello\"]\n",
+    );
+    let out = work.path().join("out/sys");
+    // The second build runs with umask 077: `make install`'s mkdir -p and cp must not carry it.
+    let run = staticpack(
+        work.path(),
+        &[
+            "build",
+            dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--check-repro",
+            "--no-run",
+        ],
+    );
+    run.ok();
+    assert!(run.stderr.contains("repro   ok"), "{}", run.stderr);
+}

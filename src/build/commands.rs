@@ -101,7 +101,12 @@ pub(super) fn build(
     for (i, line) in lines.iter().enumerate() {
         let index = i + 1;
         let mut cmd = process::hermetic(&sh, build, ctx.epoch);
-        cmd.envs(&env).arg("-c").arg(line).current_dir(&tree);
+        // A fixed umask, or `make install`'s folders and files would carry the caller's (077
+        // gives 0700 folders in the image). Through the shell: no pre_exec hook, no unsafe.
+        cmd.envs(&env)
+            .arg("-c")
+            .arg(format!("umask 022\n{line}"))
+            .current_dir(&tree);
         rendered.push(process::render(&cmd));
         if environment.is_empty() {
             environment = process::environment(&cmd);
