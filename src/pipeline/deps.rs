@@ -37,6 +37,9 @@ pub(super) fn digests(
     Ok(out)
 }
 
+/// A dependency tree being stored, in the store folder, until it is renamed to its digest.
+const PARTIAL_PREFIX: &str = ".partial-";
+
 /// One dependency to have built, once however many recipes need it.
 struct Node<'a> {
     recipe: &'a Recipe,
@@ -93,6 +96,10 @@ pub(super) fn prepare(
         None => build_dir.join("deps"),
     };
     std::fs::create_dir_all(&store).at("creating", &store)?;
+    // What a killed build was storing (no living process holds it) goes first.
+    for path in crate::workdir::sweep(&store, PARTIAL_PREFIX, &|_| {}) {
+        events(Event::Swept(path));
+    }
     for node in &nodes {
         let tree = store.join(&node.digest);
         let cached = tree.is_dir();
@@ -171,7 +178,7 @@ fn build_one(
             r.name
         )));
     }
-    let tmp = WorkDir::new_in(store, &format!(".{}.partial-", node.digest))
+    let tmp = WorkDir::new_in(store, &format!("{PARTIAL_PREFIX}{}-", node.digest))
         .at("creating a folder in", store)?;
     let staged = tmp.path().join("tree");
     std::fs::create_dir(&staged).at("creating", &staged)?;
