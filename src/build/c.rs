@@ -45,13 +45,19 @@ pub(super) fn build(
         prefix_map(&ctx.build_dir, "/build"),
         prefix_map(&spec.source, "/src"),
     ];
+    let sysroot: Vec<String> = if spec.deps.is_empty() {
+        Vec::new()
+    } else {
+        super::commands::sysroot_flags(&ctx.build_dir.join("sysroot")).to_vec()
+    };
     let objects = ctx.build_dir.join("obj");
     std::fs::create_dir_all(&objects).at("creating", &objects)?;
     let compiler = Compiler {
         gcc: &gcc,
         ctx,
         source: &spec.source,
-        args: [libc_args.as_slice(), &maps, &compile_flags].concat(),
+        // The dependencies' sysroot: its headers' text is in each object's key already.
+        args: [libc_args.as_slice(), &maps, &sysroot, &compile_flags].concat(),
         // The maps' host paths are left out: mapping them away is their whole point.
         key: object_key_base(spec, &specs_text, &compile_flags),
         cache: ctx
@@ -78,6 +84,7 @@ pub(super) fn build(
     // reach the link too.
     link.args(&maps)
         .arg("-O2")
+        .args(&sysroot)
         .args(&c.cflags)
         .arg("-o")
         .arg(&binary)

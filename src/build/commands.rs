@@ -30,13 +30,32 @@ pub(super) fn build(
     }
     // The user's folder is never written: the commands run in a copy (what the cache key saw).
     let tree = build.join("src");
-    copy_tree(&spec.source, &tree)?;
-    let (toolchain, cc_args) = compiler_args(spec, &gcc, build, &tree, ctx.epoch)?;
+    // An unpacked archive already is a private copy there (copying it onto itself would
+    // truncate every file).
+    if spec.source != tree {
+        copy_tree(&spec.source, &tree)?;
+    }
+    let (toolchain, mut cc_args) = compiler_args(spec, &gcc, build, &tree, ctx.epoch)?;
+    let sysroot = build.join("sysroot");
+    if !spec.deps.is_empty() {
+        // The dependencies' headers and archives, ahead of nothing but the compiler's own.
+        cc_args.extend(sysroot_flags(&sysroot));
+    }
     let bin = build.join("toolchain/bin");
     std::fs::create_dir_all(&bin).at("creating", &bin)?;
     // A wrapper, not `CC="gcc -specs …"`: libtool, cmake and Makefiles that call `gcc` by name
     // all get the same flags, and Makefiles that set CFLAGS themselves keep -fPIE and the maps.
-    let wrapper = wrapper_script(&gcc, &cc_args);
+    let mut wrapper = wrapper_script(&gcc, &cc_args);
+    if spec.libc == LibcChoice::Musl {
+        // gcc would list the host's library folders, which the musl specs never link from;
+        // build systems that search them themselves (meson's find_library) must not find a
+        // host library there.
+        let mut dirs = vec![gcc_lib_dir(&gcc), musl::find()?.lib_dir];
+        if !spec.deps.is_empty() {
+            dirs.push(sysroot.join("lib"));
+        }
+        wrapper = with_search_dirs(&wrapper, &gcc, &cc_args, &dirs);
+    }
     for name in ["cc", "gcc"] {
         write_executable(&bin.join(name), &wrapper)?;
     }
@@ -44,7 +63,14 @@ pub(super) fn build(
     std::fs::create_dir_all(&pkgconfig).at("creating", &pkgconfig)?;
     let destdir = build.join("destdir");
     std::fs::create_dir_all(&destdir).at("creating", &destdir)?;
-    let env = environment(spec, c, &bin, build, &tree, &pkgconfig, &destdir);
+    let mut env = environment(spec, c, &bin, build, &tree, &pkgconfig, &destdir);
+    if !spec.deps.is_empty() {
+        // .pc files say prefix=/usr; the sysroot maps /usr onto itself (usr -> .).
+        env.insert(
+            "PKG_CONFIG_SYSROOT_DIR".into(),
+            sysroot.display().to_string(),
+        );
+    }
     // A `system` stands for its usual commands, written out now and run like the recipe's own.
     let lines = match &cmds.system {
         Some(system) => super::systems::expand(
@@ -75,7 +101,12 @@ pub(super) fn build(
     for (i, line) in lines.iter().enumerate() {
         let index = i + 1;
         let mut cmd = process::hermetic(&sh, build, ctx.epoch);
-        cmd.envs(&env).arg("-c").arg(line).current_dir(&tree);
+        // A fixed umask, or `make install`'s folders and files would carry the caller's (077
+        // gives 0700 folders in the image). Through the shell: no pre_exec hook, no unsafe.
+        cmd.envs(&env)
+            .arg("-c")
+            .arg(format!("umask 022\n{line}"))
+            .current_dir(&tree);
         rendered.push(process::render(&cmd));
         if environment.is_empty() {
             environment = process::environment(&cmd);
@@ -156,6 +187,14 @@ fn compiler_args(
     Ok((format!("{toolchain}, the project's build commands"), args))
 }
 
+/// `-I` and `-L` for the dependencies' sysroot.
+pub(super) fn sysroot_flags(sysroot: &Path) -> [String; 2] {
+    [
+        format!("-I{}", sysroot.join("include").display()),
+        format!("-L{}", sysroot.join("lib").display()),
+    ]
+}
+
 fn link_flags(link: LinkMode) -> &'static [&'static str] {
     match link {
         // Link-only flags are ignored by gcc when it only compiles (-c, -E).
@@ -180,6 +219,40 @@ fn wrapper_script(gcc: &Path, args: &[String]) -> String {
         .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
         .collect();
     format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" "))
+}
+
+/// The folder of gcc's own libgcc.a (part of the C toolchain).
+fn gcc_lib_dir(gcc: &Path) -> PathBuf {
+    let out = std::process::Command::new(gcc)
+        .arg("-print-libgcc-file-name")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    Path::new(out.trim())
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// `wrapper`, answering `-print-search-dirs` (or `--…`) with `dirs` as its `libraries:` line.
+fn with_search_dirs(wrapper: &str, gcc: &Path, args: &[String], dirs: &[PathBuf]) -> String {
+    let q = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
+    let call: Vec<String> = std::iter::once(gcc.display().to_string())
+        .chain(args.iter().cloned())
+        .map(|a| q(&a))
+        .collect();
+    let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    let body = wrapper.strip_prefix("#!/bin/sh\n").unwrap_or(wrapper);
+    format!(
+        "#!/bin/sh\nfor a in \"$@\"; do\n  case \"$a\" in\n  -print-search-dirs | --print-search-dirs)\n    {} \"$@\" | sed {}\n    exit\n    ;;\n  esac\ndone\n{body}",
+        call.join(" "),
+        q(&format!(
+            "s|^libraries: =.*|libraries: ={}|",
+            list.join(":")
+        ))
+    )
 }
 
 fn write_executable(path: &Path, text: &str) -> Result<(), BuildError> {
@@ -386,6 +459,30 @@ mod tests {
         assert!(t.starts_with("  | line 11\n"), "{t}");
         assert!(t.ends_with("  | line 40"), "{t}");
         assert_eq!(tail(&d.path().join("none"), 30), "  (no output)");
+    }
+
+    #[test]
+    fn the_wrapper_names_only_the_given_library_folders() {
+        let gcc = process::find_program("gcc").expect("gcc (apt-get install gcc)");
+        let d = tempfile::tempdir().unwrap();
+        let dirs = [PathBuf::from("/opt/musl/lib"), d.path().join("sysroot/lib")];
+        let script = with_search_dirs(&wrapper_script(&gcc, &[]), &gcc, &[], &dirs);
+        let path = d.path().join("cc");
+        write_executable(&path, &script).unwrap();
+        for flag in ["-print-search-dirs", "--print-search-dirs"] {
+            let out = std::process::Command::new(&path)
+                .arg(flag)
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            let libraries = text.lines().find(|l| l.starts_with("libraries:")).unwrap();
+            assert_eq!(
+                libraries,
+                format!("libraries: =/opt/musl/lib:{}", dirs[1].display()),
+                "{flag}"
+            );
+            assert!(text.contains("programs: ="), "{text}");
+        }
     }
 
     #[test]

@@ -135,8 +135,12 @@ pub(super) fn expand(s: &SystemBuild, setup: &Setup) -> Result<Vec<String>, Buil
         BuildSystem::Meson => {
             need("meson", "system = \"meson\" runs meson", "meson")?;
             need("ninja", "meson builds with ninja", "ninja-build")?;
+            // meson's CMake dependency method would search the host: it gets the toolchain
+            // file that confines find_* to the sysroot too.
+            let cmake = setup.toolchain.join("staticpack.cmake");
+            write(&cmake, &cmake_toolchain(setup))?;
             let file = setup.toolchain.join("staticpack-native.ini");
-            write(&file, &meson_native(setup))?;
+            write(&file, &meson_native(setup, &cmake))?;
             let mut lines = vec![format!(
                 "meson setup {OUT_OF_TREE} --native-file {} --prefix=/usr --libdir=lib \
                  -Ddefault_library=static -Dprefer_static=true --buildtype=release \
@@ -214,8 +218,9 @@ fn cmake_toolchain(setup: &Setup) -> String {
     t
 }
 
-/// The wrapper and binutils for meson (it probes compilers itself otherwise).
-fn meson_native(setup: &Setup) -> String {
+/// The wrapper and binutils for meson (it probes compilers itself otherwise), and the cmake
+/// toolchain file for its CMake dependency lookups.
+fn meson_native(setup: &Setup, cmake_toolchain: &Path) -> String {
     let q = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut t =
         String::from("# Written by staticpack: its compiler wrapper and binutils.\n[binaries]\n");
@@ -225,6 +230,10 @@ fn meson_native(setup: &Setup) -> String {
     if let Some(pc) = process::find_program("pkg-config") {
         t.push_str(&format!("pkg-config = {}\n", q(&pc.display().to_string())));
     }
+    t.push_str(&format!(
+        "[properties]\ncmake_toolchain_file = {}\n",
+        q(&cmake_toolchain.display().to_string())
+    ));
     t
 }
 
