@@ -30,7 +30,11 @@ pub(super) fn build(
     }
     // The user's folder is never written: the commands run in a copy (what the cache key saw).
     let tree = build.join("src");
-    copy_tree(&spec.source, &tree)?;
+    // An archive source is already unpacked there, a private copy: copying it onto itself
+    // would truncate every file.
+    if spec.source != tree {
+        copy_tree(&spec.source, &tree)?;
+    }
     let (toolchain, cc_args) = compiler_args(spec, &gcc, build, &tree)?;
     let bin = build.join("toolchain/bin");
     std::fs::create_dir_all(&bin).at("creating", &bin)?;

@@ -380,6 +380,8 @@ impl At<'_> {
 pub(crate) fn check_unpacked(spec: &mut BuildSpec) -> Result<(), String> {
     let source = spec.source.clone();
     match &mut spec.lang {
+        // The project's own build system finds its files: nothing to list or check.
+        LangSpec::C(c) if c.commands.is_some() => {}
         LangSpec::C(c) if c.files.is_empty() => {
             c.files = c_files_in(&source);
             c.files.sort();
