@@ -141,6 +141,12 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
                 .unwrap_or_else(|| "not from a Debian package".into());
             v.insert(pkg.to_owned(), version);
         }
+        // musl builds see the kernel's headers (musl::kernel_headers).
+        if spec.libc == LibcChoice::Musl {
+            if let Some(version) = crate::provenance::debian_package_version(&status, "linux-libc-dev") {
+                v.insert("linux-libc-dev".to_owned(), version);
+            }
+        }
     }
     if matches!(spec.lang, LangSpec::Go(_)) {
         if let Some(go) = process::find_program("go") {
