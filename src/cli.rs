@@ -23,6 +23,10 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The cache folder for downloads and build caches [default: $STATICPACK_CACHE, else
+    /// $XDG_CACHE_HOME/staticpack, else ~/.cache/staticpack].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,7 +140,8 @@ pub struct BuildArgs {
     /// Pack a static glibc binary that loads NSS modules (libnss_*.so) at run time.
     #[arg(long)]
     pub allow_nss_hazards: bool,
-    /// Rebuild even when the inputs are unchanged.
+    /// Rebuild even when the inputs are unchanged, with cold build caches (downloads, checked
+    /// by digest, are still reused).
     #[arg(long)]
     pub no_cache: bool,
     /// What to write: an OCI layout folder, or one tar file.

@@ -11,6 +11,7 @@
 
 // The stages, the public face of the library.
 pub mod build;
+pub mod cache;
 pub mod image;
 pub mod pipeline;
 pub mod recipe;

@@ -54,15 +54,25 @@ fn runtime(r: RuntimeArg) -> run::Runtime {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let cache = cli
+        .cache_dir
+        .map(staticpack::cache::CacheDir::at)
+        .or_else(staticpack::cache::CacheDir::from_env);
     match cli.command {
-        Command::Build(args) => build_cmd(args),
+        Command::Build(args) => build_cmd(args, cache),
         Command::Push {
             image: reference,
             references,
             registry: registry_args,
         } => {
             let (dir, tag) = image::parse_layout_ref(&reference);
-            push_layout(&dir, tag.as_deref(), &references, &registry_args)?;
+            push_layout(
+                &dir,
+                tag.as_deref(),
+                &references,
+                &registry_args,
+                cache.as_ref(),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Login {
@@ -161,7 +171,7 @@ fn default_out(name: &str, format: FormatArg) -> std::path::PathBuf {
     })
 }
 
-fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
+fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> Result<ExitCode> {
     use staticpack::pipeline::publish::{Archive, LayoutDir, Publisher, RegistryPush};
     let r = recipe::load(&a.recipe)?;
     if a.check_repro && !matches!(a.format, FormatArg::Oci) {
@@ -175,6 +185,13 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
         allow_dynamic: a.allow_dynamic,
         allow_nss_hazards: a.allow_nss_hazards,
         cache: !a.no_cache && !a.check_repro,
+        shared_cache: cache.clone().map(|c| {
+            if a.no_cache {
+                c.without_build_reuse()
+            } else {
+                c
+            }
+        }),
         epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env()?)?,
     };
     let out = a.out.unwrap_or_else(|| default_out(&r.name, a.format));
@@ -205,7 +222,7 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
         push_to = RegistryPush {
             targets: parse_references(&a.push)?,
             client: client_options(&a.registry),
-            options: push_options(),
+            options: push_options(cache.as_ref()),
             progress: terminal.as_ref(),
         };
         publishers.push(&push_to);
@@ -242,6 +259,11 @@ fn build_cmd(a: cli::BuildArgs) -> Result<ExitCode> {
         }
         if a.allow_nss_hazards {
             flags.push("--allow-nss-hazards".to_owned());
+        }
+        // The same downloads; its build caches are cold (it runs with --no-cache).
+        if let Some(c) = &cache {
+            flags.push("--cache-dir".to_owned());
+            flags.push(c.root().display().to_string());
         }
         eprintln!(
             "repro   building a second time (other folder, time, umask 077, TZ, LANG, noise)"
@@ -299,9 +321,9 @@ fn client_options(args: &cli::RegistryArgs) -> registry::ClientOptions {
     }
 }
 
-fn push_options() -> registry::PushOptions {
+fn push_options(cache: Option<&staticpack::cache::CacheDir>) -> registry::PushOptions {
     registry::PushOptions {
-        blob_cache: registry::default_blob_cache_path(),
+        blob_cache: cache.map(|c| c.blob_locations()),
         ..Default::default()
     }
 }
@@ -335,6 +357,7 @@ fn push_layout(
     tag: Option<&str>,
     references: &[String],
     args: &cli::RegistryArgs,
+    cache: Option<&staticpack::cache::CacheDir>,
 ) -> Result<()> {
     let targets = parse_references(references)?;
     let progress = push_progress(args);
@@ -343,7 +366,7 @@ fn push_layout(
         tag,
         &targets,
         &client_options(args),
-        &push_options(),
+        &push_options(cache),
         progress.as_ref(),
     )
     .with_context(|| format!("pushing {}", dir.display()))?;

@@ -167,16 +167,53 @@ fn plain_go_build_with_default_cgo_is_dynamic_and_verify_says_why() {
 }
 
 #[test]
-fn two_builds_of_a_go_recipe_give_the_same_digest() {
+fn two_builds_of_a_go_recipe_give_the_same_digest_cold_or_with_the_shared_cache() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_env = [("STATICPACK_CACHE", cache.path().to_str().unwrap())];
     let name = "go-1-cgo-dlopen-cgoresolver";
     copy_tree(&recipe(name), &a.path().join("one").join(name));
     copy_tree(&recipe(name), &b.path().join("two/levels").join(name));
-    let first = build(a.path(), &Path::new("one").join(name).join("recipe.toml"));
-    let second = build(
-        b.path(),
-        &Path::new("two/levels").join(name).join("recipe.toml"),
+    let one = Path::new("one").join(name).join("recipe.toml");
+    // Cold: the shared cache is empty, and this build fills it.
+    let first = staticpack_with(a.path(), &["build", one.to_str().unwrap()], &cache_env);
+    let go_cache = cache.path().join("go-build");
+    assert!(
+        files_in(&go_cache) > 100,
+        "{} stayed empty",
+        go_cache.display()
     );
+    // Warm, from another folder: go reuses the cache, and the image is the same.
+    let two = Path::new("two/levels").join(name).join("recipe.toml");
+    let second = staticpack_with(b.path(), &["build", two.to_str().unwrap()], &cache_env);
     assert_eq!(printed_digest(first.ok()), printed_digest(second.ok()));
+    // --no-cache builds with a cold cache of its own and leaves the shared one alone.
+    let before = files_in(&go_cache);
+    let third = staticpack_with(
+        b.path(),
+        &[
+            "build",
+            two.to_str().unwrap(),
+            "--no-cache",
+            "--out",
+            "cold",
+        ],
+        &cache_env,
+    );
+    assert_eq!(printed_digest(second.ok()), printed_digest(third.ok()));
+    assert_eq!(before, files_in(&go_cache));
+}
+
+fn files_in(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => files_in(&e.path()),
+            _ => 1,
+        })
+        .sum()
 }

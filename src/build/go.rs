@@ -100,9 +100,16 @@ fn imports_runtime_cgo(
     Ok(out.lines().any(|l| l.trim() == "runtime/cgo"))
 }
 
-/// No network, no toolchain download, caches and GOPATH inside the build folder.
+/// No network, no toolchain download, GOPATH inside the build folder. The build cache is the
+/// shared one when builds may reuse it: go keys it by content (and -trimpath keeps its path out
+/// of the binary), so it changes how long a build takes, never what it makes.
 fn go_env(cmd: &mut std::process::Command, ctx: &BuildContext) {
-    cmd.env("GOCACHE", ctx.build_dir.join("gocache"))
+    let gocache = ctx
+        .cache
+        .as_ref()
+        .and_then(|c| c.go_build())
+        .unwrap_or_else(|| ctx.build_dir.join("gocache"));
+    cmd.env("GOCACHE", gocache)
         .env("GOPATH", ctx.build_dir.join("gopath"))
         .env("GOMODCACHE", ctx.build_dir.join("gopath/pkg/mod"))
         .env("GOENV", "off")

@@ -62,6 +62,27 @@ pub struct BuildContext {
     pub jail: Option<crate::run::JailSpec>,
     /// Where a commands build copies its log when a command fails: the build folder goes away.
     pub keep_log: Option<PathBuf>,
+    /// The shared cache folder; `None`: caches live (cold) in the build folder.
+    pub cache: Option<crate::cache::CacheDir>,
+}
+
+/// The shared cache folders a build of this spec writes (created here, so that the jail can
+/// bind them): Go's build cache when builds may reuse it.
+pub fn writable_caches(
+    spec: &BuildSpec,
+    cache: Option<&crate::cache::CacheDir>,
+) -> Result<Vec<PathBuf>, BuildError> {
+    let Some(cache) = cache else {
+        return Ok(Vec::new());
+    };
+    let dirs: Vec<PathBuf> = match &spec.lang {
+        LangSpec::Go(_) => cache.go_build().into_iter().collect(),
+        LangSpec::C(_) | LangSpec::Prebuilt => Vec::new(),
+    };
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).at("creating the cache folder", dir)?;
+    }
+    Ok(dirs)
 }
 
 /// A build's progress, for a build that runs commands one by one.
@@ -78,6 +99,8 @@ pub enum Step<'a> {
         total: usize,
         elapsed: std::time::Duration,
     },
+    /// A file-list build compiled these many files and took the others' objects from the cache.
+    Compiled { compiled: usize, reused: usize },
 }
 
 /// What a toolchain produced.
@@ -110,7 +133,7 @@ pub fn build_reporting(
     match &spec.lang {
         LangSpec::C(c) => match &c.commands {
             Some(cmds) => commands::build(spec, c, cmds, ctx, report),
-            None => c::build(spec, c, ctx),
+            None => c::build(spec, c, ctx, report),
         },
         LangSpec::Go(go) => go::build(spec, go, ctx),
         LangSpec::Prebuilt => prebuilt(spec, ctx),

@@ -93,6 +93,9 @@ pub struct BuildOptions {
     pub allow_nss_hazards: bool,
     /// Reuse the image in the layout folder when the inputs are unchanged.
     pub cache: bool,
+    /// The shared cache folder for downloads and build caches; `None`: everything in the
+    /// build folder, nothing kept.
+    pub shared_cache: Option<crate::cache::CacheDir>,
     /// SOURCE_DATE_EPOCH for tar mtimes, `created` and the toolchain.
     pub epoch: u64,
 }
@@ -105,6 +108,7 @@ impl Default for BuildOptions {
             allow_dynamic: false,
             allow_nss_hazards: false,
             cache: true,
+            shared_cache: None,
             epoch: 0,
         }
     }
@@ -148,6 +152,11 @@ pub enum Event<'a> {
         index: usize,
         total: usize,
         elapsed: Duration,
+    },
+    /// A file-list C build compiled `compiled` files and reused the cached objects of the rest.
+    Compiled {
+        compiled: usize,
+        reused: usize,
     },
     Verified {
         verdict: &'a str,
@@ -508,7 +517,10 @@ pub fn build_with(
             crate::source::materialize(
                 archive,
                 &unpacked,
-                &crate::source::SourceOptions::default(),
+                &crate::source::SourceOptions {
+                    cache_dir: opts.shared_cache.as_ref().map(|c| c.sources()),
+                    ..Default::default()
+                },
             )?;
             let mut spec = recipe.build.clone();
             spec.source = unpacked;
@@ -526,6 +538,7 @@ pub fn build_with(
             Some(run::JailSpec {
                 build_dir: build_dir.path().to_path_buf(),
                 inputs,
+                writable: build::writable_caches(&recipe.build, opts.shared_cache.as_ref())?,
             })
         }
         Err(reason) => {
@@ -539,6 +552,7 @@ pub fn build_with(
         jail,
         // Beside the output: the build folder is gone by the time a person reads the error.
         keep_log: Some(staging_parent.join(format!(".{}.build.log", recipe.name))),
+        cache: opts.shared_cache.clone(),
     };
 
     events(Event::Building {
@@ -566,6 +580,7 @@ pub fn build_with(
             total,
             elapsed,
         }),
+        build::Step::Compiled { compiled, reused } => events(Event::Compiled { compiled, reused }),
     })?;
     events(Event::Toolchain(&artifact.toolchain));
 
@@ -1274,10 +1289,7 @@ mod tests {
         assert_eq!(libc_of(&r).0, verify::Libc::Unknown);
         r.build.lang = crate::recipe::LangSpec::C(crate::recipe::CBuild {
             files: vec!["app.c".into()],
-            cflags: vec![],
-            ldflags: vec![],
-            strip: false,
-            commands: None,
+            ..Default::default()
         });
         r.build.source = r.dir.clone();
         let (libc, evidence) = libc_of(&r);

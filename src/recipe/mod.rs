@@ -8,6 +8,7 @@
 //!
 //! Every error names the file, the line and column, the field, and what is allowed.
 
+mod cfiles;
 mod parse;
 mod resolve;
 #[cfg(test)]
@@ -243,15 +244,29 @@ pub enum LangSpec {
     Prebuilt,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CBuild {
-    /// Relative to the source folder, sorted.
+    /// Relative to the source folder, sorted: what `patterns` matched.
     pub files: Vec<String>,
+    /// `files` and `exclude` as written (kept to match an archive once it is unpacked).
+    pub patterns: FilePatterns,
+    /// `-I` folders, relative to the source folder.
+    pub include_dirs: Vec<String>,
+    /// `-D` macros: `NAME` or `NAME=VALUE`.
+    pub defines: Vec<String>,
     pub cflags: Vec<String>,
     pub ldflags: Vec<String>,
     pub strip: bool,
     /// The project's own build system instead of `files`.
     pub commands: Option<Commands>,
+}
+
+/// Which C files a file-list build compiles: paths or globs (`src/**/*.c`), relative to the
+/// source folder; no `files` means `*.c` at its top.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilePatterns {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
 }
 
 /// `commands`, and what of their result is packed.

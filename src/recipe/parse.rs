@@ -1,9 +1,10 @@
 //! Text → typed values, with no filesystem access: everything that can be checked from the
 //! recipe's text alone is checked here, so it is unit-tested from strings.
 
+use super::cfiles;
 use super::{
-    CBuild, Commands, Epoch, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode, MAX_EPOCH,
-    Problem, Symlink, TestSpec, is_valid_tag,
+    CBuild, Commands, Epoch, FilePatterns, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode,
+    MAX_EPOCH, Problem, Symlink, TestSpec, is_valid_tag,
 };
 use crate::image::users::{Owner, User};
 use serde::Deserialize;
@@ -53,6 +54,9 @@ struct RawBuild {
     ldflags: Option<Spanned<Vec<String>>>,
     // C
     files: Option<Spanned<Vec<Spanned<String>>>>,
+    exclude: Option<Spanned<Vec<Spanned<String>>>>,
+    include_dirs: Option<Spanned<Vec<Spanned<String>>>>,
+    defines: Option<Spanned<Vec<Spanned<String>>>>,
     cflags: Option<Spanned<Vec<String>>>,
     commands: Option<Spanned<Vec<Spanned<String>>>>,
     artifact: Option<Spanned<String>>,
@@ -345,12 +349,34 @@ impl Ctx<'_> {
         let (libc, lang) = match lang {
             Lang::C => {
                 let commands = self.parse_commands(&b)?;
+                let patterns = FilePatterns {
+                    include: self.checked_list(&b.files, "build.files", cfiles::check_pattern)?,
+                    exclude: self.checked_list(
+                        &b.exclude,
+                        "build.exclude",
+                        cfiles::check_pattern,
+                    )?,
+                };
+                let include_dirs =
+                    self.checked_list(&b.include_dirs, "build.include_dirs", |d| {
+                        cfiles::check_pattern(d).and_then(|()| {
+                            match d.contains(['*', '?', '[', '{']) {
+                                true => Err("include_dirs are folders, not globs".into()),
+                                false => Ok(()),
+                            }
+                        })
+                    })?;
+                let defines =
+                    self.checked_list(&b.defines, "build.defines", cfiles::check_define)?;
                 (
                     libc,
                     ParsedLang::C {
                         files: b.files.map(Spanned::into_inner),
                         build: CBuild {
                             files: Vec::new(),
+                            patterns,
+                            include_dirs,
+                            defines,
                             cflags: b.cflags.map(Spanned::into_inner).unwrap_or_default(),
                             ldflags,
                             strip,
@@ -528,8 +554,11 @@ impl Ctx<'_> {
 
     /// A field the language does not use is an error, not silently ignored.
     fn refuse_fields_of_other_languages(&self, b: &RawBuild, lang: Lang) -> Result<(), Problem> {
-        let fields: [FieldUse; 10] = [
+        let fields: [FieldUse; 13] = [
             ("files", span_of(&b.files), &[Lang::C]),
+            ("exclude", span_of(&b.exclude), &[Lang::C]),
+            ("include_dirs", span_of(&b.include_dirs), &[Lang::C]),
+            ("defines", span_of(&b.defines), &[Lang::C]),
             ("commands", span_of(&b.commands), &[Lang::C]),
             ("artifact", span_of(&b.artifact), &[Lang::C]),
             ("install", span_of(&b.install), &[Lang::C]),
@@ -564,6 +593,41 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// A list of strings, each checked by `check`; the first bad one is refused at its place.
+    fn checked_list(
+        &self,
+        list: &Option<Spanned<Vec<Spanned<String>>>>,
+        field: &str,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> Result<Vec<String>, Problem> {
+        let Some(list) = list else {
+            return Ok(Vec::new());
+        };
+        list.get_ref()
+            .iter()
+            .map(|item| {
+                check(item.get_ref()).map_err(|why| {
+                    self.error(
+                        item.span(),
+                        field,
+                        format!("invalid entry {:?}: {why}", item.get_ref()),
+                        Some(match field {
+                            "build.defines" => {
+                                "write NAME or NAME=VALUE, e.g. \"NDEBUG\" or \"LUA_USE_LINUX\""
+                                    .into()
+                            }
+                            _ => {
+                                "give a path or glob relative to build.source, e.g. \"src/**/*.c\""
+                                    .into()
+                            }
+                        }),
+                    )
+                })?;
+                Ok(item.get_ref().trim_start_matches("./").to_owned())
+            })
+            .collect()
+    }
+
     /// C `commands` with `artifact` or `install`: each refused alone, and next to `files`.
     fn parse_commands(&self, b: &RawBuild) -> Result<Option<Commands>, Problem> {
         let install = b.install.as_ref().filter(|i| *i.get_ref());
@@ -583,13 +647,22 @@ impl Ctx<'_> {
             return Ok(None);
         };
         let help = "e.g. commands = [\"./configure --disable-shared\", \"make -j$JOBS\"]";
-        if let Some(files) = &b.files {
+        let file_list_fields = [
+            ("files", span_of(&b.files)),
+            ("exclude", span_of(&b.exclude)),
+            ("include_dirs", span_of(&b.include_dirs)),
+            ("defines", span_of(&b.defines)),
+        ];
+        if let Some((field, Some(at))) = file_list_fields.into_iter().find(|(_, s)| s.is_some()) {
+            let fix = match field {
+                "include_dirs" | "defines" => "pass -I/-D in cflags (CFLAGS), or drop commands",
+                _ => "keep one of them",
+            };
             return Err(self.error(
-                files.span(),
-                "build.files",
-                "`files` and `commands` exclude each other: the commands decide what is compiled"
-                    .into(),
-                Some("keep one of them".into()),
+                at,
+                &format!("build.{field}"),
+                format!("`{field}` is for a file-list build; with `commands` the project's build system decides what is compiled"),
+                Some(fix.into()),
             ));
         }
         if commands.get_ref().is_empty() {

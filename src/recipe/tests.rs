@@ -348,7 +348,71 @@ fn c_files_are_listed_or_found() {
     let empty = tempfile::tempdir().unwrap();
     std::fs::create_dir(empty.path().join("src")).unwrap();
     let e = err(empty.path(), MINIMAL);
-    assert!(e.message.starts_with("no *.c file in"), "{}", e.message);
+    assert!(
+        e.message.starts_with("no *.c file at the top"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn c_files_take_globs_and_exclude() {
+    let d = fixture();
+    for f in ["src/luac.c", "src/lib/a.c", "src/lib/deep/b.c"] {
+        std::fs::create_dir_all(d.path().join(f).parent().unwrap()).unwrap();
+        std::fs::write(d.path().join(f), "").unwrap();
+    }
+    let text = format!("{MINIMAL}files = [\"**/*.c\"]\nexclude = [\"luac.c\"]\n");
+    let r = load_in(d.path(), &text).unwrap();
+    assert_eq!(
+        c_build(&r).files,
+        vec!["hello.c", "lib/a.c", "lib/deep/b.c"]
+    );
+    let e = err(
+        d.path(),
+        &format!("{MINIMAL}files = [\"hello.c\", \"x/*.c\"]\n"),
+    );
+    assert_eq!(e.field.as_deref(), Some("build.files"));
+    assert!(
+        e.message.contains("\"x/*.c\" matches no file"),
+        "{}",
+        e.message
+    );
+    let e = err(d.path(), &format!("{MINIMAL}exclude = [\"*.c\"]\n"));
+    assert!(
+        e.message.contains("every matched file is excluded"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn file_list_fields_are_checked_as_text() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("files = [\"../up.c\"]", "build.files", "climbs out"),
+        ("files = [\"a[.c\"]", "build.files", "invalid entry"),
+        ("exclude = [\"/abs.c\"]", "build.exclude", "absolute"),
+        (
+            "include_dirs = [\"inc/*\"]",
+            "build.include_dirs",
+            "not globs",
+        ),
+        (
+            "defines = [\"1BAD\"]",
+            "build.defines",
+            "not a C macro name",
+        ),
+    ];
+    for (line, field, says) in cases {
+        let e = problem(&format!("{MINIMAL}{line}\n"));
+        assert_eq!(e.field.as_deref(), Some(*field), "{line}\n{e:?}");
+        assert!(e.message.contains(says), "{line}\n{e:?}");
+        assert!(e.help.is_some(), "{e:?}");
+    }
+    let p = parse(&format!(
+        "{MINIMAL}include_dirs = [\"./include\"]\ndefines = [\"NDEBUG\", \"V=\\\"1\\\"\"]\n"
+    ));
+    assert!(p.is_ok(), "{:?}", p.err());
 }
 
 #[test]
@@ -615,6 +679,9 @@ fn every_build_field_is_used_by_a_language_or_refused_by_name() {
     // (field, a valid value, the languages that use it)
     let fields: &[(&str, &str, &[&str])] = &[
         ("files", "[\"a.c\"]", &["c"]),
+        ("exclude", "[\"b.c\"]", &["c"]),
+        ("include_dirs", "[\"include\"]", &["c"]),
+        ("defines", "[\"NDEBUG\"]", &["c"]),
         ("cflags", "[\"-Wall\"]", &["c"]),
         ("ldflags", "[\"-s\"]", &["c", "go"]),
         ("strip", "true", &["c", "go"]),
@@ -841,7 +908,12 @@ fn commands_refusals_name_the_field() {
         (
             &format!("{CMDS}files = [\"a.c\"]\nartifact = \"x\"\n"),
             "build.files",
-            "exclude each other",
+            "is for a file-list build",
+        ),
+        (
+            &format!("{CMDS}defines = [\"X\"]\nartifact = \"x\"\n"),
+            "build.defines",
+            "is for a file-list build",
         ),
         (CMDS, "build.commands", "needs `artifact` or install = true"),
         (

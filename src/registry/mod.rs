@@ -53,7 +53,6 @@ pub use credentials::{
     Credential, CredentialError, Keychain, Resolved, StoredIn, docker_config_file_from,
 };
 pub use errors::RegistryError;
-pub use mounts::default_blob_cache_path;
 pub use progress::{NoProgress, Progress};
 pub use push::{PushOptions, push};
 pub use reference::{Reference, ReferenceError};

@@ -138,18 +138,6 @@ impl BlobLocations {
     }
 }
 
-/// `$XDG_CACHE_HOME/staticpack/blob-locations.json` (or `~/.cache/…`).
-pub fn default_blob_cache_path() -> Option<PathBuf> {
-    let non_empty = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    non_empty("XDG_CACHE_HOME")
-        .or_else(|| non_empty("HOME").map(|h| h.join(".cache")))
-        .map(|dir| dir.join("staticpack").join("blob-locations.json"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ pub struct PushOptions {
     /// this push and the blob cache know.
     pub mount_from: Vec<String>,
     /// Where to remember which repositories hold which blobs, for mounts across runs
-    /// ([`super::default_blob_cache_path`] in the CLI). `None`: only this run's knowledge.
+    /// ([`crate::cache::CacheDir::blob_locations`] in the CLI). `None`: only this run's knowledge.
     pub blob_cache: Option<PathBuf>,
 }
 

@@ -58,18 +58,6 @@ impl SourceError {
     }
 }
 
-/// `$XDG_CACHE_HOME/staticpack/sources` (or `~/.cache/…`): downloads, by digest.
-pub(crate) fn default_cache_dir() -> Option<PathBuf> {
-    let non_empty = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    non_empty("XDG_CACHE_HOME")
-        .or_else(|| non_empty("HOME").map(|h| h.join(".cache")))
-        .map(|dir| dir.join("staticpack").join("sources"))
-}
-
 /// How an archive is fetched and unpacked.
 #[derive(Clone, Debug)]
 pub(crate) struct SourceOptions {
@@ -83,7 +71,7 @@ pub(crate) struct SourceOptions {
 impl Default for SourceOptions {
     fn default() -> Self {
         SourceOptions {
-            cache_dir: default_cache_dir(),
+            cache_dir: None,
             limits: unpack::default_limits(),
             max_download_bytes: 2 << 30,
             timeout: std::time::Duration::from_secs(600),

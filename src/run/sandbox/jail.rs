@@ -23,6 +23,8 @@ pub struct JailSpec {
     pub build_dir: PathBuf,
     /// Readable: the recipe's folder, its source, `allow_outside` paths.
     pub inputs: Vec<PathBuf>,
+    /// Writable as well: shared cache folders (Go's build cache), which must exist.
+    pub writable: Vec<PathBuf>,
 }
 
 /// The system folders a toolchain needs, read-only; the ones that are symlinks (merged /usr)
@@ -130,6 +132,17 @@ fn plan(spec: &JailSpec, cwd: Option<&Path>) -> std::io::Result<Plan> {
         });
         mounted.push(input);
     }
+    // Writable caches after the inputs, so that one inside a read-only input is still writable.
+    for dir in &spec.writable {
+        let dir = dir.canonicalize()?;
+        mkdirs(&new_root, &dir, &mut steps);
+        steps.push(Step::Bind {
+            src: cstring(&dir),
+            dst: cstring(&inside(&new_root, &dir)),
+            readonly: false,
+            recursive: false,
+        });
+    }
     // The build folder last and alone (not recursive: the jail's root is mounted inside it).
     let build_dir = spec.build_dir.canonicalize()?;
     mkdirs(&new_root, &build_dir, &mut steps);
@@ -166,6 +179,7 @@ pub fn available() -> Result<(), String> {
             let spec = JailSpec {
                 build_dir: dir.path().to_path_buf(),
                 inputs: Vec::new(),
+                writable: Vec::new(),
             };
             let mut cmd = Command::new("/bin/true");
             jail(&mut cmd, &spec).map_err(|e| e.to_string())?;
@@ -394,6 +408,7 @@ mod tests {
         let spec = JailSpec {
             build_dir: build.clone(),
             inputs: vec![input.clone()],
+            writable: Vec::new(),
         };
         let b = build.display();
         let i = input.display();
