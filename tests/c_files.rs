@@ -5,6 +5,8 @@
 mod common;
 
 use common::*;
+use std::path::Path;
+use std::process::Command;
 
 struct Project {
     work: tempfile::TempDir,
@@ -133,4 +135,67 @@ fn a_define_changes_the_objects_key() {
         compile_line(run.ok()),
         "compile 4 files: 4 compiled, 0 reused from the cache"
     );
+}
+
+/// A program that prints every macro that could carry the build's time or place.
+const STAMP_C: &str = r#"#include <stdio.h>
+int main(void) {
+    printf("%s|%s %s|%s\n", __TIMESTAMP__, __DATE__, __TIME__, __FILE__);
+    return 0;
+}
+"#;
+
+fn stamp_recipe(dir: &Path, build: &str, expect: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/stamp.c"), STAMP_C).unwrap();
+    std::fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            "name = \"stamp\"\nepoch = 1700000000\n[build]\nlang = \"c\"\nsource = \"src\"\n{build}\n\
+             [test]\nexpect_stdout = {expect:?}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn file_date_and_timestamp_macros_carry_neither_the_build_time_nor_a_host_path() {
+    let work = tempfile::tempdir().unwrap();
+    let epoch_words = "Tue Nov 14 22:13:20 2023|Nov 14 2023 22:13:20";
+    let cases = [
+        ("files", "", format!("{epoch_words}|stamp.c")),
+        // An absolute path in the command: the prefix map turns the copy into /src.
+        (
+            "commands",
+            "commands = [\"$CC $CFLAGS -o stamp \\\"$PWD/stamp.c\\\" $LDFLAGS\"]\nartifact = \"stamp\"",
+            format!("{epoch_words}|/src/stamp.c"),
+        ),
+    ];
+    for (kind, build, expect) in cases {
+        let mut digests = Vec::new();
+        for (folder, mtime) in [("one", "2001-01-01"), ("two/deeper", "2011-11-11")] {
+            let dir = work.path().join(kind).join(folder);
+            stamp_recipe(&dir, build, &expect);
+            // __TIMESTAMP__ is the file's mtime unless staticpack defines it: two checkouts
+            // made at different times.
+            let touch = Command::new("touch")
+                .args(["-d", mtime])
+                .arg(dir.join("src/stamp.c"))
+                .status()
+                .unwrap();
+            assert!(touch.success());
+            let run = staticpack(
+                work.path(),
+                &[
+                    "build",
+                    dir.to_str().unwrap(),
+                    "--out",
+                    dir.join("out").to_str().unwrap(),
+                ],
+            );
+            assert!(run.stderr.contains("run     ok"), "{kind}: {}", run.stderr);
+            digests.push(printed_digest(run.ok()));
+        }
+        assert_eq!(digests[0], digests[1], "{kind}: the two checkouts differ");
+    }
 }

@@ -38,11 +38,12 @@ pub(super) fn build(
             ));
         }
     };
-    let compile_flags = compile_flags(spec, c);
-    // No host path may reach an object: the source and build folders get fixed names.
+    let compile_flags = compile_flags(spec, c, ctx.epoch);
+    // No host path may reach an object: the source and build folders get fixed names. gcc
+    // tries the last map first, and an unpacked archive's source is inside the build folder.
     let maps = [
-        prefix_map(&spec.source, "/src"),
         prefix_map(&ctx.build_dir, "/build"),
+        prefix_map(&spec.source, "/src"),
     ];
     let objects = ctx.build_dir.join("obj");
     std::fs::create_dir_all(&objects).at("creating", &objects)?;
@@ -92,8 +93,9 @@ pub(super) fn build(
 
 /// What decides an object's bytes, besides its preprocessed text and toolchain: written by the
 /// recipe, in order.
-fn compile_flags(spec: &BuildSpec, c: &CBuild) -> Vec<String> {
+fn compile_flags(spec: &BuildSpec, c: &CBuild, epoch: u64) -> Vec<String> {
     let mut flags = Vec::new();
+    flags.extend(super::timestamp_macro(epoch));
     if spec.link == LinkMode::StaticPie {
         flags.push("-fPIE".to_owned());
     }

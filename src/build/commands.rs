@@ -35,7 +35,7 @@ pub(super) fn build(
     if spec.source != tree {
         copy_tree(&spec.source, &tree)?;
     }
-    let (toolchain, cc_args) = compiler_args(spec, &gcc, build, &tree)?;
+    let (toolchain, cc_args) = compiler_args(spec, &gcc, build, &tree, ctx.epoch)?;
     let bin = build.join("toolchain/bin");
     std::fs::create_dir_all(&bin).at("creating", &bin)?;
     // A wrapper, not `CC="gcc -specs …"`: libtool, cmake and Makefiles that call `gcc` by name
@@ -115,6 +115,7 @@ fn compiler_args(
     gcc: &Path,
     build: &Path,
     tree: &Path,
+    epoch: u64,
 ) -> Result<(String, Vec<String>), BuildError> {
     let version = process::version_line(gcc);
     let mut args = Vec::new();
@@ -139,6 +140,7 @@ fn compiler_args(
             .map(|s| (*s).to_owned()),
     );
     args.extend(prefix_maps(build, tree));
+    args.extend(super::timestamp_macro(epoch));
     Ok((format!("{toolchain}, the project's build commands"), args))
 }
 
@@ -162,12 +164,12 @@ fn link_mode_flags(link: LinkMode) -> &'static [&'static str] {
     }
 }
 
-/// No host path may reach the binary: the copy and the build folder get fixed names (the copy
-/// first: it is inside the build folder, and the longer prefix must win).
+/// No host path may reach the binary: the copy and the build folder get fixed names. gcc tries
+/// the last map first, and the copy is inside the build folder: its map comes last.
 fn prefix_maps(build: &Path, tree: &Path) -> Vec<String> {
     vec![
-        format!("-ffile-prefix-map={}=/src", tree.display()),
         format!("-ffile-prefix-map={}=/build", build.display()),
+        format!("-ffile-prefix-map={}=/src", tree.display()),
     ]
 }
 
