@@ -58,7 +58,13 @@ pub(super) fn build(
     for (i, line) in cmds.lines.iter().enumerate() {
         let index = i + 1;
         let mut cmd = process::hermetic(&sh, build, ctx.epoch);
-        cmd.envs(&env).arg("-c").arg(line).current_dir(&tree);
+        // A fixed umask: what `make install` creates (mkdir -p, cp) gets the same modes
+        // whatever the caller's umask (--check-repro builds a second time under 077). Through
+        // the shell: no pre_exec hook (and no unsafe) in a multithreaded parent.
+        cmd.envs(&env)
+            .arg("-c")
+            .arg(format!("umask 022\n{line}"))
+            .current_dir(&tree);
         rendered.push(process::render(&cmd));
         if environment.is_empty() {
             environment = process::environment(&cmd);
