@@ -161,7 +161,7 @@ fn link_flags(link: LinkMode) -> &'static [&'static str] {
 
 /// The flags that choose how the final link is made: not given to a relocatable link (`-r`),
 /// which ld refuses to combine with `-pie` (busybox and kbuild projects link `built-in.o` with
-/// `$(CC) -nostdlib -Wl,-r`).
+/// `$(CC) -nostdlib -r`).
 fn link_mode_flags(link: LinkMode) -> &'static [&'static str] {
     match link {
         LinkMode::StaticPie => &["-static-pie"],
