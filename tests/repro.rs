@@ -275,7 +275,10 @@ fn provenance_records_inputs_toolchain_and_commands_without_host_paths() {
         "{text}"
     );
     assert!(p["inputs"]["toolchain"]["musl-dev"].is_string(), "{text}");
-    assert!(p["inputs"]["toolchain"]["linux-libc-dev"].is_string(), "{text}");
+    assert!(
+        p["inputs"]["toolchain"]["linux-libc-dev"].is_string(),
+        "{text}"
+    );
     assert!(
         p["commands"][0].as_str().unwrap().contains("-static-pie"),
         "{text}"

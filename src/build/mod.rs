@@ -166,7 +166,9 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
         }
         // musl builds see the kernel's headers (musl::kernel_headers).
         if spec.libc == LibcChoice::Musl {
-            if let Some(version) = crate::provenance::debian_package_version(&status, "linux-libc-dev") {
+            if let Some(version) =
+                crate::provenance::debian_package_version(&status, "linux-libc-dev")
+            {
                 v.insert("linux-libc-dev".to_owned(), version);
             }
         }

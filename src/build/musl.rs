@@ -120,7 +120,10 @@ const KERNEL_HEADER_DIRS: &[&str] = &[
 /// (Debian's linux-libc-dev), `asm` from the multiarch folder where it lives there. Not
 /// `include` itself: glibc's headers live there too, and a musl build must never find them.
 /// `None` when the kernel's headers are not installed.
-pub(crate) fn kernel_headers(include: &Path, build_dir: &Path) -> Result<Option<PathBuf>, BuildError> {
+pub(crate) fn kernel_headers(
+    include: &Path,
+    build_dir: &Path,
+) -> Result<Option<PathBuf>, BuildError> {
     if !include.join("linux/version.h").is_file() {
         return Ok(None);
     }
@@ -249,7 +252,11 @@ mod tests {
             .arg(&src)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]
