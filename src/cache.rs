@@ -53,7 +53,7 @@ impl CacheDir {
     }
 
     /// Fetched source archives, by sha256.
-    pub fn sources(&self) -> PathBuf {
+    pub(crate) fn sources(&self) -> PathBuf {
         self.root.join("sources")
     }
 
@@ -63,7 +63,7 @@ impl CacheDir {
     }
 
     /// Go's build cache (`GOCACHE`), when builds may reuse it.
-    pub fn go_build(&self) -> Option<PathBuf> {
+    pub(crate) fn go_build(&self) -> Option<PathBuf> {
         self.reuse_builds.then(|| self.root.join("go-build"))
     }
 
@@ -73,7 +73,7 @@ impl CacheDir {
     }
 
     /// Compiled C objects, by what decides their bytes, when builds may reuse them.
-    pub fn objects(&self) -> Option<PathBuf> {
+    pub(crate) fn objects(&self) -> Option<PathBuf> {
         self.reuse_builds.then(|| self.root.join("objects"))
     }
 

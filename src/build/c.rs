@@ -74,7 +74,11 @@ pub(super) fn build(
         LinkMode::Static => link.arg("-static"),
         LinkMode::Dynamic => &mut link,
     };
+    // As make's default link rule does: flags like -flto, -pthread or -Wl,… in cflags must
+    // reach the link too.
     link.args(&maps)
+        .arg("-O2")
+        .args(&c.cflags)
         .arg("-o")
         .arg(&binary)
         .args(compiled.iter().map(|o| &o.path))

@@ -49,13 +49,34 @@ pub(super) fn build(
     let destdir = build.join("destdir");
     std::fs::create_dir_all(&destdir).at("creating", &destdir)?;
     let env = environment(spec, c, &bin, build, &tree, &pkgconfig, &destdir);
+    // A `system` stands for its usual commands, written out now and run like the recipe's own.
+    let lines = match &cmds.system {
+        Some(system) => super::systems::expand(
+            system,
+            &super::systems::Setup {
+                tree: &tree,
+                toolchain: &build.join("toolchain"),
+                sysroot: &build.join("sysroot"),
+                env: &env,
+                install: cmds.artifact.is_none(),
+            },
+        )?,
+        None => cmds.lines.clone(),
+    };
+    let toolchain = match &cmds.system {
+        Some(s) => toolchain.replace(
+            "the project's build commands",
+            &format!("system = \"{}\"", s.system),
+        ),
+        None => toolchain,
+    };
 
     let log_path = build.join("build.log");
     let mut log = std::fs::File::create(&log_path).at("creating", &log_path)?;
-    let total = cmds.lines.len();
+    let total = lines.len();
     let mut rendered = Vec::new();
     let mut environment = BTreeMap::new();
-    for (i, line) in cmds.lines.iter().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         let index = i + 1;
         let mut cmd = process::hermetic(&sh, build, ctx.epoch);
         // A fixed umask: what `make install` creates (mkdir -p, cp) gets the same modes

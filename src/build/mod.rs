@@ -7,6 +7,7 @@ mod go;
 pub(crate) mod musl;
 pub(crate) mod process;
 pub mod second;
+mod systems;
 
 use crate::fsio::{IoContext, IoError};
 use crate::recipe::{BuildSpec, LangSpec, LibcChoice, LinkMode};
@@ -171,6 +172,21 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
             {
                 v.insert("linux-libc-dev".to_owned(), version);
             }
+        }
+    }
+    // A build system's tools decide the output as much as the compiler does.
+    if let LangSpec::C(crate::recipe::CBuild {
+        commands: Some(crate::recipe::Commands {
+            system: Some(s), ..
+        }),
+        ..
+    }) = &spec.lang
+    {
+        for tool in systems::tools(s.system) {
+            let version = process::find_program(tool)
+                .map(|p| process::version_line(&p))
+                .unwrap_or_else(|| "not installed".into());
+            v.insert((*tool).to_owned(), version);
         }
     }
     if matches!(spec.lang, LangSpec::Go(_)) {

@@ -3,8 +3,8 @@
 
 use super::cfiles;
 use super::{
-    CBuild, Commands, Epoch, FilePatterns, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode,
-    MAX_EPOCH, Problem, Symlink, TestSpec, is_valid_tag,
+    BuildSystem, CBuild, Commands, Epoch, FilePatterns, GoBuild, ImageSettings, Lang, LibcChoice,
+    LinkMode, MAX_EPOCH, Problem, Symlink, SystemBuild, TestSpec, is_valid_tag,
 };
 use crate::image::users::{Owner, User};
 use serde::Deserialize;
@@ -61,6 +61,9 @@ struct RawBuild {
     commands: Option<Spanned<Vec<Spanned<String>>>>,
     artifact: Option<Spanned<String>>,
     install: Option<Spanned<bool>>,
+    system: Option<Spanned<BuildSystem>>,
+    configure_args: Option<Spanned<Vec<Spanned<String>>>>,
+    make_args: Option<Spanned<Vec<Spanned<String>>>>,
     // Go
     package: Option<Spanned<String>>,
     cgo: Option<Spanned<bool>>,
@@ -554,11 +557,14 @@ impl Ctx<'_> {
 
     /// A field the language does not use is an error, not silently ignored.
     fn refuse_fields_of_other_languages(&self, b: &RawBuild, lang: Lang) -> Result<(), Problem> {
-        let fields: [FieldUse; 13] = [
+        let fields: [FieldUse; 16] = [
             ("files", span_of(&b.files), &[Lang::C]),
             ("exclude", span_of(&b.exclude), &[Lang::C]),
             ("include_dirs", span_of(&b.include_dirs), &[Lang::C]),
             ("defines", span_of(&b.defines), &[Lang::C]),
+            ("system", span_of(&b.system), &[Lang::C]),
+            ("configure_args", span_of(&b.configure_args), &[Lang::C]),
+            ("make_args", span_of(&b.make_args), &[Lang::C]),
             ("commands", span_of(&b.commands), &[Lang::C]),
             ("artifact", span_of(&b.artifact), &[Lang::C]),
             ("install", span_of(&b.install), &[Lang::C]),
@@ -628,24 +634,108 @@ impl Ctx<'_> {
             .collect()
     }
 
-    /// C `commands` with `artifact` or `install`: each refused alone, and next to `files`.
+    /// C `commands` (or `system`) with `artifact` or `install`: each refused alone, and next
+    /// to `files`.
     fn parse_commands(&self, b: &RawBuild) -> Result<Option<Commands>, Problem> {
         let install = b.install.as_ref().filter(|i| *i.get_ref());
-        let Some(commands) = &b.commands else {
-            let stray = [
-                ("artifact", span_of(&b.artifact)),
-                ("install", install.map(|i| i.span())),
-            ];
-            if let Some((field, Some(at))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+        let system = self.parse_system(b)?;
+        // Where "needs artifact or install" is shown: the field that asked for a commands build.
+        let asked_at = match (&b.commands, &b.system) {
+            (_, Some(s)) => s.span(),
+            (Some(c), None) => c.span(),
+            (None, None) => {
+                let stray = [
+                    ("artifact", span_of(&b.artifact)),
+                    ("install", install.map(|i| i.span())),
+                ];
+                if let Some((field, Some(at))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+                    return Err(self.error(
+                        at,
+                        &format!("build.{field}"),
+                        format!("`{field}` is only for a build with `commands` or `system`"),
+                        Some(
+                            "add commands = [\"make -j$JOBS\"] or system = \"make\", or remove it"
+                                .into(),
+                        ),
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        let lines = match &b.commands {
+            Some(commands) => self.parse_command_lines(b, commands)?,
+            None => Vec::new(),
+        };
+        let artifact = match (&b.artifact, install) {
+            (Some(a), Some(_)) => {
                 return Err(self.error(
-                    at,
-                    &format!("build.{field}"),
-                    format!("`{field}` is only for a build with `commands`"),
-                    Some("add commands = [\"make -j$JOBS\"], or remove it".into()),
+                    a.span(),
+                    "build.artifact",
+                    "`artifact` and install = true exclude each other".into(),
+                    Some("pack one built file (artifact) or everything installed under $DESTDIR (install = true)".into()),
                 ));
             }
-            return Ok(None);
+            (Some(a), None) => {
+                let v = a.get_ref();
+                let bad = v.is_empty()
+                    || v.starts_with('/')
+                    || v.contains('\0')
+                    || v.split('/').any(|c| c == "..");
+                if bad {
+                    return Err(self.error(
+                        a.span(),
+                        "build.artifact",
+                        format!("invalid artifact {v:?}: it must be a path inside the build tree"),
+                        Some("give the built binary relative to build.source, e.g. \"jq\" or \"src/app\"".into()),
+                    ));
+                }
+                Some(v.clone())
+            }
+            (None, Some(_)) => None,
+            (None, None) => {
+                let field = if system.is_some() {
+                    "build.system"
+                } else {
+                    "build.commands"
+                };
+                return Err(self.error(
+                    asked_at,
+                    field,
+                    "a commands build needs `artifact` or install = true".into(),
+                    Some("name the built binary, e.g. artifact = \"jq\", or set install = true to pack what `make install` puts in $DESTDIR".into()),
+                ));
+            }
         };
+        if let (Some(st), true) = (b.strip.as_ref().filter(|s| *s.get_ref()), install.is_some()) {
+            return Err(self.error(
+                st.span(),
+                "build.strip",
+                "strip = true strips one artifact, not an installed tree".into(),
+                Some("strip in the commands (e.g. make install-strip), or remove it".into()),
+            ));
+        }
+        if let (Some(o), true) = (&b.output, install.is_some()) {
+            return Err(self.error(
+                o.span(),
+                "build.output",
+                "with install = true the installed tree is the image: there is no single output"
+                    .into(),
+                Some("remove output; name the program in [image] entrypoint".into()),
+            ));
+        }
+        Ok(Some(Commands {
+            lines,
+            system,
+            artifact,
+        }))
+    }
+
+    /// `commands` as written: not next to `files`, none empty.
+    fn parse_command_lines(
+        &self,
+        b: &RawBuild,
+        commands: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, Problem> {
         let help = "e.g. commands = [\"./configure --disable-shared\", \"make -j$JOBS\"]";
         let file_list_fields = [
             ("files", span_of(&b.files)),
@@ -685,65 +775,90 @@ impl Ctx<'_> {
                 Some(help.into()),
             ));
         }
-        let artifact = match (&b.artifact, install) {
-            (Some(a), Some(_)) => {
+        Ok(commands
+            .get_ref()
+            .iter()
+            .map(|c| c.get_ref().clone())
+            .collect())
+    }
+
+    /// `system` with `configure_args` and `make_args`: not with `commands` or `files`, and each
+    /// argument list only where that system has the step it feeds.
+    fn parse_system(&self, b: &RawBuild) -> Result<Option<SystemBuild>, Problem> {
+        let Some(system) = &b.system else {
+            let stray = [
+                ("configure_args", span_of(&b.configure_args)),
+                ("make_args", span_of(&b.make_args)),
+            ];
+            if let Some((field, Some(at))) = stray.into_iter().find(|(_, s)| s.is_some()) {
                 return Err(self.error(
-                    a.span(),
-                    "build.artifact",
-                    "`artifact` and install = true exclude each other".into(),
-                    Some("pack one built file (artifact) or everything installed under $DESTDIR (install = true)".into()),
+                    at,
+                    &format!("build.{field}"),
+                    format!("`{field}` is only for a build with `system`"),
+                    Some("add system = \"autotools\" (or make, cmake, meson), or put the arguments in your commands".into()),
                 ));
             }
-            (Some(a), None) => {
+            return Ok(None);
+        };
+        let kind = *system.get_ref();
+        let other = [
+            ("commands", b.commands.is_some()),
+            ("files", b.files.is_some()),
+            ("exclude", b.exclude.is_some()),
+            ("include_dirs", b.include_dirs.is_some()),
+            ("defines", b.defines.is_some()),
+        ];
+        if let Some((field, _)) = other.into_iter().find(|(_, given)| *given) {
+            return Err(self.error(
+                system.span(),
+                "build.system",
+                format!("`system` and `{field}` exclude each other: system = \"{kind}\" runs that build system's own commands"),
+                Some(format!("keep system (its arguments go in configure_args and make_args), or remove it and keep `{field}`")),
+            ));
+        }
+        let args = |raw: &Option<Spanned<Vec<Spanned<String>>>>, field: &str| {
+            let mut out = Vec::new();
+            for a in raw.iter().flat_map(|a| a.get_ref()) {
                 let v = a.get_ref();
-                let bad = v.is_empty()
-                    || v.starts_with('/')
-                    || v.contains('\0')
-                    || v.split('/').any(|c| c == "..");
-                if bad {
+                if v.is_empty() || v.contains('\0') {
                     return Err(self.error(
                         a.span(),
-                        "build.artifact",
-                        format!("invalid artifact {v:?}: it must be a path inside the build tree"),
-                        Some("give the built binary relative to build.source, e.g. \"jq\" or \"src/app\"".into()),
+                        field,
+                        format!("invalid argument {v:?}"),
+                        Some("each item is one argument, e.g. \"--disable-docs\"".into()),
                     ));
                 }
-                Some(v.clone())
+                out.push((a.span(), v.clone()));
             }
-            (None, Some(_)) => None,
-            (None, None) => {
+            Ok(out)
+        };
+        let configure_args = args(&b.configure_args, "build.configure_args")?;
+        let make_args = args(&b.make_args, "build.make_args")?;
+        if let (BuildSystem::Make, Some(c)) = (kind, &b.configure_args) {
+            return Err(self.error(
+                c.span(),
+                "build.configure_args",
+                "system = \"make\" has no configure step".into(),
+                Some("pass variables to make in make_args (e.g. \"PREFIX=/usr\"), or use system = \"autotools\"".into()),
+            ));
+        }
+        if matches!(kind, BuildSystem::Cmake | BuildSystem::Meson) {
+            if let Some((at, v)) = make_args
+                .iter()
+                .find(|(_, v)| v.contains('=') || v.starts_with('-'))
+            {
                 return Err(self.error(
-                    commands.span(),
-                    "build.commands",
-                    "a commands build needs `artifact` or install = true".into(),
-                    Some("name the built binary, e.g. artifact = \"jq\", or set install = true to pack what `make install` puts in $DESTDIR".into()),
+                    at.clone(),
+                    "build.make_args",
+                    format!("{v:?}: with system = \"{kind}\" make_args are the targets to build"),
+                    Some("set options in configure_args (e.g. \"-DOPTION=ON\" for cmake, \"-Doption=value\" for meson), name targets in make_args".into()),
                 ));
             }
-        };
-        if let (Some(st), true) = (b.strip.as_ref().filter(|s| *s.get_ref()), install.is_some()) {
-            return Err(self.error(
-                st.span(),
-                "build.strip",
-                "strip = true strips one artifact, not an installed tree".into(),
-                Some("strip in the commands (e.g. make install-strip), or remove it".into()),
-            ));
         }
-        if let (Some(o), true) = (&b.output, install.is_some()) {
-            return Err(self.error(
-                o.span(),
-                "build.output",
-                "with install = true the installed tree is the image: there is no single output"
-                    .into(),
-                Some("remove output; name the program in [image] entrypoint".into()),
-            ));
-        }
-        Ok(Some(Commands {
-            lines: commands
-                .get_ref()
-                .iter()
-                .map(|c| c.get_ref().clone())
-                .collect(),
-            artifact,
+        Ok(Some(SystemBuild {
+            system: kind,
+            configure_args: configure_args.into_iter().map(|(_, v)| v).collect(),
+            make_args: make_args.into_iter().map(|(_, v)| v).collect(),
         }))
     }
 

@@ -676,8 +676,23 @@ fn an_absolute_extra_file_is_refused_unless_allowed() {
 
 #[test]
 fn every_build_field_is_used_by_a_language_or_refused_by_name() {
-    // (field, a valid value, the languages that use it)
-    let fields: &[(&str, &str, &[&str])] = &[
+    // (field, a valid value, the languages that use it, what else it needs where it is used)
+    let fields: &[(&str, &str, &[&str], &str)] = &[
+        ("system", "\"make\"", &["c"], "artifact = \"x\""),
+        (
+            "configure_args",
+            "[\"--x\"]",
+            &["c"],
+            "system = \"autotools\"\nartifact = \"x\"",
+        ),
+        (
+            "make_args",
+            "[\"all\"]",
+            &["c"],
+            "system = \"make\"\nartifact = \"x\"",
+        ),
+    ];
+    let plain: &[(&str, &str, &[&str])] = &[
         ("files", "[\"a.c\"]", &["c"]),
         ("exclude", "[\"b.c\"]", &["c"]),
         ("include_dirs", "[\"include\"]", &["c"]),
@@ -691,10 +706,15 @@ fn every_build_field_is_used_by_a_language_or_refused_by_name() {
         ("output", "\"/app\"", &["c", "go", "prebuilt"]),
         ("link", "\"static\"", &["c", "go", "prebuilt"]),
     ];
-    for lang in ["c", "go", "prebuilt"] {
-        for (field, value, used_by) in fields {
+    let fields = fields
+        .iter()
+        .copied()
+        .chain(plain.iter().map(|(f, v, u)| (*f, *v, *u, "")));
+    for (field, value, used_by, needs) in fields {
+        for lang in ["c", "go", "prebuilt"] {
+            let needs = if used_by.contains(&lang) { needs } else { "" };
             let text = format!(
-                "name = \"x\"\n[build]\nlang = \"{lang}\"\nsource = \"src\"\n{field} = {value}\n"
+                "name = \"x\"\n[build]\nlang = \"{lang}\"\nsource = \"src\"\n{field} = {value}\n{needs}\n"
             );
             match parse(&text) {
                 Ok(_) => assert!(
@@ -1006,4 +1026,87 @@ fn a_commands_build_resolves_without_c_files() {
     let r = load_in(d.path(), &format!("{CMDS}artifact = \"jq\"\n")).unwrap();
     assert!(c_build(&r).files.is_empty());
     assert!(c_build(&r).commands.is_some());
+}
+
+// ---- system = "make" | "autotools" | "cmake" | "meson" --------------------------------------
+
+const SYS: &str = "name = \"x\"\n[build]\nlang = \"c\"\nsource = \"src\"\n";
+
+#[test]
+fn a_system_parses_with_its_arguments_and_no_command_lines() {
+    let p = parsed(&format!(
+        "{SYS}system = \"autotools\"\nconfigure_args = [\"--disable-docs\"]\nmake_args = [\"jq\", \"V=1\"]\nartifact = \"jq\"\n"
+    ));
+    let c = cmds(&p);
+    assert!(c.lines.is_empty());
+    assert_eq!(
+        c.system,
+        Some(SystemBuild {
+            system: BuildSystem::Autotools,
+            configure_args: vec!["--disable-docs".into()],
+            make_args: vec!["jq".into(), "V=1".into()],
+        })
+    );
+    let p = parsed(&format!(
+        "{SYS}system = \"meson\"\ninstall = true\n[image]\nentrypoint = [\"/usr/bin/x\"]\n"
+    ));
+    assert_eq!(cmds(&p).artifact, None);
+}
+
+#[test]
+fn system_refusals_name_the_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "system = \"make\"\ncommands = [\"make\"]\nartifact = \"x\"\n",
+            "build.system",
+            "`system` and `commands` exclude each other",
+        ),
+        (
+            "system = \"cmake\"\nfiles = [\"a.c\"]\nartifact = \"x\"\n",
+            "build.system",
+            "`system` and `files` exclude each other",
+        ),
+        (
+            "system = \"make\"\n",
+            "build.system",
+            "needs `artifact` or install = true",
+        ),
+        (
+            "configure_args = [\"--x\"]\n",
+            "build.configure_args",
+            "only for a build with `system`",
+        ),
+        (
+            "commands = [\"make\"]\nmake_args = [\"all\"]\nartifact = \"x\"\n",
+            "build.make_args",
+            "only for a build with `system`",
+        ),
+        (
+            "system = \"make\"\nconfigure_args = [\"--x\"]\nartifact = \"x\"\n",
+            "build.configure_args",
+            "no configure step",
+        ),
+        (
+            "system = \"cmake\"\nmake_args = [\"VERBOSE=1\"]\nartifact = \"x\"\n",
+            "build.make_args",
+            "the targets to build",
+        ),
+        (
+            "system = \"autotools\"\nmake_args = [\"\"]\nartifact = \"x\"\n",
+            "build.make_args",
+            "invalid argument",
+        ),
+        (
+            "system = \"scons\"\nartifact = \"x\"\n",
+            "build.system",
+            "unknown variant",
+        ),
+    ];
+    for (rest, field, says) in cases {
+        let text = format!("{SYS}{rest}");
+        let e = problem(&text);
+        assert_eq!(e.field.as_deref(), Some(*field), "{text}\n{e:?}");
+        assert!(e.message.contains(says), "{text}\n{e:?}");
+        assert!(e.help.is_some(), "{e:?}");
+    }
 }
