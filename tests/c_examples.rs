@@ -13,7 +13,32 @@ use std::path::{Path, PathBuf};
 /// linux-libc-dev 6.1, make 4.3, autoconf 2.71, automake 1.16.5, libtool 2.4.7, cmake 3.25.1).
 /// A change here is a change of output bytes: say why in the commit message. (tests/repro.rs
 /// leaves these recipes to this file.)
-const GOLDEN: &[(&str, &str)] = &[];
+const GOLDEN: &[(&str, &str)] = &[
+    (
+        "brotli",
+        "sha256:1f0239b38e6b0aae43a03ab46b8824b8b81dd8edcaf240fe7ecfb3376074a5e9",
+    ),
+    (
+        "busybox",
+        "sha256:fccf2f649217bfe1c540d2c9d72c3c24f7f3772ab88a91991511156e65a2a444",
+    ),
+    (
+        "jq",
+        "sha256:d25f21a5c81d60eb81f12a6ea148c6d2cb49e0dea115085dc3c33c4d6d55e756",
+    ),
+    (
+        "oniguruma",
+        "sha256:b77490f8a2806b5beac2ba8119e4a286e9f1562f8c475d528e94ee398e581005",
+    ),
+    (
+        "pigz",
+        "sha256:593ceb468762220130a3ce79f42e5fcf51d761be443221124d996c50b155b24a",
+    ),
+    (
+        "zlib",
+        "sha256:34ae462db3933690e3cd6715df4d626bbc33e803a4ceb67f78cf926ac916e575",
+    ),
+];
 
 /// Builds recipes/`name` into `work/out` (never into the repository) with `extra` arguments;
 /// asserts it verified static-pie, its run proof passed and its digest is the golden one.
@@ -223,4 +248,49 @@ fn oniguruma_from_a_git_export_through_autoreconf() {
     ] {
         assert!(names.contains(&want), "{want} not installed: {names:?}");
     }
+}
+
+#[test]
+fn pigz_with_zlib_as_a_dependency_repeats_and_round_trips() {
+    let work = tempfile::tempdir().unwrap();
+    build_example(work.path(), "pigz", &["--check-repro"]);
+    let layout = work.path().join("out");
+    let bin = tempfile::tempdir().unwrap();
+    let pigz = unpack_binary(&layout, "usr/bin/pigz", bin.path());
+    let text = sample_text();
+    let packed = pipe(&pigz, &["-c", "-p", "2"], &text);
+    assert_eq!(&packed[..2], b"\x1f\x8b", "not gzip");
+    assert_eq!(pipe(&pigz, &["-d", "-c"], &packed), text);
+    // zlib is a build dependency: none of its files are in the image.
+    let names: Vec<String> = layer_entries(&layout).into_iter().map(|e| e.0).collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("libz") || n.contains("zlib.h")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn jq_by_autotools_with_oniguruma_as_a_dependency() {
+    need("autoreconf", "autoconf");
+    need("libtoolize", "libtool");
+    let work = tempfile::tempdir().unwrap();
+    build_example(work.path(), "jq", &[]);
+    let layout = work.path().join("out");
+    let bin = tempfile::tempdir().unwrap();
+    let jq = unpack_binary(&layout, "usr/bin/jq", bin.path());
+    assert_eq!(pipe(&jq, &["--version"], b""), b"jq-1.6\n");
+    let out = pipe(
+        &jq,
+        &["-c", "[.[] | sub(\"(?<x>[a-z]+)\"; \"<\\(.x)>\")]"],
+        b"[\"abc1\", \"x2y\"]",
+    );
+    assert_eq!(out, b"[\"<abc>1\",\"<x>2y\"]\n");
+    let names: Vec<String> = layer_entries(&layout).into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        names,
+        ["usr/", "usr/bin/", "usr/bin/jq"],
+        "only jq is packed"
+    );
 }
