@@ -33,6 +33,10 @@ pub struct Inputs {
     pub epoch: u64,
     /// Options that change what is produced (e.g. allow-dynamic).
     pub options: BTreeMap<String, String>,
+    /// `[[build.deps]]`: each dependency's name → its own inputs digest (which covers its
+    /// dependencies in turn). Left out when empty, so that recipes without any keep their key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deps: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,6 +267,7 @@ mod tests {
             toolchain: BTreeMap::new(),
             epoch: 0,
             options: BTreeMap::new(),
+            deps: BTreeMap::new(),
         };
         let d1 = i.digest();
         assert_eq!(d1, i.clone().digest());

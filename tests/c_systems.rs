@@ -211,3 +211,52 @@ fn system_with_commands_or_files_is_refused_naming_the_field() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The make fixture's files as `made-1.0/…` in a tar.gz.
+fn make_tarball() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut tar = tar::Builder::new(Vec::new());
+    let dir = repo_root().join("tests/fixtures/make-c");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    for name in names {
+        let bytes = std::fs::read(dir.join(&name)).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        let path = format!("made-1.0/{}", name.to_string_lossy());
+        tar.append_data(&mut h, path, bytes.as_slice()).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_shortcut_builds_from_an_archive_source() {
+    need("make", "make");
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("r");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tarball = make_tarball();
+    std::fs::write(dir.join("made-1.0.tar.gz"), &tarball).unwrap();
+    let sha = staticpack::digest::Digest::of_bytes(&tarball);
+    std::fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            "name = \"sys\"\n[build]\nlang = \"c\"\n\
+             source = {{ archive = \"made-1.0.tar.gz\", sha256 = \"{sha}\" }}\n\
+             system = \"make\"\ninstall = true\n\
+             [image]\nentrypoint = [\"/usr/bin/hello\"]\n\
+             [test]\nexpect_stdout = \"hello from make, 1\\n\"\n"
+        ),
+    )
+    .unwrap();
+    // The unpacked archive is the build's own copy: built in place, not copied onto itself
+    // (which would truncate every file).
+    builds_and_runs(work.path(), &dir);
+}

@@ -78,6 +78,11 @@ pub(super) fn build(
     // reach the link too.
     link.args(&maps)
         .arg("-O2")
+        .args(if spec.deps.is_empty() {
+            Vec::new()
+        } else {
+            super::commands::sysroot_flags(&ctx.build_dir.join("sysroot")).to_vec()
+        })
         .args(&c.cflags)
         .arg("-o")
         .arg(&binary)

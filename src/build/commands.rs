@@ -30,12 +30,17 @@ pub(super) fn build(
     }
     // The user's folder is never written: the commands run in a copy (what the cache key saw).
     let tree = build.join("src");
-    // An archive source is already unpacked there, a private copy: copying it onto itself
-    // would truncate every file.
+    // An unpacked archive already is a private copy there (copying it onto itself would
+    // truncate every file).
     if spec.source != tree {
         copy_tree(&spec.source, &tree)?;
     }
-    let (toolchain, cc_args) = compiler_args(spec, &gcc, build, &tree, ctx.epoch)?;
+    let (toolchain, mut cc_args) = compiler_args(spec, &gcc, build, &tree, ctx.epoch)?;
+    let sysroot = build.join("sysroot");
+    if !spec.deps.is_empty() {
+        // The dependencies' headers and archives, ahead of nothing but the compiler's own.
+        cc_args.extend(sysroot_flags(&sysroot));
+    }
     let bin = build.join("toolchain/bin");
     std::fs::create_dir_all(&bin).at("creating", &bin)?;
     // A wrapper, not `CC="gcc -specs …"`: libtool, cmake and Makefiles that call `gcc` by name
@@ -48,7 +53,14 @@ pub(super) fn build(
     std::fs::create_dir_all(&pkgconfig).at("creating", &pkgconfig)?;
     let destdir = build.join("destdir");
     std::fs::create_dir_all(&destdir).at("creating", &destdir)?;
-    let env = environment(spec, c, &bin, build, &tree, &pkgconfig, &destdir);
+    let mut env = environment(spec, c, &bin, build, &tree, &pkgconfig, &destdir);
+    if !spec.deps.is_empty() {
+        // .pc files say prefix=/usr; the sysroot maps /usr onto itself (usr -> .).
+        env.insert(
+            "PKG_CONFIG_SYSROOT_DIR".into(),
+            sysroot.display().to_string(),
+        );
+    }
     // A `system` stands for its usual commands, written out now and run like the recipe's own.
     let lines = match &cmds.system {
         Some(system) => super::systems::expand(
@@ -169,6 +181,14 @@ fn compiler_args(
     args.extend(prefix_maps(build, tree));
     args.extend(super::timestamp_macro(epoch));
     Ok((format!("{toolchain}, the project's build commands"), args))
+}
+
+/// `-I` and `-L` for the dependencies' sysroot.
+pub(super) fn sysroot_flags(sysroot: &Path) -> [String; 2] {
+    [
+        format!("-I{}", sysroot.join("include").display()),
+        format!("-L{}", sysroot.join("lib").display()),
+    ]
 }
 
 fn link_flags(link: LinkMode) -> &'static [&'static str] {

@@ -212,6 +212,7 @@ mod tests {
             },
             link,
             lang: crate::recipe::LangSpec::Prebuilt,
+            deps: Vec::new(),
         };
         let gob = GoBuild {
             package: ".".into(),

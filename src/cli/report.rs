@@ -40,6 +40,14 @@ pub fn event_lines(event: &Event) -> Option<String> {
         Event::Toolchain(line) => format!("        {line}"),
         Event::Verified { verdict } => format!("verify  {verdict}"),
         Event::VerifiedInstalled { path, verdict } => format!("verify  {path}: {verdict}"),
+        Event::Dependency {
+            name,
+            inputs_digest,
+            cached,
+        } => format!(
+            "dep     {name} {inputs_digest} ({})",
+            if *cached { "cached" } else { "built" }
+        ),
         Event::Command {
             index,
             total,
@@ -107,6 +115,7 @@ pub fn error_details(e: &PipelineError) -> Option<String> {
         PipelineError::Refused { findings, .. }
         | PipelineError::RefusedInstalled { findings, .. } => Some(problems(findings)),
         PipelineError::ProofFailed { outcome, .. } => Some(outcome_lines(outcome)),
+        PipelineError::Dependency { source, .. } => error_details(source),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@
 //! `publish::Publisher`s then put it where it goes; `build_and_publish` wraps both with the
 //! cache. The library reports typed `Event`s; the CLI words them.
 
+mod deps;
 pub mod publish;
 
 use crate::build::{self, Artifact, BuildContext, BuildError};
@@ -48,6 +49,13 @@ pub enum PipelineError {
     Refused {
         verdict: String,
         findings: Vec<Finding>,
+    },
+    /// A `[[build.deps]]` recipe failed to build or verify.
+    #[error("building the dependency {name}")]
+    Dependency {
+        name: String,
+        #[source]
+        source: Box<PipelineError>,
     },
     #[error("image assembly failed")]
     Image(#[from] ImageError),
@@ -160,6 +168,13 @@ pub enum Event<'a> {
     },
     Verified {
         verdict: &'a str,
+    },
+    /// A `[[build.deps]]` recipe is ready: built now (its build's events came before) or found
+    /// in the cache by its inputs digest.
+    Dependency {
+        name: &'a str,
+        inputs_digest: &'a str,
+        cached: bool,
     },
     /// One ELF file of an `install = true` tree, by its path in the image.
     VerifiedInstalled {
@@ -324,6 +339,7 @@ pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs
         toolchain: build::toolchain_versions(&recipe.build),
         epoch: opts.epoch,
         options,
+        deps: deps::digests(recipe, opts)?,
     })
 }
 
@@ -508,50 +524,15 @@ pub fn build_with(
 ) -> Result<Built, PipelineError> {
     let build_dir =
         WorkDir::new(BUILD_DIR_PREFIX).at("creating a build folder in", std::env::temp_dir())?;
-    // An archive is verified and unpacked into the build folder before any toolchain runs; the
-    // toolchain then builds from there as from a source folder.
-    let spec = match &recipe.build.archive {
-        Some(archive) => {
-            let unpacked = build_dir.path().join("src");
-            events(Event::Unpacking { archive });
-            crate::source::materialize(
-                archive,
-                &unpacked,
-                &crate::source::SourceOptions {
-                    cache_dir: opts.shared_cache.as_ref().map(|c| c.sources()),
-                    ..Default::default()
-                },
-            )?;
-            let mut spec = recipe.build.clone();
-            spec.source = unpacked;
-            crate::recipe::check_unpacked(&mut spec)
-                .map_err(|e| PipelineError::Source(crate::source::SourceError::Layout(e)))?;
-            spec
-        }
-        None => recipe.build.clone(),
-    };
-    // Toolchain steps see the recipe's declared inputs and write only the build folder.
-    let jail = match run::jail_available() {
-        Ok(()) => {
-            let mut inputs = vec![recipe.dir.clone(), spec.source.clone()];
-            inputs.extend(recipe.allow_outside.iter().cloned());
-            Some(run::JailSpec {
-                build_dir: build_dir.path().to_path_buf(),
-                inputs,
-                writable: build::writable_caches(&recipe.build, opts.shared_cache.as_ref())?,
-            })
-        }
-        Err(reason) => {
-            events(Event::Unjailed(&reason));
-            None
-        }
-    };
+    let (spec, jail) = toolchain_setup(recipe, opts, build_dir.path(), events)?;
+    // Beside the output: the build folder is gone by the time a person reads the error.
+    let log_dir = staging_parent;
+    deps::prepare(recipe, opts, build_dir.path(), log_dir, tools, events)?;
     let ctx = BuildContext {
         build_dir: build_dir.path().to_path_buf(),
         epoch: opts.epoch,
         jail,
-        // Beside the output: the build folder is gone by the time a person reads the error.
-        keep_log: Some(staging_parent.join(format!(".{}.build.log", recipe.name))),
+        keep_log: Some(log_dir.join(format!(".{}.build.log", recipe.name))),
         cache: opts.shared_cache.clone(),
     };
 
@@ -561,29 +542,8 @@ pub fn build_with(
         libc: recipe.build.libc,
         link: recipe.build.link,
     });
-    let artifact = (tools.compile)(&spec, &ctx, &mut |step| match step {
-        build::Step::Started {
-            index,
-            total,
-            command,
-        } => events(Event::Command {
-            index,
-            total,
-            command,
-        }),
-        build::Step::Finished {
-            index,
-            total,
-            elapsed,
-        } => events(Event::CommandDone {
-            index,
-            total,
-            elapsed,
-        }),
-        build::Step::Compiled { compiled, reused } => events(Event::Compiled { compiled, reused }),
-    })?;
+    let artifact = (tools.compile)(&spec, &ctx, &mut |step| forward(step, events))?;
     events(Event::Toolchain(&artifact.toolchain));
-
     let installed = match &artifact.installed {
         Some(tree) => Some(installed_entries(tree)?),
         None => None,
@@ -697,6 +657,80 @@ pub fn build_with(
         },
         provenance: record,
     })
+}
+
+/// A build step's progress as the pipeline's event.
+fn forward(step: build::Step, events: &mut dyn FnMut(Event)) {
+    match step {
+        build::Step::Started {
+            index,
+            total,
+            command,
+        } => events(Event::Command {
+            index,
+            total,
+            command,
+        }),
+        build::Step::Finished {
+            index,
+            total,
+            elapsed,
+        } => events(Event::CommandDone {
+            index,
+            total,
+            elapsed,
+        }),
+        build::Step::Compiled { compiled, reused } => events(Event::Compiled { compiled, reused }),
+    }
+}
+
+/// The spec a toolchain builds (an archive source verified and unpacked into `build_dir/src`)
+/// and the jail its steps run in.
+fn toolchain_setup(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    build_dir: &Path,
+    events: &mut dyn FnMut(Event),
+) -> Result<(BuildSpec, Option<run::JailSpec>), PipelineError> {
+    // An archive is verified and unpacked into the build folder before any toolchain runs; the
+    // toolchain then builds from there as from a source folder.
+    let spec = match &recipe.build.archive {
+        Some(archive) => {
+            let unpacked = build_dir.join("src");
+            events(Event::Unpacking { archive });
+            crate::source::materialize(
+                archive,
+                &unpacked,
+                &crate::source::SourceOptions {
+                    cache_dir: opts.shared_cache.as_ref().map(|c| c.sources()),
+                    ..Default::default()
+                },
+            )?;
+            let mut spec = recipe.build.clone();
+            spec.source = unpacked;
+            crate::recipe::check_unpacked(&mut spec)
+                .map_err(|e| PipelineError::Source(crate::source::SourceError::Layout(e)))?;
+            spec
+        }
+        None => recipe.build.clone(),
+    };
+    // Toolchain steps see the recipe's declared inputs and write only the build folder.
+    let jail = match run::jail_available() {
+        Ok(()) => {
+            let mut inputs = vec![recipe.dir.clone(), spec.source.clone()];
+            inputs.extend(recipe.allow_outside.iter().cloned());
+            Some(run::JailSpec {
+                build_dir: build_dir.to_path_buf(),
+                inputs,
+                writable: build::writable_caches(&recipe.build, opts.shared_cache.as_ref())?,
+            })
+        }
+        Err(reason) => {
+            events(Event::Unjailed(&reason));
+            None
+        }
+    };
+    Ok((spec, jail))
 }
 
 /// Turns verify's findings into a decision: errors refuse the binary (unless allowed), and so

@@ -179,6 +179,9 @@ pub struct BuildSpec {
     pub libc: LibcChoice,
     pub link: LinkMode,
     pub lang: LangSpec,
+    /// `[[build.deps]]`: C recipes built first (each once), whose installed `$DESTDIR/usr` trees
+    /// become this build's sysroot; loaded and checked with this recipe, cycles refused.
+    pub deps: Vec<Recipe>,
 }
 
 impl BuildSpec {
@@ -387,18 +390,33 @@ pub struct TestSpec {
 
 /// Loads a recipe from a file, or from `recipe.toml` inside a folder: read, parse, resolve.
 pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
-    let file = if path.is_dir() {
-        path.join(RECIPE_FILE)
-    } else {
-        path.to_path_buf()
-    };
+    load_as(path, parse::Purpose::Image, &mut Vec::new())
+}
+
+/// [`load`] for a recipe itself (`Image`) or for a dependency (no image is made of it); `stack`
+/// holds the recipe files whose dependencies are being loaded, to refuse a cycle.
+fn load_as(
+    path: &Path,
+    purpose: parse::Purpose,
+    stack: &mut Vec<PathBuf>,
+) -> Result<Recipe, RecipeError> {
+    let file = recipe_file(path);
     let text = std::fs::read_to_string(&file).map_err(|source| RecipeError::Read {
         path: file.clone(),
         source,
     })?;
-    parse(&text)
-        .and_then(|parsed| parsed.resolve(&file))
+    parse::parse_as(&text, purpose)
+        .and_then(|parsed| parsed.resolve_in(&file, stack))
         .map_err(|problem| problem.in_file(&file))
+}
+
+/// A recipe file, or `recipe.toml` in a folder.
+fn recipe_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(RECIPE_FILE)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// An image tag: 1 to 128 of `[A-Za-z0-9_.-]`, not starting with '.' or '-'.

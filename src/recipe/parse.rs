@@ -64,10 +64,20 @@ struct RawBuild {
     system: Option<Spanned<BuildSystem>>,
     configure_args: Option<Spanned<Vec<Spanned<String>>>>,
     make_args: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    deps: Vec<RawDep>,
     // Go
     package: Option<Spanned<String>>,
     cgo: Option<Spanned<bool>>,
     tags: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[[build.deps]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDep {
+    /// A recipe file, or a folder holding recipe.toml, relative to this recipe's folder.
+    recipe: Spanned<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -146,6 +156,8 @@ pub(super) struct ParsedBuild {
     pub libc: LibcChoice,
     pub link: LinkMode,
     pub lang: ParsedLang,
+    /// `[[build.deps]] recipe`, as written.
+    pub deps: Vec<Spanned<String>>,
 }
 
 /// `source = { archive | url, sha256, strip_components }`, checked as far as text allows.
@@ -190,8 +202,21 @@ pub(super) struct ParsedFile {
     pub owner: Option<(Spanned<String>, Owner)>,
 }
 
+/// What a recipe is loaded for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// An image is made of it: `install = true` needs an entrypoint.
+    Image,
+    /// A dependency: only its installed tree is used, so it needs no `[image]`.
+    Dependency,
+}
+
 /// Parses recipe text and checks everything that needs no disk.
 pub fn parse(text: &str) -> Result<Parsed, Problem> {
+    parse_as(text, Purpose::Image)
+}
+
+pub(super) fn parse_as(text: &str, purpose: Purpose) -> Result<Parsed, Problem> {
     let ctx = Ctx { text };
     let raw: RawRecipe = toml::from_str(text).map_err(|e| ctx.toml_error(&e))?;
     let name = ctx.parse_name(&raw.name)?;
@@ -201,7 +226,7 @@ pub fn parse(text: &str) -> Result<Parsed, Problem> {
         .map(Spanned::span);
     let build = ctx.parse_build(raw.build, &name)?;
     // After the build's own checks, so that `install` with another language says that first.
-    if let (Some(at), None) = (install, &raw.image.entrypoint) {
+    if let (Some(at), None, Purpose::Image) = (install, &raw.image.entrypoint, purpose) {
         return Err(ctx.error(
             at,
             "build.install",
@@ -349,6 +374,7 @@ impl Ctx<'_> {
             .clone()
             .map(Spanned::into_inner)
             .unwrap_or_default();
+        let deps = self.parse_deps(&b.deps)?;
         let (libc, lang) = match lang {
             Lang::C => {
                 let commands = self.parse_commands(&b)?;
@@ -408,6 +434,7 @@ impl Ctx<'_> {
             libc,
             link,
             lang,
+            deps,
         })
     }
 
@@ -557,11 +584,12 @@ impl Ctx<'_> {
 
     /// A field the language does not use is an error, not silently ignored.
     fn refuse_fields_of_other_languages(&self, b: &RawBuild, lang: Lang) -> Result<(), Problem> {
-        let fields: [FieldUse; 16] = [
+        let fields: [FieldUse; 17] = [
             ("files", span_of(&b.files), &[Lang::C]),
             ("exclude", span_of(&b.exclude), &[Lang::C]),
             ("include_dirs", span_of(&b.include_dirs), &[Lang::C]),
             ("defines", span_of(&b.defines), &[Lang::C]),
+            ("deps", b.deps.first().map(|d| d.recipe.span()), &[Lang::C]),
             ("system", span_of(&b.system), &[Lang::C]),
             ("configure_args", span_of(&b.configure_args), &[Lang::C]),
             ("make_args", span_of(&b.make_args), &[Lang::C]),
@@ -780,6 +808,36 @@ impl Ctx<'_> {
             .iter()
             .map(|c| c.get_ref().clone())
             .collect())
+    }
+
+    /// `[[build.deps]]`: each a path, not empty, not listed twice.
+    fn parse_deps(&self, deps: &[RawDep]) -> Result<Vec<Spanned<String>>, Problem> {
+        let mut out: Vec<Spanned<String>> = Vec::new();
+        for d in deps {
+            let v = d.recipe.get_ref();
+            let help = "name the dependency's recipe file or folder, relative to this recipe's folder, e.g. recipe = \"../zlib\"";
+            if v.is_empty() || v.contains('\0') {
+                return Err(self.error(
+                    d.recipe.span(),
+                    "build.deps.recipe",
+                    format!("invalid path {v:?}"),
+                    Some(help.into()),
+                ));
+            }
+            if out
+                .iter()
+                .any(|o| o.get_ref().trim_end_matches('/') == v.trim_end_matches('/'))
+            {
+                return Err(self.error(
+                    d.recipe.span(),
+                    "build.deps.recipe",
+                    format!("{v:?} is listed twice"),
+                    Some("list each dependency once".into()),
+                ));
+            }
+            out.push(d.recipe.clone());
+        }
+        Ok(out)
     }
 
     /// `system` with `configure_args` and `make_args`: not with `commands` or `files`, and each

@@ -16,6 +16,17 @@ use std::path::{Path, PathBuf};
 impl Parsed {
     /// Resolves the recipe as the file `file` (relative paths are relative to its folder).
     pub fn resolve(self, file: &Path) -> Result<Recipe, Problem> {
+        self.resolve_in(file, &mut Vec::new())
+    }
+
+    /// [`Parsed::resolve`], its dependencies loaded too; `stack` holds the recipe files whose
+    /// dependencies are being loaded (the way here), to refuse a cycle.
+    pub(super) fn resolve_in(
+        mut self,
+        file: &Path,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Recipe, Problem> {
+        let deps = std::mem::take(&mut self.build.deps);
         let dir = match file.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -50,8 +61,13 @@ impl Parsed {
                 Some("give the release's time in seconds, e.g. epoch = 1700000000".into()),
             ));
         }
-        let build = at.resolve_build(self.build, &dir)?;
+        let mut build = at.resolve_build(self.build, &dir)?;
         let image = at.resolve_image(self.image, &dir)?;
+        let me = file.canonicalize().unwrap_or_else(|_| dir.join(file));
+        stack.push(me);
+        let loaded = at.resolve_deps(&deps, stack);
+        stack.pop();
+        build.deps = loaded?;
         Ok(Recipe {
             path: file.to_path_buf(),
             dir,
@@ -185,7 +201,84 @@ impl At<'_> {
             libc: b.libc,
             link: b.link,
             lang,
+            deps: Vec::new(),
         })
+    }
+
+    /// `[[build.deps]]`: each a recipe file (or a folder with recipe.toml) inside the recipe's
+    /// folder (or allowed outside), loaded as a dependency: a C recipe with install = true.
+    fn resolve_deps(
+        &self,
+        deps: &[toml::Spanned<String>],
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Vec<Recipe>, Problem> {
+        const FIELD: &str = "build.deps.recipe";
+        let mut out = Vec::new();
+        for d in deps {
+            let span = d.span();
+            let path = self.dir.join(d.get_ref());
+            if !path.exists() {
+                return Err(self.place.error(
+                    span,
+                    FIELD,
+                    format!("{} does not exist", path.display()),
+                    Some(format!(
+                        "name a recipe file or a folder holding {}, relative to {}",
+                        super::RECIPE_FILE,
+                        self.dir.display()
+                    )),
+                ));
+            }
+            self.confined(&path, span.clone(), FIELD)?;
+            let file = super::recipe_file(&path);
+            let real = file.canonicalize().map_err(|e| {
+                self.place.error(
+                    span.clone(),
+                    FIELD,
+                    format!("{}: {e}", file.display()),
+                    Some(format!("a folder must hold {}", super::RECIPE_FILE)),
+                )
+            })?;
+            if let Some(at) = stack.iter().position(|p| *p == real) {
+                let chain: Vec<String> = stack[at..]
+                    .iter()
+                    .chain(std::iter::once(&real))
+                    .map(|p| p.display().to_string())
+                    .collect();
+                return Err(self.place.error(
+                    span,
+                    FIELD,
+                    format!("a dependency cycle: {}", chain.join(" → ")),
+                    Some("a recipe cannot depend on itself, directly or through others: remove one of these dependencies".into()),
+                ));
+            }
+            let dep =
+                super::load_as(&file, super::parse::Purpose::Dependency, stack).map_err(|e| {
+                    self.place.error(
+                        span.clone(),
+                        FIELD,
+                        format!("the dependency {} is not valid: {e}", file.display()),
+                        Some("fix the dependency's recipe".into()),
+                    )
+                })?;
+            let installs = matches!(
+                &dep.build.lang,
+                LangSpec::C(CBuild { commands: Some(c), .. }) if c.artifact.is_none()
+            );
+            if !installs {
+                return Err(self.place.error(
+                    span,
+                    FIELD,
+                    format!(
+                        "{} is not a library recipe: a dependency is built for what it installs",
+                        file.display()
+                    ),
+                    Some("give the dependency lang = \"c\", commands or system, and install = true (its $DESTDIR/usr becomes this build's sysroot)".into()),
+                ));
+            }
+            out.push(dep);
+        }
+        Ok(out)
     }
 
     /// An archive source: a local one must be a file inside the recipe's folder. What is inside
@@ -236,6 +329,7 @@ impl At<'_> {
             libc: b.libc,
             link: b.link,
             lang,
+            deps: Vec::new(),
         })
     }
 

@@ -691,6 +691,7 @@ fn every_build_field_is_used_by_a_language_or_refused_by_name() {
             &["c"],
             "system = \"make\"\nartifact = \"x\"",
         ),
+        ("deps", "[{ recipe = \"../zlib\" }]", &["c"], ""),
     ];
     let plain: &[(&str, &str, &[&str])] = &[
         ("files", "[\"a.c\"]", &["c"]),
@@ -1109,4 +1110,79 @@ fn system_refusals_name_the_field() {
         assert!(e.message.contains(says), "{text}\n{e:?}");
         assert!(e.help.is_some(), "{e:?}");
     }
+}
+
+// ---- [[build.deps]] -------------------------------------------------------------------------
+
+/// A library recipe in `dir/name`: install = true and no [image], as a dependency needs.
+fn library(dir: &Path, name: &str, extra: &str) {
+    std::fs::create_dir_all(dir.join(name).join("src")).unwrap();
+    std::fs::write(
+        dir.join(name).join("recipe.toml"),
+        format!("name = \"{name}\"\n[build]\nlang = \"c\"\nsource = \"src\"\nsystem = \"make\"\ninstall = true\n{extra}"),
+    )
+    .unwrap();
+}
+
+fn app_with(deps: &[&str]) -> String {
+    let mut t = format!("{SYS}system = \"make\"\nartifact = \"app\"\n");
+    for d in deps {
+        t.push_str(&format!("[[build.deps]]\nrecipe = \"{d}\"\n"));
+    }
+    t
+}
+
+#[test]
+fn dependencies_load_from_a_folder_or_a_file_transitively() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("src")).unwrap();
+    library(d.path(), "zlib", "");
+    library(d.path(), "png", "[[build.deps]]\nrecipe = \"../zlib\"\n");
+    std::fs::write(
+        d.path().join("png/recipe.toml"),
+        std::fs::read_to_string(d.path().join("png/recipe.toml"))
+            .unwrap()
+            .replace("[build]", "allow_outside = [\"../zlib\"]\n[build]"),
+    )
+    .unwrap();
+    let r = load_in(d.path(), &app_with(&["png", "zlib/recipe.toml"])).unwrap();
+    let names: Vec<&str> = r.build.deps.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["png", "zlib"]);
+    assert_eq!(r.build.deps[0].build.deps[0].name, "zlib");
+}
+
+#[test]
+fn dependency_refusals_name_the_field() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("src")).unwrap();
+    std::fs::create_dir_all(d.path().join("tool/src")).unwrap();
+    std::fs::write(
+        d.path().join("tool/recipe.toml"),
+        "name = \"tool\"\n[build]\nlang = \"c\"\nsource = \"src\"\nsystem = \"make\"\nartifact = \"t\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.path().join("broken")).unwrap();
+    std::fs::write(d.path().join("broken/recipe.toml"), "name = \"broken\"\n").unwrap();
+    std::fs::create_dir_all(d.path().join("empty")).unwrap();
+    for (dep, says) in [
+        ("nowhere", "does not exist"),
+        ("tool", "is not a library recipe"),
+        ("broken", "is not valid"),
+        ("empty", "empty/recipe.toml: No such file"),
+    ] {
+        let e = err(d.path(), &app_with(&[dep]));
+        assert_eq!(
+            e.field.as_deref(),
+            Some("build.deps.recipe"),
+            "{dep}: {e:?}"
+        );
+        assert!(e.message.contains(says), "{dep}: {e:?}");
+        assert!(e.help.is_some(), "{e:?}");
+    }
+    let e = problem(&app_with(&["zlib", "zlib/"]));
+    assert_eq!(e.field.as_deref(), Some("build.deps.recipe"));
+    assert!(e.message.contains("listed twice"), "{e:?}");
+    // The nested error names the dependency's own file and field.
+    let e = err(d.path(), &app_with(&["broken"]));
+    assert!(e.message.contains("broken/recipe.toml"), "{e:?}");
 }

@@ -1,0 +1,315 @@
+//! `[[build.deps]]`: static C dependencies built before the recipe that needs them. Each is
+//! another recipe with `install = true`; what it installs under `$DESTDIR/usr` is kept by its
+//! own inputs digest (in the shared cache's `deps/` when builds may reuse it, else in the build
+//! folder) and merged into the dependent's `<build>/sysroot` (`include/`, `lib/`,
+//! `lib/pkgconfig/`). A dependency gets no image and no run proof, only its build and the
+//! verification of any ELF file it installs; none of its files reach the dependent's image.
+
+use super::{
+    BUILD_DIR_PREFIX, BuildOptions, Event, PipelineError, Tools, inputs, installed_entries, judge,
+};
+use crate::build::BuildContext;
+use crate::fsio::IoContext;
+use crate::image::EntryKind;
+use crate::recipe::Recipe;
+use crate::verify;
+use crate::workdir::WorkDir;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Each direct dependency's name → its inputs digest (part of the dependent's inputs).
+pub(super) fn digests(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+) -> Result<BTreeMap<String, String>, PipelineError> {
+    let mut out = BTreeMap::new();
+    for dep in &recipe.build.deps {
+        let digest = inputs(dep, opts)?.digest().to_string();
+        // Two dependencies may share a name; both digests must count.
+        let mut key = dep.name.clone();
+        let mut n = 1;
+        while out.contains_key(&key) {
+            n += 1;
+            key = format!("{} #{n}", dep.name);
+        }
+        out.insert(key, digest);
+    }
+    Ok(out)
+}
+
+/// One dependency to have built, once however many recipes need it.
+struct Node<'a> {
+    recipe: &'a Recipe,
+    digest: String,
+    /// The digests of its own dependencies, transitively: its sysroot.
+    below: Vec<String>,
+}
+
+/// Adds `recipe`'s dependencies to `nodes`, each after its own (so that building in order always
+/// finds a node's sysroot ready), each digest once; returns the digests `recipe` needs.
+fn collect<'a>(
+    recipe: &'a Recipe,
+    opts: &BuildOptions,
+    nodes: &mut Vec<Node<'a>>,
+) -> Result<Vec<String>, PipelineError> {
+    let mut needed: Vec<String> = Vec::new();
+    for dep in &recipe.build.deps {
+        let digest = inputs(dep, opts)?.digest().to_string();
+        let below = collect(dep, opts, nodes)?;
+        for d in below.iter().chain(std::iter::once(&digest)) {
+            if !needed.contains(d) {
+                needed.push(d.clone());
+            }
+        }
+        if !nodes.iter().any(|n| n.digest == digest) {
+            nodes.push(Node {
+                recipe: dep,
+                digest,
+                below,
+            });
+        }
+    }
+    Ok(needed)
+}
+
+/// Builds (or finds) every dependency of `recipe` and merges them into `<build_dir>/sysroot`.
+/// `log_dir` is where a failing dependency's build log is kept.
+pub(super) fn prepare(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    build_dir: &Path,
+    log_dir: &Path,
+    tools: Tools,
+    events: &mut dyn FnMut(Event),
+) -> Result<(), PipelineError> {
+    if recipe.build.deps.is_empty() {
+        return Ok(());
+    }
+    let mut nodes = Vec::new();
+    let needed = collect(recipe, opts, &mut nodes)?;
+    // Cold builds (--no-cache, the second --check-repro build) keep them in the build folder.
+    let store = match opts.shared_cache.as_ref().and_then(|c| c.deps()) {
+        Some(dir) => dir,
+        None => build_dir.join("deps"),
+    };
+    std::fs::create_dir_all(&store).at("creating", &store)?;
+    for node in &nodes {
+        let tree = store.join(&node.digest);
+        let cached = tree.is_dir();
+        if !cached {
+            build_one(node, &store, opts, log_dir, tools, events).map_err(|e| {
+                PipelineError::Dependency {
+                    name: node.recipe.name.clone(),
+                    source: Box::new(e),
+                }
+            })?;
+        }
+        events(Event::Dependency {
+            name: &node.recipe.name,
+            inputs_digest: &node.digest,
+            cached,
+        });
+    }
+    make_sysroot(&build_dir.join("sysroot"), &store, &needed)
+}
+
+/// `<dir>` holding every tree of `digests` merged, and `usr -> .`, so that the `/usr/include`
+/// and `/usr/lib` that .pc files name resolve under `PKG_CONFIG_SYSROOT_DIR=<dir>` as well.
+fn make_sysroot(dir: &Path, store: &Path, digests: &[String]) -> Result<(), PipelineError> {
+    std::fs::create_dir_all(dir).at("creating", dir)?;
+    for d in digests {
+        merge(&store.join(d), dir, dir)?;
+    }
+    let usr = dir.join("usr");
+    if std::fs::symlink_metadata(&usr).is_err() {
+        std::os::unix::fs::symlink(".", &usr).at("creating the link", &usr)?;
+    }
+    Ok(())
+}
+
+/// Builds one dependency in a build folder of its own and stores its `$DESTDIR/usr` at
+/// `<store>/<digest>`, written to a temporary name first and renamed into place.
+fn build_one(
+    node: &Node,
+    store: &Path,
+    opts: &BuildOptions,
+    log_dir: &Path,
+    tools: Tools,
+    events: &mut dyn FnMut(Event),
+) -> Result<(), PipelineError> {
+    let r = node.recipe;
+    let dir =
+        WorkDir::new(BUILD_DIR_PREFIX).at("creating a build folder in", std::env::temp_dir())?;
+    let (spec, jail) = super::toolchain_setup(r, opts, dir.path(), events)?;
+    make_sysroot(&dir.path().join("sysroot"), store, &node.below)?;
+    let ctx = BuildContext {
+        build_dir: dir.path().to_path_buf(),
+        epoch: opts.epoch,
+        jail,
+        keep_log: Some(log_dir.join(format!(".{}.build.log", r.name))),
+        cache: opts.shared_cache.clone(),
+    };
+    events(Event::Building {
+        name: &r.name,
+        lang: r.build.lang_name(),
+        libc: r.build.libc,
+        link: r.build.link,
+    });
+    let artifact = (tools.compile)(&spec, &ctx, &mut |step| super::forward(step, events))?;
+    events(Event::Toolchain(&artifact.toolchain));
+    let destdir = artifact.installed.ok_or_else(|| {
+        PipelineError::Unsupported(format!(
+            "the dependency {} installed no tree (it needs install = true)",
+            r.name
+        ))
+    })?;
+    verify_elves(&destdir, r, opts, events)?;
+    let usr = destdir.join("usr");
+    if !usr.is_dir() {
+        return Err(PipelineError::Unsupported(format!(
+            "the dependency {} installed nothing under $DESTDIR/usr: install it with prefix /usr (e.g. ./configure --prefix=/usr, make install PREFIX=/usr)",
+            r.name
+        )));
+    }
+    let tmp = WorkDir::new_in(store, &format!(".{}.partial-", node.digest))
+        .at("creating a folder in", store)?;
+    let staged = tmp.path().join("tree");
+    std::fs::create_dir(&staged).at("creating", &staged)?;
+    merge(&usr, &staged, &staged)?;
+    let target = store.join(&node.digest);
+    if let Err(e) = std::fs::rename(&staged, &target) {
+        // Another build stored the same inputs first: its tree is as good as ours.
+        if !target.is_dir() {
+            return Err(crate::fsio::IoError::new("storing the dependency in", &target, e).into());
+        }
+    }
+    Ok(())
+}
+
+/// Every ELF file the dependency installed is verified as an image's would be.
+fn verify_elves(
+    tree: &Path,
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<(), PipelineError> {
+    for e in installed_entries(tree)? {
+        if !matches!(e.kind, EntryKind::File(_)) {
+            continue;
+        }
+        let bytes = std::fs::read(&e.path).at("reading", &e.path)?;
+        if !bytes.starts_with(b"\x7fELF") {
+            continue;
+        }
+        let path = format!("/{}", e.rel);
+        let facts = verify::analyze(&bytes).map_err(|source| PipelineError::VerifyInstalled {
+            path: path.clone(),
+            source,
+        })?;
+        let verdict = verify::summary(&facts);
+        events(Event::VerifiedInstalled {
+            path: &path,
+            verdict: &verdict,
+        });
+        match judge(&facts, recipe, opts, &verdict, events) {
+            Ok(_) => {}
+            Err(PipelineError::Refused { verdict, findings }) => {
+                return Err(PipelineError::RefusedInstalled {
+                    path,
+                    verdict,
+                    findings,
+                });
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(())
+}
+
+/// Copies the tree `from` into `to` (folders merged, symlinks as symlinks, modes kept). A file
+/// already there with other bytes is a conflict between two dependencies, refused; the same
+/// bytes (a header two of them install) are fine. `root` names paths in the error.
+fn merge(from: &Path, to: &Path, root: &Path) -> Result<(), PipelineError> {
+    let mut entries: Vec<_> = std::fs::read_dir(from)
+        .at("reading", from)?
+        .collect::<Result<_, _>>()
+        .at("reading", from)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        let kind = e.file_type().at("reading", &src)?;
+        let existing = std::fs::symlink_metadata(&dst).ok();
+        let conflict = || {
+            PipelineError::Unsupported(format!(
+                "two dependencies install {} with different contents",
+                Path::new("/usr")
+                    .join(dst.strip_prefix(root).unwrap_or(&dst))
+                    .display()
+            ))
+        };
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&src).at("reading the link", &src)?;
+            match existing {
+                Some(_) if std::fs::read_link(&dst).ok().as_ref() == Some(&target) => {}
+                Some(_) => return Err(conflict()),
+                None => std::os::unix::fs::symlink(&target, &dst).at("creating the link", &dst)?,
+            }
+        } else if kind.is_dir() {
+            match existing {
+                Some(m) if m.is_dir() => {}
+                Some(_) => return Err(conflict()),
+                None => std::fs::create_dir(&dst).at("creating", &dst)?,
+            }
+            merge(&src, &dst, root)?;
+        } else if kind.is_file() {
+            match existing {
+                Some(_) => {
+                    let same =
+                        std::fs::read(&dst).ok() == Some(std::fs::read(&src).at("reading", &src)?);
+                    if !same {
+                        return Err(conflict());
+                    }
+                }
+                None => {
+                    std::fs::copy(&src, &dst).at("copying", &src)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_keeps_shared_identical_files_and_refuses_different_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, to) = (d.path().join("a"), d.path().join("b"), d.path().join("to"));
+        for (dir, text) in [(&a, "same"), (&b, "same")] {
+            std::fs::create_dir_all(dir.join("include")).unwrap();
+            std::fs::write(dir.join("include/common.h"), text).unwrap();
+        }
+        std::fs::write(a.join("include/a.h"), "a").unwrap();
+        std::os::unix::fs::symlink("a.h", a.join("include/link.h")).unwrap();
+        std::fs::create_dir(&to).unwrap();
+        merge(&a, &to, &to).unwrap();
+        merge(&b, &to, &to).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(to.join("include/a.h")).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            std::fs::read_link(to.join("include/link.h")).unwrap(),
+            Path::new("a.h")
+        );
+        std::fs::write(b.join("include/common.h"), "other").unwrap();
+        let e = merge(&b, &to, &to).unwrap_err().to_string();
+        assert!(
+            e.contains("two dependencies install /usr/include/common.h"),
+            "{e}"
+        );
+    }
+}
