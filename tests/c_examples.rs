@@ -32,7 +32,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "pigz",
-        "sha256:593ceb468762220130a3ce79f42e5fcf51d761be443221124d996c50b155b24a",
+        "sha256:2b0b471ddf8c5a5999db8b62b50a4d493b95d9496f45d6027e0fcf356f165d49",
     ),
     (
         "zlib",
