@@ -207,3 +207,42 @@ fn a_go_module_builds_from_a_tar_xz() {
     assert!(run.stderr.contains("verify  static"), "{}", run.stderr);
     assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
 }
+
+/// A project whose build system finds its own files: no `*.c` at the archive's top is needed
+/// when `commands` build it (busybox, jq and zlib keep theirs in subfolders or generate them).
+#[test]
+fn a_commands_build_needs_no_c_file_at_the_archive_top() {
+    need("make", "make");
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let fixture = repo_root().join("tests/fixtures/make-c");
+    for name in ["Makefile", "main.c", "greet.c", "greet.h"] {
+        let bytes = std::fs::read(fixture.join(name)).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        tar.append_data(&mut h, format!("made-1.0/code/{name}"), bytes.as_slice())
+            .unwrap();
+    }
+    let tarball = gzip(&tar.into_inner().unwrap());
+    let dir = work.path().join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("made-1.0.tar.gz"), &tarball).unwrap();
+    std::fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            "name = \"made\"\n[build]\nlang = \"c\"\n\
+             source = {{ archive = \"made-1.0.tar.gz\", sha256 = \"{}\" }}\n\
+             commands = [\"make -C code\"]\nartifact = \"code/hello\"\noutput = \"/hello\"\n\
+             [test]\nargs = [\"x\"]\nexpect_stdout = \"hello from make, 2\\n\"\n",
+            Digest::of_bytes(&tarball).hex()
+        ),
+    )
+    .unwrap();
+    let run = build(work.path(), cache.path(), &[]);
+    run.ok();
+    assert!(run.stderr.contains("verify  static-pie"), "{}", run.stderr);
+    assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
+}

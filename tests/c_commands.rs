@@ -196,6 +196,22 @@ fn install_true_packs_the_installed_tree() {
     assert_eq!(files, ["usr/bin/hello", "usr/bin/hello-too"], "{entries:?}");
 }
 
+/// `make install` runs `mkdir -p` and `cp`, whose modes follow the umask: the commands get a
+/// fixed one, so --check-repro's second build (umask 077) packs the same tree.
+#[test]
+fn an_installed_tree_repeats_under_another_umask() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = recipe(
+        work.path(),
+        "commands = [\"make -j$JOBS\", \"make install\"]\ninstall = true",
+        "[image]\nentrypoint = [\"/usr/bin/hello\"]\n\
+         [test]\nexpect_stdout = \"hello from make, 1\\n\"\n",
+    );
+    let run = build(work.path(), &dir, &["--check-repro"]);
+    run.ok();
+    assert!(run.stderr.contains("repro   ok"), "{}", run.stderr);
+}
+
 #[test]
 fn install_true_refuses_a_dynamic_elf_by_name() {
     let work = tempfile::tempdir().unwrap();

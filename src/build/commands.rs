@@ -45,7 +45,7 @@ pub(super) fn build(
     std::fs::create_dir_all(&bin).at("creating", &bin)?;
     // A wrapper, not `CC="gcc -specs …"`: libtool, cmake and Makefiles that call `gcc` by name
     // all get the same flags, and Makefiles that set CFLAGS themselves keep -fPIE and the maps.
-    let mut wrapper = wrapper_script(&gcc, &cc_args);
+    let mut wrapper = wrapper_script(&gcc, &cc_args, link_mode_flags(spec.link));
     if spec.libc == LibcChoice::Musl {
         // gcc would list the host's library folders, which the musl specs never link from;
         // build systems that search them themselves (meson's find_library) must not find a
@@ -101,8 +101,9 @@ pub(super) fn build(
     for (i, line) in lines.iter().enumerate() {
         let index = i + 1;
         let mut cmd = process::hermetic(&sh, build, ctx.epoch);
-        // A fixed umask, or `make install`'s folders and files would carry the caller's (077
-        // gives 0700 folders in the image). Through the shell: no pre_exec hook, no unsafe.
+        // A fixed umask: what `make install` creates (mkdir -p, cp) gets the same modes
+        // whatever the caller's umask (--check-repro builds a second time under 077). Through
+        // the shell: no pre_exec hook (and no unsafe) in a multithreaded parent.
         cmd.envs(&env)
             .arg("-c")
             .arg(format!("umask 022\n{line}"))
@@ -181,7 +182,12 @@ fn compiler_args(
             ));
         }
     };
-    args.extend(link_flags(spec.link).iter().map(|s| (*s).to_owned()));
+    args.extend(
+        link_flags(spec.link)
+            .iter()
+            .filter(|f| !link_mode_flags(spec.link).contains(f))
+            .map(|s| (*s).to_owned()),
+    );
     args.extend(prefix_maps(build, tree));
     args.extend(super::timestamp_macro(epoch));
     Ok((format!("{toolchain}, the project's build commands"), args))
@@ -204,6 +210,17 @@ fn link_flags(link: LinkMode) -> &'static [&'static str] {
     }
 }
 
+/// The flags that choose how the final link is made: not given to a relocatable link (`-r`),
+/// which ld refuses to combine with `-pie` (busybox and kbuild projects link `built-in.o` with
+/// `$(CC) -nostdlib -r`).
+fn link_mode_flags(link: LinkMode) -> &'static [&'static str] {
+    match link {
+        LinkMode::StaticPie => &["-static-pie"],
+        LinkMode::Static => &["-static"],
+        LinkMode::Dynamic => &[],
+    }
+}
+
 /// No host path may reach the binary: the copy and the build folder get fixed names. gcc tries
 /// the last map first, and the copy is inside the build folder: its map comes last.
 fn prefix_maps(build: &Path, tree: &Path) -> Vec<String> {
@@ -213,12 +230,25 @@ fn prefix_maps(build: &Path, tree: &Path) -> Vec<String> {
     ]
 }
 
-fn wrapper_script(gcc: &Path, args: &[String]) -> String {
-    let quoted: Vec<String> = std::iter::once(gcc.display().to_string())
+fn wrapper_script(gcc: &Path, args: &[String], link_mode: &[&str]) -> String {
+    let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
+    let base: Vec<String> = std::iter::once(gcc.display().to_string())
         .chain(args.iter().cloned())
-        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .map(|a| quote(&a))
         .collect();
-    format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" "))
+    let base = base.join(" ");
+    let mode: Vec<String> = link_mode.iter().map(|a| quote(a)).collect();
+    let mode = mode.join(" ");
+    // A relocatable link: no link mode (also none from the project's LDFLAGS), and -no-pie,
+    // since Debian's gcc passes -pie to ld by default and `-Wl,-r` hides the -r from gcc.
+    format!(
+        "#!/bin/sh\n\
+         for a in \"$@\"; do case \"$a\" in -r|-Wl,-r|-Wl,--relocatable)\n\
+         \x20 for b in \"$@\"; do shift; case \"$b\" in -static-pie|-static|-pie) ;; *) set -- \"$@\" \"$b\";; esac; done\n\
+         \x20 exec {base} -no-pie \"$@\";;\n\
+         esac; done\n\
+         exec {base} {mode} \"$@\"\n"
+    )
 }
 
 /// The folder of gcc's own libgcc.a (part of the C toolchain).
@@ -466,7 +496,7 @@ mod tests {
         let gcc = process::find_program("gcc").expect("gcc (apt-get install gcc)");
         let d = tempfile::tempdir().unwrap();
         let dirs = [PathBuf::from("/opt/musl/lib"), d.path().join("sysroot/lib")];
-        let script = with_search_dirs(&wrapper_script(&gcc, &[]), &gcc, &[], &dirs);
+        let script = with_search_dirs(&wrapper_script(&gcc, &[], &[]), &gcc, &[], &dirs);
         let path = d.path().join("cc");
         write_executable(&path, &script).unwrap();
         for flag in ["-print-search-dirs", "--print-search-dirs"] {
@@ -490,10 +520,53 @@ mod tests {
         let w = wrapper_script(
             Path::new("/usr/bin/gcc"),
             &["-specs".into(), "/b it's".into()],
+            &["-static-pie"],
         );
-        assert_eq!(
-            w,
-            "#!/bin/sh\nexec '/usr/bin/gcc' '-specs' '/b it'\\''s' \"$@\"\n"
+        assert!(
+            w.ends_with("exec '/usr/bin/gcc' '-specs' '/b it'\\''s' '-static-pie' \"$@\"\n"),
+            "{w}"
         );
+        assert!(
+            w.contains("exec '/usr/bin/gcc' '-specs' '/b it'\\''s' -no-pie \"$@\";;"),
+            "{w}"
+        );
+    }
+
+    /// kbuild's partial link (`$(CC) -nostdlib -Wl,-r`) must not get -static-pie, and the final
+    /// link of its output still must: run with the real gcc and musl.
+    #[test]
+    fn a_relocatable_link_through_the_wrapper_works_and_the_final_link_is_static_pie() {
+        let Ok(gcc) = crate::build::require("gcc", "test", "gcc") else {
+            panic!("gcc must be installed (apt-get install gcc)");
+        };
+        let d = tempfile::tempdir().unwrap();
+        let (specs, _) = musl::write_specs(d.path()).unwrap();
+        let cc = d.path().join("cc");
+        let args = vec!["-specs".into(), specs.display().to_string(), "-fPIE".into()];
+        write_executable(&cc, &wrapper_script(&gcc, &args, &["-static-pie"])).unwrap();
+        std::fs::write(d.path().join("a.c"), "int two(void) { return 2; }\n").unwrap();
+        std::fs::write(
+            d.path().join("m.c"),
+            "int two(void);\nint main(void) { return two() == 2 ? 7 : 1; }\n",
+        )
+        .unwrap();
+        let sh = |line: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(line)
+                .current_dir(d.path())
+                .status()
+                .unwrap()
+        };
+        assert!(sh("./cc -c a.c && ./cc -c m.c").success());
+        // Both spellings, and with the project's own LDFLAGS holding -static-pie.
+        assert!(sh("./cc -nostdlib -static-pie -r -o part.o a.o").success());
+        assert!(sh("./cc -nostdlib -Wl,-r -o built-in.o part.o m.o").success());
+        assert!(sh("./cc -o prog built-in.o").success());
+        let bytes = std::fs::read(d.path().join("prog")).unwrap();
+        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+        assert!(elf.interpreter.is_none(), "no ELF interpreter");
+        assert_eq!(elf.header.e_type, goblin::elf::header::ET_DYN, "a PIE");
+        assert_eq!(sh("./prog").code(), Some(7));
     }
 }

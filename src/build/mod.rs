@@ -165,6 +165,14 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
                 .unwrap_or_else(|| "not from a Debian package".into());
             v.insert(pkg.to_owned(), version);
         }
+        // musl builds see the kernel's headers (musl::kernel_headers).
+        if spec.libc == LibcChoice::Musl {
+            if let Some(version) =
+                crate::provenance::debian_package_version(&status, "linux-libc-dev")
+            {
+                v.insert("linux-libc-dev".to_owned(), version);
+            }
+        }
     }
     // A build system's tools decide the output as much as the compiler does.
     if let LangSpec::C(crate::recipe::CBuild {

@@ -68,14 +68,18 @@ impl Musl {
     }
 
     /// A gcc specs file that compiles against musl's headers and links musl statically,
-    /// as a true static-pie when the driver gets `-static-pie`.
-    pub(crate) fn specs(&self) -> String {
+    /// as a true static-pie when the driver gets `-static-pie`. `kernel` is a folder of the
+    /// kernel's headers, searched after musl's ([`kernel_headers`]).
+    pub(crate) fn specs(&self, kernel: Option<&Path>) -> String {
         let lib = self.lib_dir.display();
         let inc = self.include_dir.display();
+        let after = kernel
+            .map(|k| format!(" -idirafter {}", k.display()))
+            .unwrap_or_default();
         format!(
             "%rename cpp_options old_cpp_options\n\n\
-             *cpp_options:\n-nostdinc -isystem {inc} -isystem include%s %(old_cpp_options)\n\n\
-             *cc1:\n%(cc1_cpu) -nostdinc -isystem {inc} -isystem include%s\n\n\
+             *cpp_options:\n-nostdinc -isystem {inc} -isystem include%s{after} %(old_cpp_options)\n\n\
+             *cc1:\n%(cc1_cpu) -nostdinc -isystem {inc} -isystem include%s{after}\n\n\
              *link_libgcc:\n-L{lib} -L .%s\n\n\
              *libgcc:\nlibgcc.a%s %:if-exists(libgcc_eh.a%s)\n\n\
              *startfile:\n%{{static-pie:{lib}/rcrt1.o;static:{lib}/crt1.o;:{lib}/Scrt1.o}} {lib}/crti.o \
@@ -92,9 +96,54 @@ impl Musl {
 /// the installation it names.
 pub(crate) fn write_specs(build_dir: &Path) -> Result<(PathBuf, Musl), BuildError> {
     let m = find()?;
+    let kernel = kernel_headers(Path::new("/usr/include"), build_dir)?;
     let specs = build_dir.join("musl.specs");
-    std::fs::write(&specs, m.specs()).at("writing", &specs)?;
+    std::fs::write(&specs, m.specs(kernel.as_deref())).at("writing", &specs)?;
     Ok((specs, m))
+}
+
+/// The kernel's own header folders (uapi): musl ships none, and programs that talk to the
+/// kernel include them (busybox: `linux/kd.h`, `linux/fs.h`, …).
+const KERNEL_HEADER_DIRS: &[&str] = &[
+    "linux",
+    "asm-generic",
+    "mtd",
+    "rdma",
+    "misc",
+    "sound",
+    "video",
+    "xen",
+    "drm",
+];
+
+/// A folder `<build>/kernel-headers` of links to the kernel's header folders under `include`
+/// (Debian's linux-libc-dev), `asm` from the multiarch folder where it lives there. Not
+/// `include` itself: glibc's headers live there too, and a musl build must never find them.
+/// `None` when the kernel's headers are not installed.
+pub(crate) fn kernel_headers(
+    include: &Path,
+    build_dir: &Path,
+) -> Result<Option<PathBuf>, BuildError> {
+    if !include.join("linux/version.h").is_file() {
+        return Ok(None);
+    }
+    let dir = build_dir.join("kernel-headers");
+    std::fs::create_dir_all(&dir).at("creating", &dir)?;
+    let multiarch = include.join(format!("{}-linux-gnu/asm", std::env::consts::ARCH));
+    let asm = [multiarch, include.join("asm")]
+        .into_iter()
+        .find(|p| p.is_dir());
+    let links = KERNEL_HEADER_DIRS
+        .iter()
+        .map(|name| (name.to_string(), include.join(name)))
+        .chain(asm.map(|p| ("asm".to_owned(), p)));
+    for (name, target) in links {
+        let link = dir.join(&name);
+        if target.is_dir() && std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(&target, &link).at("creating the link", &link)?;
+        }
+    }
+    Ok(Some(dir))
 }
 
 /// The `-specs "…"` argument inside a musl-gcc wrapper script.
@@ -155,10 +204,59 @@ mod tests {
             lib_dir: "/m/lib".into(),
             include_dir: "/m/inc".into(),
         };
-        let s = m.specs();
+        let s = m.specs(Some(Path::new("/b/kernel-headers")));
+        assert!(s.contains("-isystem include%s -idirafter /b/kernel-headers"));
         assert!(s.contains("%{static-pie:/m/lib/rcrt1.o;static:/m/lib/crt1.o;"));
         assert!(s.contains("%{static-pie:-static -pie --no-dynamic-linker -z text;"));
         assert!(s.contains("-isystem /m/inc"));
+    }
+
+    /// Links to the kernel's folders only, never to `include` itself (glibc's headers).
+    #[test]
+    fn kernel_headers_are_linked_folder_by_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let inc = d.path().join("include");
+        let asm = inc.join(format!("{}-linux-gnu/asm", std::env::consts::ARCH));
+        for sub in [inc.join("linux"), inc.join("mtd"), asm.clone()] {
+            std::fs::create_dir_all(sub).unwrap();
+        }
+        std::fs::write(inc.join("linux/version.h"), "").unwrap();
+        std::fs::write(inc.join("stdio.h"), "glibc's").unwrap();
+        let build = d.path().join("build");
+        let dir = kernel_headers(&inc, &build).unwrap().unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["asm", "linux", "mtd"]);
+        assert_eq!(std::fs::read_link(dir.join("asm")).unwrap(), asm);
+        // Without linux/version.h there are no kernel headers to offer.
+        let bare = d.path().join("bare");
+        std::fs::create_dir_all(&bare).unwrap();
+        assert_eq!(kernel_headers(&bare, &build).unwrap(), None);
+    }
+
+    /// With the real headers: a musl compile finds <linux/kd.h> and <asm/ioctl.h>.
+    #[test]
+    fn a_musl_compile_finds_the_kernel_headers() {
+        let d = tempfile::tempdir().unwrap();
+        let (specs, _) = write_specs(d.path()).unwrap();
+        let src = d.path().join("k.c");
+        std::fs::write(&src, "#include <linux/kd.h>\n#include <asm/ioctl.h>\n#include <stdio.h>\nint x = KDGKBMODE;\n").unwrap();
+        let out = std::process::Command::new("gcc")
+            .arg("-specs")
+            .arg(&specs)
+            .args(["-c", "-o"])
+            .arg(d.path().join("k.o"))
+            .arg(&src)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

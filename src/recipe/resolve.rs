@@ -462,6 +462,7 @@ impl At<'_> {
 pub(crate) fn check_unpacked(spec: &mut BuildSpec) -> Result<(), String> {
     let source = spec.source.clone();
     match &mut spec.lang {
+        // The project's own build system finds its files: nothing to list or check.
         LangSpec::C(c) if c.commands.is_some() => {}
         LangSpec::C(c) => {
             c.files = super::cfiles::expand(&source, &c.patterns).map_err(|e| {
