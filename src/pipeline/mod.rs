@@ -534,6 +534,7 @@ pub fn build_with(
                 build_dir: build_dir.path().to_path_buf(),
                 inputs,
                 writable: build::writable_caches(&recipe.build, opts.shared_cache.as_ref())?,
+                network: false,
             })
         }
         Err(reason) => {

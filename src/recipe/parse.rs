@@ -3,7 +3,7 @@
 
 use super::{
     CBuild, Commands, Epoch, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode, MAX_EPOCH,
-    Problem, Symlink, TestSpec, is_valid_tag,
+    Problem, RustBuild, Symlink, TestSpec, is_valid_tag,
 };
 use crate::image::users::{Owner, User};
 use serde::Deserialize;
@@ -57,10 +57,15 @@ struct RawBuild {
     commands: Option<Spanned<Vec<Spanned<String>>>>,
     artifact: Option<Spanned<String>>,
     install: Option<Spanned<bool>>,
-    // Go
+    // Go (a package folder or file) and Rust (a cargo package name)
     package: Option<Spanned<String>>,
     cgo: Option<Spanned<bool>>,
     tags: Option<Spanned<Vec<Spanned<String>>>>,
+    // Rust
+    bin: Option<Spanned<String>>,
+    features: Option<Spanned<Vec<Spanned<String>>>>,
+    default_features: Option<Spanned<bool>>,
+    profile: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -162,6 +167,9 @@ pub(super) enum ParsedLang {
         build: GoBuild,
         /// Where `package` was written, if it was.
         package_span: Option<Range<usize>>,
+    },
+    Rust {
+        build: RustBuild,
     },
     Prebuilt,
 }
@@ -315,11 +323,12 @@ impl Ctx<'_> {
             .link
             .as_ref()
             .map(|l| *l.get_ref())
-            // C defaults to the strongest form; Go and prebuilt to plain static, as ko does.
-            .unwrap_or(if lang == Lang::C {
-                LinkMode::StaticPie
-            } else {
-                LinkMode::Static
+            // C and Rust default to the strongest form; Go and prebuilt to plain static, as ko
+            // does.
+            .unwrap_or(match lang {
+                Lang::C => LinkMode::StaticPie,
+                Lang::Rust => rust_default_link(),
+                Lang::Go | Lang::Prebuilt => LinkMode::Static,
             });
         let output = match &b.output {
             Some(o) => {
@@ -370,6 +379,12 @@ impl Ctx<'_> {
                     },
                 )
             }
+            Lang::Rust => (
+                libc,
+                ParsedLang::Rust {
+                    build: self.parse_rust(&b, strip)?,
+                },
+            ),
             Lang::Prebuilt => (libc, ParsedLang::Prebuilt),
         };
         Ok(ParsedBuild {
@@ -401,7 +416,7 @@ impl Ctx<'_> {
                         Lang::Prebuilt => {
                             "name the binary to pack, relative to the recipe's folder"
                         }
-                        Lang::C | Lang::Go => {
+                        Lang::C | Lang::Go | Lang::Rust => {
                             "name the folder that holds the code, relative to the recipe's folder, e.g. \".\""
                         }
                     },
@@ -423,7 +438,7 @@ impl Ctx<'_> {
         if lang == Lang::Prebuilt {
             return Err(err(
                 "build.source",
-                "an archive source is only for lang = \"c\" or \"go\", not \"prebuilt\"".into(),
+                "an archive source is only for lang = \"c\", \"go\" or \"rust\", not \"prebuilt\"".into(),
                 "name the binary to pack, relative to the recipe's folder",
             ));
         }
@@ -528,24 +543,31 @@ impl Ctx<'_> {
 
     /// A field the language does not use is an error, not silently ignored.
     fn refuse_fields_of_other_languages(&self, b: &RawBuild, lang: Lang) -> Result<(), Problem> {
-        let fields: [FieldUse; 10] = [
+        let fields: &[FieldUse] = &[
             ("files", span_of(&b.files), &[Lang::C]),
             ("commands", span_of(&b.commands), &[Lang::C]),
             ("artifact", span_of(&b.artifact), &[Lang::C]),
             ("install", span_of(&b.install), &[Lang::C]),
             ("cflags", span_of(&b.cflags), &[Lang::C]),
-            ("package", span_of(&b.package), &[Lang::Go]),
+            ("package", span_of(&b.package), &[Lang::Go, Lang::Rust]),
             ("cgo", span_of(&b.cgo), &[Lang::Go]),
             ("tags", span_of(&b.tags), &[Lang::Go]),
             ("ldflags", span_of(&b.ldflags), &[Lang::C, Lang::Go]),
-            ("strip", span_of(&b.strip), &[Lang::C, Lang::Go]),
+            ("strip", span_of(&b.strip), &[Lang::C, Lang::Go, Lang::Rust]),
+            ("bin", span_of(&b.bin), &[Lang::Rust]),
+            ("features", span_of(&b.features), &[Lang::Rust]),
+            ("default_features", span_of(&b.default_features), &[Lang::Rust]),
+            ("profile", span_of(&b.profile), &[Lang::Rust]),
         ];
-        for (field, at, langs) in fields {
+        for (field, at, langs) in fields.iter().cloned() {
             let Some(at) = at else { continue };
             if langs.contains(&lang) {
                 continue;
             }
             let help = match (field, lang) {
+                ("ldflags", Lang::Rust) => {
+                    "a Rust build's flags come from Cargo.toml's profile; remove the field"
+                }
                 ("strip", Lang::Prebuilt) => {
                     "staticpack packs a prebuilt binary as it is: strip it before (strip --strip-all), or remove the field"
                 }
@@ -679,7 +701,7 @@ impl Ctx<'_> {
             (_, Some(l)) => {
                 let value = *l.get_ref();
                 let allowed: &[LibcChoice] = match lang {
-                    Lang::C => &[LibcChoice::Musl, LibcChoice::Glibc],
+                    Lang::C | Lang::Rust => &[LibcChoice::Musl, LibcChoice::Glibc],
                     Lang::Go | Lang::Prebuilt => {
                         &[LibcChoice::Musl, LibcChoice::Glibc, LibcChoice::None]
                     }
@@ -694,7 +716,7 @@ impl Ctx<'_> {
                 }
                 value
             }
-            (Lang::C, None) => LibcChoice::Musl,
+            (Lang::C | Lang::Rust, None) => LibcChoice::Musl,
             (Lang::Go | Lang::Prebuilt, None) => LibcChoice::None,
         })
     }
@@ -796,6 +818,71 @@ impl Ctx<'_> {
                 strip,
             },
         ))
+    }
+
+    /// Rust: cargo's names as cargo allows them, and the links its static targets can make.
+    fn parse_rust(&self, b: &RawBuild, strip: bool) -> Result<RustBuild, Problem> {
+        if let Some(l) = b.link.as_ref().filter(|l| *l.get_ref() == LinkMode::Dynamic) {
+            return Err(self.error(
+                l.span(),
+                "build.link",
+                "a dynamic Rust binary cannot run in a scratch image".into(),
+                Some("use link = \"static-pie\" (the default) or \"static\"".into()),
+            ));
+        }
+        // Cargo's package, target and profile names; features may also say `dep/feature`.
+        let name_ok = |v: &str, extra: &[u8]| {
+            !v.is_empty()
+                && !v.starts_with('-')
+                && v.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_-".contains(&c) || extra.contains(&c))
+        };
+        let name = |field: &str, v: &Option<Spanned<String>>, help: &str| match v {
+            Some(s) if !name_ok(s.get_ref(), b"") => Err(self.error(
+                s.span(),
+                field,
+                format!("{:?} is not a cargo name", s.get_ref()),
+                Some(help.into()),
+            )),
+            Some(s) => Ok(Some(s.get_ref().clone())),
+            None => Ok(None),
+        };
+        let package = name(
+            "build.package",
+            &b.package,
+            "name the workspace member as its Cargo.toml does, e.g. package = \"mytool\"",
+        )?;
+        let bin = name(
+            "build.bin",
+            &b.bin,
+            "name the [[bin]] target, e.g. bin = \"mytool\"",
+        )?;
+        let profile = name(
+            "build.profile",
+            &b.profile,
+            "name a cargo profile: \"release\" (the default), \"dev\" or one of Cargo.toml's [profile.NAME]",
+        )?
+        .unwrap_or_else(|| "release".to_owned());
+        let mut features = Vec::new();
+        for f in b.features.iter().flat_map(|f| f.get_ref()) {
+            if !name_ok(f.get_ref(), b"/+.") {
+                return Err(self.error(
+                    f.span(),
+                    "build.features",
+                    format!("{:?} is not a cargo feature", f.get_ref()),
+                    Some("write one feature per string, e.g. features = [\"tls\", \"serde/derive\"]".into()),
+                ));
+            }
+            features.push(f.get_ref().clone());
+        }
+        Ok(RustBuild {
+            package,
+            bin,
+            features,
+            default_features: b.default_features.as_ref().is_none_or(|d| *d.get_ref()),
+            profile,
+            strip,
+        })
     }
 
     /// `[image]` as written: paths, users and owners by their syntax, ports, signals. `output`
@@ -1031,6 +1118,15 @@ pub(super) const PACKAGE_HELP: &str =
 pub(super) const USER_HELP: &str = "use \"UID\" or \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";
 pub(super) const OWNER_HELP: &str =
     "use \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";
+
+/// A static-pie where Rust's Linux targets make working ones (musl and gnu on x86-64 and
+/// aarch64); plain static elsewhere.
+fn rust_default_link() -> LinkMode {
+    match std::env::consts::ARCH {
+        "x86_64" | "aarch64" => LinkMode::StaticPie,
+        _ => LinkMode::Static,
+    }
+}
 
 /// A field, where it was written (if it was), and the languages that use it.
 type FieldUse = (&'static str, Option<Range<usize>>, &'static [Lang]);

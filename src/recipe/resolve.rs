@@ -175,6 +175,10 @@ impl At<'_> {
                 }
                 LangSpec::Go(build)
             }
+            ParsedLang::Rust { build } => {
+                check_cargo_project(&source).map_err(|(m, h)| source_error(m, h))?;
+                LangSpec::Rust(build)
+            }
             ParsedLang::Prebuilt => LangSpec::Prebuilt,
         };
         Ok(BuildSpec {
@@ -226,6 +230,7 @@ impl At<'_> {
                 ..build
             }),
             ParsedLang::Go { build, .. } => LangSpec::Go(build),
+            ParsedLang::Rust { build } => LangSpec::Rust(build),
             ParsedLang::Prebuilt => LangSpec::Prebuilt,
         };
         Ok(BuildSpec {
@@ -409,7 +414,28 @@ pub(crate) fn check_unpacked(spec: &mut BuildSpec) -> Result<(), String> {
                 ));
             }
         }
+        LangSpec::Rust(_) => {
+            check_cargo_project(&source).map_err(|(m, h)| format!("{m}; {h}"))?;
+        }
         LangSpec::Prebuilt => {}
+    }
+    Ok(())
+}
+
+/// A cargo project staticpack can build offline: a Cargo.toml and the Cargo.lock that pins
+/// every dependency (`--locked` refuses to invent one). What is wrong, and the fix.
+fn check_cargo_project(source: &Path) -> Result<(), (String, String)> {
+    if !source.join("Cargo.toml").is_file() {
+        return Err((
+            format!("no Cargo.toml in {}", source.display()),
+            "the source folder must be a cargo package or workspace (cargo init)".into(),
+        ));
+    }
+    if !source.join("Cargo.lock").is_file() {
+        return Err((
+            format!("no Cargo.lock in {}", source.display()),
+            "staticpack builds with --locked so that every dependency is pinned: run `cargo generate-lockfile` in the source folder and commit Cargo.lock".into(),
+        ));
     }
     Ok(())
 }
