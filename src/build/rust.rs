@@ -71,7 +71,11 @@ impl Toolchain {
 
     /// Whether the standard library for `target` is installed.
     fn has_target(&self, target: &str) -> bool {
-        self.sysroot.join("lib/rustlib").join(target).join("lib").is_dir()
+        self.sysroot
+            .join("lib/rustlib")
+            .join(target)
+            .join("lib")
+            .is_dir()
     }
 
     /// `rustc -vV`, one line per field, and `cargo -V`: what goes into the cache key and the
@@ -252,7 +256,11 @@ fn fetch(
     if let Some(jail) = &mut networked.jail {
         jail.network = true;
     }
-    process::run_step(online, &networked)?;
+    process::run_step(online, &networked).map_err(|e| {
+        BuildError::Unsupported(format!(
+            "cargo fetch (the one step with network) failed: {e}\n  Fix: check the network (a rebuild then needs none: the crates stay in the cache's cargo home), or vendor the dependencies into the source (`cargo vendor`, a vendor/ folder)"
+        ))
+    })?;
     Ok(vec![line])
 }
 
@@ -319,7 +327,10 @@ fn executable(output: &str, rb: &RustBuild) -> Result<PathBuf, BuildError> {
         let Some(exe) = msg["executable"].as_str() else {
             continue;
         };
-        let name = msg["target"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = msg["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         found.push((name, PathBuf::from(exe)));
     }
     match found.as_slice() {
@@ -425,6 +436,9 @@ mod tests {
         assert!(e.contains("no executable"), "{e}");
         let two = format!("{}\n{}\n", bin("a"), bin("b"));
         let e = executable(&two, &rb()).unwrap_err().to_string();
-        assert!(e.contains("2 executables (a, b)") && e.contains("bin ="), "{e}");
+        assert!(
+            e.contains("2 executables (a, b)") && e.contains("bin ="),
+            "{e}"
+        );
     }
 }

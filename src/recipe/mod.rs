@@ -163,6 +163,9 @@ pub struct Recipe {
     /// `allow_outside`, resolved: the only places outside `dir` the recipe's inputs may be.
     pub allow_outside: Vec<PathBuf>,
     pub build: BuildSpec,
+    /// `allow_nss_hazards = true` in `[build]`: its reason. NSS hazards are then packed, as
+    /// with `--allow-nss-hazards`.
+    pub nss_allowed: Option<String>,
     pub image: ImageSpec,
     pub test: Option<TestSpec>,
 }
@@ -270,7 +273,8 @@ pub struct Commands {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GoBuild {
-    /// The main package relative to the source folder, e.g. "." or "./cmd/app".
+    /// The main package relative to the source folder, e.g. "." or "./cmd/app", or one file
+    /// ("./prog.go", built alone as `go build prog.go`).
     pub package: String,
     /// CGO_ENABLED.
     pub cgo: bool,

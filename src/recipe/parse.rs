@@ -61,6 +61,9 @@ struct RawBuild {
     package: Option<Spanned<String>>,
     cgo: Option<Spanned<bool>>,
     tags: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Pack a static glibc binary that loads NSS modules, with the `reason` it is fine.
+    allow_nss_hazards: Option<Spanned<bool>>,
+    reason: Option<Spanned<String>>,
     // Rust
     bin: Option<Spanned<String>>,
     features: Option<Spanned<Vec<Spanned<String>>>>,
@@ -131,6 +134,8 @@ pub struct Parsed {
     pub(super) epoch: Epoch,
     pub(super) allow_outside: Vec<Spanned<String>>,
     pub(super) build: ParsedBuild,
+    /// `allow_nss_hazards = true`: its reason.
+    pub(super) nss_allowed: Option<String>,
     pub(super) image: ParsedImage,
     pub(super) test: Option<TestSpec>,
 }
@@ -200,6 +205,7 @@ pub fn parse(text: &str) -> Result<Parsed, Problem> {
     let install = (raw.build.get_ref().install.as_ref())
         .filter(|i| *i.get_ref())
         .map(Spanned::span);
+    let nss_allowed = ctx.parse_nss(raw.build.get_ref())?;
     let build = ctx.parse_build(raw.build, &name)?;
     // After the build's own checks, so that `install` with another language says that first.
     if let (Some(at), None) = (install, &raw.image.entrypoint) {
@@ -229,6 +235,7 @@ pub fn parse(text: &str) -> Result<Parsed, Problem> {
         epoch,
         allow_outside: raw.allow_outside,
         build,
+        nss_allowed,
         image,
         test,
     })
@@ -397,6 +404,48 @@ impl Ctx<'_> {
         })
     }
 
+    /// `allow_nss_hazards = true` with its `reason`, for a build that links glibc: the one NSS
+    /// rule (see the README) relaxed in the recipe, said why.
+    fn parse_nss(&self, b: &RawBuild) -> Result<Option<String>, Problem> {
+        let allow = b.allow_nss_hazards.as_ref().filter(|a| *a.get_ref());
+        let help = "say why the hazard is acceptable, e.g. reason = \"runs as uid 0 only; no name lookups\"";
+        match (allow, &b.reason) {
+            (None, None) => Ok(None),
+            (None, Some(r)) => Err(self.error(
+                r.span(),
+                "build.reason",
+                "`reason` explains allow_nss_hazards = true, which is not set".into(),
+                Some("remove it, or set allow_nss_hazards = true".into()),
+            )),
+            (Some(a), None) => Err(self.error(
+                a.span(),
+                "build.reason",
+                "allow_nss_hazards = true needs a `reason`".into(),
+                Some(help.into()),
+            )),
+            (Some(_), Some(r)) if r.get_ref().trim().is_empty() => Err(self.error(
+                r.span(),
+                "build.reason",
+                "the reason is empty".into(),
+                Some(help.into()),
+            )),
+            (Some(a), Some(r)) => {
+                let lang = *b.lang.get_ref();
+                let glibc = b.libc.as_ref().map(|l| *l.get_ref()) == Some(LibcChoice::Glibc);
+                if !glibc && lang != Lang::Prebuilt {
+                    return Err(self.error(
+                        a.span(),
+                        "build.allow_nss_hazards",
+                        "only a static glibc binary loads NSS modules: this build links no glibc"
+                            .into(),
+                        Some("remove allow_nss_hazards and reason, or set libc = \"glibc\"".into()),
+                    ));
+                }
+                Ok(Some(r.get_ref().trim().to_owned()))
+            }
+        }
+    }
+
     /// `build.source`: a path, or an archive table.
     fn parse_source(
         &self,
@@ -438,7 +487,8 @@ impl Ctx<'_> {
         if lang == Lang::Prebuilt {
             return Err(err(
                 "build.source",
-                "an archive source is only for lang = \"c\", \"go\" or \"rust\", not \"prebuilt\"".into(),
+                "an archive source is only for lang = \"c\", \"go\" or \"rust\", not \"prebuilt\""
+                    .into(),
                 "name the binary to pack, relative to the recipe's folder",
             ));
         }
@@ -556,7 +606,11 @@ impl Ctx<'_> {
             ("strip", span_of(&b.strip), &[Lang::C, Lang::Go, Lang::Rust]),
             ("bin", span_of(&b.bin), &[Lang::Rust]),
             ("features", span_of(&b.features), &[Lang::Rust]),
-            ("default_features", span_of(&b.default_features), &[Lang::Rust]),
+            (
+                "default_features",
+                span_of(&b.default_features),
+                &[Lang::Rust],
+            ),
             ("profile", span_of(&b.profile), &[Lang::Rust]),
         ];
         for (field, at, langs) in fields.iter().cloned() {
@@ -578,7 +632,10 @@ impl Ctx<'_> {
                 &format!("build.{field}"),
                 format!(
                     "`{field}` is only for lang = {}, not \"{lang}\"",
-                    join_quoted(langs).replace(", ", " or ")
+                    match join_quoted(langs).rsplit_once(", ") {
+                        Some((most, last)) => format!("{most} or {last}"),
+                        None => join_quoted(langs),
+                    }
                 ),
                 Some(help.into()),
             ));
@@ -779,7 +836,9 @@ impl Ctx<'_> {
                     return Err(self.error(
                         p.span(),
                         "build.package",
-                        format!("{value:?} is not a package folder inside build.source"),
+                        format!(
+                            "{value:?} is not a package folder or .go file inside build.source"
+                        ),
                         Some(PACKAGE_HELP.into()),
                     ));
                 }
@@ -822,7 +881,11 @@ impl Ctx<'_> {
 
     /// Rust: cargo's names as cargo allows them, and the links its static targets can make.
     fn parse_rust(&self, b: &RawBuild, strip: bool) -> Result<RustBuild, Problem> {
-        if let Some(l) = b.link.as_ref().filter(|l| *l.get_ref() == LinkMode::Dynamic) {
+        if let Some(l) = b
+            .link
+            .as_ref()
+            .filter(|l| *l.get_ref() == LinkMode::Dynamic)
+        {
             return Err(self.error(
                 l.span(),
                 "build.link",
@@ -870,7 +933,10 @@ impl Ctx<'_> {
                     f.span(),
                     "build.features",
                     format!("{:?} is not a cargo feature", f.get_ref()),
-                    Some("write one feature per string, e.g. features = [\"tls\", \"serde/derive\"]".into()),
+                    Some(
+                        "write one feature per string, e.g. features = [\"tls\", \"serde/derive\"]"
+                            .into(),
+                    ),
                 ));
             }
             features.push(f.get_ref().clone());
@@ -1113,8 +1179,7 @@ impl Ctx<'_> {
 }
 
 const SOURCE_HELP: &str = "write a folder (\".\"), or { archive = \"x-1.0.tar.gz\", sha256 = \"…\" }, or { url = \"https://…/x-1.0.tar.gz\", sha256 = \"…\" }";
-pub(super) const PACKAGE_HELP: &str =
-    "give the main package's folder relative to build.source, e.g. \".\" or \"./cmd/app\"";
+pub(super) const PACKAGE_HELP: &str = "give the main package's folder relative to build.source, e.g. \".\" or \"./cmd/app\", or one program file (built as `go build prog.go`), e.g. \"prog.go\"";
 pub(super) const USER_HELP: &str = "use \"UID\" or \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";
 pub(super) const OWNER_HELP: &str =
     "use \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";

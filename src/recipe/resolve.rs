@@ -58,6 +58,7 @@ impl Parsed {
             epoch: self.epoch,
             allow_outside: allowed,
             build,
+            nss_allowed: self.nss_allowed,
             image,
             test: self.test,
         })
@@ -153,13 +154,14 @@ impl At<'_> {
                 package_span,
             } => {
                 if let Some(span) = package_span {
-                    if !source.join(&build.package).is_dir() {
+                    if !go_package_exists(&source, &build.package) {
                         return Err(self.place.error(
                             span,
                             "build.package",
                             format!(
-                                "{:?} is not a package folder inside {}",
+                                "{:?} is not a {} inside {}",
                                 build.package,
+                                go_package_kind(&build.package),
                                 source.display()
                             ),
                             Some(PACKAGE_HELP.into()),
@@ -407,10 +409,11 @@ pub(crate) fn check_unpacked(spec: &mut BuildSpec) -> Result<(), String> {
             if !source.join("go.mod").is_file() {
                 return Err("the archive holds no go.mod at its top (after strip_components): it must be a Go module".into());
             }
-            if !source.join(&g.package).is_dir() {
+            if !go_package_exists(&source, &g.package) {
                 return Err(format!(
-                    "build.package: {:?} is not a folder in the unpacked archive",
-                    g.package
+                    "build.package: {:?} is not a {} in the unpacked archive",
+                    g.package,
+                    go_package_kind(&g.package)
                 ));
             }
         }
@@ -438,6 +441,25 @@ fn check_cargo_project(source: &Path) -> Result<(), (String, String)> {
         ));
     }
     Ok(())
+}
+
+/// A Go `package`: a folder, or one `.go` file (`go build prog.go`, which builds that file
+/// alone, `//go:build ignore` or not).
+fn go_package_exists(source: &Path, package: &str) -> bool {
+    let p = source.join(package);
+    if package.ends_with(".go") {
+        p.is_file()
+    } else {
+        p.is_dir()
+    }
+}
+
+fn go_package_kind(package: &str) -> &'static str {
+    if package.ends_with(".go") {
+        ".go file"
+    } else {
+        "package folder"
+    }
 }
 
 fn c_files_in(dir: &Path) -> Vec<String> {
