@@ -172,7 +172,11 @@ pub(super) fn build(
     cmd.args(build_args(rb, &target));
     cmd.args(&vendor_config);
     commands.push(process::render(&cmd));
-    let environment = process::environment(&cmd);
+    let environment = process::environment(&cmd)
+        .into_iter()
+        .map(|(k, v)| (k, paths.stable(&v)))
+        .collect();
+    let commands = commands.iter().map(|c| paths.stable(c)).collect();
     let out = process::run_step(cmd, &ctx)?;
     let built = executable(&out, rb)?;
     let binary = super::output_path(&ctx, &spec.output)?;
@@ -205,6 +209,15 @@ struct Paths {
     sysroot: PathBuf,
 }
 
+impl Paths {
+    /// `text` with the toolchain and the cargo home (often in $HOME) named, for the report and
+    /// the provenance; the pipeline names the build folder.
+    fn stable(&self, text: &str) -> String {
+        text.replace(&self.sysroot.display().to_string(), "<rust-toolchain>")
+            .replace(&self.cargo_home.display().to_string(), "<cargo-home>")
+    }
+}
+
 /// A hermetic cargo command run from the copy, with the toolchain's rustc.
 fn cargo(tc: &Toolchain, paths: &Paths, ctx: &BuildContext) -> Command {
     let mut cmd = process::hermetic(&tc.cargo, &ctx.build_dir, ctx.epoch);
@@ -213,8 +226,9 @@ fn cargo(tc: &Toolchain, paths: &Paths, ctx: &BuildContext) -> Command {
         .env("RUSTC", &tc.rustc)
         .env("CARGO_TERM_COLOR", "never")
         .env("CARGO_TERM_PROGRESS_WHEN", "never");
-    // The toolchain's folder first, for rustc's helpers (rust-lld, build scripts' `rustc`).
-    if let Some(bin) = tc.rustc.parent() {
+    // The toolchain's folder first, for rustc's helpers (rust-lld, build scripts' `rustc`),
+    // when cargo (first already) is not from it.
+    if let Some(bin) = tc.rustc.parent().filter(|b| Some(*b) != tc.cargo.parent()) {
         let path = cmd
             .get_envs()
             .find(|(k, _)| *k == "PATH")
