@@ -53,7 +53,7 @@ impl CacheDir {
     }
 
     /// Fetched source archives, by sha256.
-    pub fn sources(&self) -> PathBuf {
+    pub(crate) fn sources(&self) -> PathBuf {
         self.root.join("sources")
     }
 
@@ -63,13 +63,18 @@ impl CacheDir {
     }
 
     /// Go's build cache (`GOCACHE`), when builds may reuse it.
-    pub fn go_build(&self) -> Option<PathBuf> {
+    pub(crate) fn go_build(&self) -> Option<PathBuf> {
         self.reuse_builds.then(|| self.root.join("go-build"))
     }
 
     /// `CARGO_HOME` for downloaded crates (checked against Cargo.lock by cargo itself).
     pub fn cargo_home(&self) -> PathBuf {
         self.root.join("cargo")
+    }
+
+    /// Compiled C objects, by what decides their bytes, when builds may reuse them.
+    pub(crate) fn objects(&self) -> Option<PathBuf> {
+        self.reuse_builds.then(|| self.root.join("objects"))
     }
 
     /// Built static dependencies, by their inputs digest, when builds may reuse them.
@@ -121,6 +126,7 @@ mod tests {
         assert!(!cold.builds_reusable());
         assert_eq!(cold.go_build(), None);
         assert_eq!(cold.deps(), None);
+        assert_eq!(cold.objects(), None);
         assert_eq!(cold.sources(), Path::new("/c/sources"));
         assert_eq!(cold.cargo_home(), Path::new("/c/cargo"));
     }

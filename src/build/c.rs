@@ -1,55 +1,266 @@
-//! C with musl (our specs, so static-pie is real) or with the host's glibc gcc.
+//! C file lists with musl (our specs, so static-pie is real) or with the host's glibc gcc:
+//! each file compiled on its own, one job per core, objects reused from the shared cache when
+//! what decides their bytes is unchanged, then one link.
 
 use super::process;
-use super::{Artifact, BuildContext, BuildError, musl};
+use super::{Artifact, BuildContext, BuildError, Step, musl};
+use crate::fsio::IoContext;
 use crate::recipe::{BuildSpec, CBuild, LibcChoice, LinkMode};
-use std::path::Path;
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Compiles and links `c.files` in one gcc call.
 pub(super) fn build(
     spec: &BuildSpec,
     c: &CBuild,
     ctx: &BuildContext,
+    report: &mut dyn FnMut(Step),
 ) -> Result<Artifact, BuildError> {
     let gcc = super::require("gcc", "lang = \"c\" compiles with gcc", "gcc")?;
     let version = process::version_line(&gcc);
     let binary = super::output_path(ctx, &spec.output)?;
-
-    let mut cmd = process::hermetic(&gcc, &ctx.build_dir, ctx.epoch);
-    cmd.current_dir(&spec.source);
-    let toolchain = match spec.libc {
+    let (toolchain, libc_args, specs_text) = match spec.libc {
         LibcChoice::Musl => {
             let (specs, m) = musl::write_specs(&ctx.build_dir)?;
-            cmd.arg("-specs").arg(&specs);
-            format!("{version} + musl ({})", m.lib_dir.display())
+            let text = std::fs::read(&specs).at("reading", &specs)?;
+            (
+                format!("{version} + musl ({})", m.lib_dir.display()),
+                vec!["-specs".to_owned(), specs.display().to_string()],
+                text,
+            )
         }
-        LibcChoice::Glibc => format!("{version} + glibc"),
+        LibcChoice::Glibc => (format!("{version} + glibc"), Vec::new(), Vec::new()),
         LibcChoice::None => {
             return Err(BuildError::Unsupported(
                 "C needs a libc: musl or glibc".into(),
             ));
         }
     };
-    match spec.link {
-        LinkMode::StaticPie => cmd.args(["-static-pie", "-fPIE"]),
-        LinkMode::Static => cmd.arg("-static"),
-        LinkMode::Dynamic => &mut cmd,
+    let compile_flags = compile_flags(spec, c, ctx.epoch);
+    // No host path may reach an object: the source and build folders get fixed names. gcc
+    // tries the last map first, and an unpacked archive's source is inside the build folder.
+    let maps = [
+        prefix_map(&ctx.build_dir, "/build"),
+        prefix_map(&spec.source, "/src"),
+    ];
+    let objects = ctx.build_dir.join("obj");
+    std::fs::create_dir_all(&objects).at("creating", &objects)?;
+    let compiler = Compiler {
+        gcc: &gcc,
+        ctx,
+        source: &spec.source,
+        args: [libc_args.as_slice(), &maps, &compile_flags].concat(),
+        // The maps' host paths are left out: mapping them away is their whole point.
+        key: object_key_base(spec, &specs_text, &compile_flags),
+        cache: ctx
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.objects())
+            .filter(|dir| std::fs::create_dir_all(dir).is_ok()),
     };
-    // No host path may reach the binary: the source and build folders get fixed names.
-    cmd.arg(prefix_map(&spec.source, "/src"))
-        .arg(prefix_map(&ctx.build_dir, "/build"))
+    let compiled = compiler.compile_all(&c.files, &objects)?;
+    let reused = compiled.iter().filter(|o| o.reused).count();
+    report(Step::Compiled {
+        compiled: compiled.len() - reused,
+        reused,
+    });
+
+    let mut link = process::hermetic(&gcc, &ctx.build_dir, ctx.epoch);
+    link.current_dir(&spec.source).args(&libc_args);
+    match spec.link {
+        LinkMode::StaticPie => link.arg("-static-pie"),
+        LinkMode::Static => link.arg("-static"),
+        LinkMode::Dynamic => &mut link,
+    };
+    // As make's default link rule does: flags like -flto, -pthread or -Wl,… in cflags must
+    // reach the link too.
+    link.args(&maps)
         .arg("-O2")
         .args(&c.cflags)
         .arg("-o")
         .arg(&binary)
-        .args(&c.files)
+        .args(compiled.iter().map(|o| &o.path))
         .args(&c.ldflags);
     if c.strip {
-        cmd.arg("-s");
+        link.arg("-s");
     }
-    super::run_one(cmd, binary, toolchain, ctx)
+    let mut artifact = super::run_one(link, binary, toolchain, ctx)?;
+    // Every compile is recorded, reused or not: the provenance says how the objects are made,
+    // and must not depend on what the cache held.
+    let mut commands: Vec<String> = compiled.into_iter().map(|o| o.command).collect();
+    commands.append(&mut artifact.commands);
+    artifact.commands = commands;
+    Ok(artifact)
+}
+
+/// What decides an object's bytes, besides its preprocessed text and toolchain: written by the
+/// recipe, in order.
+fn compile_flags(spec: &BuildSpec, c: &CBuild, epoch: u64) -> Vec<String> {
+    let mut flags = Vec::new();
+    flags.extend(super::timestamp_macro(epoch));
+    if spec.link == LinkMode::StaticPie {
+        flags.push("-fPIE".to_owned());
+    }
+    flags.push("-O2".to_owned());
+    // Relative (the compiler runs in the source folder), so that the preprocessed text, and
+    // with it the object's key, is the same wherever the source is.
+    flags.extend(c.include_dirs.iter().map(|d| format!("-I{d}")));
+    flags.extend(c.defines.iter().map(|d| format!("-D{d}")));
+    flags.extend(c.cflags.iter().cloned());
+    flags
+}
+
+fn object_key_base(spec: &BuildSpec, specs_text: &[u8], flags: &[String]) -> Sha256 {
+    let mut key = Sha256::new();
+    let versions = super::toolchain_versions(spec);
+    let mut feed = |label: &str, bytes: &[u8]| {
+        key.update((label.len() as u64).to_le_bytes());
+        key.update(label.as_bytes());
+        key.update((bytes.len() as u64).to_le_bytes());
+        key.update(bytes);
+    };
+    feed("staticpack", env!("CARGO_PKG_VERSION").as_bytes());
+    for (tool, version) in &versions {
+        feed(tool, version.as_bytes());
+    }
+    feed("specs", specs_text);
+    for f in flags {
+        feed("flag", f.as_bytes());
+    }
+    key
 }
 
 fn prefix_map(from: &Path, to: &str) -> String {
     format!("-ffile-prefix-map={}={to}", from.display())
+}
+
+struct Compiler<'a> {
+    gcc: &'a Path,
+    ctx: &'a BuildContext,
+    source: &'a Path,
+    /// libc, prefix maps, then [`compile_flags`].
+    args: Vec<String>,
+    key: Sha256,
+    /// `<cache>/objects`, when builds may reuse it.
+    cache: Option<PathBuf>,
+}
+
+struct Object {
+    path: PathBuf,
+    command: String,
+    reused: bool,
+}
+
+impl Compiler<'_> {
+    /// Compiles every file, one worker per core; the objects come back in the files' order.
+    fn compile_all(&self, files: &[String], dir: &Path) -> Result<Vec<Object>, BuildError> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(files.len())
+            .max(1);
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<Result<Object, BuildError>>>> =
+            Mutex::new((0..files.len()).map(|_| None).collect());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= files.len() || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let result = self.compile(i, &files[i], dir);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if let Ok(mut slots) = results.lock() {
+                            slots[i] = Some(result);
+                        }
+                    }
+                });
+            }
+        });
+        let slots = results.into_inner().unwrap_or_default();
+        // The first failure in file order, so that the error does not depend on scheduling
+        // more than it must.
+        let mut objects = Vec::with_capacity(files.len());
+        for slot in slots {
+            match slot {
+                Some(Ok(o)) => objects.push(o),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        Ok(objects)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = process::hermetic(self.gcc, &self.ctx.build_dir, self.ctx.epoch);
+        cmd.current_dir(self.source).args(&self.args);
+        cmd
+    }
+
+    fn compile(&self, index: usize, file: &str, dir: &Path) -> Result<Object, BuildError> {
+        let stem = Path::new(file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = dir.join(format!("{index:04}-{stem}.o"));
+        let mut compile = self.command();
+        compile.arg("-c").arg(file).arg("-o").arg(&path);
+        let command = process::render(&compile);
+        let Some(cache) = &self.cache else {
+            process::run_step(compile, self.ctx)?;
+            return Ok(Object {
+                path,
+                command,
+                reused: false,
+            });
+        };
+        // The key is the preprocessed text (every header it includes, as it was included), the
+        // file's name (it is in the object's symbol table), the flags and the toolchain.
+        let preprocessed = dir.join(format!("{index:04}-{stem}.i"));
+        let mut pp = self.command();
+        pp.arg("-E").arg(file).arg("-o").arg(&preprocessed);
+        process::run_step(pp, self.ctx)?;
+        let mut key = self.key.clone();
+        key.update(file.as_bytes());
+        key.update([0]);
+        let mut text = std::fs::File::open(&preprocessed).at("reading", &preprocessed)?;
+        std::io::copy(&mut text, &mut key).at("reading", &preprocessed)?;
+        let _ = std::fs::remove_file(&preprocessed);
+        let hex = hex::encode(key.finalize());
+        let cached = cache.join(&hex[..2]).join(format!("{}.o", &hex[2..]));
+        if std::fs::copy(&cached, &path).is_ok() {
+            return Ok(Object {
+                path,
+                command,
+                reused: true,
+            });
+        }
+        process::run_step(compile, self.ctx)?;
+        store(&path, &cached);
+        Ok(Object {
+            path,
+            command,
+            reused: false,
+        })
+    }
+}
+
+/// Keeps a copy of a fresh object in the cache, whole or not at all; a cache that cannot be
+/// written only makes the next build slower.
+fn store(object: &Path, cached: &Path) {
+    let Some(parent) = cached.parent() else {
+        return;
+    };
+    let _ = std::fs::create_dir_all(parent).and_then(|()| {
+        let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+        std::io::copy(&mut std::fs::File::open(object)?, &mut tmp)?;
+        tmp.persist(cached).map_err(|e| e.error)?;
+        Ok(())
+    });
 }

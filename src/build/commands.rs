@@ -31,7 +31,7 @@ pub(super) fn build(
     // The user's folder is never written: the commands run in a copy (what the cache key saw).
     let tree = build.join("src");
     copy_tree(&spec.source, &tree)?;
-    let (toolchain, cc_args) = compiler_args(spec, &gcc, build, &tree)?;
+    let (toolchain, cc_args) = compiler_args(spec, &gcc, build, &tree, ctx.epoch)?;
     let bin = build.join("toolchain/bin");
     std::fs::create_dir_all(&bin).at("creating", &bin)?;
     // A wrapper, not `CC="gcc -specs …"`: libtool, cmake and Makefiles that call `gcc` by name
@@ -45,13 +45,34 @@ pub(super) fn build(
     let destdir = build.join("destdir");
     std::fs::create_dir_all(&destdir).at("creating", &destdir)?;
     let env = environment(spec, c, &bin, build, &tree, &pkgconfig, &destdir);
+    // A `system` stands for its usual commands, written out now and run like the recipe's own.
+    let lines = match &cmds.system {
+        Some(system) => super::systems::expand(
+            system,
+            &super::systems::Setup {
+                tree: &tree,
+                toolchain: &build.join("toolchain"),
+                sysroot: &build.join("sysroot"),
+                env: &env,
+                install: cmds.artifact.is_none(),
+            },
+        )?,
+        None => cmds.lines.clone(),
+    };
+    let toolchain = match &cmds.system {
+        Some(s) => toolchain.replace(
+            "the project's build commands",
+            &format!("system = \"{}\"", s.system),
+        ),
+        None => toolchain,
+    };
 
     let log_path = build.join("build.log");
     let mut log = std::fs::File::create(&log_path).at("creating", &log_path)?;
-    let total = cmds.lines.len();
+    let total = lines.len();
     let mut rendered = Vec::new();
     let mut environment = BTreeMap::new();
-    for (i, line) in cmds.lines.iter().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         let index = i + 1;
         let mut cmd = process::hermetic(&sh, build, ctx.epoch);
         cmd.envs(&env).arg("-c").arg(line).current_dir(&tree);
@@ -111,6 +132,7 @@ fn compiler_args(
     gcc: &Path,
     build: &Path,
     tree: &Path,
+    epoch: u64,
 ) -> Result<(String, Vec<String>), BuildError> {
     let version = process::version_line(gcc);
     let mut args = Vec::new();
@@ -130,6 +152,7 @@ fn compiler_args(
     };
     args.extend(link_flags(spec.link).iter().map(|s| (*s).to_owned()));
     args.extend(prefix_maps(build, tree));
+    args.extend(super::timestamp_macro(epoch));
     Ok((format!("{toolchain}, the project's build commands"), args))
 }
 
@@ -142,12 +165,12 @@ fn link_flags(link: LinkMode) -> &'static [&'static str] {
     }
 }
 
-/// No host path may reach the binary: the copy and the build folder get fixed names (the copy
-/// first: it is inside the build folder, and the longer prefix must win).
+/// No host path may reach the binary: the copy and the build folder get fixed names. gcc tries
+/// the last map first, and the copy is inside the build folder: its map comes last.
 fn prefix_maps(build: &Path, tree: &Path) -> Vec<String> {
     vec![
-        format!("-ffile-prefix-map={}=/src", tree.display()),
         format!("-ffile-prefix-map={}=/build", build.display()),
+        format!("-ffile-prefix-map={}=/src", tree.display()),
     ]
 }
 

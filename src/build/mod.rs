@@ -8,6 +8,7 @@ pub(crate) mod musl;
 pub(crate) mod process;
 mod rust;
 pub mod second;
+mod systems;
 
 use crate::fsio::{IoContext, IoError};
 use crate::recipe::{BuildSpec, LangSpec, LibcChoice, LinkMode};
@@ -102,6 +103,8 @@ pub enum Step<'a> {
         total: usize,
         elapsed: std::time::Duration,
     },
+    /// A file-list build compiled these many files and took the others' objects from the cache.
+    Compiled { compiled: usize, reused: usize },
 }
 
 /// What a toolchain produced.
@@ -134,7 +137,7 @@ pub fn build_reporting(
     match &spec.lang {
         LangSpec::C(c) => match &c.commands {
             Some(cmds) => commands::build(spec, c, cmds, ctx, report),
-            None => c::build(spec, c, ctx),
+            None => c::build(spec, c, ctx, report),
         },
         LangSpec::Go(go) => go::build(spec, go, ctx),
         LangSpec::Rust(rb) => rust::build(spec, rb, ctx),
@@ -171,6 +174,21 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
             v.insert(pkg.to_owned(), version);
         }
     }
+    // A build system's tools decide the output as much as the compiler does.
+    if let LangSpec::C(crate::recipe::CBuild {
+        commands: Some(crate::recipe::Commands {
+            system: Some(s), ..
+        }),
+        ..
+    }) = &spec.lang
+    {
+        for tool in systems::tools(s.system) {
+            let version = process::find_program(tool)
+                .map(|p| process::version_line(&p))
+                .unwrap_or_else(|| "not installed".into());
+            v.insert((*tool).to_owned(), version);
+        }
+    }
     if let LangSpec::Rust(_) = spec.lang {
         match rust::Toolchain::find(Path::new("/")).ok() {
             Some(tc) => v.extend(tc.versions()),
@@ -197,6 +215,43 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
         }
     }
     v
+}
+
+/// gcc takes `__DATE__` and `__TIME__` from SOURCE_DATE_EPOCH, but `__TIMESTAMP__` from the
+/// source file's mtime (a checkout's time): it is defined as the epoch instead.
+pub(crate) fn timestamp_macro(epoch: u64) -> [String; 2] {
+    [
+        "-Wno-builtin-macro-redefined".to_owned(),
+        format!("-D__TIMESTAMP__=\"{}\"", asctime_utc(epoch)),
+    ]
+}
+
+/// `Thu Jan  1 00:00:00 1970`, as C's asctime writes it.
+fn asctime_utc(epoch: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = epoch / 86_400;
+    let secs = epoch % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{} {} {day:>2} {:02}:{:02}:{:02} {year}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// The commit time of the last commit touching `dir` (for `epoch = "git"`).
@@ -273,4 +328,18 @@ fn output_path(ctx: &BuildContext, output: &str) -> Result<PathBuf, BuildError> 
 fn copy(from: &Path, to: &Path) -> Result<(), BuildError> {
     std::fs::copy(from, to).at("copying", from)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn asctime_matches_c() {
+        assert_eq!(super::asctime_utc(0), "Thu Jan  1 00:00:00 1970");
+        // date -u -d @1700000000 +'%a %b %e %H:%M:%S %Y'
+        assert_eq!(
+            super::asctime_utc(1_700_000_000),
+            "Tue Nov 14 22:13:20 2023"
+        );
+        assert_eq!(super::asctime_utc(951_782_400), "Tue Feb 29 00:00:00 2000");
+    }
 }

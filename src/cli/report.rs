@@ -47,6 +47,11 @@ pub fn event_lines(event: &Event) -> Option<String> {
         } => format!("command [{index}/{total}] {command}"),
         // On a terminal the spinner says it; a log without a terminal needs no second line.
         Event::CommandDone { .. } => return None,
+        Event::Compiled { compiled, reused } => format!(
+            "compile {} file{}: {compiled} compiled, {reused} reused from the cache",
+            compiled + reused,
+            if compiled + reused == 1 { "" } else { "s" }
+        ),
         Event::Warning(w) => super::render::finding_block(w, "").trim_end().to_owned(),
         Event::Allowed(f) => format!("allowed by --allow-dynamic: {}", f.what),
         Event::NssAllowed { reason, hazards } => format!(

@@ -153,6 +153,11 @@ pub enum Event<'a> {
         total: usize,
         elapsed: Duration,
     },
+    /// A file-list C build compiled `compiled` files and reused the cached objects of the rest.
+    Compiled {
+        compiled: usize,
+        reused: usize,
+    },
     Verified {
         verdict: &'a str,
     },
@@ -585,6 +590,7 @@ pub fn build_with(
             total,
             elapsed,
         }),
+        build::Step::Compiled { compiled, reused } => events(Event::Compiled { compiled, reused }),
     })?;
     events(Event::Toolchain(&artifact.toolchain));
 
@@ -1302,10 +1308,7 @@ mod tests {
         assert_eq!(libc_of(&r).0, verify::Libc::Unknown);
         r.build.lang = crate::recipe::LangSpec::C(crate::recipe::CBuild {
             files: vec!["app.c".into()],
-            cflags: vec![],
-            ldflags: vec![],
-            strip: false,
-            commands: None,
+            ..Default::default()
         });
         r.build.source = r.dir.clone();
         let (libc, evidence) = libc_of(&r);

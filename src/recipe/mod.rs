@@ -8,6 +8,7 @@
 //!
 //! Every error names the file, the line and column, the field, and what is allowed.
 
+mod cfiles;
 mod parse;
 mod resolve;
 #[cfg(test)]
@@ -250,10 +251,16 @@ pub enum LangSpec {
     Prebuilt,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CBuild {
-    /// Relative to the source folder, sorted.
+    /// Relative to the source folder, sorted: what `patterns` matched.
     pub files: Vec<String>,
+    /// `files` and `exclude` as written (kept to match an archive once it is unpacked).
+    pub patterns: FilePatterns,
+    /// `-I` folders, relative to the source folder.
+    pub include_dirs: Vec<String>,
+    /// `-D` macros: `NAME` or `NAME=VALUE`.
+    pub defines: Vec<String>,
     pub cflags: Vec<String>,
     pub ldflags: Vec<String>,
     pub strip: bool,
@@ -261,14 +268,55 @@ pub struct CBuild {
     pub commands: Option<Commands>,
 }
 
-/// `commands`, and what of their result is packed.
+/// Which C files a file-list build compiles: paths or globs (`src/**/*.c`), relative to the
+/// source folder; no `files` means `*.c` at its top.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilePatterns {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// `commands` (or a `system` that stands for them), and what of their result is packed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commands {
-    /// Each run with `sh -c` in a copy of the source.
+    /// Each run with `sh -c` in a copy of the source; empty when `system` is given.
     pub lines: Vec<String>,
+    /// `system = "…"`: the commands are that build system's usual ones, written out at build
+    /// time (they name files in the build folder).
+    pub system: Option<SystemBuild>,
     /// The built binary, relative to the copy; `None` is `install = true`: everything under
     /// `$DESTDIR` is packed.
     pub artifact: Option<String>,
+}
+
+/// A build system staticpack knows how to drive (`system = "…"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildSystem {
+    Make,
+    Autotools,
+    Cmake,
+    Meson,
+}
+
+impl fmt::Display for BuildSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BuildSystem::Make => "make",
+            BuildSystem::Autotools => "autotools",
+            BuildSystem::Cmake => "cmake",
+            BuildSystem::Meson => "meson",
+        })
+    }
+}
+
+/// `system` with its `configure_args` and `make_args`, as written (each one argument).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemBuild {
+    pub system: BuildSystem,
+    pub configure_args: Vec<String>,
+    /// Targets and `VAR=value` (for make and autotools; targets only for cmake and meson).
+    pub make_args: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

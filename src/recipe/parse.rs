@@ -1,9 +1,10 @@
 //! Text → typed values, with no filesystem access: everything that can be checked from the
 //! recipe's text alone is checked here, so it is unit-tested from strings.
 
+use super::cfiles;
 use super::{
-    CBuild, Commands, Epoch, GoBuild, ImageSettings, Lang, LibcChoice, LinkMode, MAX_EPOCH,
-    Problem, RustBuild, Symlink, TestSpec, is_valid_tag,
+    BuildSystem, CBuild, Commands, Epoch, FilePatterns, GoBuild, ImageSettings, Lang, LibcChoice,
+    LinkMode, MAX_EPOCH, Problem, RustBuild, Symlink, SystemBuild, TestSpec, is_valid_tag,
 };
 use crate::image::users::{Owner, User};
 use serde::Deserialize;
@@ -53,10 +54,16 @@ struct RawBuild {
     ldflags: Option<Spanned<Vec<String>>>,
     // C
     files: Option<Spanned<Vec<Spanned<String>>>>,
+    exclude: Option<Spanned<Vec<Spanned<String>>>>,
+    include_dirs: Option<Spanned<Vec<Spanned<String>>>>,
+    defines: Option<Spanned<Vec<Spanned<String>>>>,
     cflags: Option<Spanned<Vec<String>>>,
     commands: Option<Spanned<Vec<Spanned<String>>>>,
     artifact: Option<Spanned<String>>,
     install: Option<Spanned<bool>>,
+    system: Option<Spanned<BuildSystem>>,
+    configure_args: Option<Spanned<Vec<Spanned<String>>>>,
+    make_args: Option<Spanned<Vec<Spanned<String>>>>,
     // Go (a package folder or file) and Rust (a cargo package name)
     package: Option<Spanned<String>>,
     cgo: Option<Spanned<bool>>,
@@ -361,12 +368,34 @@ impl Ctx<'_> {
         let (libc, lang) = match lang {
             Lang::C => {
                 let commands = self.parse_commands(&b)?;
+                let patterns = FilePatterns {
+                    include: self.checked_list(&b.files, "build.files", cfiles::check_pattern)?,
+                    exclude: self.checked_list(
+                        &b.exclude,
+                        "build.exclude",
+                        cfiles::check_pattern,
+                    )?,
+                };
+                let include_dirs =
+                    self.checked_list(&b.include_dirs, "build.include_dirs", |d| {
+                        cfiles::check_pattern(d).and_then(|()| {
+                            match d.contains(['*', '?', '[', '{']) {
+                                true => Err("include_dirs are folders, not globs".into()),
+                                false => Ok(()),
+                            }
+                        })
+                    })?;
+                let defines =
+                    self.checked_list(&b.defines, "build.defines", cfiles::check_define)?;
                 (
                     libc,
                     ParsedLang::C {
                         files: b.files.map(Spanned::into_inner),
                         build: CBuild {
                             files: Vec::new(),
+                            patterns,
+                            include_dirs,
+                            defines,
                             cflags: b.cflags.map(Spanned::into_inner).unwrap_or_default(),
                             ldflags,
                             strip,
@@ -595,6 +624,12 @@ impl Ctx<'_> {
     fn refuse_fields_of_other_languages(&self, b: &RawBuild, lang: Lang) -> Result<(), Problem> {
         let fields: &[FieldUse] = &[
             ("files", span_of(&b.files), &[Lang::C]),
+            ("exclude", span_of(&b.exclude), &[Lang::C]),
+            ("include_dirs", span_of(&b.include_dirs), &[Lang::C]),
+            ("defines", span_of(&b.defines), &[Lang::C]),
+            ("system", span_of(&b.system), &[Lang::C]),
+            ("configure_args", span_of(&b.configure_args), &[Lang::C]),
+            ("make_args", span_of(&b.make_args), &[Lang::C]),
             ("commands", span_of(&b.commands), &[Lang::C]),
             ("artifact", span_of(&b.artifact), &[Lang::C]),
             ("install", span_of(&b.install), &[Lang::C]),
@@ -643,54 +678,73 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// C `commands` with `artifact` or `install`: each refused alone, and next to `files`.
+    /// A list of strings, each checked by `check`; the first bad one is refused at its place.
+    fn checked_list(
+        &self,
+        list: &Option<Spanned<Vec<Spanned<String>>>>,
+        field: &str,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> Result<Vec<String>, Problem> {
+        let Some(list) = list else {
+            return Ok(Vec::new());
+        };
+        list.get_ref()
+            .iter()
+            .map(|item| {
+                check(item.get_ref()).map_err(|why| {
+                    self.error(
+                        item.span(),
+                        field,
+                        format!("invalid entry {:?}: {why}", item.get_ref()),
+                        Some(match field {
+                            "build.defines" => {
+                                "write NAME or NAME=VALUE, e.g. \"NDEBUG\" or \"LUA_USE_LINUX\""
+                                    .into()
+                            }
+                            _ => {
+                                "give a path or glob relative to build.source, e.g. \"src/**/*.c\""
+                                    .into()
+                            }
+                        }),
+                    )
+                })?;
+                Ok(item.get_ref().trim_start_matches("./").to_owned())
+            })
+            .collect()
+    }
+
+    /// C `commands` (or `system`) with `artifact` or `install`: each refused alone, and next
+    /// to `files`.
     fn parse_commands(&self, b: &RawBuild) -> Result<Option<Commands>, Problem> {
         let install = b.install.as_ref().filter(|i| *i.get_ref());
-        let Some(commands) = &b.commands else {
-            let stray = [
-                ("artifact", span_of(&b.artifact)),
-                ("install", install.map(|i| i.span())),
-            ];
-            if let Some((field, Some(at))) = stray.into_iter().find(|(_, s)| s.is_some()) {
-                return Err(self.error(
-                    at,
-                    &format!("build.{field}"),
-                    format!("`{field}` is only for a build with `commands`"),
-                    Some("add commands = [\"make -j$JOBS\"], or remove it".into()),
-                ));
+        let system = self.parse_system(b)?;
+        // Where "needs artifact or install" is shown: the field that asked for a commands build.
+        let asked_at = match (&b.commands, &b.system) {
+            (_, Some(s)) => s.span(),
+            (Some(c), None) => c.span(),
+            (None, None) => {
+                let stray = [
+                    ("artifact", span_of(&b.artifact)),
+                    ("install", install.map(|i| i.span())),
+                ];
+                if let Some((field, Some(at))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+                    return Err(self.error(
+                        at,
+                        &format!("build.{field}"),
+                        format!("`{field}` is only for a build with `commands` or `system`"),
+                        Some(
+                            "add commands = [\"make -j$JOBS\"] or system = \"make\", or remove it"
+                                .into(),
+                        ),
+                    ));
+                }
+                return Ok(None);
             }
-            return Ok(None);
         };
-        let help = "e.g. commands = [\"./configure --disable-shared\", \"make -j$JOBS\"]";
-        if let Some(files) = &b.files {
-            return Err(self.error(
-                files.span(),
-                "build.files",
-                "`files` and `commands` exclude each other: the commands decide what is compiled"
-                    .into(),
-                Some("keep one of them".into()),
-            ));
-        }
-        if commands.get_ref().is_empty() {
-            return Err(self.error(
-                commands.span(),
-                "build.commands",
-                "the command list is empty".into(),
-                Some(help.into()),
-            ));
-        }
-        if let Some(empty) = commands
-            .get_ref()
-            .iter()
-            .find(|c| c.get_ref().trim().is_empty())
-        {
-            return Err(self.error(
-                empty.span(),
-                "build.commands",
-                "an empty command".into(),
-                Some(help.into()),
-            ));
-        }
+        let lines = match &b.commands {
+            Some(commands) => self.parse_command_lines(b, commands)?,
+            None => Vec::new(),
+        };
         let artifact = match (&b.artifact, install) {
             (Some(a), Some(_)) => {
                 return Err(self.error(
@@ -718,9 +772,14 @@ impl Ctx<'_> {
             }
             (None, Some(_)) => None,
             (None, None) => {
+                let field = if system.is_some() {
+                    "build.system"
+                } else {
+                    "build.commands"
+                };
                 return Err(self.error(
-                    commands.span(),
-                    "build.commands",
+                    asked_at,
+                    field,
                     "a commands build needs `artifact` or install = true".into(),
                     Some("name the built binary, e.g. artifact = \"jq\", or set install = true to pack what `make install` puts in $DESTDIR".into()),
                 ));
@@ -744,12 +803,141 @@ impl Ctx<'_> {
             ));
         }
         Ok(Some(Commands {
-            lines: commands
-                .get_ref()
-                .iter()
-                .map(|c| c.get_ref().clone())
-                .collect(),
+            lines,
+            system,
             artifact,
+        }))
+    }
+
+    /// `commands` as written: not next to `files`, none empty.
+    fn parse_command_lines(
+        &self,
+        b: &RawBuild,
+        commands: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, Problem> {
+        let help = "e.g. commands = [\"./configure --disable-shared\", \"make -j$JOBS\"]";
+        let file_list_fields = [
+            ("files", span_of(&b.files)),
+            ("exclude", span_of(&b.exclude)),
+            ("include_dirs", span_of(&b.include_dirs)),
+            ("defines", span_of(&b.defines)),
+        ];
+        if let Some((field, Some(at))) = file_list_fields.into_iter().find(|(_, s)| s.is_some()) {
+            let fix = match field {
+                "include_dirs" | "defines" => "pass -I/-D in cflags (CFLAGS), or drop commands",
+                _ => "keep one of them",
+            };
+            return Err(self.error(
+                at,
+                &format!("build.{field}"),
+                format!("`{field}` is for a file-list build; with `commands` the project's build system decides what is compiled"),
+                Some(fix.into()),
+            ));
+        }
+        if commands.get_ref().is_empty() {
+            return Err(self.error(
+                commands.span(),
+                "build.commands",
+                "the command list is empty".into(),
+                Some(help.into()),
+            ));
+        }
+        if let Some(empty) = commands
+            .get_ref()
+            .iter()
+            .find(|c| c.get_ref().trim().is_empty())
+        {
+            return Err(self.error(
+                empty.span(),
+                "build.commands",
+                "an empty command".into(),
+                Some(help.into()),
+            ));
+        }
+        Ok(commands
+            .get_ref()
+            .iter()
+            .map(|c| c.get_ref().clone())
+            .collect())
+    }
+
+    /// `system` with `configure_args` and `make_args`: not with `commands` or `files`, and each
+    /// argument list only where that system has the step it feeds.
+    fn parse_system(&self, b: &RawBuild) -> Result<Option<SystemBuild>, Problem> {
+        let Some(system) = &b.system else {
+            let stray = [
+                ("configure_args", span_of(&b.configure_args)),
+                ("make_args", span_of(&b.make_args)),
+            ];
+            if let Some((field, Some(at))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(self.error(
+                    at,
+                    &format!("build.{field}"),
+                    format!("`{field}` is only for a build with `system`"),
+                    Some("add system = \"autotools\" (or make, cmake, meson), or put the arguments in your commands".into()),
+                ));
+            }
+            return Ok(None);
+        };
+        let kind = *system.get_ref();
+        let other = [
+            ("commands", b.commands.is_some()),
+            ("files", b.files.is_some()),
+            ("exclude", b.exclude.is_some()),
+            ("include_dirs", b.include_dirs.is_some()),
+            ("defines", b.defines.is_some()),
+        ];
+        if let Some((field, _)) = other.into_iter().find(|(_, given)| *given) {
+            return Err(self.error(
+                system.span(),
+                "build.system",
+                format!("`system` and `{field}` exclude each other: system = \"{kind}\" runs that build system's own commands"),
+                Some(format!("keep system (its arguments go in configure_args and make_args), or remove it and keep `{field}`")),
+            ));
+        }
+        let args = |raw: &Option<Spanned<Vec<Spanned<String>>>>, field: &str| {
+            let mut out = Vec::new();
+            for a in raw.iter().flat_map(|a| a.get_ref()) {
+                let v = a.get_ref();
+                if v.is_empty() || v.contains('\0') {
+                    return Err(self.error(
+                        a.span(),
+                        field,
+                        format!("invalid argument {v:?}"),
+                        Some("each item is one argument, e.g. \"--disable-docs\"".into()),
+                    ));
+                }
+                out.push((a.span(), v.clone()));
+            }
+            Ok(out)
+        };
+        let configure_args = args(&b.configure_args, "build.configure_args")?;
+        let make_args = args(&b.make_args, "build.make_args")?;
+        if let (BuildSystem::Make, Some(c)) = (kind, &b.configure_args) {
+            return Err(self.error(
+                c.span(),
+                "build.configure_args",
+                "system = \"make\" has no configure step".into(),
+                Some("pass variables to make in make_args (e.g. \"PREFIX=/usr\"), or use system = \"autotools\"".into()),
+            ));
+        }
+        if matches!(kind, BuildSystem::Cmake | BuildSystem::Meson) {
+            if let Some((at, v)) = make_args
+                .iter()
+                .find(|(_, v)| v.contains('=') || v.starts_with('-'))
+            {
+                return Err(self.error(
+                    at.clone(),
+                    "build.make_args",
+                    format!("{v:?}: with system = \"{kind}\" make_args are the targets to build"),
+                    Some("set options in configure_args (e.g. \"-DOPTION=ON\" for cmake, \"-Doption=value\" for meson), name targets in make_args".into()),
+                ));
+            }
+        }
+        Ok(Some(SystemBuild {
+            system: kind,
+            configure_args: configure_args.into_iter().map(|(_, v)| v).collect(),
+            make_args: make_args.into_iter().map(|(_, v)| v).collect(),
         }))
     }
 

@@ -1,10 +1,11 @@
 //! Parsed → resolved: relative paths anchored at the recipe's folder and checked on disk, the
 //! base loaded once, users and owners resolved against it the way the run proof will.
 
+use super::cfiles::FilesError;
 use super::parse::{Ctx, PACKAGE_HELP, ParsedBuild, ParsedImage, ParsedLang, closest};
 use super::{
-    ArchiveOrigin, ArchiveSource, BuildSpec, CBuild, Epoch, ExtraFile, ImageSpec, LangSpec, Parsed,
-    Problem, Recipe,
+    ArchiveOrigin, ArchiveSource, BuildSpec, CBuild, Epoch, ExtraFile, FilePatterns, ImageSpec,
+    LangSpec, Parsed, Problem, Recipe,
 };
 use crate::confine::{Confinement, Escape};
 use crate::image::base::{self, Base};
@@ -146,7 +147,7 @@ impl At<'_> {
             // A commands build compiles what its build system says: no file list to find.
             ParsedLang::C { build, .. } if build.commands.is_some() => LangSpec::C(build),
             ParsedLang::C { files, build } => LangSpec::C(CBuild {
-                files: self.c_files(files, &source, &b.source.span())?,
+                files: self.c_files(files, &build.patterns, &source, &b.source.span())?,
                 ..build
             }),
             ParsedLang::Go {
@@ -223,14 +224,8 @@ impl At<'_> {
             ArchiveOrigin::File(path)
         };
         let lang = match b.lang {
-            ParsedLang::C { files, build } => LangSpec::C(CBuild {
-                files: files
-                    .into_iter()
-                    .flatten()
-                    .map(toml::Spanned::into_inner)
-                    .collect(),
-                ..build
-            }),
+            // Matched once the archive is unpacked (`check_unpacked`).
+            ParsedLang::C { build, .. } => LangSpec::C(build),
             ParsedLang::Go { build, .. } => LangSpec::Go(build),
             ParsedLang::Rust { build } => LangSpec::Rust(build),
             ParsedLang::Prebuilt => LangSpec::Prebuilt,
@@ -251,43 +246,36 @@ impl At<'_> {
         })
     }
 
-    /// The listed C files (each must exist), or every `*.c` in the source folder; sorted.
+    /// The files `build.files` and `build.exclude` select (plain paths must exist, globs must
+    /// match), or every `*.c` at the top of the source folder; sorted.
     fn c_files(
         &self,
         listed: Option<Vec<toml::Spanned<String>>>,
+        patterns: &FilePatterns,
         source: &Path,
         source_span: &Range<usize>,
     ) -> Result<Vec<String>, Problem> {
-        let mut files = Vec::new();
-        match listed {
-            Some(list) => {
-                for f in list {
-                    let p = source.join(f.get_ref());
-                    if !p.is_file() {
-                        return Err(self.place.error(
-                            f.span(),
-                            "build.files",
-                            format!("{} does not exist", p.display()),
-                            Some("files are relative to build.source".into()),
-                        ));
-                    }
-                    self.confined(&p, f.span(), "build.files")?;
-                    files.push(f.into_inner());
-                }
-            }
-            None => {
-                files = c_files_in(source);
-                if files.is_empty() {
-                    return Err(self.place.error(
-                        source_span.clone(),
-                        "build.source",
-                        format!("no *.c file in {}", source.display()),
-                        Some("put the C sources there, or list them in build.files".into()),
-                    ));
-                }
-            }
+        let listed = listed.unwrap_or_default();
+        let files = super::cfiles::expand(source, patterns).map_err(|e| {
+            let (span, field) = match &e {
+                FilesError::Missing(i) | FilesError::NoMatch(i) => (
+                    listed.get(*i).map_or(source_span.clone(), |f| f.span()),
+                    "build.files",
+                ),
+                FilesError::Empty => (source_span.clone(), "build.source"),
+                FilesError::AllExcluded => (source_span.clone(), "build.exclude"),
+            };
+            self.place.error(
+                span,
+                field,
+                format!("{} ({})", e.describe(patterns), source.display()),
+                Some("files are paths or globs relative to build.source: \"main.c\", \"src/**/*.c\"; exclude takes the same".into()),
+            )
+        })?;
+        for f in &files {
+            let span = listed.first().map_or(source_span.clone(), |f| f.span());
+            self.confined(&source.join(f), span, "build.files")?;
         }
-        files.sort();
         Ok(files)
     }
 
@@ -387,23 +375,14 @@ impl At<'_> {
 pub(crate) fn check_unpacked(spec: &mut BuildSpec) -> Result<(), String> {
     let source = spec.source.clone();
     match &mut spec.lang {
-        LangSpec::C(c) if c.files.is_empty() => {
-            c.files = c_files_in(&source);
-            c.files.sort();
-            if c.files.is_empty() {
-                return Err("the archive has no *.c file at its top (after strip_components); list them in build.files".into());
-            }
-        }
+        LangSpec::C(c) if c.commands.is_some() => {}
         LangSpec::C(c) => {
-            for f in &c.files {
-                let inside = crate::run::unpack::safe_components(Path::new(f)).is_ok();
-                if !inside || !source.join(f).is_file() {
-                    return Err(format!(
-                        "build.files: {f:?} is not a file in the unpacked archive"
-                    ));
-                }
-            }
-            c.files.sort();
+            c.files = super::cfiles::expand(&source, &c.patterns).map_err(|e| {
+                format!(
+                    "build.files: {} of the unpacked archive (after strip_components)",
+                    e.describe(&c.patterns)
+                )
+            })?;
         }
         LangSpec::Go(g) => {
             if !source.join("go.mod").is_file() {
@@ -460,17 +439,6 @@ fn go_package_kind(package: &str) -> &'static str {
     } else {
         "package folder"
     }
-}
-
-fn c_files_in(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".c"))
-        .collect()
 }
 
 /// The empty base: no layer, no users.

@@ -348,7 +348,71 @@ fn c_files_are_listed_or_found() {
     let empty = tempfile::tempdir().unwrap();
     std::fs::create_dir(empty.path().join("src")).unwrap();
     let e = err(empty.path(), MINIMAL);
-    assert!(e.message.starts_with("no *.c file in"), "{}", e.message);
+    assert!(
+        e.message.starts_with("no *.c file at the top"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn c_files_take_globs_and_exclude() {
+    let d = fixture();
+    for f in ["src/luac.c", "src/lib/a.c", "src/lib/deep/b.c"] {
+        std::fs::create_dir_all(d.path().join(f).parent().unwrap()).unwrap();
+        std::fs::write(d.path().join(f), "").unwrap();
+    }
+    let text = format!("{MINIMAL}files = [\"**/*.c\"]\nexclude = [\"luac.c\"]\n");
+    let r = load_in(d.path(), &text).unwrap();
+    assert_eq!(
+        c_build(&r).files,
+        vec!["hello.c", "lib/a.c", "lib/deep/b.c"]
+    );
+    let e = err(
+        d.path(),
+        &format!("{MINIMAL}files = [\"hello.c\", \"x/*.c\"]\n"),
+    );
+    assert_eq!(e.field.as_deref(), Some("build.files"));
+    assert!(
+        e.message.contains("\"x/*.c\" matches no file"),
+        "{}",
+        e.message
+    );
+    let e = err(d.path(), &format!("{MINIMAL}exclude = [\"*.c\"]\n"));
+    assert!(
+        e.message.contains("every matched file is excluded"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn file_list_fields_are_checked_as_text() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("files = [\"../up.c\"]", "build.files", "climbs out"),
+        ("files = [\"a[.c\"]", "build.files", "invalid entry"),
+        ("exclude = [\"/abs.c\"]", "build.exclude", "absolute"),
+        (
+            "include_dirs = [\"inc/*\"]",
+            "build.include_dirs",
+            "not globs",
+        ),
+        (
+            "defines = [\"1BAD\"]",
+            "build.defines",
+            "not a C macro name",
+        ),
+    ];
+    for (line, field, says) in cases {
+        let e = problem(&format!("{MINIMAL}{line}\n"));
+        assert_eq!(e.field.as_deref(), Some(*field), "{line}\n{e:?}");
+        assert!(e.message.contains(says), "{line}\n{e:?}");
+        assert!(e.help.is_some(), "{e:?}");
+    }
+    let p = parse(&format!(
+        "{MINIMAL}include_dirs = [\"./include\"]\ndefines = [\"NDEBUG\", \"V=\\\"1\\\"\"]\n"
+    ));
+    assert!(p.is_ok(), "{:?}", p.err());
 }
 
 #[test]
@@ -612,9 +676,27 @@ fn an_absolute_extra_file_is_refused_unless_allowed() {
 
 #[test]
 fn every_build_field_is_used_by_a_language_or_refused_by_name() {
-    // (field, a valid value, the languages that use it)
-    let fields: &[(&str, &str, &[&str])] = &[
+    // (field, a valid value, the languages that use it, what else it needs where it is used)
+    let fields: &[(&str, &str, &[&str], &str)] = &[
+        ("system", "\"make\"", &["c"], "artifact = \"x\""),
+        (
+            "configure_args",
+            "[\"--x\"]",
+            &["c"],
+            "system = \"autotools\"\nartifact = \"x\"",
+        ),
+        (
+            "make_args",
+            "[\"all\"]",
+            &["c"],
+            "system = \"make\"\nartifact = \"x\"",
+        ),
+    ];
+    let plain: &[(&str, &str, &[&str])] = &[
         ("files", "[\"a.c\"]", &["c"]),
+        ("exclude", "[\"b.c\"]", &["c"]),
+        ("include_dirs", "[\"include\"]", &["c"]),
+        ("defines", "[\"NDEBUG\"]", &["c"]),
         ("cflags", "[\"-Wall\"]", &["c"]),
         ("ldflags", "[\"-s\"]", &["c", "go"]),
         ("strip", "true", &["c", "go", "rust"]),
@@ -628,10 +710,15 @@ fn every_build_field_is_used_by_a_language_or_refused_by_name() {
         ("output", "\"/app\"", &["c", "go", "rust", "prebuilt"]),
         ("link", "\"static\"", &["c", "go", "rust", "prebuilt"]),
     ];
-    for lang in ["c", "go", "rust", "prebuilt"] {
-        for (field, value, used_by) in fields {
+    let fields = fields
+        .iter()
+        .copied()
+        .chain(plain.iter().map(|(f, v, u)| (*f, *v, *u, "")));
+    for (field, value, used_by, needs) in fields {
+        for lang in ["c", "go", "rust", "prebuilt"] {
+            let needs = if used_by.contains(&lang) { needs } else { "" };
             let text = format!(
-                "name = \"x\"\n[build]\nlang = \"{lang}\"\nsource = \"src\"\n{field} = {value}\n"
+                "name = \"x\"\n[build]\nlang = \"{lang}\"\nsource = \"src\"\n{field} = {value}\n{needs}\n"
             );
             match parse(&text) {
                 Ok(_) => assert!(
@@ -845,7 +932,12 @@ fn commands_refusals_name_the_field() {
         (
             &format!("{CMDS}files = [\"a.c\"]\nartifact = \"x\"\n"),
             "build.files",
-            "exclude each other",
+            "is for a file-list build",
+        ),
+        (
+            &format!("{CMDS}defines = [\"X\"]\nartifact = \"x\"\n"),
+            "build.defines",
+            "is for a file-list build",
         ),
         (CMDS, "build.commands", "needs `artifact` or install = true"),
         (
@@ -1066,5 +1158,88 @@ fn allow_nss_hazards_needs_a_reason_and_a_glibc_build() {
         let e = c(extra).unwrap_err();
         assert_eq!(e.field.as_deref(), Some(field), "{extra}: {e:?}");
         assert!(e.message.contains(says), "{extra}: {}", e.message);
+    }
+}
+
+// ---- system = "make" | "autotools" | "cmake" | "meson" --------------------------------------
+
+const SYS: &str = "name = \"x\"\n[build]\nlang = \"c\"\nsource = \"src\"\n";
+
+#[test]
+fn a_system_parses_with_its_arguments_and_no_command_lines() {
+    let p = parsed(&format!(
+        "{SYS}system = \"autotools\"\nconfigure_args = [\"--disable-docs\"]\nmake_args = [\"jq\", \"V=1\"]\nartifact = \"jq\"\n"
+    ));
+    let c = cmds(&p);
+    assert!(c.lines.is_empty());
+    assert_eq!(
+        c.system,
+        Some(SystemBuild {
+            system: BuildSystem::Autotools,
+            configure_args: vec!["--disable-docs".into()],
+            make_args: vec!["jq".into(), "V=1".into()],
+        })
+    );
+    let p = parsed(&format!(
+        "{SYS}system = \"meson\"\ninstall = true\n[image]\nentrypoint = [\"/usr/bin/x\"]\n"
+    ));
+    assert_eq!(cmds(&p).artifact, None);
+}
+
+#[test]
+fn system_refusals_name_the_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "system = \"make\"\ncommands = [\"make\"]\nartifact = \"x\"\n",
+            "build.system",
+            "`system` and `commands` exclude each other",
+        ),
+        (
+            "system = \"cmake\"\nfiles = [\"a.c\"]\nartifact = \"x\"\n",
+            "build.system",
+            "`system` and `files` exclude each other",
+        ),
+        (
+            "system = \"make\"\n",
+            "build.system",
+            "needs `artifact` or install = true",
+        ),
+        (
+            "configure_args = [\"--x\"]\n",
+            "build.configure_args",
+            "only for a build with `system`",
+        ),
+        (
+            "commands = [\"make\"]\nmake_args = [\"all\"]\nartifact = \"x\"\n",
+            "build.make_args",
+            "only for a build with `system`",
+        ),
+        (
+            "system = \"make\"\nconfigure_args = [\"--x\"]\nartifact = \"x\"\n",
+            "build.configure_args",
+            "no configure step",
+        ),
+        (
+            "system = \"cmake\"\nmake_args = [\"VERBOSE=1\"]\nartifact = \"x\"\n",
+            "build.make_args",
+            "the targets to build",
+        ),
+        (
+            "system = \"autotools\"\nmake_args = [\"\"]\nartifact = \"x\"\n",
+            "build.make_args",
+            "invalid argument",
+        ),
+        (
+            "system = \"scons\"\nartifact = \"x\"\n",
+            "build.system",
+            "unknown variant",
+        ),
+    ];
+    for (rest, field, says) in cases {
+        let text = format!("{SYS}{rest}");
+        let e = problem(&text);
+        assert_eq!(e.field.as_deref(), Some(*field), "{text}\n{e:?}");
+        assert!(e.message.contains(says), "{text}\n{e:?}");
+        assert!(e.help.is_some(), "{e:?}");
     }
 }

@@ -167,7 +167,7 @@ pub(crate) fn safe_components(path: &Path) -> Result<Vec<&OsStr>, &'static str> 
 }
 
 /// Removes whatever is at `path` (a directory with its contents), never following a symlink.
-fn remove_any(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(md) if md.is_dir() => fs::remove_dir_all(path),
         Ok(_) => fs::remove_file(path),
@@ -352,51 +352,98 @@ fn apply_entries<R: io::Read>(
             .checked_sub(1)
             .ok_or_else(|| budget.exceeded("entries"))?;
         let raw_path = entry.path().map_err(read_err)?.into_owned();
-        let shown = raw_path.to_string_lossy().into_owned();
-        let unsafe_entry = |reason: &str| RunError::UnsafeEntry {
-            layer: layer.to_path_buf(),
-            entry: shown.clone(),
-            reason: reason.to_owned(),
+        let at = EntryAt {
+            layer,
+            root,
+            shown: raw_path.to_string_lossy().into_owned(),
         };
-        let names = safe_components(&raw_path).map_err(unsafe_entry)?;
+        let names = safe_components(&raw_path).map_err(|r| at.unsafe_entry(r))?;
         let Some((name, parents)) = names.split_last() else {
             continue; // the root itself ("./")
         };
         let parent_rel: PathBuf = parents.iter().collect();
-        // The reason is a message of its own: it carries the cause (ResolveError keeps it apart).
-        let resolve_err = |e: ResolveError| match std::error::Error::source(&e) {
-            Some(cause) => unsafe_entry(&format!("{e}: {cause}")),
-            None => unsafe_entry(&e.to_string()),
-        };
-
         if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
-            if hidden.is_empty() || hidden == b"." || hidden == b".." {
-                return Err(unsafe_entry("whiteout of an invalid name"));
-            }
-            let dir = match resolve_in_root(root, &parent_rel, Walk::Lookup).map_err(resolve_err)? {
-                Some(dir) if dir.is_dir() => dir,
-                _ => continue, // nothing below to hide
-            };
-            if hidden == b".wh..opq" {
-                clear_opaque(&dir, &written).map_err(|e| RunError::io("clearing", &dir, e))?;
-            } else if hidden.starts_with(b".wh.") {
-                // Other AUFS metadata (.wh..wh.plnk, …): not part of the tree.
-            } else {
-                let target = dir.join(OsStr::from_bytes(hidden));
-                if !written.contains(&target) {
-                    remove_any(&target).map_err(|e| RunError::io("removing", &target, e))?;
-                }
-            }
+            at.whiteout(&parent_rel, hidden, &written)?;
             continue;
         }
-
         let parent = resolve_in_root(root, &parent_rel, Walk::MakeDirs)
-            .map_err(resolve_err)?
+            .map_err(|e| at.resolve_err(e))?
             .unwrap_or_else(|| root.to_path_buf());
         let target = parent.join(name);
+        if at.apply(&mut entry, &target, dir_modes, budget)? {
+            written.insert(target);
+        }
+    }
+    Ok(())
+}
+
+/// One entry of a layer, for its error messages.
+struct EntryAt<'a> {
+    layer: &'a Path,
+    root: &'a Path,
+    shown: String,
+}
+
+impl EntryAt<'_> {
+    fn unsafe_entry(&self, reason: &str) -> RunError {
+        RunError::UnsafeEntry {
+            layer: self.layer.to_path_buf(),
+            entry: self.shown.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The reason is a message of its own: it carries the cause (ResolveError keeps it apart).
+    fn resolve_err(&self, e: ResolveError) -> RunError {
+        match std::error::Error::source(&e) {
+            Some(cause) => self.unsafe_entry(&format!("{e}: {cause}")),
+            None => self.unsafe_entry(&e.to_string()),
+        }
+    }
+
+    fn read_err(&self, e: io::Error) -> RunError {
+        RunError::io("reading layer", self.layer, e)
+    }
+
+    /// `.wh.NAME` removes NAME, `.wh..wh..opq` empties the folder: only what lower layers left.
+    fn whiteout(
+        &self,
+        parent_rel: &Path,
+        hidden: &[u8],
+        written: &HashSet<PathBuf>,
+    ) -> Result<(), RunError> {
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(self.unsafe_entry("whiteout of an invalid name"));
+        }
+        let dir = match resolve_in_root(self.root, parent_rel, Walk::Lookup)
+            .map_err(|e| self.resolve_err(e))?
+        {
+            Some(dir) if dir.is_dir() => dir,
+            _ => return Ok(()), // nothing below to hide
+        };
+        if hidden == b".wh..opq" {
+            clear_opaque(&dir, written).map_err(|e| RunError::io("clearing", &dir, e))?;
+        } else if hidden.starts_with(b".wh.") {
+            // Other AUFS metadata (.wh..wh.plnk, …): not part of the tree.
+        } else {
+            let target = dir.join(OsStr::from_bytes(hidden));
+            if !written.contains(&target) {
+                remove_any(&target).map_err(|e| RunError::io("removing", &target, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the entry at `target`; `false` for kinds that are skipped.
+    fn apply<R: io::Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        target: &Path,
+        dir_modes: &mut BTreeMap<PathBuf, u32>,
+        budget: &mut Budget,
+    ) -> Result<bool, RunError> {
         let header = entry.header();
-        let mode = header.mode().map_err(read_err)? & 0o7777;
-        let kind = header.entry_type();
+        let mode = header.mode().map_err(|e| self.read_err(e))? & 0o7777;
         // As root, the image's owners are applied (a nonroot user must own its home, as under
         // docker); otherwise everything belongs to us, which the sandbox maps to the image's user.
         let owner = match (nix::unistd::geteuid().is_root(), header.uid(), header.gid()) {
@@ -410,100 +457,137 @@ fn apply_entries<R: io::Read>(
                 None => Ok(()),
             }
         };
-
+        let replace = |t: &Path| remove_any(t).map_err(|e| RunError::io("replacing", t, e));
         use tar::EntryType as T;
-        match kind {
+        match header.entry_type() {
             T::Directory => {
-                match fs::symlink_metadata(&target) {
+                match fs::symlink_metadata(target) {
                     Ok(md) if md.is_dir() => {}
                     Ok(_) => {
-                        remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
-                        make_dir(&target)?;
+                        replace(target)?;
+                        make_dir(target)?;
                     }
-                    Err(_) => make_dir(&target)?,
+                    Err(_) => make_dir(target)?,
                 }
-                chown(&target)?;
-                dir_modes.insert(target.clone(), mode);
+                chown(target)?;
+                dir_modes.insert(target.to_path_buf(), mode);
             }
             T::Regular | T::Continuous | T::GNUSparse => {
-                remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
-                    .open(&target)
-                    .map_err(|e| RunError::io("creating", &target, e))?;
-                // Counted as the tar reader expands it: a sparse entry at its logical size.
-                let copied = io::copy(&mut (&mut entry).take(budget.bytes + 1), &mut out)
-                    .map_err(|e| RunError::io("writing", &target, e))?;
-                budget.bytes = budget
-                    .bytes
-                    .checked_sub(copied)
-                    .ok_or_else(|| budget.exceeded("bytes"))?;
+                let out =
+                    write_new_file(target, entry, &mut budget.bytes).map_err(|e| match e {
+                        WriteFail::OverBudget => budget.exceeded("bytes"),
+                        WriteFail::Io(action, e) => RunError::io(action, target, e),
+                    })?;
                 // Owner first: chown clears setuid bits, the mode below sets them back.
-                chown(&target)?;
+                chown(target)?;
                 // Exactly the archive's bits, whatever the umask.
                 out.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(|e| RunError::io("setting the mode of", &target, e))?;
+                    .map_err(|e| RunError::io("setting the mode of", target, e))?;
             }
             T::Symlink => {
                 let link = entry
                     .link_name()
-                    .map_err(read_err)?
+                    .map_err(|e| self.read_err(e))?
                     .filter(|l| !l.as_os_str().is_empty())
-                    .ok_or_else(|| unsafe_entry("symlink without a target"))?;
-                remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
+                    .ok_or_else(|| self.unsafe_entry("symlink without a target"))?;
+                replace(target)?;
                 // Stored verbatim: its meaning is decided inside the root when it is used.
-                std::os::unix::fs::symlink(&link, &target)
-                    .map_err(|e| RunError::io("creating symlink", &target, e))?;
-                chown(&target)?;
+                std::os::unix::fs::symlink(&link, target)
+                    .map_err(|e| RunError::io("creating symlink", target, e))?;
+                chown(target)?;
             }
-            T::Link => {
-                let link = entry
-                    .link_name()
-                    .map_err(read_err)?
-                    .ok_or_else(|| unsafe_entry("hard link without a target"))?
-                    .into_owned();
-                let link_names = safe_components(&link)
-                    .map_err(|r| unsafe_entry(&format!("hard link target {link:?}: {r}")))?;
-                let Some((link_name, link_parents)) = link_names.split_last() else {
-                    return Err(unsafe_entry("hard link to the root"));
-                };
-                let link_parent_rel: PathBuf = link_parents.iter().collect();
-                let missing =
-                    || unsafe_entry(&format!("hard link target {link:?} is not in the image"));
-                let source = resolve_in_root(root, &link_parent_rel, Walk::Lookup)
-                    .map_err(resolve_err)?
-                    .filter(|p| p.is_dir())
-                    .ok_or_else(missing)?
-                    .join(link_name);
-                match fs::symlink_metadata(&source) {
-                    Ok(md) if md.is_dir() => {
-                        return Err(unsafe_entry("hard link to a directory"));
-                    }
-                    Ok(_) => {}
-                    Err(_) => return Err(missing()),
-                }
-                if source != target {
-                    remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
-                    // linkat without AT_SYMLINK_FOLLOW: links the entry itself, even a symlink.
-                    fs::hard_link(&source, &target)
-                        .map_err(|e| RunError::io("creating hard link", &target, e))?;
-                }
-            }
+            T::Link => self.hard_link(entry, target)?,
             T::Fifo => {
-                remove_any(&target).map_err(|e| RunError::io("replacing", &target, e))?;
-                nix::unistd::mkfifo(&target, nix::sys::stat::Mode::from_bits_truncate(mode))
-                    .map_err(|e| RunError::io("creating fifo", &target, io::Error::from(e)))?;
+                replace(target)?;
+                nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate(mode))
+                    .map_err(|e| RunError::io("creating fifo", target, io::Error::from(e)))?;
             }
             // Device nodes: skipped (see the module docs). Anything else is metadata the tar
             // reader has already consumed or that has no place in a tree.
-            _ => continue,
+            _ => return Ok(false),
         }
-        written.insert(target);
+        Ok(true)
     }
-    Ok(())
+
+    /// A hard link to an existing non-directory of the root, resolved by the same rules.
+    fn hard_link<R: io::Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        target: &Path,
+    ) -> Result<(), RunError> {
+        let link = entry
+            .link_name()
+            .map_err(|e| self.read_err(e))?
+            .ok_or_else(|| self.unsafe_entry("hard link without a target"))?
+            .into_owned();
+        let link_names = safe_components(&link)
+            .map_err(|r| self.unsafe_entry(&format!("hard link target {link:?}: {r}")))?;
+        if link_names.is_empty() {
+            return Err(self.unsafe_entry("hard link to the root"));
+        }
+        let missing =
+            || self.unsafe_entry(&format!("hard link target {link:?} is not in the image"));
+        let source = entry_in_root(self.root, &link_names)
+            .map_err(|e| self.resolve_err(e))?
+            .ok_or_else(missing)?;
+        match fs::symlink_metadata(&source) {
+            Ok(md) if md.is_dir() => return Err(self.unsafe_entry("hard link to a directory")),
+            Ok(_) => {}
+            Err(_) => return Err(missing()),
+        }
+        if source != target {
+            remove_any(target).map_err(|e| RunError::io("replacing", target, e))?;
+            // linkat without AT_SYMLINK_FOLLOW: links the entry itself, even a symlink.
+            fs::hard_link(&source, target)
+                .map_err(|e| RunError::io("creating hard link", target, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the entry `names` (its path's components) lives in `root`: its parent resolved by
+/// the root's rules, its own name not followed; `None` when the parent is not a folder there.
+pub(crate) fn entry_in_root(
+    root: &Path,
+    names: &[&OsStr],
+) -> Result<Option<PathBuf>, ResolveError> {
+    let Some((name, parents)) = names.split_last() else {
+        return Ok(None);
+    };
+    let parent_rel: PathBuf = parents.iter().collect();
+    Ok(resolve_in_root(root, &parent_rel, Walk::Lookup)?
+        .filter(|p| p.is_dir())
+        .map(|p| p.join(name)))
+}
+
+/// Why [`write_new_file`] stopped.
+pub(crate) enum WriteFail {
+    Io(&'static str, io::Error),
+    /// The data is longer than what was left of the byte budget.
+    OverBudget,
+}
+
+/// Replaces whatever is at `target` (never followed) by a new regular file holding `data`,
+/// created with `O_EXCL|O_NOFOLLOW` and mode 0600 (the caller sets the final mode), so a link
+/// left there cannot carry the write elsewhere. At most `*budget` bytes, counted as read (a
+/// sparse tar entry at its logical size) and taken off the budget.
+pub(crate) fn write_new_file(
+    target: &Path,
+    data: &mut impl io::Read,
+    budget: &mut u64,
+) -> Result<fs::File, WriteFail> {
+    remove_any(target).map_err(|e| WriteFail::Io("replacing", e))?;
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(target)
+        .map_err(|e| WriteFail::Io("creating", e))?;
+    let copied =
+        io::copy(&mut data.take(*budget + 1), &mut out).map_err(|e| WriteFail::Io("writing", e))?;
+    *budget = budget.checked_sub(copied).ok_or(WriteFail::OverBudget)?;
+    Ok(out)
 }
 
 fn make_dir(path: &Path) -> Result<(), RunError> {

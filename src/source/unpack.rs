@@ -10,11 +10,12 @@ use super::SourceError;
 use crate::confine::Confinement;
 use crate::recipe::ArchiveFormat;
 use crate::run::UnpackLimits;
-use crate::run::unpack::{ResolveError, Walk, resolve_in_root, safe_components};
-use std::ffi::OsStr;
+use crate::run::unpack::{
+    ResolveError, Walk, WriteFail, entry_in_root, resolve_in_root, safe_components, write_new_file,
+};
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The bounds for a source tree: generous for real projects (the Linux kernel's tarball is
@@ -162,20 +163,10 @@ impl Unpacker<'_> {
                 }
             },
             T::Regular | T::Continuous | T::GNUSparse => {
-                remove_any(&target)?;
-                let mut out = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
-                    .open(&target)
-                    .map_err(|e| SourceError::io("creating", &target, e))?;
-                let copied = io::copy(&mut entry.take(self.bytes + 1), &mut out)
-                    .map_err(|e| SourceError::io("writing", &target, e))?;
-                self.bytes = self
-                    .bytes
-                    .checked_sub(copied)
-                    .ok_or_else(|| self.too_large("bytes", self.limits.max_bytes))?;
+                let out = write_new_file(&target, entry, &mut self.bytes).map_err(|e| match e {
+                    WriteFail::OverBudget => self.too_large("bytes", self.limits.max_bytes),
+                    WriteFail::Io(action, e) => SourceError::io(action, &target, e),
+                })?;
                 // The owner may always read and write what it unpacked (to clean it up).
                 out.set_permissions(fs::Permissions::from_mode(mode | 0o600))
                     .map_err(|e| SourceError::io("setting the mode of", &target, e))?;
@@ -211,18 +202,10 @@ impl Unpacker<'_> {
                         link.display()
                     ))
                 };
-                let Some((link_name, link_parents)) = link_names
-                    .get(self.strip..)
-                    .and_then(<[&OsStr]>::split_last)
-                else {
-                    return Err(missing());
-                };
-                let rel: PathBuf = link_parents.iter().collect();
-                let source = resolve_in_root(self.root, &rel, Walk::Lookup)
+                let kept = link_names.get(self.strip..).unwrap_or_default();
+                let source = entry_in_root(self.root, kept)
                     .map_err(resolve_err)?
-                    .filter(|p| p.is_dir())
-                    .ok_or_else(missing)?
-                    .join(link_name);
+                    .ok_or_else(missing)?;
                 match fs::symlink_metadata(&source) {
                     Ok(md) if md.is_file() => {}
                     _ => return Err(missing()),
@@ -262,13 +245,7 @@ fn stays_inside(depth: usize, link: &Path) -> bool {
 
 /// Removes whatever is at `path`, never following a symlink.
 fn remove_any(path: &Path) -> Result<(), SourceError> {
-    let result = match fs::symlink_metadata(path) {
-        Ok(md) if md.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    };
-    result.map_err(|e| SourceError::io("replacing", path, e))
+    crate::run::unpack::remove_any(path).map_err(|e| SourceError::io("replacing", path, e))
 }
 
 #[cfg(test)]
