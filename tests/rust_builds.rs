@@ -242,3 +242,72 @@ fn hexyl_builds_for_musl_then_for_glibc_offline_from_the_shared_cargo_home() {
         run.stderr
     );
 }
+
+#[test]
+fn a_vendor_folder_is_used_without_a_fetch() {
+    need("cargo", "rustup");
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let tiny = src.join("vendor/tiny");
+    std::fs::create_dir_all(src.join("src")).unwrap();
+    std::fs::create_dir_all(tiny.join("src")).unwrap();
+    // A crates.io dependency as `cargo vendor` leaves it: the lock's checksum is the package's
+    // in .cargo-checksum.json.
+    let sum = "5f1d0e3f0c1a9b8e7d6c5b4a392817161514131211100f0e0d0c0b0a09080706";
+    std::fs::write(
+        src.join("Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[dependencies]\ntiny = \"0.1\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("src/main.rs"),
+        "fn main() { println!(\"{}\", tiny::word()); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("Cargo.lock"),
+        format!(
+            "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"tiny\"]\n\n\
+             [[package]]\nname = \"tiny\"\nversion = \"0.1.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{sum}\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        tiny.join("Cargo.toml"),
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tiny.join("src/lib.rs"),
+        "pub fn word() -> &'static str { \"vendored\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tiny.join(".cargo-checksum.json"),
+        format!("{{\"files\":{{}},\"package\":\"{sum}\"}}"),
+    )
+    .unwrap();
+    let file = work.path().join("recipe.toml");
+    std::fs::write(
+        &file,
+        "name = \"vendored\"\n[build]\nlang = \"rust\"\nsource = \"src\"\n[test]\nexpect_stdout = \"vendored\"\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let run = staticpack_with(
+        work.path(),
+        &["build", file.to_str().unwrap()],
+        &[("STATICPACK_CACHE", cache.path().to_str().unwrap())],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
+    let provenance =
+        std::fs::read_to_string(work.path().join("out/vendored/staticpack-provenance.json"))
+            .unwrap();
+    assert!(!provenance.contains("cargo fetch"), "{provenance}");
+    assert!(provenance.contains("vendored-sources"), "{provenance}");
+    assert!(
+        !cache.path().join("cargo/registry").exists(),
+        "nothing was downloaded into the shared cargo home"
+    );
+}

@@ -177,7 +177,7 @@ pub(super) fn build(
         .map(|(k, v)| (k, paths.stable(&v)))
         .collect();
     let commands = commands.iter().map(|c| paths.stable(c)).collect();
-    let out = process::run_step(cmd, &ctx)?;
+    let out = process::run_step(cmd, &ctx).map_err(without_json)?;
     let built = executable(&out, rb)?;
     let binary = super::output_path(&ctx, &spec.output)?;
     super::copy(&built, &binary)?;
@@ -328,6 +328,28 @@ fn build_args(rb: &RustBuild, target: &str) -> Vec<String> {
     args
 }
 
+/// A failed build's output without cargo's JSON messages: the rendered diagnostics say why.
+fn without_json(e: BuildError) -> BuildError {
+    match e {
+        BuildError::Failed {
+            program,
+            command,
+            status,
+            output,
+        } => BuildError::Failed {
+            program,
+            command,
+            status,
+            output: output
+                .lines()
+                .filter(|l| !l.trim_start_matches("  | ").starts_with('{'))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        },
+        other => other,
+    }
+}
+
 /// The one executable cargo reported building (its JSON messages on stdout).
 fn executable(output: &str, rb: &RustBuild) -> Result<PathBuf, BuildError> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
@@ -434,6 +456,23 @@ mod tests {
         );
         let build = remaps.iter().position(|f| f.contains("/tmp/b=/build"));
         assert!(build < remaps.iter().position(|f| f.contains("rust-src")));
+    }
+
+    #[test]
+    fn a_failed_build_shows_the_diagnostics_not_the_json() {
+        let e = without_json(BuildError::Failed {
+            program: "cargo".into(),
+            command: "cargo build".into(),
+            status: "exit status: 101".into(),
+            output:
+                "  | {\"reason\":\"compiler-artifact\"}\n  | error[E0425]: cannot find value `x`"
+                    .into(),
+        });
+        let text = e.to_string();
+        assert!(
+            text.contains("error[E0425]") && !text.contains("reason"),
+            "{text}"
+        );
     }
 
     #[test]
