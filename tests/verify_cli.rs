@@ -69,6 +69,7 @@ const FACT_KEYS: &[&str] = &[
     "go_internal_link",
     "go_build_info",
     "rust",
+    "rust_info",
     "compilers",
 ];
 const HARDENING_KEYS: &[&str] = &[

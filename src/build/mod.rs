@@ -6,6 +6,7 @@ mod commands;
 mod go;
 pub(crate) mod musl;
 pub(crate) mod process;
+mod rust;
 pub mod second;
 mod systems;
 
@@ -78,6 +79,8 @@ pub fn writable_caches(
     };
     let dirs: Vec<PathBuf> = match &spec.lang {
         LangSpec::Go(_) => cache.go_build().into_iter().collect(),
+        // Downloaded crates, checked by cargo against Cargo.lock: shared even by cold builds.
+        LangSpec::Rust(_) => vec![cache.cargo_home()],
         LangSpec::C(_) | LangSpec::Prebuilt => Vec::new(),
     };
     for dir in &dirs {
@@ -137,6 +140,7 @@ pub fn build_reporting(
             None => c::build(spec, c, ctx, report),
         },
         LangSpec::Go(go) => go::build(spec, go, ctx),
+        LangSpec::Rust(rb) => rust::build(spec, rb, ctx),
         LangSpec::Prebuilt => prebuilt(spec, ctx),
     }
 }
@@ -148,6 +152,9 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
     let needs_cc = match &spec.lang {
         LangSpec::C(_) => true,
         LangSpec::Go(go) => go.cgo || spec.link == LinkMode::StaticPie,
+        // gcc drives the link; the gnu target's crt and libc.a are libc6-dev's (the musl
+        // target's are in the Rust toolchain, whose version says which).
+        LangSpec::Rust(_) => true,
         LangSpec::Prebuilt => false,
     };
     if needs_cc {
@@ -156,6 +163,7 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
         }
         let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap_or_default();
         let pkg = match spec.libc {
+            LibcChoice::Musl if matches!(spec.lang, LangSpec::Rust(_)) => None,
             LibcChoice::Musl => Some("musl-dev"),
             LibcChoice::Glibc => Some("libc6-dev"),
             LibcChoice::None => None,
@@ -188,6 +196,18 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
                 .unwrap_or_else(|| "not installed".into());
             v.insert((*tool).to_owned(), version);
         }
+    }
+    if let LangSpec::Rust(_) = spec.lang {
+        match rust::Toolchain::find(Path::new("/")).ok() {
+            Some(tc) => v.extend(tc.versions()),
+            None => {
+                v.insert("rustc".to_owned(), "not installed".to_owned());
+            }
+        }
+        v.insert(
+            "rust target".to_owned(),
+            crate::recipe::RustBuild::target(spec.libc),
+        );
     }
     if matches!(spec.lang, LangSpec::Go(_)) {
         if let Some(go) = process::find_program("go") {

@@ -210,7 +210,27 @@ fn fact_lines(f: &ElfFacts) -> Vec<(&'static str, String)> {
         lines.push(("go:", "Go program without build info".to_string()));
     }
     if f.is_rust {
-        lines.push(("rust:", "Rust code present".to_string()));
+        let info = f.rust.clone().unwrap_or_default();
+        let mut parts = vec![match &info.rustc {
+            Some(v) => format!("rustc {v}"),
+            None => "Rust code present (no rustc version in .comment)".to_string(),
+        }];
+        match &info.crates {
+            Some(c) => {
+                let names: Vec<String> = c
+                    .iter()
+                    .filter(|c| c.kind.is_none())
+                    .map(|c| format!("{} {}", c.name, c.version))
+                    .collect();
+                parts.push(format!(
+                    "{} crates (cargo auditable): {}",
+                    names.len(),
+                    names.join(", ")
+                ));
+            }
+            None => parts.push("no cargo auditable crate list".to_string()),
+        }
+        lines.push(("rust:", parts.join(", ")));
     }
     if !f.compilers.is_empty() {
         lines.push(("built by:", f.compilers.join("; ")));

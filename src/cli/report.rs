@@ -62,6 +62,10 @@ pub fn event_lines(event: &Event) -> Option<String> {
         ),
         Event::Warning(w) => super::render::finding_block(w, "").trim_end().to_owned(),
         Event::Allowed(f) => format!("allowed by --allow-dynamic: {}", f.what),
+        Event::NssAllowed { reason, hazards } => format!(
+            "nss     allowed by the recipe (allow_nss_hazards): {}; reason: {reason}",
+            hazards.join(", ")
+        ),
         Event::Staged { digest, layers } => format!(
             "image   {digest} ({layers} layer{})",
             if *layers == 1 { "" } else { "s" }

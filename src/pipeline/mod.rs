@@ -184,6 +184,11 @@ pub enum Event<'a> {
     Warning(&'a Finding),
     /// A refusing finding let through by `--allow-dynamic`.
     Allowed(&'a Finding),
+    /// NSS hazards packed because the recipe says `allow_nss_hazards = true`, and why.
+    NssAllowed {
+        reason: &'a str,
+        hazards: &'a [String],
+    },
     Staged {
         digest: &'a Digest,
         layers: usize,
@@ -330,7 +335,11 @@ pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs
     options.insert("allow_dynamic".to_owned(), opts.allow_dynamic.to_string());
     options.insert(
         "allow_nss_hazards".to_owned(),
-        opts.allow_nss_hazards.to_string(),
+        match &recipe.nss_allowed {
+            // Recorded with its reason, so the provenance says why.
+            Some(reason) if !opts.allow_nss_hazards => format!("recipe: {reason}"),
+            _ => opts.allow_nss_hazards.to_string(),
+        },
     );
     Ok(provenance::Inputs {
         staticpack: env!("CARGO_PKG_VERSION").to_owned(),
@@ -723,6 +732,7 @@ fn toolchain_setup(
                 build_dir: build_dir.to_path_buf(),
                 inputs,
                 writable: build::writable_caches(&recipe.build, opts.shared_cache.as_ref())?,
+                network: false,
             })
         }
         Err(reason) => {
@@ -743,11 +753,20 @@ fn judge(
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<Finding>, PipelineError> {
     let require = requirement(recipe.build.link);
+    let findings = verify::diagnose(facts, require);
+    if let Some(reason) = &recipe.nss_allowed {
+        if findings.iter().any(|f| f.code == NSS_HAZARD) {
+            events(Event::NssAllowed {
+                reason,
+                hazards: &facts.nss_hazards,
+            });
+        }
+    }
     let (errors, warnings): (Vec<Finding>, Vec<Finding>) = verify::apply_nss_rule(
-        verify::diagnose(facts, require),
+        findings,
         require,
-        opts.allow_nss_hazards,
-        "or pass --allow-nss-hazards to pack it anyway",
+        opts.allow_nss_hazards || recipe.nss_allowed.is_some(),
+        "or set allow_nss_hazards = true with a reason in the recipe's [build], or pass --allow-nss-hazards, to pack it anyway",
     )
     .into_iter()
     .partition(|f| f.severity == Severity::Error);

@@ -86,6 +86,7 @@ impl fmt::Display for Located {
 pub enum Lang {
     C,
     Go,
+    Rust,
     Prebuilt,
 }
 
@@ -94,6 +95,7 @@ impl fmt::Display for Lang {
         f.write_str(match self {
             Lang::C => "c",
             Lang::Go => "go",
+            Lang::Rust => "rust",
             Lang::Prebuilt => "prebuilt",
         })
     }
@@ -162,6 +164,9 @@ pub struct Recipe {
     /// `allow_outside`, resolved: the only places outside `dir` the recipe's inputs may be.
     pub allow_outside: Vec<PathBuf>,
     pub build: BuildSpec,
+    /// `allow_nss_hazards = true` in `[build]`: its reason. NSS hazards are then packed, as
+    /// with `--allow-nss-hazards`.
+    pub nss_allowed: Option<String>,
     pub image: ImageSpec,
     pub test: Option<TestSpec>,
 }
@@ -189,6 +194,7 @@ impl BuildSpec {
         match self.lang {
             LangSpec::C(_) => Lang::C,
             LangSpec::Go(_) => Lang::Go,
+            LangSpec::Rust(_) => Lang::Rust,
             LangSpec::Prebuilt => Lang::Prebuilt,
         }
     }
@@ -224,7 +230,7 @@ impl ArchiveFormat {
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.split(['?', '#']).next().unwrap_or(name);
         let ends = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
-        Some(if ends(&[".tar.gz", ".tgz"]) {
+        Some(if ends(&[".tar.gz", ".tgz", ".crate"]) {
             ArchiveFormat::TarGz
         } else if ends(&[".tar.xz", ".txz"]) {
             ArchiveFormat::TarXz
@@ -243,6 +249,7 @@ impl ArchiveFormat {
 pub enum LangSpec {
     C(CBuild),
     Go(GoBuild),
+    Rust(RustBuild),
     /// Packed as it is: staticpack does not modify a binary it did not build.
     Prebuilt,
 }
@@ -317,7 +324,8 @@ pub struct SystemBuild {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GoBuild {
-    /// The main package relative to the source folder, e.g. "." or "./cmd/app".
+    /// The main package relative to the source folder, e.g. "." or "./cmd/app", or one file
+    /// ("./prog.go", built alone as `go build prog.go`).
     pub package: String,
     /// CGO_ENABLED.
     pub cgo: bool,
@@ -326,6 +334,33 @@ pub struct GoBuild {
     /// Added to `go build -ldflags`.
     pub ldflags: Vec<String>,
     pub strip: bool,
+}
+
+/// `lang = "rust"`: one `cargo build` of a locked workspace, for the musl or gnu target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RustBuild {
+    /// `cargo build -p`: the workspace member to build.
+    pub package: Option<String>,
+    /// `--bin`: which binary, when the package has several.
+    pub bin: Option<String>,
+    pub features: Vec<String>,
+    /// `--no-default-features` when false.
+    pub default_features: bool,
+    /// `--profile`: "release" unless said.
+    pub profile: String,
+    /// `-C strip=symbols`.
+    pub strip: bool,
+}
+
+impl RustBuild {
+    /// The target triple for a libc on this machine's architecture.
+    pub fn target(libc: LibcChoice) -> String {
+        let env = match libc {
+            LibcChoice::Glibc => "gnu",
+            LibcChoice::Musl | LibcChoice::None => "musl",
+        };
+        format!("{}-unknown-linux-{env}", std::env::consts::ARCH)
+    }
 }
 
 /// `[image]`: the base and what depends on it, and the settings that do not.

@@ -4,7 +4,7 @@
 use super::cfiles;
 use super::{
     BuildSystem, CBuild, Commands, Epoch, FilePatterns, GoBuild, ImageSettings, Lang, LibcChoice,
-    LinkMode, MAX_EPOCH, Problem, Symlink, SystemBuild, TestSpec, is_valid_tag,
+    LinkMode, MAX_EPOCH, Problem, RustBuild, Symlink, SystemBuild, TestSpec, is_valid_tag,
 };
 use crate::image::users::{Owner, User};
 use serde::Deserialize;
@@ -66,10 +66,18 @@ struct RawBuild {
     make_args: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     deps: Vec<RawDep>,
-    // Go
+    // Go (a package folder or file) and Rust (a cargo package name)
     package: Option<Spanned<String>>,
     cgo: Option<Spanned<bool>>,
     tags: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Pack a static glibc binary that loads NSS modules, with the `reason` it is fine.
+    allow_nss_hazards: Option<Spanned<bool>>,
+    reason: Option<Spanned<String>>,
+    // Rust
+    bin: Option<Spanned<String>>,
+    features: Option<Spanned<Vec<Spanned<String>>>>,
+    default_features: Option<Spanned<bool>>,
+    profile: Option<Spanned<String>>,
 }
 
 /// `[[build.deps]]`.
@@ -143,6 +151,8 @@ pub struct Parsed {
     pub(super) epoch: Epoch,
     pub(super) allow_outside: Vec<Spanned<String>>,
     pub(super) build: ParsedBuild,
+    /// `allow_nss_hazards = true`: its reason.
+    pub(super) nss_allowed: Option<String>,
     pub(super) image: ParsedImage,
     pub(super) test: Option<TestSpec>,
 }
@@ -181,6 +191,9 @@ pub(super) enum ParsedLang {
         build: GoBuild,
         /// Where `package` was written, if it was.
         package_span: Option<Range<usize>>,
+    },
+    Rust {
+        build: RustBuild,
     },
     Prebuilt,
 }
@@ -224,6 +237,7 @@ pub(super) fn parse_as(text: &str, purpose: Purpose) -> Result<Parsed, Problem> 
     let install = (raw.build.get_ref().install.as_ref())
         .filter(|i| *i.get_ref())
         .map(Spanned::span);
+    let nss_allowed = ctx.parse_nss(raw.build.get_ref())?;
     let build = ctx.parse_build(raw.build, &name)?;
     // After the build's own checks, so that `install` with another language says that first.
     if let (Some(at), None, Purpose::Image) = (install, &raw.image.entrypoint, purpose) {
@@ -253,6 +267,7 @@ pub(super) fn parse_as(text: &str, purpose: Purpose) -> Result<Parsed, Problem> 
         epoch,
         allow_outside: raw.allow_outside,
         build,
+        nss_allowed,
         image,
         test,
     })
@@ -347,11 +362,12 @@ impl Ctx<'_> {
             .link
             .as_ref()
             .map(|l| *l.get_ref())
-            // C defaults to the strongest form; Go and prebuilt to plain static, as ko does.
-            .unwrap_or(if lang == Lang::C {
-                LinkMode::StaticPie
-            } else {
-                LinkMode::Static
+            // C and Rust default to the strongest form; Go and prebuilt to plain static, as ko
+            // does.
+            .unwrap_or(match lang {
+                Lang::C => LinkMode::StaticPie,
+                Lang::Rust => rust_default_link(),
+                Lang::Go | Lang::Prebuilt => LinkMode::Static,
             });
         let output = match &b.output {
             Some(o) => {
@@ -425,6 +441,12 @@ impl Ctx<'_> {
                     },
                 )
             }
+            Lang::Rust => (
+                libc,
+                ParsedLang::Rust {
+                    build: self.parse_rust(&b, strip)?,
+                },
+            ),
             Lang::Prebuilt => (libc, ParsedLang::Prebuilt),
         };
         Ok(ParsedBuild {
@@ -436,6 +458,48 @@ impl Ctx<'_> {
             lang,
             deps,
         })
+    }
+
+    /// `allow_nss_hazards = true` with its `reason`, for a build that links glibc: the one NSS
+    /// rule (see the README) relaxed in the recipe, said why.
+    fn parse_nss(&self, b: &RawBuild) -> Result<Option<String>, Problem> {
+        let allow = b.allow_nss_hazards.as_ref().filter(|a| *a.get_ref());
+        let help = "say why the hazard is acceptable, e.g. reason = \"runs as uid 0 only; no name lookups\"";
+        match (allow, &b.reason) {
+            (None, None) => Ok(None),
+            (None, Some(r)) => Err(self.error(
+                r.span(),
+                "build.reason",
+                "`reason` explains allow_nss_hazards = true, which is not set".into(),
+                Some("remove it, or set allow_nss_hazards = true".into()),
+            )),
+            (Some(a), None) => Err(self.error(
+                a.span(),
+                "build.reason",
+                "allow_nss_hazards = true needs a `reason`".into(),
+                Some(help.into()),
+            )),
+            (Some(_), Some(r)) if r.get_ref().trim().is_empty() => Err(self.error(
+                r.span(),
+                "build.reason",
+                "the reason is empty".into(),
+                Some(help.into()),
+            )),
+            (Some(a), Some(r)) => {
+                let lang = *b.lang.get_ref();
+                let glibc = b.libc.as_ref().map(|l| *l.get_ref()) == Some(LibcChoice::Glibc);
+                if !glibc && lang != Lang::Prebuilt {
+                    return Err(self.error(
+                        a.span(),
+                        "build.allow_nss_hazards",
+                        "only a static glibc binary loads NSS modules: this build links no glibc"
+                            .into(),
+                        Some("remove allow_nss_hazards and reason, or set libc = \"glibc\"".into()),
+                    ));
+                }
+                Ok(Some(r.get_ref().trim().to_owned()))
+            }
+        }
     }
 
     /// `build.source`: a path, or an archive table.
@@ -457,7 +521,7 @@ impl Ctx<'_> {
                         Lang::Prebuilt => {
                             "name the binary to pack, relative to the recipe's folder"
                         }
-                        Lang::C | Lang::Go => {
+                        Lang::C | Lang::Go | Lang::Rust => {
                             "name the folder that holds the code, relative to the recipe's folder, e.g. \".\""
                         }
                     },
@@ -479,7 +543,8 @@ impl Ctx<'_> {
         if lang == Lang::Prebuilt {
             return Err(err(
                 "build.source",
-                "an archive source is only for lang = \"c\" or \"go\", not \"prebuilt\"".into(),
+                "an archive source is only for lang = \"c\", \"go\" or \"rust\", not \"prebuilt\""
+                    .into(),
                 "name the binary to pack, relative to the recipe's folder",
             ));
         }
@@ -584,7 +649,7 @@ impl Ctx<'_> {
 
     /// A field the language does not use is an error, not silently ignored.
     fn refuse_fields_of_other_languages(&self, b: &RawBuild, lang: Lang) -> Result<(), Problem> {
-        let fields: [FieldUse; 17] = [
+        let fields: &[FieldUse] = &[
             ("files", span_of(&b.files), &[Lang::C]),
             ("deps", b.deps.first().map(|d| d.recipe.span()), &[Lang::C]),
             ("exclude", span_of(&b.exclude), &[Lang::C]),
@@ -597,18 +662,29 @@ impl Ctx<'_> {
             ("artifact", span_of(&b.artifact), &[Lang::C]),
             ("install", span_of(&b.install), &[Lang::C]),
             ("cflags", span_of(&b.cflags), &[Lang::C]),
-            ("package", span_of(&b.package), &[Lang::Go]),
+            ("package", span_of(&b.package), &[Lang::Go, Lang::Rust]),
             ("cgo", span_of(&b.cgo), &[Lang::Go]),
             ("tags", span_of(&b.tags), &[Lang::Go]),
             ("ldflags", span_of(&b.ldflags), &[Lang::C, Lang::Go]),
-            ("strip", span_of(&b.strip), &[Lang::C, Lang::Go]),
+            ("strip", span_of(&b.strip), &[Lang::C, Lang::Go, Lang::Rust]),
+            ("bin", span_of(&b.bin), &[Lang::Rust]),
+            ("features", span_of(&b.features), &[Lang::Rust]),
+            (
+                "default_features",
+                span_of(&b.default_features),
+                &[Lang::Rust],
+            ),
+            ("profile", span_of(&b.profile), &[Lang::Rust]),
         ];
-        for (field, at, langs) in fields {
+        for (field, at, langs) in fields.iter().cloned() {
             let Some(at) = at else { continue };
             if langs.contains(&lang) {
                 continue;
             }
             let help = match (field, lang) {
+                ("ldflags", Lang::Rust) => {
+                    "a Rust build's flags come from Cargo.toml's profile; remove the field"
+                }
                 ("strip", Lang::Prebuilt) => {
                     "staticpack packs a prebuilt binary as it is: strip it before (strip --strip-all), or remove the field"
                 }
@@ -619,7 +695,10 @@ impl Ctx<'_> {
                 &format!("build.{field}"),
                 format!(
                     "`{field}` is only for lang = {}, not \"{lang}\"",
-                    join_quoted(langs).replace(", ", " or ")
+                    match join_quoted(langs).rsplit_once(", ") {
+                        Some((most, last)) => format!("{most} or {last}"),
+                        None => join_quoted(langs),
+                    }
                 ),
                 Some(help.into()),
             ));
@@ -925,7 +1004,7 @@ impl Ctx<'_> {
             (_, Some(l)) => {
                 let value = *l.get_ref();
                 let allowed: &[LibcChoice] = match lang {
-                    Lang::C => &[LibcChoice::Musl, LibcChoice::Glibc],
+                    Lang::C | Lang::Rust => &[LibcChoice::Musl, LibcChoice::Glibc],
                     Lang::Go | Lang::Prebuilt => {
                         &[LibcChoice::Musl, LibcChoice::Glibc, LibcChoice::None]
                     }
@@ -940,7 +1019,7 @@ impl Ctx<'_> {
                 }
                 value
             }
-            (Lang::C, None) => LibcChoice::Musl,
+            (Lang::C | Lang::Rust, None) => LibcChoice::Musl,
             (Lang::Go | Lang::Prebuilt, None) => LibcChoice::None,
         })
     }
@@ -1003,7 +1082,9 @@ impl Ctx<'_> {
                     return Err(self.error(
                         p.span(),
                         "build.package",
-                        format!("{value:?} is not a package folder inside build.source"),
+                        format!(
+                            "{value:?} is not a package folder or .go file inside build.source"
+                        ),
                         Some(PACKAGE_HELP.into()),
                     ));
                 }
@@ -1042,6 +1123,78 @@ impl Ctx<'_> {
                 strip,
             },
         ))
+    }
+
+    /// Rust: cargo's names as cargo allows them, and the links its static targets can make.
+    fn parse_rust(&self, b: &RawBuild, strip: bool) -> Result<RustBuild, Problem> {
+        if let Some(l) = b
+            .link
+            .as_ref()
+            .filter(|l| *l.get_ref() == LinkMode::Dynamic)
+        {
+            return Err(self.error(
+                l.span(),
+                "build.link",
+                "a dynamic Rust binary cannot run in a scratch image".into(),
+                Some("use link = \"static-pie\" (the default) or \"static\"".into()),
+            ));
+        }
+        // Cargo's package, target and profile names; features may also say `dep/feature`.
+        let name_ok = |v: &str, extra: &[u8]| {
+            !v.is_empty()
+                && !v.starts_with('-')
+                && v.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_-".contains(&c) || extra.contains(&c))
+        };
+        let name = |field: &str, v: &Option<Spanned<String>>, help: &str| match v {
+            Some(s) if !name_ok(s.get_ref(), b"") => Err(self.error(
+                s.span(),
+                field,
+                format!("{:?} is not a cargo name", s.get_ref()),
+                Some(help.into()),
+            )),
+            Some(s) => Ok(Some(s.get_ref().clone())),
+            None => Ok(None),
+        };
+        let package = name(
+            "build.package",
+            &b.package,
+            "name the workspace member as its Cargo.toml does, e.g. package = \"mytool\"",
+        )?;
+        let bin = name(
+            "build.bin",
+            &b.bin,
+            "name the [[bin]] target, e.g. bin = \"mytool\"",
+        )?;
+        let profile = name(
+            "build.profile",
+            &b.profile,
+            "name a cargo profile: \"release\" (the default), \"dev\" or one of Cargo.toml's [profile.NAME]",
+        )?
+        .unwrap_or_else(|| "release".to_owned());
+        let mut features = Vec::new();
+        for f in b.features.iter().flat_map(|f| f.get_ref()) {
+            if !name_ok(f.get_ref(), b"/+.") {
+                return Err(self.error(
+                    f.span(),
+                    "build.features",
+                    format!("{:?} is not a cargo feature", f.get_ref()),
+                    Some(
+                        "write one feature per string, e.g. features = [\"tls\", \"serde/derive\"]"
+                            .into(),
+                    ),
+                ));
+            }
+            features.push(f.get_ref().clone());
+        }
+        Ok(RustBuild {
+            package,
+            bin,
+            features,
+            default_features: b.default_features.as_ref().is_none_or(|d| *d.get_ref()),
+            profile,
+            strip,
+        })
     }
 
     /// `[image]` as written: paths, users and owners by their syntax, ports, signals. `output`
@@ -1272,11 +1425,19 @@ impl Ctx<'_> {
 }
 
 const SOURCE_HELP: &str = "write a folder (\".\"), or { archive = \"x-1.0.tar.gz\", sha256 = \"…\" }, or { url = \"https://…/x-1.0.tar.gz\", sha256 = \"…\" }";
-pub(super) const PACKAGE_HELP: &str =
-    "give the main package's folder relative to build.source, e.g. \".\" or \"./cmd/app\"";
+pub(super) const PACKAGE_HELP: &str = "give the main package's folder relative to build.source, e.g. \".\" or \"./cmd/app\", or one program file (built as `go build prog.go`), e.g. \"prog.go\"";
 pub(super) const USER_HELP: &str = "use \"UID\" or \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";
 pub(super) const OWNER_HELP: &str =
     "use \"UID:GID\" like \"65532:65532\", or names from the base's /etc/passwd and /etc/group";
+
+/// A static-pie where Rust's Linux targets make working ones (musl and gnu on x86-64 and
+/// aarch64); plain static elsewhere.
+fn rust_default_link() -> LinkMode {
+    match std::env::consts::ARCH {
+        "x86_64" | "aarch64" => LinkMode::StaticPie,
+        _ => LinkMode::Static,
+    }
+}
 
 /// A field, where it was written (if it was), and the languages that use it.
 type FieldUse = (&'static str, Option<Range<usize>>, &'static [Lang]);

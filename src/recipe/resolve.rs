@@ -75,6 +75,7 @@ impl Parsed {
             epoch: self.epoch,
             allow_outside: allowed,
             build,
+            nss_allowed: self.nss_allowed,
             image,
             test: self.test,
         })
@@ -170,13 +171,14 @@ impl At<'_> {
                 package_span,
             } => {
                 if let Some(span) = package_span {
-                    if !source.join(&build.package).is_dir() {
+                    if !go_package_exists(&source, &build.package) {
                         return Err(self.place.error(
                             span,
                             "build.package",
                             format!(
-                                "{:?} is not a package folder inside {}",
+                                "{:?} is not a {} inside {}",
                                 build.package,
+                                go_package_kind(&build.package),
                                 source.display()
                             ),
                             Some(PACKAGE_HELP.into()),
@@ -191,6 +193,10 @@ impl At<'_> {
                     ));
                 }
                 LangSpec::Go(build)
+            }
+            ParsedLang::Rust { build } => {
+                check_cargo_project(&source).map_err(|(m, h)| source_error(m, h))?;
+                LangSpec::Rust(build)
             }
             ParsedLang::Prebuilt => LangSpec::Prebuilt,
         };
@@ -314,6 +320,7 @@ impl At<'_> {
             // Matched once the archive is unpacked (`check_unpacked`).
             ParsedLang::C { build, .. } => LangSpec::C(build),
             ParsedLang::Go { build, .. } => LangSpec::Go(build),
+            ParsedLang::Rust { build } => LangSpec::Rust(build),
             ParsedLang::Prebuilt => LangSpec::Prebuilt,
         };
         Ok(BuildSpec {
@@ -476,16 +483,57 @@ pub(crate) fn check_unpacked(spec: &mut BuildSpec) -> Result<(), String> {
             if !source.join("go.mod").is_file() {
                 return Err("the archive holds no go.mod at its top (after strip_components): it must be a Go module".into());
             }
-            if !source.join(&g.package).is_dir() {
+            if !go_package_exists(&source, &g.package) {
                 return Err(format!(
-                    "build.package: {:?} is not a folder in the unpacked archive",
-                    g.package
+                    "build.package: {:?} is not a {} in the unpacked archive",
+                    g.package,
+                    go_package_kind(&g.package)
                 ));
             }
+        }
+        LangSpec::Rust(_) => {
+            check_cargo_project(&source).map_err(|(m, h)| format!("{m}; {h}"))?;
         }
         LangSpec::Prebuilt => {}
     }
     Ok(())
+}
+
+/// A cargo project staticpack can build offline: a Cargo.toml and the Cargo.lock that pins
+/// every dependency (`--locked` refuses to invent one). What is wrong, and the fix.
+fn check_cargo_project(source: &Path) -> Result<(), (String, String)> {
+    if !source.join("Cargo.toml").is_file() {
+        return Err((
+            format!("no Cargo.toml in {}", source.display()),
+            "the source folder must be a cargo package or workspace (cargo init)".into(),
+        ));
+    }
+    if !source.join("Cargo.lock").is_file() {
+        return Err((
+            format!("no Cargo.lock in {}", source.display()),
+            "staticpack builds with --locked so that every dependency is pinned: run `cargo generate-lockfile` in the source folder and commit Cargo.lock".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A Go `package`: a folder, or one `.go` file (`go build prog.go`, which builds that file
+/// alone, `//go:build ignore` or not).
+fn go_package_exists(source: &Path, package: &str) -> bool {
+    let p = source.join(package);
+    if package.ends_with(".go") {
+        p.is_file()
+    } else {
+        p.is_dir()
+    }
+}
+
+fn go_package_kind(package: &str) -> &'static str {
+    if package.ends_with(".go") {
+        ".go file"
+    } else {
+        "package folder"
+    }
 }
 
 /// The empty base: no layer, no users.

@@ -77,7 +77,7 @@ fn types_enums_and_required_fields() {
     assert!(e.message.contains("unknown variant `cc`"), "{}", e.message);
     assert_eq!(
         e.help.as_deref(),
-        Some("did you mean `c`? allowed: c, go, prebuilt")
+        Some("did you mean `c`? allowed: c, go, rust, prebuilt")
     );
     let e = problem("name = \"hello\"\n[build]\nlang = \"c\"\n");
     assert!(
@@ -120,7 +120,7 @@ fn build_section_is_one_type_per_language() {
         (e.field.as_deref(), e.message.as_str()),
         (
             Some("build.strip"),
-            "`strip` is only for lang = \"c\" or \"go\", not \"prebuilt\""
+            "`strip` is only for lang = \"c\", \"go\" or \"rust\", not \"prebuilt\""
         )
     );
     assert!(e.help.unwrap().contains("strip it before"));
@@ -700,19 +700,23 @@ fn every_build_field_is_used_by_a_language_or_refused_by_name() {
         ("defines", "[\"NDEBUG\"]", &["c"]),
         ("cflags", "[\"-Wall\"]", &["c"]),
         ("ldflags", "[\"-s\"]", &["c", "go"]),
-        ("strip", "true", &["c", "go"]),
-        ("package", "\".\"", &["go"]),
+        ("strip", "true", &["c", "go", "rust"]),
+        ("package", "\"app\"", &["go", "rust"]),
         ("cgo", "false", &["go"]),
         ("tags", "[\"netgo\"]", &["go"]),
-        ("output", "\"/app\"", &["c", "go", "prebuilt"]),
-        ("link", "\"static\"", &["c", "go", "prebuilt"]),
+        ("bin", "\"app\"", &["rust"]),
+        ("features", "[\"tls\"]", &["rust"]),
+        ("default_features", "false", &["rust"]),
+        ("profile", "\"dist\"", &["rust"]),
+        ("output", "\"/app\"", &["c", "go", "rust", "prebuilt"]),
+        ("link", "\"static\"", &["c", "go", "rust", "prebuilt"]),
     ];
     let fields = fields
         .iter()
         .copied()
         .chain(plain.iter().map(|(f, v, u)| (*f, *v, *u, "")));
     for (field, value, used_by, needs) in fields {
-        for lang in ["c", "go", "prebuilt"] {
+        for lang in ["c", "go", "rust", "prebuilt"] {
             let needs = if used_by.contains(&lang) { needs } else { "" };
             let text = format!(
                 "name = \"x\"\n[build]\nlang = \"{lang}\"\nsource = \"src\"\n{field} = {value}\n{needs}\n"
@@ -1027,6 +1031,135 @@ fn a_commands_build_resolves_without_c_files() {
     let r = load_in(d.path(), &format!("{CMDS}artifact = \"jq\"\n")).unwrap();
     assert!(c_build(&r).files.is_empty());
     assert!(c_build(&r).commands.is_some());
+}
+
+// ---- Rust ----------------------------------------------------------------------------------
+
+fn rust(extra: &str) -> Result<Parsed, Problem> {
+    parse(&format!(
+        "name = \"r\"\n[build]\nlang = \"rust\"\nsource = \"src\"\n{extra}"
+    ))
+}
+
+fn rust_spec(extra: &str) -> (LibcChoice, LinkMode, RustBuild) {
+    let p = rust(extra).unwrap();
+    match p.build.lang {
+        super::parse::ParsedLang::Rust { build } => (p.build.libc, p.build.link, build),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rust_defaults_to_a_musl_static_pie_release_build() {
+    let (libc, link, b) = rust_spec("");
+    assert_eq!((libc, link), (LibcChoice::Musl, LinkMode::StaticPie));
+    assert_eq!(
+        b,
+        RustBuild {
+            package: None,
+            bin: None,
+            features: Vec::new(),
+            default_features: true,
+            profile: "release".into(),
+            strip: false,
+        }
+    );
+    let (libc, link, b) = rust_spec(
+        "libc = \"glibc\"\nlink = \"static\"\npackage = \"tool\"\nbin = \"t\"\nfeatures = [\"a\", \"dep/b\"]\ndefault_features = false\nprofile = \"dist\"\nstrip = true\n",
+    );
+    assert_eq!((libc, link), (LibcChoice::Glibc, LinkMode::Static));
+    assert_eq!(b.package.as_deref(), Some("tool"));
+    assert_eq!(
+        (b.features.len(), b.default_features, b.strip),
+        (2, false, true)
+    );
+    assert_eq!(
+        RustBuild::target(LibcChoice::Musl),
+        format!("{}-unknown-linux-musl", std::env::consts::ARCH)
+    );
+    assert_eq!(
+        RustBuild::target(LibcChoice::Glibc),
+        format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+    );
+}
+
+#[test]
+fn rust_mistakes_name_their_field() {
+    for (extra, field) in [
+        ("libc = \"none\"\n", "build.libc"),
+        ("link = \"dynamic\"\n", "build.link"),
+        ("package = \"../x\"\n", "build.package"),
+        ("bin = \"a b\"\n", "build.bin"),
+        ("profile = \"--release\"\n", "build.profile"),
+        ("features = [\"a,b\"]\n", "build.features"),
+        ("ldflags = [\"-s\"]\n", "build.ldflags"),
+    ] {
+        let e = rust(extra).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{extra}: {e:?}");
+        assert!(e.help.is_some(), "{extra}: {e:?}");
+    }
+}
+
+#[test]
+fn a_rust_source_needs_cargo_toml_and_cargo_lock() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("src")).unwrap();
+    let text = "name = \"r\"\n[build]\nlang = \"rust\"\nsource = \"src\"\n";
+    let e = err(d.path(), text);
+    assert!(e.message.contains("no Cargo.toml"), "{e:?}");
+    std::fs::write(d.path().join("src/Cargo.toml"), "[package]\nname = \"r\"\n").unwrap();
+    let e = err(d.path(), text);
+    assert_eq!(e.field.as_deref(), Some("build.source"));
+    assert!(
+        e.message.contains("no Cargo.lock") && e.help.unwrap().contains("cargo generate-lockfile"),
+        "{}",
+        e.message
+    );
+    std::fs::write(d.path().join("src/Cargo.lock"), "version = 4\n").unwrap();
+    let r = load_in(d.path(), text).unwrap();
+    assert!(matches!(r.build.lang, LangSpec::Rust(_)));
+}
+
+// ---- the NSS rule in the recipe ------------------------------------------------------------
+
+#[test]
+fn allow_nss_hazards_needs_a_reason_and_a_glibc_build() {
+    let c = |extra: &str| {
+        parse(&format!(
+            "name = \"n\"\n[build]\nlang = \"c\"\nsource = \"src\"\n{extra}"
+        ))
+    };
+    let p =
+        c("libc = \"glibc\"\nallow_nss_hazards = true\nreason = \" only uid 0, no lookups \"\n")
+            .unwrap();
+    assert_eq!(p.nss_allowed.as_deref(), Some("only uid 0, no lookups"));
+    assert_eq!(c("libc = \"glibc\"\n").unwrap().nss_allowed, None);
+    for (extra, field, says) in [
+        (
+            "libc = \"glibc\"\nallow_nss_hazards = true\n",
+            "build.reason",
+            "needs a `reason`",
+        ),
+        (
+            "libc = \"glibc\"\nallow_nss_hazards = true\nreason = \" \"\n",
+            "build.reason",
+            "empty",
+        ),
+        (
+            "libc = \"glibc\"\nreason = \"x\"\n",
+            "build.reason",
+            "not set",
+        ),
+        (
+            "allow_nss_hazards = true\nreason = \"x\"\n",
+            "build.allow_nss_hazards",
+            "no glibc",
+        ),
+    ] {
+        let e = c(extra).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some(field), "{extra}: {e:?}");
+        assert!(e.message.contains(says), "{extra}: {}", e.message);
+    }
 }
 
 // ---- system = "make" | "autotools" | "cmake" | "meson" --------------------------------------

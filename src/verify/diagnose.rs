@@ -324,6 +324,23 @@ fn dynamic(f: &ElfFacts, require: Requirement) -> Finding {
                 )
             }
         }
+        // Rust's musl target links statically unless told not to (`-crt-static`, or a target
+        // spec or distribution patch that flips the default): then it needs ld-musl at run time.
+        Toolchain::Rust
+            if f.interpreter
+                .as_deref()
+                .is_some_and(|i| i.contains("ld-musl")) =>
+        {
+            (
+                format!(
+                    "Rust program for musl linked dynamically ({details}){want}: it needs the musl loader at run time"
+                ),
+                format!(
+                    "remove `-C target-feature=-crt-static` (look in RUSTFLAGS and .cargo/config.toml) and build                      with `-C target-feature=+crt-static --target {}` (lang = \"rust\" in a recipe does this)",
+                    rust_musl_target(&f.machine)
+                ),
+            )
+        }
         Toolchain::Rust => (
             format!("dynamically linked Rust program ({details}){want}"),
             format!(

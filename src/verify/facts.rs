@@ -437,6 +437,13 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
             || contains(bytes, b"/rustc/")
             || contains(bytes, b"rust_panic"));
 
+    let rust = is_rust.then(|| super::rustinfo::RustInfo {
+        rustc: super::rustinfo::rustc_version(&compilers),
+        crates: section(".dep-v0")
+            .and_then(section_data)
+            .and_then(super::rustinfo::crates),
+    });
+
     let go_cgo = syms.cgo
         || !needed.is_empty()
         || (stripped && go.as_ref().and_then(GoBuildInfo::cgo_enabled) == Some(true));
@@ -508,6 +515,7 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         is_go,
         is_shared_library,
         is_rust,
+        rust,
         soname,
         entry: hdr.e_entry,
         libc_evidence,

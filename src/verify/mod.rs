@@ -15,12 +15,14 @@ mod diagnose;
 mod facts;
 mod gobuildinfo;
 mod report;
+mod rustinfo;
 mod walk;
 
 pub use classify::os_display;
 pub use diagnose::{diagnose, summary};
 pub use gobuildinfo::{GoBuildInfo, GoModule};
 pub use report::{SCHEMA_VERSION, Status, Tally, requirement_name};
+pub use rustinfo::{RustCrate, RustInfo};
 pub use walk::{ErrorKind, FileError, FileReport, MAX_FILE_SIZE, WalkStats, verify_paths};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,8 @@ pub struct ElfFacts {
     pub is_shared_library: bool,
     /// Rust code detected (std/core symbols, rustc paths).
     pub is_rust: bool,
+    /// For Rust code: the rustc version and, with cargo auditable data, the crates.
+    pub rust: Option<RustInfo>,
     /// DT_SONAME.
     pub soname: Option<String>,
     /// e_entry.

@@ -169,6 +169,7 @@ struct JsonFacts<'a> {
     go_internal_link: bool,
     go_build_info: Option<&'a GoBuildInfo>,
     rust: bool,
+    rust_info: Option<&'a super::RustInfo>,
     compilers: &'a [String],
 }
 
@@ -200,6 +201,7 @@ impl<'a> JsonFacts<'a> {
             go_internal_link: f.go_internal_link,
             go_build_info: f.go.as_ref(),
             rust: f.is_rust,
+            rust_info: f.rust.as_ref(),
             compilers: &f.compilers,
         }
     }

@@ -1251,3 +1251,53 @@ fn mutated_foreign_and_big_endian_objects_never_panic() {
     println!("{tried} truncated or mutated copies of {n} files");
     assert!(n >= 20, "only {n} ELF files in {}", dir.display());
 }
+
+#[test]
+fn rust_facts_give_the_rustc_version_and_a_musl_loader_gets_the_rust_fix() {
+    let dir = TempDir::new().unwrap();
+    let src = dir.path().join("main.rs");
+    std::fs::write(&src, "fn main() { println!(\"hi\"); }\n").unwrap();
+    let out = dir.path().join("out");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    run(
+        Command::new(&rustc)
+            .args(["--target", "x86_64-unknown-linux-musl", "-C", "opt-level=0"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&out),
+        "rustup target add x86_64-unknown-linux-musl",
+    );
+    let f = facts(&std::fs::read(&out).unwrap());
+    assert_eq!((f.linkage, f.libc), (Linkage::StaticPie, Libc::Musl));
+    let info = f.rust.expect("Rust facts");
+    let version = Command::new(&rustc).arg("-V").output().unwrap().stdout;
+    let version = String::from_utf8(version).unwrap();
+    assert_eq!(
+        info.rustc.as_deref(),
+        version.trim().strip_prefix("rustc "),
+        "the version in .comment is the compiler's"
+    );
+    assert_eq!(info.crates, None, "built without cargo auditable");
+
+    // A program that needs ld-musl (here musl-gcc's dynamic default), seen as Rust's: the fix
+    // names -crt-static, which is how Rust's musl target gets there.
+    let mut f = facts(&cc("musl-gcc", &[], HELLO_C));
+    assert!(f.interpreter.as_deref().unwrap().contains("ld-musl"));
+    f.is_rust = true;
+    let d = diagnose(&f, Requirement::Static);
+    let e = errors(&d)[0];
+    assert_eq!(e.code, "dynamic");
+    assert!(
+        e.what.contains("Rust program for musl linked dynamically"),
+        "{}",
+        e.what
+    );
+    explains(
+        e,
+        &["ld-musl"],
+        &[
+            "-crt-static",
+            "+crt-static --target x86_64-unknown-linux-musl",
+        ],
+    );
+}

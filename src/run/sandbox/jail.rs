@@ -25,6 +25,9 @@ pub struct JailSpec {
     pub inputs: Vec<PathBuf>,
     /// Writable as well: shared cache folders (Go's build cache), which must exist.
     pub writable: Vec<PathBuf>,
+    /// Keep the host's network: only for a download step whose results are checked by digest
+    /// (`cargo fetch --locked`); every other step runs with none.
+    pub network: bool,
 }
 
 /// The system folders a toolchain needs, read-only; the ones that are symlinks (merged /usr)
@@ -56,6 +59,7 @@ struct Plan {
     new_root: CString,
     steps: Vec<Step>,
     cwd: Option<CString>,
+    network: bool,
     /// For a user namespace when not root: "deny", "uid uid 1", "gid gid 1".
     id_maps: Option<[CString; 3]>,
 }
@@ -165,6 +169,7 @@ fn plan(spec: &JailSpec, cwd: Option<&Path>) -> std::io::Result<Plan> {
         new_root: cstring(&new_root),
         steps,
         cwd: cwd.map(cstring),
+        network: spec.network,
         id_maps,
     })
 }
@@ -180,6 +185,7 @@ pub fn available() -> Result<(), String> {
                 build_dir: dir.path().to_path_buf(),
                 inputs: Vec::new(),
                 writable: Vec::new(),
+                network: false,
             };
             let mut cmd = Command::new("/bin/true");
             jail(&mut cmd, &spec).map_err(|e| e.to_string())?;
@@ -249,7 +255,10 @@ fn enter(plan: &Plan) -> std::io::Result<()> {
     let null = std::ptr::null::<c_char>();
     // SAFETY: raw syscalls on NUL-terminated strings made before the fork.
     unsafe {
-        let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWNET;
+        let mut flags = libc::CLONE_NEWNS;
+        if !plan.network {
+            flags |= libc::CLONE_NEWNET;
+        }
         if plan.id_maps.is_some() {
             flags |= libc::CLONE_NEWUSER;
         }
@@ -409,6 +418,7 @@ mod tests {
             build_dir: build.clone(),
             inputs: vec![input.clone()],
             writable: Vec::new(),
+            network: false,
         };
         let b = build.display();
         let i = input.display();
