@@ -59,7 +59,11 @@ pub(super) fn build(
         // The dependencies' sysroot: its headers' text is in each object's key already.
         args: [libc_args.as_slice(), &maps, &sysroot, &compile_flags].concat(),
         // The maps' host paths are left out: mapping them away is their whole point.
-        key: object_key_base(spec, &specs_text, &compile_flags),
+        key: object_key_base(
+            spec,
+            &without_build_dir(&specs_text, &ctx.build_dir),
+            &compile_flags,
+        ),
         cache: ctx
             .cache
             .as_ref()
@@ -137,6 +141,24 @@ fn object_key_base(spec: &BuildSpec, specs_text: &[u8], flags: &[String]) -> Sha
         feed("flag", f.as_bytes());
     }
     key
+}
+
+/// `bytes` with every occurrence of the build folder's path replaced by `<build>`: what is
+/// in the build folder is the same from one build to the next, its name is not.
+fn without_build_dir(bytes: &[u8], build_dir: &Path) -> Vec<u8> {
+    let needle = build_dir.as_os_str().as_encoded_bytes();
+    if needle.is_empty() {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(b"<build>");
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 fn prefix_map(from: &Path, to: &str) -> String {
@@ -236,9 +258,11 @@ impl Compiler<'_> {
         let mut key = self.key.clone();
         key.update(file.as_bytes());
         key.update([0]);
-        let mut text = std::fs::File::open(&preprocessed).at("reading", &preprocessed)?;
-        std::io::copy(&mut text, &mut key).at("reading", &preprocessed)?;
+        let text = std::fs::read(&preprocessed).at("reading", &preprocessed)?;
         let _ = std::fs::remove_file(&preprocessed);
+        // Headers found through the build folder (kernel headers, the dependencies' sysroot)
+        // name it in line markers; the objects do not (the prefix map), so neither does the key.
+        key.update(without_build_dir(&text, &self.ctx.build_dir));
         let hex = hex::encode(key.finalize());
         let cached = cache.join(&hex[..2]).join(format!("{}.o", &hex[2..]));
         if std::fs::copy(&cached, &path).is_ok() {
@@ -270,4 +294,19 @@ fn store(object: &Path, cached: &Path) {
         tmp.persist(cached).map_err(|e| e.error)?;
         Ok(())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_build_folder_is_named_alike_in_every_key() {
+        let dir = std::path::Path::new("/tmp/staticpack-build-1");
+        let text =
+            b"# 1 \"/tmp/staticpack-build-1/kernel-headers/linux/x.h\"\n/tmp/staticpack-build-1";
+        assert_eq!(
+            super::without_build_dir(text, dir),
+            b"# 1 \"<build>/kernel-headers/linux/x.h\"\n<build>".to_vec()
+        );
+        assert_eq!(super::without_build_dir(b"none", dir), b"none".to_vec());
+    }
 }
