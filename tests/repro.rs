@@ -23,13 +23,14 @@ fn all_recipes() -> Vec<PathBuf> {
     found
 }
 
-/// The C examples built from upstream tarballs are built, proven, pinned to their golden
-/// digests and (the quick ones) checked with --check-repro by tests/c_examples.rs: building
-/// them here as well would double the suite's longest builds.
+/// The examples built from upstream sources (C tarballs, crates.io) are built, proven and
+/// pinned to their golden digests by tests/c_examples.rs and tests/rust_builds.rs (the quick
+/// ones checked with --check-repro there): building them here as well would double the
+/// suite's longest builds.
 fn upstream_example(recipe_file: &Path) -> bool {
-    std::fs::read_to_string(recipe_file)
-        .unwrap()
-        .contains("# Checked by tests/c_examples.rs")
+    let text = std::fs::read_to_string(recipe_file).unwrap();
+    text.contains("# Checked by tests/c_examples.rs")
+        || text.contains("# Checked by tests/rust_builds.rs")
 }
 
 fn refused_on_purpose(recipe_file: &Path) -> bool {
@@ -109,6 +110,10 @@ const GOLDEN: &[(&str, &str)] = &[
     (
         "recipes/hello-c-static/recipe.toml",
         "sha256:a493d9aba199cbe1fbf4e436adb1975100ac4b9431160ea085164e7400171f4d",
+    ),
+    (
+        "recipes/hello-rust/recipe.toml",
+        "sha256:b7b6c6ea83ab43ee5d996b53e693a1e06868c5971b875ae4e4bdeccb8122a297",
     ),
     (
         "recipes/refused-glibc-dynamic/recipe.toml",

@@ -186,6 +186,11 @@ fn hexyl_builds_for_musl_then_for_glibc_offline_from_the_shared_cargo_home() {
     // Cold: one cargo fetch fills the cache's cargo home.
     let run = build("hexyl");
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // Golden: tests/repro.rs leaves the hexyl recipes to this test.
+    assert_eq!(
+        printed_digest(&run),
+        "sha256:6c7dc688490096271a0710b91cf236d20eb24212a0becf74c3bb3ea0d83edf04"
+    );
     assert!(
         verdict(&run).starts_with("verify  static-pie (musl, Rust"),
         "{}",
@@ -209,6 +214,10 @@ fn hexyl_builds_for_musl_then_for_glibc_offline_from_the_shared_cargo_home() {
     cut_the_network(&cache.path().join("cargo"));
     let run = build("hexyl-glibc");
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        printed_digest(&run),
+        "sha256:17921446b227bb5e84ddb0f40f2ca2acc3e0f0cfe0f1427bdbb592f5259c9cf4"
+    );
     assert!(
         verdict(&run).starts_with("verify  static-pie (glibc, Rust"),
         "{}",
