@@ -73,7 +73,8 @@ pub(crate) fn render(cmd: &Command) -> String {
     parts.join(" ")
 }
 
-fn quote(s: &str) -> String {
+/// One shell word: quoted only when it needs it.
+pub(crate) fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))

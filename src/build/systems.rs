@@ -3,6 +3,7 @@
 //! progress, artifact or install handling). cmake and meson also get a file naming staticpack's
 //! compiler wrapper, since they do not trust `CC` alone.
 
+use super::process::quote;
 use super::{BuildError, process};
 use crate::fsio::IoContext;
 use crate::recipe::{BuildSystem, SystemBuild};
@@ -235,18 +236,6 @@ fn meson_native(setup: &Setup, cmake_toolchain: &Path) -> String {
         q(&cmake_toolchain.display().to_string())
     ));
     t
-}
-
-/// One shell word.
-fn quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]

@@ -6,13 +6,11 @@
 //! verification of any ELF file it installs; none of its files reach the dependent's image.
 
 use super::{
-    BUILD_DIR_PREFIX, BuildOptions, Event, PipelineError, Tools, inputs, installed_entries, judge,
+    BUILD_DIR_PREFIX, BuildOptions, Event, PipelineError, Tools, inputs, installed_entries,
 };
 use crate::build::BuildContext;
 use crate::fsio::IoContext;
-use crate::image::EntryKind;
 use crate::recipe::Recipe;
-use crate::verify;
 use crate::workdir::WorkDir;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -201,34 +199,7 @@ fn verify_elves(
     events: &mut dyn FnMut(Event),
 ) -> Result<(), PipelineError> {
     for e in installed_entries(tree)? {
-        if !matches!(e.kind, EntryKind::File(_)) {
-            continue;
-        }
-        let bytes = std::fs::read(&e.path).at("reading", &e.path)?;
-        if !bytes.starts_with(b"\x7fELF") {
-            continue;
-        }
-        let path = format!("/{}", e.rel);
-        let facts = verify::analyze(&bytes).map_err(|source| PipelineError::VerifyInstalled {
-            path: path.clone(),
-            source,
-        })?;
-        let verdict = verify::summary(&facts);
-        events(Event::VerifiedInstalled {
-            path: &path,
-            verdict: &verdict,
-        });
-        match judge(&facts, recipe, opts, &verdict, events) {
-            Ok(_) => {}
-            Err(PipelineError::Refused { verdict, findings }) => {
-                return Err(PipelineError::RefusedInstalled {
-                    path,
-                    verdict,
-                    findings,
-                });
-            }
-            Err(other) => return Err(other),
-        }
+        super::verify_installed_elf(&e, recipe, opts, events)?;
     }
     Ok(())
 }

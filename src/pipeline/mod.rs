@@ -951,33 +951,10 @@ fn verify_installed(
     let mut chosen = None;
     let mut all_warnings = Vec::new();
     for e in entries {
-        if !matches!(e.kind, EntryKind::File(_)) {
+        let Some((facts, verdict, warnings, bytes)) =
+            verify_installed_elf(e, recipe, opts, events)?
+        else {
             continue;
-        }
-        let bytes = std::fs::read(&e.path).at("reading", &e.path)?;
-        if !bytes.starts_with(b"\x7fELF") {
-            continue;
-        }
-        let path = format!("/{}", e.rel);
-        let facts = verify::analyze(&bytes).map_err(|source| PipelineError::VerifyInstalled {
-            path: path.clone(),
-            source,
-        })?;
-        let verdict = verify::summary(&facts);
-        events(Event::VerifiedInstalled {
-            path: &path,
-            verdict: &verdict,
-        });
-        let warnings = match judge(&facts, recipe, opts, &verdict, events) {
-            Ok(w) => w,
-            Err(PipelineError::Refused { verdict, findings }) => {
-                return Err(PipelineError::RefusedInstalled {
-                    path,
-                    verdict,
-                    findings,
-                });
-            }
-            Err(other) => return Err(other),
         };
         all_warnings.extend(warnings);
         if chosen.is_none() || e.rel == entry {
@@ -990,6 +967,46 @@ fn verify_installed(
         )
     })?;
     Ok((facts, verdict, all_warnings, digest))
+}
+
+/// An installed ELF file's facts, verdict, warnings and bytes.
+type VerifiedElf = (ElfFacts, String, Vec<Finding>, Vec<u8>);
+
+/// Verifies one installed file when it is an ELF file (`None` when it is not), telling its
+/// verdict; one the recipe's rules refuse fails the build, named. Its bytes come back, for
+/// the caller that needs its digest.
+fn verify_installed_elf(
+    e: &Installed,
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    events: &mut dyn FnMut(Event),
+) -> Result<Option<VerifiedElf>, PipelineError> {
+    if !matches!(e.kind, EntryKind::File(_)) {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&e.path).at("reading", &e.path)?;
+    if !bytes.starts_with(b"\x7fELF") {
+        return Ok(None);
+    }
+    let path = format!("/{}", e.rel);
+    let facts = verify::analyze(&bytes).map_err(|source| PipelineError::VerifyInstalled {
+        path: path.clone(),
+        source,
+    })?;
+    let verdict = verify::summary(&facts);
+    events(Event::VerifiedInstalled {
+        path: &path,
+        verdict: &verdict,
+    });
+    match judge(&facts, recipe, opts, &verdict, events) {
+        Ok(warnings) => Ok(Some((facts, verdict, warnings, bytes))),
+        Err(PipelineError::Refused { verdict, findings }) => Err(PipelineError::RefusedInstalled {
+            path,
+            verdict,
+            findings,
+        }),
+        Err(other) => Err(other),
+    }
 }
 
 /// The installed tree as the application layer: modes kept, owned by root, the epoch's mtime.
