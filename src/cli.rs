@@ -152,6 +152,10 @@ pub struct BuildArgs {
     pub push: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// The platform to build for, e.g. linux/arm64 (over the recipe's [image] platforms; one
+    /// for now). Another CPU is cross-built and proven under qemu user emulation.
+    #[arg(long, value_name = "LIST", value_parser = parse_platforms)]
+    pub platform: Option<PlatformList>,
     /// Build a second time elsewhere (other folder, time, umask, TZ, LANG, environment noise)
     /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
     #[arg(long)]
@@ -243,4 +247,13 @@ mod tests {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// `--platform LIST`'s platforms (one value: clap would take a `Vec` for repeated flags).
+#[derive(Clone, Debug)]
+pub struct PlatformList(pub Vec<staticpack::recipe::Platform>);
+
+/// `--platform LIST`: comma-separated OCI platforms.
+fn parse_platforms(s: &str) -> Result<PlatformList, String> {
+    staticpack::recipe::parse_platforms(s).map(PlatformList)
 }

@@ -173,7 +173,20 @@ fn default_out(name: &str, format: FormatArg) -> std::path::PathBuf {
 
 fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> Result<ExitCode> {
     use staticpack::pipeline::publish::{Archive, LayoutDir, Publisher, RegistryPush};
-    let r = recipe::load(&a.recipe)?;
+    let mut r = recipe::load(&a.recipe)?;
+    if let Some(cli::PlatformList(platforms)) = &a.platform {
+        let [platform] = platforms.as_slice() else {
+            bail!(
+                "--platform {}: not yet: one platform per build (an index over several comes later); build each with its own --platform",
+                platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        };
+        r.build.set_platform(platform);
+    }
     if a.check_repro && !matches!(a.format, FormatArg::Oci) {
         bail!(
             "--check-repro compares OCI layouts: leave --format at oci (archives are made from the same layout)"
@@ -259,6 +272,10 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         }
         if a.allow_nss_hazards {
             flags.push("--allow-nss-hazards".to_owned());
+        }
+        if a.platform.is_some() {
+            flags.push("--platform".to_owned());
+            flags.push(r.build.platform.to_string());
         }
         // The same downloads; its build caches are cold (it runs with --no-cache).
         if let Some(c) = &cache {

@@ -105,7 +105,7 @@ pub(super) fn build(
     ctx: &BuildContext,
 ) -> Result<Artifact, BuildError> {
     let tc = Toolchain::find(Path::new("/"))?;
-    let target = RustBuild::target(spec.libc);
+    let target = RustBuild::target(spec.libc, &spec.platform);
     if !tc.has_target(&target) {
         return Err(BuildError::ToolMissing {
             tool: format!("the Rust standard library for {target}"),
@@ -113,6 +113,17 @@ pub(super) fn build(
             install: format!("rustup target add {target}"),
         });
     }
+    // Another CPU links with the cross gcc (Rust's musl targets bring their own crt and libc).
+    let cross_linker = if spec.platform.is_host() {
+        None
+    } else {
+        let gcc = super::require(
+            &spec.platform.gcc(),
+            &format!("{target} links with the cross C compiler"),
+            &spec.platform.gcc_package(),
+        )?;
+        Some((linker_variable(&target), gcc))
+    };
     if spec.libc == LibcChoice::Glibc {
         super::require(
             "gcc",
@@ -169,6 +180,9 @@ pub(super) fn build(
             rustflags(spec.link, rb.strip, &paths).join("\x1f"),
         )
         .env("CARGO_INCREMENTAL", "0");
+    if let Some((variable, gcc)) = &cross_linker {
+        cmd.env(variable, gcc);
+    }
     cmd.args(build_args(rb, &target));
     cmd.args(&vendor_config);
     commands.push(process::render(&cmd));
@@ -276,6 +290,14 @@ fn fetch(
         ))
     })?;
     Ok(vec![line])
+}
+
+/// `CARGO_TARGET_<TRIPLE>_LINKER`: cargo's setting of one target's linker.
+fn linker_variable(target: &str) -> String {
+    format!(
+        "CARGO_TARGET_{}_LINKER",
+        target.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// `CARGO_ENCODED_RUSTFLAGS` (for the target's crates only, not build scripts): the static
@@ -402,6 +424,14 @@ mod tests {
             profile: "release".into(),
             strip: false,
         }
+    }
+
+    #[test]
+    fn the_cross_linker_is_set_for_its_target_only() {
+        assert_eq!(
+            linker_variable("aarch64-unknown-linux-musl"),
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER"
+        );
     }
 
     #[test]

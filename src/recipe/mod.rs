@@ -10,11 +10,13 @@
 
 mod cfiles;
 mod parse;
+mod platform;
 mod resolve;
 #[cfg(test)]
 mod tests;
 
 pub use parse::{Parsed, parse};
+pub use platform::{Arch, Platform, parse_list as parse_platforms};
 pub(crate) use resolve::check_unpacked;
 
 use crate::image::base::Base;
@@ -187,9 +189,20 @@ pub struct BuildSpec {
     /// `[[build.deps]]`: C recipes built first (each once), whose installed `$DESTDIR/usr` trees
     /// become this build's sysroot; loaded and checked with this recipe, cycles refused.
     pub deps: Vec<Recipe>,
+    /// What the toolchain builds for: `[image] platforms` (one, for now), `--platform`, or the
+    /// host. Dependencies are built for the same one.
+    pub platform: Platform,
 }
 
 impl BuildSpec {
+    /// Builds for `platform` instead, with every dependency.
+    pub fn set_platform(&mut self, platform: &Platform) {
+        self.platform = platform.clone();
+        for dep in &mut self.deps {
+            dep.build.set_platform(platform);
+        }
+    }
+
     pub fn lang_name(&self) -> Lang {
         match self.lang {
             LangSpec::C(_) => Lang::C,
@@ -353,13 +366,13 @@ pub struct RustBuild {
 }
 
 impl RustBuild {
-    /// The target triple for a libc on this machine's architecture.
-    pub fn target(libc: LibcChoice) -> String {
+    /// The target triple for a libc on a platform.
+    pub fn target(libc: LibcChoice, platform: &Platform) -> String {
         let env = match libc {
             LibcChoice::Glibc => "gnu",
             LibcChoice::Musl | LibcChoice::None => "musl",
         };
-        format!("{}-unknown-linux-{env}", std::env::consts::ARCH)
+        platform.rust_target(env)
     }
 }
 

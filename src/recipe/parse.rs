@@ -111,6 +111,7 @@ struct RawImage {
     #[serde(default)]
     ports: Vec<Spanned<String>>,
     stop_signal: Option<Spanned<String>>,
+    platforms: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +167,8 @@ pub(super) struct ParsedBuild {
     pub libc: LibcChoice,
     pub link: LinkMode,
     pub lang: ParsedLang,
+    /// From `[image] platforms`; the host's when not written.
+    pub platform: super::Platform,
     /// `[[build.deps]] recipe`, as written.
     pub deps: Vec<Spanned<String>>,
 }
@@ -238,7 +241,10 @@ pub(super) fn parse_as(text: &str, purpose: Purpose) -> Result<Parsed, Problem> 
         .filter(|i| *i.get_ref())
         .map(Spanned::span);
     let nss_allowed = ctx.parse_nss(raw.build.get_ref())?;
-    let build = ctx.parse_build(raw.build, &name)?;
+    let mut build = ctx.parse_build(raw.build, &name)?;
+    if let Some(platform) = ctx.parse_platforms(raw.image.platforms.as_ref())? {
+        build.platform = platform;
+    }
     // After the build's own checks, so that `install` with another language says that first.
     if let (Some(at), None, Purpose::Image) = (install, &raw.image.entrypoint, purpose) {
         return Err(ctx.error(
@@ -456,8 +462,57 @@ impl Ctx<'_> {
             libc,
             link,
             lang,
+            platform: super::Platform::host_or_default(),
             deps,
         })
+    }
+
+    /// `[image] platforms`: each known, none twice, and (for now) one of them.
+    fn parse_platforms(
+        &self,
+        platforms: Option<&Spanned<Vec<Spanned<String>>>>,
+    ) -> Result<Option<super::Platform>, Problem> {
+        let Some(list) = platforms else {
+            return Ok(None);
+        };
+        let help = format!(
+            "write OCI platforms, e.g. platforms = [\"linux/arm64\"] (known: {})",
+            super::platform::KNOWN
+        );
+        let mut parsed: Vec<super::Platform> = Vec::new();
+        for p in list.get_ref() {
+            let platform: super::Platform = p
+                .get_ref()
+                .parse()
+                .map_err(|e| self.error(p.span(), "image.platforms", e, Some(help.clone())))?;
+            if parsed.iter().any(|q| q.arch == platform.arch) {
+                return Err(self.error(
+                    p.span(),
+                    "image.platforms",
+                    format!("{:?} is listed twice", p.get_ref()),
+                    None,
+                ));
+            }
+            parsed.push(platform);
+        }
+        match parsed.len() {
+            0 => Err(self.error(
+                list.span(),
+                "image.platforms",
+                "the list is empty".into(),
+                Some("leave it out to build for this machine, or name one platform".into()),
+            )),
+            1 => Ok(parsed.pop()),
+            _ => Err(self.error(
+                list.span(),
+                "image.platforms",
+                "not yet: one platform per build (an index over several comes later)".into(),
+                Some(
+                    "name one platform here, or build each with --platform linux/amd64 and --platform linux/arm64"
+                        .into(),
+                ),
+            )),
+        }
     }
 
     /// `allow_nss_hazards = true` with its `reason`, for a build that links glibc: the one NSS

@@ -208,6 +208,7 @@ impl At<'_> {
             link: b.link,
             lang,
             deps: Vec::new(),
+            platform: b.platform,
         })
     }
 
@@ -337,6 +338,7 @@ impl At<'_> {
             link: b.link,
             lang,
             deps: Vec::new(),
+            platform: b.platform,
         })
     }
 
