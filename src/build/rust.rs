@@ -113,6 +113,14 @@ pub(super) fn build(
             install: format!("rustup target add {target}"),
         });
     }
+    if spec.link == LinkMode::StaticPie && !makes_static_pie(&target) {
+        return Err(BuildError::Unsupported(format!(
+            "link = \"static-pie\": Rust's {target} target makes no static-pie (its target spec lacks \
+             static-position-independent-executables, so rustc links crt1.o with -no-pie and the binary \
+             is ET_EXEC). Fix: link = \"static\" for {}",
+            spec.platform
+        )));
+    }
     // Another CPU links with the cross gcc (Rust's musl targets bring their own crt and libc).
     let cross_linker = if spec.platform.is_host() {
         None
@@ -290,6 +298,12 @@ fn fetch(
         ))
     })?;
     Ok(vec![line])
+}
+
+/// Whether rustc links a static-pie for the target with `+crt-static`: the one target built
+/// here whose spec says no is aarch64-unknown-linux-musl (as of Rust 1.95).
+fn makes_static_pie(target: &str) -> bool {
+    target != "aarch64-unknown-linux-musl"
 }
 
 /// `CARGO_TARGET_<TRIPLE>_LINKER`: cargo's setting of one target's linker.
