@@ -216,6 +216,8 @@ mod tests {
             link,
             lang: crate::recipe::LangSpec::Prebuilt,
             deps: Vec::new(),
+            platform: crate::recipe::Platform::host_or_default(),
+            per_platform: Vec::new(),
         };
         let gob = GoBuild {
             package: ".".into(),

@@ -331,6 +331,18 @@ pub fn resolve_epoch(recipe: &Recipe, from_env: Option<u64>) -> Result<u64, Pipe
 
 /// Everything that decides the output, digested: the cache key and the provenance's input part.
 pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs, PipelineError> {
+    let b = &recipe.build;
+    if !b.per_platform.is_empty() && b.source.as_os_str().is_empty() {
+        let has: Vec<String> = b.per_platform.iter().map(|(p, _)| p.to_string()).collect();
+        return Err(PipelineError::Unsupported(format!(
+            "{}: build.source has no binary for {} (it has {}); add \"{}\" = \"…\" to it, or build with --platform {}",
+            recipe.path.display(),
+            b.platform,
+            has.join(", "),
+            b.platform,
+            has.join(" or --platform ")
+        )));
+    }
     let mut options = BTreeMap::new();
     options.insert("allow_dynamic".to_owned(), opts.allow_dynamic.to_string());
     options.insert(

@@ -192,15 +192,29 @@ pub struct BuildSpec {
     /// What the toolchain builds for: `[image] platforms` (one, for now), `--platform`, or the
     /// host. Dependencies are built for the same one.
     pub platform: Platform,
+    /// A prebuilt binary per platform (absolute, checked to exist); `source` is the one of
+    /// `platform`, or empty when the recipe has none for it.
+    pub per_platform: Vec<(Platform, PathBuf)>,
 }
 
 impl BuildSpec {
     /// Builds for `platform` instead, with every dependency.
     pub fn set_platform(&mut self, platform: &Platform) {
         self.platform = platform.clone();
+        if !self.per_platform.is_empty() {
+            self.source = self.source_for(platform).unwrap_or_default();
+        }
         for dep in &mut self.deps {
             dep.build.set_platform(platform);
         }
+    }
+
+    /// The prebuilt binary the recipe names for `platform`.
+    pub fn source_for(&self, platform: &Platform) -> Option<PathBuf> {
+        self.per_platform
+            .iter()
+            .find(|(p, _)| p.arch == platform.arch)
+            .map(|(_, path)| path.clone())
     }
 
     pub fn lang_name(&self) -> Lang {
