@@ -118,17 +118,26 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             require,
             json,
             allow_nss_hazards,
-        } => verify_cmd(&binaries, require, json, allow_nss_hazards),
+            platform,
+        } => verify_cmd(
+            &binaries,
+            require,
+            json,
+            allow_nss_hazards,
+            platform.as_ref(),
+        ),
         Command::Run {
             image: reference,
             runtime: rt,
+            platform,
             timeout,
             max_unpack_bytes,
             max_unpack_entries,
             args,
         } => {
             let (dir, tag) = image::parse_layout_ref(&reference);
-            let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
+            let loaded =
+                image::Layout::open(&dir)?.load_platform(tag.as_deref(), platform.as_ref())?;
             let args = (!args.is_empty()).then_some(args);
             let opts = run::RunOptions {
                 runtime: runtime(rt),
@@ -151,9 +160,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 (None, None) => bail!("the entrypoint ended without a status"),
             }
         }
-        Command::Inspect { image: reference } => {
+        Command::Inspect {
+            image: reference,
+            platform,
+        } => {
             let (dir, tag) = image::parse_layout_ref(&reference);
-            let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
+            let loaded =
+                image::Layout::open(&dir)?.load_platform(tag.as_deref(), platform.as_ref())?;
             // A summary of a tampered image would vouch for it: the layers are checked first.
             loaded.verify_layers()?;
             print!("{}", image::describe(&loaded)?);
@@ -404,6 +417,7 @@ fn verify_cmd(
     require: RequireArg,
     json: bool,
     allow_nss_hazards: bool,
+    platform: Option<&recipe::Platform>,
 ) -> Result<ExitCode> {
     let requirement = match require {
         RequireArg::Static => verify::Requirement::Static,
@@ -419,6 +433,11 @@ fn verify_cmd(
                 allow_nss_hazards,
                 "or pass --allow-nss-hazards to accept it",
             );
+        }
+        if let (Some(p), Ok((facts, findings))) = (platform, &mut r.result) {
+            if let Some(wrong) = verify::check_platform(facts, p.oci_arch(), &p.to_string()) {
+                findings.insert(0, wrong);
+            }
         }
         tally.add(r.status());
         if json {

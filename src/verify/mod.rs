@@ -261,7 +261,7 @@ pub fn check_platform(facts: &ElfFacts, oci_arch: &str, platform: &str) -> Optio
         code: WRONG_PLATFORM,
         severity: Severity::Error,
         what: format!(
-            "the binary is for {} ({}), but the image is for {platform}",
+            "the binary is for {} ({}), not for {platform}",
             facts.machine,
             facts.oci_arch.as_deref().unwrap_or("no OCI architecture")
         ),
