@@ -59,6 +59,10 @@ pub enum Command {
         /// getaddrinfo…) under --require static/static-pie, as `build --allow-nss-hazards` does.
         #[arg(long)]
         allow_nss_hazards: bool,
+        /// Refuse a file whose ELF machine is not this platform's (e.g. linux/arm64): it would
+        /// fail there with "exec format error".
+        #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
+        platform: Option<staticpack::recipe::Platform>,
     },
     /// Run an image's entrypoint from an OCI layout in an empty root (no libc, nothing from the host).
     #[command(
@@ -69,6 +73,10 @@ pub enum Command {
         image: String,
         #[arg(long, value_enum, default_value_t = RuntimeArg::Builtin)]
         runtime: RuntimeArg,
+        /// Which platform's manifest of an index to run (default: the only one, or the host's);
+        /// another CPU's runs under qemu user emulation.
+        #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
+        platform: Option<staticpack::recipe::Platform>,
         /// Seconds before the container is killed.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
@@ -117,6 +125,9 @@ pub enum Command {
     Inspect {
         /// LAYOUT or LAYOUT:TAG
         image: String,
+        /// Which platform's manifest of an index to show (default: the only one, or the host's).
+        #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
+        platform: Option<staticpack::recipe::Platform>,
     },
 }
 
@@ -152,6 +163,10 @@ pub struct BuildArgs {
     pub push: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// The platform to build for, e.g. linux/arm64 (over the recipe's [image] platforms; one
+    /// for now). Another CPU is cross-built and proven under qemu user emulation.
+    #[arg(long, value_name = "LIST", value_parser = parse_platforms)]
+    pub platform: Option<PlatformList>,
     /// Build a second time elsewhere (other folder, time, umask, TZ, LANG, environment noise)
     /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
     #[arg(long)]
@@ -243,4 +258,18 @@ mod tests {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// `--platform LIST`'s platforms (one value: clap would take a `Vec` for repeated flags).
+#[derive(Clone, Debug)]
+pub struct PlatformList(pub Vec<staticpack::recipe::Platform>);
+
+/// `--platform LIST`: comma-separated OCI platforms.
+fn parse_platforms(s: &str) -> Result<PlatformList, String> {
+    staticpack::recipe::parse_platforms(s).map(PlatformList)
+}
+
+/// `--platform PLATFORM`: one OCI platform.
+fn parse_platform(s: &str) -> Result<staticpack::recipe::Platform, String> {
+    s.parse()
 }

@@ -118,17 +118,26 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             require,
             json,
             allow_nss_hazards,
-        } => verify_cmd(&binaries, require, json, allow_nss_hazards),
+            platform,
+        } => verify_cmd(
+            &binaries,
+            require,
+            json,
+            allow_nss_hazards,
+            platform.as_ref(),
+        ),
         Command::Run {
             image: reference,
             runtime: rt,
+            platform,
             timeout,
             max_unpack_bytes,
             max_unpack_entries,
             args,
         } => {
             let (dir, tag) = image::parse_layout_ref(&reference);
-            let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
+            let loaded =
+                image::Layout::open(&dir)?.load_platform(tag.as_deref(), platform.as_ref())?;
             let args = (!args.is_empty()).then_some(args);
             let opts = run::RunOptions {
                 runtime: runtime(rt),
@@ -151,9 +160,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 (None, None) => bail!("the entrypoint ended without a status"),
             }
         }
-        Command::Inspect { image: reference } => {
+        Command::Inspect {
+            image: reference,
+            platform,
+        } => {
             let (dir, tag) = image::parse_layout_ref(&reference);
-            let loaded = image::Layout::open(&dir)?.load(tag.as_deref())?;
+            let loaded =
+                image::Layout::open(&dir)?.load_platform(tag.as_deref(), platform.as_ref())?;
             // A summary of a tampered image would vouch for it: the layers are checked first.
             loaded.verify_layers()?;
             print!("{}", image::describe(&loaded)?);
@@ -173,7 +186,20 @@ fn default_out(name: &str, format: FormatArg) -> std::path::PathBuf {
 
 fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> Result<ExitCode> {
     use staticpack::pipeline::publish::{Archive, LayoutDir, Publisher, RegistryPush};
-    let r = recipe::load(&a.recipe)?;
+    let mut r = recipe::load(&a.recipe)?;
+    if let Some(cli::PlatformList(platforms)) = &a.platform {
+        let [platform] = platforms.as_slice() else {
+            bail!(
+                "--platform {}: not yet: one platform per build (an index over several comes later); build each with its own --platform",
+                platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        };
+        r.build.set_platform(platform);
+    }
     if a.check_repro && !matches!(a.format, FormatArg::Oci) {
         bail!(
             "--check-repro compares OCI layouts: leave --format at oci (archives are made from the same layout)"
@@ -259,6 +285,10 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         }
         if a.allow_nss_hazards {
             flags.push("--allow-nss-hazards".to_owned());
+        }
+        if a.platform.is_some() {
+            flags.push("--platform".to_owned());
+            flags.push(r.build.platform.to_string());
         }
         // The same downloads; its build caches are cold (it runs with --no-cache).
         if let Some(c) = &cache {
@@ -387,6 +417,7 @@ fn verify_cmd(
     require: RequireArg,
     json: bool,
     allow_nss_hazards: bool,
+    platform: Option<&recipe::Platform>,
 ) -> Result<ExitCode> {
     let requirement = match require {
         RequireArg::Static => verify::Requirement::Static,
@@ -402,6 +433,11 @@ fn verify_cmd(
                 allow_nss_hazards,
                 "or pass --allow-nss-hazards to accept it",
             );
+        }
+        if let (Some(p), Ok((facts, findings))) = (platform, &mut r.result) {
+            if let Some(wrong) = verify::check_platform(facts, p.oci_arch(), &p.to_string()) {
+                findings.insert(0, wrong);
+            }
         }
         tally.add(r.status());
         if json {

@@ -190,10 +190,16 @@ pub(crate) fn relative(root: &Path, path: &Path) -> String {
 
 /// The version of an installed Debian package, read from dpkg's status file (no process).
 pub(crate) fn debian_package_version(status_text: &str, package: &str) -> Option<String> {
+    // "musl-dev:arm64": that architecture's copy (multiarch); a bare name: any.
+    let (package, arch) = match package.split_once(':') {
+        Some((name, arch)) => (name, Some(arch)),
+        None => (package, None),
+    };
     status_text.split("\n\n").find_map(|stanza| {
         let mut name = None;
         let mut version = None;
         let mut installed = false;
+        let mut architecture = None;
         for line in stanza.lines() {
             if let Some(v) = line.strip_prefix("Package: ") {
                 name = Some(v.trim());
@@ -201,9 +207,12 @@ pub(crate) fn debian_package_version(status_text: &str, package: &str) -> Option
                 version = Some(v.trim().to_owned());
             } else if let Some(v) = line.strip_prefix("Status: ") {
                 installed = v.trim().ends_with(" installed");
+            } else if let Some(v) = line.strip_prefix("Architecture: ") {
+                architecture = Some(v.trim());
             }
         }
-        (name == Some(package) && installed)
+        let arch_ok = arch.is_none_or(|a| architecture == Some(a));
+        (name == Some(package) && installed && arch_ok)
             .then_some(version)
             .flatten()
     })

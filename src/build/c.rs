@@ -18,12 +18,12 @@ pub(super) fn build(
     ctx: &BuildContext,
     report: &mut dyn FnMut(Step),
 ) -> Result<Artifact, BuildError> {
-    let gcc = super::require("gcc", "lang = \"c\" compiles with gcc", "gcc")?;
+    let gcc = super::c_compiler(&spec.platform)?;
     let version = process::version_line(&gcc);
     let binary = super::output_path(ctx, &spec.output)?;
     let (toolchain, libc_args, specs_text) = match spec.libc {
         LibcChoice::Musl => {
-            let (specs, m) = musl::write_specs(&ctx.build_dir)?;
+            let (specs, m) = musl::write_specs(&ctx.build_dir, &spec.platform)?;
             let text = std::fs::read(&specs).at("reading", &specs)?;
             (
                 format!("{version} + musl ({})", m.lib_dir.display()),

@@ -21,7 +21,7 @@ pub(super) fn build(
     ctx: &BuildContext,
     report: &mut dyn FnMut(Step),
 ) -> Result<Artifact, BuildError> {
-    let gcc = super::require("gcc", "lang = \"c\" compiles with gcc", "gcc")?;
+    let gcc = super::c_compiler(&spec.platform)?;
     let sh = super::require("sh", "build commands run with sh -c", "dash")?;
     let build = &ctx.build_dir;
     // A stale log from an earlier failure must not be mistaken for this build's.
@@ -50,7 +50,7 @@ pub(super) fn build(
         // gcc would list the host's library folders, which the musl specs never link from;
         // build systems that search them themselves (meson's find_library) must not find a
         // host library there.
-        let mut dirs = vec![gcc_lib_dir(&gcc), musl::find()?.lib_dir];
+        let mut dirs = vec![gcc_lib_dir(&gcc), musl::find(&spec.platform)?.lib_dir];
         if !spec.deps.is_empty() {
             dirs.push(sysroot.join("lib"));
         }
@@ -58,6 +58,11 @@ pub(super) fn build(
     }
     for name in ["cc", "gcc"] {
         write_executable(&bin.join(name), &wrapper)?;
+    }
+    if !spec.platform.is_host() {
+        // Makefiles that call the cross compiler by name (CROSS_COMPILE=…-) get the wrapper too.
+        let cross = format!("{}-gcc", spec.platform.gnu_triplet());
+        write_executable(&bin.join(cross), &wrapper)?;
     }
     let pkgconfig = build.join("sysroot/lib/pkgconfig");
     std::fs::create_dir_all(&pkgconfig).at("creating", &pkgconfig)?;
@@ -81,6 +86,7 @@ pub(super) fn build(
                 sysroot: &build.join("sysroot"),
                 env: &env,
                 install: cmds.artifact.is_none(),
+                platform: &spec.platform,
             },
         )?,
         None => cmds.lines.clone(),
@@ -143,7 +149,11 @@ pub(super) fn build(
         None => (installed_entry(&destdir)?, Some(destdir)),
     };
     if c.strip && installed.is_none() {
-        let strip = super::require("strip", "strip = true strips the artifact", "binutils")?;
+        let strip = super::require(
+            &binutil(spec, "strip"),
+            "strip = true strips the artifact",
+            &binutils_package(spec),
+        )?;
         let mut cmd = process::hermetic(&strip, build, ctx.epoch);
         cmd.arg("--strip-all").arg(&binary);
         rendered.push(process::render(&cmd));
@@ -170,7 +180,7 @@ fn compiler_args(
     let mut args = Vec::new();
     let toolchain = match spec.libc {
         LibcChoice::Musl => {
-            let (specs, m) = musl::write_specs(build)?;
+            let (specs, m) = musl::write_specs(build, &spec.platform)?;
             args.push("-specs".to_owned());
             args.push(specs.display().to_string());
             format!("{version} + musl ({})", m.lib_dir.display())
@@ -304,9 +314,10 @@ fn environment(
 ) -> BTreeMap<String, String> {
     let cc = bin.join("cc").display().to_string();
     let tool = |name: &str| {
-        process::find_program(name)
+        let name = binutil(spec, name);
+        process::find_program(&name)
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| name.to_owned())
+            .unwrap_or(name)
     };
     let mut cflags = vec!["-O2".to_owned()];
     if spec.link == LinkMode::StaticPie {
@@ -345,6 +356,24 @@ fn environment(
         ("PREFIX".into(), "/usr".into()),
         ("DESTDIR".into(), destdir.display().to_string()),
     ])
+}
+
+/// A binutils program for the spec's platform: the host's, or the cross one
+/// (`aarch64-linux-gnu-strip`): the host's strip and nm do not read another CPU's objects.
+fn binutil(spec: &BuildSpec, name: &str) -> String {
+    if spec.platform.is_host() {
+        name.to_owned()
+    } else {
+        format!("{}-{name}", spec.platform.gnu_triplet())
+    }
+}
+
+fn binutils_package(spec: &BuildSpec) -> String {
+    if spec.platform.is_host() {
+        "binutils".to_owned()
+    } else {
+        format!("binutils-{}", spec.platform.gnu_triplet())
+    }
 }
 
 /// Copies `from` into the new folder `to`: symlinks as symlinks, modes kept, the folders the
@@ -540,7 +569,8 @@ mod tests {
             panic!("gcc must be installed (apt-get install gcc)");
         };
         let d = tempfile::tempdir().unwrap();
-        let (specs, _) = musl::write_specs(d.path()).unwrap();
+        let (specs, _) =
+            musl::write_specs(d.path(), &crate::recipe::Platform::host_or_default()).unwrap();
         let cc = d.path().join("cc");
         let args = vec!["-specs".into(), specs.display().to_string(), "-fPIE".into()];
         write_executable(&cc, &wrapper_script(&gcc, &args, &["-static-pie"])).unwrap();

@@ -21,11 +21,11 @@ pub(super) fn build(
         "lang = \"go\" builds with the Go toolchain",
         "golang-go",
     )?;
-    let version = go_version(&go, ctx);
+    let version = go_version(&go, ctx, spec);
     let binary = super::output_path(ctx, &spec.output)?;
 
     let mut cmd = process::hermetic(&go, &ctx.build_dir, ctx.epoch);
-    go_env(&mut cmd, ctx);
+    go_env(&mut cmd, ctx, spec);
     cmd.current_dir(&spec.source);
     // Forcing the external linker when nothing imports runtime/cgo gives a binary that dies
     // at start (SIGTRAP: no TLS set-up). Go links such a program statically by itself.
@@ -47,15 +47,24 @@ pub(super) fn build(
     let external = needs_external_linker(spec.link, effective.cgo);
     let mut toolchain = version.clone();
     if effective.cgo || external {
+        // The cross gcc for another CPU: cgo compiles and links with it, as gcc natively.
+        let gcc = spec.platform.gcc();
         let cc = match spec.libc {
             LibcChoice::Musl => {
-                let (specs, m) = musl::write_specs(&ctx.build_dir)?;
+                let (specs, m) = musl::write_specs(&ctx.build_dir, &spec.platform)?;
                 toolchain.push_str(&format!(" + musl ({})", m.lib_dir.display()));
-                format!("gcc -specs {}", specs.display())
+                format!("{gcc} -specs {}", specs.display())
+            }
+            LibcChoice::Glibc if spec.platform.is_host() => {
+                toolchain.push_str(" + glibc");
+                gcc
             }
             LibcChoice::Glibc => {
-                toolchain.push_str(" + glibc");
-                "gcc".to_owned()
+                return Err(BuildError::Unsupported(format!(
+                    "cgo with glibc for {} is not built: staticpack cross-links Go with musl only. \
+                     Fix: libc = \"musl\", or cgo = false",
+                    spec.platform
+                )));
             }
             LibcChoice::None => {
                 return Err(BuildError::Unsupported(
@@ -63,7 +72,11 @@ pub(super) fn build(
                 ));
             }
         };
-        super::require("gcc", "cgo and external linking use the C compiler", "gcc")?;
+        super::require(
+            &spec.platform.gcc(),
+            "cgo and external linking use the C compiler",
+            &spec.platform.gcc_package(),
+        )?;
         cmd.env("CC", cc);
     }
     // A cgo = true recipe whose program does not use cgo is built with cgo off: same program,
@@ -84,7 +97,7 @@ fn imports_runtime_cgo(
     ctx: &BuildContext,
 ) -> Result<bool, BuildError> {
     let mut cmd = process::hermetic(go, &ctx.build_dir, ctx.epoch);
-    go_env(&mut cmd, ctx);
+    go_env(&mut cmd, ctx, spec);
     cmd.current_dir(&spec.source).env("CGO_ENABLED", "1");
     cmd.args(["list", "-deps", "-f", "{{.ImportPath}}"]);
     cmd.arg(if spec.source.join("vendor").is_dir() {
@@ -103,7 +116,7 @@ fn imports_runtime_cgo(
 /// No network, no toolchain download, GOPATH inside the build folder. The build cache is the
 /// shared one when builds may reuse it: go keys it by content (and -trimpath keeps its path out
 /// of the binary), so it changes how long a build takes, never what it makes.
-fn go_env(cmd: &mut std::process::Command, ctx: &BuildContext) {
+fn go_env(cmd: &mut std::process::Command, ctx: &BuildContext, spec: &BuildSpec) {
     let gocache = ctx
         .cache
         .as_ref()
@@ -118,23 +131,13 @@ fn go_env(cmd: &mut std::process::Command, ctx: &BuildContext) {
         .env("GOSUMDB", "off")
         .env("GO111MODULE", "on")
         .env("GOOS", "linux")
-        .env("GOARCH", goarch());
-}
-
-fn goarch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
+        .env("GOARCH", spec.platform.goarch());
 }
 
 /// `go version`'s words, e.g. "go1.19.8 linux/amd64".
-fn go_version(go: &std::path::Path, ctx: &BuildContext) -> String {
+fn go_version(go: &std::path::Path, ctx: &BuildContext, spec: &BuildSpec) -> String {
     let mut cmd = process::hermetic(go, &ctx.build_dir, ctx.epoch);
-    go_env(&mut cmd, ctx);
+    go_env(&mut cmd, ctx, spec);
     cmd.arg("version");
     process::run_step(cmd, ctx)
         .ok()
@@ -213,6 +216,8 @@ mod tests {
             link,
             lang: crate::recipe::LangSpec::Prebuilt,
             deps: Vec::new(),
+            platform: crate::recipe::Platform::host_or_default(),
+            per_platform: Vec::new(),
         };
         let gob = GoBuild {
             package: ".".into(),

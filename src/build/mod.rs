@@ -157,9 +157,16 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
         LangSpec::Rust(_) => true,
         LangSpec::Prebuilt => false,
     };
+    let platform = &spec.platform;
+    // A foreign platform keys every cache on itself (a native build's inputs stay as they were:
+    // the host is implied by the toolchain's own version lines).
+    if !platform.is_host() {
+        v.insert("platform".to_owned(), platform.to_string());
+    }
     if needs_cc {
-        if let Some(gcc) = process::find_program("gcc") {
-            v.insert("gcc".to_owned(), process::version_line(&gcc));
+        let gcc_name = platform.gcc();
+        if let Some(gcc) = process::find_program(&gcc_name) {
+            v.insert(gcc_name, process::version_line(&gcc));
         }
         let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap_or_default();
         let pkg = match spec.libc {
@@ -169,9 +176,15 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
             LibcChoice::None => None,
         };
         if let Some(pkg) = pkg {
-            let version = crate::provenance::debian_package_version(&status, pkg)
+            // Another architecture's libc is the multiarch package of that name.
+            let pkg = if platform.is_host() {
+                pkg.to_owned()
+            } else {
+                format!("{pkg}:{}", platform.debian_arch())
+            };
+            let version = crate::provenance::debian_package_version(&status, &pkg)
                 .unwrap_or_else(|| "not from a Debian package".into());
-            v.insert(pkg.to_owned(), version);
+            v.insert(pkg, version);
         }
         // musl builds see the kernel's headers (musl::kernel_headers).
         if spec.libc == LibcChoice::Musl {
@@ -206,7 +219,7 @@ pub fn toolchain_versions(spec: &BuildSpec) -> BTreeMap<String, String> {
         }
         v.insert(
             "rust target".to_owned(),
-            crate::recipe::RustBuild::target(spec.libc),
+            crate::recipe::RustBuild::target(spec.libc, &spec.platform),
         );
     }
     if matches!(spec.lang, LangSpec::Go(_)) {
@@ -309,6 +322,16 @@ fn run_one(
         environment,
         installed: None,
     })
+}
+
+/// The C compiler for the platform: gcc, or the cross gcc for another CPU.
+fn c_compiler(platform: &crate::recipe::Platform) -> Result<PathBuf, BuildError> {
+    let why = if platform.is_host() {
+        "lang = \"c\" compiles with gcc".to_owned()
+    } else {
+        format!("C for {platform} compiles with the cross gcc")
+    };
+    require(&platform.gcc(), &why, &platform.gcc_package())
 }
 
 /// The program on PATH, or the error that names the package to install.

@@ -8,6 +8,7 @@
 use super::BuildError;
 use super::process::find_program;
 use crate::fsio::IoContext;
+use crate::recipe::Platform;
 use std::path::{Path, PathBuf};
 
 /// A musl installation: the folder with crt*.o and libc.a, and the headers.
@@ -15,17 +16,23 @@ use std::path::{Path, PathBuf};
 pub(crate) struct Musl {
     pub lib_dir: PathBuf,
     pub include_dir: PathBuf,
+    /// The CPU it is for ("x86_64", "aarch64"): names the dynamic loader of non-static links.
+    pub cpu: &'static str,
 }
 
 const REQUIRED_LIB_FILES: &[&str] = &["crt1.o", "rcrt1.o", "crti.o", "crtn.o", "libc.a"];
 
 /// Where musl lives: next to the specs file the `musl-gcc` wrapper names, else the usual places
 /// (Debian's multiarch folders, upstream's /usr/local/musl, Alpine-style /usr/lib/musl).
-pub(crate) fn find() -> Result<Musl, BuildError> {
+/// Another platform's musl is Debian's multiarch copy (`musl-dev:arm64`).
+pub(crate) fn find(platform: &Platform) -> Result<Musl, BuildError> {
+    if !platform.is_host() {
+        return find_foreign(platform);
+    }
     let mut tried = Vec::new();
     if let Some(wrapper) = find_program("musl-gcc") {
         if let Some(specs) = specs_path_from_wrapper(&wrapper) {
-            if let Some(m) = from_specs_file(&specs) {
+            if let Some(m) = from_specs_file(&specs, platform.cpu()) {
                 return Ok(m);
             }
             tried.push(specs.display().to_string());
@@ -47,6 +54,7 @@ pub(crate) fn find() -> Result<Musl, BuildError> {
         let m = Musl {
             lib_dir: lib.into(),
             include_dir: inc.into(),
+            cpu: platform.cpu(),
         };
         if m.is_complete() {
             return Ok(m);
@@ -57,6 +65,32 @@ pub(crate) fn find() -> Result<Musl, BuildError> {
         "looked in {}",
         tried.join(", ")
     )))
+}
+
+/// `/usr/lib/<cpu>-linux-musl` and `/usr/include/<cpu>-linux-musl`, as Debian's
+/// `musl-dev:<arch>` installs them.
+fn find_foreign(platform: &Platform) -> Result<Musl, BuildError> {
+    let triplet = platform.musl_triplet();
+    let m = Musl {
+        lib_dir: PathBuf::from(format!("/usr/lib/{triplet}")),
+        include_dir: PathBuf::from(format!("/usr/include/{triplet}")),
+        cpu: platform.cpu(),
+    };
+    if m.is_complete() {
+        return Ok(m);
+    }
+    Err(BuildError::ToolMissing {
+        tool: format!("musl for {platform}"),
+        why: format!(
+            "a musl build for {platform} links {}/libc.a and its crt files",
+            m.lib_dir.display()
+        ),
+        install: format!(
+            "dpkg --add-architecture {arch} && apt-get update && apt-get install musl-dev:{arch} {gcc}",
+            arch = platform.debian_arch(),
+            gcc = platform.gcc_package()
+        ),
+    })
 }
 
 impl Musl {
@@ -87,16 +121,19 @@ impl Musl {
              *endfile:\n%{{static-pie:crtendS.o%s;static:crtend.o%s;:crtendS.o%s}} {lib}/crtn.o\n\n\
              *link:\n%{{static-pie:-static -pie --no-dynamic-linker -z text;static:-static;:-dynamic-linker /lib/ld-musl-{arch}.so.1}} \
              -nostdlib %{{shared:-shared}} %{{rdynamic:-export-dynamic}}\n\n",
-            arch = std::env::consts::ARCH,
+            arch = self.cpu,
         )
     }
 }
 
 /// Finds musl and writes staticpack's specs file into the build folder; returns its path and
 /// the installation it names.
-pub(crate) fn write_specs(build_dir: &Path) -> Result<(PathBuf, Musl), BuildError> {
-    let m = find()?;
-    let kernel = kernel_headers(Path::new("/usr/include"), build_dir)?;
+pub(crate) fn write_specs(
+    build_dir: &Path,
+    platform: &Platform,
+) -> Result<(PathBuf, Musl), BuildError> {
+    let m = find(platform)?;
+    let kernel = kernel_headers(Path::new("/usr/include"), build_dir, platform)?;
     let specs = build_dir.join("musl.specs");
     std::fs::write(&specs, m.specs(kernel.as_deref())).at("writing", &specs)?;
     Ok((specs, m))
@@ -123,16 +160,25 @@ const KERNEL_HEADER_DIRS: &[&str] = &[
 pub(crate) fn kernel_headers(
     include: &Path,
     build_dir: &Path,
+    platform: &Platform,
 ) -> Result<Option<PathBuf>, BuildError> {
     if !include.join("linux/version.h").is_file() {
         return Ok(None);
     }
     let dir = build_dir.join("kernel-headers");
     std::fs::create_dir_all(&dir).at("creating", &dir)?;
-    let multiarch = include.join(format!("{}-linux-gnu/asm", std::env::consts::ARCH));
-    let asm = [multiarch, include.join("asm")]
-        .into_iter()
-        .find(|p| p.is_dir());
+    let triplet = platform.gnu_triplet();
+    let multiarch = include.join(format!("{triplet}/asm"));
+    // `include/asm` is the host's; another CPU's comes from its multiarch or cross folder
+    // (linux-libc-dev:<arch>, linux-libc-dev-<arch>-cross), or not at all.
+    let asm = if platform.is_host() {
+        [multiarch, include.join("asm")]
+            .into_iter()
+            .find(|p| p.is_dir())
+    } else {
+        let cross = Path::new("/usr").join(&triplet).join("include/asm");
+        [multiarch, cross].into_iter().find(|p| p.is_dir())
+    };
     let links = KERNEL_HEADER_DIRS
         .iter()
         .map(|name| (name.to_string(), include.join(name)))
@@ -163,7 +209,7 @@ fn specs_path_from_wrapper(wrapper: &Path) -> Option<PathBuf> {
 }
 
 /// Reads the include folder from a musl-gcc specs file; the lib folder is the specs file's own.
-fn from_specs_file(specs: &Path) -> Option<Musl> {
+fn from_specs_file(specs: &Path, cpu: &'static str) -> Option<Musl> {
     let text = std::fs::read_to_string(specs).ok()?;
     let include = text
         .split_whitespace()
@@ -172,6 +218,7 @@ fn from_specs_file(specs: &Path) -> Option<Musl> {
     let m = Musl {
         lib_dir: specs.parent()?.to_path_buf(),
         include_dir: PathBuf::from(include),
+        cpu,
     };
     m.is_complete().then_some(m)
 }
@@ -203,12 +250,14 @@ mod tests {
         let m = Musl {
             lib_dir: "/m/lib".into(),
             include_dir: "/m/inc".into(),
+            cpu: "aarch64",
         };
         let s = m.specs(Some(Path::new("/b/kernel-headers")));
         assert!(s.contains("-isystem include%s -idirafter /b/kernel-headers"));
         assert!(s.contains("%{static-pie:/m/lib/rcrt1.o;static:/m/lib/crt1.o;"));
         assert!(s.contains("%{static-pie:-static -pie --no-dynamic-linker -z text;"));
         assert!(s.contains("-isystem /m/inc"));
+        assert!(s.contains("-dynamic-linker /lib/ld-musl-aarch64.so.1"));
     }
 
     /// Links to the kernel's folders only, never to `include` itself (glibc's headers).
@@ -223,7 +272,8 @@ mod tests {
         std::fs::write(inc.join("linux/version.h"), "").unwrap();
         std::fs::write(inc.join("stdio.h"), "glibc's").unwrap();
         let build = d.path().join("build");
-        let dir = kernel_headers(&inc, &build).unwrap().unwrap();
+        let host = Platform::host_or_default();
+        let dir = kernel_headers(&inc, &build, &host).unwrap().unwrap();
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -234,14 +284,14 @@ mod tests {
         // Without linux/version.h there are no kernel headers to offer.
         let bare = d.path().join("bare");
         std::fs::create_dir_all(&bare).unwrap();
-        assert_eq!(kernel_headers(&bare, &build).unwrap(), None);
+        assert_eq!(kernel_headers(&bare, &build, &host).unwrap(), None);
     }
 
     /// With the real headers: a musl compile finds <linux/kd.h> and <asm/ioctl.h>.
     #[test]
     fn a_musl_compile_finds_the_kernel_headers() {
         let d = tempfile::tempdir().unwrap();
-        let (specs, _) = write_specs(d.path()).unwrap();
+        let (specs, _) = write_specs(d.path(), &Platform::host_or_default()).unwrap();
         let src = d.path().join("k.c");
         std::fs::write(&src, "#include <linux/kd.h>\n#include <asm/ioctl.h>\n#include <stdio.h>\nint x = KDGKBMODE;\n").unwrap();
         let out = std::process::Command::new("gcc")
@@ -261,7 +311,8 @@ mod tests {
 
     #[test]
     fn finds_the_installed_musl() {
-        let m = find().expect("musl-tools must be installed (apt-get install musl-tools)");
+        let m = find(&Platform::host_or_default())
+            .expect("musl-tools must be installed (apt-get install musl-tools)");
         assert!(m.lib_dir.join("rcrt1.o").is_file());
     }
 }

@@ -105,7 +105,7 @@ pub(super) fn build(
     ctx: &BuildContext,
 ) -> Result<Artifact, BuildError> {
     let tc = Toolchain::find(Path::new("/"))?;
-    let target = RustBuild::target(spec.libc);
+    let target = RustBuild::target(spec.libc, &spec.platform);
     if !tc.has_target(&target) {
         return Err(BuildError::ToolMissing {
             tool: format!("the Rust standard library for {target}"),
@@ -113,6 +113,25 @@ pub(super) fn build(
             install: format!("rustup target add {target}"),
         });
     }
+    if spec.link == LinkMode::StaticPie && !makes_static_pie(&target) {
+        return Err(BuildError::Unsupported(format!(
+            "link = \"static-pie\": Rust's {target} target makes no static-pie (its target spec lacks \
+             static-position-independent-executables, so rustc links crt1.o with -no-pie and the binary \
+             is ET_EXEC). Fix: link = \"static\" for {}",
+            spec.platform
+        )));
+    }
+    // Another CPU links with the cross gcc (Rust's musl targets bring their own crt and libc).
+    let cross_linker = if spec.platform.is_host() {
+        None
+    } else {
+        let gcc = super::require(
+            &spec.platform.gcc(),
+            &format!("{target} links with the cross C compiler"),
+            &spec.platform.gcc_package(),
+        )?;
+        Some((linker_variable(&target), gcc))
+    };
     if spec.libc == LibcChoice::Glibc {
         super::require(
             "gcc",
@@ -169,6 +188,9 @@ pub(super) fn build(
             rustflags(spec.link, rb.strip, &paths).join("\x1f"),
         )
         .env("CARGO_INCREMENTAL", "0");
+    if let Some((variable, gcc)) = &cross_linker {
+        cmd.env(variable, gcc);
+    }
     cmd.args(build_args(rb, &target));
     cmd.args(&vendor_config);
     commands.push(process::render(&cmd));
@@ -276,6 +298,20 @@ fn fetch(
         ))
     })?;
     Ok(vec![line])
+}
+
+/// Whether rustc links a static-pie for the target with `+crt-static`: the one target built
+/// here whose spec says no is aarch64-unknown-linux-musl (as of Rust 1.95).
+fn makes_static_pie(target: &str) -> bool {
+    target != "aarch64-unknown-linux-musl"
+}
+
+/// `CARGO_TARGET_<TRIPLE>_LINKER`: cargo's setting of one target's linker.
+fn linker_variable(target: &str) -> String {
+    format!(
+        "CARGO_TARGET_{}_LINKER",
+        target.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// `CARGO_ENCODED_RUSTFLAGS` (for the target's crates only, not build scripts): the static
@@ -402,6 +438,14 @@ mod tests {
             profile: "release".into(),
             strip: false,
         }
+    }
+
+    #[test]
+    fn the_cross_linker_is_set_for_its_target_only() {
+        assert_eq!(
+            linker_variable("aarch64-unknown-linux-musl"),
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::process::quote;
 use super::{BuildError, process};
 use crate::fsio::IoContext;
-use crate::recipe::{BuildSystem, SystemBuild};
+use crate::recipe::{BuildSystem, Platform, SystemBuild};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,9 @@ pub(super) struct Setup<'a> {
     pub env: &'a BTreeMap<String, String>,
     /// `install = true`: the install step runs too.
     pub install: bool,
+    /// What the build is for: another CPU makes it a cross build (`--host`, cmake's system
+    /// processor, a meson cross file).
+    pub platform: &'a Platform,
 }
 
 /// The programs a system's commands call, for the cache key: their versions decide the output.
@@ -76,8 +79,17 @@ pub(super) fn expand(s: &SystemBuild, setup: &Setup) -> Result<Vec<String>, Buil
                 )?;
                 lines.push("autoreconf -fi".to_owned());
             }
+            // Cross: configure must not try to run what it compiles; CC is the wrapper already.
+            let cross = match Platform::host() {
+                Some(host) if !setup.platform.is_host() => format!(
+                    " --build={} --host={}",
+                    host.gnu_triplet(),
+                    setup.platform.gnu_triplet()
+                ),
+                _ => String::new(),
+            };
             lines.push(format!(
-                "./configure --prefix=/usr --disable-shared --enable-static{}",
+                "./configure --prefix=/usr --disable-shared --enable-static{cross}{}",
                 args(&s.configure_args)
             ));
             lines.push(format!("make -j\"$JOBS\"{}", args(&s.make_args)));
@@ -140,10 +152,15 @@ pub(super) fn expand(s: &SystemBuild, setup: &Setup) -> Result<Vec<String>, Buil
             // file that confines find_* to the sysroot too.
             let cmake = setup.toolchain.join("staticpack.cmake");
             write(&cmake, &cmake_toolchain(setup))?;
-            let file = setup.toolchain.join("staticpack-native.ini");
+            // For another CPU the same file is a cross file, with the host machine it is for.
+            let (file, kind) = if setup.platform.is_host() {
+                (setup.toolchain.join("staticpack-native.ini"), "native")
+            } else {
+                (setup.toolchain.join("staticpack-cross.ini"), "cross")
+            };
             write(&file, &meson_native(setup, &cmake))?;
             let mut lines = vec![format!(
-                "meson setup {OUT_OF_TREE} --native-file {} --prefix=/usr --libdir=lib \
+                "meson setup {OUT_OF_TREE} --{kind}-file {} --prefix=/usr --libdir=lib \
                  -Ddefault_library=static -Dprefer_static=true --buildtype=release \
                  --wrap-mode=nodownload{}",
                 quote(&file.display().to_string()),
@@ -198,6 +215,13 @@ fn cmake_toolchain(setup: &Setup) -> String {
     };
     let mut t =
         String::from("# Written by staticpack: its compiler wrapper and the recipe's sysroot.\n");
+    if !setup.platform.is_host() {
+        // A cross build: cmake then neither runs test programs nor takes the host's settings.
+        t.push_str(&format!(
+            "set(CMAKE_SYSTEM_NAME Linux)\nset(CMAKE_SYSTEM_PROCESSOR {})\n",
+            setup.platform.cpu()
+        ));
+    }
     for (key, name) in [
         ("CMAKE_C_COMPILER", "CC"),
         ("CMAKE_AR", "AR"),
@@ -235,6 +259,12 @@ fn meson_native(setup: &Setup, cmake_toolchain: &Path) -> String {
         "[properties]\ncmake_toolchain_file = {}\n",
         q(&cmake_toolchain.display().to_string())
     ));
+    if !setup.platform.is_host() {
+        let cpu = setup.platform.cpu();
+        t.push_str(&format!(
+            "[host_machine]\nsystem = 'linux'\ncpu_family = '{cpu}'\ncpu = '{cpu}'\nendian = 'little'\n"
+        ));
+    }
     t
 }
 
@@ -256,6 +286,7 @@ mod tests {
             sysroot: &d.path().join("sysroot"),
             env: &env,
             install,
+            platform: &Platform::host_or_default(),
         };
         let s = SystemBuild {
             system,
@@ -315,7 +346,24 @@ mod tests {
             sysroot: Path::new("/b/sysroot"),
             env: &env,
             install: false,
+            platform: &Platform::host_or_default(),
         });
+        assert!(!t.contains("CMAKE_SYSTEM_PROCESSOR"), "{t}");
+        let arm64: Platform = "linux/arm64".parse().unwrap();
+        let cross = cmake_toolchain(&Setup {
+            tree: Path::new("/t"),
+            toolchain: Path::new("/b/toolchain"),
+            sysroot: Path::new("/b/sysroot"),
+            env: &env,
+            install: false,
+            platform: &arm64,
+        });
+        if !arm64.is_host() {
+            assert!(
+                cross.contains("set(CMAKE_SYSTEM_NAME Linux)\nset(CMAKE_SYSTEM_PROCESSOR aarch64)"),
+                "{cross}"
+            );
+        }
         assert!(t.contains("set(CMAKE_C_COMPILER \"/b/x\\\"y/cc\")"), "{t}");
         assert!(
             t.contains("set(CMAKE_FIND_ROOT_PATH \"/b/sysroot\")"),

@@ -95,7 +95,15 @@ fn runtime_name(runtime: Runtime) -> &'static str {
 }
 
 fn proven(proof: &Proof) -> String {
-    let name = runtime_name(proof.runtime);
+    let runtime = runtime_name(proof.runtime);
+    // A foreign platform's proof says so: it ran, but under an emulator, not natively.
+    let name = match &proof.outcome.emulation {
+        Some(e) => format!(
+            "{runtime}, {} proven under emulation ({})",
+            e.platform, e.emulator
+        ),
+        None => runtime.to_owned(),
+    };
     if proof.libc_files.is_empty() {
         let files = proof.rootfs_files;
         format!(

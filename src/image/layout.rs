@@ -584,23 +584,57 @@ impl Layout {
     /// Reads the image tagged `tag` (see [`Layout::select`]) for running or inspecting: one
     /// platform's manifest and config. From an index, the only manifest, or the host's.
     pub fn load(&self, tag: Option<&str>) -> Result<LoadedImage, ImageError> {
+        self.load_platform(tag, None)
+    }
+
+    /// [`Layout::load`] of the manifest for `platform` (`--platform`); its config must say
+    /// that platform too. `None`: as `load`.
+    pub fn load_platform(
+        &self,
+        tag: Option<&str>,
+        platform: Option<&crate::recipe::Platform>,
+    ) -> Result<LoadedImage, ImageError> {
         let selected = self.select(tag)?;
-        let node = single_platform(&selected.root).ok_or_else(|| {
-            bad_layout(
-                &self.dir,
-                format!(
-                    "{} is an index of several platforms ({}) and none is this host's ({})",
-                    selected.root.digest,
-                    platforms_of(&selected.root).join(", "),
-                    host_platform().join("/"),
-                ),
-            )
-        })?;
+        let node = match platform {
+            None => single_platform(&selected.root).ok_or_else(|| {
+                bad_layout(
+                    &self.dir,
+                    format!(
+                        "{} is an index of several platforms ({}) and none is this host's ({}); pick one with --platform",
+                        selected.root.digest,
+                        platforms_of(&selected.root).join(", "),
+                        host_platform().join("/"),
+                    ),
+                )
+            })?,
+            Some(want) => for_platform(&selected.root, want).ok_or_else(|| {
+                bad_layout(
+                    &self.dir,
+                    format!(
+                        "{} has no manifest for {want} (it has {})",
+                        selected.root.digest,
+                        platforms_of(&selected.root).join(", "),
+                    ),
+                )
+            })?,
+        };
         let manifest: ImageManifest = serde_json::from_slice(&node.bytes)
             .map_err(|e| bad_layout(&self.dir, format!("manifest {}: {e}", node.digest)))?;
         let (config_blob, config_bytes) = self.read_json_blob(manifest.config())?;
         let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
             .map_err(|e| bad_layout(&config_blob.path, format!("not an image config: {e}")))?;
+        if let Some(want) = platform {
+            let has = format!("{}/{}", config.os(), config.architecture());
+            if has != format!("linux/{}", want.oci_arch()) {
+                return Err(bad_layout(
+                    &self.dir,
+                    format!(
+                        "manifest {} is for {has} (its config says so), not {want}",
+                        node.digest
+                    ),
+                ));
+            }
+        }
         Ok(LoadedImage {
             dir: self.dir.clone(),
             tag: selected.tag.clone(),
@@ -753,32 +787,34 @@ fn host_platform() -> [&'static str; 2] {
 }
 
 fn platforms_of(m: &LocalManifest) -> Vec<String> {
-    let mut out = Vec::new();
-    for c in &m.children {
-        if c.is_index() {
-            out.extend(platforms_of(c));
-        } else if let Some(p) = &c.platform {
-            out.push(format!("{}/{}", p.os(), p.architecture()));
-        } else {
-            out.push("unknown".into());
-        }
-    }
-    out
+    all_manifests(m)
+        .into_iter()
+        .map(|c| match &c.platform {
+            Some(p) => format!("{}/{}", p.os(), p.architecture()),
+            None => "unknown".into(),
+        })
+        .collect()
 }
 
-/// The one image manifest under `m`: itself, an index's only manifest, or the host's.
-fn single_platform(m: &LocalManifest) -> Option<&LocalManifest> {
-    fn manifests<'a>(m: &'a LocalManifest, out: &mut Vec<&'a LocalManifest>) {
+/// Every image manifest under `m` (itself, or an index's, nested indexes walked), in order.
+fn all_manifests(m: &LocalManifest) -> Vec<&LocalManifest> {
+    fn walk<'a>(m: &'a LocalManifest, out: &mut Vec<&'a LocalManifest>) {
         if m.is_index() {
             for c in &m.children {
-                manifests(c, out);
+                walk(c, out);
             }
         } else {
             out.push(m);
         }
     }
     let mut all = Vec::new();
-    manifests(m, &mut all);
+    walk(m, &mut all);
+    all
+}
+
+/// The one image manifest under `m`: itself, an index's only manifest, or the host's.
+fn single_platform(m: &LocalManifest) -> Option<&LocalManifest> {
+    let all = all_manifests(m);
     if let [only] = all.as_slice() {
         return Some(only);
     }
@@ -788,6 +824,25 @@ fn single_platform(m: &LocalManifest) -> Option<&LocalManifest> {
             .as_ref()
             .is_some_and(|p| p.os().to_string() == os && p.architecture().to_string() == arch)
     })
+}
+
+/// The image manifest under `m` for `want`: the one whose descriptor names that platform, or
+/// a lone manifest whose descriptor names none (its config is checked by the caller).
+fn for_platform<'a>(
+    m: &'a LocalManifest,
+    want: &crate::recipe::Platform,
+) -> Option<&'a LocalManifest> {
+    let all = all_manifests(m);
+    let named = all.iter().copied().find(|c| {
+        c.platform.as_ref().is_some_and(|p| {
+            p.os().to_string() == "linux" && p.architecture().to_string() == want.oci_arch()
+        })
+    });
+    match (named, all.as_slice()) {
+        (Some(found), _) => Some(found),
+        (None, [only]) if only.platform.is_none() => Some(only),
+        _ => None,
+    }
 }
 
 /// Opens a file for reading without following a symlink and without blocking on a FIFO;

@@ -139,6 +139,29 @@ fn a_full_reference_tags_a_nested_index_by_its_tag_part() {
     assert_eq!(loaded.layers.len(), 1);
 }
 
+/// `--platform` picks one manifest of an index; a platform the index lacks is named.
+#[test]
+fn a_platform_picks_its_manifest() {
+    let (f, _) = multi_platform();
+    let layout = f.layout();
+    for arch in ["amd64", "arm64"] {
+        let p: crate::recipe::Platform = format!("linux/{arch}").parse().unwrap();
+        let loaded = layout.load_platform(Some("v1"), Some(&p)).unwrap();
+        assert_eq!(loaded.config.architecture().to_string(), arch);
+    }
+    // A lone manifest of another platform is refused, naming what it has.
+    let g = Fixture::new();
+    let m = g.manifest("x", "amd64");
+    g.index(vec![m]);
+    let arm64: crate::recipe::Platform = "linux/arm64".parse().unwrap();
+    let e = g.layout().load_platform(None, Some(&arm64)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no manifest for linux/arm64 (it has linux/amd64)"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_tag_is_not_a_prefix_and_missing_tags_are_listed() {
     let (f, _) = multi_platform();

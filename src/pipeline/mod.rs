@@ -331,6 +331,18 @@ pub fn resolve_epoch(recipe: &Recipe, from_env: Option<u64>) -> Result<u64, Pipe
 
 /// Everything that decides the output, digested: the cache key and the provenance's input part.
 pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs, PipelineError> {
+    let b = &recipe.build;
+    if !b.per_platform.is_empty() && b.source.as_os_str().is_empty() {
+        let has: Vec<String> = b.per_platform.iter().map(|(p, _)| p.to_string()).collect();
+        return Err(PipelineError::Unsupported(format!(
+            "{}: build.source has no binary for {} (it has {}); add \"{}\" = \"…\" to it, or build with --platform {}",
+            recipe.path.display(),
+            b.platform,
+            has.join(", "),
+            b.platform,
+            has.join(" or --platform ")
+        )));
+    }
     let mut options = BTreeMap::new();
     options.insert("allow_dynamic".to_owned(), opts.allow_dynamic.to_string());
     options.insert(
@@ -573,12 +585,9 @@ pub fn build_with(
         Some(entries) => verify_installed(entries, recipe, opts, events)?,
     };
 
-    let architecture = facts.oci_arch.clone().ok_or_else(|| {
-        PipelineError::Unsupported(format!(
-            "no OCI architecture for ELF machine {}",
-            facts.machine
-        ))
-    })?;
+    // `judge` refused a binary of another machine: the platform's name is the ELF's.
+    let platform = &recipe.build.platform;
+    let architecture = platform.oci_arch().to_owned();
     // Layers by concern, bottom up: the base (byte-identical across recipes), the recipe's extra
     // files, the binary. Only the layers above a change need re-uploading.
     let mut layers: Vec<LayerSpec> = recipe.image.base_image.layer.iter().cloned().collect();
@@ -600,7 +609,8 @@ pub fn build_with(
             provenance::FILE_NAME.to_owned(),
         ),
     ]);
-    let meta = image_meta(recipe, architecture, opts.epoch, index_annotations);
+    let mut meta = image_meta(recipe, architecture, opts.epoch, index_annotations);
+    meta.variant = platform.variant.clone();
 
     std::fs::create_dir_all(staging_parent).at("creating", staging_parent)?;
     let staging = WorkDir::new_in(staging_parent, &unproven_prefix(&recipe.name))
@@ -752,6 +762,14 @@ fn judge(
     verdict: &str,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<Finding>, PipelineError> {
+    // A binary for another CPU cannot start at all: refused whatever else is allowed.
+    let platform = &recipe.build.platform;
+    if let Some(wrong) = verify::check_platform(facts, platform.oci_arch(), &platform.to_string()) {
+        return Err(PipelineError::Refused {
+            verdict: verdict.to_owned(),
+            findings: vec![wrong],
+        });
+    }
     let require = requirement(recipe.build.link);
     let findings = verify::diagnose(facts, require);
     if let Some(reason) = &recipe.nss_allowed {
@@ -1171,6 +1189,7 @@ mod tests {
             libc_files: vec![],
             timed_out: false,
             output_truncated: false,
+            emulation: None,
         }
     }
 

@@ -10,11 +10,13 @@
 
 mod cfiles;
 mod parse;
+mod platform;
 mod resolve;
 #[cfg(test)]
 mod tests;
 
 pub use parse::{Parsed, parse};
+pub use platform::{Arch, Platform, parse_list as parse_platforms};
 pub(crate) use resolve::check_unpacked;
 
 use crate::image::base::Base;
@@ -187,9 +189,34 @@ pub struct BuildSpec {
     /// `[[build.deps]]`: C recipes built first (each once), whose installed `$DESTDIR/usr` trees
     /// become this build's sysroot; loaded and checked with this recipe, cycles refused.
     pub deps: Vec<Recipe>,
+    /// What the toolchain builds for: `[image] platforms` (one, for now), `--platform`, or the
+    /// host. Dependencies are built for the same one.
+    pub platform: Platform,
+    /// A prebuilt binary per platform (absolute, checked to exist); `source` is the one of
+    /// `platform`, or empty when the recipe has none for it.
+    pub per_platform: Vec<(Platform, PathBuf)>,
 }
 
 impl BuildSpec {
+    /// Builds for `platform` instead, with every dependency.
+    pub fn set_platform(&mut self, platform: &Platform) {
+        self.platform = platform.clone();
+        if !self.per_platform.is_empty() {
+            self.source = self.source_for(platform).unwrap_or_default();
+        }
+        for dep in &mut self.deps {
+            dep.build.set_platform(platform);
+        }
+    }
+
+    /// The prebuilt binary the recipe names for `platform`.
+    pub fn source_for(&self, platform: &Platform) -> Option<PathBuf> {
+        self.per_platform
+            .iter()
+            .find(|(p, _)| p.arch == platform.arch)
+            .map(|(_, path)| path.clone())
+    }
+
     pub fn lang_name(&self) -> Lang {
         match self.lang {
             LangSpec::C(_) => Lang::C,
@@ -353,13 +380,13 @@ pub struct RustBuild {
 }
 
 impl RustBuild {
-    /// The target triple for a libc on this machine's architecture.
-    pub fn target(libc: LibcChoice) -> String {
+    /// The target triple for a libc on a platform.
+    pub fn target(libc: LibcChoice, platform: &Platform) -> String {
         let env = match libc {
             LibcChoice::Glibc => "gnu",
             LibcChoice::Musl | LibcChoice::None => "musl",
         };
-        format!("{}-unknown-linux-{env}", std::env::consts::ARCH)
+        platform.rust_target(env)
     }
 }
 

@@ -111,6 +111,7 @@ struct RawImage {
     #[serde(default)]
     ports: Vec<Spanned<String>>,
     stop_signal: Option<Spanned<String>>,
+    platforms: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +167,10 @@ pub(super) struct ParsedBuild {
     pub libc: LibcChoice,
     pub link: LinkMode,
     pub lang: ParsedLang,
+    /// From `[image] platforms`; the host's when not written.
+    pub platform: super::Platform,
+    /// A prebuilt binary per platform, as written (empty: `source` is the one binary).
+    pub per_platform: Vec<(super::Platform, Spanned<String>)>,
     /// `[[build.deps]] recipe`, as written.
     pub deps: Vec<Spanned<String>>,
 }
@@ -238,7 +243,10 @@ pub(super) fn parse_as(text: &str, purpose: Purpose) -> Result<Parsed, Problem> 
         .filter(|i| *i.get_ref())
         .map(Spanned::span);
     let nss_allowed = ctx.parse_nss(raw.build.get_ref())?;
-    let build = ctx.parse_build(raw.build, &name)?;
+    let mut build = ctx.parse_build(raw.build, &name)?;
+    if let Some(platform) = ctx.parse_platforms(raw.image.platforms.as_ref())? {
+        build.platform = platform;
+    }
     // After the build's own checks, so that `install` with another language says that first.
     if let (Some(at), None, Purpose::Image) = (install, &raw.image.entrypoint, purpose) {
         return Err(ctx.error(
@@ -356,7 +364,22 @@ impl Ctx<'_> {
         let b = raw.into_inner();
         let lang = *b.lang.get_ref();
         self.refuse_fields_of_other_languages(&b, lang)?;
-        let (source, archive) = self.parse_source(&b.source, lang)?;
+        let per_platform = match (lang, b.source.get_ref()) {
+            // An archive's fields are refused for prebuilt by `parse_source`, saying so.
+            (Lang::Prebuilt, toml::Value::Table(t))
+                if !t.keys().any(|k| {
+                    ["archive", "url", "sha256", "strip_components"].contains(&k.as_str())
+                }) =>
+            {
+                self.parse_per_platform(&b.source, t)?
+            }
+            _ => Vec::new(),
+        };
+        let (source, archive) = if per_platform.is_empty() {
+            self.parse_source(&b.source, lang)?
+        } else {
+            (Spanned::new(b.source.span(), String::new()), None)
+        };
         let libc = self.parse_libc(&b, lang)?;
         let link = b
             .link
@@ -456,8 +479,108 @@ impl Ctx<'_> {
             libc,
             link,
             lang,
+            platform: super::Platform::host_or_default(),
+            per_platform,
             deps,
         })
+    }
+
+    /// A prebuilt `source = { "linux/amd64" = "…", "linux/arm64" = "…" }`: one binary per
+    /// platform, each a path relative to the recipe's folder.
+    fn parse_per_platform(
+        &self,
+        raw: &Spanned<toml::Value>,
+        table: &toml::map::Map<String, toml::Value>,
+    ) -> Result<Vec<(super::Platform, Spanned<String>)>, Problem> {
+        let help = format!(
+            "with lang = \"prebuilt\", source is a path, or one per platform: {{ \"linux/amd64\" = \"bin/app-amd64\", \"linux/arm64\" = \"bin/app-arm64\" }} (known: {})",
+            super::platform::KNOWN
+        );
+        let mut out: Vec<(super::Platform, Spanned<String>)> = Vec::new();
+        for (key, value) in table {
+            let field = format!("build.source.{key:?}");
+            let platform: super::Platform = key
+                .parse()
+                .map_err(|e| self.error(raw.span(), &field, e, Some(help.clone())))?;
+            if out.iter().any(|(p, _)| p.arch == platform.arch) {
+                return Err(self.error(
+                    raw.span(),
+                    &field,
+                    format!("{platform} has two binaries"),
+                    Some(help.clone()),
+                ));
+            }
+            match value {
+                toml::Value::String(path) if !path.is_empty() => {
+                    out.push((platform, Spanned::new(raw.span(), path.clone())));
+                }
+                _ => {
+                    return Err(self.error(
+                        raw.span(),
+                        &field,
+                        format!("expected the path of the {platform} binary"),
+                        Some(help.clone()),
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(self.error(
+                raw.span(),
+                "build.source",
+                "no binary for any platform".into(),
+                Some(help),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// `[image] platforms`: each known, none twice, and (for now) one of them.
+    fn parse_platforms(
+        &self,
+        platforms: Option<&Spanned<Vec<Spanned<String>>>>,
+    ) -> Result<Option<super::Platform>, Problem> {
+        let Some(list) = platforms else {
+            return Ok(None);
+        };
+        let help = format!(
+            "write OCI platforms, e.g. platforms = [\"linux/arm64\"] (known: {})",
+            super::platform::KNOWN
+        );
+        let mut parsed: Vec<super::Platform> = Vec::new();
+        for p in list.get_ref() {
+            let platform: super::Platform = p
+                .get_ref()
+                .parse()
+                .map_err(|e| self.error(p.span(), "image.platforms", e, Some(help.clone())))?;
+            if parsed.iter().any(|q| q.arch == platform.arch) {
+                return Err(self.error(
+                    p.span(),
+                    "image.platforms",
+                    format!("{:?} is listed twice", p.get_ref()),
+                    None,
+                ));
+            }
+            parsed.push(platform);
+        }
+        match parsed.len() {
+            0 => Err(self.error(
+                list.span(),
+                "image.platforms",
+                "the list is empty".into(),
+                Some("leave it out to build for this machine, or name one platform".into()),
+            )),
+            1 => Ok(parsed.pop()),
+            _ => Err(self.error(
+                list.span(),
+                "image.platforms",
+                "not yet: one platform per build (an index over several comes later)".into(),
+                Some(
+                    "name one platform here, or build each with --platform linux/amd64 and --platform linux/arm64"
+                        .into(),
+                ),
+            )),
+        }
     }
 
     /// `allow_nss_hazards = true` with its `reason`, for a build that links glibc: the one NSS

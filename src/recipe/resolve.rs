@@ -126,6 +126,9 @@ impl At<'_> {
         if b.archive.is_some() {
             return self.resolve_archive(b, dir);
         }
+        if !b.per_platform.is_empty() {
+            return self.resolve_per_platform(b, dir);
+        }
         let source = dir.join(b.source.get_ref());
         let source_error = |message: String, help: String| {
             self.place
@@ -208,7 +211,44 @@ impl At<'_> {
             link: b.link,
             lang,
             deps: Vec::new(),
+            platform: b.platform,
+            per_platform: Vec::new(),
         })
+    }
+
+    /// A prebuilt binary per platform: each a file inside the recipe's folder.
+    fn resolve_per_platform(&self, b: ParsedBuild, dir: &Path) -> Result<BuildSpec, Problem> {
+        let mut per_platform = Vec::new();
+        for (platform, rel) in &b.per_platform {
+            let path = dir.join(rel.get_ref());
+            let field = format!("build.source.\"{platform}\"");
+            if !path.is_file() {
+                return Err(self.place.error(
+                    rel.span(),
+                    &field,
+                    format!("{} is not a file", path.display()),
+                    Some(format!(
+                        "name the {platform} binary relative to the recipe's folder {}",
+                        dir.display()
+                    )),
+                ));
+            }
+            self.confined(&path, rel.span(), &field)?;
+            per_platform.push((platform.clone(), path));
+        }
+        let mut spec = BuildSpec {
+            source: PathBuf::new(),
+            archive: None,
+            output: b.output,
+            libc: b.libc,
+            link: b.link,
+            lang: LangSpec::Prebuilt,
+            deps: Vec::new(),
+            platform: b.platform.clone(),
+            per_platform,
+        };
+        spec.set_platform(&b.platform);
+        Ok(spec)
     }
 
     /// `[[build.deps]]`: each a recipe file (or a folder with recipe.toml) inside the recipe's
@@ -337,6 +377,8 @@ impl At<'_> {
             link: b.link,
             lang,
             deps: Vec::new(),
+            platform: b.platform,
+            per_platform: Vec::new(),
         })
     }
 

@@ -1073,13 +1073,19 @@ fn rust_defaults_to_a_musl_static_pie_release_build() {
         (b.features.len(), b.default_features, b.strip),
         (2, false, true)
     );
+    let host = Platform::host_or_default();
     assert_eq!(
-        RustBuild::target(LibcChoice::Musl),
+        RustBuild::target(LibcChoice::Musl, &host),
         format!("{}-unknown-linux-musl", std::env::consts::ARCH)
     );
     assert_eq!(
-        RustBuild::target(LibcChoice::Glibc),
+        RustBuild::target(LibcChoice::Glibc, &host),
         format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+    );
+    let arm64: Platform = "linux/arm64".parse().unwrap();
+    assert_eq!(
+        RustBuild::target(LibcChoice::Musl, &arm64),
+        "aarch64-unknown-linux-musl"
     );
 }
 
@@ -1318,4 +1324,55 @@ fn dependency_refusals_name_the_field() {
     // The nested error names the dependency's own file and field.
     let e = err(d.path(), &app_with(&["broken"]));
     assert!(e.message.contains("broken/recipe.toml"), "{e:?}");
+}
+
+#[test]
+fn image_platforms_choose_the_build_platform() {
+    let p = parsed(&format!(
+        "{MINIMAL}[image]\nplatforms = [\"linux/arm64\"]\n"
+    ));
+    assert_eq!(p.build.platform.to_string(), "linux/arm64");
+    assert_eq!(parsed(MINIMAL).build.platform, Platform::host_or_default());
+    for (list, says) in [
+        (
+            "[\"linux/amd64\", \"linux/arm64\"]",
+            "not yet: one platform per build",
+        ),
+        ("[\"linux/s390x\"]", "unknown architecture"),
+        ("[\"linux/arm64\", \"linux/aarch64\"]", "listed twice"),
+        ("[]", "the list is empty"),
+    ] {
+        let e = problem(&format!("{MINIMAL}[image]\nplatforms = {list}\n"));
+        assert_eq!(e.field.as_deref(), Some("image.platforms"), "{list}");
+        assert!(e.message.contains(says), "{list}: {e:?}");
+    }
+}
+
+#[test]
+fn a_prebuilt_names_one_binary_per_platform() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("app-amd64"), "x").unwrap();
+    std::fs::write(d.path().join("app-arm64"), "y").unwrap();
+    let text = "name = \"app\"\n[build]\nlang = \"prebuilt\"\nsource = { \"linux/amd64\" = \"app-amd64\", \"linux/arm64\" = \"app-arm64\" }\n";
+    let mut r = load_in(d.path(), text).unwrap();
+    let arm64: Platform = "linux/arm64".parse().unwrap();
+    let amd64: Platform = "linux/amd64".parse().unwrap();
+    assert_eq!(
+        r.build.source,
+        r.build.source_for(&r.build.platform).unwrap()
+    );
+    r.build.set_platform(&arm64);
+    assert_eq!(r.build.source, d.path().join("app-arm64"));
+    r.build.set_platform(&amd64);
+    assert_eq!(r.build.source, d.path().join("app-amd64"));
+    let e = err(
+        d.path(),
+        "name = \"app\"\n[build]\nlang = \"prebuilt\"\nsource = { \"linux/arm64\" = \"gone\" }\n",
+    );
+    assert_eq!(e.field.as_deref(), Some("build.source.\"linux/arm64\""));
+    assert!(e.message.contains("is not a file"), "{e:?}");
+    let e = problem(
+        "name = \"app\"\n[build]\nlang = \"prebuilt\"\nsource = { \"linux/mips\" = \"a\" }\n",
+    );
+    assert!(e.message.contains("unknown architecture"), "{e:?}");
 }

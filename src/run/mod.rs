@@ -12,6 +12,7 @@
 mod diagnose;
 mod hardening;
 mod output;
+mod qemu;
 mod runc;
 mod sandbox;
 pub(crate) mod unpack;
@@ -25,6 +26,7 @@ use crate::image::LoadedImage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use qemu::Emulation;
 pub(crate) use sandbox::jail::die_with_parent;
 pub use sandbox::jail::{JailSpec, available as jail_available, jail};
 pub use unpack::{UnpackLimits, unpack, unpack_layer};
@@ -66,6 +68,8 @@ pub enum RunError {
     Sandbox(String),
     #[error("runc: {0}")]
     Runc(String),
+    #[error("{0}")]
+    Emulator(String),
 }
 
 impl RunError {
@@ -114,6 +118,8 @@ pub struct Outcome {
     pub timed_out: bool,
     /// stdout or stderr went past [`OUTPUT_CAP`] and was cut there.
     pub output_truncated: bool,
+    /// The image is for another CPU: the entrypoint ran under this emulator.
+    pub emulation: Option<Emulation>,
 }
 
 /// The process of an image config, with docker's semantics; a user *name* is an error here
@@ -257,9 +263,14 @@ pub fn run_image(
     let result = (|| -> Result<Outcome, RunError> {
         let rootfs_files = unpack(image, &rootfs, &opts.limits)?;
         let libc_files = unpack::find_libc_files(&rootfs)?;
-        let spec = process_spec(&image.config, args, Some(&rootfs))?;
+        let mut spec = process_spec(&image.config, args, Some(&rootfs))?;
         // Docker semantics: a WorkingDir the image lacks is created (inside the root).
         unpack::ensure_dir_in_root(&rootfs, &spec.cwd)?;
+        // Counted above: the emulator is ours, not the image's.
+        let emulation = match qemu::foreign_platform(&image.config) {
+            Some(platform) => Some(qemu::inject(&platform, &rootfs, &mut spec)?),
+            None => None,
+        };
         if runtime == Runtime::Builtin && nix::unistd::geteuid().is_root() {
             // The sandbox maps container ids to an unprivileged host range: the files move
             // there with them, and so does the 0700 work directory (container root must
@@ -282,6 +293,7 @@ pub fn run_image(
             libc_files,
             timed_out: raw.timed_out,
             output_truncated,
+            emulation,
         })
     })();
 

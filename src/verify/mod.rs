@@ -246,3 +246,31 @@ pub fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The code of the finding for a binary built for another CPU than the platform it is packed
+/// for.
+pub const WRONG_PLATFORM: &str = "wrong-platform";
+
+/// An error finding when the ELF's machine is not `platform`'s (`oci_arch`, e.g. "arm64"): the
+/// kernel refuses to exec it there ("exec format error").
+pub fn check_platform(facts: &ElfFacts, oci_arch: &str, platform: &str) -> Option<Finding> {
+    if facts.oci_arch.as_deref() == Some(oci_arch) {
+        return None;
+    }
+    Some(Finding {
+        code: WRONG_PLATFORM,
+        severity: Severity::Error,
+        what: format!(
+            "the binary is for {} ({}), not for {platform}",
+            facts.machine,
+            facts.oci_arch.as_deref().unwrap_or("no OCI architecture")
+        ),
+        why: format!(
+            "a {platform} kernel refuses to run it: \"exec format error\" at the first start"
+        ),
+        fix: format!(
+            "build or name the binary for {platform} (for prebuilt: the source of that platform), or pack it for its own platform with --platform linux/{}",
+            facts.oci_arch.as_deref().unwrap_or("<its architecture>")
+        ),
+    })
+}
