@@ -193,6 +193,20 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
             }
         }),
         epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env()?)?,
+        supply: staticpack::supply::SupplyOptions {
+            sbom: match a.sbom {
+                cli::SbomArg::None => staticpack::supply::SbomChoice::None,
+                cli::SbomArg::Spdx => staticpack::supply::SbomChoice::Spdx,
+                cli::SbomArg::Cyclonedx => staticpack::supply::SbomChoice::CycloneDx,
+                cli::SbomArg::Both => staticpack::supply::SbomChoice::Both,
+            },
+            sign_key: match &a.sign_key {
+                Some(path) => Some(std::sync::Arc::new(staticpack::supply::SigningKey::load(
+                    path,
+                )?)),
+                None => None,
+            },
+        },
     };
     let out = a.out.unwrap_or_else(|| default_out(&r.name, a.format));
     let layout_dir;
@@ -259,6 +273,13 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         }
         if a.allow_nss_hazards {
             flags.push("--allow-nss-hazards".to_owned());
+        }
+        // The second build attaches the same documents, so that they are compared too.
+        flags.push("--sbom".to_owned());
+        flags.push(opts.supply.sbom.name().to_owned());
+        if let Some(key) = &a.sign_key {
+            flags.push("--sign-key".to_owned());
+            flags.push(key.display().to_string());
         }
         // The same downloads; its build caches are cold (it runs with --no-cache).
         if let Some(c) = &cache {

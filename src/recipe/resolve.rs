@@ -543,6 +543,7 @@ fn scratch() -> Base {
         description: String::new(),
         layer: None,
         users: Users::default(),
+        packages: Vec::new(),
     }
 }
 
