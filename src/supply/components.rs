@@ -170,7 +170,9 @@ fn purl_name(s: &str) -> String {
 fn go_components(facts: &ElfFacts, app: &mut Component, linked: &mut Vec<Component>) {
     let Some(info) = &facts.go else { return };
     if let Some(main) = &info.main_module {
-        let version = (!main.version.is_empty()).then(|| main.version.clone());
+        // "(devel)": a module built from its own folder has no version.
+        let version =
+            (!main.version.is_empty() && main.version != "(devel)").then(|| main.version.clone());
         app.purl = Some(go_purl(&main.path, version.as_deref()));
         if app.version.is_none() {
             app.version = version;

@@ -22,7 +22,7 @@ pub use intoto::SigningKey;
 /// The empty JSON object, the config of every artifact manifest (image-spec 1.1).
 pub(crate) const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 pub(crate) const EMPTY_JSON: &[u8] = b"{}";
-const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(crate) const PREDICATE_ANNOTATION: &str = "in-toto.io/predicate-type";
 const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
 const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
