@@ -157,6 +157,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             // A summary of a tampered image would vouch for it: the layers are checked first.
             loaded.verify_layers()?;
             print!("{}", image::describe(&loaded)?);
+            let layout = image::Layout::open(&dir)?;
+            for r in staticpack::supply::referrers(&layout, &loaded.manifest_digest)? {
+                println!("referrer:  {}", r.describe());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -390,15 +390,6 @@ impl Layout {
         write_file(&self.dir.join("index.json"), bytes)
     }
 
-    /// Replaces `index.json` in one rename (a reader sees the old one or the new one).
-    pub fn replace_index(&self, bytes: &[u8]) -> Result<(), ImageError> {
-        let path = self.dir.join("index.json");
-        let next = self.dir.join(".index.json.next");
-        let _ = std::fs::remove_file(&next);
-        write_file(&next, bytes)?;
-        std::fs::rename(&next, &path).map_err(io_err("replacing", &path))
-    }
-
     /// `index.json`, bounded in size.
     pub fn index(&self) -> Result<ImageIndex, ImageError> {
         let path = self.dir.join("index.json");
@@ -509,14 +500,8 @@ impl Layout {
                     }
                 }
             }
-            // Referrers (SBOMs, statements) carry an artifactType: they are about the image,
-            // not a choice of image.
-            None => match (entries.iter())
-                .filter(|d| d.artifact_type().is_none())
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
-                [only] => *only,
+            None => match entries.as_slice() {
+                [only] => only,
                 [] => {
                     return Err(bad_layout(
                         &self.dir.join("index.json"),

@@ -612,6 +612,11 @@ pub fn build_with(
             format!("{}.file", provenance::ANNOTATION),
             provenance::FILE_NAME.to_owned(),
         ),
+        // The SBOMs and statements about the image (always at least the statements).
+        (
+            "dev.staticpack.referrers.file".to_owned(),
+            crate::supply::REFERRERS_FILE.to_owned(),
+        ),
     ]);
     let meta = image_meta(recipe, architecture, opts.epoch, index_annotations);
 

@@ -1,9 +1,9 @@
 //! Supply-chain documents about an image, from what the build knew (never a scan after the
 //! fact): SBOMs in SPDX 2.3 and CycloneDX 1.5, in-toto statements (SLSA provenance v1 and
 //! staticpack's verification), optionally DSSE-signed. Each is attached to the image the OCI 1.1
-//! way: an artifact manifest whose `subject` is the image manifest, listed in the layout's
-//! index.json (with its `artifactType`, so that the image's own selection skips it). The image
-//! manifest is untouched: its digest does not depend on any of them.
+//! way: an artifact manifest whose `subject` is the image manifest, its blobs in the layout and
+//! its descriptor in [`REFERRERS_FILE`]. The image manifest is untouched: its digest does not
+//! depend on any of them.
 
 pub(crate) mod components;
 pub(crate) mod cyclonedx;
@@ -37,6 +37,12 @@ pub enum SupplyError {
     },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error("writing {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the signing key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
     #[error("the image layout")]
@@ -204,6 +210,25 @@ pub struct Referrer {
     pub layer_media_type: String,
     pub layer_digest: Digest,
     pub layer_size: u64,
+    /// The document's file name (its layer's `org.opencontainers.image.title`).
+    pub title: Option<String>,
+}
+
+impl Referrer {
+    /// One line for `staticpack inspect`.
+    pub fn describe(&self) -> String {
+        let mut line = format!("{} {}", self.digest, self.artifact_type);
+        if let Some(p) = self.annotations.get(PREDICATE_ANNOTATION) {
+            line.push_str(&format!(" {p}"));
+        }
+        if self.layer_media_type != self.artifact_type {
+            line.push_str(&format!(" as {}", self.layer_media_type));
+        }
+        if let Some(t) = &self.title {
+            line.push_str(&format!(" {t}"));
+        }
+        format!("{line} ({} bytes)", self.layer_size)
+    }
 }
 
 fn json_err(what: &str) -> impl Fn(serde_json::Error) -> SupplyError + '_ {
@@ -251,30 +276,23 @@ pub(crate) fn artifact_manifest(
     serde_json::to_vec(&m).map_err(json_err("an artifact manifest"))
 }
 
-/// Writes each document as an artifact manifest about `subject` into the layout and lists it
-/// in index.json after the image (in the order given), replacing any referrers it had.
+/// The layout's list of referrers: an OCI image index of the artifact manifests, as the
+/// referrers API would answer. Not index.json: tools that take a layout's only image (skopeo
+/// without a tag, oci-image-tool) refuse a layout whose index.json lists more than one entry.
+pub const REFERRERS_FILE: &str = "staticpack-referrers.json";
+
+/// Writes each document as an artifact manifest about `subject` into the layout's blobs and
+/// lists them, in the order given, in [`REFERRERS_FILE`] (replacing any list it had).
 pub(crate) fn attach(
     layout: &Layout,
     subject: &Subject,
     docs: &[Document],
     epoch: u64,
 ) -> Result<Vec<Referrer>, SupplyError> {
-    let index_path = layout.dir().join("index.json");
-    let bytes = std::fs::read(&index_path).map_err(|source| SupplyError::Read {
-        path: index_path.clone(),
-        source,
-    })?;
-    let mut index: Value = serde_json::from_slice(&bytes).map_err(json_err("index.json"))?;
-    let Some(entries) = index.get_mut("manifests").and_then(Value::as_array_mut) else {
-        return Err(SupplyError::Invalid {
-            path: index_path,
-            reason: "no \"manifests\" list".into(),
-        });
-    };
-    entries.retain(|e| e.get("artifactType").is_none());
     if !docs.is_empty() {
         layout.write_blob(EMPTY_JSON)?;
     }
+    let mut entries = Vec::new();
     let mut referrers = Vec::new();
     for doc in docs {
         let (layer_digest, layer_size) = layout.write_blob(&doc.bytes)?;
@@ -300,15 +318,43 @@ pub(crate) fn attach(
             layer_media_type: doc.media_type.clone(),
             layer_digest,
             layer_size,
+            title: Some(doc.title.clone()),
         });
     }
-    layout.replace_index(&serde_json::to_vec(&index).map_err(json_err("index.json"))?)?;
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let path = layout.dir().join(REFERRERS_FILE);
+    let bytes = to_bytes(REFERRERS_FILE, &index)?;
+    std::fs::write(&path, bytes).map_err(|source| SupplyError::Write { path, source })?;
     Ok(referrers)
 }
 
-/// The artifact manifests of the layout whose subject is `subject`, in index.json's order.
+/// The artifact manifests of the layout whose subject is `subject`, in the list's order; none
+/// when the layout has no [`REFERRERS_FILE`]. Every manifest is read against its digest.
 pub fn referrers(layout: &Layout, subject: &Digest) -> Result<Vec<Referrer>, SupplyError> {
-    let index = layout.index()?;
+    let path = layout.dir().join(REFERRERS_FILE);
+    let bytes = match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(SupplyError::Read { path, source }),
+        Ok(m) if !m.is_file() || m.len() > crate::image::layout::JSON_MAX => {
+            return Err(SupplyError::Invalid {
+                path,
+                reason: "not a regular file of at most 4 MiB".into(),
+            });
+        }
+        Ok(_) => std::fs::read(&path).map_err(|source| SupplyError::Read {
+            path: path.clone(),
+            source,
+        })?,
+    };
+    let index: oci_spec::image::ImageIndex =
+        serde_json::from_slice(&bytes).map_err(|e| SupplyError::Invalid {
+            path: path.clone(),
+            reason: format!("not an OCI image index: {e}"),
+        })?;
     let mut out = Vec::new();
     for d in index.manifests() {
         let Some(artifact_type) = d.artifact_type().as_ref() else {
@@ -340,6 +386,9 @@ pub fn referrers(layout: &Layout, subject: &Digest) -> Result<Vec<Referrer>, Sup
             layer_media_type: layer["mediaType"].as_str().unwrap_or_default().to_owned(),
             layer_digest,
             layer_size: layer["size"].as_u64().unwrap_or_default(),
+            title: layer["annotations"][TITLE_ANNOTATION]
+                .as_str()
+                .map(str::to_owned),
         });
     }
     Ok(out)
