@@ -278,6 +278,13 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         if a.allow_nss_hazards {
             flags.push("--allow-nss-hazards".to_owned());
         }
+        if a.no_run {
+            flags.push("--no-run".to_owned());
+        }
+        if matches!(a.runtime, cli::RuntimeArg::Runc) {
+            flags.push("--runtime".to_owned());
+            flags.push("runc".to_owned());
+        }
         // The second build attaches the same documents, so that they are compared too.
         flags.push("--sbom".to_owned());
         flags.push(opts.supply.sbom.name().to_owned());
