@@ -171,6 +171,21 @@ pub struct BuildArgs {
     /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
     #[arg(long)]
     pub check_repro: bool,
+    /// Which SBOMs to attach to the image as OCI referrers (`none` for registries that refuse
+    /// artifact manifests).
+    #[arg(long, value_enum, default_value_t = SbomArg::Both)]
+    pub sbom: SbomArg,
+    /// DSSE-sign the in-toto statements with this key (PKCS#8 PEM, ed25519 or ECDSA P-256).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SbomArg {
+    None,
+    Spdx,
+    Cyclonedx,
+    Both,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -18,6 +18,7 @@ pub mod recipe;
 pub mod registry;
 pub mod run;
 mod source;
+pub mod supply;
 pub use source::SourceError;
 pub mod verify;
 

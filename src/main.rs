@@ -170,6 +170,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             // A summary of a tampered image would vouch for it: the layers are checked first.
             loaded.verify_layers()?;
             print!("{}", image::describe(&loaded)?);
+            let layout = image::Layout::open(&dir)?;
+            for r in staticpack::supply::referrers(&layout, &loaded.manifest_digest)? {
+                println!("referrer:  {}", r.describe());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -219,6 +223,20 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
             }
         }),
         epoch: pipeline::resolve_epoch(&r, pipeline::epoch_from_env()?)?,
+        supply: staticpack::supply::SupplyOptions {
+            sbom: match a.sbom {
+                cli::SbomArg::None => staticpack::supply::SbomChoice::None,
+                cli::SbomArg::Spdx => staticpack::supply::SbomChoice::Spdx,
+                cli::SbomArg::Cyclonedx => staticpack::supply::SbomChoice::CycloneDx,
+                cli::SbomArg::Both => staticpack::supply::SbomChoice::Both,
+            },
+            sign_key: match &a.sign_key {
+                Some(path) => Some(std::sync::Arc::new(staticpack::supply::SigningKey::load(
+                    path,
+                )?)),
+                None => None,
+            },
+        },
     };
     let out = a.out.unwrap_or_else(|| default_out(&r.name, a.format));
     let layout_dir;
@@ -289,6 +307,20 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         if a.platform.is_some() {
             flags.push("--platform".to_owned());
             flags.push(r.build.platform.to_string());
+        }
+        if a.no_run {
+            flags.push("--no-run".to_owned());
+        }
+        if matches!(a.runtime, cli::RuntimeArg::Runc) {
+            flags.push("--runtime".to_owned());
+            flags.push("runc".to_owned());
+        }
+        // The second build attaches the same documents, so that they are compared too.
+        flags.push("--sbom".to_owned());
+        flags.push(opts.supply.sbom.name().to_owned());
+        if let Some(key) = &a.sign_key {
+            flags.push("--sign-key".to_owned());
+            flags.push(key.display().to_string());
         }
         // The same downloads; its build caches are cold (it runs with --no-cache).
         if let Some(c) = &cache {

@@ -74,7 +74,7 @@ pub(crate) fn compare_layouts(
     let left = image::read_image(a, Some(tag))?;
     let right = image::read_image(b, Some(tag))?;
     if left.manifest_digest == right.manifest_digest {
-        return Ok(Vec::new());
+        return referrer_differences(a, b, &left.manifest_digest);
     }
     let mut diffs = Vec::new();
     let config = |img: &LoadedImage| serde_json::to_value(&img.config).unwrap_or(Value::Null);
@@ -131,6 +131,76 @@ pub(crate) fn compare_layouts(
             left: left.manifest_digest.to_string(),
             right: right.manifest_digest.to_string(),
         });
+    }
+    diffs.truncate(MAX_DIFFERENCES);
+    Ok(diffs)
+}
+
+/// The SBOMs and statements about one image in two layouts: each pair by artifact type (and
+/// predicate), its document compared field by field when the bytes differ.
+fn referrer_differences(
+    a: &Path,
+    b: &Path,
+    subject: &crate::digest::Digest,
+) -> Result<Vec<Difference>, ReproError> {
+    let list = |dir: &Path| -> Result<Vec<crate::supply::Referrer>, ReproError> {
+        crate::supply::referrers(&image::Layout::open(dir)?, subject).map_err(|e| {
+            ReproError::Read {
+                path: dir.to_path_buf(),
+                reason: format!("its referrers: {e}"),
+            }
+        })
+    };
+    let (left, right) = (list(a)?, list(b)?);
+    let key = |r: &crate::supply::Referrer| {
+        let predicate = r.annotations.get(crate::supply::PREDICATE_ANNOTATION);
+        format!(
+            "{} {}",
+            r.artifact_type,
+            predicate.map_or("", |p| p.as_str())
+        )
+    };
+    let mut diffs = Vec::new();
+    let names = |rs: &[crate::supply::Referrer]| rs.iter().map(key).collect::<Vec<_>>();
+    if names(&left) != names(&right) {
+        diffs.push(Difference {
+            blob: "referrers".into(),
+            file: None,
+            field: None,
+            offset: None,
+            section: None,
+            left: names(&left).join(", "),
+            right: names(&right).join(", "),
+        });
+        return Ok(diffs);
+    }
+    let read = |dir: &Path, r: &crate::supply::Referrer| -> Result<Value, ReproError> {
+        let path = image::Layout::open(dir)?.blob_path(&r.layer_digest);
+        let bytes = std::fs::read(&path).map_err(|e| ReproError::Read {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    };
+    for (l, r) in left.iter().zip(&right) {
+        if l.digest == r.digest {
+            continue;
+        }
+        let label = format!("referrer {}", key(l).trim_end());
+        let before = diffs.len();
+        json_differences(&label, "", &read(a, l)?, &read(b, r)?, &mut diffs);
+        if diffs.len() == before {
+            // The same document, a different manifest (its annotations).
+            diffs.push(Difference {
+                blob: label,
+                file: None,
+                field: None,
+                offset: None,
+                section: None,
+                left: l.digest.to_string(),
+                right: r.digest.to_string(),
+            });
+        }
     }
     diffs.truncate(MAX_DIFFERENCES);
     Ok(diffs)

@@ -63,7 +63,9 @@ pub fn run_second_build(second: &SecondBuild) -> Result<(), ReproError> {
         .arg(&recipe)
         .arg("--out")
         .arg(&out)
-        .args(["--no-run", "--no-cache"])
+        // The run proof runs again unless the flags say --no-run: the verification statement
+        // records it, so it is compared too.
+        .arg("--no-cache")
         .args(&second.flags)
         .current_dir(elsewhere.path())
         .env("SOURCE_DATE_EPOCH", second.epoch.to_string())

@@ -75,12 +75,27 @@ pub fn event_lines(event: &Event) -> Option<String> {
         Event::Published(p) => match p {
             Published::Layout(dir) => format!("publish layout {}", dir.display()),
             Published::Archive(file) => format!("publish archive {}", file.display()),
-            Published::Pushed(report) => format!(
-                "push    {} blob(s) uploaded, {} already there, {} mounted",
-                report.uploaded(),
-                report.skipped(),
-                report.mounted()
-            ),
+            Published::Pushed(report) => {
+                let mut line = format!(
+                    "push    {} blob(s) uploaded, {} already there, {} mounted",
+                    report.uploaded(),
+                    report.skipped(),
+                    report.mounted()
+                );
+                for r in &report.referrers {
+                    line.push_str(&format!(
+                        "\npush    {} referrer(s) in {}, {}",
+                        r.manifests.len(),
+                        r.repository,
+                        match &r.fallback_tag {
+                            Some(tag) =>
+                                format!("listed by the referrers tag {tag} (no referrers API)"),
+                            None => "listed by the registry's referrers API".to_owned(),
+                        }
+                    ));
+                }
+                line
+            }
         },
         #[allow(unreachable_patterns)]
         _ => return None,

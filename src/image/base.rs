@@ -60,8 +60,7 @@ struct FileDef {
     source: String,
     mode: u32,
     owner: Option<String>,
-    /// Where the content comes from (e.g. a Debian package and version), for the record.
-    #[allow(dead_code)]
+    /// Where the content comes from (e.g. a Debian package and version): the SBOM's record.
     package: Option<String>,
     /// sha256 the content must have: a vendored input that changed is an error, not a new digest.
     digest: Option<String>,
@@ -74,7 +73,6 @@ struct FileDef {
 struct TreeDef {
     path: String,
     source: String,
-    #[allow(dead_code)]
     package: Option<String>,
     digest: String,
 }
@@ -163,6 +161,34 @@ pub struct Base {
     pub layer: Option<LayerSpec>,
     /// The base's /etc/passwd and /etc/group, to resolve user and owner names against.
     pub users: Users,
+    /// Files and trees that name where they come from (`package = "tzdata 2025b-0+deb12u2
+    /// (Debian 12), …"`), sorted by path: the SBOM lists them by package.
+    pub packages: Vec<BasePackage>,
+}
+
+/// One file or tree of a base that comes from a named package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasePackage {
+    /// Its path in the image ("/usr/share/zoneinfo").
+    pub path: String,
+    /// The definition's `package` text as written.
+    pub package: String,
+    /// The pinned digest: a file's sha256, or a tree's over its listing.
+    pub digest: Option<String>,
+    pub tree: bool,
+}
+
+impl BasePackage {
+    /// The package name and version: the first two words of `package`.
+    pub fn name_version(&self) -> (String, Option<String>) {
+        let mut words = self.package.split_whitespace();
+        let name = words.next().unwrap_or_default().to_owned();
+        let version = words
+            .next()
+            .map(|v| v.trim_end_matches(',').to_owned())
+            .filter(|v| !v.starts_with('('));
+        (name, version)
+    }
 }
 
 /// Names of the embedded bases, sorted.
@@ -366,11 +392,31 @@ fn build(
         mtime: BASE_MTIME,
         comment: format!("staticpack base {}: {}", def.name, def.description),
     });
+    let mut packages: Vec<BasePackage> = (def.files.iter())
+        .filter_map(|f| {
+            Some(BasePackage {
+                path: f.path.clone(),
+                package: f.package.clone()?,
+                digest: f.digest.clone(),
+                tree: false,
+            })
+        })
+        .chain(def.trees.iter().filter_map(|t| {
+            Some(BasePackage {
+                path: t.path.clone(),
+                package: t.package.clone()?,
+                digest: Some(t.digest.clone()),
+                tree: true,
+            })
+        }))
+        .collect();
+    packages.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Base {
         name: def.name,
         description: def.description,
         layer,
         users,
+        packages,
     })
 }
 

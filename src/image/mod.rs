@@ -13,7 +13,7 @@ use crate::fsio::IoError;
 use std::path::{Path, PathBuf};
 
 pub use archive::{ArchiveFormat, write_archive};
-pub use base::{BASE_MTIME, Base, BaseError, load as load_base};
+pub use base::{BASE_MTIME, Base, BaseError, BasePackage, load as load_base};
 pub use blob::BlobWriter;
 pub use config::ImageMeta;
 pub use layer::{EntryKind, FileSource, LayerBlob, LayerEntry, LayerSpec, write_layer};

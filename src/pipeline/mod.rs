@@ -74,6 +74,8 @@ pub enum PipelineError {
     Push(#[source] Box<crate::registry::RegistryError>),
     #[error("the source archive")]
     Source(#[from] crate::source::SourceError),
+    #[error("the SBOMs and attestations")]
+    Supply(#[from] crate::supply::SupplyError),
     #[error(transparent)]
     Io(#[from] IoError),
     #[error("{0}")]
@@ -106,6 +108,8 @@ pub struct BuildOptions {
     pub shared_cache: Option<crate::cache::CacheDir>,
     /// SOURCE_DATE_EPOCH for tar mtimes, `created` and the toolchain.
     pub epoch: u64,
+    /// The SBOMs and statements attached to the image, and their signing key.
+    pub supply: crate::supply::SupplyOptions,
 }
 
 impl Default for BuildOptions {
@@ -118,6 +122,7 @@ impl Default for BuildOptions {
             cache: true,
             shared_cache: None,
             epoch: 0,
+            supply: Default::default(),
         }
     }
 }
@@ -353,6 +358,14 @@ pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs
             _ => opts.allow_nss_hazards.to_string(),
         },
     );
+    // What is attached changes the layout (not the image): recorded only when not the
+    // default, so that the default keeps its key.
+    if opts.supply.sbom != crate::supply::SbomChoice::Both {
+        options.insert("sbom".to_owned(), opts.supply.sbom.name().to_owned());
+    }
+    if let Some(key) = &opts.supply.sign_key {
+        options.insert("sign_key".to_owned(), format!("sha256:{}", key.keyid));
+    }
     Ok(provenance::Inputs {
         staticpack: env!("CARGO_PKG_VERSION").to_owned(),
         recipe: recipe.name.clone(),
@@ -608,6 +621,11 @@ pub fn build_with(
             format!("{}.file", provenance::ANNOTATION),
             provenance::FILE_NAME.to_owned(),
         ),
+        // The SBOMs and statements about the image (always at least the statements).
+        (
+            "dev.staticpack.referrers.file".to_owned(),
+            crate::supply::REFERRERS_FILE.to_owned(),
+        ),
     ]);
     let mut meta = image_meta(recipe, architecture, opts.epoch, index_annotations);
     meta.variant = platform.variant.clone();
@@ -661,6 +679,34 @@ pub fn build_with(
     let json = serde_json::to_vec_pretty(&record)
         .map_err(|e| PipelineError::Unsupported(format!("serializing the provenance: {e}")))?;
     std::fs::write(&record_path, json).at("writing", &record_path)?;
+
+    // The SBOMs and statements, each an artifact manifest about the image manifest.
+    let docs = crate::supply::documents(
+        &crate::supply::Input {
+            bom: crate::supply::components::BomInput {
+                recipe,
+                toolchain: &record.inputs.toolchain,
+                facts: &facts,
+                source_dir: &spec.source,
+                binary_sha256: binary_digest.hex(),
+                manifest_sha256: staged.manifest_digest.hex(),
+            },
+            provenance: &record,
+            verdict: &verdict,
+            proof: proof.as_ref(),
+            epoch: opts.epoch,
+        },
+        &opts.supply,
+    )?;
+    crate::supply::attach(
+        &image::Layout::open(&staged_layout)?,
+        &crate::supply::Subject {
+            digest: staged.manifest_digest.clone(),
+            size: staged.manifest_size,
+        },
+        &docs,
+        opts.epoch,
+    )?;
 
     Ok(Built {
         staging,

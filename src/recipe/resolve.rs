@@ -585,6 +585,7 @@ fn scratch() -> Base {
         description: String::new(),
         layer: None,
         users: Users::default(),
+        packages: Vec::new(),
     }
 }
 

@@ -16,6 +16,14 @@ pub enum RegistryError {
     Reference(#[from] ReferenceError),
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// The layout's SBOMs and statements could not be read for the push.
+    #[error(
+        "the referrers (SBOMs, attestations) in {layout}: {reason}; rebuild the image, or build with --sbom none to push none"
+    )]
+    Referrers {
+        layout: std::path::PathBuf,
+        reason: String,
+    },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
     #[error("{registry}: cannot {action}{}: authentication required (HTTP 401{}). {hint}", in_repo(.repository), with_detail(.detail))]

@@ -56,7 +56,7 @@ pub use errors::RegistryError;
 pub use progress::{NoProgress, Progress};
 pub use push::{PushOptions, push};
 pub use reference::{Reference, ReferenceError};
-pub use report::{BlobAction, BlobReport, PushReport, PushedReference};
+pub use report::{BlobAction, BlobReport, PushReport, PushedReference, PushedReferrers};
 pub use secret::Secret;
 pub use session::{Client, ClientOptions, login};
 pub use transport::RetryPolicy;

@@ -6,7 +6,7 @@ use super::mounts::BlobLocations;
 use super::plan::{BlobFacts, BlobStep, plan_blob};
 use super::progress::Progress;
 use super::reference::Reference;
-use super::report::{BlobAction, BlobReport, PushReport, PushedReference};
+use super::report::{BlobAction, BlobReport, PushReport, PushedReference, PushedReferrers};
 use super::session::{Call, Client, ClientOptions, Registry};
 use super::transport::{Body, FileSection, Resp, resolve_location, with_query};
 use super::{LayoutImage, LocalBlob, LocalManifest};
@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 use ureq::http::Method;
+
+const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
 /// How blobs travel.
 #[derive(Clone, Debug)]
@@ -104,6 +106,7 @@ impl Client {
             references: Vec::new(),
             blobs: Vec::new(),
             warnings: Vec::new(),
+            referrers: Vec::new(),
         };
         // What this client learned in earlier pushes, plus the cache file if there is one.
         let (mut locations, warning) = BlobLocations::load(options.blob_cache.as_deref());
@@ -201,7 +204,169 @@ impl Client {
                 tag,
             });
         }
+        self.push_referrers(&reg, repository, image, options, locations, report, p)
+    }
+
+    /// The layout's artifact manifests about the image (SBOMs, statements): their blobs, each
+    /// manifest by digest, then, when the registry has no referrers API, the referrers tag
+    /// schema's index (`sha256-<hex>`), merged with what that tag already listed.
+    #[allow(clippy::too_many_arguments)]
+    fn push_referrers(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        image: &LayoutImage,
+        options: &PushOptions,
+        locations: &Mutex<BlobLocations>,
+        report: &mut PushReport,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let layout = crate::image::Layout::open(&image.dir)?;
+        let referrers = crate::supply::referrers(&layout, image.digest()).map_err(|e| {
+            RegistryError::Referrers {
+                layout: image.dir.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        if referrers.is_empty() {
+            return Ok(());
+        }
+        let mut blobs: Vec<LocalBlob> = Vec::new();
+        for r in &referrers {
+            let empty = Digest::of_bytes(crate::supply::EMPTY_JSON);
+            for (digest, size, media_type) in [
+                (
+                    empty,
+                    crate::supply::EMPTY_JSON.len() as u64,
+                    crate::supply::EMPTY_MEDIA_TYPE.to_owned(),
+                ),
+                (
+                    r.layer_digest.clone(),
+                    r.layer_size,
+                    r.layer_media_type.clone(),
+                ),
+            ] {
+                if !blobs.iter().any(|b| b.digest == digest) {
+                    blobs.push(LocalBlob {
+                        path: layout.blob_path(&digest),
+                        digest,
+                        size,
+                        media_type,
+                    });
+                }
+            }
+        }
+        let refs: Vec<&LocalBlob> = blobs.iter().collect();
+        report
+            .blobs
+            .extend(self.push_blobs(reg, repository, &refs, options, locations, p)?);
+        for r in &referrers {
+            let path = layout.blob_path(&r.digest);
+            let bytes = std::fs::read(&path).map_err(|e| RegistryError::Referrers {
+                layout: image.dir.clone(),
+                reason: format!("reading {}: {e}", path.display()),
+            })?;
+            let manifest = LocalManifest {
+                digest: r.digest.clone(),
+                media_type: crate::supply::MANIFEST_MEDIA_TYPE.to_owned(),
+                bytes,
+                blobs: Vec::new(),
+                children: Vec::new(),
+                platform: None,
+            };
+            self.put_manifest(reg, repository, &r.digest.to_string(), &manifest, p)?;
+        }
+        let fallback_tag = if self.has_referrers_api(reg, repository, image.digest(), p)? {
+            None
+        } else {
+            let tag = format!("sha256-{}", image.digest().hex());
+            let index = self.referrers_index(reg, repository, &tag, &referrers, p)?;
+            let manifest = LocalManifest {
+                digest: Digest::of_bytes(&index),
+                media_type: INDEX_MEDIA_TYPE.to_owned(),
+                bytes: index,
+                blobs: Vec::new(),
+                children: Vec::new(),
+                platform: None,
+            };
+            self.put_manifest(reg, repository, &tag, &manifest, p)?;
+            Some(tag)
+        };
+        report.referrers.push(PushedReferrers {
+            repository: repository.to_owned(),
+            manifests: referrers.iter().map(|r| r.digest.clone()).collect(),
+            fallback_tag,
+        });
         Ok(())
+    }
+
+    /// Whether the registry answers the referrers API (distribution spec 1.1): an image
+    /// index from `GET /v2/<name>/referrers/<digest>`; a 404 means the tag schema instead.
+    fn has_referrers_api(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        subject: &Digest,
+        p: &dyn Progress,
+    ) -> Result<bool, RegistryError> {
+        let action = format!("ask for the referrers of {subject} in");
+        let url = format!("{}/v2/{repository}/referrers/{subject}", reg.base);
+        let mut call = self.call(Method::GET, url, repository, &action, Body::Empty);
+        call.headers = vec![("accept", INDEX_MEDIA_TYPE.to_owned())];
+        let resp = self.execute(reg, &call, p)?;
+        Ok(resp.status == 200
+            && resp
+                .header("content-type")
+                .is_some_and(|t| t.starts_with(INDEX_MEDIA_TYPE)))
+    }
+
+    /// The fallback tag's index: what it listed before (other tools' referrers kept), with
+    /// ours added after, each digest once.
+    fn referrers_index(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        tag: &str,
+        referrers: &[crate::supply::Referrer],
+        p: &dyn Progress,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let action = format!("read the referrers tag {tag} from");
+        let url = format!("{}/v2/{repository}/manifests/{tag}", reg.base);
+        let mut call = self.call(Method::GET, url, repository, &action, Body::Empty);
+        call.headers = vec![("accept", INDEX_MEDIA_TYPE.to_owned())];
+        let resp = self.execute(reg, &call, p)?;
+        let mut manifests: Vec<serde_json::Value> = match resp.status {
+            200 => serde_json::from_slice::<serde_json::Value>(&resp.body)
+                .ok()
+                .and_then(|v| v.get("manifests").and_then(|m| m.as_array()).cloned())
+                .unwrap_or_default(),
+            404 => Vec::new(),
+            _ => return Err(self.status_error(reg, repository, &action, &resp)),
+        };
+        let ours: Vec<String> = referrers.iter().map(|r| r.digest.to_string()).collect();
+        manifests.retain(|m| {
+            m.get("digest")
+                .and_then(|d| d.as_str())
+                .is_none_or(|d| !ours.iter().any(|o| o == d))
+        });
+        for r in referrers {
+            manifests.push(serde_json::json!({
+                "mediaType": crate::supply::MANIFEST_MEDIA_TYPE,
+                "digest": r.digest.to_string(),
+                "size": r.size,
+                "artifactType": r.artifact_type,
+                "annotations": r.annotations,
+            }));
+        }
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": manifests,
+        }))
+        .map_err(|e| RegistryError::Referrers {
+            layout: PathBuf::new(),
+            reason: format!("serializing the referrers index: {e}"),
+        })
     }
 
     fn credential_warnings(&self, reg: &Registry, repository: &str) -> Vec<String> {

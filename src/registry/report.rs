@@ -71,6 +71,25 @@ pub struct PushReport {
     pub blobs: Vec<BlobReport>,
     /// Skipped credential sources, an unusable blob cache, ...
     pub warnings: Vec<String>,
+    /// The artifact manifests (SBOMs, statements) pushed about the image, and how a client
+    /// finds them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<PushedReferrers>,
+}
+
+/// The referrers of the image in one repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PushedReferrers {
+    pub repository: String,
+    #[serde(serialize_with = "digests_as_strings")]
+    pub manifests: Vec<Digest>,
+    /// The referrers tag schema's tag (`sha256-<hex>`) when the registry has no referrers API;
+    /// `None` when it answers `/v2/<name>/referrers/<digest>` itself.
+    pub fallback_tag: Option<String>,
+}
+
+fn digests_as_strings<S: serde::Serializer>(d: &[Digest], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(d.iter().map(|d| d.to_string()))
 }
 
 impl PushReport {
@@ -121,6 +140,7 @@ mod tests {
                 repository: "x".into(),
                 tag: Some("t".into()),
             }],
+            referrers: Vec::new(),
             blobs: vec![
                 blob(BlobAction::Mounted { from: "y".into() }),
                 blob(BlobAction::Uploaded {

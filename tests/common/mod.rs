@@ -6,6 +6,7 @@ mod cc;
 #[path = "../../src/test_support/http.rs"]
 pub mod fake_http;
 pub mod layout;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

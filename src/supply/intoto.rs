@@ -1,0 +1,314 @@
+//! in-toto statements v1 about the image: SLSA provenance v1 from the build's record, and
+//! staticpack's verification statement (what verify found and what the run proof saw).
+//! Optionally DSSE-signed.
+
+use super::SupplyError;
+use crate::pipeline::Proof;
+use crate::provenance::Provenance;
+use crate::verify::ElfFacts;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+pub(crate) const STATEMENT_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+pub(crate) const SLSA_PREDICATE: &str = "https://slsa.dev/provenance/v1";
+pub(crate) const VERIFICATION_PREDICATE: &str = "https://staticpack.dev/verification/v1";
+const BUILD_TYPE: &str = "https://staticpack.dev/buildtypes/recipe/v1";
+
+fn statement(name: &str, manifest_hex: &str, predicate_type: &str, predicate: Value) -> Value {
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": name, "digest": { "sha256": manifest_hex } }],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    })
+}
+
+/// "sha256:…" → {"sha256": "…"}; anything else (a symlink's record) stays as written.
+fn digest_set(recorded: &str) -> Value {
+    match recorded.split_once(':') {
+        Some(("sha256", hex)) if super::components::is_sha256_hex(hex) => json!({ "sha256": hex }),
+        _ => json!({ "sha256": crate::digest::Digest::of_bytes(recorded.as_bytes()).hex() }),
+    }
+}
+
+/// SLSA provenance v1: the recipe and each input file as resolved dependencies, the commands
+/// and hermetic environment as the build's internal parameters.
+pub(crate) fn slsa(record: &Provenance, manifest_hex: &str) -> Value {
+    let inputs = &record.inputs;
+    let mut deps: Vec<Value> = inputs
+        .files
+        .iter()
+        .map(|(path, digest)| {
+            let mut d = json!({ "name": path, "digest": digest_set(digest) });
+            if let Some(url) = archive_url(path) {
+                d["uri"] = url.into();
+            }
+            if digest.starts_with("symlink:") {
+                d["annotations"] = json!({ "symlink": digest });
+            }
+            d
+        })
+        .collect();
+    for (name, digest) in &inputs.deps {
+        deps.push(json!({
+            "name": format!("recipe {name}"),
+            "digest": digest_set(digest),
+            "annotations": { "staticpack.inputs-digest": digest },
+        }));
+    }
+    let predicate = json!({
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": {
+                "recipe": inputs.recipe,
+                "options": inputs.options,
+                "sourceDateEpoch": inputs.epoch,
+            },
+            "internalParameters": {
+                "toolchain": inputs.toolchain,
+                "commands": record.commands,
+                "environment": record.environment,
+            },
+            "resolvedDependencies": deps,
+        },
+        "runDetails": {
+            "builder": {
+                "id": "https://staticpack.dev/builder",
+                "version": { "staticpack": inputs.staticpack },
+            },
+            // The inputs digest names the build: the same inputs, the same invocation.
+            "metadata": { "invocationId": record.inputs_digest },
+            "byproducts": [{
+                "name": "binary",
+                "digest": digest_set(&record.binary_digest),
+            }],
+        },
+    });
+    statement(&inputs.recipe, manifest_hex, SLSA_PREDICATE, predicate)
+}
+
+/// "<archive https://… strip_components=1>" → the URL.
+fn archive_url(key: &str) -> Option<&str> {
+    let inner = key.strip_prefix("<archive ")?;
+    let origin = inner.split_whitespace().next()?;
+    origin.contains("://").then_some(origin)
+}
+
+/// What verify decided about the binary and what the run proof saw in the image's root.
+pub(crate) fn verification(
+    name: &str,
+    manifest_hex: &str,
+    binary_digest: &str,
+    verdict: &str,
+    facts: &ElfFacts,
+    proof: Option<&Proof>,
+) -> Value {
+    let run = proof.map(|p| {
+        json!({
+            "runtime": match p.runtime {
+                crate::run::Runtime::Builtin => "staticpack-sandbox",
+                crate::run::Runtime::Runc => "runc",
+            },
+            "expectedExitCode": p.expect_exit,
+            "exitCode": p.outcome.exit_code,
+            "signal": p.outcome.signal,
+            "filesInRoot": p.rootfs_files,
+            "libcFilesInRoot": p.libc_files,
+        })
+    });
+    let predicate = json!({
+        "verifier": { "id": "https://staticpack.dev/verify", "version": env!("CARGO_PKG_VERSION") },
+        "binary": { "digest": digest_set(binary_digest), "machine": facts.machine },
+        "verdict": verdict,
+        "linkage": facts.linkage,
+        "libc": facts.libc,
+        "libcEvidence": facts.libc_evidence,
+        "interpreter": facts.interpreter,
+        "needed": facts.needed,
+        "nssHazards": facts.nss_hazards,
+        "hardening": facts.hardening,
+        "runProof": run,
+    });
+    statement(name, manifest_hex, VERIFICATION_PREDICATE, predicate)
+}
+
+/// A signing key from `--sign-key`: PKCS#8 PEM, ed25519 or ECDSA P-256.
+pub struct SigningKey {
+    path: PathBuf,
+    key: Key,
+    /// sha256 of the public key, hex: the envelope's keyid.
+    pub keyid: String,
+}
+
+enum Key {
+    Ed25519(ring::signature::Ed25519KeyPair),
+    EcdsaP256(ring::signature::EcdsaKeyPair),
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SigningKey({}, keyid {})",
+            self.path.display(),
+            self.keyid
+        )
+    }
+}
+
+impl SigningKey {
+    pub fn load(path: &Path) -> Result<Self, SupplyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SupplyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |reason: &str| SupplyError::Key {
+            path: path.to_path_buf(),
+            reason: reason.to_owned(),
+        };
+        let body: String = text
+            .lines()
+            .skip_while(|l| l.trim() != "-----BEGIN PRIVATE KEY-----")
+            .skip(1)
+            .take_while(|l| l.trim() != "-----END PRIVATE KEY-----")
+            .map(str::trim)
+            .collect();
+        if body.is_empty() {
+            return Err(bad(
+                "no \"-----BEGIN PRIVATE KEY-----\" block (PKCS#8 PEM); make one with `openssl genpkey -algorithm ed25519 -out key.pem`",
+            ));
+        }
+        use base64::Engine;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|_| bad("the PEM block is not base64"))?;
+        use ring::signature::KeyPair;
+        let key = if let Ok(k) = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
+            Key::Ed25519(k)
+        } else if let Ok(k) = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &der,
+            &ring::rand::SystemRandom::new(),
+        ) {
+            Key::EcdsaP256(k)
+        } else {
+            return Err(bad(
+                "not an ed25519 or ECDSA P-256 private key in PKCS#8; make one with `openssl genpkey -algorithm ed25519 -out key.pem`",
+            ));
+        };
+        let public = match &key {
+            Key::Ed25519(k) => k.public_key().as_ref().to_vec(),
+            Key::EcdsaP256(k) => k.public_key().as_ref().to_vec(),
+        };
+        Ok(SigningKey {
+            path: path.to_path_buf(),
+            key,
+            keyid: crate::digest::Digest::of_bytes(&public).hex().to_owned(),
+        })
+    }
+
+    /// The public key's bytes (ed25519: 32 bytes; P-256: the uncompressed point).
+    pub fn public_key(&self) -> Vec<u8> {
+        use ring::signature::KeyPair;
+        match &self.key {
+            Key::Ed25519(k) => k.public_key().as_ref().to_vec(),
+            Key::EcdsaP256(k) => k.public_key().as_ref().to_vec(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SupplyError> {
+        match &self.key {
+            // Ed25519 signatures are deterministic: a signed build stays reproducible.
+            Key::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
+            // ECDSA takes a random nonce: its envelopes differ from build to build.
+            Key::EcdsaP256(k) => k
+                .sign(&ring::rand::SystemRandom::new(), message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| SupplyError::Key {
+                    path: self.path.clone(),
+                    reason: "ECDSA signing failed".into(),
+                }),
+        }
+    }
+}
+
+/// DSSE's pre-authentication encoding: what the signature covers.
+pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    m.extend_from_slice(payload);
+    m
+}
+
+/// The statement in a DSSE envelope signed by `key`.
+pub(crate) fn envelope(statement: &[u8], key: &SigningKey) -> Result<Value, SupplyError> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sig = key.sign(&pae(STATEMENT_MEDIA_TYPE, statement))?;
+    Ok(json!({
+        "payloadType": STATEMENT_MEDIA_TYPE,
+        "payload": b64.encode(statement),
+        "signatures": [{ "keyid": key.keyid, "sig": b64.encode(sig) }],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        // From the DSSE protocol document.
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+
+    #[test]
+    fn an_ed25519_envelope_verifies_and_a_tampered_one_does_not() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            b64.encode(pkcs8.as_ref())
+        );
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("key.pem");
+        std::fs::write(&path, pem).unwrap();
+        let key = SigningKey::load(&path).unwrap();
+        let env = envelope(b"{\"a\":1}", &key).unwrap();
+        let sig = b64
+            .decode(env["signatures"][0]["sig"].as_str().unwrap())
+            .unwrap();
+        let public =
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key.public_key());
+        assert!(
+            public
+                .verify(&pae(STATEMENT_MEDIA_TYPE, b"{\"a\":1}"), &sig)
+                .is_ok()
+        );
+        assert!(
+            public
+                .verify(&pae(STATEMENT_MEDIA_TYPE, b"{\"a\":2}"), &sig)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_not_pkcs8_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("key.pem");
+        std::fs::write(&path, "ssh-ed25519 AAAA").unwrap();
+        let e = SigningKey::load(&path).unwrap_err().to_string();
+        assert!(e.contains("key.pem") && e.contains("PKCS#8"), "{e}");
+    }
+}

@@ -1,0 +1,540 @@
+//! SBOMs and attestations end to end: real builds of hello-c, a Go example and hello-rust, their
+//! SPDX and CycloneDX documents checked by independent validators from PyPI (spdx-tools,
+//! CycloneDX's JSON schema through cyclonedx-python-lib), DSSE signatures checked by PyPI's
+//! `cryptography`, and the referrers pushed to a real docker-registry found through the
+//! referrers tag schema with skopeo and curl.
+
+mod common;
+
+use common::registry::{Auth, RegistryServer};
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The venv .ci/setup fills with the validators.
+fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("STATICPACK_SUPPLY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/staticpack/supply-venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `bash .ci/setup` (it installs spdx-tools, cyclonedx-python-lib and cryptography from PyPI into that venv)",
+        python.display()
+    );
+    python
+}
+
+/// Runs a Python snippet of the validators' venv with `args`.
+fn python(script: &str, args: &[&str]) -> Run {
+    let python = venv_python();
+    let mut all = vec!["-c", script];
+    all.extend_from_slice(args);
+    tool(&python, &all, Path::new("/"))
+}
+
+const VALIDATE_SPDX: &str = "
+import sys
+from spdx_tools.spdx.parser.parse_anything import parse_file
+from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+messages = validate_full_spdx_document(parse_file(sys.argv[1]))
+for m in messages:
+    print(m.validation_message)
+sys.exit(1 if messages else 0)
+";
+
+const VALIDATE_CYCLONEDX: &str = "
+import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())
+if error:
+    print(error)
+sys.exit(1 if error else 0)
+";
+
+/// Verifies a DSSE envelope against the public key of a PKCS#8 PEM private key, with the PAE
+/// computed here, independently of staticpack.
+const VERIFY_DSSE: &str = "
+import sys, json, base64
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+key = serialization.load_pem_private_key(open(sys.argv[1], 'rb').read(), password=None)
+env = json.load(open(sys.argv[2]))
+payload = base64.b64decode(env['payload'])
+t = env['payloadType'].encode()
+pae = b'DSSEv1 %d %s %d %s' % (len(t), t, len(payload), payload)
+sig = base64.b64decode(env['signatures'][0]['sig'])
+try:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        key.public_key().verify(sig, pae)
+    else:
+        key.public_key().verify(sig, pae, ec.ECDSA(hashes.SHA256()))
+except Exception as e:
+    print('rejected:', type(e).__name__)
+    sys.exit(1)
+print('verified', json.loads(payload)['predicateType'])
+";
+
+const MAKE_KEY: &str = "
+import sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+key = ed25519.Ed25519PrivateKey.generate() if sys.argv[1] == 'ed25519' else ec.generate_private_key(ec.SECP256R1())
+open(sys.argv[2], 'wb').write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+";
+
+fn build(cwd: &Path, recipe_name: &str, extra: &[&str]) -> (PathBuf, String) {
+    let out = cwd.join("out").join(recipe_name);
+    let recipe = recipe(recipe_name);
+    let mut args = vec![
+        "build",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = staticpack(cwd, &args);
+    run.ok();
+    (out, printed_digest(&run))
+}
+
+/// One attached document, read from the layout by its list and manifests.
+struct Attached {
+    manifest_digest: String,
+    artifact_type: String,
+    predicate: Option<String>,
+    media_type: String,
+    bytes: Vec<u8>,
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn blob(layout: &Path, digest: &str) -> PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap())
+}
+
+fn attached(layout: &Path, image_digest: &str) -> Vec<Attached> {
+    let list = read_json(&layout.join("staticpack-referrers.json"));
+    assert_eq!(
+        list["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{list}"
+    );
+    let index = read_json(&layout.join("index.json"));
+    assert_eq!(
+        index["manifests"].as_array().unwrap().len(),
+        1,
+        "index.json lists the image only: {index}"
+    );
+    (list["manifests"].as_array().unwrap().iter())
+        .map(|d| {
+            let digest = d["digest"].as_str().unwrap();
+            let manifest = read_json(&blob(layout, digest));
+            assert_eq!(manifest["subject"]["digest"], image_digest, "{manifest}");
+            assert_eq!(manifest["artifactType"], d["artifactType"], "{manifest}");
+            assert_eq!(
+                manifest["config"]["mediaType"], "application/vnd.oci.empty.v1+json",
+                "{manifest}"
+            );
+            let layer = &manifest["layers"][0];
+            Attached {
+                manifest_digest: digest.to_owned(),
+                artifact_type: d["artifactType"].as_str().unwrap().to_owned(),
+                predicate: d["annotations"]["in-toto.io/predicate-type"]
+                    .as_str()
+                    .map(str::to_owned),
+                media_type: layer["mediaType"].as_str().unwrap().to_owned(),
+                bytes: std::fs::read(blob(layout, layer["digest"].as_str().unwrap())).unwrap(),
+            }
+        })
+        .collect()
+}
+
+fn document(docs: &[Attached], artifact_type: &str, predicate: Option<&str>) -> Value {
+    let doc = docs
+        .iter()
+        .find(|d| d.artifact_type == artifact_type && d.predicate.as_deref() == predicate)
+        .unwrap_or_else(|| panic!("no {artifact_type} {predicate:?} attached"));
+    serde_json::from_slice(&doc.bytes).unwrap()
+}
+
+/// Writes both SBOMs to files and has the independent validators check them.
+fn validate_sboms(dir: &Path, docs: &[Attached]) {
+    let mut checked = 0;
+    for doc in docs {
+        let script = match doc.artifact_type.as_str() {
+            "application/spdx+json" => VALIDATE_SPDX,
+            "application/vnd.cyclonedx+json" => VALIDATE_CYCLONEDX,
+            _ => continue,
+        };
+        let path = dir.join(format!("sbom-{checked}.json"));
+        std::fs::write(&path, &doc.bytes).unwrap();
+        let run = python(script, &[path.to_str().unwrap()]);
+        assert_eq!(
+            run.code,
+            0,
+            "{} refused by its validator:\n{}{}\n{}",
+            doc.artifact_type,
+            run.stdout,
+            run.stderr,
+            String::from_utf8_lossy(&doc.bytes)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "both SBOMs are attached");
+}
+
+/// CycloneDX components as "purl" (or name when it has none).
+fn purls(cdx: &Value) -> Vec<String> {
+    (cdx["components"].as_array().unwrap().iter())
+        .map(|c| {
+            c["purl"]
+                .as_str()
+                .or(c["name"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn spdx_relationships(spdx: &Value, kind: &str) -> Vec<(String, String)> {
+    (spdx["relationships"].as_array().unwrap().iter())
+        .filter(|r| r["relationshipType"] == kind)
+        .map(|r| {
+            (
+                r["spdxElementId"].as_str().unwrap().to_owned(),
+                r["relatedSpdxElement"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn c_and_go_sboms_validate_and_the_referrers_are_found_through_the_fallback_tag() {
+    let work = tempfile::tempdir().unwrap();
+    let (c_layout, c_digest) = build(work.path(), "hello-c", &[]);
+    let c_docs = attached(&c_layout, &c_digest);
+    validate_sboms(work.path(), &c_docs);
+    let c_cdx = document(&c_docs, "application/vnd.cyclonedx+json", None);
+    let c_purls = purls(&c_cdx);
+    assert!(
+        c_purls
+            .iter()
+            .any(|p| p.starts_with("pkg:deb/debian/musl-dev@") && p.contains("upstream=musl")),
+        "{c_purls:?}"
+    );
+    assert!(
+        c_purls
+            .iter()
+            .any(|p| p.starts_with("pkg:deb/debian/libgcc-")),
+        "{c_purls:?}"
+    );
+    // The image contains the binary, the binary statically links libc and libgcc.
+    let c_spdx = document(&c_docs, "application/spdx+json", None);
+    assert_eq!(
+        spdx_relationships(&c_spdx, "CONTAINS"),
+        vec![("SPDXRef-image".into(), "SPDXRef-application".into())]
+    );
+    let links = spdx_relationships(&c_spdx, "STATIC_LINK");
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(links.iter().all(|(from, _)| from == "SPDXRef-application"));
+    let binary_sha256 = &c_spdx["packages"][1]["checksums"][0]["checksumValue"];
+    let provenance = read_json(&c_layout.join("staticpack-provenance.json"));
+    assert_eq!(
+        format!("sha256:{}", binary_sha256.as_str().unwrap()),
+        provenance["binary_digest"].as_str().unwrap()
+    );
+    // The verification statement says what verify and the run proof saw.
+    let verification = document(
+        &c_docs,
+        "application/vnd.in-toto+json",
+        Some("https://staticpack.dev/verification/v1"),
+    );
+    assert_eq!(
+        verification["subject"][0]["digest"]["sha256"],
+        c_digest.strip_prefix("sha256:").unwrap()
+    );
+    let v = &verification["predicate"];
+    assert_eq!(v["linkage"], "static-pie", "{v}");
+    assert_eq!(v["libc"], "musl", "{v}");
+    assert_eq!(v["interpreter"], Value::Null, "{v}");
+    assert_eq!(v["needed"], serde_json::json!([]), "{v}");
+    assert_eq!(v["runProof"]["exitCode"], 0, "{v}");
+    assert_eq!(v["runProof"]["filesInRoot"], 1, "{v}");
+    assert_eq!(
+        v["runProof"]["libcFilesInRoot"],
+        serde_json::json!([]),
+        "{v}"
+    );
+    // SLSA provenance: every input file as a resolved dependency, the commands as run.
+    let slsa = document(
+        &c_docs,
+        "application/vnd.in-toto+json",
+        Some("https://slsa.dev/provenance/v1"),
+    );
+    let deps = slsa["predicate"]["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    let hello_c = deps.iter().find(|d| d["name"] == "src/hello.c").unwrap();
+    assert_eq!(
+        format!("sha256:{}", hello_c["digest"]["sha256"].as_str().unwrap()),
+        provenance["inputs"]["files"]["src/hello.c"]
+            .as_str()
+            .unwrap()
+    );
+    assert_eq!(
+        slsa["predicate"]["buildDefinition"]["internalParameters"]["commands"],
+        provenance["commands"]
+    );
+
+    // A Go example on the static base: the Go standard library, the base's packages.
+    let (go_layout, go_digest) = build(work.path(), "go-6-nocgo-purego", &[]);
+    let go_docs = attached(&go_layout, &go_digest);
+    validate_sboms(work.path(), &go_docs);
+    let go_purls = purls(&document(&go_docs, "application/vnd.cyclonedx+json", None));
+    for expected in [
+        "pkg:golang/example.com/staticpack/go-6-nocgo-purego",
+        "pkg:golang/stdlib@",
+        "pkg:deb/debian/ca-certificates@",
+        "pkg:deb/debian/tzdata@",
+    ] {
+        assert!(
+            go_purls.iter().any(|p| p.starts_with(expected)),
+            "{expected} missing from {go_purls:?}"
+        );
+    }
+    let go_spdx = document(&go_docs, "application/spdx+json", None);
+    assert_eq!(spdx_relationships(&go_spdx, "CONTAINS").len(), 3);
+
+    // Pushed to a registry without the referrers API: found through the sha256-<hex> tag.
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let target = format!("{}/supply/go:v1", registry.host());
+    let run = staticpack(
+        work.path(),
+        &[
+            "build",
+            recipe("go-6-nocgo-purego").to_str().unwrap(),
+            "--out",
+            go_layout.to_str().unwrap(),
+            "--push",
+            &target,
+            "--insecure-registry",
+            &registry.host(),
+        ],
+    );
+    run.ok();
+    let tag = format!("sha256-{}", go_digest.strip_prefix("sha256:").unwrap());
+    assert!(
+        run.stderr.contains(&format!(
+            "4 referrer(s) in supply/go, listed by the referrers tag {tag}"
+        )),
+        "{}",
+        run.stderr
+    );
+    let skopeo = need("skopeo", "skopeo");
+    let base = format!("docker://{}/supply/go", registry.host());
+    let raw = |reference: &str| -> Value {
+        let run = tool(
+            &skopeo,
+            &["inspect", "--raw", "--tls-verify=false", reference],
+            work.path(),
+        );
+        run.ok();
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let index = raw(&format!("{base}:{tag}"));
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let listed: Vec<&str> = (index["manifests"].as_array().unwrap().iter())
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    let local: Vec<&str> = go_docs.iter().map(|d| d.manifest_digest.as_str()).collect();
+    assert_eq!(listed, local);
+    let curl = need("curl", "curl");
+    for doc in &go_docs {
+        let manifest = raw(&format!("{base}@{}", doc.manifest_digest));
+        assert_eq!(manifest["subject"]["digest"], go_digest.as_str());
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+        let url = format!("http://{}/v2/supply/go/blobs/{layer}", registry.host());
+        let fetched = std::process::Command::new(&curl)
+            .args(["-sfL", &url])
+            .output()
+            .unwrap();
+        assert!(fetched.status.success(), "curl {url} failed");
+        assert_eq!(fetched.stdout, doc.bytes, "{} as pushed", doc.media_type);
+    }
+    // The image itself is the one built, unchanged by what refers to it.
+    let image = tool(
+        &skopeo,
+        &["inspect", "--tls-verify=false", &format!("{base}:v1")],
+        work.path(),
+    );
+    image.ok();
+    let image: Value = serde_json::from_str(&image.stdout).unwrap();
+    assert_eq!(image["Digest"], go_digest.as_str());
+}
+
+#[test]
+fn hello_rust_sbom_names_its_cargo_package_and_the_rust_toolchain() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, digest) = build(work.path(), "hello-rust", &[]);
+    let docs = attached(&layout, &digest);
+    validate_sboms(work.path(), &docs);
+    let cdx = document(&docs, "application/vnd.cyclonedx+json", None);
+    let app = &cdx["components"][0];
+    assert_eq!(app["purl"], "pkg:cargo/hello-rust@0.1.0", "{app}");
+    let purls = purls(&cdx);
+    assert!(
+        purls.iter().any(|p| p.starts_with("pkg:generic/rust-std@")),
+        "{purls:?}"
+    );
+}
+
+#[test]
+fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
+    let work = tempfile::tempdir().unwrap();
+    for kind in ["ed25519", "ecdsa-p256"] {
+        let key = work.path().join(format!("{kind}.pem"));
+        python(MAKE_KEY, &[kind, key.to_str().unwrap()]).ok();
+        let (layout, digest) = build(
+            work.path(),
+            "hello-c",
+            &["--no-cache", "--sign-key", key.to_str().unwrap()],
+        );
+        let docs = attached(&layout, &digest);
+        let envelopes: Vec<&Attached> = (docs.iter())
+            .filter(|d| d.media_type == "application/vnd.dsse.envelope.v1+json")
+            .collect();
+        assert_eq!(envelopes.len(), 2, "both statements are signed ({kind})");
+        for (i, envelope) in envelopes.iter().enumerate() {
+            let path = work.path().join(format!("{kind}-{i}.dsse.json"));
+            std::fs::write(&path, &envelope.bytes).unwrap();
+            let run = python(
+                VERIFY_DSSE,
+                &[key.to_str().unwrap(), path.to_str().unwrap()],
+            );
+            assert_eq!(run.code, 0, "{kind}: {}{}", run.stdout, run.stderr);
+            assert!(
+                run.stdout.starts_with("verified https://"),
+                "{}",
+                run.stdout
+            );
+
+            // The payload changed by one byte (the subject's digest): the signature fails.
+            let mut env: Value = serde_json::from_slice(&envelope.bytes).unwrap();
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+            let text = String::from_utf8(payload).unwrap();
+            let hex = digest.strip_prefix("sha256:").unwrap();
+            let forged = format!(
+                "{}{}",
+                &hex[..63],
+                if hex.ends_with('0') { "1" } else { "0" }
+            );
+            assert!(text.contains(hex));
+            env["payload"] = b64.encode(text.replace(hex, &forged)).into();
+            let tampered = work.path().join(format!("{kind}-{i}.tampered.json"));
+            std::fs::write(&tampered, serde_json::to_vec(&env).unwrap()).unwrap();
+            let run = python(
+                VERIFY_DSSE,
+                &[key.to_str().unwrap(), tampered.to_str().unwrap()],
+            );
+            assert_eq!(
+                run.code, 1,
+                "{kind}: a tampered envelope verified: {}",
+                run.stdout
+            );
+            assert!(
+                run.stdout.contains("rejected: InvalidSignature"),
+                "{}",
+                run.stdout
+            );
+        }
+    }
+}
+
+/// The SPDX SBOM of hello-c, pinned: it is a function of the image digest, the toolchain
+/// packages and the epoch only. A change here is a change of what the SBOM says.
+const HELLO_C_SPDX: &str =
+    "sha256:09686669aa8f8c27f4f89ce142abdd5c9972fedbd06842741cbc36589bcea39e";
+
+#[test]
+fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
+    let work = tempfile::tempdir().unwrap();
+    // --check-repro builds again elsewhere and compares the referrers too.
+    let recipe_path = recipe("hello-c");
+    let out = work.path().join("out/hello-c");
+    let run = staticpack(
+        work.path(),
+        &[
+            "build",
+            recipe_path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--check-repro",
+        ],
+    );
+    run.ok();
+    let digest = printed_digest(&run);
+    let docs = attached(&out, &digest);
+    let spdx = docs
+        .iter()
+        .find(|d| d.artifact_type == "application/spdx+json")
+        .unwrap();
+    assert_eq!(
+        staticpack::digest::Digest::of_bytes(&spdx.bytes).to_string(),
+        HELLO_C_SPDX,
+        "{}",
+        String::from_utf8_lossy(&spdx.bytes)
+    );
+
+    let inspect = staticpack(work.path(), &["inspect", out.to_str().unwrap()]);
+    inspect.ok();
+    let referrer_lines: Vec<&str> = (inspect.stdout.lines())
+        .filter(|l| l.starts_with("referrer:"))
+        .collect();
+    assert_eq!(referrer_lines.len(), 4, "{}", inspect.stdout);
+    assert!(
+        referrer_lines[0].contains("application/spdx+json hello-c.spdx.json"),
+        "{}",
+        inspect.stdout
+    );
+
+    for (choice, expected) in [
+        ("none", vec!["application/vnd.in-toto+json"; 2]),
+        (
+            "spdx",
+            vec![
+                "application/spdx+json",
+                "application/vnd.in-toto+json",
+                "application/vnd.in-toto+json",
+            ],
+        ),
+        (
+            "cyclonedx",
+            vec![
+                "application/vnd.cyclonedx+json",
+                "application/vnd.in-toto+json",
+                "application/vnd.in-toto+json",
+            ],
+        ),
+    ] {
+        let (layout, d) = build(work.path(), "hello-c", &["--sbom", choice]);
+        assert_eq!(d, digest, "--sbom {choice} changed the image");
+        let types: Vec<String> = attached(&layout, &d)
+            .into_iter()
+            .map(|a| a.artifact_type)
+            .collect();
+        assert_eq!(types, expected, "--sbom {choice}");
+    }
+}
