@@ -218,6 +218,19 @@ pub(crate) fn debian_package_version(status_text: &str, package: &str) -> Option
     })
 }
 
+/// Variables naming caches: where they are changes how long a build takes, never what it makes
+/// (a warm shared cache or a cold one in the build folder), so the record names them alike.
+const CACHE_VARIABLES: [&str; 2] = ["GOCACHE", "CARGO_HOME"];
+
+/// The recorded value of an environment variable: caches as `<cache>`, the rest as given.
+pub(crate) fn environment_value(name: &str, value: &str) -> String {
+    if CACHE_VARIABLES.contains(&name) {
+        "<cache>".to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
 /// Replaces the host paths of a build (build folder, source folder) with stable names.
 pub(crate) fn normalize(text: &str, build_dir: &Path, source: &Path) -> String {
     text.replace(&build_dir.to_string_lossy().into_owned(), "<build>")
@@ -282,6 +295,16 @@ mod tests {
         assert_eq!(d1, i.clone().digest());
         i.epoch = 1;
         assert_ne!(d1, i.digest());
+    }
+
+    #[test]
+    fn caches_are_recorded_by_what_they_are_not_where() {
+        assert_eq!(
+            environment_value("GOCACHE", "/root/.cache/staticpack/go-build"),
+            "<cache>"
+        );
+        assert_eq!(environment_value("GOCACHE", "<build>/gocache"), "<cache>");
+        assert_eq!(environment_value("GOOS", "linux"), "linux");
     }
 
     #[test]

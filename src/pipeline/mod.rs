@@ -670,7 +670,7 @@ pub fn build_with(
         environment: artifact
             .environment
             .iter()
-            .map(|(k, v)| (k.clone(), normalize(v)))
+            .map(|(k, v)| (k.clone(), provenance::environment_value(k, &normalize(v))))
             .collect(),
         binary_digest: binary_digest.to_string(),
         manifest_digest: staged.manifest_digest.to_string(),
