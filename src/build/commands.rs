@@ -69,6 +69,13 @@ pub(super) fn build(
     let destdir = build.join("destdir");
     std::fs::create_dir_all(&destdir).at("creating", &destdir)?;
     let mut env = environment(spec, c, &bin, build, &tree, &pkgconfig, &destdir);
+    if !spec.platform.is_host() {
+        // A recipe's own `./configure` (not system = "autotools", which passes --host) must
+        // know it cross-compiles too, or it tries to run what it built: autoconf's site file.
+        let site = build.join("toolchain/config.site");
+        std::fs::write(&site, config_site(&spec.platform)).at("writing", &site)?;
+        env.insert("CONFIG_SITE".into(), site.display().to_string());
+    }
     if !spec.deps.is_empty() {
         // .pc files say prefix=/usr; the sysroot maps /usr onto itself (usr -> .).
         env.insert(
@@ -356,6 +363,17 @@ fn environment(
         ("PREFIX".into(), "/usr".into()),
         ("DESTDIR".into(), destdir.display().to_string()),
     ])
+}
+
+/// Autoconf's site file for a cross build: the host it is for when `--host` was not given
+/// (read before AC_CANONICAL_HOST, after the options), and never running test programs.
+fn config_site(platform: &crate::recipe::Platform) -> String {
+    let triplet = platform.gnu_triplet();
+    format!(
+        "# Written by staticpack: a cross build for {platform}.\n\
+         if test -z \"$host_alias\"; then host_alias={triplet}; ac_tool_prefix={triplet}-; fi\n\
+         cross_compiling=yes\n"
+    )
 }
 
 /// A binutils program for the spec's platform: the host's, or the cross one
