@@ -7,6 +7,7 @@ pub(crate) mod blob;
 pub(crate) mod config;
 pub(crate) mod layer;
 pub(crate) mod layout;
+pub(crate) mod pgzip;
 pub(crate) mod users;
 
 use crate::fsio::IoError;
