@@ -403,7 +403,7 @@ mod tests {
         let l = write_layer(&spec(vec![file("hello", b"hello\n", 0o755)]), d.path()).unwrap();
         assert_eq!(l.digest.to_string(), GOLDEN);
     }
-    const GOLDEN: &str = "sha256:118597cb244d2311137002c5d23a68a910c330bd5e343b0ccac89c2debb621f7";
+    const GOLDEN: &str = "sha256:2da61d23822155d7c95a68ea46e5d780f7024a69f7c8204dec8a5cca0ed2f54b";
 
     #[test]
     fn missing_source_file_is_an_error() {
