@@ -111,6 +111,9 @@ struct RawImage {
     #[serde(default)]
     ports: Vec<Spanned<String>>,
     stop_signal: Option<Spanned<String>>,
+    /// "gzip" (default) or "zstd", for every layer.
+    #[serde(default)]
+    compression: crate::image::LayerCompression,
 }
 
 #[derive(Deserialize)]
@@ -1281,6 +1284,7 @@ impl Ctx<'_> {
                 tag,
                 ports,
                 stop_signal: img.stop_signal.map(Spanned::into_inner),
+                compression: img.compression,
             },
         })
     }
