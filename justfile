@@ -15,3 +15,7 @@ test:
 lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
+
+# layer assembly speed and size against gzip, pigz, zstd and umoci (benches/layers.sh)
+bench:
+    bash benches/layers.sh

@@ -5,7 +5,6 @@
 
 use crate::image::layout::LocalBlob;
 use crate::image::{self, ImageError, LoadedImage};
-use flate2::read::GzDecoder;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -268,7 +267,17 @@ fn read_layer(blob: &LocalBlob) -> Result<BTreeMap<String, Entry>, ReproError> {
         reason,
     };
     let file = blob.open().map_err(|e| err(e.to_string()))?;
-    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    let format = crate::image::LayerFormat::of_media_type(&blob.media_type).ok_or_else(|| {
+        err(format!(
+            "layer media type {:?} is not supported ({} are)",
+            blob.media_type,
+            crate::image::LayerFormat::SUPPORTED
+        ))
+    })?;
+    let tar_stream = format
+        .decoder(std::io::BufReader::new(file))
+        .map_err(|e| err(e.to_string()))?;
+    let mut archive = tar::Archive::new(tar_stream);
     let mut entries = BTreeMap::new();
     for entry in archive.entries().map_err(|e| err(e.to_string()))? {
         let mut entry = entry.map_err(|e| err(e.to_string()))?;

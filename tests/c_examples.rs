@@ -16,27 +16,27 @@ use std::path::{Path, PathBuf};
 const GOLDEN: &[(&str, &str)] = &[
     (
         "brotli",
-        "sha256:1f0239b38e6b0aae43a03ab46b8824b8b81dd8edcaf240fe7ecfb3376074a5e9",
+        "sha256:22700b0e267bb9ff11add7aa52a223206f87eb38e2ef9ced7e51e3cea898700b",
     ),
     (
         "busybox",
-        "sha256:fccf2f649217bfe1c540d2c9d72c3c24f7f3772ab88a91991511156e65a2a444",
+        "sha256:b53dd784f35d7093ae0b65b1500f0bad00eaf5ec4ec36618bd5b40f08aa4faac",
     ),
     (
         "jq",
-        "sha256:d25f21a5c81d60eb81f12a6ea148c6d2cb49e0dea115085dc3c33c4d6d55e756",
+        "sha256:541dcf7b8b8c8268ef9d4db208a1ac660befe168a0fbd51664594969970a26d7",
     ),
     (
         "oniguruma",
-        "sha256:b77490f8a2806b5beac2ba8119e4a286e9f1562f8c475d528e94ee398e581005",
+        "sha256:c66463e4e6c86f2a3d926ec563fb190edf95a727992c570fe2dffec0488d9142",
     ),
     (
         "pigz",
-        "sha256:2b0b471ddf8c5a5999db8b62b50a4d493b95d9496f45d6027e0fcf356f165d49",
+        "sha256:661b81479b055c0b21b0a81ba330f69f0c519c83b924b314b9ae38e63862e465",
     ),
     (
         "zlib",
-        "sha256:34ae462db3933690e3cd6715df4d626bbc33e803a4ceb67f78cf926ac916e575",
+        "sha256:554213d110c668dd4d3adafbd48472a93e2a8fae378276131ab73bf53fd08151",
     ),
 ];
 

@@ -1469,3 +1469,79 @@ fn cli_build_writes_an_oci_archive_and_pushes_in_one_build() {
         .collect();
     assert_eq!(names, vec!["hello-c.oci.tar"]);
 }
+
+/// `[image] compression = "zstd"`: the build's run proof reads the zstd layers, the manifest
+/// names them `tar+zstd`, skopeo copies the layout, and the image pushed to a real registry
+/// comes back with the same digest and media types.
+#[test]
+fn a_zstd_image_builds_proves_copies_and_pushes() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let work = tempfile::tempdir().unwrap();
+    let recipe = work.path().join("hello-c-zstd");
+    common::copy_tree(&common::recipe("hello-c"), &recipe);
+    let toml = std::fs::read_to_string(recipe.join("recipe.toml")).unwrap();
+    let toml = toml.replace(
+        "base       = \"scratch\"",
+        "base       = \"scratch\"\ncompression = \"zstd\"",
+    );
+    assert!(toml.contains("compression = \"zstd\""));
+    std::fs::write(recipe.join("recipe.toml"), toml).unwrap();
+
+    let target = format!("127.0.0.1:{}/hello-zstd:1.0", server.port);
+    let mut cmd = common::staticpack_command(
+        work.path(),
+        &["build", recipe.to_str().unwrap(), "--push", &target],
+    );
+    cmd.env("XDG_CACHE_HOME", work.path().join("cache"))
+        .env("DOCKER_CONFIG", work.path().join("docker"))
+        .env_remove("REGISTRY_AUTH_FILE");
+    let run = common::run_with_timeout(cmd, common::RUN_TIMEOUT);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let digest = run.stdout.split_whitespace().next().unwrap().to_owned();
+
+    let layout = format!("oci:{}:latest", work.path().join("out/hello-c").display());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--raw", &layout])).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    for l in layers {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{manifest}"
+        );
+    }
+
+    let copy = work.path().join("copy");
+    skopeo(&["copy", &layout, &format!("oci:{}:latest", copy.display())]);
+    let copied: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:latest", copy.display()),
+    ]))
+    .unwrap();
+    assert_eq!(copied, manifest, "skopeo changed the manifest");
+
+    assert_eq!(skopeo_digest(&target, None), digest);
+    let pulled: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{target}"),
+    ]))
+    .unwrap();
+    assert_eq!(pulled, manifest, "the registry serves another manifest");
+    let back = work.path().join("back");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{target}"),
+        &format!("oci:{}:latest", back.display()),
+    ]);
+    for l in layers {
+        let hex = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        assert_eq!(
+            std::fs::read(back.join("blobs/sha256").join(hex)).unwrap(),
+            std::fs::read(work.path().join("out/hello-c/blobs/sha256").join(hex)).unwrap()
+        );
+    }
+}

@@ -45,79 +45,79 @@ fn refused_on_purpose(recipe_file: &Path) -> bool {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "recipes/go-1-cgo-dlopen-cgoresolver/glibc.toml",
-        "sha256:bb5b1b3daa387148960b7f74bf0b750c8d4a3d31ad33e338712fb8524daabc26",
+        "sha256:0776b78ee2f3a3ffffb7d083f6a0ecffc331d291e6a817bb5e02e92f95b69332",
     ),
     (
         "recipes/go-1-cgo-dlopen-cgoresolver/recipe.toml",
-        "sha256:3b288689f9fa08a7adb3a0840b17e43cc7e9fdddf3ddea3ae054adc53f1a4acc",
+        "sha256:6f1f9ae7ab0f4bcb42e632ac4246ccb0427ebca85b8868e69a5554f16476e98b",
     ),
     (
         "recipes/go-2-cgo-plain-cgoresolver/glibc.toml",
-        "sha256:28fea15bd0bebd32fcaf0fa0cb08a6eb64ad2aa8c0033039ed2b95b1fc208113",
+        "sha256:278f26c5849f52989db6846c571fbf4ddd5606e8dab8521fa250692546483904",
     ),
     (
         "recipes/go-2-cgo-plain-cgoresolver/recipe.toml",
-        "sha256:6ee4196fd89d8f59e71ca6fe4d933aead4ebbf817fed587c86f61e1febeb632d",
+        "sha256:4727d548722edc3f09c3781d03785b16ff568de25e0125993047689fdf18e2bf",
     ),
     (
         "recipes/go-3-nocgo-cgoresolver/glibc.toml",
-        "sha256:f7b198b779839ee11626cc024b694df841f765c6145fbd65f86532be379a3893",
+        "sha256:ce962785fb9c332735ac94dcdaed201690eaaf312c20042bfde79a6c6ac17649",
     ),
     (
         "recipes/go-3-nocgo-cgoresolver/recipe.toml",
-        "sha256:0130d2d1ce078900cccbb684d35f0dd40a27eea036078251dd92b90e1d75fc51",
+        "sha256:5740f094642b7e45f32c0eb4bd2bc2a503027b08bad061a412041dd2ba82a8c1",
     ),
     (
         "recipes/go-4-cgo-dlopen-purego/glibc.toml",
-        "sha256:9ad728d2e78d6aacff15122385a3f86c9fa19f20a656192587e382204acdf0a4",
+        "sha256:86db9ba90f4a134cb9750ad6a0b4980cf9b8d40c93ddb5df5e054c1657ec18b4",
     ),
     (
         "recipes/go-4-cgo-dlopen-purego/recipe.toml",
-        "sha256:26c8ebb1c1664dbf16a7dc5d3b44853ccf6726f2c2504f947da357c48fa05d8f",
+        "sha256:c7e421c4ec4e302a15b2377646bf1cedcabc1a48012059f317b9bca3e06e6955",
     ),
     (
         "recipes/go-5-cgo-plain-purego/glibc.toml",
-        "sha256:e24b35dc6b6e591aba436a2378a310085d693ad8d660b84241b8a09d5f447bf9",
+        "sha256:681f5f0c09dbc59992c57ae61069a55d4ddd04ced08432dbcaa58a4a6e2dc222",
     ),
     (
         "recipes/go-5-cgo-plain-purego/recipe.toml",
-        "sha256:580062a371332d394ea1b67b3d1e5f4fd0c36003cfc0766c0000d13ced382aaf",
+        "sha256:1dc093bc6133872822584a2c514298e19e8b9cef6726149e3a0dfdf28c6ff6dd",
     ),
     (
         "recipes/go-6-nocgo-purego/glibc.toml",
-        "sha256:410b09c081f1e71db4fad6c20c3ea633dd7230f4bb683c402a3907e8702888ae",
+        "sha256:b1322debcabc4e0d458ecbb6de2de69fbd74730147961fa9b0720b5a0ba50648",
     ),
     (
         "recipes/go-6-nocgo-purego/recipe.toml",
-        "sha256:70f165d158436dc5df6cbecbb897b6e7dfc1051c38182c3f5a7f2db43aae24fa",
+        "sha256:8e358a59ee4fce1963dc4f60dd1290cb7f6545b4ddb74e915607a8f16908f51c",
     ),
     (
         "recipes/go-fake-static/recipe.toml",
-        "sha256:b7ca45bd9789d255e6bd9e91b17f800405470b5cf2e25c09552705b876a4dbbd",
+        "sha256:1f8f5f177ab912caac88cf0493876a926dd8876df430611fcc1dbb608996f4bb",
     ),
     (
         "recipes/go-static-base/recipe.toml",
-        "sha256:8ce63c0fd0534e5eb85a8ee57ce4ea47c653cf62377bdf64cf6542c0243c49a7",
+        "sha256:b4733c0ff817765e2f96f2638dcb4d62bb1a6f8398d67167217b9312c644425b",
     ),
     (
         "recipes/go-static-base/scratch.toml",
-        "sha256:0198d9e169dbde2ff409918bad77c092042558849646789f3bb82a14d2c98901",
+        "sha256:5fdc6ac47237a825b09406dee3852a667c6f15d309c2399a321a1477817b10f6",
     ),
     (
         "recipes/hello-c/recipe.toml",
-        "sha256:d7cd95c43c29c94c8156f9b8a7aeec6cec8ad7ad1bb37a4dbfa3f900aff33348",
+        "sha256:81650c08f846980c44588301e5d44fe0bc5d337967f39e01a49a767370378b19",
     ),
     (
         "recipes/hello-c-static/recipe.toml",
-        "sha256:a493d9aba199cbe1fbf4e436adb1975100ac4b9431160ea085164e7400171f4d",
+        "sha256:c8fe770c691953d41e17436794cdc9f371fbddbec6278a1834eb9c13a9f7534f",
     ),
     (
         "recipes/hello-rust/recipe.toml",
-        "sha256:b7b6c6ea83ab43ee5d996b53e693a1e06868c5971b875ae4e4bdeccb8122a297",
+        "sha256:16cd054c9dae431949dfa395ef6134639e3c8b980649ff75725e987911c4320c",
     ),
     (
         "recipes/refused-glibc-dynamic/recipe.toml",
-        "sha256:26903395a655b23c64d3d93530638b33f37e882f9a9ee73770fb327ecaf99f8f",
+        "sha256:71db4398cf331446e1ba6f9b6206f186f5e929f68ff596b8a3eaabbdd69604d0",
     ),
 ];
 

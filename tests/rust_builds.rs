@@ -189,7 +189,7 @@ fn hexyl_builds_for_musl_then_for_glibc_offline_from_the_shared_cargo_home() {
     // Golden: tests/repro.rs leaves the hexyl recipes to this test.
     assert_eq!(
         printed_digest(&run),
-        "sha256:6c7dc688490096271a0710b91cf236d20eb24212a0becf74c3bb3ea0d83edf04"
+        "sha256:ccfe864725f46fe9392c09dd39efef8a59aebfd82b4462f636cf2c07716ac4f5"
     );
     assert!(
         verdict(&run).starts_with("verify  static-pie (musl, Rust"),
@@ -216,7 +216,7 @@ fn hexyl_builds_for_musl_then_for_glibc_offline_from_the_shared_cargo_home() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         printed_digest(&run),
-        "sha256:17921446b227bb5e84ddb0f40f2ca2acc3e0f0cfe0f1427bdbb592f5259c9cf4"
+        "sha256:203cc4aae4c3d251aa749eba0ff6e0e389dd0420754e5ce0bf8e7574e708d143"
     );
     assert!(
         verdict(&run).starts_with("verify  static-pie (glibc, Rust"),

@@ -543,7 +543,7 @@ mod tests {
         let blob = super::super::layer::write_layer(&layer, blobs.path()).unwrap();
         assert_eq!(
             blob.digest.to_string(),
-            "sha256:c8c9d5131e0e86683bf91792b23432ba28bf0971f3f29065526adbf1d66da3d9"
+            "sha256:c3100a024e4f63c82b8bceccd5197d6abb4724ee945386acd06274a361533b18"
         );
     }
 }

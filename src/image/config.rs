@@ -3,7 +3,7 @@
 //! in HashMaps whose order changes from run to run.
 
 use super::ImageError;
-use super::layer::{LAYER_MEDIA_TYPE, LayerBlob};
+use super::layer::{LayerBlob, LayerCompression};
 use crate::digest::Digest;
 use oci_spec::image::{
     ANNOTATION_REF_NAME, ConfigBuilder, DescriptorBuilder, HistoryBuilder,
@@ -33,6 +33,8 @@ pub struct ImageMeta {
     pub index_annotations: BTreeMap<String, String>,
     /// SOURCE_DATE_EPOCH, for `created` and history.
     pub created_epoch: u64,
+    /// How every layer is compressed, the base's included.
+    pub compression: LayerCompression,
 }
 
 fn json_err(what: &'static str) -> impl Fn(String) -> ImageError {
@@ -129,7 +131,7 @@ pub(crate) fn manifest_json(
         .iter()
         .map(|l| {
             DescriptorBuilder::default()
-                .media_type(LAYER_MEDIA_TYPE)
+                .media_type(l.compression.media_type())
                 .digest(parse_digest(&l.digest)?)
                 .size(l.size)
                 .build()
@@ -249,6 +251,7 @@ mod tests {
             diff_id: Digest::of_bytes(b"b"),
             size: 1,
             comment: "app".into(),
+            compression: LayerCompression::Gzip,
         };
         let order: Vec<usize> = (0..50).collect();
         let reversed: Vec<usize> = (0..50).rev().collect();

@@ -1,7 +1,8 @@
 //! One layer: entries → deterministic tar → gzip → blob, hashed in one streaming pass.
 //!
-//! tar bytes → HashingWriter (diff_id) → GzEncoder → HashingWriter (digest) → temp file in the
-//! blobs folder, renamed to its digest. Nothing is buffered whole and no input is copied first.
+//! tar bytes → HashingWriter (diff_id) → ParGzEncoder (parallel, thread-count independent) →
+//! HashingWriter (digest) → temp file in the blobs folder, renamed to its digest. Nothing is
+//! buffered whole (a few MiB in flight) and no input is copied first.
 
 use super::{ImageError, io_err};
 use crate::digest::{Digest, HashingWriter};
@@ -11,14 +12,87 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// The media type of the layers written here (gzip-compressed tar).
-pub(crate) const LAYER_MEDIA_TYPE: oci_spec::image::MediaType =
-    oci_spec::image::MediaType::ImageLayerGzip;
-
 /// Fixed so the compressed bytes (and so the digest) depend only on the content.
 const GZIP_LEVEL: u32 = 6;
-/// The gzip header's OS byte: 255 = unknown, whatever the host.
-const GZIP_OS_UNKNOWN: u8 = 255;
+/// Fixed like the gzip level.
+const ZSTD_LEVEL: i32 = 3;
+
+/// How layers are compressed: the recipe's `[image] compression`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerCompression {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+impl LayerCompression {
+    pub fn media_type(self) -> oci_spec::image::MediaType {
+        match self {
+            LayerCompression::Gzip => oci_spec::image::MediaType::ImageLayerGzip,
+            LayerCompression::Zstd => oci_spec::image::MediaType::ImageLayerZstd,
+        }
+    }
+}
+
+/// How a layer's tar is stored, by its media type: what readers of images accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerFormat {
+    Tar,
+    Gzip,
+    Zstd,
+}
+
+impl LayerFormat {
+    /// The media types read here, as a list for messages.
+    pub const SUPPORTED: &str = "plain, gzip- or zstd-compressed tar layers";
+
+    pub fn of_media_type(media_type: &str) -> Option<Self> {
+        match media_type {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                Some(LayerFormat::Gzip)
+            }
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
+                Some(LayerFormat::Zstd)
+            }
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(LayerFormat::Tar),
+            _ => None,
+        }
+    }
+
+    /// The tar stream inside `blob`.
+    pub fn decoder<'a, R: io::BufRead + 'a>(self, blob: R) -> io::Result<Box<dyn io::Read + 'a>> {
+        Ok(match self {
+            LayerFormat::Tar => Box::new(blob),
+            // Multi-member: other tools' layers may be several gzip members back to back.
+            LayerFormat::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(blob)),
+            LayerFormat::Zstd => Box::new(zstd::Decoder::with_buffer(blob)?),
+        })
+    }
+}
+
+/// zstd workers: one per core. Any count ≥ 1 gives the same bytes, but 0 (single-threaded mode)
+/// gives different ones, so it is never 0.
+fn zstd_workers() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+        .max(1)
+}
+
+/// A zstd frame: level 3, no checksum, no content size (the stream's length is not known
+/// upfront); `workers` ≥ 1.
+fn zstd_encoder<W: Write>(out: W, workers: u32) -> io::Result<zstd::Encoder<'static, W>> {
+    let mut z = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+    z.multithread(workers.max(1))?;
+    z.include_checksum(false)?;
+    z.include_contentsize(false)?;
+    Ok(z)
+}
 
 #[derive(Clone, Debug)]
 pub enum FileSource {
@@ -61,6 +135,7 @@ pub struct LayerBlob {
     /// Compressed size in bytes.
     pub size: u64,
     pub comment: String,
+    pub compression: LayerCompression,
 }
 
 fn bad(path: &str, reason: impl Into<String>) -> ImageError {
@@ -206,25 +281,48 @@ pub(crate) fn write_tar<W: Write>(spec: &LayerSpec, out: W) -> Result<W, ImageEr
     })
 }
 
-/// Streams the layer into `blobs_dir` (the layout's blobs/sha256) and returns its digests.
+/// Streams the layer into `blobs_dir` (the layout's blobs/sha256) as gzip and returns its
+/// digests.
 pub fn write_layer(spec: &LayerSpec, blobs_dir: &Path) -> Result<LayerBlob, ImageError> {
+    write_layer_as(spec, blobs_dir, LayerCompression::Gzip)
+}
+
+/// Streams the layer into `blobs_dir` compressed as asked and returns its digests.
+pub fn write_layer_as(
+    spec: &LayerSpec,
+    blobs_dir: &Path,
+    compression: LayerCompression,
+) -> Result<LayerBlob, ImageError> {
+    write_layer_with(spec, blobs_dir, compression, zstd_workers())
+}
+
+fn write_layer_with(
+    spec: &LayerSpec,
+    blobs_dir: &Path,
+    compression: LayerCompression,
+    zstd_workers: u32,
+) -> Result<LayerBlob, ImageError> {
     let compressed = super::blob::BlobWriter::new(blobs_dir)?;
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(GZIP_OS_UNKNOWN)
-        .write(compressed, Compression::new(GZIP_LEVEL));
-    let uncompressed = HashingWriter::new(gz);
-    let uncompressed = write_tar(spec, uncompressed)?;
-    let (gz, diff_id, _) = uncompressed.finish();
-    let compressed = gz
-        .finish()
-        .map_err(io_err("compressing a layer in", blobs_dir))?;
+    let failed = || io_err("compressing a layer in", blobs_dir);
+    let (diff_id, compressed) = match compression {
+        LayerCompression::Gzip => {
+            let gz = super::pgzip::ParGzEncoder::new(compressed, Compression::new(GZIP_LEVEL));
+            let (gz, diff_id, _) = write_tar(spec, HashingWriter::new(gz))?.finish();
+            (diff_id, gz.finish().map_err(failed())?)
+        }
+        LayerCompression::Zstd => {
+            let z = zstd_encoder(compressed, zstd_workers).map_err(failed())?;
+            let (z, diff_id, _) = write_tar(spec, HashingWriter::new(z))?.finish();
+            (diff_id, z.finish().map_err(failed())?)
+        }
+    };
     let (digest, size) = compressed.finish()?;
     Ok(LayerBlob {
         digest,
         diff_id,
         size,
         comment: spec.comment.clone(),
+        compression,
     })
 }
 
@@ -338,7 +436,7 @@ mod tests {
         assert_eq!(&bytes[..3], &[0x1f, 0x8b, 8]);
         assert_eq!(bytes[3] & 0x08, 0, "FNAME flag set");
         assert_eq!(&bytes[4..8], &[0, 0, 0, 0], "mtime not zero");
-        assert_eq!(bytes[9], GZIP_OS_UNKNOWN);
+        assert_eq!(bytes[9], 255, "OS byte not 'unknown'");
     }
 
     #[test]
@@ -407,7 +505,34 @@ mod tests {
         let l = write_layer(&spec(vec![file("hello", b"hello\n", 0o755)]), d.path()).unwrap();
         assert_eq!(l.digest.to_string(), GOLDEN);
     }
-    const GOLDEN: &str = "sha256:118597cb244d2311137002c5d23a68a910c330bd5e343b0ccac89c2debb621f7";
+    const GOLDEN: &str = "sha256:2da61d23822155d7c95a68ea46e5d780f7024a69f7c8204dec8a5cca0ed2f54b";
+
+    #[test]
+    fn zstd_bytes_do_not_depend_on_the_worker_count() {
+        // Over zstd's minimum job size, so that several workers do get jobs.
+        let big: Vec<u8> = (0..3_000_000u32)
+            .flat_map(|i| (i.wrapping_mul(2654435761) >> 7).to_le_bytes())
+            .collect();
+        let s = spec(vec![
+            file("big", &big, 0o644),
+            file("hello", b"hello\n", 0o755),
+        ]);
+        let d1 = tempfile::tempdir().unwrap();
+        let d4 = tempfile::tempdir().unwrap();
+        let l1 = write_layer_with(&s, d1.path(), LayerCompression::Zstd, 1).unwrap();
+        let l4 = write_layer_with(&s, d4.path(), LayerCompression::Zstd, 4).unwrap();
+        assert_eq!(l1, l4);
+        let bytes = std::fs::read(d1.path().join(l1.digest.hex())).unwrap();
+        assert_eq!(&bytes[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
+        let tar_bytes = zstd::decode_all(bytes.as_slice()).unwrap();
+        assert_eq!(Digest::of_bytes(&tar_bytes), l1.diff_id);
+        assert_eq!(
+            l1.compression.media_type().to_string(),
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+        let gz = write_layer(&s, d1.path()).unwrap();
+        assert_eq!(gz.diff_id, l1.diff_id, "same tar whatever the compression");
+    }
 
     #[test]
     fn missing_source_file_is_an_error() {

@@ -117,7 +117,7 @@ pub fn write_image(
     let blobs = layout.blobs_dir();
     let written: Vec<LayerBlob> = layers
         .iter()
-        .map(|l| layer::write_layer(l, &blobs))
+        .map(|l| layer::write_layer_as(l, &blobs, meta.compression))
         .collect::<Result<_, _>>()?;
     let (config_digest, config_size) = layout.write_blob(&config::config_json(meta, &written)?)?;
     let manifest =

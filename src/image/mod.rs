@@ -7,6 +7,7 @@ pub(crate) mod blob;
 pub(crate) mod config;
 pub(crate) mod layer;
 pub(crate) mod layout;
+pub(crate) mod pgzip;
 pub(crate) mod users;
 
 use crate::fsio::IoError;
@@ -16,7 +17,10 @@ pub use archive::{ArchiveFormat, write_archive};
 pub use base::{BASE_MTIME, Base, BaseError, BasePackage, load as load_base};
 pub use blob::BlobWriter;
 pub use config::ImageMeta;
-pub use layer::{EntryKind, FileSource, LayerBlob, LayerEntry, LayerSpec, write_layer};
+pub use layer::{
+    EntryKind, FileSource, LayerBlob, LayerCompression, LayerEntry, LayerFormat, LayerSpec,
+    write_layer, write_layer_as,
+};
 pub use layout::{
     ImageOutput, Layout, LoadedImage, LocalBlob, LocalManifest, SelectedImage, describe,
     parse_layout_ref, read_image, write_image,

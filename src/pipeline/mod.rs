@@ -1134,6 +1134,7 @@ fn image_meta(
         stop_signal: img.settings.stop_signal.clone(),
         index_annotations,
         created_epoch: epoch,
+        compression: img.settings.compression,
     }
 }
 

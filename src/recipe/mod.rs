@@ -429,6 +429,8 @@ pub struct ImageSettings {
     /// Exposed ports, "8080/tcp" or "53/udp".
     pub ports: Vec<String>,
     pub stop_signal: Option<String>,
+    /// How every layer is compressed, the base's included.
+    pub compression: crate::image::LayerCompression,
 }
 
 #[derive(Clone, Debug)]

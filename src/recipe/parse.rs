@@ -112,6 +112,9 @@ struct RawImage {
     ports: Vec<Spanned<String>>,
     stop_signal: Option<Spanned<String>>,
     platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// "gzip" (default) or "zstd", for every layer.
+    #[serde(default)]
+    compression: crate::image::LayerCompression,
 }
 
 #[derive(Deserialize)]
@@ -1404,6 +1407,7 @@ impl Ctx<'_> {
                 tag,
                 ports,
                 stop_signal: img.stop_signal.map(Spanned::into_inner),
+                compression: img.compression,
             },
         })
     }

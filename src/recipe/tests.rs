@@ -190,6 +190,15 @@ fn image_section() {
         Some("nonroot")
     );
     assert_eq!(i.settings.ports, vec!["53/udp", "80/tcp"]);
+    assert_eq!(i.settings.compression, crate::image::LayerCompression::Gzip);
+    let z = image("compression = \"zstd\"").unwrap();
+    assert_eq!(z.settings.compression, crate::image::LayerCompression::Zstd);
+    let e = image("compression = \"zstf\"").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("image.compression"));
+    assert_eq!(
+        e.help.as_deref(),
+        Some("did you mean `zstd`? allowed: gzip, zstd")
+    );
     let e = image("stop_signal = \"TERM\"").unwrap_err();
     assert_eq!(e.field.as_deref(), Some("image.stop_signal"));
     let e = image("ports = [\"0\"]").unwrap_err();

@@ -20,8 +20,8 @@
 //!   does not stop later entries.
 
 use super::RunError;
-use crate::image::LoadedImage;
 use crate::image::layout::LocalBlob;
+use crate::image::{LayerFormat, LoadedImage};
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -293,19 +293,14 @@ pub fn unpack_layer(
     count_files(&root)
 }
 
-/// The media types a layer may have, by how its tar is stored.
-fn is_gzip_layer(media_type: &str) -> Result<bool, RunError> {
-    match media_type {
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-        | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-        | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Ok(true),
-        "application/vnd.oci.image.layer.v1.tar"
-        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Ok(false),
-        other => Err(RunError::Config(format!(
-            "layer media type {other:?} is not supported (gzip-compressed or plain tar layers are)"
-        ))),
-    }
+/// How the layer's tar is stored, from its media type.
+fn layer_format(media_type: &str) -> Result<LayerFormat, RunError> {
+    LayerFormat::of_media_type(media_type).ok_or_else(|| {
+        RunError::Config(format!(
+            "layer media type {media_type:?} is not supported ({} are)",
+            LayerFormat::SUPPORTED
+        ))
+    })
 }
 
 fn apply_layer(
@@ -315,19 +310,15 @@ fn apply_layer(
     budget: &mut Budget,
 ) -> Result<(), RunError> {
     let path = &layer.path;
-    let gzip = is_gzip_layer(&layer.media_type)?;
+    let format = layer_format(&layer.media_type)?;
     let mut verified = layer.open()?;
     let read_err = |e| RunError::io("reading layer", path, e);
     {
         let buffered = io::BufReader::new(&mut verified);
-        let decoded: Box<dyn io::Read + '_> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(buffered))
-        } else {
-            Box::new(buffered)
-        };
+        let decoded = format.decoder(buffered).map_err(read_err)?;
         apply_entries(tar::Archive::new(decoded), layer, root, dir_modes, budget)?;
     }
-    // Read what the tar reader left (its end blocks, gzip's trailer) so the digest is checked
+    // Read what the tar reader left (its end blocks, the compressor's trailer) so the digest is checked
     // over every byte: a layer is applied only if all of it is what its descriptor says.
     io::copy(&mut verified, &mut io::sink()).map_err(read_err)?;
     Ok(())
