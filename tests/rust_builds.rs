@@ -209,6 +209,38 @@ fn hexyl_builds_for_musl_then_for_glibc_offline_from_the_shared_cargo_home() {
     );
     let musl = file_in_layout(&work.path().join("out/hexyl"), "usr/bin/hexyl");
     assert_no_host_paths(&musl, &[cache.path()]);
+    // The SBOM lists the crates cargo compiled into the binary, not all of Cargo.lock: no
+    // proc macro (host-only), no Windows-only crate, no dev-dependency.
+    let cdx = attached_document(
+        &work.path().join("out/hexyl"),
+        "application/vnd.cyclonedx+json",
+    );
+    let purls: Vec<&str> = (cdx["components"].as_array().unwrap().iter())
+        .filter_map(|c| c["purl"].as_str())
+        .collect();
+    for linked in [
+        "pkg:cargo/clap@",
+        "pkg:cargo/clap_builder@",
+        "pkg:cargo/owo-colors@",
+    ] {
+        assert!(
+            purls.iter().any(|p| p.starts_with(linked)),
+            "{linked}: {purls:?}"
+        );
+    }
+    for absent in [
+        "clap_derive",
+        "thiserror-impl",
+        "windows-sys",
+        "assert_cmd",
+        "proc-macro2",
+    ] {
+        let purl = format!("pkg:cargo/{absent}@");
+        assert!(
+            !purls.iter().any(|p| p.starts_with(&purl)),
+            "{absent}: {purls:?}"
+        );
+    }
 
     // The network gone, the glibc build still works: nothing is downloaded again.
     cut_the_network(&cache.path().join("cargo"));

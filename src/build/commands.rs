@@ -172,6 +172,7 @@ pub(super) fn build(
         commands: rendered,
         environment,
         installed,
+        linked_packages: None,
     })
 }
 

@@ -121,6 +121,9 @@ pub struct Artifact {
     /// With `install = true`: the `$DESTDIR` tree that becomes the application layer (then
     /// `binary` is that folder too).
     pub installed: Option<PathBuf>,
+    /// The packages compiled into the binary, as `(name, version)`, where the toolchain says
+    /// (cargo's messages); `None` where it does not, and then the lock file is all we know.
+    pub linked_packages: Option<Vec<(String, String)>>,
 }
 
 /// Builds with the toolchain the spec's language calls for.
@@ -301,6 +304,7 @@ fn prebuilt(spec: &BuildSpec, ctx: &BuildContext) -> Result<Artifact, BuildError
         commands: vec![format!("cp {} <build>/prebuilt", spec.source.display())],
         environment: BTreeMap::new(),
         installed: None,
+        linked_packages: None,
     })
 }
 
@@ -321,6 +325,7 @@ fn run_one(
         commands: vec![line],
         environment,
         installed: None,
+        linked_packages: None,
     })
 }
 

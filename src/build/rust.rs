@@ -201,6 +201,7 @@ pub(super) fn build(
     let commands = commands.iter().map(|c| paths.stable(c)).collect();
     let out = process::run_step(cmd, &ctx).map_err(without_json)?;
     let built = executable(&out, rb)?;
+    let linked = linked_packages(&out, &ctx.build_dir.join("target").join(&target));
     let binary = super::output_path(&ctx, &spec.output)?;
     super::copy(&built, &binary)?;
     let rustc = tc.versions().remove("rustc").unwrap_or_default();
@@ -220,6 +221,7 @@ pub(super) fn build(
         commands,
         environment,
         installed: None,
+        linked_packages: Some(linked),
     })
 }
 
@@ -386,6 +388,63 @@ fn without_json(e: BuildError) -> BuildError {
     }
 }
 
+/// The packages whose libraries cargo compiled for the target (under `target_dir`, the
+/// `target/<triple>` folder) and so linked into the binary: not the build scripts, proc macros
+/// and their dependencies, which run on the host; not dev-dependencies or other platforms'
+/// crates, which cargo never compiled.
+fn linked_packages(output: &str, target_dir: &Path) -> Vec<(String, String)> {
+    let mut linked = std::collections::BTreeSet::new();
+    for line in output.lines().filter(|l| l.starts_with('{')) {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let kinds: Vec<&str> = msg["target"]["kind"]
+            .as_array()
+            .map(|k| k.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let is_library = kinds
+            .iter()
+            .any(|k| matches!(*k, "lib" | "rlib" | "staticlib"));
+        let for_target = msg["filenames"].as_array().is_some_and(|files| {
+            files
+                .iter()
+                .filter_map(|f| f.as_str())
+                .any(|f| Path::new(f).starts_with(target_dir))
+        });
+        if !(is_library && for_target) {
+            continue;
+        }
+        if let Some(id) = msg["package_id"].as_str().and_then(package_name_version) {
+            linked.insert(id);
+        }
+    }
+    linked.into_iter().collect()
+}
+
+/// A cargo package id's name and version, in both spellings cargo has used:
+/// `registry+https://…#name@1.0.0` (or `path+file:///…/name#1.0.0`, the name left out when it
+/// is the folder's) and the older `name 1.0.0 (registry+https://…)`.
+fn package_name_version(id: &str) -> Option<(String, String)> {
+    if let Some((url, fragment)) = id.rsplit_once('#') {
+        return match fragment.rsplit_once('@') {
+            Some((name, version)) => Some((name.to_owned(), version.to_owned())),
+            None => {
+                let path = url.split(['?']).next()?.trim_end_matches('/');
+                let name = path.rsplit('/').next()?;
+                Some((name.to_owned(), fragment.to_owned()))
+            }
+        };
+    }
+    let mut words = id.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(name), Some(version)) => Some((name.to_owned(), version.to_owned())),
+        _ => None,
+    }
+}
+
 /// The one executable cargo reported building (its JSON messages on stdout).
 fn executable(output: &str, rb: &RustBuild) -> Result<PathBuf, BuildError> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
@@ -516,6 +575,87 @@ mod tests {
         assert!(
             text.contains("error[E0425]") && !text.contains("reason"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn package_ids_in_both_spellings() {
+        for (id, want) in [
+            (
+                "registry+https://github.com/rust-lang/crates.io-index#memchr@2.7.4",
+                ("memchr", "2.7.4"),
+            ),
+            ("path+file:///src/hexyl#0.16.0", ("hexyl", "0.16.0")),
+            ("path+file:///src/ws/cli#hexyl@0.16.0", ("hexyl", "0.16.0")),
+            (
+                "git+https://github.com/a/b?branch=main#c@0.1.0",
+                ("c", "0.1.0"),
+            ),
+            (
+                "anyhow 1.0.86 (registry+https://github.com/rust-lang/crates.io-index)",
+                ("anyhow", "1.0.86"),
+            ),
+        ] {
+            assert_eq!(
+                package_name_version(id),
+                Some((want.0.to_owned(), want.1.to_owned())),
+                "{id}"
+            );
+        }
+        assert_eq!(package_name_version(""), None);
+    }
+
+    #[test]
+    fn linked_packages_are_the_target_libraries_only() {
+        let msg = |id: &str, kind: &str, file: &str| {
+            serde_json::json!({
+                "reason": "compiler-artifact",
+                "package_id": id,
+                "target": {"kind": [kind], "name": "x"},
+                "filenames": [file],
+                "executable": null,
+            })
+            .to_string()
+        };
+        let reg = "registry+https://github.com/rust-lang/crates.io-index#";
+        let out = [
+            msg(
+                &format!("{reg}memchr@2.7.4"),
+                "lib",
+                "/b/target/x86_64-unknown-linux-musl/release/deps/libmemchr.rlib",
+            ),
+            // A build dependency and a proc macro: compiled for the host.
+            msg(
+                &format!("{reg}cc@1.0.0"),
+                "lib",
+                "/b/target/release/deps/libcc.rlib",
+            ),
+            msg(
+                &format!("{reg}serde_derive@1.0.0"),
+                "proc-macro",
+                "/b/target/release/deps/libserde_derive.so",
+            ),
+            // A build script of a linked crate.
+            msg(
+                &format!("{reg}libc@0.2.0"),
+                "custom-build",
+                "/b/target/release/build/libc-1/build-script-build",
+            ),
+            msg(
+                &format!("{reg}libc@0.2.0"),
+                "lib",
+                "/b/target/x86_64-unknown-linux-musl/release/deps/liblibc.rlib",
+            ),
+            "not json".to_owned(),
+            r#"{"reason":"build-finished","success":true}"#.to_owned(),
+        ]
+        .join("\n");
+        assert_eq!(
+            linked_packages(&out, Path::new("/b/target/x86_64-unknown-linux-musl")),
+            vec![
+                ("libc".to_owned(), "0.2.0".to_owned()),
+                ("memchr".to_owned(), "2.7.4".to_owned()),
+            ]
         );
     }
 

@@ -688,6 +688,7 @@ pub fn build_with(
                 toolchain: &record.inputs.toolchain,
                 facts: &facts,
                 source_dir: &spec.source,
+                linked_packages: artifact.linked_packages.as_deref(),
                 binary_sha256: binary_digest.hex(),
                 manifest_sha256: staged.manifest_digest.hex(),
             },
@@ -1322,6 +1323,7 @@ mod tests {
                 commands: vec![],
                 environment: BTreeMap::new(),
                 installed: None,
+                linked_packages: None,
             })
         }
     }

@@ -53,6 +53,8 @@ pub(crate) struct BomInput<'a> {
     pub facts: &'a ElfFacts,
     /// The source folder the toolchain built (an unpacked archive's folder), for Cargo.lock.
     pub source_dir: &'a Path,
+    /// The packages the toolchain compiled into the binary, where it says (cargo does).
+    pub linked_packages: Option<&'a [(String, String)]>,
     pub binary_sha256: &'a str,
     pub manifest_sha256: &'a str,
 }
@@ -104,13 +106,19 @@ pub(crate) fn bom(input: &BomInput) -> Result<Bom, SupplyError> {
     match &recipe.build.lang {
         LangSpec::Go(_) => go_components(input.facts, &mut application, &mut linked),
         LangSpec::Rust(_) => {
-            cargo_components(input.source_dir, &mut application, &mut linked)?;
+            cargo_components(
+                input.source_dir,
+                input.linked_packages,
+                &mut application,
+                &mut linked,
+            )?;
             rust_std(input.toolchain, recipe.build.libc, &mut linked);
         }
         LangSpec::C(_) | LangSpec::Prebuilt => {}
     }
     if application.version.is_none() {
-        application.version = label_version;
+        application.version =
+            label_version.or_else(|| recipe.build.archive.as_ref().and_then(archive_version));
     }
     c_deps(recipe, &mut linked);
     runtime_packages(input.toolchain, &recipe.build, arch, &mut linked);
@@ -226,10 +234,13 @@ fn go_purl(path: &str, version: Option<&str>) -> String {
     }
 }
 
-/// Cargo.lock's packages: the registry crates (with their .crate sha256) are linked in; the
-/// package without a source that the recipe built is the application.
+/// Cargo.lock's packages that cargo compiled into the binary (all of them when it did not
+/// say): the registry crates with their .crate sha256; the package without a source that the
+/// recipe built is the application. The lock also lists dev-dependencies, build-only crates
+/// and other platforms' crates, which a binary does not contain.
 fn cargo_components(
     source_dir: &Path,
+    compiled: Option<&[(String, String)]>,
     app: &mut Component,
     linked: &mut Vec<Component>,
 ) -> Result<(), SupplyError> {
@@ -270,6 +281,9 @@ fn cargo_components(
         if main.is_some_and(|m| std::ptr::eq(*m, p)) {
             app.purl = Some(purl);
             app.version = Some(version);
+            continue;
+        }
+        if compiled.is_some_and(|c| !c.iter().any(|(n, v)| *n == name && *v == version)) {
             continue;
         }
         let source = str_of(p, "source");
@@ -377,19 +391,26 @@ fn c_deps(recipe: &Recipe, linked: &mut Vec<Component>) {
     }
 }
 
-/// "zlib-1.3.1.tar.gz" → "1.3.1": the version in an archive's file name, when it has one.
+/// "zlib-1.3.1.tar.gz" → "1.3.1", "libonig_6.9.8.orig.tar.gz" → "6.9.8" (Debian's
+/// `name_version.orig` spelling): the version in an archive's file name, when it has one.
 fn archive_version(archive: &crate::recipe::ArchiveSource) -> Option<String> {
     let file = match &archive.origin {
         ArchiveOrigin::Url(u) => u.rsplit('/').next()?.to_owned(),
         ArchiveOrigin::File(p) => p.file_name()?.to_string_lossy().into_owned(),
     };
+    version_in_file_name(&file)
+}
+
+fn version_in_file_name(file: &str) -> Option<String> {
     let stem = [
-        ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar", ".crate", ".zip",
+        ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar.zst", ".tar", ".crate", ".zip",
     ]
     .iter()
     .find_map(|ext| file.strip_suffix(ext))
-    .unwrap_or(&file);
-    let (_, version) = stem.rsplit_once('-')?;
+    .unwrap_or(file);
+    let stem = stem.strip_suffix(".orig").unwrap_or(stem);
+    let (_, version) = stem.rsplit_once(['-', '_'])?;
+    let version = version.strip_prefix('v').unwrap_or(version);
     version
         .starts_with(|c: char| c.is_ascii_digit())
         .then(|| version.to_owned())
@@ -502,6 +523,22 @@ mod tests {
             go_purl("golang.org/x/sys", Some("v0.1.0")),
             "pkg:golang/golang.org/x/sys@v0.1.0"
         );
+    }
+
+    #[test]
+    fn versions_in_archive_names() {
+        for (file, want) in [
+            ("zlib-1.3.1.tar.gz", Some("1.3.1")),
+            ("libonig_6.9.8.orig.tar.gz", Some("6.9.8")),
+            ("jq-1.7.1.tar.gz", Some("1.7.1")),
+            ("v2.1.0.tar.gz", None),
+            ("hexyl-v0.16.0.tar.gz", Some("0.16.0")),
+            ("brotli-1.1.0.tar.zst", Some("1.1.0")),
+            ("source.tar.gz", None),
+            ("", None),
+        ] {
+            assert_eq!(version_in_file_name(file).as_deref(), want, "{file}");
+        }
     }
 
     #[test]

@@ -186,3 +186,29 @@ pub fn only_entries(dir: &Path, allowed: &[&str]) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The document of the referrer with this `artifactType` that a build attached in `layout`
+/// (listed in staticpack-referrers.json, its one layer the document).
+#[allow(dead_code)]
+pub fn attached_document(layout: &Path, artifact_type: &str) -> serde_json::Value {
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
+    };
+    let blob = |d: &serde_json::Value| {
+        layout
+            .join("blobs/sha256")
+            .join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let list = read(layout.join("staticpack-referrers.json"));
+    let found = list["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["artifactType"] == artifact_type)
+        .unwrap_or_else(|| panic!("no {artifact_type} attached: {list}"));
+    let manifest = read(blob(found));
+    read(blob(&manifest["layers"][0]))
+}
