@@ -15,6 +15,13 @@ impl Digest {
         Self::from_raw(&Sha256::digest(bytes))
     }
 
+    /// Hashes a stream in bounded buffers, so a big file never sits whole in memory.
+    pub fn of_reader(reader: &mut impl Read) -> io::Result<Self> {
+        let mut w = HashingWriter::new(io::sink());
+        io::copy(reader, &mut w)?;
+        Ok(w.finish().1)
+    }
+
     fn from_raw(raw: &[u8]) -> Self {
         Digest {
             hex: hex::encode(raw),
@@ -157,6 +164,15 @@ impl<R: Read> Read for VerifyingReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streaming_digest_equals_the_whole_buffer_digest_across_buffer_boundaries() {
+        // Longer than io::copy's 8 KiB buffer, so the stream is hashed in several updates.
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let streamed = Digest::of_reader(&mut content.as_slice()).unwrap();
+        assert_eq!(streamed, Digest::of_bytes(&content));
+        assert_ne!(streamed, Digest::of_bytes(&content[1..]));
+    }
 
     #[test]
     fn a_verifying_reader_passes_exact_content_and_fails_anything_else() {

@@ -146,7 +146,8 @@ fn add_symlink(
     let target = std::fs::read_link(path).map_err(read_err)?;
     let content = match std::fs::metadata(path) {
         Ok(m) if m.is_file() => {
-            Digest::of_bytes(&std::fs::read(path).map_err(read_err)?).to_string()
+            let mut f = std::fs::File::open(path).map_err(read_err)?;
+            Digest::of_reader(&mut f).map_err(read_err)?.to_string()
         }
         // A dangling link or one to a folder: its target alone.
         _ => String::new(),
@@ -163,11 +164,13 @@ fn add_file(
     path: &Path,
     files: &mut BTreeMap<String, String>,
 ) -> Result<(), ProvenanceError> {
-    let bytes = std::fs::read(path).map_err(|source| ProvenanceError::Read {
+    let read_err = |source| ProvenanceError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    files.insert(relative(root, path), Digest::of_bytes(&bytes).to_string());
+    };
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    let digest = Digest::of_reader(&mut f).map_err(read_err)?;
+    files.insert(relative(root, path), digest.to_string());
     Ok(())
 }
 

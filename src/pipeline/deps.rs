@@ -9,6 +9,7 @@ use super::{
     BUILD_DIR_PREFIX, BuildOptions, Event, PipelineError, Tools, inputs, installed_entries,
 };
 use crate::build::BuildContext;
+use crate::digest::Digest;
 use crate::fsio::IoContext;
 use crate::recipe::Recipe;
 use crate::workdir::WorkDir;
@@ -243,8 +244,12 @@ fn merge(from: &Path, to: &Path, root: &Path) -> Result<(), PipelineError> {
         } else if kind.is_file() {
             match existing {
                 Some(_) => {
-                    let same =
-                        std::fs::read(&dst).ok() == Some(std::fs::read(&src).at("reading", &src)?);
+                    // Compared by streamed digests: a dependency's big file is never held whole.
+                    let digest = |p: &Path| {
+                        std::fs::File::open(p).and_then(|mut f| Digest::of_reader(&mut f))
+                    };
+                    let theirs = digest(&src).at("reading", &src)?;
+                    let same = digest(&dst).ok() == Some(theirs);
                     if !same {
                         return Err(conflict());
                     }
