@@ -1,5 +1,6 @@
 //! Image-source references for `verify IMAGE` / `run IMAGE` (issue 16): which transport an
-//! argument names. Only parsing so far; readers for each transport come next.
+//! argument names, and loading it. Only `oci:` loads so far; the other transports are refused
+//! with a clear error until their readers exist.
 
 use crate::registry::{Reference, ReferenceError};
 use std::path::PathBuf;
@@ -24,6 +25,15 @@ pub enum SourceError {
     EmptyPath { input: String, prefix: &'static str },
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    #[error(transparent)]
+    Image(#[from] super::ImageError),
+    #[error(
+        "{transport} images cannot be read yet; copy it to a layout first: skopeo copy {input} oci:DIR"
+    )]
+    Unsupported {
+        transport: &'static str,
+        input: String,
+    },
 }
 
 impl ImageSource {
@@ -58,6 +68,27 @@ impl ImageSource {
             return Ok(Some(Self::OciLayout { path, tag }));
         }
         Ok(None)
+    }
+
+    /// Loads the image's manifest and config (digest-checked, bounded, by the layout reader);
+    /// layers are read later through [`super::LocalBlob::open`], which checks them too.
+    pub fn load(
+        &self,
+        input: &str,
+        platform: Option<&crate::recipe::Platform>,
+    ) -> Result<super::LoadedImage, SourceError> {
+        let unsupported = |transport| SourceError::Unsupported {
+            transport,
+            input: input.to_owned(),
+        };
+        match self {
+            Self::OciLayout { path, tag } => {
+                Ok(super::Layout::open(path)?.load_platform(tag.as_deref(), platform)?)
+            }
+            Self::OciArchive(_) => Err(unsupported("oci-archive:")),
+            Self::DockerArchive(_) => Err(unsupported("docker-archive:")),
+            Self::Registry(_) => Err(unsupported("docker://")),
+        }
     }
 }
 
@@ -96,6 +127,67 @@ mod tests {
             }
             other => panic!("not a registry source: {other:?}"),
         }
+    }
+
+    #[test]
+    fn oci_layouts_load_by_tag() {
+        use oci_spec::image::MediaType;
+        use serde_json::json;
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = super::super::Layout::create(tmp.path()).unwrap();
+        let put = |media: MediaType, bytes: &[u8]| {
+            let (d, size) = layout.write_blob(bytes).unwrap();
+            json!({"mediaType": media.to_string(), "digest": d.to_string(), "size": size})
+        };
+        let config = json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "config": {"Entrypoint": ["/app"]},
+        });
+        let config = put(MediaType::ImageConfig, config.to_string().as_bytes());
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::ImageManifest.to_string(),
+            "config": config, "layers": [],
+        });
+        let mut d = put(MediaType::ImageManifest, manifest.to_string().as_bytes());
+        d["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+        let index = json!({"schemaVersion": 2, "manifests": [d]});
+        layout.write_index(index.to_string().as_bytes()).unwrap();
+
+        let arg = format!("oci:{}:v1", tmp.path().display());
+        let src = ImageSource::parse(&arg).unwrap().unwrap();
+        let img = src.load(&arg, None).unwrap();
+        assert_eq!(
+            img.config
+                .config()
+                .as_ref()
+                .unwrap()
+                .entrypoint()
+                .as_deref(),
+            Some(&["/app".to_owned()][..])
+        );
+        let missing = format!("oci:{}:v2", tmp.path().display());
+        let err = ImageSource::parse(&missing)
+            .unwrap()
+            .unwrap()
+            .load(&missing, None);
+        assert!(err.is_err(), "tag v2 does not exist");
+    }
+
+    #[test]
+    fn unread_transports_say_so() {
+        let arg = "docker-archive:img.tar";
+        let err = ImageSource::parse(arg)
+            .unwrap()
+            .unwrap()
+            .load(arg, None)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("skopeo copy docker-archive:img.tar oci:DIR"),
+            "{err}"
+        );
     }
 
     #[test]
