@@ -297,30 +297,50 @@ mod tests {
 
     #[test]
     fn hostile_archive_entries_are_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let tar_path = tmp.path().join("a.tar");
-        let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(1);
-        h.set_entry_type(tar::EntryType::Regular);
-        // Raw name bytes: set_path itself refuses "..".
-        h.as_old_mut().name[..b"blobs/../../x".len()].copy_from_slice(b"blobs/../../x");
-        h.set_cksum();
-        b.append(&h, &b"x"[..]).unwrap();
-        b.finish().unwrap();
-        drop(b);
-        let arg = format!("oci-archive:{}", tar_path.display());
-        let err = ImageSource::parse(&arg)
-            .unwrap()
-            .unwrap()
-            .open(&arg, None)
-            .err()
-            .unwrap();
-        assert!(
-            err.to_string().contains("not part of an OCI layout"),
-            "{err}"
-        );
-        assert!(!tmp.path().parent().unwrap().join("x").exists());
+        let cases: [(&[u8], tar::EntryType, &str); 4] = [
+            (b"blobs/../../x", tar::EntryType::Regular, "dot-dot"),
+            (b"/etc/x", tar::EntryType::Regular, "absolute"),
+            (b"index.json", tar::EntryType::Symlink, "symlink"),
+            (b"index.json", tar::EntryType::Link, "hardlink"),
+        ];
+        for (name, kind, what) in cases {
+            let tmp = tempfile::tempdir().unwrap();
+            let tar_path = tmp.path().join("a.tar");
+            let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(if kind == tar::EntryType::Regular {
+                1
+            } else {
+                0
+            });
+            h.set_entry_type(kind);
+            // Raw name bytes: set_path itself refuses "..".
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            if kind != tar::EntryType::Regular {
+                h.set_link_name("/etc/passwd").unwrap();
+            }
+            h.set_cksum();
+            let body: &[u8] = if kind == tar::EntryType::Regular {
+                b"x"
+            } else {
+                b""
+            };
+            b.append(&h, body).unwrap();
+            b.finish().unwrap();
+            drop(b);
+            let arg = format!("oci-archive:{}", tar_path.display());
+            let err = ImageSource::parse(&arg)
+                .unwrap()
+                .unwrap()
+                .open(&arg, None)
+                .err();
+            let err = err.unwrap_or_else(|| panic!("{what} entry accepted"));
+            assert!(
+                err.to_string().contains("not part of an OCI layout"),
+                "{what}: {err}"
+            );
+            assert!(!tmp.path().parent().unwrap().join("x").exists(), "{what}");
+        }
     }
 
     #[test]
