@@ -8,6 +8,7 @@ pub(crate) mod config;
 pub(crate) mod layer;
 pub(crate) mod layout;
 pub(crate) mod pgzip;
+pub mod source;
 pub(crate) mod users;
 
 use crate::fsio::IoError;

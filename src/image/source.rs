@@ -1,0 +1,368 @@
+//! Image-source references for `verify IMAGE` / `run IMAGE` (issue 16): which transport an
+//! argument names, and loading it. `oci:` and `oci-archive:` load so far; the other transports
+//! are refused with a clear error until their readers exist.
+
+use crate::registry::{Reference, ReferenceError};
+use std::path::PathBuf;
+
+/// Where an image to diagnose comes from. The prefixes follow skopeo's transport names so a
+/// reference copied from a skopeo command line means the same thing here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// `oci:LAYOUT[:TAG]`
+    OciLayout { path: PathBuf, tag: Option<String> },
+    /// `oci-archive:FILE`
+    OciArchive(PathBuf),
+    /// `docker-archive:FILE`
+    DockerArchive(PathBuf),
+    /// `docker://REGISTRY/REPO[:TAG|@DIGEST]`
+    Registry(Reference),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("image reference {input:?} has an empty path after {prefix:?}")]
+    EmptyPath { input: String, prefix: &'static str },
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error(transparent)]
+    Image(#[from] super::ImageError),
+    #[error("{archive}: {reason}")]
+    BadArchive { archive: PathBuf, reason: String },
+    #[error(
+        "{transport} images cannot be read yet; copy it to a layout first: skopeo copy {input} oci:DIR"
+    )]
+    Unsupported {
+        transport: &'static str,
+        input: String,
+    },
+}
+
+impl ImageSource {
+    /// `Ok(None)` when `arg` has none of the image prefixes: it is a file or directory path,
+    /// as `verify` has always taken.
+    pub fn parse(arg: &str) -> Result<Option<Self>, SourceError> {
+        let nonempty = |rest: &str, prefix: &'static str| {
+            if rest.is_empty() {
+                Err(SourceError::EmptyPath {
+                    input: arg.to_owned(),
+                    prefix,
+                })
+            } else {
+                Ok(PathBuf::from(rest))
+            }
+        };
+        if let Some(rest) = arg.strip_prefix("docker://") {
+            return Ok(Some(Self::Registry(Reference::parse(rest)?)));
+        }
+        if let Some(rest) = arg.strip_prefix("oci-archive:") {
+            return Ok(Some(Self::OciArchive(nonempty(rest, "oci-archive:")?)));
+        }
+        if let Some(rest) = arg.strip_prefix("docker-archive:") {
+            return Ok(Some(Self::DockerArchive(nonempty(
+                rest,
+                "docker-archive:",
+            )?)));
+        }
+        if let Some(rest) = arg.strip_prefix("oci:") {
+            nonempty(rest, "oci:")?;
+            let (path, tag) = super::layout::parse_layout_ref(rest);
+            return Ok(Some(Self::OciLayout { path, tag }));
+        }
+        Ok(None)
+    }
+
+    /// Loads the image; the temp dir an archive is extracted into lives as long as the result.
+    pub fn open(
+        &self,
+        input: &str,
+        platform: Option<&crate::recipe::Platform>,
+    ) -> Result<OpenedImage, SourceError> {
+        match self {
+            Self::OciArchive(file) => {
+                let tmp = extract_oci_archive(file)?;
+                let image = super::Layout::open(tmp.path())?.load_platform(None, platform)?;
+                Ok(OpenedImage {
+                    image,
+                    _tmp: Some(tmp),
+                })
+            }
+            _ => Ok(OpenedImage {
+                image: self.load(input, platform)?,
+                _tmp: None,
+            }),
+        }
+    }
+
+    /// Loads the image's manifest and config (digest-checked, bounded, by the layout reader);
+    /// layers are read later through [`super::LocalBlob::open`], which checks them too.
+    pub fn load(
+        &self,
+        input: &str,
+        platform: Option<&crate::recipe::Platform>,
+    ) -> Result<super::LoadedImage, SourceError> {
+        let unsupported = |transport| SourceError::Unsupported {
+            transport,
+            input: input.to_owned(),
+        };
+        match self {
+            Self::OciLayout { path, tag } => {
+                Ok(super::Layout::open(path)?.load_platform(tag.as_deref(), platform)?)
+            }
+            Self::OciArchive(_) => Err(unsupported("oci-archive: (use open)")),
+            Self::DockerArchive(_) => Err(unsupported("docker-archive:")),
+            Self::Registry(_) => Err(unsupported("docker://")),
+        }
+    }
+}
+
+/// An image and, for archives, the private temp dir holding its blobs.
+pub struct OpenedImage {
+    pub image: super::LoadedImage,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Archives bigger than this are refused: the extraction is bounded, not the disk.
+const ARCHIVE_MAX: u64 = 64 << 30;
+
+/// Extracts an OCI archive into a private temp dir. Only the layout's own names are accepted
+/// (`oci-layout`, `index.json`, `blobs/ALG/HEX`) as regular files, so no entry can reach
+/// outside the dir; blobs are digest-checked later by the layout reader.
+fn extract_oci_archive(file: &std::path::Path) -> Result<tempfile::TempDir, SourceError> {
+    let bad = |reason: String| SourceError::BadArchive {
+        archive: file.to_owned(),
+        reason,
+    };
+    let f = std::fs::File::open(file).map_err(|e| bad(format!("opening: {e}")))?;
+    let tmp = tempfile::tempdir().map_err(|e| bad(format!("creating a temp dir: {e}")))?;
+    let mut archive = tar::Archive::new(std::io::Read::take(f, ARCHIVE_MAX));
+    let entries = archive
+        .entries()
+        .map_err(|e| bad(format!("reading: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("reading: {e}")))?;
+        let name = entry
+            .path()
+            .map_err(|e| bad(format!("entry name: {e}")))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() && (name.is_empty() || name == "blobs" || is_alg_dir(&name)) {
+            continue;
+        }
+        let ok_name = name == "oci-layout" || name == "index.json" || is_blob_name(&name);
+        if !kind.is_file() || !ok_name {
+            return Err(bad(format!(
+                "entry {name:?} is not part of an OCI layout (only oci-layout, index.json and blobs/ALG/HEX files are)"
+            )));
+        }
+        let dest = tmp.path().join(&name);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| bad(format!("extracting {name}: {e}")))?;
+        }
+        let mut out =
+            std::fs::File::create(&dest).map_err(|e| bad(format!("extracting {name}: {e}")))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| bad(format!("extracting {name}: {e}")))?;
+    }
+    Ok(tmp)
+}
+
+fn is_alg_dir(name: &str) -> bool {
+    name.strip_prefix("blobs/")
+        .is_some_and(|alg| !alg.is_empty() && alg.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+fn is_blob_name(name: &str) -> bool {
+    let mut parts = name.split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("blobs"), Some(alg), Some(hex), None)
+            if !alg.is_empty() && alg.bytes().all(|b| b.is_ascii_alphanumeric())
+                && !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_are_not_images() {
+        assert_eq!(ImageSource::parse("target/app").unwrap(), None);
+        assert_eq!(ImageSource::parse("/usr/bin/ls").unwrap(), None);
+    }
+
+    #[test]
+    fn prefixes_select_the_transport() {
+        assert_eq!(
+            ImageSource::parse("oci:/no/such/layout:v1").unwrap(),
+            Some(ImageSource::OciLayout {
+                path: PathBuf::from("/no/such/layout"),
+                tag: Some("v1".into())
+            })
+        );
+        assert_eq!(
+            ImageSource::parse("oci-archive:img.tar").unwrap(),
+            Some(ImageSource::OciArchive(PathBuf::from("img.tar")))
+        );
+        assert_eq!(
+            ImageSource::parse("docker-archive:img.tar").unwrap(),
+            Some(ImageSource::DockerArchive(PathBuf::from("img.tar")))
+        );
+        match ImageSource::parse("docker://localhost:5000/app:v2").unwrap() {
+            Some(ImageSource::Registry(r)) => {
+                assert_eq!(r.registry, "localhost:5000");
+                assert_eq!(r.repository, "app");
+                assert_eq!(r.tag.as_deref(), Some("v2"));
+            }
+            other => panic!("not a registry source: {other:?}"),
+        }
+    }
+
+    /// A layout with one image tagged v1 whose config says Entrypoint ["/app"].
+    fn one_image_layout() -> tempfile::TempDir {
+        use oci_spec::image::MediaType;
+        use serde_json::json;
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = super::super::Layout::create(tmp.path()).unwrap();
+        let put = |media: MediaType, bytes: &[u8]| {
+            let (d, size) = layout.write_blob(bytes).unwrap();
+            json!({"mediaType": media.to_string(), "digest": d.to_string(), "size": size})
+        };
+        let config = json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "config": {"Entrypoint": ["/app"]},
+        });
+        let config = put(MediaType::ImageConfig, config.to_string().as_bytes());
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::ImageManifest.to_string(),
+            "config": config, "layers": [],
+        });
+        let mut d = put(MediaType::ImageManifest, manifest.to_string().as_bytes());
+        d["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+        let index = json!({"schemaVersion": 2, "manifests": [d]});
+        layout.write_index(index.to_string().as_bytes()).unwrap();
+        tmp
+    }
+
+    fn entrypoint(img: &super::super::LoadedImage) -> Option<Vec<String>> {
+        img.config.config().as_ref()?.entrypoint().clone()
+    }
+
+    #[test]
+    fn oci_archives_load_from_a_private_dir() {
+        let layout = one_image_layout();
+        let out = tempfile::tempdir().unwrap();
+        let tar_path = out.path().join("img.tar");
+        let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        b.append_dir_all(".", layout.path()).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        let arg = format!("oci-archive:{}", tar_path.display());
+        let opened = ImageSource::parse(&arg)
+            .unwrap()
+            .unwrap()
+            .open(&arg, None)
+            .unwrap();
+        assert_eq!(entrypoint(&opened.image), Some(vec!["/app".to_owned()]));
+        assert!(!opened.image.dir.starts_with(out.path()));
+    }
+
+    #[test]
+    fn oci_layouts_load_by_tag() {
+        let tmp = one_image_layout();
+        let arg = format!("oci:{}:v1", tmp.path().display());
+        let src = ImageSource::parse(&arg).unwrap().unwrap();
+        let img = src.load(&arg, None).unwrap();
+        assert_eq!(
+            img.config
+                .config()
+                .as_ref()
+                .unwrap()
+                .entrypoint()
+                .as_deref(),
+            Some(&["/app".to_owned()][..])
+        );
+        let missing = format!("oci:{}:v2", tmp.path().display());
+        let err = ImageSource::parse(&missing)
+            .unwrap()
+            .unwrap()
+            .load(&missing, None);
+        assert!(err.is_err(), "tag v2 does not exist");
+    }
+
+    #[test]
+    fn hostile_archive_entries_are_refused() {
+        let cases: [(&[u8], tar::EntryType, &str); 4] = [
+            (b"blobs/../../x", tar::EntryType::Regular, "dot-dot"),
+            (b"/etc/x", tar::EntryType::Regular, "absolute"),
+            (b"index.json", tar::EntryType::Symlink, "symlink"),
+            (b"index.json", tar::EntryType::Link, "hardlink"),
+        ];
+        for (name, kind, what) in cases {
+            let tmp = tempfile::tempdir().unwrap();
+            let tar_path = tmp.path().join("a.tar");
+            let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(if kind == tar::EntryType::Regular {
+                1
+            } else {
+                0
+            });
+            h.set_entry_type(kind);
+            // Raw name bytes: set_path itself refuses "..".
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            if kind != tar::EntryType::Regular {
+                h.set_link_name("/etc/passwd").unwrap();
+            }
+            h.set_cksum();
+            let body: &[u8] = if kind == tar::EntryType::Regular {
+                b"x"
+            } else {
+                b""
+            };
+            b.append(&h, body).unwrap();
+            b.finish().unwrap();
+            drop(b);
+            let arg = format!("oci-archive:{}", tar_path.display());
+            let err = ImageSource::parse(&arg)
+                .unwrap()
+                .unwrap()
+                .open(&arg, None)
+                .err();
+            let err = err.unwrap_or_else(|| panic!("{what} entry accepted"));
+            assert!(
+                err.to_string().contains("not part of an OCI layout"),
+                "{what}: {err}"
+            );
+            assert!(!tmp.path().parent().unwrap().join("x").exists(), "{what}");
+        }
+    }
+
+    #[test]
+    fn unread_transports_say_so() {
+        let arg = "docker-archive:img.tar";
+        let err = ImageSource::parse(arg)
+            .unwrap()
+            .unwrap()
+            .load(arg, None)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("skopeo copy docker-archive:img.tar oci:DIR"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_or_bad_references_are_refused() {
+        assert!(ImageSource::parse("oci:").is_err());
+        assert!(ImageSource::parse("oci-archive:").is_err());
+        assert!(ImageSource::parse("docker://").is_err());
+        assert!(ImageSource::parse("docker://UPPER/Case").is_err());
+    }
+}
