@@ -40,14 +40,14 @@ pub enum Command {
     Build(BuildArgs),
     /// Tell whether ELF files are static, static-pie or dynamic, how they are hardened, and why.
     #[command(
-        after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello\n  staticpack verify --json /usr/bin | jq -r 'select(.facts.linkage != \"dynamic\") | .path'\n\n\
+        after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello\n  staticpack verify oci:out/hello-c            will this image's entrypoint start? (also oci-archive:FILE)\n  staticpack verify --json /usr/bin | jq -r 'select(.facts.linkage != \"dynamic\") | .path'\n\n\
         Directories are walked (symlinks inside them are not followed; non-ELF files are skipped).\n\
         Exit status: 0 every file passes, 1 a file falls short of --require or cannot be read, 2 usage error.\n\
         The --json schema (one object per line, with schema_version) is in docs/verify-json.md."
     )]
     Verify {
-        /// ELF files, or directories to walk.
-        #[arg(required = true, value_name = "PATH")]
+        /// ELF files, directories to walk, or images (oci:LAYOUT[:TAG], oci-archive:FILE).
+        #[arg(required = true, value_name = "PATH|IMAGE")]
         binaries: Vec<PathBuf>,
         /// Exit 1 when a file falls short of this.
         #[arg(long, value_enum, default_value_t = RequireArg::Any)]
@@ -69,7 +69,7 @@ pub enum Command {
         after_help = "Examples:\n  staticpack run out/hello-c\n  staticpack run out/hello-c:latest --runtime runc -- --selftest"
     )]
     Run {
-        /// LAYOUT or LAYOUT:TAG
+        /// LAYOUT or LAYOUT:TAG, or oci:LAYOUT[:TAG], oci-archive:FILE
         image: String,
         #[arg(long, value_enum, default_value_t = RuntimeArg::Builtin)]
         runtime: RuntimeArg,
@@ -99,7 +99,7 @@ pub enum Command {
         Plain HTTP is used only for loopback registries or ones named with --insecure-registry."
     )]
     Push {
-        /// LAYOUT or LAYOUT:TAG
+        /// LAYOUT or LAYOUT:TAG, or oci:LAYOUT[:TAG], oci-archive:FILE
         image: String,
         /// Where to push: REGISTRY/REPO[:TAG] or REGISTRY/REPO@sha256:…
         #[arg(required = true, value_name = "REFERENCE")]
@@ -123,7 +123,7 @@ pub enum Command {
     },
     /// Show an OCI layout's manifest, config and layers.
     Inspect {
-        /// LAYOUT or LAYOUT:TAG
+        /// LAYOUT or LAYOUT:TAG, or oci:LAYOUT[:TAG], oci-archive:FILE
         image: String,
         /// Which platform's manifest of an index to show (default: the only one, or the host's).
         #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]

@@ -135,9 +135,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             max_unpack_entries,
             args,
         } => {
-            let (dir, tag) = image::parse_layout_ref(&reference);
-            let loaded =
-                image::Layout::open(&dir)?.load_platform(tag.as_deref(), platform.as_ref())?;
+            // oci:/oci-archive: references as verify takes them, else LAYOUT[:TAG] as always.
+            let opened = match image::source::ImageSource::parse(&reference)? {
+                Some(source) => source
+                    .open(&reference, platform.as_ref())
+                    .with_context(|| format!("opening the image {reference}"))?,
+                None => {
+                    let (dir, tag) = image::parse_layout_ref(&reference);
+                    image::source::OpenedImage::from(
+                        image::Layout::open(&dir)?
+                            .load_platform(tag.as_deref(), platform.as_ref())?,
+                    )
+                }
+            };
+            let loaded = &opened.image;
             let args = (!args.is_empty()).then_some(args);
             let opts = run::RunOptions {
                 runtime: runtime(rt),
@@ -147,7 +158,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     max_entries: max_unpack_entries,
                 },
             };
-            let o = run::run_image(&loaded, args.as_deref(), &opts)?;
+            let o = run::run_image(loaded, args.as_deref(), &opts)?;
             use std::io::Write;
             std::io::stdout().write_all(&o.stdout)?;
             std::io::stderr().write_all(&o.stderr)?;
@@ -457,6 +468,32 @@ fn verify_cmd(
         RequireArg::Any => verify::Requirement::Any,
     };
     let mut tally = verify::Tally::default();
+    let mut files = Vec::new();
+    let mut images_pass = true;
+    for path in paths {
+        let arg = path.to_string_lossy();
+        match image::source::ImageSource::parse(&arg)? {
+            Some(source) => {
+                images_pass &= verify_image(
+                    &arg,
+                    &source,
+                    requirement,
+                    json,
+                    allow_nss_hazards,
+                    platform,
+                )?
+            }
+            None => files.push(path.clone()),
+        }
+    }
+    if files.is_empty() {
+        return Ok(if images_pass {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    let paths = &files;
     let stats = verify::verify_paths(paths, requirement, &mut |mut r| {
         if let Ok((_, findings)) = &mut r.result {
             *findings = verify::apply_nss_rule(
@@ -483,9 +520,121 @@ fn verify_cmd(
     if stats.reported > 1 || stats.directories > 0 {
         eprintln!("{}", cli::render::closing_line(&tally, &stats));
     }
-    Ok(if tally.all_passed() {
+    Ok(if tally.all_passed() && images_pass {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `verify IMAGE`: unpacked into a private temp dir (the unpacker refuses entries that reach
+/// outside it), the entrypoint resolved as a runtime would and judged, then every other ELF.
+/// True when the entrypoint will start and passes `require`.
+fn verify_image(
+    arg: &str,
+    source: &image::source::ImageSource,
+    requirement: verify::Requirement,
+    json: bool,
+    allow_nss_hazards: bool,
+    platform: Option<&recipe::Platform>,
+) -> Result<bool> {
+    let opened = source
+        .open(arg, platform)
+        .with_context(|| format!("opening the image {arg}"))?;
+    let loaded = &opened.image;
+    let tmp = tempfile::Builder::new()
+        .prefix("staticpack-verify-")
+        .tempdir()
+        .context("creating a temporary folder to unpack the image in")?;
+    let root = std::fs::canonicalize(tmp.path())?;
+    run::unpack(loaded, &root, &run::UnpackLimits::default())
+        .with_context(|| format!("unpacking the image {arg}"))?;
+    let config = loaded.config.config().clone().unwrap_or_default();
+    let command = verify::image::ImageCommand {
+        entrypoint: config.entrypoint().clone().unwrap_or_default(),
+        cmd: config.cmd().clone().unwrap_or_default(),
+        env: config.env().clone().unwrap_or_default(),
+        working_dir: config.working_dir().clone().filter(|w| !w.is_empty()),
+    };
+    let arch = loaded.config.architecture().to_string();
+    let image_platform = format!("{}/{arch}", loaded.config.os());
+    let judge = |r: &mut verify::FileReport| {
+        if let Ok((facts, findings)) = &mut r.result {
+            *findings = verify::apply_nss_rule(
+                std::mem::take(findings),
+                requirement,
+                allow_nss_hazards,
+                "or pass --allow-nss-hazards to accept it",
+            );
+            if let Some(wrong) = verify::check_platform(facts, &arch, &image_platform) {
+                findings.insert(0, wrong);
+            }
+        }
+    };
+    let mut analyze = |host: &std::path::Path| {
+        let mut one = None;
+        verify::verify_paths(&[host.to_path_buf()], requirement, &mut |r| one = Some(r));
+        let mut r =
+            one.filter(|r| !matches!(&r.result, Err(e) if e.kind == verify::ErrorKind::NotElf))?;
+        judge(&mut r);
+        r.path = verify::image::in_image_path(&root, &r.path);
+        Some(r)
+    };
+    let (start, entry) = verify::image::start(&root, &command, &mut analyze);
+    let entry_passes = entry
+        .as_ref()
+        .is_some_and(|r| r.status() == verify::Status::Pass);
+    let passes = start.starts() && entry_passes;
+    let argv = verify::image::argv(&command);
+    if json {
+        let line = serde_json::json!({
+            "schema_version": verify::SCHEMA_VERSION,
+            "image": arg,
+            "manifest_digest": loaded.manifest_digest.to_string(),
+            "platform": image_platform,
+            "argv": argv,
+            "start": start,
+            "starts": start.starts(),
+            "explanation": start.explain(),
+            "status": if passes { "pass" } else { "fail" },
+        });
+        println!("{line}");
+        if let Some(r) = &entry {
+            println!("{}", r.to_json());
+        }
+    } else {
+        println!(
+            "image    {arg} ({}, {image_platform})",
+            loaded.manifest_digest
+        );
+        println!("command  {}", serde_json::to_string(&argv)?);
+        if let Some(r) = &entry {
+            print!("{}", cli::render::report_text(r));
+        }
+        let verdict = if start.starts() { "yes" } else { "NO" };
+        println!("starts   {verdict}: {}", start.explain());
+    }
+    // The other ELF files: a helper the entrypoint execs, libraries, a second program.
+    let entry_path = entry.as_ref().map(|r| r.path.clone());
+    let mut others = 0usize;
+    verify::image::every_elf(&root, requirement, &mut |mut r| {
+        if Some(&r.path) == entry_path.as_ref() {
+            return;
+        }
+        others += 1;
+        judge(&mut r);
+        if json {
+            println!("{}", r.to_json());
+        } else {
+            print!("{}", cli::render::report_text(&r));
+        }
+    });
+    if !json {
+        eprintln!(
+            "{arg}: the entrypoint {}; {others} other ELF file{} in the image",
+            if passes { "starts" } else { "will not start" },
+            if others == 1 { "" } else { "s" }
+        );
+    }
+    Ok(passes)
 }

@@ -122,6 +122,12 @@ pub struct OpenedImage {
     _tmp: Option<tempfile::TempDir>,
 }
 
+impl From<super::LoadedImage> for OpenedImage {
+    fn from(image: super::LoadedImage) -> Self {
+        OpenedImage { image, _tmp: None }
+    }
+}
+
 /// Archives bigger than this are refused: the extraction is bounded, not the disk.
 const ARCHIVE_MAX: u64 = 64 << 30;
 

@@ -9,7 +9,7 @@
 //!   the entrypoint run in it by the builtin sandbox (`sandbox.rs`) or by runc (`runc.rs`),
 //!   its output captured (bounded) and the temporary root removed again.
 
-mod diagnose;
+pub(crate) mod diagnose;
 mod hardening;
 mod output;
 mod qemu;

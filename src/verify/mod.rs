@@ -14,6 +14,7 @@ mod classify;
 mod diagnose;
 mod facts;
 mod gobuildinfo;
+pub mod image;
 mod report;
 mod rustinfo;
 mod walk;
