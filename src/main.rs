@@ -556,6 +556,7 @@ fn verify_image(
         env: config.env().clone().unwrap_or_default(),
         working_dir: config.working_dir().clone().filter(|w| !w.is_empty()),
     };
+    let user = config.user().clone().filter(|u| !u.is_empty());
     let arch = loaded.config.architecture().to_string();
     let image_platform = format!("{}/{arch}", loaded.config.os());
     let judge = |r: &mut verify::FileReport| {
@@ -577,6 +578,11 @@ fn verify_image(
         let mut r =
             one.filter(|r| !matches!(&r.result, Err(e) if e.kind == verify::ErrorKind::NotElf))?;
         judge(&mut r);
+        // Static is not enough: the files it will look for, against the image's.
+        if let (Ok((_, findings)), Ok(bytes)) = (&mut r.result, std::fs::read(host)) {
+            let needs = verify::needs::runtime_needs(&bytes);
+            findings.extend(verify::needs::unmet(&root, &needs, user.as_deref()));
+        }
         r.path = verify::image::in_image_path(&root, &r.path);
         Some(r)
     };

@@ -42,6 +42,38 @@ fn the_program_works_on_static_and_fails_on_scratch() {
     let scratch = recipe("go-static-base").join("scratch.toml");
     let run = staticpack(work.path(), &["build", scratch.to_str().unwrap()]);
     run.ok();
+    // verify IMAGE finds those four failures from the binary and the image's files alone,
+    // without running it; on the static base only netbase's files are missing.
+    let codes = |image: &str| -> Vec<String> {
+        let run = staticpack(work.path(), &["verify", "--json", image]);
+        let entry: serde_json::Value = serde_json::from_str(
+            run.ok()
+                .stdout
+                .lines()
+                .nth(1)
+                .expect("the entrypoint's object"),
+        )
+        .unwrap();
+        (entry["findings"].as_array().unwrap().iter())
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        codes("oci:out/go-static-base-scratch"),
+        [
+            "missing-ca-certificates",
+            "missing-zoneinfo",
+            "missing-passwd",
+            "missing-hosts",
+            "missing-nsswitch-conf",
+            "missing-services",
+            "missing-protocols"
+        ]
+    );
+    assert_eq!(
+        codes("oci:out/go-static-base"),
+        ["missing-services", "missing-protocols"]
+    );
     // Same base layer in two recipes: byte-identical, so registries share it.
     let other = staticpack(
         work.path(),

@@ -15,6 +15,7 @@ mod diagnose;
 mod facts;
 mod gobuildinfo;
 pub mod image;
+pub mod needs;
 mod report;
 mod rustinfo;
 mod walk;
