@@ -42,6 +42,16 @@ fn the_program_works_on_static_and_fails_on_scratch() {
     let scratch = recipe("go-static-base").join("scratch.toml");
     let run = staticpack(work.path(), &["build", scratch.to_str().unwrap()]);
     run.ok();
+    // build says so before the proof runs, with the base that fixes it.
+    let warned = run.stderr.find("warning: no CA certificates in the image");
+    let proved = run.stderr.find("run     ok");
+    assert!(warned.is_some() && warned < proved, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning: no /etc/passwd in the image")
+            && run.stderr.contains("fix: base = \"static\""),
+        "{}",
+        run.stderr
+    );
     // verify IMAGE finds those four failures from the binary and the image's files alone,
     // without running it; on the static base only netbase's files are missing.
     let codes = |image: &str| -> Vec<String> {

@@ -582,13 +582,15 @@ pub fn build_with(
         Some(tree) => Some(installed_entries(tree)?),
         None => None,
     };
-    let (facts, verdict, warnings, binary_digest) = match &installed {
+    let mut runtime_needs = Vec::new();
+    let (facts, verdict, mut warnings, binary_digest) = match &installed {
         None => {
             let bytes =
                 std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
             let mut facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
             linked_libc_fallback(&mut facts, recipe);
             let binary_digest = Digest::of_bytes(&bytes);
+            runtime_needs = verify::needs::runtime_needs(&bytes);
             drop(bytes);
             let verdict = verify::summary(&facts);
             events(Event::Verified { verdict: &verdict });
@@ -645,6 +647,21 @@ pub fn build_with(
         digest: &staged.manifest_digest,
         layers: staged.layers.len(),
     });
+
+    // Static is not enough: the files the program will look for, against the image's, before
+    // the run proof (which may not exercise them) — warnings that name the base or file to add.
+    if !runtime_needs.is_empty() {
+        let root = staging.path().join("needs-root");
+        std::fs::create_dir(&root).at("creating", &root)?;
+        let image = image::Layout::open(&staged_layout)?.load(Some(&recipe.image.settings.tag))?;
+        crate::run::unpack(&image, &root, &crate::run::UnpackLimits::default())?;
+        let user = recipe.image.user.as_ref().map(ToString::to_string);
+        for finding in verify::needs::unmet(&root, &runtime_needs, user.as_deref()) {
+            events(Event::Warning(&finding));
+            warnings.push(finding);
+        }
+        std::fs::remove_dir_all(&root).at("removing", &root)?;
+    }
 
     let proof = match (&recipe.test, opts.run) {
         (Some(test), true) => Some(prove(
