@@ -99,7 +99,7 @@ pub enum Command {
         Plain HTTP is used only for loopback registries or ones named with --insecure-registry."
     )]
     Push {
-        /// LAYOUT or LAYOUT:TAG, or oci:LAYOUT[:TAG], oci-archive:FILE
+        /// LAYOUT or LAYOUT:TAG
         image: String,
         /// Where to push: REGISTRY/REPO[:TAG] or REGISTRY/REPO@sha256:…
         #[arg(required = true, value_name = "REFERENCE")]
@@ -123,7 +123,7 @@ pub enum Command {
     },
     /// Show an OCI layout's manifest, config and layers.
     Inspect {
-        /// LAYOUT or LAYOUT:TAG, or oci:LAYOUT[:TAG], oci-archive:FILE
+        /// LAYOUT or LAYOUT:TAG
         image: String,
         /// Which platform's manifest of an index to show (default: the only one, or the host's).
         #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
@@ -171,8 +171,8 @@ pub struct BuildArgs {
     /// and compare every blob; on a difference, name the layer, file, offset and ELF section.
     #[arg(long)]
     pub check_repro: bool,
-    /// Which SBOMs to attach to the image as OCI referrers (`none` for registries that refuse
-    /// artifact manifests).
+    /// Which SBOMs to attach to the image as OCI referrers (the in-toto statements are always
+    /// attached; for registries that refuse artifact manifests, push with --no-referrers).
     #[arg(long, value_enum, default_value_t = SbomArg::Both)]
     pub sbom: SbomArg,
     /// DSSE-sign the in-toto statements with this key (PKCS#8 PEM, ed25519 or ECDSA P-256).
@@ -228,6 +228,10 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// Push the image without its SBOMs and attestations (the OCI 1.1 artifact manifests about
+    /// it), for registries that refuse artifacts.
+    #[arg(long)]
+    pub no_referrers: bool,
 }
 
 /// "4096", "512K", "16G", "1TiB": bytes, with powers of 1024 for the suffixes.

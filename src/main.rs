@@ -277,7 +277,7 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         push_to = RegistryPush {
             targets: parse_references(&a.push)?,
             client: client_options(&a.registry),
-            options: push_options(cache.as_ref()),
+            options: push_options(cache.as_ref(), &a.registry),
             progress: terminal.as_ref(),
         };
         publishers.push(&push_to);
@@ -394,9 +394,13 @@ fn client_options(args: &cli::RegistryArgs) -> registry::ClientOptions {
     }
 }
 
-fn push_options(cache: Option<&staticpack::cache::CacheDir>) -> registry::PushOptions {
+fn push_options(
+    cache: Option<&staticpack::cache::CacheDir>,
+    args: &cli::RegistryArgs,
+) -> registry::PushOptions {
     registry::PushOptions {
         blob_cache: cache.map(|c| c.blob_locations()),
+        referrers: !args.no_referrers,
         ..Default::default()
     }
 }
@@ -439,7 +443,7 @@ fn push_layout(
         tag,
         &targets,
         &client_options(args),
-        &push_options(cache),
+        &push_options(cache, args),
         progress.as_ref(),
     )
     .with_context(|| format!("pushing {}", dir.display()))?;

@@ -381,6 +381,52 @@ fn c_and_go_sboms_validate_and_the_referrers_are_found_through_the_fallback_tag(
     image.ok();
     let image: Value = serde_json::from_str(&image.stdout).unwrap();
     assert_eq!(image["Digest"], go_digest.as_str());
+
+    // --no-referrers, for registries that refuse artifacts: the image alone, no fallback tag.
+    let bare = format!("{}/supply/bare:v1", registry.host());
+    let run = staticpack(
+        work.path(),
+        &[
+            "push",
+            go_layout.to_str().unwrap(),
+            &bare,
+            "--insecure-registry",
+            &registry.host(),
+            "--no-referrers",
+        ],
+    );
+    run.ok();
+    assert!(!run.stderr.contains("referrer"), "{}", run.stderr);
+    let bare_base = format!("docker://{}/supply/bare", registry.host());
+    let pushed = tool(
+        &skopeo,
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("{bare_base}:v1"),
+        ],
+        work.path(),
+    );
+    pushed.ok();
+    let missing = tool(
+        &skopeo,
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("{bare_base}:{tag}"),
+        ],
+        work.path(),
+    );
+    assert_ne!(missing.code, 0, "{}", missing.stdout);
+    let tags = tool(
+        &skopeo,
+        &["list-tags", "--tls-verify=false", &bare_base],
+        work.path(),
+    );
+    let tags: Value = serde_json::from_str(&tags.ok().stdout).unwrap();
+    assert_eq!(tags["Tags"], serde_json::json!(["v1"]), "{tags}");
 }
 
 #[test]

@@ -24,6 +24,15 @@ pub enum RegistryError {
         layout: std::path::PathBuf,
         reason: String,
     },
+    /// The registry refused an artifact manifest (an SBOM or statement about the image).
+    #[error(
+        "the registry refused the referrer {digest} ({artifact_type}, an OCI 1.1 artifact manifest about the image): {answer}\n  Fix: push with --no-referrers (the image alone, without its SBOMs and attestations), or push to a registry that stores OCI artifacts"
+    )]
+    ReferrerRefused {
+        digest: String,
+        artifact_type: String,
+        answer: Box<RegistryError>,
+    },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
     #[error("{registry}: cannot {action}{}: authentication required (HTTP 401{}). {hint}", in_repo(.repository), with_detail(.detail))]

@@ -34,6 +34,9 @@ pub struct PushOptions {
     /// Where to remember which repositories hold which blobs, for mounts across runs
     /// ([`crate::cache::CacheDir::blob_locations`] in the CLI). `None`: only this run's knowledge.
     pub blob_cache: Option<PathBuf>,
+    /// Push the layout's SBOMs and statements with the image (false: the image alone, for
+    /// registries that refuse artifact manifests).
+    pub referrers: bool,
 }
 
 impl Default for PushOptions {
@@ -43,6 +46,7 @@ impl Default for PushOptions {
             concurrency: 4,
             mount_from: Vec::new(),
             blob_cache: None,
+            referrers: true,
         }
     }
 }
@@ -221,6 +225,9 @@ impl Client {
         report: &mut PushReport,
         p: &dyn Progress,
     ) -> Result<(), RegistryError> {
+        if !options.referrers {
+            return Ok(());
+        }
         let layout = crate::image::Layout::open(&image.dir)?;
         let referrers = crate::supply::referrers(&layout, image.digest()).map_err(|e| {
             RegistryError::Referrers {
@@ -266,15 +273,7 @@ impl Client {
                 layout: image.dir.clone(),
                 reason: format!("reading {}: {e}", path.display()),
             })?;
-            let manifest = LocalManifest {
-                digest: r.digest.clone(),
-                media_type: crate::supply::MANIFEST_MEDIA_TYPE.to_owned(),
-                bytes,
-                blobs: Vec::new(),
-                children: Vec::new(),
-                platform: None,
-            };
-            self.put_manifest(reg, repository, &r.digest.to_string(), &manifest, p)?;
+            self.put_referrer(reg, repository, r, bytes, p)?;
         }
         let fallback_tag = if self.has_referrers_api(reg, repository, image.digest(), p)? {
             None
@@ -879,6 +878,32 @@ impl Client {
             pushed.insert(child.digest.clone());
         }
         Ok(())
+    }
+
+    /// One artifact manifest, by digest; a refusal says which artifact and how to push
+    /// without them.
+    pub(super) fn put_referrer(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        referrer: &crate::supply::Referrer,
+        bytes: Vec<u8>,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
+        let manifest = LocalManifest {
+            digest: referrer.digest.clone(),
+            media_type: crate::supply::MANIFEST_MEDIA_TYPE.to_owned(),
+            bytes,
+            blobs: Vec::new(),
+            children: Vec::new(),
+            platform: None,
+        };
+        self.put_manifest(reg, repository, &referrer.digest.to_string(), &manifest, p)
+            .map_err(|answer| RegistryError::ReferrerRefused {
+                digest: referrer.digest.to_string(),
+                artifact_type: referrer.artifact_type.clone(),
+                answer: Box::new(answer),
+            })
     }
 
     fn put_manifest(

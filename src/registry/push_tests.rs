@@ -284,3 +284,47 @@ fn a_manifest_the_registry_stored_altered_or_lost_fails_the_push() {
         fake.assert_done();
     }
 }
+
+#[test]
+fn a_registry_refusing_an_artifact_manifest_is_quoted_with_the_way_around_it() {
+    let bytes = br#"{"schemaVersion":2,"artifactType":"application/spdx+json"}"#.to_vec();
+    let referrer = crate::supply::Referrer {
+        digest: Digest::of_bytes(&bytes),
+        size: bytes.len() as u64,
+        artifact_type: "application/spdx+json".into(),
+        annotations: Default::default(),
+        layer_media_type: "application/spdx+json".into(),
+        layer_digest: Digest::of_bytes(b"{}"),
+        layer_size: 2,
+        title: None,
+    };
+    let (client, fake) = client(vec![
+        expect("GET", "/v2/", answer(200, &[], "{}")),
+        expect(
+            "PUT",
+            &format!("/v2/app/manifests/{}", referrer.digest),
+            answer(
+                400,
+                &[("content-type", "application/json")],
+                r#"{"errors":[{"code":"MANIFEST_INVALID","message":"artifactType is not supported"}]}"#,
+            ),
+        ),
+    ]);
+    let reg = client.registry("registry.test", &NoProgress).unwrap();
+    let err = client
+        .put_referrer(&reg, "app", &referrer, bytes, &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::ReferrerRefused { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("refused the referrer")
+            && text.contains("application/spdx+json")
+            && text.contains("artifactType is not supported")
+            && text.contains("--no-referrers"),
+        "{text}"
+    );
+    fake.assert_done();
+}
