@@ -46,7 +46,7 @@ pub enum Command {
         The --json schema (one object per line, with schema_version) is in docs/verify-json.md."
     )]
     Verify {
-        /// ELF files, directories to walk, or images (oci:LAYOUT[:TAG], oci-archive:FILE).
+        /// ELF files, directories to walk, or images (oci:LAYOUT[:TAG], oci-archive:FILE, docker-archive:FILE).
         #[arg(required = true, value_name = "PATH|IMAGE")]
         binaries: Vec<PathBuf>,
         /// Exit 1 when a file falls short of this.

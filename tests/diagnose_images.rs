@@ -139,6 +139,21 @@ fn a_dynamic_program_without_its_loader_will_not_start_and_says_why() {
         run.stdout
     );
     assert!(run.stderr.contains("will not start"), "{}", run.stderr);
+    // The same image as skopeo writes a docker archive (with its legacy layer.tar links).
+    let archive = tmp.path().join("docker.tar");
+    tool(
+        Command::new("skopeo")
+            .args(["copy", "-q", image.as_str()])
+            .arg(format!("docker-archive:{}", archive.display())),
+    );
+    let run = verify(tmp.path(), &format!("docker-archive:{}", archive.display()));
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("lacks {TRUE_LOADER} (needed by /app)")),
+        "{}",
+        run.stdout
+    );
     // The run proof agrees, in the same words.
     let run = staticpack(tmp.path(), &["run", &image]);
     assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);

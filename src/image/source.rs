@@ -1,6 +1,6 @@
 //! Image-source references for `verify IMAGE` / `run IMAGE` (issue 16): which transport an
-//! argument names, and loading it. `oci:` and `oci-archive:` load so far; the other transports
-//! are refused with a clear error until their readers exist.
+//! argument names, and loading it. `oci:`, `oci-archive:` and `docker-archive:` load (the
+//! archives into a private temp dir); `docker://` is refused with a clear error until pull exists.
 
 use crate::registry::{Reference, ReferenceError};
 use std::path::PathBuf;
@@ -87,6 +87,14 @@ impl ImageSource {
                     _tmp: Some(tmp),
                 })
             }
+            Self::DockerArchive(file) => {
+                let tmp = docker_archive_as_layout(file)?;
+                let image = super::Layout::open(tmp.path())?.load_platform(None, platform)?;
+                Ok(OpenedImage {
+                    image,
+                    _tmp: Some(tmp),
+                })
+            }
             _ => Ok(OpenedImage {
                 image: self.load(input, platform)?,
                 _tmp: None,
@@ -110,7 +118,7 @@ impl ImageSource {
                 Ok(super::Layout::open(path)?.load_platform(tag.as_deref(), platform)?)
             }
             Self::OciArchive(_) => Err(unsupported("oci-archive: (use open)")),
-            Self::DockerArchive(_) => Err(unsupported("docker-archive:")),
+            Self::DockerArchive(_) => Err(unsupported("docker-archive: (use open)")),
             Self::Registry(_) => Err(unsupported("docker://")),
         }
     }
@@ -173,6 +181,230 @@ fn extract_oci_archive(file: &std::path::Path) -> Result<tempfile::TempDir, Sour
         std::io::copy(&mut entry, &mut out).map_err(|e| bad(format!("extracting {name}: {e}")))?;
     }
     Ok(tmp)
+}
+
+/// `manifest.json` of a `docker save` / `skopeo copy … docker-archive:` tar.
+#[derive(serde::Deserialize)]
+struct DockerArchiveImage {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+/// Bounds on the JSON files of a docker archive (real ones are a few KiB).
+const DOCKER_JSON_MAX: u64 = 4 << 20;
+
+/// A docker archive turned into an OCI layout in a private temp dir: its regular files
+/// extracted under `raw/` (names checked: relative, no `..`; links and devices refused), then
+/// the config and layers named by `manifest.json` hashed into `blobs/sha256/`, with an OCI
+/// manifest and index.json written over them — so the layout reader's digest checks and the
+/// unpacker's path rules apply as for any layout.
+fn docker_archive_as_layout(file: &std::path::Path) -> Result<tempfile::TempDir, SourceError> {
+    use std::io::Read;
+    let bad = |reason: String| SourceError::BadArchive {
+        archive: file.to_owned(),
+        reason,
+    };
+    let f = std::fs::File::open(file).map_err(|e| bad(format!("opening: {e}")))?;
+    let tmp = tempfile::tempdir().map_err(|e| bad(format!("creating a temp dir: {e}")))?;
+    let raw = tmp.path().join("raw");
+    let mut links = std::collections::BTreeMap::<std::path::PathBuf, std::path::PathBuf>::new();
+    let mut archive = tar::Archive::new(f.take(ARCHIVE_MAX));
+    let entries = archive
+        .entries()
+        .map_err(|e| bad(format!("reading: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("reading: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| bad(format!("entry name: {e}")))?
+            .into_owned();
+        let name = path.to_string_lossy().into_owned();
+        let safe = path.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        if !safe {
+            return Err(bad(format!(
+                "entry {name:?} reaches outside the archive (absolute or ..)"
+            )));
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        // Links are never created: remembered by name, resolved inside the archive when
+        // manifest.json names one (docker's legacy `<id>/layer.tar -> ../<digest>.tar`).
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .map_err(|e| bad(format!("entry {name:?}: {e}")))?
+                .ok_or_else(|| bad(format!("entry {name:?}: a link without a target")))?;
+            let base = if kind.is_symlink() {
+                path.parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default()
+            } else {
+                std::path::PathBuf::new()
+            };
+            let resolved = inside_archive(&base.join(&target)).ok_or_else(|| {
+                bad(format!(
+                    "link {name:?} -> {target:?} reaches outside the archive"
+                ))
+            })?;
+            links.insert(inside_archive(&path).unwrap_or_default(), resolved);
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(bad(format!(
+                "entry {name:?} is a {kind:?}, not a regular file: only files are read from a docker archive"
+            )));
+        }
+        let dest = raw.join(&path);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| bad(format!("extracting {name}: {e}")))?;
+        }
+        let mut out =
+            std::fs::File::create(&dest).map_err(|e| bad(format!("extracting {name}: {e}")))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| bad(format!("extracting {name}: {e}")))?;
+    }
+    // A member manifest.json names: inside the archive, through its links, a regular file.
+    let member = |name: &str| -> Result<std::path::PathBuf, SourceError> {
+        let mut rel = inside_archive(std::path::Path::new(name))
+            .ok_or_else(|| bad(format!("manifest.json names {name:?}, outside the archive")))?;
+        for _ in 0..8 {
+            match links.get(&rel) {
+                Some(target) => rel = target.clone(),
+                None => break,
+            }
+        }
+        let path = raw.join(&rel);
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| bad(format!("{name} (named by manifest.json): {e}")))?;
+        if !meta.is_file() {
+            return Err(bad(format!(
+                "{name} (named by manifest.json) is not a file"
+            )));
+        }
+        Ok(path)
+    };
+    let read_json = |name: &str| -> Result<Vec<u8>, SourceError> {
+        let path = member(name)?;
+        let f = std::fs::File::open(&path)
+            .map_err(|e| bad(format!("{name} (named by manifest.json): {e}")))?;
+        let mut bytes = Vec::new();
+        f.take(DOCKER_JSON_MAX + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("reading {name}: {e}")))?;
+        if bytes.len() as u64 > DOCKER_JSON_MAX {
+            return Err(bad(format!(
+                "{name} is larger than {DOCKER_JSON_MAX} bytes"
+            )));
+        }
+        Ok(bytes)
+    };
+    let manifest: Vec<DockerArchiveImage> = serde_json::from_slice(&read_json("manifest.json")?)
+        .map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let image = match manifest.as_slice() {
+        [one] => one,
+        [] => return Err(bad("manifest.json lists no image".into())),
+        many => {
+            return Err(bad(format!(
+                "manifest.json lists {} images; copy the one to check into a layout: skopeo copy docker-archive:FILE:REPO:TAG oci:DIR",
+                many.len()
+            )));
+        }
+    };
+    let blobs = tmp.path().join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).map_err(|e| bad(format!("creating blobs: {e}")))?;
+    // Moves a member (checked to be one of the extracted files) to its digest's name.
+    let to_blob = |name: &str| -> Result<(crate::digest::Digest, u64, [u8; 4]), SourceError> {
+        let path = member(name)?;
+        let size = std::fs::metadata(&path)
+            .map_err(|e| bad(format!("{name}: {e}")))?
+            .len();
+        let mut f = std::fs::File::open(&path).map_err(|e| bad(format!("{name}: {e}")))?;
+        let mut magic = [0u8; 4];
+        let _ = f.read(&mut magic);
+        let mut f = std::fs::File::open(&path).map_err(|e| bad(format!("{name}: {e}")))?;
+        let digest = crate::digest::Digest::of_reader(&mut f)
+            .map_err(|e| bad(format!("hashing {name}: {e}")))?;
+        let dest = blobs.join(digest.hex());
+        // A link, not a move: manifest.json may name one member twice.
+        if !dest.exists() {
+            std::fs::hard_link(&path, &dest).map_err(|e| bad(format!("linking {name}: {e}")))?;
+        }
+        Ok((digest, size, magic))
+    };
+    // Bounded like every JSON file here; the layout reader parses it.
+    read_json(&image.config)?;
+    let (config_digest, config_size, _) = to_blob(&image.config)?;
+    let mut layers = Vec::new();
+    for layer in &image.layers {
+        let (digest, size, magic) = to_blob(layer)?;
+        let media_type = match magic {
+            [0x1f, 0x8b, ..] => "application/vnd.oci.image.layer.v1.tar+gzip",
+            [0x28, 0xb5, 0x2f, 0xfd] => "application/vnd.oci.image.layer.v1.tar+zstd",
+            _ => "application/vnd.oci.image.layer.v1.tar",
+        };
+        layers.push(serde_json::json!({
+            "mediaType": media_type, "digest": digest.to_string(), "size": size,
+        }));
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config_size,
+        },
+        "layers": layers,
+    }))
+    .map_err(|e| bad(format!("writing the manifest: {e}")))?;
+    let manifest_digest = crate::digest::Digest::of_bytes(&manifest);
+    let write = |path: std::path::PathBuf, bytes: &[u8]| {
+        std::fs::write(&path, bytes).map_err(|e| bad(format!("writing {}: {e}", path.display())))
+    };
+    write(blobs.join(manifest_digest.hex()), &manifest)?;
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest.to_string(),
+            "size": manifest.len(),
+        }],
+    }))
+    .map_err(|e| bad(format!("writing index.json: {e}")))?;
+    write(tmp.path().join("index.json"), &index)?;
+    write(
+        tmp.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    std::fs::remove_dir_all(&raw).map_err(|e| bad(format!("removing raw/: {e}")))?;
+    Ok(tmp)
+}
+
+/// `path` with `.` and `..` folded, if it stays inside the archive's root.
+fn inside_archive(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(p) => out.push(p),
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 fn is_alg_dir(name: &str) -> bool {
@@ -370,5 +602,106 @@ mod tests {
         assert!(ImageSource::parse("oci-archive:").is_err());
         assert!(ImageSource::parse("docker://").is_err());
         assert!(ImageSource::parse("docker://UPPER/Case").is_err());
+    }
+
+    /// A docker archive of `entries`: (name, regular file bytes) or (name, "->target") links.
+    fn docker_tar(dir: &std::path::Path, entries: &[(&str, &[u8])]) -> std::path::PathBuf {
+        let file = dir.join("d.tar");
+        let mut b = tar::Builder::new(std::fs::File::create(&file).unwrap());
+        for (name, bytes) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            match bytes.strip_prefix(b"->") {
+                Some(target) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    h.set_link_name(std::str::from_utf8(target).unwrap())
+                        .unwrap();
+                    b.append_data(&mut h, name, std::io::empty()).unwrap();
+                }
+                None => {
+                    h.set_size(bytes.len() as u64);
+                    // set_path would refuse `..`: write the name bytes directly.
+                    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+                    h.set_cksum();
+                    b.append(&h, *bytes).unwrap();
+                }
+            }
+        }
+        b.finish().unwrap();
+        file
+    }
+
+    #[test]
+    fn docker_archives_become_layouts_and_hostile_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = br#"{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/app"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let manifest = br#"[{"Config":"c.json","RepoTags":["x:1"],"Layers":["id/layer.tar"]}]"#;
+        let mut layer = tar::Builder::new(Vec::new());
+        layer.finish().unwrap();
+        let layer = layer.into_inner().unwrap();
+        let file = docker_tar(
+            dir.path(),
+            &[
+                ("manifest.json", manifest),
+                ("c.json", config),
+                ("l.tar", &layer),
+                ("id/layer.tar", b"->../l.tar"),
+            ],
+        );
+        let arg = format!("docker-archive:{}", file.display());
+        let opened = ImageSource::parse(&arg)
+            .unwrap()
+            .unwrap()
+            .open(&arg, None)
+            .unwrap();
+        assert_eq!(opened.image.layers.len(), 1);
+        assert_eq!(
+            opened.image.layers[0].media_type,
+            "application/vnd.oci.image.layer.v1.tar"
+        );
+        opened.image.verify_layers().unwrap();
+
+        for (entries, want) in [
+            (
+                vec![("manifest.json", &manifest[..]), ("../x", &b"x"[..])],
+                "reaches outside the archive",
+            ),
+            (
+                vec![
+                    ("manifest.json", &manifest[..]),
+                    ("id/layer.tar", &b"->../../etc/passwd"[..]),
+                ],
+                "reaches outside the archive",
+            ),
+            (
+                vec![(
+                    "manifest.json",
+                    &br#"[{"Config":"../c.json","Layers":[]}]"#[..],
+                )],
+                "outside the archive",
+            ),
+            (
+                vec![(
+                    "manifest.json",
+                    &br#"[{"Config":"/etc/passwd","Layers":[]}]"#[..],
+                )],
+                "outside the archive",
+            ),
+            (vec![("manifest.json", &b"[]"[..])], "lists no image"),
+        ] {
+            let sub = tempfile::tempdir().unwrap();
+            let file = docker_tar(sub.path(), &entries);
+            let arg = format!("docker-archive:{}", file.display());
+            let err = ImageSource::parse(&arg)
+                .unwrap()
+                .unwrap()
+                .open(&arg, None)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(err.contains(want), "{want}: {err}");
+            assert!(!sub.path().join("x").exists() && !dir.path().join("x").exists());
+        }
     }
 }
