@@ -329,7 +329,7 @@ fn docker_archive_as_layout(file: &std::path::Path) -> Result<tempfile::TempDir,
         let mut f = std::fs::File::open(&path).map_err(|e| bad(format!("{name}: {e}")))?;
         let mut magic = [0u8; 4];
         let _ = f.read(&mut magic);
-        let mut f = std::fs::File::open(&path).map_err(|e| bad(format!("{name}: {e}")))?;
+        std::io::Seek::rewind(&mut f).map_err(|e| bad(format!("{name}: {e}")))?;
         let digest = crate::digest::Digest::of_reader(&mut f)
             .map_err(|e| bad(format!("hashing {name}: {e}")))?;
         let dest = blobs.join(digest.hex());

@@ -207,11 +207,7 @@ fn needs(root: &Path, path: &str, interpreter: Option<&str>, needed: &[String]) 
         out.push(Needed {
             name: interp.to_owned(),
             by: path.to_owned(),
-            found: resolve_in_root(root, Path::new(interp), Walk::Lookup)
-                .ok()
-                .flatten()
-                .filter(|p| p.is_file())
-                .map(|_| interp.to_owned()),
+            found: file_in_root(root, interp).map(|_| interp.to_owned()),
         });
     }
     let mut seen = BTreeSet::new();
@@ -255,13 +251,17 @@ fn find_library(root: &Path, name: &str) -> Option<(String, PathBuf)> {
     } else {
         LIBRARY_DIRS.iter().map(|d| format!("{d}/{name}")).collect()
     };
-    candidates.into_iter().find_map(|c| {
-        resolve_in_root(root, Path::new(&c), Walk::Lookup)
-            .ok()
-            .flatten()
-            .filter(|p| p.is_file())
-            .map(|p| (c, p))
-    })
+    candidates
+        .into_iter()
+        .find_map(|c| file_in_root(root, &c).map(|p| (c, p)))
+}
+
+/// The host path of the regular file at in-image `path`, symlinks followed inside `root`.
+pub(crate) fn file_in_root(root: &Path, path: &str) -> Option<PathBuf> {
+    resolve_in_root(root, Path::new(path), Walk::Lookup)
+        .ok()
+        .flatten()
+        .filter(|p| p.is_file())
 }
 
 /// Every ELF file in the image root, with its path as the image names it.

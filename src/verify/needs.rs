@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
+use super::image::file_in_root as present;
 use super::{Finding, Severity};
-use crate::run::unpack::{Walk, resolve_in_root};
 
 /// One kind of file a program reads at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -156,13 +156,6 @@ pub fn runtime_needs(bytes: &[u8]) -> Vec<Need> {
         needs.retain(|n| *n != Need::NsswitchConf);
     }
     needs
-}
-
-fn present(root: &Path, path: &str) -> Option<std::path::PathBuf> {
-    resolve_in_root(root, Path::new(path), Walk::Lookup)
-        .ok()
-        .flatten()
-        .filter(|p| p.is_file())
 }
 
 /// The needs the image unpacked at `root` does not meet, and a `user` (the config's `User`)
