@@ -11,6 +11,12 @@ mkdir -p "$files/etc/ssl/certs"
 cp /etc/ssl/certs/ca-certificates.crt "$files/etc/ssl/certs/ca-certificates.crt"
 echo "  digest = \"sha256:$(sha256sum "$files/etc/ssl/certs/ca-certificates.crt" | cut -d' ' -f1)\""
 
+echo "netbase $(dpkg-query -W -f='${Version}' netbase)"
+for f in services protocols; do
+  cp "/etc/$f" "$files/etc/$f"
+  echo "  /etc/$f digest = \"sha256:$(sha256sum "$files/etc/$f" | cut -d' ' -f1)\""
+done
+
 echo "tzdata $(dpkg-query -W -f='${Version}' tzdata)"
 rm -rf "$files/usr/share/zoneinfo"
 mkdir -p "$files/usr/share"
