@@ -40,13 +40,14 @@ pub enum Command {
     Build(BuildArgs),
     /// Tell whether ELF files are static, static-pie or dynamic, how they are hardened, and why.
     #[command(
-        after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello\n  staticpack verify oci:out/hello-c            will this image's entrypoint start? (also oci-archive:FILE)\n  staticpack verify --json /usr/bin | jq -r 'select(.facts.linkage != \"dynamic\") | .path'\n\n\
+        after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello\n  staticpack verify oci:out/hello-c            will this image's entrypoint start? (also oci-archive:FILE)\n  staticpack verify docker://ghcr.io/org/app:1.0   pulled into a private temp dir, then judged\n  staticpack verify --json /usr/bin | jq -r 'select(.facts.linkage != \"dynamic\") | .path'\n\n\
         Directories are walked (symlinks inside them are not followed; non-ELF files are skipped).\n\
         Exit status: 0 every file passes, 1 a file falls short of --require or cannot be read, 2 usage error.\n\
         The --json schema (one object per line, with schema_version) is in docs/verify-json.md."
     )]
     Verify {
-        /// ELF files, directories to walk, or images (oci:LAYOUT[:TAG], oci-archive:FILE, docker-archive:FILE).
+        /// ELF files, directories to walk, or images (oci:LAYOUT[:TAG], oci-archive:FILE,
+        /// docker-archive:FILE, docker://REGISTRY/REPO[:TAG|@DIGEST]).
         #[arg(required = true, value_name = "PATH|IMAGE")]
         binaries: Vec<PathBuf>,
         /// Exit 1 when a file falls short of this.
@@ -63,13 +64,18 @@ pub enum Command {
         /// fail there with "exec format error".
         #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
         platform: Option<staticpack::recipe::Platform>,
+        /// For docker:// images: allow plain HTTP (or TLS without verification) for this
+        /// registry (repeatable; loopback registries always are).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure_registry: Vec<String>,
     },
     /// Run an image's entrypoint from an OCI layout in an empty root (no libc, nothing from the host).
     #[command(
         after_help = "Examples:\n  staticpack run out/hello-c\n  staticpack run out/hello-c:latest --runtime runc -- --selftest"
     )]
     Run {
-        /// LAYOUT or LAYOUT:TAG, or oci:LAYOUT[:TAG], oci-archive:FILE
+        /// LAYOUT or LAYOUT:TAG, or oci:LAYOUT[:TAG], oci-archive:FILE, docker-archive:FILE,
+        /// docker://REGISTRY/REPO[:TAG|@DIGEST]
         image: String,
         #[arg(long, value_enum, default_value_t = RuntimeArg::Builtin)]
         runtime: RuntimeArg,
@@ -87,6 +93,10 @@ pub enum Command {
         /// Refuse an image whose layers hold more entries than this.
         #[arg(long, value_name = "N", default_value_t = 1_000_000)]
         max_unpack_entries: u64,
+        /// For docker:// images: allow plain HTTP (or TLS without verification) for this
+        /// registry (repeatable; loopback registries always are).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure_registry: Vec<String>,
         /// Arguments replacing the image's Cmd.
         #[arg(last = true)]
         args: Vec<String>,

@@ -68,6 +68,11 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// The bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// Returns the inner writer, the digest and the byte count of what went through.
     pub fn finish(self) -> (W, Digest, u64) {
         let digest = Digest::from_raw(&self.hasher.finalize());

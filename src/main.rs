@@ -119,12 +119,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             json,
             allow_nss_hazards,
             platform,
+            insecure_registry,
         } => verify_cmd(
             &binaries,
             require,
             json,
             allow_nss_hazards,
             platform.as_ref(),
+            &pull_options(insecure_registry),
         ),
         Command::Run {
             image: reference,
@@ -133,12 +135,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             timeout,
             max_unpack_bytes,
             max_unpack_entries,
+            insecure_registry,
             args,
         } => {
             // oci:/oci-archive: references as verify takes them, else LAYOUT[:TAG] as always.
             let opened = match image::source::ImageSource::parse(&reference)? {
                 Some(source) => source
-                    .open(&reference, platform.as_ref())
+                    .open_with(
+                        &reference,
+                        platform.as_ref(),
+                        &pull_options(insecure_registry),
+                    )
                     .with_context(|| format!("opening the image {reference}"))?,
                 None => {
                     let (dir, tag) = image::parse_layout_ref(&reference);
@@ -386,6 +393,16 @@ fn parse_references(references: &[String]) -> Result<Vec<registry::Reference>> {
         .collect()
 }
 
+/// Registry options for `verify`/`run` of a docker:// image: a layer may take a while, so one
+/// request may run long (a stalled one still fails by the response timeout).
+fn pull_options(insecure_registries: Vec<String>) -> registry::ClientOptions {
+    registry::ClientOptions {
+        insecure_registries,
+        request_timeout: Duration::from_secs(30 * 60),
+        ..Default::default()
+    }
+}
+
 fn client_options(args: &cli::RegistryArgs) -> registry::ClientOptions {
     registry::ClientOptions {
         insecure_registries: args.insecure_registry.clone(),
@@ -465,6 +482,7 @@ fn verify_cmd(
     json: bool,
     allow_nss_hazards: bool,
     platform: Option<&recipe::Platform>,
+    pull: &registry::ClientOptions,
 ) -> Result<ExitCode> {
     let requirement = match require {
         RequireArg::Static => verify::Requirement::Static,
@@ -485,6 +503,7 @@ fn verify_cmd(
                     json,
                     allow_nss_hazards,
                     platform,
+                    pull,
                 )?
             }
             None => files.push(path.clone()),
@@ -541,9 +560,10 @@ fn verify_image(
     json: bool,
     allow_nss_hazards: bool,
     platform: Option<&recipe::Platform>,
+    pull: &registry::ClientOptions,
 ) -> Result<bool> {
     let opened = source
-        .open(arg, platform)
+        .open_with(arg, platform, pull)
         .with_context(|| format!("opening the image {arg}"))?;
     let loaded = &opened.image;
     let tmp = tempfile::Builder::new()

@@ -1,6 +1,6 @@
 //! Image-source references for `verify IMAGE` / `run IMAGE` (issue 16): which transport an
 //! argument names, and loading it. `oci:`, `oci-archive:` and `docker-archive:` load (the
-//! archives into a private temp dir); `docker://` is refused with a clear error until pull exists.
+//! archives into a private temp dir); `docker://` is pulled into one by [`crate::registry::pull_to_layout`].
 
 use crate::registry::{Reference, ReferenceError};
 use std::path::PathBuf;
@@ -29,6 +29,11 @@ pub enum SourceError {
     Image(#[from] super::ImageError),
     #[error("{archive}: {reason}")]
     BadArchive { archive: PathBuf, reason: String },
+    #[error("{input}: {error}")]
+    Pull {
+        input: String,
+        error: Box<crate::registry::RegistryError>,
+    },
     #[error(
         "{transport} images cannot be read yet; copy it to a layout first: skopeo copy {input} oci:DIR"
     )]
@@ -73,10 +78,22 @@ impl ImageSource {
     }
 
     /// Loads the image; the temp dir an archive is extracted into lives as long as the result.
+    /// `docker://` is pulled with default registry options (see [`ImageSource::open_with`]).
     pub fn open(
         &self,
         input: &str,
         platform: Option<&crate::recipe::Platform>,
+    ) -> Result<OpenedImage, SourceError> {
+        self.open_with(input, platform, &crate::registry::ClientOptions::default())
+    }
+
+    /// [`ImageSource::open`], pulling `docker://` with `registry`'s options (insecure
+    /// registries, timeouts, keychain).
+    pub fn open_with(
+        &self,
+        input: &str,
+        platform: Option<&crate::recipe::Platform>,
+        registry: &crate::registry::ClientOptions,
     ) -> Result<OpenedImage, SourceError> {
         match self {
             Self::OciArchive(file) => {
@@ -84,6 +101,7 @@ impl ImageSource {
                 let image = super::Layout::open(tmp.path())?.load_platform(None, platform)?;
                 Ok(OpenedImage {
                     image,
+                    pulled: None,
                     _tmp: Some(tmp),
                 })
             }
@@ -92,13 +110,42 @@ impl ImageSource {
                 let image = super::Layout::open(tmp.path())?.load_platform(None, platform)?;
                 Ok(OpenedImage {
                     image,
+                    pulled: None,
                     _tmp: Some(tmp),
                 })
             }
-            _ => Ok(OpenedImage {
-                image: self.load(input, platform)?,
-                _tmp: None,
-            }),
+            Self::Registry(reference) => {
+                let fail = |error| SourceError::Pull {
+                    input: input.to_owned(),
+                    error: Box::new(error),
+                };
+                let tmp = tempfile::Builder::new()
+                    .prefix("staticpack-pull-")
+                    .tempdir()
+                    .map_err(|e| {
+                        fail(crate::registry::RegistryError::BadPull {
+                            reference: reference.to_string(),
+                            reason: format!("creating a temp dir: {e}"),
+                        })
+                    })?;
+                // The push client's session: same credentials, helpers, insecure registries.
+                let client = crate::registry::Client::new(registry.clone());
+                let pulled = crate::registry::pull_to_layout(
+                    &client,
+                    reference,
+                    platform,
+                    tmp.path(),
+                    &crate::registry::NoProgress,
+                )
+                .map_err(fail)?;
+                let image = super::Layout::open(tmp.path())?.load_platform(None, platform)?;
+                Ok(OpenedImage {
+                    image,
+                    pulled: Some(pulled),
+                    _tmp: Some(tmp),
+                })
+            }
+            _ => Ok(OpenedImage::from(self.load(input, platform)?)),
         }
     }
 
@@ -119,20 +166,26 @@ impl ImageSource {
             }
             Self::OciArchive(_) => Err(unsupported("oci-archive: (use open)")),
             Self::DockerArchive(_) => Err(unsupported("docker-archive: (use open)")),
-            Self::Registry(_) => Err(unsupported("docker://")),
+            Self::Registry(_) => Err(unsupported("docker:// (use open)")),
         }
     }
 }
 
-/// An image and, for archives, the private temp dir holding its blobs.
+/// An image and, for archives and pulls, the private temp dir holding its blobs.
 pub struct OpenedImage {
     pub image: super::LoadedImage,
+    /// For `docker://`: what was pulled (the index and the platform chosen from it).
+    pub pulled: Option<crate::registry::Pulled>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl From<super::LoadedImage> for OpenedImage {
     fn from(image: super::LoadedImage) -> Self {
-        OpenedImage { image, _tmp: None }
+        OpenedImage {
+            image,
+            pulled: None,
+            _tmp: None,
+        }
     }
 }
 

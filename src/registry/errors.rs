@@ -12,6 +12,9 @@ use oci_spec::distribution::ErrorResponse;
 /// a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// A pulled image that is not what its registry said (media type, size, digest).
+    #[error("pulling {reference}: {reason}")]
+    BadPull { reference: String, reason: String },
     #[error(transparent)]
     Reference(#[from] ReferenceError),
     #[error(transparent)]
@@ -95,6 +98,12 @@ pub enum RegistryError {
         "the local blob {path} is not what the layout says: {reason}; the layout is corrupt or changed during the push, and the registry was not given it"
     )]
     LocalBlob {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    /// A pulled body could not be written where it was to be saved.
+    #[error("cannot save the pulled blob to {path}: {reason}")]
+    LocalWrite {
         path: std::path::PathBuf,
         reason: String,
     },

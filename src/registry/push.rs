@@ -483,6 +483,8 @@ impl Client {
             repository,
             action,
             retry: true,
+            max_body: None,
+            save_to: None,
         }
     }
 

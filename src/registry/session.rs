@@ -90,6 +90,10 @@ pub(crate) struct Call<'a> {
     pub action: &'a str,
     /// Retry transport errors, 429 and 5xx here. Off for PATCH, whose retries must resume.
     pub retry: bool,
+    /// The most body bytes to read from the answer; `None` is the cap for registry JSON.
+    pub max_body: Option<u64>,
+    /// Stream a 2xx answer's body into this file instead of memory (a pulled blob).
+    pub save_to: Option<&'a Path>,
 }
 
 impl<'a> Call<'a> {
@@ -105,6 +109,8 @@ impl<'a> Call<'a> {
             repository: "",
             action,
             retry,
+            max_body: None,
+            save_to: None,
         }
     }
 }
@@ -305,11 +311,19 @@ impl Client {
                     authorization: authorization.as_ref(),
                     body: &call.body,
                     route: reg.route,
+                    max_body: call.max_body,
+                    save_to: call.save_to,
                 })
             });
             let resp = match result {
                 Ok(resp) => resp,
                 Err(failure) if failure.cause == Cause::LocalFile => {
+                    if let Some(path) = call.save_to {
+                        return Err(RegistryError::LocalWrite {
+                            path: path.to_path_buf(),
+                            reason: failure.message,
+                        });
+                    }
                     let path = match &call.body {
                         Body::File(section) => section.path.to_path_buf(),
                         _ => Default::default(),
@@ -615,6 +629,8 @@ impl Client {
             repository,
             action,
             retry: true,
+            max_body: None,
+            save_to: None,
         };
         let authorization = match credential {
             Some(Credential::Basic { username, password }) => {
@@ -986,6 +1002,7 @@ mod tests {
             status,
             headers: http::HeaderMap::new(),
             body: body.as_bytes().to_vec(),
+            saved: None,
         };
         let action = "push manifest sha256:x as v1 to";
         let not_found = client.status_error(&reg, "team/app", action, &resp(404,
@@ -1179,6 +1196,8 @@ mod tests {
                 repository: "app",
                 action: "check for blob in",
                 retry: true,
+                max_body: None,
+                save_to: None,
             }
         }
 

@@ -192,14 +192,69 @@ pub(crate) struct Request<'a> {
     pub authorization: Option<&'a Secret>,
     pub body: &'a Body<'a>,
     pub route: Route,
+    /// The most body bytes to read; `None` is [`JSON_MAX`].
+    pub max_body: Option<u64>,
+    /// A 2xx answer's body is streamed into this file (created or truncated: a retry starts
+    /// it over) while it is hashed, never held in memory; at most `max_body` bytes.
+    pub save_to: Option<&'a Path>,
 }
 
-/// A registry's answer: any status, its headers, and the body (capped; empty for `HEAD`).
+/// Registry answers are small JSON unless a caller asks for more (a pulled blob, bounded by
+/// its descriptor's size); a cap keeps a hostile server from filling memory.
+pub(crate) const JSON_MAX: u64 = 4 << 20;
+
+/// A registry's answer: any status, its headers, and the body (capped; empty for `HEAD`, and
+/// when it was saved to a file instead).
 #[derive(Debug)]
 pub(crate) struct Resp {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
+    /// What was streamed into [`Request::save_to`], when it was.
+    pub saved: Option<Saved>,
+}
+
+/// A body saved to a file: how long it was and its digest, computed as it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Saved {
+    pub len: u64,
+    pub digest: Digest,
+}
+
+/// Streams `body` into `path` (created or truncated), hashing it, refusing more than `max`
+/// bytes. A failed read is the network's (`read_failure` says how); a failed write is the
+/// local file's.
+fn save_body(
+    body: &mut dyn Read,
+    path: &Path,
+    max: u64,
+    read_failure: &dyn Fn(std::io::Error) -> SendFailure,
+) -> Result<Saved, SendFailure> {
+    use std::io::Write;
+    let local = |e: std::io::Error| SendFailure::local_file(format!("{}: {e}", path.display()));
+    let file = std::fs::File::create(path).map_err(local)?;
+    let mut out = crate::digest::HashingWriter::new(std::io::BufWriter::new(file));
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_failure(e)),
+        };
+        out.write_all(&buf[..n]).map_err(local)?;
+        if out.written() > max {
+            return Err(SendFailure {
+                message: format!("the body is longer than the {max} bytes expected"),
+                retryable: false,
+                cause: Cause::Network,
+            });
+        }
+    }
+    let (writer, digest, len) = out.finish();
+    let file = writer.into_inner().map_err(|e| local(e.into_error()))?;
+    file.sync_all().map_err(local)?;
+    Ok(Saved { len, digest })
 }
 
 impl Resp {
@@ -394,19 +449,32 @@ fn send_with(
     let response = result.map_err(failure)?;
     let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
-    let body = if call.method == http::Method::HEAD {
-        Vec::new()
-    } else {
-        // Registry answers here are small JSON; a cap keeps a hostile server from filling memory.
-        body.into_with_config()
-            .limit(4 << 20)
+    let limit = call.max_body.unwrap_or(JSON_MAX);
+    let mut saved = None;
+    let body = match call.save_to {
+        _ if call.method == http::Method::HEAD => Vec::new(),
+        Some(path) if (200..300).contains(&status) => {
+            let mut reader = body.into_with_config().reader();
+            let read_failure = |e: std::io::Error| failure(ureq::Error::from(e));
+            saved = Some(save_body(&mut reader, path, limit, &read_failure)?);
+            Vec::new()
+        }
+        // Error answers stay small JSON, read for their message.
+        _ => body
+            .into_with_config()
+            .limit(if call.save_to.is_some() {
+                JSON_MAX
+            } else {
+                limit
+            })
             .read_to_vec()
-            .map_err(failure)?
+            .map_err(failure)?,
     };
     Ok(Resp {
         status,
         headers: parts.headers,
         body,
+        saved,
     })
 }
 
@@ -626,10 +694,24 @@ pub(crate) mod fake {
                             http::HeaderValue::from_str(&v).unwrap(),
                         );
                     }
+                    // Saved as the real transport saves it: streamed, hashed, bounded.
+                    let saved = match request.save_to {
+                        Some(path) if (200..300).contains(&status) => {
+                            let limit = request.max_body.unwrap_or(JSON_MAX);
+                            let read_failure = |e: std::io::Error| SendFailure {
+                                message: e.to_string(),
+                                retryable: true,
+                                cause: Cause::Network,
+                            };
+                            Some(save_body(&mut &body[..], path, limit, &read_failure)?)
+                        }
+                        _ => None,
+                    };
                     Ok(Resp {
                         status,
                         headers: map,
-                        body,
+                        body: if saved.is_some() { Vec::new() } else { body },
+                        saved,
                     })
                 }
             }
