@@ -266,3 +266,168 @@ fn a_shell_form_command_on_scratch_and_a_static_program_behind_a_symlink() {
         run.stdout
     );
 }
+
+/// `staticpack ARGS` with its own docker config (`auths` for `host` when `creds` is given) and
+/// no other credential source.
+fn staticpack_as(dir: &Path, args: &[&str], host: &str, creds: Option<(&str, &str)>) -> Run {
+    use base64::Engine as _;
+    let docker = dir.join(format!("docker-{}", creds.map_or("none", |c| c.1)));
+    std::fs::create_dir_all(&docker).unwrap();
+    let auths = match creds {
+        Some((user, password)) => {
+            let auth =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            serde_json::json!({ "auths": { host: { "auth": auth } } })
+        }
+        None => serde_json::json!({}),
+    };
+    std::fs::write(docker.join("config.json"), auths.to_string()).unwrap();
+    let mut cmd = common::staticpack_command(dir, args);
+    cmd.env("DOCKER_CONFIG", &docker)
+        .env("HOME", dir)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR");
+    common::run_with_timeout(cmd, std::time::Duration::from_secs(120))
+}
+
+/// `skopeo copy` into the registry with credentials; returns the manifest digest skopeo stored.
+fn skopeo_push(from: &str, to: &str, creds: &str) -> String {
+    need("skopeo", "skopeo");
+    let digest_file = tempfile::NamedTempFile::new().unwrap();
+    tool(
+        Command::new("skopeo")
+            .args([
+                "copy",
+                "-q",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                creds,
+            ])
+            .arg("--digestfile")
+            .arg(digest_file.path())
+            .args([from, to]),
+    );
+    std::fs::read_to_string(digest_file.path())
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn registry_images_behind_basic_auth_are_pulled_by_tag_and_digest_and_judged() {
+    use common::registry::{Auth, RegistryServer};
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = RegistryServer::start(Auth::Htpasswd {
+        user: "ada".into(),
+        password: "s3cret-pw".into(),
+    });
+    let host = registry.host();
+    need("musl-gcc", "musl-tools");
+    let app = compile_c(
+        "musl-gcc",
+        &["-static"],
+        "#include <stdio.h>\nint main(void) { puts(\"hello from the registry\"); return 0; }\n",
+        tmp.path(),
+        "app",
+    );
+    let good_dir = tmp.path().join("good");
+    std::fs::create_dir(&good_dir).unwrap();
+    let good = umoci_image(
+        &good_dir,
+        &[("/app", app.to_str().unwrap())],
+        &["--config.entrypoint=/app"],
+    );
+    let digest = skopeo_push(
+        &good,
+        &format!("docker://{host}/team/app:v1"),
+        "ada:s3cret-pw",
+    );
+    let dynamic_dir = tmp.path().join("dynamic");
+    std::fs::create_dir(&dynamic_dir).unwrap();
+    let dynamic = umoci_image(
+        &dynamic_dir,
+        &[("/app", "/bin/true")],
+        &["--config.entrypoint=/app"],
+    );
+    skopeo_push(
+        &dynamic,
+        &format!("docker://{host}/team/app:dyn"),
+        "ada:s3cret-pw",
+    );
+    let creds = Some(("ada", "s3cret-pw"));
+
+    let by_tag = format!("docker://{host}/team/app:v1");
+    let run = staticpack_as(tmp.path(), &["verify", &by_tag], &host, creds);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("image    {by_tag} ({digest}, linux/amd64)"))
+            && run.stdout.contains("/app: static")
+            && run.stdout.contains("starts   yes"),
+        "{}",
+        run.stdout
+    );
+
+    let by_digest = format!("docker://{host}/team/app@{digest}");
+    let run = staticpack_as(tmp.path(), &["verify", "--json", &by_digest], &host, creds);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let image: serde_json::Value =
+        serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(image["manifest_digest"], digest.as_str());
+    assert_eq!(image["starts"], true);
+
+    // `run` takes the same reference: the pulled image's entrypoint runs in the empty root.
+    let run = staticpack_as(tmp.path(), &["run", &by_tag], &host, creds);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "hello from the registry\n");
+
+    let run = staticpack_as(
+        tmp.path(),
+        &["verify", &format!("docker://{host}/team/app:dyn")],
+        &host,
+        creds,
+    );
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("lacks {TRUE_LOADER} (needed by /app)")),
+        "{}",
+        run.stdout
+    );
+
+    // A wrong password and no credentials are auth errors that say so, not a verdict.
+    let run = staticpack_as(
+        tmp.path(),
+        &["verify", &by_tag],
+        &host,
+        Some(("ada", "wrong")),
+    );
+    assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    eprintln!("wrong password: {}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("opening the image {by_tag}")) && run.stderr.contains("401"),
+        "{}",
+        run.stderr
+    );
+    let run = staticpack_as(tmp.path(), &["verify", &by_tag], &host, None);
+    assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    eprintln!("no credentials: {}", run.stderr);
+
+    // A tag that is not there names the repository and the tag.
+    let run = staticpack_as(
+        tmp.path(),
+        &["verify", &format!("docker://{host}/team/app:v2")],
+        &host,
+        creds,
+    );
+    assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("MANIFEST_UNKNOWN")
+            && run
+                .stderr
+                .contains(&format!("skopeo list-tags docker://{host}/team/app")),
+        "{}",
+        run.stderr
+    );
+}

@@ -29,11 +29,9 @@ pub enum SourceError {
     Image(#[from] super::ImageError),
     #[error("{archive}: {reason}")]
     BadArchive { archive: PathBuf, reason: String },
-    #[error("{input}: {error}")]
-    Pull {
-        input: String,
-        error: Box<crate::registry::RegistryError>,
-    },
+    /// The reference is said by the caller ("opening the image …") and by the error itself.
+    #[error(transparent)]
+    Pull(Box<crate::registry::RegistryError>),
     #[error(
         "{transport} images cannot be read yet; copy it to a layout first: skopeo copy {input} oci:DIR"
     )]
@@ -115,10 +113,7 @@ impl ImageSource {
                 })
             }
             Self::Registry(reference) => {
-                let fail = |error| SourceError::Pull {
-                    input: input.to_owned(),
-                    error: Box::new(error),
-                };
+                let fail = |error| SourceError::Pull(Box::new(error));
                 let tmp = tempfile::Builder::new()
                     .prefix("staticpack-pull-")
                     .tempdir()

@@ -355,7 +355,7 @@ fn fetch_blob(
     };
     let resp = client.execute(reg, &call, p)?;
     if resp.status != 200 {
-        return Err(client.status_error(reg, repo, &action, &resp));
+        return Err(status_error(client, reg, reference, &action, &resp));
     }
     let Some(saved) = resp.saved else {
         return Err(bad(reference, format!("blob {digest}: no body was saved")));
@@ -381,6 +381,35 @@ fn fetch_blob(
     tmp.persist(blobs.join(digest.hex()))
         .map_err(|e| bad(reference, format!("saving blob {digest}: {}", e.error)))?;
     Ok(())
+}
+
+/// The session's error for an unexpected status, with a hint for pulls where push's is wrong.
+fn status_error(
+    client: &Client,
+    reg: &Registry,
+    reference: &Reference,
+    action: &str,
+    resp: &super::transport::Resp,
+) -> RegistryError {
+    match client.status_error(reg, &reference.repository, action, resp) {
+        RegistryError::NotFound {
+            registry,
+            repository,
+            action,
+            detail,
+            ..
+        } => RegistryError::NotFound {
+            hint: format!(
+                "Check the repository name and the tag or digest (skopeo list-tags docker://{}/{repository} lists the tags)",
+                reference.registry
+            ),
+            registry,
+            repository,
+            action,
+            detail,
+        },
+        other => other,
+    }
 }
 
 struct Fetched {
@@ -431,7 +460,7 @@ fn fetch_manifest(
         other => other?,
     };
     if resp.status != 200 {
-        return Err(client.status_error(reg, repo, &action, &resp));
+        return Err(status_error(client, reg, reference, &action, &resp));
     }
     if resp.body.len() as u64 > MANIFEST_MAX {
         return Err(bad(
