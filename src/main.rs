@@ -617,7 +617,7 @@ fn verify_image(
     let passes = start.starts() && entry_passes;
     let argv = verify::image::argv(&command);
     if json {
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "schema_version": verify::SCHEMA_VERSION,
             "image": arg,
             "manifest_digest": loaded.manifest_digest.to_string(),
@@ -628,6 +628,12 @@ fn verify_image(
             "explanation": start.explain(),
             "status": if passes { "pass" } else { "fail" },
         });
+        if let Some((digest, platforms)) = opened.pulled.as_ref().and_then(|p| p.index.as_ref()) {
+            line["index"] = serde_json::json!({
+                "digest": digest.to_string(),
+                "platforms": platforms,
+            });
+        }
         println!("{line}");
         if let Some(r) = &entry {
             println!("{}", r.to_json());
@@ -637,6 +643,13 @@ fn verify_image(
             "image    {arg} ({}, {image_platform})",
             loaded.manifest_digest
         );
+        // From an index: which one, and what else it offers (`--platform` picks another).
+        if let Some((digest, platforms)) = opened.pulled.as_ref().and_then(|p| p.index.as_ref()) {
+            println!(
+                "index    {digest}: {image_platform} of {}",
+                platforms.join(", ")
+            );
+        }
         println!("command  {}", serde_json::to_string(&argv)?);
         if let Some(r) = &entry {
             print!("{}", cli::render::report_text(r));

@@ -431,3 +431,170 @@ fn registry_images_behind_basic_auth_are_pulled_by_tag_and_digest_and_judged() {
         run.stderr
     );
 }
+
+/// A layout at `dir` whose one entry (tagged `multi`) is an index over the one image of each
+/// of `images` (umoci layouts tagged `img`), each with its platform.
+fn index_layout(dir: &Path, images: &[(&Path, &str)]) -> String {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let mut manifests = Vec::new();
+    for (layout, arch) in images {
+        for blob in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+            let blob = blob.unwrap();
+            std::fs::copy(blob.path(), blobs.join(blob.file_name())).unwrap();
+        }
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let mut entry = index["manifests"][0].clone();
+        entry.as_object_mut().unwrap().remove("annotations");
+        entry["platform"] = serde_json::json!({"os": "linux", "architecture": arch});
+        manifests.push(entry);
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    })
+    .to_string();
+    let digest = staticpack::digest::Digest::of_bytes(index.as_bytes());
+    std::fs::write(blobs.join(digest.hex()), &index).unwrap();
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), top.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    format!("oci:{}:multi", dir.display())
+}
+
+#[test]
+fn a_two_platform_index_gives_the_asked_platform_and_names_the_ones_it_has() {
+    use common::registry::{Auth, RegistryServer};
+    let tmp = tempfile::tempdir().unwrap();
+    need("musl-gcc", "musl-tools");
+    need(
+        "aarch64-linux-gnu-gcc",
+        "gcc-aarch64-linux-gnu (bash .ci/setup)",
+    );
+    need("qemu-aarch64-static", "qemu-user-static (bash .ci/setup)");
+    let arm_specs = "/usr/lib/aarch64-linux-musl/musl-gcc.specs";
+    assert!(
+        Path::new(arm_specs).is_file(),
+        "musl for arm64 is required: dpkg --add-architecture arm64 && apt-get install musl-dev:arm64 (or bash .ci/setup)"
+    );
+    let hello = |arch: &str| {
+        format!("#include <stdio.h>\nint main(void) {{ puts(\"hello {arch}\"); return 0; }}\n")
+    };
+    let amd_app = compile_c("musl-gcc", &["-static"], &hello("amd64"), tmp.path(), "amd");
+    let arm_app = compile_c(
+        "aarch64-linux-gnu-gcc",
+        &["-specs", arm_specs, "-static"],
+        &hello("arm64"),
+        tmp.path(),
+        "arm",
+    );
+    let mut layouts = Vec::new();
+    for (name, app, arch) in [("amd", &amd_app, "amd64"), ("arm", &arm_app, "arm64")] {
+        let dir = tmp.path().join(format!("img-{name}"));
+        std::fs::create_dir(&dir).unwrap();
+        umoci_image(
+            &dir,
+            &[("/app", app.to_str().unwrap())],
+            &[
+                "--config.entrypoint=/app",
+                &format!("--architecture={arch}"),
+            ],
+        );
+        layouts.push(dir.join("layout"));
+    }
+    let both = index_layout(
+        &tmp.path().join("both"),
+        &[(&layouts[0], "amd64"), (&layouts[1], "arm64")],
+    );
+    let arm_only = index_layout(&tmp.path().join("arm-only"), &[(&layouts[1], "arm64")]);
+
+    // The layout itself: --platform picks the manifest.
+    let run = staticpack(tmp.path(), &["verify", "--platform", "linux/arm64", &both]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(", linux/arm64)") && run.stdout.contains("/app: static"),
+        "{}",
+        run.stdout
+    );
+
+    // The same index in a registry, as skopeo copies it (--all: every platform).
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let host = registry.host();
+    for (from, repo) in [(&both, "multi"), (&arm_only, "armonly")] {
+        tool(
+            Command::new("skopeo")
+                .args(["copy", "-q", "--all", "--dest-tls-verify=false", from])
+                .arg(format!("docker://{host}/{repo}:v1")),
+        );
+    }
+    let multi = format!("docker://{host}/multi:v1");
+    let run = staticpack_as(tmp.path(), &["verify", &multi], &host, None);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(", linux/amd64)")
+            && run
+                .stdout
+                .contains(": linux/amd64 of linux/amd64, linux/arm64\n"),
+        "the host's platform by default: {}",
+        run.stdout
+    );
+    let run = staticpack_as(
+        tmp.path(),
+        &["verify", "--json", "--platform", "linux/arm64", &multi],
+        &host,
+        None,
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let image: serde_json::Value =
+        serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(image["platform"], "linux/arm64");
+    assert_eq!(
+        image["index"]["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    let entry: serde_json::Value =
+        serde_json::from_str(run.stdout.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(entry["facts"]["machine"], "aarch64", "{entry}");
+
+    // And run: the arm64 entrypoint under qemu, the amd64 one natively.
+    let run = staticpack_as(
+        tmp.path(),
+        &["run", "--platform", "linux/arm64", &multi],
+        &host,
+        None,
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "hello arm64\n");
+    let run = staticpack_as(tmp.path(), &["run", &multi], &host, None);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "hello amd64\n");
+
+    // A platform the index lacks: the ones it has are named, and --platform suggested.
+    let arm_only = format!("docker://{host}/armonly:v1");
+    let run = staticpack_as(tmp.path(), &["verify", &arm_only], &host, None);
+    assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "has no manifest for linux/amd64 (it has linux/arm64); pick one with --platform"
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = staticpack_as(
+        tmp.path(),
+        &["verify", "--platform", "linux/arm64", &arm_only],
+        &host,
+        None,
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
