@@ -68,6 +68,13 @@ pub enum Command {
         /// registry (repeatable; loopback registries always are).
         #[arg(long, value_name = "HOST[:PORT]")]
         insecure_registry: Vec<String>,
+        /// Refuse an image whose layers unpack to more file content than this (K, M, G, T:
+        /// powers of 1024).
+        #[arg(long, value_name = "SIZE", default_value = "16G", value_parser = parse_size)]
+        max_unpack_bytes: u64,
+        /// Refuse an image whose layers hold more entries than this.
+        #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+        max_unpack_entries: u64,
     },
     /// Run an image's entrypoint from an OCI layout in an empty root (no libc, nothing from the host).
     #[command(

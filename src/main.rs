@@ -120,13 +120,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             allow_nss_hazards,
             platform,
             insecure_registry,
+            max_unpack_bytes,
+            max_unpack_entries,
         } => verify_cmd(
             &binaries,
-            require,
-            json,
-            allow_nss_hazards,
-            platform.as_ref(),
-            &pull_options(insecure_registry),
+            &VerifyOptions {
+                require,
+                json,
+                allow_nss_hazards,
+                platform: platform.as_ref(),
+                pull: pull_options(insecure_registry),
+                limits: run::UnpackLimits {
+                    max_bytes: max_unpack_bytes,
+                    max_entries: max_unpack_entries,
+                },
+            },
         ),
         Command::Run {
             image: reference,
@@ -476,14 +484,26 @@ fn push_layout(
     Ok(())
 }
 
-fn verify_cmd(
-    paths: &[std::path::PathBuf],
+/// `verify`'s flags.
+struct VerifyOptions<'a> {
     require: RequireArg,
     json: bool,
     allow_nss_hazards: bool,
-    platform: Option<&recipe::Platform>,
-    pull: &registry::ClientOptions,
-) -> Result<ExitCode> {
+    platform: Option<&'a recipe::Platform>,
+    /// For docker:// images.
+    pull: registry::ClientOptions,
+    /// For images: how much their layers may unpack to.
+    limits: run::UnpackLimits,
+}
+
+fn verify_cmd(paths: &[std::path::PathBuf], opts: &VerifyOptions<'_>) -> Result<ExitCode> {
+    let &VerifyOptions {
+        require,
+        json,
+        allow_nss_hazards,
+        platform,
+        ..
+    } = opts;
     let requirement = match require {
         RequireArg::Static => verify::Requirement::Static,
         RequireArg::StaticPie => verify::Requirement::StaticPie,
@@ -495,17 +515,7 @@ fn verify_cmd(
     for path in paths {
         let arg = path.to_string_lossy();
         match image::source::ImageSource::parse(&arg)? {
-            Some(source) => {
-                images_pass &= verify_image(
-                    &arg,
-                    &source,
-                    requirement,
-                    json,
-                    allow_nss_hazards,
-                    platform,
-                    pull,
-                )?
-            }
+            Some(source) => images_pass &= verify_image(&arg, &source, requirement, opts)?,
             None => files.push(path.clone()),
         }
     }
@@ -557,13 +567,16 @@ fn verify_image(
     arg: &str,
     source: &image::source::ImageSource,
     requirement: verify::Requirement,
-    json: bool,
-    allow_nss_hazards: bool,
-    platform: Option<&recipe::Platform>,
-    pull: &registry::ClientOptions,
+    opts: &VerifyOptions<'_>,
 ) -> Result<bool> {
+    let &VerifyOptions {
+        json,
+        allow_nss_hazards,
+        platform,
+        ..
+    } = opts;
     let opened = source
-        .open_with(arg, platform, pull)
+        .open_with(arg, platform, &opts.pull)
         .with_context(|| format!("opening the image {arg}"))?;
     let loaded = &opened.image;
     let tmp = tempfile::Builder::new()
@@ -571,7 +584,7 @@ fn verify_image(
         .tempdir()
         .context("creating a temporary folder to unpack the image in")?;
     let root = std::fs::canonicalize(tmp.path())?;
-    run::unpack(loaded, &root, &run::UnpackLimits::default())
+    run::unpack(loaded, &root, &opts.limits)
         .with_context(|| format!("unpacking the image {arg}"))?;
     let config = loaded.config.config().clone().unwrap_or_default();
     let command = verify::image::ImageCommand {

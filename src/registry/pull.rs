@@ -23,8 +23,9 @@ use ureq::http;
 
 /// Manifests and indexes bigger than this are refused (registries cap them at 4 MiB too).
 pub const MANIFEST_MAX: u64 = 4 << 20;
-/// An image config bigger than this is refused: it is JSON, read whole by the layout reader.
-pub const CONFIG_MAX: u64 = 8 << 20;
+/// An image config bigger than this is refused: it is JSON, read whole by the layout reader,
+/// which takes no more.
+pub const CONFIG_MAX: u64 = crate::image::layout::JSON_MAX;
 /// The most blob bytes one pull writes (config and layers): as much as `run` unpacks by default.
 pub const PULL_MAX: u64 = 16 << 30;
 /// An index naming more manifests than this is refused.
