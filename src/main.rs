@@ -618,7 +618,11 @@ fn verify_image(
         // Static is not enough: the files it will look for, against the image's.
         if let (Ok((_, findings)), Ok(bytes)) = (&mut r.result, std::fs::read(host)) {
             let needs = verify::needs::runtime_needs(&bytes);
-            findings.extend(verify::needs::unmet(&root, &needs, user.as_deref()));
+            let process = verify::needs::Process {
+                user: user.as_deref(),
+                env: &command.env,
+            };
+            findings.extend(verify::needs::unmet_for(&root, &needs, &process));
         }
         r.path = verify::image::in_image_path(&root, &r.path);
         Some(r)

@@ -77,7 +77,9 @@ fn the_program_works_on_static_and_fails_on_scratch() {
             "missing-hosts",
             "missing-nsswitch-conf",
             "missing-services",
-            "missing-protocols"
+            "missing-protocols",
+            // os/user's Current falls back to os.UserHomeDir: no HOME in Env, no passwd.
+            "no-home"
         ]
     );
     assert_eq!(codes("oci:out/go-static-base"), Vec::<String>::new());

@@ -656,7 +656,14 @@ pub fn build_with(
         let image = image::Layout::open(&staged_layout)?.load(Some(&recipe.image.settings.tag))?;
         crate::run::unpack(&image, &root, &crate::run::UnpackLimits::default())?;
         let user = recipe.image.user.as_ref().map(ToString::to_string);
-        for finding in verify::needs::unmet(&root, &runtime_needs, user.as_deref()) {
+        let env = (image.config.config().as_ref())
+            .and_then(|c| c.env().clone())
+            .unwrap_or_default();
+        let process = verify::needs::Process {
+            user: user.as_deref(),
+            env: &env,
+        };
+        for finding in verify::needs::unmet_for(&root, &runtime_needs, &process) {
             events(Event::Warning(&finding));
             warnings.push(finding);
         }

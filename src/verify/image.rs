@@ -264,6 +264,14 @@ pub(crate) fn file_in_root(root: &Path, path: &str) -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
+/// [`file_in_root`] for a folder: where `path` is in the image when it is a folder there.
+pub(crate) fn dir_in_root(root: &Path, path: &str) -> Option<PathBuf> {
+    resolve_in_root(root, Path::new(path), Walk::Lookup)
+        .ok()
+        .flatten()
+        .filter(|p| p.is_dir())
+}
+
 /// Every ELF file in the image root, with its path as the image names it.
 pub fn every_elf(root: &Path, require: Requirement, emit: &mut dyn FnMut(FileReport)) {
     verify_paths(&[root.to_path_buf()], require, &mut |mut r| {

@@ -2,11 +2,12 @@
 //! compiled into it (Go's crypto/x509, time, os/user and net packages, musl's and glibc's
 //! getpw*/tz code all carry them as literals) and checked against an image's files. A static
 //! binary on scratch starts, then fails without a CA bundle, zoneinfo, a passwd entry for its
-//! USER or a hosts file.
+//! USER or a hosts file — or, with the image's `User` and `Env` ([`Process`]), without a
+//! writable temp folder or a `$HOME`.
 
 use std::path::Path;
 
-use super::image::file_in_root as present;
+use super::image::{dir_in_root, file_in_root as present};
 use super::{Finding, Severity};
 
 /// One kind of file a program reads at run time.
@@ -20,6 +21,11 @@ pub enum Need {
     NsswitchConf,
     Services,
     Protocols,
+    /// A writable temp folder ($TMPDIR, else /tmp): Go's os.TempDir and its users
+    /// (os.CreateTemp, mime/multipart, so net/http servers), mkstemp, tmpfile.
+    TempDir,
+    /// `$HOME`: Go's os.UserHomeDir, UserCacheDir, UserConfigDir; Rust's env::home_dir.
+    Home,
 }
 
 /// Where Go's crypto/x509 (root_linux.go) and OpenSSL-style code look for the CA bundle.
@@ -49,10 +55,27 @@ impl Need {
             Need::NsswitchConf => &[b"/etc/nsswitch.conf"],
             Need::Services => &[b"/etc/services"],
             Need::Protocols => &[b"/etc/protocols"],
+            // Go's function names (pclntab keeps those linked in); libc's entry points and
+            // musl's tmpfile template; a C literal "/tmp"; Rust std's legacy-mangled name.
+            Need::TempDir => &[
+                b"os.TempDir",
+                b"mkstemp",
+                b"mkdtemp",
+                b"/tmp/tmpfile_",
+                b"tmpfile\0",
+                b"/tmp\0",
+                b"3env8temp_dir",
+            ],
+            Need::Home => &[
+                b"os.UserHomeDir",
+                b"os.UserCacheDir",
+                b"os.UserConfigDir",
+                b"3env8home_dir",
+            ],
         }
     }
 
-    /// The files of which one must be in the image.
+    /// The files of which one must be in the image (none: checked against the process).
     fn files(self) -> &'static [&'static str] {
         match self {
             Need::CaCertificates => CA_FILES,
@@ -62,6 +85,7 @@ impl Need {
             Need::NsswitchConf => &["/etc/nsswitch.conf"],
             Need::Services => &["/etc/services"],
             Need::Protocols => &["/etc/protocols"],
+            Need::TempDir | Need::Home => &[],
         }
     }
 
@@ -74,6 +98,8 @@ impl Need {
             Need::NsswitchConf => "missing-nsswitch-conf",
             Need::Services => "missing-services",
             Need::Protocols => "missing-protocols",
+            Need::TempDir => "no-writable-tmp",
+            Need::Home => "no-home",
         }
     }
 
@@ -107,6 +133,8 @@ impl Need {
                 "no /etc/protocols in the image",
                 "the program looks protocols up by name (getprotobyname, Go's IP-protocol names): they fail",
             ),
+            // Said by temp_dir_finding and home_finding, which know the folder and the user.
+            Need::TempDir | Need::Home => ("", ""),
         };
         Finding {
             code: self.code(),
@@ -120,7 +148,7 @@ impl Need {
         }
     }
 
-    const ALL: [Need; 7] = [
+    const ALL: [Need; 9] = [
         Need::CaCertificates,
         Need::Zoneinfo,
         Need::Passwd,
@@ -128,6 +156,8 @@ impl Need {
         Need::NsswitchConf,
         Need::Services,
         Need::Protocols,
+        Need::TempDir,
+        Need::Home,
     ];
 }
 
@@ -156,6 +186,10 @@ pub fn runtime_needs(bytes: &[u8]) -> Vec<Need> {
 pub fn unmet(root: &Path, needs: &[Need], user: Option<&str>) -> Vec<Finding> {
     let mut findings = Vec::new();
     for need in needs {
+        // Folders and variables: see [`unmet_for`], which knows the process.
+        if need.files().is_empty() {
+            continue;
+        }
         if need.files().iter().any(|f| present(root, f).is_some()) {
             if *need == Need::Passwd {
                 if let Some(f) = user.and_then(|u| user_without_entry(root, u)) {
@@ -169,27 +203,134 @@ pub fn unmet(root: &Path, needs: &[Need], user: Option<&str>) -> Vec<Finding> {
     findings
 }
 
+/// The process a runtime starts from the image config: its `User` and `Env`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Process<'a> {
+    pub user: Option<&'a str>,
+    pub env: &'a [String],
+}
+
+impl Process<'_> {
+    fn var(&self, name: &str) -> Option<&str> {
+        // The last assignment wins, as in a runtime's environment.
+        self.env.iter().rev().find_map(|kv| {
+            kv.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+        })
+    }
+
+    /// The user's name or uid, `None` for root (no `User`, `root`, `0`).
+    fn non_root(&self) -> Option<&str> {
+        let name = self.user?.split(':').next().unwrap_or_default();
+        (!name.is_empty() && name != "root" && name != "0").then_some(name)
+    }
+}
+
+/// [`unmet`], and the needs only the process decides: a temp folder its user can write, a
+/// `$HOME`.
+pub fn unmet_for(root: &Path, needs: &[Need], process: &Process<'_>) -> Vec<Finding> {
+    let mut findings = unmet(root, needs, process.user);
+    if needs.contains(&Need::TempDir) {
+        findings.extend(temp_dir_finding(root, process));
+    }
+    if needs.contains(&Need::Home) {
+        findings.extend(home_finding(root, process));
+    }
+    findings
+}
+
+/// No `$TMPDIR` (else `/tmp`) folder in the image, or one a non-root user cannot write.
+fn temp_dir_finding(root: &Path, process: &Process<'_>) -> Option<Finding> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = process
+        .var("TMPDIR")
+        .filter(|d| !d.is_empty())
+        .unwrap_or("/tmp");
+    let why = "the program makes temporary files (os.TempDir, os.CreateTemp, multipart form uploads in net/http, mkstemp, tmpfile)";
+    let fix =
+        "base = \"static\" (it has /tmp, mode 1777), or add the folder with mode 1777 to the image";
+    let Some(host) = dir_in_root(root, dir) else {
+        return Some(Finding {
+            code: Need::TempDir.code(),
+            severity: Severity::Warning,
+            what: format!("no {dir} folder in the image"),
+            why: format!("{why}: they fail with `no such file or directory`"),
+            fix: fix.into(),
+        });
+    };
+    let user = process.non_root()?;
+    let md = std::fs::metadata(&host).ok()?;
+    let mode = md.mode() & 0o7777;
+    // Owners are the image's when unpacked as root (as CI and the run proof do).
+    let owner = passwd_entry(root, user)
+        .and_then(|fields| fields.get(2).and_then(|u| u.parse::<u32>().ok()))
+        .or_else(|| user.parse().ok());
+    let writable = mode & 0o002 != 0 || (owner == Some(md.uid()) && mode & 0o200 != 0);
+    (!writable).then(|| Finding {
+        code: Need::TempDir.code(),
+        severity: Severity::Warning,
+        what: format!(
+            "{dir} is not writable by USER {user} (mode {mode:04o}, owner {})",
+            md.uid()
+        ),
+        why: format!("{why}: they fail with `permission denied`"),
+        fix: fix.into(),
+    })
+}
+
+/// `HOME` not in the config's `Env` and no passwd entry to take it from.
+fn home_finding(root: &Path, process: &Process<'_>) -> Option<Finding> {
+    if process.var("HOME").is_some_and(|h| !h.is_empty()) {
+        return None;
+    }
+    let name = process.non_root().unwrap_or("root");
+    if passwd_entry(root, name).is_some() || (name == "root" && passwd_entry(root, "0").is_some()) {
+        return None;
+    }
+    Some(Finding {
+        code: Need::Home.code(),
+        severity: Severity::Warning,
+        what: format!("no $HOME: HOME is not in the image's Env and /etc/passwd has no entry for {name}"),
+        why: "the program asks for its home folder (os.UserHomeDir, UserCacheDir, UserConfigDir): docker and containerd then set HOME=/ (not writable by a non-root user), a bare runc spec leaves it unset and Go fails with `$HOME is not defined`".into(),
+        fix: "set HOME in [image] env (e.g. \"HOME=/home/nonroot\"), or base = \"static\" with user = \"nonroot\" (home /home/nonroot)".into(),
+    })
+}
+
+/// The image's /etc/passwd, when it has a readable one.
+fn passwd_text(root: &Path) -> Option<String> {
+    let passwd = present(root, "/etc/passwd")?;
+    // Bounded: a real passwd file is a few KiB.
+    let text = std::fs::read(&passwd)
+        .ok()
+        .filter(|t| t.len() < (16 << 20))?;
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// The fields of `user`'s line in the image's /etc/passwd (by name, or by uid when numeric).
+fn passwd_entry(root: &Path, user: &str) -> Option<Vec<String>> {
+    entry_in(&passwd_text(root)?, user)
+}
+
+fn entry_in(text: &str, user: &str) -> Option<Vec<String>> {
+    let by_uid = user.bytes().all(|b| b.is_ascii_digit());
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let hit = match (by_uid, fields.as_slice()) {
+            (true, [_, _, uid, ..]) => *uid == user,
+            (false, [n, ..]) => *n == user,
+            _ => false,
+        };
+        hit.then(|| fields.iter().map(|f| (*f).to_owned()).collect())
+    })
+}
+
 /// `USER 65532` with no line for uid 65532 (or `USER app` with no user `app`) in /etc/passwd.
 fn user_without_entry(root: &Path, user: &str) -> Option<Finding> {
     let name = user.split(':').next().unwrap_or_default();
     if name.is_empty() {
         return None;
     }
-    let passwd = present(root, "/etc/passwd")?;
-    // Bounded: a real passwd file is a few KiB.
-    let text = std::fs::read(&passwd)
-        .ok()
-        .filter(|t| t.len() < (16 << 20))?;
-    let text = String::from_utf8_lossy(&text);
-    let by_uid = name.bytes().all(|b| b.is_ascii_digit());
-    let found = text.lines().any(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        match (by_uid, fields.as_slice()) {
-            (true, [_, _, uid, ..]) => *uid == name,
-            (false, [n, ..]) => *n == name,
-            _ => false,
-        }
-    });
+    let found = entry_in(&passwd_text(root)?, name).is_some();
     (!found).then(|| Finding {
         code: "user-without-passwd-entry",
         severity: Severity::Warning,
@@ -259,6 +400,95 @@ mod tests {
         assert_eq!(
             codes(unmet(root.path(), &all, Some("0"))),
             Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn a_temp_folder_the_user_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let needs = runtime_needs(b"os.TempDir");
+        assert_eq!(needs, [Need::TempDir]);
+        let env = ["PATH=/bin".to_owned()];
+        let nonroot = Process {
+            user: Some("65532:65532"),
+            env: &env,
+        };
+        let found = |p: &Process<'_>| {
+            unmet_for(r, &needs, p)
+                .into_iter()
+                .map(|f| f.what)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(found(&nonroot), ["no /tmp folder in the image"]);
+        // Root, as without USER, writes whatever the mode.
+        std::fs::create_dir(r.join("tmp")).unwrap();
+        std::fs::set_permissions(r.join("tmp"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(found(&Process::default()), Vec::<String>::new());
+        let owner = std::fs::metadata(r.join("tmp")).map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid()
+        });
+        assert_eq!(
+            found(&nonroot),
+            [format!(
+                "/tmp is not writable by USER 65532 (mode 0755, owner {})",
+                owner.unwrap()
+            )]
+        );
+        std::fs::set_permissions(r.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(found(&nonroot), Vec::<String>::new());
+        // $TMPDIR names the folder instead, as Go's os.TempDir reads it.
+        let env = ["TMPDIR=/var/tmp".to_owned()];
+        let elsewhere = Process {
+            user: Some("65532"),
+            env: &env,
+        };
+        assert_eq!(found(&elsewhere), ["no /var/tmp folder in the image"]);
+    }
+
+    #[test]
+    fn a_home_from_env_or_passwd() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let needs = runtime_needs(b"os.UserHomeDir");
+        assert_eq!(needs, [Need::Home]);
+        let codes = |p: &Process<'_>| {
+            unmet_for(r, &needs, p)
+                .iter()
+                .map(|f| f.code)
+                .collect::<Vec<_>>()
+        };
+        let none: [String; 0] = [];
+        let nonroot = Process {
+            user: Some("65532"),
+            env: &none,
+        };
+        assert_eq!(codes(&nonroot), ["no-home"]);
+        assert_eq!(codes(&Process::default()), ["no-home"]);
+        let env = ["HOME=/data".to_owned()];
+        let with_home = Process {
+            user: Some("65532"),
+            env: &env,
+        };
+        assert_eq!(codes(&with_home), Vec::<&str>::new());
+        std::fs::create_dir(r.join("etc")).unwrap();
+        std::fs::write(
+            r.join("etc/passwd"),
+            "root:x:0:0::/root:/sbin/nologin\nnonroot:x:65532:65532::/home/nonroot:/sbin/nologin\n",
+        )
+        .unwrap();
+        assert_eq!(codes(&nonroot), Vec::<&str>::new());
+        assert_eq!(codes(&Process::default()), Vec::<&str>::new());
+        let stranger = Process {
+            user: Some("1000:1000"),
+            env: &none,
+        };
+        let findings = unmet_for(r, &needs, &stranger);
+        assert_eq!(
+            findings[0].what,
+            "no $HOME: HOME is not in the image's Env and /etc/passwd has no entry for 1000"
         );
     }
 }
