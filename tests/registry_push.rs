@@ -477,6 +477,40 @@ fn htpasswd_basic_auth_right_and_wrong_passwords() {
         "{text}"
     );
     assert!(!text.contains("not-it-at-all") && !format!("{err:?}").contains("not-it-at-all"));
+
+    // Pull (docker:// for verify/run) with the password from a credential helper.
+    let helper = bin.join("docker-credential-pulltest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread url\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"alice\",\"Secret\":\"{password}\"}}' \"$url\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let helper_cfg = home.path().join("helper.json");
+    std::fs::write(
+        &helper_cfg,
+        serde_json::json!({"credHelpers": {server.host(): "pulltest"}}).to_string(),
+    )
+    .unwrap();
+    let keychain = Keychain::with_files(vec![helper_cfg]).with_helper_path(&bin);
+    let pulled_dir = home.path().join("pulled");
+    std::fs::create_dir(&pulled_dir).unwrap();
+    let pulled = registry::pull_to_layout(
+        &Client::new(client_options(keychain)),
+        &server.reference("app:v1"),
+        None,
+        &pulled_dir,
+        &notes,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", notes.all()));
+    assert_eq!(pulled.manifest.to_string(), image.digest);
+    assert!(
+        notes.all().contains("docker-credential-pulltest"),
+        "{}",
+        notes.all()
+    );
 }
 
 #[test]
@@ -1277,6 +1311,29 @@ fn bearer_token_auth_with_distributions_token_verification() {
         skopeo_digest(&format!("{}/app:v2", server.host()), Some(&creds)),
         image.digest
     );
+
+    // Pull (docker:// for verify/run) through the same Bearer flow: a fresh client asks for a
+    // pull token, then fetches manifest and blobs, each checked, into a layout.
+    let before = tokens.requests();
+    let pulled_dir = dir.path().join("pulled");
+    std::fs::create_dir(&pulled_dir).unwrap();
+    let puller = Client::new(client_options(Keychain::with_files(vec![config.clone()])));
+    let pulled = registry::pull_to_layout(
+        &puller,
+        &server.reference("app:v2"),
+        None,
+        &pulled_dir,
+        &notes,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", notes.all()));
+    assert_eq!(pulled.manifest.to_string(), image.digest);
+    assert_eq!(tokens.requests(), before + 1, "{}", notes.all());
+    let loaded = staticpack::image::Layout::open(&pulled_dir)
+        .unwrap()
+        .load(None)
+        .unwrap();
+    loaded.verify_layers().unwrap();
+    assert_eq!(loaded.layers.len(), 2);
 
     // An OAuth2 identity token (docker's `identitytoken`) goes through the refresh-token grant.
     let id_config = dir.path().join("identity.json");
