@@ -20,12 +20,17 @@ pub struct Mapped {
 
 impl Mapped {
     pub fn open(path: &Path) -> io::Result<Mapped> {
-        let file = File::open(path)?;
-        // SAFETY: the map is read-only and private to this process; the file is staticpack's own
-        // build output (or a recipe's prebuilt copied into the build folder), not written while
-        // verify reads it. A concurrent truncation by someone else would be SIGBUS, not UB in
-        // safe code reading a stale byte.
-        let map = unsafe { Mmap::map(&file)? };
+        Mapped::of_file(&File::open(path)?)
+    }
+
+    /// Maps an open file (its length now: a file growing later is read as it was).
+    pub fn of_file(file: &File) -> io::Result<Mapped> {
+        // SAFETY: the map is read-only; the bytes are only read. The file is staticpack's own
+        // build output (a recipe's prebuilt is copied into the build folder) or a file handed to
+        // `verify`, not written while it is read. A file truncated under us by another process
+        // ends the read with SIGBUS — a crash, not a wrong answer; the price of not holding a
+        // 400 MiB file in memory.
+        let map = unsafe { Mmap::map(file)? };
         Ok(Mapped { map })
     }
 
