@@ -304,6 +304,7 @@ fn c_and_go_sboms_validate_and_the_referrers_are_found_through_the_fallback_tag(
         "pkg:golang/stdlib@",
         "pkg:deb/debian/ca-certificates@",
         "pkg:deb/debian/tzdata@",
+        "pkg:deb/debian/netbase@",
     ] {
         assert!(
             go_purls.iter().any(|p| p.starts_with(expected)),
@@ -311,7 +312,9 @@ fn c_and_go_sboms_validate_and_the_referrers_are_found_through_the_fallback_tag(
         );
     }
     let go_spdx = document(&go_docs, "application/spdx+json", None);
-    assert_eq!(spdx_relationships(&go_spdx, "CONTAINS").len(), 3);
+    // The image contains the application and the base's packaged files: the CA bundle, zoneinfo,
+    // and netbase's services and protocols.
+    assert_eq!(spdx_relationships(&go_spdx, "CONTAINS").len(), 5);
 
     // Pushed to a registry without the referrers API: found through the sha256-<hex> tag.
     let registry = RegistryServer::start(Auth::Anonymous);

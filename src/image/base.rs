@@ -543,7 +543,7 @@ mod tests {
         let blob = super::super::layer::write_layer(&layer, blobs.path()).unwrap();
         assert_eq!(
             blob.digest.to_string(),
-            "sha256:c3100a024e4f63c82b8bceccd5197d6abb4724ee945386acd06274a361533b18"
+            "sha256:e5f0a25d675c4977df8169e85fa81f99d6a8d543ec7f6c8ffc43edf32a5b66c8"
         );
     }
 }

@@ -113,17 +113,10 @@ impl Need {
             severity: Severity::Warning,
             what: what.into(),
             why: why.into(),
-            fix: match self {
-                // Not in the static base yet (Debian's netbase is to be vendored).
-                Need::Services | Need::Protocols => format!(
-                    "add Debian netbase's {} with [[image.files]]",
-                    self.files()[0]
-                ),
-                _ => format!(
-                    "base = \"static\" (it carries {}), or add it with [[image.files]]",
-                    self.files()[0]
-                ),
-            },
+            fix: format!(
+                "base = \"static\" (it carries {}), or add it with [[image.files]]",
+                self.files()[0]
+            ),
         }
     }
 
