@@ -6,16 +6,19 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 files="$here/files"
 
+# Copies one packaged file from the machine into files/ and prints its pin.
+vendor_file() {
+  mkdir -p "$(dirname "$files$1")"
+  cp "$1" "$files$1"
+  echo "  $1 digest = \"sha256:$(sha256sum "$files$1" | cut -d' ' -f1)\""
+}
+
 echo "ca-certificates $(dpkg-query -W -f='${Version}' ca-certificates)"
-mkdir -p "$files/etc/ssl/certs"
-cp /etc/ssl/certs/ca-certificates.crt "$files/etc/ssl/certs/ca-certificates.crt"
-echo "  digest = \"sha256:$(sha256sum "$files/etc/ssl/certs/ca-certificates.crt" | cut -d' ' -f1)\""
+vendor_file /etc/ssl/certs/ca-certificates.crt
 
 echo "netbase $(dpkg-query -W -f='${Version}' netbase)"
-for f in services protocols; do
-  cp "/etc/$f" "$files/etc/$f"
-  echo "  /etc/$f digest = \"sha256:$(sha256sum "$files/etc/$f" | cut -d' ' -f1)\""
-done
+vendor_file /etc/services
+vendor_file /etc/protocols
 
 echo "tzdata $(dpkg-query -W -f='${Version}' tzdata)"
 rm -rf "$files/usr/share/zoneinfo"
