@@ -291,7 +291,7 @@ fn staticpack_as(dir: &Path, args: &[&str], host: &str, creds: Option<(&str, &st
 }
 
 /// `skopeo copy` into the registry with credentials; returns the manifest digest skopeo stored.
-fn skopeo_push(from: &str, to: &str, creds: &str) -> String {
+fn skopeo_push(from: &str, to: &str, creds: &str, extra: &[&str]) -> String {
     need("skopeo", "skopeo");
     let digest_file = tempfile::NamedTempFile::new().unwrap();
     tool(
@@ -305,6 +305,7 @@ fn skopeo_push(from: &str, to: &str, creds: &str) -> String {
             ])
             .arg("--digestfile")
             .arg(digest_file.path())
+            .args(extra)
             .args([from, to]),
     );
     std::fs::read_to_string(digest_file.path())
@@ -341,7 +342,16 @@ fn registry_images_behind_basic_auth_are_pulled_by_tag_and_digest_and_judged() {
         &good,
         &format!("docker://{host}/team/app:v1"),
         "ada:s3cret-pw",
+        &[],
     );
+    // The same image as docker's schema 2 (docker media types for manifest, config, layers).
+    let docker_digest = skopeo_push(
+        &good,
+        &format!("docker://{host}/team/app:v2s2"),
+        "ada:s3cret-pw",
+        &["--format", "v2s2"],
+    );
+    assert_ne!(docker_digest, digest);
     let dynamic_dir = tmp.path().join("dynamic");
     std::fs::create_dir(&dynamic_dir).unwrap();
     let dynamic = umoci_image(
@@ -353,6 +363,7 @@ fn registry_images_behind_basic_auth_are_pulled_by_tag_and_digest_and_judged() {
         &dynamic,
         &format!("docker://{host}/team/app:dyn"),
         "ada:s3cret-pw",
+        &[],
     );
     let creds = Some(("ada", "s3cret-pw"));
 
@@ -378,6 +389,20 @@ fn registry_images_behind_basic_auth_are_pulled_by_tag_and_digest_and_judged() {
 
     // `run` takes the same reference: the pulled image's entrypoint runs in the empty root.
     let run = staticpack_as(tmp.path(), &["run", &by_tag], &host, creds);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "hello from the registry\n");
+
+    let v2s2 = format!("docker://{host}/team/app:v2s2");
+    let run = staticpack_as(tmp.path(), &["verify", &v2s2], &host, creds);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("({docker_digest}, linux/amd64)"))
+            && run.stdout.contains("starts   yes"),
+        "{}",
+        run.stdout
+    );
+    let run = staticpack_as(tmp.path(), &["run", &v2s2], &host, creds);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!(run.stdout, "hello from the registry\n");
 

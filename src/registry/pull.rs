@@ -160,6 +160,8 @@ pub fn pull_to_layout(
                     .as_ref()
                     .map_or("unknown".into(), DescPlatform::name)
             })
+            // BuildKit's attestation manifests (SBOM, provenance) are no platform to pick.
+            .filter(|name| name != "unknown/unknown")
             .collect();
         let Some(entry) = doc
             .manifests
@@ -646,8 +648,11 @@ mod tests {
             serde_json::json!({"mediaType": OCI_MANIFEST, "digest": Digest::of_bytes(m.as_bytes()).to_string(),
                 "size": m.len(), "platform": {"os": "linux", "architecture": arch}})
         };
+        let attestation = entry(&arm, "unknown");
+        let mut attestation = attestation;
+        attestation["platform"]["os"] = "unknown".into();
         let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
-            "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")]})
+            "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64"), attestation]})
         .to_string();
         (index, amd, arm)
     }
