@@ -202,18 +202,9 @@ fn default_out(name: &str, format: FormatArg) -> std::path::PathBuf {
 fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> Result<ExitCode> {
     use staticpack::pipeline::publish::{Archive, LayoutDir, Publisher, RegistryPush};
     let mut r = recipe::load(&a.recipe)?;
+    // --platform wins over the recipe's [image] platforms.
     if let Some(cli::PlatformList(platforms)) = &a.platform {
-        let [platform] = platforms.as_slice() else {
-            bail!(
-                "--platform {}: not yet: one platform per build (an index over several comes later); build each with its own --platform",
-                platforms
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-        };
-        r.build.set_platform(platform);
+        r.build.set_platforms(platforms);
     }
     if a.check_repro && !matches!(a.format, FormatArg::Oci) {
         bail!(
@@ -317,7 +308,8 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         }
         if a.platform.is_some() {
             flags.push("--platform".to_owned());
-            flags.push(r.build.platform.to_string());
+            let names: Vec<String> = r.build.platforms.iter().map(ToString::to_string).collect();
+            flags.push(names.join(","));
         }
         if a.no_run {
             flags.push("--no-run".to_owned());

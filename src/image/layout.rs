@@ -142,6 +142,25 @@ pub fn write_image(
     })
 }
 
+/// Writes the image index over `manifests` (already in `layout`'s blobs) and, last, the
+/// index.json naming it under `tag`: the several-platform counterpart of [`write_image`],
+/// into a layout being staged. Returns the index's digest and size.
+pub fn write_platform_index(
+    layout: &Layout,
+    tag: &str,
+    manifests: &[config::PlatformManifest],
+    index_annotations: &BTreeMap<String, String>,
+) -> Result<(Digest, u64), ImageError> {
+    let (digest, size) = layout.write_blob(&config::platform_index_json(manifests)?)?;
+    layout.write_index(&config::index_json_for_index(
+        &digest,
+        size,
+        tag,
+        index_annotations,
+    )?)?;
+    Ok((digest, size))
+}
+
 /// Moves a finished layout folder to `out` in one step. A previous layout at `out` is exchanged
 /// atomically and then deleted; anything at `out` that is not an OCI layout is refused.
 pub(crate) fn publish(staged: &Path, out: &Path) -> Result<(), ImageError> {

@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 pub use archive::{ArchiveFormat, write_archive};
 pub use base::{BASE_MTIME, Base, BaseError, BasePackage, load as load_base};
 pub use blob::BlobWriter;
-pub use config::ImageMeta;
+pub use config::{ImageMeta, PlatformManifest};
 pub use layer::{
     EntryKind, FileSource, LayerBlob, LayerCompression, LayerEntry, LayerFormat, LayerSpec,
     write_layer, write_layer_as,
 };
 pub use layout::{
     ImageOutput, Layout, LoadedImage, LocalBlob, LocalManifest, SelectedImage, describe,
-    parse_layout_ref, read_image, write_image,
+    parse_layout_ref, read_image, write_image, write_platform_index,
 };
 pub use users::{Owner, User};
 
