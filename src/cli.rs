@@ -125,7 +125,7 @@ pub enum Command {
     Inspect {
         /// LAYOUT or LAYOUT:TAG
         image: String,
-        /// Which platform's manifest of an index to show (default: the only one, or the host's).
+        /// Which platform's manifest of an index to show (default: every platform's, in turn).
         #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
         platform: Option<staticpack::recipe::Platform>,
     },

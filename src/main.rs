@@ -176,14 +176,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             platform,
         } => {
             let (dir, tag) = image::parse_layout_ref(&reference);
-            let loaded =
-                image::Layout::open(&dir)?.load_platform(tag.as_deref(), platform.as_ref())?;
-            // A summary of a tampered image would vouch for it: the layers are checked first.
-            loaded.verify_layers()?;
-            print!("{}", image::describe(&loaded)?);
             let layout = image::Layout::open(&dir)?;
-            for r in staticpack::supply::referrers(&layout, &loaded.manifest_digest)? {
-                println!("referrer:  {}", r.describe());
+            // An index without --platform: every platform's image, one after the other.
+            let images = match platform.as_ref() {
+                Some(_) => vec![layout.load_platform(tag.as_deref(), platform.as_ref())?],
+                None => layout.load_all(tag.as_deref())?,
+            };
+            if images.len() > 1 {
+                let index = layout.select(tag.as_deref())?;
+                println!("index:     {} ({} platforms)", index.digest(), images.len());
+            }
+            for (n, loaded) in images.iter().enumerate() {
+                if n > 0 {
+                    println!();
+                }
+                // A summary of a tampered image would vouch for it: the layers are checked
+                // first.
+                loaded.verify_layers()?;
+                print!("{}", image::describe(loaded)?);
+                for r in staticpack::supply::referrers(&layout, &loaded.manifest_digest)? {
+                    println!("referrer:  {}", r.describe());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

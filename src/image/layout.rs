@@ -637,12 +637,9 @@ impl Layout {
                 )
             })?,
         };
-        let manifest: ImageManifest = serde_json::from_slice(&node.bytes)
-            .map_err(|e| bad_layout(&self.dir, format!("manifest {}: {e}", node.digest)))?;
-        let (config_blob, config_bytes) = self.read_json_blob(manifest.config())?;
-        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
-            .map_err(|e| bad_layout(&config_blob.path, format!("not an image config: {e}")))?;
+        let loaded = self.loaded(&selected, node)?;
         if let Some(want) = platform {
+            let config = &loaded.config;
             let has = format!("{}/{}", config.os(), config.architecture());
             if has != format!("linux/{}", want.oci_arch()) {
                 return Err(bad_layout(
@@ -654,6 +651,30 @@ impl Layout {
                 ));
             }
         }
+        Ok(loaded)
+    }
+
+    /// Every platform's image of the tag (one for a plain manifest), in the index's order:
+    /// `inspect` of an index without `--platform`.
+    pub fn load_all(&self, tag: Option<&str>) -> Result<Vec<LoadedImage>, ImageError> {
+        let selected = self.select(tag)?;
+        all_manifests(&selected.root)
+            .into_iter()
+            .map(|node| self.loaded(&selected, node))
+            .collect()
+    }
+
+    /// The manifest `node` of `selected`, with its config.
+    fn loaded(
+        &self,
+        selected: &SelectedImage,
+        node: &LocalManifest,
+    ) -> Result<LoadedImage, ImageError> {
+        let manifest: ImageManifest = serde_json::from_slice(&node.bytes)
+            .map_err(|e| bad_layout(&self.dir, format!("manifest {}: {e}", node.digest)))?;
+        let (config_blob, config_bytes) = self.read_json_blob(manifest.config())?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+            .map_err(|e| bad_layout(&config_blob.path, format!("not an image config: {e}")))?;
         Ok(LoadedImage {
             dir: self.dir.clone(),
             tag: selected.tag.clone(),
@@ -661,7 +682,7 @@ impl Layout {
             layers: node.blobs.iter().skip(1).cloned().collect(),
             manifest,
             config,
-            index_annotations: selected.index_annotations,
+            index_annotations: selected.index_annotations.clone(),
         })
     }
 
