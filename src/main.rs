@@ -219,6 +219,16 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
     if let Some(cli::PlatformList(platforms)) = &a.platform {
         r.build.set_platforms(platforms);
     }
+    // Refused before the build, not after it: the archive can hold one platform's image.
+    if matches!(a.format, FormatArg::DockerArchive) && r.build.platforms.len() > 1 {
+        let names: Vec<String> = r.build.platforms.iter().map(ToString::to_string).collect();
+        bail!(
+            "--format docker-archive holds one platform's image, and this build makes {} ({}): `docker load` would give each the same name and keep the last; build one platform per docker-archive (--platform {}), or use --format oci-archive, which holds the index",
+            names.len(),
+            names.join(", "),
+            names[0]
+        );
+    }
     if a.check_repro && !matches!(a.format, FormatArg::Oci) {
         bail!(
             "--check-repro compares OCI layouts: leave --format at oci (archives are made from the same layout)"

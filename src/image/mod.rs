@@ -67,6 +67,12 @@ pub enum ImageError {
         "{path} is not a regular file (a symlink, folder or device); a layout's blobs must be plain files"
     )]
     NotARegularFile { path: PathBuf },
+    /// docker-archive of an index: docker's manifest.json has no platforms, and `docker load`
+    /// would give every platform's image the one name, keeping the last.
+    #[error(
+        "a docker-archive holds one platform's image, and {digest} is an index of {platforms}: `docker load` would give each the same name and keep the last; build one platform per docker-archive (--platform linux/amd64), or write --format oci-archive, which holds the index"
+    )]
+    DockerArchiveOfIndex { digest: String, platforms: String },
     #[error("{path} is {size} bytes; JSON documents over {limit} bytes are refused")]
     TooBig {
         path: PathBuf,
