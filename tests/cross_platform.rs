@@ -769,7 +769,22 @@ fn go_cgo_musl_for_amd64_and_arm64_is_one_index() {
         "go-both",
         &["--platform", BOTH],
     );
-    check_index(work.path(), &run, "go-both", "/app", &registry);
+    let (_, children) = check_index(work.path(), &run, "go-both", "/app", &registry);
+    // The `static` base is architecture-independent: both manifests start with its one blob.
+    let layers = |digest: &str| {
+        let path = work
+            .path()
+            .join("go-both/blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        m["layers"].as_array().unwrap().clone()
+    };
+    let (amd64, arm64) = (layers(&children[0]), layers(&children[1]));
+    assert_eq!(amd64[0]["digest"], arm64[0]["digest"]);
+    assert_ne!(
+        amd64.last().unwrap()["digest"],
+        arm64.last().unwrap()["digest"]
+    );
 }
 
 #[test]
