@@ -598,8 +598,8 @@ fn verify_image(
             one.filter(|r| !matches!(&r.result, Err(e) if e.kind == verify::ErrorKind::NotElf))?;
         judge(&mut r);
         // Static is not enough: the files it will look for, against the image's.
-        if let (Ok((_, findings)), Ok(bytes)) = (&mut r.result, std::fs::read(host)) {
-            let needs = verify::needs::runtime_needs(&bytes);
+        if let (Ok((_, findings)), Ok(map)) = (&mut r.result, verify::mapped::Mapped::open(host)) {
+            let needs = verify::needs::runtime_needs_by(&|m| map.contains(m));
             findings.extend(verify::needs::unmet(&root, &needs, user.as_deref()));
         }
         r.path = verify::image::in_image_path(&root, &r.path);

@@ -679,13 +679,14 @@ pub fn build_with(
     let mut runtime_needs = Vec::new();
     let (facts, verdict, mut warnings, binary_digest) = match &installed {
         None => {
-            let bytes =
-                std::fs::read(&artifact.binary).at("reading the built binary", &artifact.binary)?;
-            let mut facts = verify::analyze(&bytes).map_err(PipelineError::Verify)?;
+            // Mapped, never read whole: a 400 MiB binary keeps a few MiB resident.
+            let map = verify::mapped::Mapped::open(&artifact.binary)
+                .at("reading the built binary", &artifact.binary)?;
+            let mut facts = verify::analyze_mapped(&map).map_err(PipelineError::Verify)?;
             linked_libc_fallback(&mut facts, recipe);
-            let binary_digest = Digest::of_bytes(&bytes);
-            runtime_needs = verify::needs::runtime_needs(&bytes);
-            drop(bytes);
+            runtime_needs = verify::needs::runtime_needs_by(&|m| map.contains(m));
+            drop(map);
+            let binary_digest = digest_file(&artifact.binary)?;
             let verdict = verify::summary(&facts);
             events(Event::Verified { verdict: &verdict });
             let warnings = judge(&facts, recipe, opts, &verdict, events)?;
@@ -1127,14 +1128,14 @@ fn verify_installed(
     let mut chosen = None;
     let mut all_warnings = Vec::new();
     for e in entries {
-        let Some((facts, verdict, warnings, bytes)) =
+        let Some((facts, verdict, warnings, digest)) =
             verify_installed_elf(e, recipe, opts, events)?
         else {
             continue;
         };
         all_warnings.extend(warnings);
         if chosen.is_none() || e.rel == entry {
-            chosen = Some((facts, verdict, Digest::of_bytes(&bytes)));
+            chosen = Some((facts, verdict, digest));
         }
     }
     let (facts, verdict, digest) = chosen.ok_or_else(|| {
@@ -1145,11 +1146,19 @@ fn verify_installed(
     Ok((facts, verdict, all_warnings, digest))
 }
 
-/// An installed ELF file's facts, verdict, warnings and bytes.
-type VerifiedElf = (ElfFacts, String, Vec<Finding>, Vec<u8>);
+/// An installed ELF file's facts, verdict, warnings and digest.
+type VerifiedElf = (ElfFacts, String, Vec<Finding>, Digest);
+
+/// The sha256 of a file, streamed.
+fn digest_file(path: &Path) -> Result<Digest, PipelineError> {
+    std::fs::File::open(path)
+        .and_then(|mut f| Digest::of_reader(&mut f))
+        .at("hashing", path)
+        .map_err(Into::into)
+}
 
 /// Verifies one installed file when it is an ELF file (`None` when it is not), telling its
-/// verdict; one the recipe's rules refuse fails the build, named. Its bytes come back, for
+/// verdict; one the recipe's rules refuse fails the build, named. Its digest comes back, for
 /// the caller that needs its digest.
 fn verify_installed_elf(
     e: &Installed,
@@ -1160,12 +1169,12 @@ fn verify_installed_elf(
     if !matches!(e.kind, EntryKind::File(_)) {
         return Ok(None);
     }
-    let bytes = std::fs::read(&e.path).at("reading", &e.path)?;
-    if !bytes.starts_with(b"\x7fELF") {
+    let map = verify::mapped::Mapped::open(&e.path).at("reading", &e.path)?;
+    if !map.bytes().starts_with(b"\x7fELF") {
         return Ok(None);
     }
     let path = format!("/{}", e.rel);
-    let facts = verify::analyze(&bytes).map_err(|source| PipelineError::VerifyInstalled {
+    let facts = verify::analyze_mapped(&map).map_err(|source| PipelineError::VerifyInstalled {
         path: path.clone(),
         source,
     })?;
@@ -1175,7 +1184,7 @@ fn verify_installed_elf(
         verdict: &verdict,
     });
     match judge(&facts, recipe, opts, &verdict, events) {
-        Ok(warnings) => Ok(Some((facts, verdict, warnings, bytes))),
+        Ok(warnings) => Ok(Some((facts, verdict, warnings, digest_file(&e.path)?))),
         Err(PipelineError::Refused { verdict, findings }) => Err(PipelineError::RefusedInstalled {
             path,
             verdict,

@@ -52,7 +52,7 @@ fn cstr(table: &[u8], off: usize, max: usize) -> Option<&[u8]> {
     Some(&window[..nul])
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     let Some((&first, tail)) = needle.split_first() else {
         return true;
     };
@@ -161,7 +161,12 @@ impl SymbolScan {
     }
 }
 
-pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
+/// `contains` answers whether a literal occurs in the file: over `bytes` itself, or a windowed
+/// scan of a map that releases its pages (see `mapped`).
+pub(super) fn analyze(
+    bytes: &[u8],
+    contains: &dyn Fn(&[u8]) -> bool,
+) -> Result<ElfFacts, VerifyError> {
     if bytes.len() < 4 || &bytes[..4] != header::ELFMAG {
         let hint = if bytes.starts_with(b"#!") {
             " (a script with a #! line, not a compiled program)"
@@ -434,8 +439,8 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         && (syms.rust
             || compilers.iter().any(|c| c.starts_with("rustc version"))
             || section(".rustc").is_some()
-            || contains(bytes, b"/rustc/")
-            || contains(bytes, b"rust_panic"));
+            || contains(b"/rustc/")
+            || contains(b"rust_panic"));
 
     let rust = is_rust.then(|| super::rustinfo::RustInfo {
         rustc: super::rustinfo::rustc_version(&compilers),
@@ -462,7 +467,7 @@ pub(super) fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
         go_cgo,
         entry_code,
     };
-    let (libc, libc_evidence) = classify::libc(&evidence, &|s| contains(bytes, s.as_bytes()));
+    let (libc, libc_evidence) = classify::libc(&evidence, &|s| contains(s.as_bytes()));
 
     let is_64 = container == Container::Big;
     let (machine, oci_arch) = classify::machine(hdr.e_machine, is_64, big);

@@ -15,6 +15,7 @@ mod diagnose;
 mod facts;
 mod gobuildinfo;
 pub mod image;
+pub mod mapped;
 pub mod needs;
 mod report;
 mod rustinfo;
@@ -227,14 +228,26 @@ pub fn apply_nss_rule(
 }
 
 pub fn analyze_unguarded(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
-    facts::analyze(bytes)
+    facts::analyze(bytes, &|n| facts::contains(bytes, n))
+}
+
+/// Reads the facts of the ELF file mapped in `map`, its literal scans windowed so the file is
+/// never resident whole.
+pub fn analyze_mapped(map: &mapped::Mapped) -> Result<ElfFacts, VerifyError> {
+    guarded(|| facts::analyze(map.bytes(), &|n| map.contains(n)))
 }
 
 /// Reads the facts of an ELF file from its bytes.
 pub fn analyze(bytes: &[u8]) -> Result<ElfFacts, VerifyError> {
+    guarded(|| facts::analyze(bytes, &|n| facts::contains(bytes, n)))
+}
+
+fn guarded(
+    analyze: impl FnOnce() -> Result<ElfFacts, VerifyError>,
+) -> Result<ElfFacts, VerifyError> {
     // facts::analyze checks bounds before goblin reads anything; catching a panic is only the
     // last line of defence against a goblin bug on input nobody foresaw.
-    std::panic::catch_unwind(|| facts::analyze(bytes)).unwrap_or_else(|p| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(analyze)).unwrap_or_else(|p| {
         let msg = p
             .downcast_ref::<String>()
             .map(String::as_str)

@@ -133,16 +133,18 @@ impl Need {
 
 /// What the program in `bytes` will look for at run time.
 pub fn runtime_needs(bytes: &[u8]) -> Vec<Need> {
+    runtime_needs_by(&|m| memchr::memmem::find(bytes, m).is_some())
+}
+
+/// What the program will look for at run time, `contains` telling whether a literal is in it
+/// (a windowed scan of a map for big binaries).
+pub fn runtime_needs_by(contains: &dyn Fn(&[u8]) -> bool) -> Vec<Need> {
     // Go's embedded tz database (time/tzdata, -tags timetzdata) answers LoadLocation itself.
-    let embedded_tz = memchr::memmem::find(bytes, b"time/tzdata").is_some();
+    let embedded_tz = contains(b"time/tzdata");
     let mut needs: Vec<Need> = Need::ALL
         .into_iter()
         .filter(|n| !(embedded_tz && *n == Need::Zoneinfo))
-        .filter(|n| {
-            n.markers()
-                .iter()
-                .any(|m| memchr::memmem::find(bytes, m).is_some())
-        })
+        .filter(|n| n.markers().iter().any(|m| contains(m)))
         .collect();
     // Both resolvers read nsswitch.conf only to order hosts lookups: a need only with hosts.
     if !needs.contains(&Need::Hosts) {

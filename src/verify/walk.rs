@@ -19,7 +19,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{ElfFacts, Finding, Requirement, analyze, diagnose};
+use super::{ElfFacts, Finding, Requirement, analyze, analyze_mapped, diagnose};
 
 /// Larger files are refused rather than read into memory (real ELF files are far smaller).
 pub const MAX_FILE_SIZE: u64 = 4 << 30;
@@ -76,7 +76,8 @@ impl WalkStats {
 }
 
 enum Read4 {
-    Elf(Vec<u8>),
+    /// Mapped, not read: verify of a big binary stays a few MiB resident.
+    Elf(super::mapped::Mapped),
     NotElf(Vec<u8>),
 }
 
@@ -143,25 +144,18 @@ fn read_file(path: &Path, follow: bool) -> Result<Read4, FileError> {
             .map_err(|e| io_error("read", &e))?;
         return Ok(Read4::NotElf(head));
     }
-    // The size from stat is a hint only: the file may grow, so the limit is enforced on the
-    // bytes actually read.
-    let mut bytes = head;
-    bytes.reserve(usize::try_from(meta.len().min(MAX_FILE_SIZE)).unwrap_or(0));
-    (&mut file)
-        .take(MAX_FILE_SIZE + 1 - 4)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error("read", &e))?;
-    if bytes.len() as u64 > MAX_FILE_SIZE {
-        return Err(FileError {
-            kind: ErrorKind::TooLarge,
-            message: format!("grew past the {MAX_FILE_SIZE}-byte limit while being read"),
-        });
-    }
-    Ok(Read4::Elf(bytes))
+    // The map's length is the file's now, under the size limit checked above: a file that
+    // grows afterwards is read as it was.
+    let map = super::mapped::Mapped::of_file(&file).map_err(|e| io_error("map", &e))?;
+    Ok(Read4::Elf(map))
 }
 
-fn report(path: &Path, require: Requirement, bytes: &[u8]) -> FileReport {
-    let result = analyze(bytes)
+fn report(
+    path: &Path,
+    require: Requirement,
+    analyzed: Result<ElfFacts, super::VerifyError>,
+) -> FileReport {
+    let result = analyzed
         .map(|facts| {
             let findings = diagnose(&facts, require);
             (facts, findings)
@@ -241,7 +235,8 @@ pub fn verify_paths(
             continue;
         }
         let r = match read_file(path, true) {
-            Ok(Read4::Elf(bytes) | Read4::NotElf(bytes)) => report(path, require, &bytes),
+            Ok(Read4::Elf(map)) => report(path, require, analyze_mapped(&map)),
+            Ok(Read4::NotElf(bytes)) => report(path, require, analyze(&bytes)),
             Err(e) => error_report(path, require, e),
         };
         emit_counted(r, &mut stats);
@@ -309,7 +304,7 @@ fn walk(
             stack.extend(children.into_iter().rev());
         } else if ft.is_file() {
             match read_file(&path, false) {
-                Ok(Read4::Elf(bytes)) => emit(report(&path, require, &bytes), stats),
+                Ok(Read4::Elf(map)) => emit(report(&path, require, analyze_mapped(&map)), stats),
                 Ok(Read4::NotElf(_)) => stats.skipped_non_elf += 1,
                 // Swapped for a special file between the listing and the open.
                 Err(FileError {
