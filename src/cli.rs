@@ -142,7 +142,7 @@ pub enum Command {
     Inspect {
         /// LAYOUT or LAYOUT:TAG
         image: String,
-        /// Which platform's manifest of an index to show (default: the only one, or the host's).
+        /// Which platform's manifest of an index to show (default: every platform's, in turn).
         #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
         platform: Option<staticpack::recipe::Platform>,
     },
@@ -180,8 +180,9 @@ pub struct BuildArgs {
     pub push: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// The platform to build for, e.g. linux/arm64 (over the recipe's [image] platforms; one
-    /// for now). Another CPU is cross-built and proven under qemu user emulation.
+    /// The platforms to build for, e.g. linux/arm64 or linux/amd64,linux/arm64 (over the
+    /// recipe's [image] platforms). Several make an OCI image index over one image each.
+    /// Another CPU is cross-built and proven under qemu user emulation.
     #[arg(long, value_name = "LIST", value_parser = parse_platforms)]
     pub platform: Option<PlatformList>,
     /// Build a second time elsewhere (other folder, time, umask, TZ, LANG, environment noise)

@@ -191,14 +191,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             platform,
         } => {
             let (dir, tag) = image::parse_layout_ref(&reference);
-            let loaded =
-                image::Layout::open(&dir)?.load_platform(tag.as_deref(), platform.as_ref())?;
-            // A summary of a tampered image would vouch for it: the layers are checked first.
-            loaded.verify_layers()?;
-            print!("{}", image::describe(&loaded)?);
             let layout = image::Layout::open(&dir)?;
-            for r in staticpack::supply::referrers(&layout, &loaded.manifest_digest)? {
-                println!("referrer:  {}", r.describe());
+            // An index without --platform: every platform's image, one after the other.
+            let images = match platform.as_ref() {
+                Some(_) => vec![layout.load_platform(tag.as_deref(), platform.as_ref())?],
+                None => layout.load_all(tag.as_deref())?,
+            };
+            if images.len() > 1 {
+                let index = layout.select(tag.as_deref())?;
+                println!("index:     {} ({} platforms)", index.digest(), images.len());
+            }
+            for (n, loaded) in images.iter().enumerate() {
+                if n > 0 {
+                    println!();
+                }
+                // A summary of a tampered image would vouch for it: the layers are checked
+                // first.
+                loaded.verify_layers()?;
+                print!("{}", image::describe(loaded)?);
+                for r in staticpack::supply::referrers(&layout, &loaded.manifest_digest)? {
+                    println!("referrer:  {}", r.describe());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -217,18 +230,19 @@ fn default_out(name: &str, format: FormatArg) -> std::path::PathBuf {
 fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> Result<ExitCode> {
     use staticpack::pipeline::publish::{Archive, LayoutDir, Publisher, RegistryPush};
     let mut r = recipe::load(&a.recipe)?;
+    // --platform wins over the recipe's [image] platforms.
     if let Some(cli::PlatformList(platforms)) = &a.platform {
-        let [platform] = platforms.as_slice() else {
-            bail!(
-                "--platform {}: not yet: one platform per build (an index over several comes later); build each with its own --platform",
-                platforms
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-        };
-        r.build.set_platform(platform);
+        r.build.set_platforms(platforms);
+    }
+    // Refused before the build, not after it: the archive can hold one platform's image.
+    if matches!(a.format, FormatArg::DockerArchive) && r.build.platforms.len() > 1 {
+        let names: Vec<String> = r.build.platforms.iter().map(ToString::to_string).collect();
+        bail!(
+            "--format docker-archive holds one platform's image, and this build makes {} ({}): `docker load` would give each the same name and keep the last; build one platform per docker-archive (--platform {}), or use --format oci-archive, which holds the index",
+            names.len(),
+            names.join(", "),
+            names[0]
+        );
     }
     if a.check_repro && !matches!(a.format, FormatArg::Oci) {
         bail!(
@@ -332,7 +346,8 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         }
         if a.platform.is_some() {
             flags.push("--platform".to_owned());
-            flags.push(r.build.platform.to_string());
+            let names: Vec<String> = r.build.platforms.iter().map(ToString::to_string).collect();
+            flags.push(names.join(","));
         }
         if a.no_run {
             flags.push("--no-run".to_owned());

@@ -64,20 +64,74 @@ const MAX_DIFFERENCES: usize = 20;
 /// Bytes shown on each side of a content difference.
 const CONTEXT_BYTES: usize = 16;
 
-/// Compares two layouts' images for `tag`; empty when they are byte-identical.
+/// Compares two layouts' images for `tag`; empty when they are byte-identical. An index is
+/// compared platform by platform (each difference names its platform), then as a whole.
 pub(crate) fn compare_layouts(
     a: &Path,
     b: &Path,
     tag: &str,
 ) -> Result<Vec<Difference>, ReproError> {
-    let left = image::read_image(a, Some(tag))?;
-    let right = image::read_image(b, Some(tag))?;
+    let left = image::Layout::open(a)?.load_all(Some(tag))?;
+    let right = image::Layout::open(b)?.load_all(Some(tag))?;
+    if let ([l], [r]) = (left.as_slice(), right.as_slice()) {
+        return compare_images(a, b, l, r);
+    }
+    let platform = |img: &LoadedImage| format!("{}/{}", img.config.os(), img.config.architecture());
+    let names = |imgs: &[LoadedImage]| imgs.iter().map(platform).collect::<Vec<_>>().join(", ");
+    let mut diffs = Vec::new();
+    if names(&left) != names(&right) {
+        diffs.push(Difference {
+            blob: "index".into(),
+            field: Some("platforms".into()),
+            left: names(&left),
+            right: names(&right),
+            file: None,
+            offset: None,
+            section: None,
+        });
+        return Ok(diffs);
+    }
+    for (l, r) in left.iter().zip(&right) {
+        for mut d in compare_images(a, b, l, r)? {
+            d.blob = format!("{} {}", platform(l), d.blob);
+            diffs.push(d);
+        }
+    }
+    if diffs.is_empty() {
+        // The same images, another index around them.
+        let (li, ri) = (
+            image::SelectedImage::open(a, Some(tag))?,
+            image::SelectedImage::open(b, Some(tag))?,
+        );
+        if li.digest() != ri.digest() {
+            diffs.push(Difference {
+                blob: "index".into(),
+                field: None,
+                left: li.digest().to_string(),
+                right: ri.digest().to_string(),
+                file: None,
+                offset: None,
+                section: None,
+            });
+        }
+    }
+    diffs.truncate(MAX_DIFFERENCES);
+    Ok(diffs)
+}
+
+/// Compares one platform's image in two layouts.
+fn compare_images(
+    a: &Path,
+    b: &Path,
+    left: &LoadedImage,
+    right: &LoadedImage,
+) -> Result<Vec<Difference>, ReproError> {
     if left.manifest_digest == right.manifest_digest {
         return referrer_differences(a, b, &left.manifest_digest);
     }
     let mut diffs = Vec::new();
     let config = |img: &LoadedImage| serde_json::to_value(&img.config).unwrap_or(Value::Null);
-    json_differences("config", "", &config(&left), &config(&right), &mut diffs);
+    json_differences("config", "", &config(left), &config(right), &mut diffs);
 
     let (ll, rl) = (&left.layers, &right.layers);
     if ll.len() != rl.len() {
@@ -452,5 +506,77 @@ mod tests {
         );
         assert_eq!(elf_section_at(&bytes, 3).as_deref(), Some("(ELF header)"));
         assert_eq!(elf_section_at(b"not an elf", 0), None);
+    }
+
+    /// A layout at `dir` whose tag "latest" is an index over an amd64 and an arm64 image, each
+    /// one layer holding /app with the given bytes.
+    fn index_layout(dir: &Path, amd64: &[u8], arm64: &[u8]) {
+        use crate::image::{EntryKind, FileSource, ImageMeta, LayerEntry, LayerSpec};
+        let merged = image::Layout::create(&dir.join("merged")).unwrap();
+        let mut manifests = Vec::new();
+        for (arch, bytes) in [("amd64", amd64), ("arm64", arm64)] {
+            let meta = ImageMeta {
+                os: "linux".into(),
+                architecture: arch.into(),
+                ..Default::default()
+            };
+            let layer = LayerSpec {
+                entries: vec![LayerEntry {
+                    path: "app".into(),
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                    kind: EntryKind::File(FileSource::Bytes(bytes.to_vec())),
+                }],
+                mtime: 0,
+                comment: "app".into(),
+            };
+            let one = dir.join(arch);
+            let out =
+                image::write_image(&one, "latest", &meta, &[layer], &Default::default()).unwrap();
+            for e in std::fs::read_dir(one.join("blobs/sha256")).unwrap() {
+                let e = e.unwrap();
+                std::fs::copy(e.path(), merged.blobs_dir().join(e.file_name())).unwrap();
+            }
+            manifests.push(image::PlatformManifest {
+                digest: out.manifest_digest,
+                size: out.manifest_size,
+                os: "linux".into(),
+                architecture: arch.into(),
+                variant: None,
+            });
+        }
+        image::write_platform_index(&merged, "latest", &manifests, &Default::default()).unwrap();
+    }
+
+    #[test]
+    fn an_index_is_compared_platform_by_platform() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+        index_layout(&a, b"amd64 app", b"arm64 app");
+        index_layout(&b, b"amd64 app", b"arm64 app");
+        index_layout(&c, b"amd64 app", b"arm64 app, other");
+        let (a, b, c) = (a.join("merged"), b.join("merged"), c.join("merged"));
+        assert!(compare_layouts(&a, &b, "latest").unwrap().is_empty());
+        let diffs = compare_layouts(&a, &c, "latest").unwrap();
+        assert!(!diffs.is_empty());
+        // Only arm64 differs, and the difference says so, down to the file.
+        assert!(
+            diffs.iter().all(|d| d.blob.starts_with("linux/arm64 ")),
+            "{diffs:?}"
+        );
+        let layer = diffs
+            .iter()
+            .find(|d| d.blob.starts_with("linux/arm64 layer 1"));
+        assert_eq!(
+            layer.and_then(|d| d.file.as_deref()),
+            Some("app"),
+            "{diffs:?}"
+        );
+        // An index against one platform's image: the platforms differ.
+        let one = d.path().join("a/amd64");
+        let diffs = compare_layouts(&a, &one, "latest").unwrap();
+        assert_eq!(diffs[0].blob, "index", "{diffs:?}");
+        assert_eq!(diffs[0].right, "linux/amd64");
     }
 }

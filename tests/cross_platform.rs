@@ -1,10 +1,14 @@
 //! linux/arm64 images built on this amd64 host: hello-c (musl:arm64 + the cross gcc), a cgo Go
 //! scenario (musl), hello-rust (aarch64-unknown-linux-musl), each verified static by readelf,
 //! read by skopeo and umoci, and proven under qemu-aarch64-static in the empty-root sandbox;
-//! a prebuilt binary per platform, and a mismatched one refused.
+//! a prebuilt binary per platform, and a mismatched one refused. Then the same three for
+//! linux/amd64 and linux/arm64 in one build: one OCI image index, read by skopeo, validated by
+//! oci-image-tool, copied into a real registry and back, each platform unpacked by umoci and
+//! checked by readelf, pushed by staticpack with a re-push uploading nothing.
 
 mod common;
 
+use common::registry::{Auth, RegistryServer};
 use common::*;
 use std::path::{Path, PathBuf};
 
@@ -215,19 +219,27 @@ fn hello_c_for_arm64_is_static_pie_and_proven_under_qemu() {
     assert_ne!(printed_digest(&native), printed_digest(&run));
     assert!(!native.stderr.contains("emulation"), "{}", native.stderr);
 
-    // Several platforms in one build come later, and say so.
+    // Both in one build: an index over exactly these two images (the same bytes per platform).
     let two = build(
         work.path(),
         &recipe("hello-c"),
         "both",
-        &["--platform", "linux/amd64,linux/arm64"],
+        &["--platform", "linux/arm64,linux/amd64"],
     );
-    assert_ne!(two.code, 0);
-    assert!(
-        two.stderr.contains("not yet: one platform per build"),
-        "{}",
-        two.stderr
+    two.ok();
+    let raw = tool(
+        &need("skopeo", "skopeo"),
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:latest", work.path().join("both").display()),
+        ],
+        work.path(),
     );
+    raw.ok();
+    let index: serde_json::Value = serde_json::from_str(&raw.stdout).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], printed_digest(&native));
+    assert_eq!(index["manifests"][1]["digest"], printed_digest(&run));
 }
 
 #[test]
@@ -368,4 +380,431 @@ fn a_prebuilt_is_packed_per_platform_and_a_mismatch_is_refused() {
         "{}",
         none.stderr
     );
+}
+
+const BOTH: &str = "linux/amd64,linux/arm64";
+
+/// What a two-platform build must be. The build said how each platform was proven; the layout's
+/// tag is an OCI image index (skopeo, oci-image-tool) over an amd64 and an arm64 manifest, each
+/// with its platform; `skopeo copy --all` takes it into the registry and back unchanged; each
+/// platform, fetched from the registry by its digest, unpacks with umoci into a binary of its
+/// machine (readelf) with no INTERP; `staticpack push` of the index, pushed again, uploads
+/// nothing. Returns the index's digest and its manifests' digests (amd64, arm64).
+fn check_index(
+    work: &Path,
+    run: &Run,
+    layout: &str,
+    binary: &str,
+    registry: &RegistryServer,
+) -> (String, [String; 2]) {
+    run.ok();
+    let digest = printed_digest(run);
+    assert!(
+        run.stderr
+            .contains(&format!("index   {digest} (2 platforms)")),
+        "{}",
+        run.stderr
+    );
+    let proven = |platform: &str, how: &str| {
+        run.stderr
+            .lines()
+            .any(|l| l.trim_start().starts_with(platform) && l.contains(how))
+    };
+    assert!(
+        proven("linux/amd64 sha256:", "proven natively"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        proven(
+            "linux/arm64 sha256:",
+            "proven under emulation (qemu-aarch64)"
+        ),
+        "{}",
+        run.stderr
+    );
+
+    let skopeo = need("skopeo", "skopeo");
+    let layout_path = work.join(layout);
+    let layout_s = layout_path.to_str().unwrap();
+    let raw = tool(
+        &skopeo,
+        &["inspect", "--raw", &format!("oci:{layout_s}:latest")],
+        work,
+    );
+    raw.ok();
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(raw.stdout.as_bytes())),
+        digest,
+        "the index skopeo reads is the one the build printed"
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let manifests = index["manifests"].as_array().unwrap();
+    let platforms: Vec<&serde_json::Value> = manifests.iter().map(|m| &m["platform"]).collect();
+    assert_eq!(
+        platforms,
+        [
+            &serde_json::json!({"architecture": "amd64", "os": "linux"}),
+            &serde_json::json!({"architecture": "arm64", "os": "linux"})
+        ]
+    );
+    let children: [String; 2] = [0, 1].map(|i| manifests[i]["digest"].as_str().unwrap().to_owned());
+
+    // Debian's oci-image-tool (1.0.0-rc1 code) does not walk into an index when it validates a
+    // layout (it warns "unknown media type"), so the index and each manifest are validated
+    // against the spec's schemas one by one, and the layout as a whole as far as it goes.
+    let oit = need("oci-image-tool", "oci-image-tool");
+    let blob = |d: &str| {
+        layout_path
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let index_blob = blob(&digest);
+    tool(
+        &oit,
+        &[
+            "validate",
+            "--type",
+            "imageIndex",
+            index_blob.to_str().unwrap(),
+        ],
+        work,
+    )
+    .ok();
+    for child in &children {
+        let b = blob(child);
+        tool(
+            &oit,
+            &["validate", "--type", "manifest", b.to_str().unwrap()],
+            work,
+        )
+        .ok();
+    }
+    tool(
+        &oit,
+        &[
+            "validate",
+            "--type",
+            "image",
+            "--ref",
+            "name=latest",
+            layout_s,
+        ],
+        work,
+    )
+    .ok();
+
+    // Into the registry and back, every platform.
+    let remote = format!("docker://{}/{layout}", registry.host());
+    tool(
+        &skopeo,
+        &[
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            &format!("oci:{layout_s}:latest"),
+            &format!("{remote}:multi"),
+        ],
+        work,
+    )
+    .ok();
+    let remote_raw = tool(
+        &skopeo,
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("{remote}:multi"),
+        ],
+        work,
+    );
+    remote_raw.ok();
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(remote_raw.stdout.as_bytes())),
+        digest
+    );
+    let back = work.join(format!("{layout}-back"));
+    tool(
+        &skopeo,
+        &[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("{remote}:multi"),
+            &format!("oci:{}:latest", back.display()),
+        ],
+        work,
+    )
+    .ok();
+    let back_index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(back.join("index.json")).unwrap()).unwrap();
+    assert_eq!(back_index["manifests"][0]["digest"], digest.as_str());
+
+    // Each platform by its digest: from the registry into a layout of its own (umoci 0.4
+    // unpacks by tag only, and refuses an index's tag as ambiguous), unpacked, its binary read.
+    let umoci = need("umoci", "umoci");
+    let readelf = need("readelf", "binutils");
+    for (child, machine) in children.iter().zip(["X86-64", "AArch64"]) {
+        let one = work.join(format!("{layout}-{}", &child[7..19]));
+        tool(
+            &skopeo,
+            &[
+                "copy",
+                "--src-tls-verify=false",
+                &format!("{remote}@{child}"),
+                &format!("oci:{}:one", one.display()),
+            ],
+            work,
+        )
+        .ok();
+        let bundle = one.with_extension("bundle");
+        tool(
+            &umoci,
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("{}:one", one.display()),
+                bundle.to_str().unwrap(),
+            ],
+            work,
+        )
+        .ok();
+        let bin = bundle.join("rootfs").join(binary.trim_start_matches('/'));
+        let header = tool(&readelf, &["-h", bin.to_str().unwrap()], work);
+        header.ok();
+        assert!(
+            header
+                .stdout
+                .lines()
+                .any(|l| l.contains("Machine:") && l.contains(machine)),
+            "{child}: {}",
+            header.stdout
+        );
+        let programs = tool(&readelf, &["-lW", bin.to_str().unwrap()], work);
+        programs.ok();
+        assert!(!programs.stdout.contains("INTERP"), "{}", programs.stdout);
+    }
+
+    // staticpack's own push: every manifest, then the index; again, and nothing is uploaded.
+    let target = format!("{}/{layout}-pushed:v1", registry.host());
+    let push = |what: &str| {
+        let run = staticpack(
+            work,
+            &[
+                "push",
+                &format!("{layout_s}:latest"),
+                &target,
+                "--insecure-registry",
+                &registry.host(),
+                "--json",
+            ],
+        );
+        run.ok();
+        let report: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{what}: {e}: {}", run.stdout));
+        assert_eq!(report["digest"], digest.as_str(), "{what}");
+        report
+    };
+    let first = push("first push");
+    let actions = |r: &serde_json::Value| -> Vec<String> {
+        r["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["action"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert!(actions(&first).iter().any(|a| a == "uploaded"), "{first:#}");
+    // Each platform's SBOMs and statements, about its own manifest.
+    assert_eq!(
+        first["referrers"].as_array().map(Vec::len),
+        Some(2),
+        "{first:#}"
+    );
+    let again = push("second push");
+    assert!(
+        !actions(&again).is_empty() && actions(&again).iter().all(|a| a == "skipped"),
+        "{again:#}"
+    );
+    // The registry has the index under the tag and each platform's manifest by digest.
+    let pushed = format!("docker://{target}");
+    let pushed_raw = tool(
+        &skopeo,
+        &["inspect", "--raw", "--tls-verify=false", &pushed],
+        work,
+    );
+    pushed_raw.ok();
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(pushed_raw.stdout.as_bytes())),
+        digest
+    );
+    (digest, children)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    staticpack::digest::Digest::of_bytes(bytes).hex().to_owned()
+}
+
+#[test]
+fn hello_c_for_amd64_and_arm64_is_one_index_that_skopeo_umoci_and_a_registry_take() {
+    need_cross();
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let run = build(w, &recipe("hello-c"), "hello-both", &["--platform", BOTH]);
+    let (index, [amd64, _]) = check_index(w, &run, "hello-both", "/hello", &registry);
+
+    // One platform is still a plain manifest: the amd64 image in the index, byte for byte.
+    let one = build(
+        w,
+        &recipe("hello-c"),
+        "hello-one",
+        &["--platform", "linux/amd64"],
+    );
+    one.ok();
+    assert_eq!(printed_digest(&one), amd64);
+
+    // Unchanged: the cache finds the index.
+    let cached = build(w, &recipe("hello-c"), "hello-both", &["--platform", BOTH]);
+    cached.ok();
+    assert!(
+        cached.stderr.contains("cached  inputs"),
+        "{}",
+        cached.stderr
+    );
+    assert_eq!(printed_digest(&cached), index);
+
+    // inspect lists both; --platform picks one; run takes the host's.
+    let all = staticpack(w, &["inspect", "hello-both"]);
+    all.ok();
+    assert!(
+        all.stdout
+            .contains(&format!("index:     {index} (2 platforms)"))
+    );
+    assert!(
+        all.stdout.contains("platform:  linux/amd64")
+            && all.stdout.contains("platform:  linux/arm64")
+    );
+    let arm = staticpack(w, &["inspect", "--platform", ARM64, "hello-both"]);
+    arm.ok();
+    assert!(!arm.stdout.contains("linux/amd64"), "{}", arm.stdout);
+    let ran = staticpack(w, &["run", "hello-both"]);
+    ran.ok();
+    let ran_arm = staticpack(w, &["run", "--platform", ARM64, "hello-both"]);
+    ran_arm.ok();
+    assert_eq!(ran.stdout, ran_arm.stdout);
+
+    // --check-repro builds every platform a second time and compares each.
+    let repro = build(
+        w,
+        &recipe("hello-c"),
+        "hello-repro",
+        &["--platform", BOTH, "--check-repro"],
+    );
+    repro.ok();
+    assert!(
+        repro
+            .stderr
+            .contains(&format!("repro   ok: both builds gave {index}")),
+        "{}",
+        repro.stderr
+    );
+
+    // An oci-archive holds the index; a docker-archive cannot, and the build says so first.
+    let tar = w.join("hello.oci.tar");
+    build(
+        w,
+        &recipe("hello-c"),
+        tar.to_str().unwrap(),
+        &["--platform", BOTH, "--format", "oci-archive"],
+    )
+    .ok();
+    let skopeo = need("skopeo", "skopeo");
+    let raw = tool(
+        &skopeo,
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}:latest", tar.display()),
+        ],
+        w,
+    );
+    raw.ok();
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(raw.stdout.as_bytes())),
+        index
+    );
+    let docker = build(
+        w,
+        &recipe("hello-c"),
+        "hello.docker.tar",
+        &["--platform", BOTH, "--format", "docker-archive"],
+    );
+    assert_ne!(docker.code, 0);
+    assert!(
+        docker
+            .stderr
+            .contains("docker-archive holds one platform's image")
+            && docker.stderr.contains("--format oci-archive"),
+        "{}",
+        docker.stderr
+    );
+    assert!(!w.join("hello.docker.tar").exists());
+}
+
+#[test]
+fn go_cgo_musl_for_amd64_and_arm64_is_one_index() {
+    need_cross();
+    need("go", "golang-go");
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let work = tempfile::tempdir().unwrap();
+    let run = build(
+        work.path(),
+        &recipe("go-5-cgo-plain-purego"),
+        "go-both",
+        &["--platform", BOTH],
+    );
+    let (_, children) = check_index(work.path(), &run, "go-both", "/app", &registry);
+    // The `static` base is architecture-independent: both manifests start with its one blob.
+    let layers = |digest: &str| {
+        let path = work
+            .path()
+            .join("go-both/blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        m["layers"].as_array().unwrap().clone()
+    };
+    let (amd64, arm64) = (layers(&children[0]), layers(&children[1]));
+    assert_eq!(amd64[0]["digest"], arm64[0]["digest"]);
+    assert_ne!(
+        amd64.last().unwrap()["digest"],
+        arm64.last().unwrap()["digest"]
+    );
+}
+
+#[test]
+fn hello_rust_for_amd64_and_arm64_is_one_index() {
+    need_cross();
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let work = tempfile::tempdir().unwrap();
+    // link = "static": the arm64 musl target makes no static-pie (see above); both platforms
+    // named in the recipe this time.
+    let dir = work.path().join("hello-rust-both");
+    copy_tree(&recipe("hello-rust"), &dir);
+    let text = std::fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    let text = text
+        .replace("link   = \"static-pie\"", "link   = \"static\"")
+        .replace(
+            "[image]\n",
+            "[image]\nplatforms  = [\"linux/arm64\", \"linux/amd64\"]\n",
+        );
+    assert!(text.contains("platforms") && text.contains("\"static\""));
+    std::fs::write(dir.join("recipe.toml"), text).unwrap();
+    let run = build(work.path(), &dir, "rust-both", &[]);
+    check_index(work.path(), &run, "rust-both", "/hello", &registry);
 }

@@ -217,6 +217,7 @@ mod tests {
             lang: crate::recipe::LangSpec::Prebuilt,
             deps: Vec::new(),
             platform: crate::recipe::Platform::host_or_default(),
+            platforms: vec![crate::recipe::Platform::host_or_default()],
             per_platform: Vec::new(),
         };
         let gob = GoBuild {

@@ -71,6 +71,28 @@ pub fn event_lines(event: &Event) -> Option<String> {
             if *layers == 1 { "" } else { "s" }
         ),
         Event::NoTest => "run     skipped: the recipe has no [test] section".into(),
+        Event::Platform {
+            platform,
+            index,
+            total,
+        } => format!("platform {platform} ({index} of {total})"),
+        Event::Indexed { digest, platforms } => {
+            let mut lines = vec![format!("index   {digest} ({} platforms)", platforms.len())];
+            for p in platforms.iter() {
+                let how = match &p.report.proof {
+                    Some(proof) => match &proof.outcome.emulation {
+                        Some(e) => format!("proven under emulation ({})", e.emulator),
+                        None => format!("proven natively ({})", runtime_name(proof.runtime)),
+                    },
+                    None => "not proven (no run)".to_owned(),
+                };
+                lines.push(format!(
+                    "        {} {} {how}",
+                    p.platform, p.report.manifest_digest
+                ));
+            }
+            lines.join("\n")
+        }
         Event::Proven(proof) => proven(proof),
         Event::Published(p) => match p {
             Published::Layout(dir) => format!("publish layout {}", dir.display()),
@@ -142,7 +164,9 @@ pub fn error_details(e: &PipelineError) -> Option<String> {
         PipelineError::Refused { findings, .. }
         | PipelineError::RefusedInstalled { findings, .. } => Some(problems(findings)),
         PipelineError::ProofFailed { outcome, .. } => Some(outcome_lines(outcome)),
-        PipelineError::Dependency { source, .. } => error_details(source),
+        PipelineError::Dependency { source, .. } | PipelineError::Platform { source, .. } => {
+            error_details(source)
+        }
         _ => None,
     }
 }

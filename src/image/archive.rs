@@ -52,13 +52,24 @@ pub fn write_archive(
     let mut entries = layout_entries(layout)?;
     if format == ArchiveFormat::Docker {
         entries.retain(|e| e.path != "index.json" && e.path != super::layout::OCI_LAYOUT_FILE);
-        let image = super::Layout::open(layout)?.load(None)?;
+        let opened = super::Layout::open(layout)?;
+        let all = opened.load_all(None)?;
+        let [image] = all.as_slice() else {
+            let platforms: Vec<String> = all
+                .iter()
+                .map(|i| format!("{}/{}", i.config.os(), i.config.architecture()))
+                .collect();
+            return Err(ImageError::DockerArchiveOfIndex {
+                digest: opened.select(None)?.digest().to_string(),
+                platforms: platforms.join(", "),
+            });
+        };
         entries.push(LayerEntry {
             path: "manifest.json".into(),
             mode: 0o644,
             uid: 0,
             gid: 0,
-            kind: EntryKind::File(FileSource::Bytes(docker_manifest(&image, repo_tag)?)),
+            kind: EntryKind::File(FileSource::Bytes(docker_manifest(image, repo_tag)?)),
         });
     }
     let spec = LayerSpec {

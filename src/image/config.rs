@@ -184,6 +184,76 @@ pub(crate) fn index_json(
     canonical_json(&index)
 }
 
+/// One platform's image manifest, as an image index lists it.
+#[derive(Clone, Debug)]
+pub struct PlatformManifest {
+    pub digest: Digest,
+    pub size: u64,
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+/// The OCI image index over several platforms' manifests (a blob), each descriptor with its
+/// `platform`, in the order given.
+pub(crate) fn platform_index_json(manifests: &[PlatformManifest]) -> Result<Vec<u8>, ImageError> {
+    let err = |e: oci_spec::OciSpecError| json_err("image index")(e.to_string());
+    let descriptors = manifests
+        .iter()
+        .map(|m| {
+            let mut platform = PlatformBuilder::default()
+                .os(m.os.as_str())
+                .architecture(m.architecture.as_str());
+            if let Some(v) = &m.variant {
+                platform = platform.variant(v.clone());
+            }
+            DescriptorBuilder::default()
+                .media_type(MediaType::ImageManifest)
+                .digest(parse_digest(&m.digest)?)
+                .size(m.size)
+                .platform(platform.build().map_err(err)?)
+                .build()
+                .map_err(err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(descriptors)
+        .build()
+        .map_err(err)?;
+    canonical_json(&index)
+}
+
+/// The layout's index.json naming one image index blob under `tag` (no `platform`: the index
+/// is for several).
+pub(crate) fn index_json_for_index(
+    index_digest: &Digest,
+    index_size: u64,
+    tag: &str,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, ImageError> {
+    let err = |e: oci_spec::OciSpecError| json_err("index.json")(e.to_string());
+    let entry = DescriptorBuilder::default()
+        .media_type(MediaType::ImageIndex)
+        .digest(parse_digest(index_digest)?)
+        .size(index_size)
+        .annotations({
+            let mut a = hash_map(annotations);
+            a.insert(ANNOTATION_REF_NAME.to_owned(), tag.to_owned());
+            a
+        })
+        .build()
+        .map_err(err)?;
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(vec![entry])
+        .build()
+        .map_err(err)?;
+    canonical_json(&index)
+}
+
 fn parse_digest(d: &Digest) -> Result<oci_spec::image::Digest, ImageError> {
     d.to_string()
         .parse()

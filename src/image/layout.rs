@@ -142,6 +142,25 @@ pub fn write_image(
     })
 }
 
+/// Writes the image index over `manifests` (already in `layout`'s blobs) and, last, the
+/// index.json naming it under `tag`: the several-platform counterpart of [`write_image`],
+/// into a layout being staged. Returns the index's digest and size.
+pub fn write_platform_index(
+    layout: &Layout,
+    tag: &str,
+    manifests: &[config::PlatformManifest],
+    index_annotations: &BTreeMap<String, String>,
+) -> Result<(Digest, u64), ImageError> {
+    let (digest, size) = layout.write_blob(&config::platform_index_json(manifests)?)?;
+    layout.write_index(&config::index_json_for_index(
+        &digest,
+        size,
+        tag,
+        index_annotations,
+    )?)?;
+    Ok((digest, size))
+}
+
 /// Moves a finished layout folder to `out` in one step. A previous layout at `out` is exchanged
 /// atomically and then deleted; anything at `out` that is not an OCI layout is refused.
 pub(crate) fn publish(staged: &Path, out: &Path) -> Result<(), ImageError> {
@@ -618,12 +637,9 @@ impl Layout {
                 )
             })?,
         };
-        let manifest: ImageManifest = serde_json::from_slice(&node.bytes)
-            .map_err(|e| bad_layout(&self.dir, format!("manifest {}: {e}", node.digest)))?;
-        let (config_blob, config_bytes) = self.read_json_blob(manifest.config())?;
-        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
-            .map_err(|e| bad_layout(&config_blob.path, format!("not an image config: {e}")))?;
+        let loaded = self.loaded(&selected, node)?;
         if let Some(want) = platform {
+            let config = &loaded.config;
             let has = format!("{}/{}", config.os(), config.architecture());
             if has != format!("linux/{}", want.oci_arch()) {
                 return Err(bad_layout(
@@ -635,6 +651,30 @@ impl Layout {
                 ));
             }
         }
+        Ok(loaded)
+    }
+
+    /// Every platform's image of the tag (one for a plain manifest), in the index's order:
+    /// `inspect` of an index without `--platform`.
+    pub fn load_all(&self, tag: Option<&str>) -> Result<Vec<LoadedImage>, ImageError> {
+        let selected = self.select(tag)?;
+        all_manifests(&selected.root)
+            .into_iter()
+            .map(|node| self.loaded(&selected, node))
+            .collect()
+    }
+
+    /// The manifest `node` of `selected`, with its config.
+    fn loaded(
+        &self,
+        selected: &SelectedImage,
+        node: &LocalManifest,
+    ) -> Result<LoadedImage, ImageError> {
+        let manifest: ImageManifest = serde_json::from_slice(&node.bytes)
+            .map_err(|e| bad_layout(&self.dir, format!("manifest {}: {e}", node.digest)))?;
+        let (config_blob, config_bytes) = self.read_json_blob(manifest.config())?;
+        let config: ImageConfiguration = serde_json::from_slice(&config_bytes)
+            .map_err(|e| bad_layout(&config_blob.path, format!("not an image config: {e}")))?;
         Ok(LoadedImage {
             dir: self.dir.clone(),
             tag: selected.tag.clone(),
@@ -642,7 +682,7 @@ impl Layout {
             layers: node.blobs.iter().skip(1).cloned().collect(),
             manifest,
             config,
-            index_annotations: selected.index_annotations,
+            index_annotations: selected.index_annotations.clone(),
         })
     }
 

@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 pub use archive::{ArchiveFormat, write_archive};
 pub use base::{BASE_MTIME, Base, BaseError, BasePackage, load as load_base};
 pub use blob::BlobWriter;
-pub use config::ImageMeta;
+pub use config::{ImageMeta, PlatformManifest};
 pub use layer::{
     EntryKind, FileSource, LayerBlob, LayerCompression, LayerEntry, LayerFormat, LayerSpec,
     write_layer, write_layer_as,
 };
 pub use layout::{
     ImageOutput, Layout, LoadedImage, LocalBlob, LocalManifest, SelectedImage, describe,
-    parse_layout_ref, read_image, write_image,
+    parse_layout_ref, read_image, write_image, write_platform_index,
 };
 pub use users::{Owner, User};
 
@@ -67,6 +67,12 @@ pub enum ImageError {
         "{path} is not a regular file (a symlink, folder or device); a layout's blobs must be plain files"
     )]
     NotARegularFile { path: PathBuf },
+    /// docker-archive of an index: docker's manifest.json has no platforms, and `docker load`
+    /// would give every platform's image the one name, keeping the last.
+    #[error(
+        "a docker-archive holds one platform's image, and {digest} is an index of {platforms}: `docker load` would give each the same name and keep the last; build one platform per docker-archive (--platform linux/amd64), or write --format oci-archive, which holds the index"
+    )]
+    DockerArchiveOfIndex { digest: String, platforms: String },
     #[error("{path} is {size} bytes; JSON documents over {limit} bytes are refused")]
     TooBig {
         path: PathBuf,

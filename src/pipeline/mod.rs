@@ -6,7 +6,10 @@
 //! cache. The library reports typed `Event`s; the CLI words them.
 
 mod deps;
+mod platforms;
 pub mod publish;
+
+pub use platforms::{IndexProvenance, PlatformBuild};
 
 use crate::build::{self, Artifact, BuildContext, BuildError};
 use crate::digest::Digest;
@@ -49,6 +52,13 @@ pub enum PipelineError {
     Refused {
         verdict: String,
         findings: Vec<Finding>,
+    },
+    /// One platform of a several-platform build failed (nothing was published).
+    #[error("building for {platform}")]
+    Platform {
+        platform: String,
+        #[source]
+        source: Box<PipelineError>,
     },
     /// A `[[build.deps]]` recipe failed to build or verify.
     #[error("building the dependency {name}")]
@@ -200,6 +210,19 @@ pub enum Event<'a> {
     },
     /// The proof was asked for but the recipe has no `[test]`.
     NoTest,
+    /// A several-platform build starts on its `index`th (1-based) of `total` platforms; the
+    /// events up to the next one are that platform's.
+    Platform {
+        platform: &'a crate::recipe::Platform,
+        index: usize,
+        total: usize,
+    },
+    /// Every platform is built, verified and proven (as asked): the image index over them is
+    /// staged.
+    Indexed {
+        digest: &'a Digest,
+        platforms: &'a [PlatformBuild],
+    },
     Proven(&'a Proof),
     Published(&'a Published),
 }
@@ -403,7 +426,13 @@ fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
             return Lookup::Miss(Some(format!("cannot read {}: {e}", record_path.display())));
         }
     };
-    let recorded: Provenance = match serde_json::from_slice(&text) {
+    // A one-platform record or an index's (IndexProvenance): both name these two.
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        inputs_digest: String,
+        manifest_digest: String,
+    }
+    let recorded: Recorded = match serde_json::from_slice(&text) {
         Ok(r) => r,
         Err(e) => {
             return Lookup::Miss(Some(format!("{} is damaged: {e}", record_path.display())));
@@ -412,14 +441,15 @@ fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
     if recorded.inputs_digest != inputs_digest {
         return Lookup::Miss(None);
     }
-    match image::read_image(out, Some(tag)) {
-        Ok(loaded) if loaded.manifest_digest.to_string() == recorded.manifest_digest => {
-            Lookup::Hit(loaded.manifest_digest)
+    // The tag's whole tree (an index's every manifest and blob) must read back.
+    match image::SelectedImage::open(out, Some(tag)) {
+        Ok(selected) if selected.digest().to_string() == recorded.manifest_digest => {
+            Lookup::Hit(selected.digest().clone())
         }
-        Ok(loaded) => Lookup::Miss(Some(format!(
+        Ok(selected) => Lookup::Miss(Some(format!(
             "{} holds {}, not the recorded {}",
             out.display(),
-            loaded.manifest_digest,
+            selected.digest(),
             recorded.manifest_digest
         ))),
         Err(e) => Lookup::Miss(Some(format!("{} does not read back: {e}", out.display()))),
@@ -434,6 +464,13 @@ pub enum BuildResult {
         provenance: Box<Provenance>,
         published: Vec<Published>,
     },
+    /// Several platforms built afresh into one image index; the staging folder is gone.
+    BuiltIndex {
+        index_digest: Digest,
+        /// In the index's order.
+        platforms: Vec<PlatformBuild>,
+        published: Vec<Published>,
+    },
     /// The layout folder already held the image of these inputs; only the other publishers ran.
     UpToDate {
         manifest_digest: Digest,
@@ -445,6 +482,7 @@ impl BuildResult {
     pub fn manifest_digest(&self) -> &Digest {
         match self {
             BuildResult::Built { report, .. } => &report.manifest_digest,
+            BuildResult::BuiltIndex { index_digest, .. } => index_digest,
             BuildResult::UpToDate {
                 manifest_digest, ..
             } => manifest_digest,
@@ -478,8 +516,16 @@ pub fn build_and_publish_with(
     for path in &recipe.allow_outside {
         events(Event::OutsideAllowed(path));
     }
-    let inputs = inputs(recipe, opts)?;
-    let inputs_digest = inputs.digest().to_string();
+    // Several platforms: one copy of the recipe each, and one key over all of them.
+    let (single, copies) = match recipe.build.platforms.len() {
+        0 | 1 => (Some(inputs(recipe, opts)?), Vec::new()),
+        _ => (None, platforms::per_platform(recipe, opts)?),
+    };
+    let inputs_digest = match &single {
+        Some(inputs) => inputs.digest(),
+        None => platforms::inputs_digest(&copies),
+    }
+    .to_string();
     if let (true, Some(out)) = (opts.cache, layout_dir) {
         match lookup(out, &recipe.image.settings.tag, &inputs_digest) {
             Lookup::Hit(manifest_digest) => {
@@ -510,31 +556,79 @@ pub fn build_and_publish_with(
         None => std::env::temp_dir(),
     };
     let created_parent = !staging_parent.exists();
-    let result =
-        build_with(recipe, opts, inputs, &staging_parent, tools, events).and_then(|built| {
+    let result = match single {
+        Some(inputs) => build_one(
+            recipe,
+            opts,
+            inputs,
+            &staging_parent,
+            publishers,
+            tools,
+            events,
+        ),
+        None => platforms::build_index(
+            recipe,
+            opts,
+            copies,
+            &inputs_digest,
+            &staging_parent,
+            tools,
+            events,
+        )
+        .and_then(|built| {
             let published = publish::publish_all(
                 publishers,
                 source(recipe, opts, &built.layout()),
                 &mut |p| events(Event::Published(p)),
             )?;
-            // The staging folder (empty once the layout folder took the layout) goes now.
-            let Built {
-                staging,
-                report,
-                provenance,
+            let platforms::BuiltIndex {
+                index_digest,
+                platforms,
+                ..
             } = built;
-            drop(staging);
-            Ok(BuildResult::Built {
-                report: Box::new(report),
-                provenance: Box::new(provenance),
+            Ok(BuildResult::BuiltIndex {
+                index_digest,
+                platforms,
                 published,
             })
-        });
+        }),
+    };
     if result.is_err() && created_parent {
         // Leave nothing behind: the folder made for the output, if it stayed empty.
         let _ = std::fs::remove_dir(&staging_parent);
     }
     result
+}
+
+/// One platform: built, proven and published.
+fn build_one(
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    inputs: provenance::Inputs,
+    staging_parent: &Path,
+    publishers: &[&dyn Publisher],
+    tools: Tools,
+    events: &mut dyn FnMut(Event),
+) -> Result<BuildResult, PipelineError> {
+    build_with(recipe, opts, inputs, staging_parent, tools, events).and_then(|built| {
+        let published = publish::publish_all(
+            publishers,
+            source(recipe, opts, &built.layout()),
+            &mut |p| events(Event::Published(p)),
+        )?;
+        // The staging folder (empty once the layout folder took the layout) goes now.
+        let Built {
+            staging,
+            report,
+            provenance,
+        } = built;
+        drop(staging);
+        Ok(BuildResult::Built {
+            report: Box::new(report),
+            provenance: Box::new(provenance),
+            published,
+        })
+    })
 }
 
 fn source<'a>(recipe: &'a Recipe, opts: &BuildOptions, layout: &'a Path) -> Source<'a> {
@@ -1305,12 +1399,17 @@ mod tests {
 
     /// A minimal x86-64 ELF executable: one PT_LOAD, and a PT_INTERP when `interp` is given.
     fn elf(interp: Option<&str>) -> Vec<u8> {
+        elf_for(goblin::elf::header::EM_X86_64, interp)
+    }
+
+    /// [`elf`] for another machine.
+    fn elf_for(machine: u16, interp: Option<&str>) -> Vec<u8> {
         let phnum: u16 = if interp.is_some() { 2 } else { 1 };
         let data_at = 64 + 56 * u64::from(phnum);
         let mut b = vec![0x7f, b'E', b'L', b'F', 2, 1, 1];
         b.resize(16, 0);
         b.extend(2u16.to_le_bytes()); // ET_EXEC
-        b.extend(62u16.to_le_bytes()); // EM_X86_64
+        b.extend(machine.to_le_bytes());
         b.extend(1u32.to_le_bytes());
         b.extend(0x400000u64.to_le_bytes()); // entry
         b.extend(64u64.to_le_bytes()); // phoff
@@ -1576,5 +1675,121 @@ mod tests {
             *result.manifest_digest()
         );
         assert_eq!(names(&d.path().join("out")), vec!["fake", "fake.oci.tar"]);
+    }
+
+    /// Builds the fake recipe for linux/arm64 and linux/amd64, each binary for the machine
+    /// `machine_of` gives its platform.
+    fn build_both(
+        out: &Path,
+        r: &Recipe,
+        calls: &std::cell::Cell<usize>,
+        machine_of: &dyn Fn(&crate::recipe::Platform) -> u16,
+    ) -> Result<BuildResult, PipelineError> {
+        let layout = publish::LayoutDir {
+            out: out.to_path_buf(),
+        };
+        let tools = Tools {
+            compile: &|spec, ctx, _| {
+                calls.set(calls.get() + 1);
+                let binary = ctx.build_dir.join("app");
+                std::fs::write(&binary, elf_for(machine_of(&spec.platform), None)).unwrap();
+                Ok(Artifact {
+                    binary,
+                    toolchain: format!("fake for {}", spec.platform),
+                    commands: vec![],
+                    environment: BTreeMap::new(),
+                    installed: None,
+                    linked_packages: None,
+                })
+            },
+            run_image: &|image, args, opts| FakeRunner(0).run(image, args, opts),
+        };
+        build_and_publish_with(r, &BuildOptions::default(), &[&layout], tools, &mut |_| {})
+    }
+
+    #[test]
+    fn several_platforms_make_one_index_that_the_cache_finds() {
+        let (_d, mut r, out, _) = setup();
+        let (amd64, arm64): (crate::recipe::Platform, crate::recipe::Platform) = (
+            "linux/amd64".parse().unwrap(),
+            "linux/arm64".parse().unwrap(),
+        );
+        r.build.set_platforms(&[arm64.clone(), amd64.clone()]);
+        let calls = std::cell::Cell::new(0);
+        let first = build_both(&out, &r, &calls, &|p| p.elf_machine()).unwrap();
+        let BuildResult::BuiltIndex {
+            index_digest,
+            platforms,
+            ..
+        } = &first
+        else {
+            panic!("not an index build")
+        };
+        assert_eq!(calls.get(), 2);
+        // Sorted by platform, whatever order they were named in.
+        let names: Vec<String> = platforms.iter().map(|p| p.platform.to_string()).collect();
+        assert_eq!(names, ["linux/amd64", "linux/arm64"]);
+        let layout = image::Layout::open(&out).unwrap();
+        let selected = layout.select(Some("latest")).unwrap();
+        assert!(selected.root.is_index());
+        assert_eq!(selected.digest(), index_digest);
+        for (child, p) in selected.root.children.iter().zip(platforms) {
+            assert_eq!(child.digest, p.report.manifest_digest);
+            let platform = child.platform.as_ref().unwrap();
+            assert_eq!(platform.architecture().to_string(), p.platform.oci_arch());
+            let loaded = layout.load_platform(None, Some(&p.platform)).unwrap();
+            assert_eq!(loaded.manifest_digest, p.report.manifest_digest);
+            // Each platform's SBOMs and statements are about its own manifest.
+            let referrers = crate::supply::referrers(&layout, &child.digest).unwrap();
+            assert_eq!(referrers.len(), 4, "{referrers:?}");
+        }
+        // One record, each platform's toolchain in it.
+        let record: IndexProvenance =
+            serde_json::from_slice(&std::fs::read(out.join(provenance::FILE_NAME)).unwrap())
+                .unwrap();
+        assert_eq!(record.manifest_digest, index_digest.to_string());
+        assert_eq!(
+            record.platforms.keys().collect::<Vec<_>>(),
+            ["linux/amd64", "linux/arm64"]
+        );
+        // The same inputs: a cache hit on the index, nothing compiled.
+        let again = build_both(&out, &r, &calls, &|p| p.elf_machine()).unwrap();
+        assert!(matches!(again, BuildResult::UpToDate { .. }));
+        assert_eq!(again.manifest_digest(), index_digest);
+        assert_eq!(calls.get(), 2);
+    }
+
+    #[test]
+    fn one_refused_platform_publishes_nothing() {
+        let (d, mut r, out, layout) = setup();
+        let opts = BuildOptions::default();
+        quietly(&r, &opts, &[&layout], &fake(elf(None)), &FakeRunner(0)).unwrap();
+        let before = std::fs::read(out.join("index.json")).unwrap();
+        r.build.set_platforms(&[
+            "linux/amd64".parse().unwrap(),
+            "linux/arm64".parse().unwrap(),
+        ]);
+        // An x86-64 binary for both: the arm64 image is refused, after the amd64 one was built.
+        let calls = std::cell::Cell::new(0);
+        let e = build_both(&out, &r, &calls, &|_| goblin::elf::header::EM_X86_64)
+            .err()
+            .unwrap();
+        assert_eq!(calls.get(), 2);
+        match &e {
+            PipelineError::Platform { platform, source } => {
+                assert_eq!(platform, "linux/arm64");
+                assert!(
+                    matches!(**source, PipelineError::Refused { .. }),
+                    "{source}"
+                );
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(std::fs::read(out.join("index.json")).unwrap(), before);
+        assert_eq!(
+            names(&d.path().join("out")),
+            vec!["fake"],
+            "staging left behind"
+        );
     }
 }

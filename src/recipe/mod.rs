@@ -189,17 +189,31 @@ pub struct BuildSpec {
     /// `[[build.deps]]`: C recipes built first (each once), whose installed `$DESTDIR/usr` trees
     /// become this build's sysroot; loaded and checked with this recipe, cycles refused.
     pub deps: Vec<Recipe>,
-    /// What the toolchain builds for: `[image] platforms` (one, for now), `--platform`, or the
-    /// host. Dependencies are built for the same one.
+    /// What the toolchain builds for: the first of `platforms`. Dependencies are built for
+    /// the same one.
     pub platform: Platform,
+    /// Every platform the image is built for: `[image] platforms`, `--platform`, or the host.
+    /// With more than one, the pipeline builds a copy of the recipe per platform (each with
+    /// `set_platform`) and writes an index over them.
+    pub platforms: Vec<Platform>,
     /// A prebuilt binary per platform (absolute, checked to exist); `source` is the one of
     /// `platform`, or empty when the recipe has none for it.
     pub per_platform: Vec<(Platform, PathBuf)>,
 }
 
 impl BuildSpec {
-    /// Builds for `platform` instead, with every dependency.
+    /// Builds for `platform` alone instead, with every dependency.
     pub fn set_platform(&mut self, platform: &Platform) {
+        self.set_platforms(std::slice::from_ref(platform));
+    }
+
+    /// Builds for `platforms` instead (the toolchain for the first); an empty list changes
+    /// nothing.
+    pub fn set_platforms(&mut self, platforms: &[Platform]) {
+        let Some(platform) = platforms.first() else {
+            return;
+        };
+        self.platforms = platforms.to_vec();
         self.platform = platform.clone();
         if !self.per_platform.is_empty() {
             self.source = self.source_for(platform).unwrap_or_default();

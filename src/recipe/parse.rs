@@ -170,8 +170,10 @@ pub(super) struct ParsedBuild {
     pub libc: LibcChoice,
     pub link: LinkMode,
     pub lang: ParsedLang,
-    /// From `[image] platforms`; the host's when not written.
+    /// From `[image] platforms`: the first one; the host's when not written.
     pub platform: super::Platform,
+    /// Every platform of `[image] platforms` (never empty: `platform` alone when not written).
+    pub platforms: Vec<super::Platform>,
     /// A prebuilt binary per platform, as written (empty: `source` is the one binary).
     pub per_platform: Vec<(super::Platform, Spanned<String>)>,
     /// `[[build.deps]] recipe`, as written.
@@ -247,8 +249,9 @@ pub(super) fn parse_as(text: &str, purpose: Purpose) -> Result<Parsed, Problem> 
         .map(Spanned::span);
     let nss_allowed = ctx.parse_nss(raw.build.get_ref())?;
     let mut build = ctx.parse_build(raw.build, &name)?;
-    if let Some(platform) = ctx.parse_platforms(raw.image.platforms.as_ref())? {
-        build.platform = platform;
+    if let Some(platforms) = ctx.parse_platforms(raw.image.platforms.as_ref())? {
+        build.platform = platforms[0].clone();
+        build.platforms = platforms;
     }
     // After the build's own checks, so that `install` with another language says that first.
     if let (Some(at), None, Purpose::Image) = (install, &raw.image.entrypoint, purpose) {
@@ -483,6 +486,7 @@ impl Ctx<'_> {
             link,
             lang,
             platform: super::Platform::host_or_default(),
+            platforms: vec![super::Platform::host_or_default()],
             per_platform,
             deps,
         })
@@ -538,11 +542,11 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    /// `[image] platforms`: each known, none twice, and (for now) one of them.
+    /// `[image] platforms`: each known, none twice, at least one.
     fn parse_platforms(
         &self,
         platforms: Option<&Spanned<Vec<Spanned<String>>>>,
-    ) -> Result<Option<super::Platform>, Problem> {
+    ) -> Result<Option<Vec<super::Platform>>, Problem> {
         let Some(list) = platforms else {
             return Ok(None);
         };
@@ -566,24 +570,15 @@ impl Ctx<'_> {
             }
             parsed.push(platform);
         }
-        match parsed.len() {
-            0 => Err(self.error(
+        if parsed.is_empty() {
+            return Err(self.error(
                 list.span(),
                 "image.platforms",
                 "the list is empty".into(),
-                Some("leave it out to build for this machine, or name one platform".into()),
-            )),
-            1 => Ok(parsed.pop()),
-            _ => Err(self.error(
-                list.span(),
-                "image.platforms",
-                "not yet: one platform per build (an index over several comes later)".into(),
-                Some(
-                    "name one platform here, or build each with --platform linux/amd64 and --platform linux/arm64"
-                        .into(),
-                ),
-            )),
+                Some("leave it out to build for this machine, or name the platforms".into()),
+            ));
         }
+        Ok(Some(parsed))
     }
 
     /// `allow_nss_hazards = true` with its `reason`, for a build that links glibc: the one NSS

@@ -212,6 +212,7 @@ impl At<'_> {
             lang,
             deps: Vec::new(),
             platform: b.platform,
+            platforms: b.platforms,
             per_platform: Vec::new(),
         })
     }
@@ -245,9 +246,10 @@ impl At<'_> {
             lang: LangSpec::Prebuilt,
             deps: Vec::new(),
             platform: b.platform.clone(),
+            platforms: b.platforms.clone(),
             per_platform,
         };
-        spec.set_platform(&b.platform);
+        spec.set_platforms(&b.platforms);
         Ok(spec)
     }
 
@@ -378,6 +380,7 @@ impl At<'_> {
             lang,
             deps: Vec::new(),
             platform: b.platform,
+            platforms: b.platforms,
             per_platform: Vec::new(),
         })
     }

@@ -1342,11 +1342,18 @@ fn image_platforms_choose_the_build_platform() {
     ));
     assert_eq!(p.build.platform.to_string(), "linux/arm64");
     assert_eq!(parsed(MINIMAL).build.platform, Platform::host_or_default());
+    assert_eq!(
+        parsed(MINIMAL).build.platforms,
+        vec![Platform::host_or_default()]
+    );
+    // Several: the toolchain builds the first; the pipeline builds each in turn.
+    let two = parsed(&format!(
+        "{MINIMAL}[image]\nplatforms = [\"linux/arm64\", \"linux/amd64\"]\n"
+    ));
+    assert_eq!(two.build.platform.to_string(), "linux/arm64");
+    let names: Vec<String> = two.build.platforms.iter().map(|p| p.to_string()).collect();
+    assert_eq!(names, ["linux/arm64", "linux/amd64"]);
     for (list, says) in [
-        (
-            "[\"linux/amd64\", \"linux/arm64\"]",
-            "not yet: one platform per build",
-        ),
         ("[\"linux/s390x\"]", "unknown architecture"),
         ("[\"linux/arm64\", \"linux/aarch64\"]", "listed twice"),
         ("[]", "the list is empty"),
@@ -1374,6 +1381,9 @@ fn a_prebuilt_names_one_binary_per_platform() {
     assert_eq!(r.build.source, d.path().join("app-arm64"));
     r.build.set_platform(&amd64);
     assert_eq!(r.build.source, d.path().join("app-amd64"));
+    r.build.set_platforms(&[arm64.clone(), amd64.clone()]);
+    assert_eq!(r.build.source, d.path().join("app-arm64"));
+    assert_eq!(r.build.platforms, [arm64.clone(), amd64.clone()]);
     let e = err(
         d.path(),
         "name = \"app\"\n[build]\nlang = \"prebuilt\"\nsource = { \"linux/arm64\" = \"gone\" }\n",

@@ -211,9 +211,8 @@ impl Client {
         self.push_referrers(&reg, repository, image, options, locations, report, p)
     }
 
-    /// The layout's artifact manifests about the image (SBOMs, statements): their blobs, each
-    /// manifest by digest, then, when the registry has no referrers API, the referrers tag
-    /// schema's index (`sha256-<hex>`), merged with what that tag already listed.
+    /// The layout's artifact manifests about the image and, for an index, about each of its
+    /// platforms' manifests (SBOMs, statements are per platform): see [`Self::push_referrers_of`].
     #[allow(clippy::too_many_arguments)]
     fn push_referrers(
         &self,
@@ -228,13 +227,45 @@ impl Client {
         if !options.referrers {
             return Ok(());
         }
+        fn subjects<'a>(m: &'a LocalManifest, out: &mut Vec<&'a Digest>) {
+            if !out.contains(&&m.digest) {
+                out.push(&m.digest);
+            }
+            for child in &m.children {
+                subjects(child, out);
+            }
+        }
+        let mut all = Vec::new();
+        subjects(&image.root, &mut all);
+        for subject in all {
+            self.push_referrers_of(
+                reg, repository, image, subject, options, locations, report, p,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The layout's artifact manifests about `subject`: their blobs, each manifest by digest,
+    /// then, when the registry has no referrers API, the referrers tag schema's index
+    /// (`sha256-<hex>`), merged with what that tag already listed.
+    #[allow(clippy::too_many_arguments)]
+    fn push_referrers_of(
+        &self,
+        reg: &Registry,
+        repository: &str,
+        image: &LayoutImage,
+        subject: &Digest,
+        options: &PushOptions,
+        locations: &Mutex<BlobLocations>,
+        report: &mut PushReport,
+        p: &dyn Progress,
+    ) -> Result<(), RegistryError> {
         let layout = crate::image::Layout::open(&image.dir)?;
-        let referrers = crate::supply::referrers(&layout, image.digest()).map_err(|e| {
-            RegistryError::Referrers {
+        let referrers =
+            crate::supply::referrers(&layout, subject).map_err(|e| RegistryError::Referrers {
                 layout: image.dir.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         if referrers.is_empty() {
             return Ok(());
         }
@@ -275,10 +306,10 @@ impl Client {
             })?;
             self.put_referrer(reg, repository, r, bytes, p)?;
         }
-        let fallback_tag = if self.has_referrers_api(reg, repository, image.digest(), p)? {
+        let fallback_tag = if self.has_referrers_api(reg, repository, subject, p)? {
             None
         } else {
-            let tag = format!("sha256-{}", image.digest().hex());
+            let tag = format!("sha256-{}", subject.hex());
             let index = self.referrers_index(reg, repository, &tag, &referrers, p)?;
             let manifest = LocalManifest {
                 digest: Digest::of_bytes(&index),

@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::image::layout::Layout;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use intoto::SigningKey;
@@ -332,23 +332,74 @@ pub(crate) fn attach(
     Ok(referrers)
 }
 
+/// The [`REFERRERS_FILE`] at `path`, bounded; `None` when there is none.
+fn read_list(path: &Path) -> Result<Option<Vec<u8>>, SupplyError> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SupplyError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Ok(m) if !m.is_file() || m.len() > crate::image::layout::JSON_MAX => {
+            Err(SupplyError::Invalid {
+                path: path.to_path_buf(),
+                reason: "not a regular file of at most 4 MiB".into(),
+            })
+        }
+        Ok(_) => std::fs::read(path)
+            .map(Some)
+            .map_err(|source| SupplyError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+    }
+}
+
+/// Lists in `into`'s [`REFERRERS_FILE`] the referrers of every layout of `from`, in order
+/// (their blobs already moved into `into`): one list for an index, each referrer naming its
+/// own platform's manifest as subject. Nothing is written when none of them has a list.
+pub(crate) fn merge_referrers(into: &Layout, from: &[&Path]) -> Result<(), SupplyError> {
+    let mut entries = Vec::new();
+    let mut any = false;
+    for dir in from {
+        let path = dir.join(REFERRERS_FILE);
+        let Some(bytes) = read_list(&path)? else {
+            continue;
+        };
+        any = true;
+        let list: Value = serde_json::from_slice(&bytes).map_err(|e| SupplyError::Invalid {
+            path: path.clone(),
+            reason: format!("not JSON: {e}"),
+        })?;
+        match list.get("manifests").and_then(Value::as_array) {
+            Some(m) => entries.extend(m.iter().cloned()),
+            None => {
+                return Err(SupplyError::Invalid {
+                    path,
+                    reason: "lists no manifests".into(),
+                });
+            }
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let path = into.dir().join(REFERRERS_FILE);
+    let bytes = to_bytes(REFERRERS_FILE, &index)?;
+    std::fs::write(&path, bytes).map_err(|source| SupplyError::Write { path, source })
+}
+
 /// The artifact manifests of the layout whose subject is `subject`, in the list's order; none
 /// when the layout has no [`REFERRERS_FILE`]. Every manifest is read against its digest.
 pub fn referrers(layout: &Layout, subject: &Digest) -> Result<Vec<Referrer>, SupplyError> {
     let path = layout.dir().join(REFERRERS_FILE);
-    let bytes = match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(SupplyError::Read { path, source }),
-        Ok(m) if !m.is_file() || m.len() > crate::image::layout::JSON_MAX => {
-            return Err(SupplyError::Invalid {
-                path,
-                reason: "not a regular file of at most 4 MiB".into(),
-            });
-        }
-        Ok(_) => std::fs::read(&path).map_err(|source| SupplyError::Read {
-            path: path.clone(),
-            source,
-        })?,
+    let Some(bytes) = read_list(&path)? else {
+        return Ok(Vec::new());
     };
     let index: oci_spec::image::ImageIndex =
         serde_json::from_slice(&bytes).map_err(|e| SupplyError::Invalid {
