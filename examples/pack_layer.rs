@@ -1,17 +1,24 @@
 //! Packs one file into one layer blob: the layer step of `staticpack build` alone (no build, no
 //! run proof), for benches/layers.sh.
 //!
-//! Usage: pack_layer FILE BLOBS_DIR — prints the blob's digest, diff_id and size.
+//! Usage: pack_layer FILE BLOBS_DIR [gzip|zstd] — prints the blob's digest, diff_id and size.
 
-use staticpack::image::{EntryKind, FileSource, LayerEntry, LayerSpec, write_layer};
+use staticpack::image::{
+    EntryKind, FileSource, LayerCompression, LayerEntry, LayerSpec, write_layer_as,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [file, blobs] = args.as_slice() else {
-        eprintln!("usage: pack_layer FILE BLOBS_DIR");
-        return ExitCode::from(2);
+    let (file, blobs, compression) = match args.as_slice() {
+        [file, blobs] => (file, blobs, LayerCompression::Gzip),
+        [file, blobs, c] if c == "gzip" => (file, blobs, LayerCompression::Gzip),
+        [file, blobs, c] if c == "zstd" => (file, blobs, LayerCompression::Zstd),
+        _ => {
+            eprintln!("usage: pack_layer FILE BLOBS_DIR [gzip|zstd]");
+            return ExitCode::from(2);
+        }
     };
     let spec = LayerSpec {
         entries: vec![LayerEntry {
@@ -28,7 +35,7 @@ fn main() -> ExitCode {
         eprintln!("pack_layer: creating {blobs}: {e}");
         return ExitCode::FAILURE;
     }
-    match write_layer(&spec, blobs.as_ref()) {
+    match write_layer_as(&spec, blobs.as_ref(), compression) {
         Ok(l) => {
             println!("{} {} {}", l.digest, l.diff_id, l.size);
             ExitCode::SUCCESS

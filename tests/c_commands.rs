@@ -46,7 +46,7 @@ fn layer_entries(layout: &Path) -> Vec<(String, char, String)> {
     let manifest = read_json(blob(&index["manifests"][0]));
     let mut out = Vec::new();
     for layer in manifest["layers"].as_array().unwrap() {
-        let gz = flate2::read::GzDecoder::new(std::fs::File::open(blob(layer)).unwrap());
+        let gz = flate2::read::MultiGzDecoder::new(std::fs::File::open(blob(layer)).unwrap());
         for e in tar::Archive::new(gz).entries().unwrap() {
             let e = e.unwrap();
             let kind = match e.header().entry_type() {

@@ -16,27 +16,27 @@ use std::path::{Path, PathBuf};
 const GOLDEN: &[(&str, &str)] = &[
     (
         "brotli",
-        "sha256:22700b0e267bb9ff11add7aa52a223206f87eb38e2ef9ced7e51e3cea898700b",
+        "sha256:6ff88ac4aa5df750cd54a29ea6a0423ed466e3e31b8ef3f99c98299a64e3d3b8",
     ),
     (
         "busybox",
-        "sha256:b53dd784f35d7093ae0b65b1500f0bad00eaf5ec4ec36618bd5b40f08aa4faac",
+        "sha256:eddefbe4ae95b3a9c0d36f37ab669c735568c800a2c035ba837166d4a7ddb831",
     ),
     (
         "jq",
-        "sha256:541dcf7b8b8c8268ef9d4db208a1ac660befe168a0fbd51664594969970a26d7",
+        "sha256:755b0f59f8a7fa1838e11fbd50333521e1275c03834480ac7eb93cc62561d1af",
     ),
     (
         "oniguruma",
-        "sha256:c66463e4e6c86f2a3d926ec563fb190edf95a727992c570fe2dffec0488d9142",
+        "sha256:00df4f4114917f14989e21d1733cd47e5e20fbaf33ece6bd88a0d339d77d29b8",
     ),
     (
         "pigz",
-        "sha256:661b81479b055c0b21b0a81ba330f69f0c519c83b924b314b9ae38e63862e465",
+        "sha256:8ac7b003f30a7222655ae94e3afa126a6b32294c839cb64d3ee9110819bc45dd",
     ),
     (
         "zlib",
-        "sha256:554213d110c668dd4d3adafbd48472a93e2a8fae378276131ab73bf53fd08151",
+        "sha256:57446b9493da72d7f99c97cf66f0f57bad5d7f2ae8819901c5e34864c90d94a9",
     ),
 ];
 
@@ -102,7 +102,7 @@ fn layer_entries(layout: &Path) -> Vec<(String, char, String, Vec<u8>)> {
     let manifest = read_json(blob(&index["manifests"][0]));
     let mut out = Vec::new();
     for layer in manifest["layers"].as_array().unwrap() {
-        let gz = flate2::read::GzDecoder::new(std::fs::File::open(blob(layer)).unwrap());
+        let gz = flate2::read::MultiGzDecoder::new(std::fs::File::open(blob(layer)).unwrap());
         for e in tar::Archive::new(gz).entries().unwrap() {
             let mut e = e.unwrap();
             let kind = match e.header().entry_type() {

@@ -45,79 +45,79 @@ fn refused_on_purpose(recipe_file: &Path) -> bool {
 const GOLDEN: &[(&str, &str)] = &[
     (
         "recipes/go-1-cgo-dlopen-cgoresolver/glibc.toml",
-        "sha256:f2122ec93bf8f628d02bf9189117d81cfe581d0db8066d7ea873778a97af6150",
+        "sha256:1e70d980082b2d1ff62607dabe43dc6ce737dfd374bee7c28b819d9d45f63c6e",
     ),
     (
         "recipes/go-1-cgo-dlopen-cgoresolver/recipe.toml",
-        "sha256:68cd28ea53386c21459a3d97cfb2ea70b7c0daf08464dce5f8ffd5e82748ab5c",
+        "sha256:6e06dd999dbf4029cd09a1723246dec20e4cf7189472697513554968f2a080ea",
     ),
     (
         "recipes/go-2-cgo-plain-cgoresolver/glibc.toml",
-        "sha256:10cecd4b2387a0f391c7790fb64c41469db254172bfa95009a157e7b691b0678",
+        "sha256:c78950173e6dc9f60ce321d04e0acc6972a408aacaaf2d02ab25b470545dc126",
     ),
     (
         "recipes/go-2-cgo-plain-cgoresolver/recipe.toml",
-        "sha256:1bdf55b508a98cee0ae9350336442c0660afe7d0494a1e9b812e48058600c103",
+        "sha256:675ed98b9ceceeb5ac2d90d8ba894dcecb0f573055d96e43afeb0216194cee3d",
     ),
     (
         "recipes/go-3-nocgo-cgoresolver/glibc.toml",
-        "sha256:b0b2b4db5e53eba838cd43ff000787fc7f529b821777681ae79539d448dc1d51",
+        "sha256:e1166593d8ecae25245d5ba87793ddb77b78d4ff107a644d4e81d16ab8e58825",
     ),
     (
         "recipes/go-3-nocgo-cgoresolver/recipe.toml",
-        "sha256:2b634be0615ff774c3d3289b4abccab6136603a4e6b42566b7387094dc722275",
+        "sha256:321d369e66c0cb50476e53a347e26c7e8ebee67dfba14fa2375c29cf74c3ad43",
     ),
     (
         "recipes/go-4-cgo-dlopen-purego/glibc.toml",
-        "sha256:7347b27be7993ee705e87e943510d35a779a8242248d76d282b01127d6fe28b1",
+        "sha256:6f382cd07236af6043c8e091f1f022fa3acec139d163ad0bf50fb8e3c081b488",
     ),
     (
         "recipes/go-4-cgo-dlopen-purego/recipe.toml",
-        "sha256:488f9c847ab6ae9061fcbdee8be8dbf0cc6373e2c4758d4f2d97f38e0f494f36",
+        "sha256:c74581cd8776201e91a82e59ca437b5c6518e86fa6e9f45c2f3198eb5884b835",
     ),
     (
         "recipes/go-5-cgo-plain-purego/glibc.toml",
-        "sha256:9a12e4f5bc7912cf457ac67659a1075877a62427e5428a68a66d1ab6a88a4e80",
+        "sha256:0f2e511a6d228bf0158d31889a25711d964328831b774fa1f70627a228383f3b",
     ),
     (
         "recipes/go-5-cgo-plain-purego/recipe.toml",
-        "sha256:c3ae254c053e4ab6dec207913aea35a36717e2ef95a704c2a3591fc334fde07f",
+        "sha256:8cc475dc14c8bf1da609ef451b2538964f35ea5b8372443a369abb750811ab87",
     ),
     (
         "recipes/go-6-nocgo-purego/glibc.toml",
-        "sha256:109ea15ce1dbad30d27c375de852100227063f38b8f487bf104243ba20e63865",
+        "sha256:f7d1a05a47610e02f83e604979a666d925755d0a42c5946c29b17d6bc22fc089",
     ),
     (
         "recipes/go-6-nocgo-purego/recipe.toml",
-        "sha256:ca88ba482c2dbc45477aec7c3f5f5f336ad311bf302a718576b34cf69c524c7b",
+        "sha256:890b4e91c41f9196f65e242be9d946d1046709ce7690bb16cba3d65661f6d4d9",
     ),
     (
         "recipes/go-fake-static/recipe.toml",
-        "sha256:73db1731c64bc6e3dd6a8c12310d162ad1348e305050fe2f02be557b957fc805",
+        "sha256:7c38f0b7352d3baed815d9fea1dc5bd3aadd67a9b694eefc139ddd481adb35cf",
     ),
     (
         "recipes/go-static-base/recipe.toml",
-        "sha256:bbf854316b2ff504394a93c7586b98735fc420aa76a2d44269d768c46bd94ac9",
+        "sha256:e22468f9fda20ed37591c684bb14d7e204e1230345c3df8af869e6bc48175061",
     ),
     (
         "recipes/go-static-base/scratch.toml",
-        "sha256:5fdc6ac47237a825b09406dee3852a667c6f15d309c2399a321a1477817b10f6",
+        "sha256:15302c6c046a918b2fa19a95fa03525139a52d4b2f79781f39d977e41b0f1180",
     ),
     (
         "recipes/hello-c/recipe.toml",
-        "sha256:81650c08f846980c44588301e5d44fe0bc5d337967f39e01a49a767370378b19",
+        "sha256:fbf3567697f345db0acca4afd69d43cc2de02ab30c41356e2fdeb2493ca3234a",
     ),
     (
         "recipes/hello-c-static/recipe.toml",
-        "sha256:c8fe770c691953d41e17436794cdc9f371fbddbec6278a1834eb9c13a9f7534f",
+        "sha256:c506e571c4b1425e50ffaad089b4997efc7d06bc4bd4cd2ead849bd985f1fb26",
     ),
     (
         "recipes/hello-rust/recipe.toml",
-        "sha256:16cd054c9dae431949dfa395ef6134639e3c8b980649ff75725e987911c4320c",
+        "sha256:43d287b5e5879b4f56456e0638fbebc285551e9febc558d177c7e6c7e44140e4",
     ),
     (
         "recipes/refused-glibc-dynamic/recipe.toml",
-        "sha256:71db4398cf331446e1ba6f9b6206f186f5e929f68ff596b8a3eaabbdd69604d0",
+        "sha256:46e5663d4e1bf42a557beff7287031448ae15280c3e5c5fdfe1a89d7d450b886",
     ),
 ];
 

@@ -515,7 +515,7 @@ fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
 /// The SPDX SBOM of hello-c, pinned: it is a function of the image digest, the toolchain
 /// packages and the epoch only. A change here is a change of what the SBOM says.
 const HELLO_C_SPDX: &str =
-    "sha256:78519c8119a07dd01d53f06b12673ad7bc776b5b5815c95b15cf3d15d8f6338c";
+    "sha256:a62f6f341233f73f32dc73f18b2daec10ee954677639cece9fd373eb96dc2b80";
 
 #[test]
 fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {

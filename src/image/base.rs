@@ -543,7 +543,7 @@ mod tests {
         let blob = super::super::layer::write_layer(&layer, blobs.path()).unwrap();
         assert_eq!(
             blob.digest.to_string(),
-            "sha256:e5f0a25d675c4977df8169e85fa81f99d6a8d543ec7f6c8ffc43edf32a5b66c8"
+            "sha256:487cc1946fb75bffcfe5157c8017ffe203e21283f4a59499dc7d9e994b6706cc"
         );
     }
 }
