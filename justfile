@@ -16,6 +16,11 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
 
-# layer assembly speed and size against gzip, pigz, zstd and umoci (benches/layers.sh)
+# every bench: layers against gzip/pigz/zstd/umoci(/buildah), one vs two platforms, the no-op
+# rebuild, push against skopeo copy, the overhead over the bare compiler command
 bench:
     bash benches/layers.sh
+    bash benches/platforms.sh
+    bash benches/cache.sh
+    bash benches/push.sh
+    bash benches/overhead.sh
