@@ -172,6 +172,13 @@ pub struct BuildArgs {
     /// by digest, are still reused).
     #[arg(long)]
     pub no_cache: bool,
+    /// Stop a build whose folder grows past this (K, M, G, T: powers of 1024); a disk filler
+    /// stops here, with the host still usable.
+    #[arg(long, value_name = "SIZE", default_value = "32G", value_parser = parse_size)]
+    pub max_build_bytes: u64,
+    /// Stop a build step that keeps this many processes running at once (a fork bomb).
+    #[arg(long, value_name = "N", default_value_t = staticpack::run::DEFAULT_MAX_PROCESSES)]
+    pub max_build_processes: u64,
     /// What to write: an OCI layout folder, or one tar file.
     #[arg(long, value_enum, default_value_t = FormatArg::Oci)]
     pub format: FormatArg,

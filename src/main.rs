@@ -250,6 +250,8 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         );
     }
     let opts = BuildOptions {
+        max_build_bytes: a.max_build_bytes,
+        max_build_processes: a.max_build_processes,
         run: !a.no_run,
         runtime: runtime(a.runtime),
         allow_dynamic: a.allow_dynamic,
@@ -326,6 +328,9 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
             if a.registry.json {
                 return;
             }
+        }
+        if matches!(event, pipeline::Event::JailLimits { .. }) && !a.registry.verbose {
+            return;
         }
         if let Some(lines) = cli::report::event_lines(&event) {
             eprintln!("{lines}");

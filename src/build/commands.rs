@@ -132,7 +132,21 @@ pub(super) fn build(
             command: line,
         });
         let started = Instant::now();
-        let status = process::run_step_logged(cmd, ctx, &log, &log_path)?;
+        let end = process::run_step_logged(cmd, ctx, &log, &log_path)?;
+        let status = end.status;
+        if end.killed > 0 {
+            writeln!(
+                log,
+                "staticpack: command {index} left {} running: killed",
+                processes(end.killed)
+            )
+            .at("writing", &log_path)?;
+            report(Step::LeftRunning {
+                index,
+                total,
+                killed: end.killed,
+            });
+        }
         report(Step::Finished {
             index,
             total,
@@ -174,6 +188,15 @@ pub(super) fn build(
         installed,
         linked_packages: None,
     })
+}
+
+/// "1 process", "3 processes".
+pub(crate) fn processes(n: u32) -> String {
+    if n == 1 {
+        "1 process".into()
+    } else {
+        format!("{n} processes")
+    }
 }
 
 /// The driver flags every compile and link gets, and the toolchain line.

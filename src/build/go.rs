@@ -208,6 +208,7 @@ mod tests {
             source: "/nonexistent".into(),
             archive: None,
             output: "/app".into(),
+            timeout_seconds: 60,
             libc: if cgo {
                 LibcChoice::Musl
             } else {

@@ -50,6 +50,29 @@ pub enum BuildError {
     Io(#[from] IoError),
     #[error("{0}")]
     Unsupported(String),
+    #[error("the build jail could not run a step: {0}")]
+    Jail(String),
+    /// The jail stopped a step at one of the build's limits.
+    #[error("{}\n  command: {command}", stopped_words(.stopped))]
+    Stopped {
+        command: String,
+        stopped: crate::run::Stopped,
+    },
+}
+
+fn stopped_words(stopped: &crate::run::Stopped) -> String {
+    use crate::run::Stopped;
+    match stopped {
+        Stopped::Timeout { seconds } => format!(
+            "the build ran past its time limit of {seconds} s and was stopped; if it needs longer, raise timeout_seconds in the recipe's [build]"
+        ),
+        Stopped::Bytes { limit } => format!(
+            "the build wrote more than {limit} bytes into its build folder (the limit) and was stopped; if it needs more, raise it with --max-build-bytes"
+        ),
+        Stopped::Processes { limit } => format!(
+            "the build kept {limit} processes running at once (the limit: a fork bomb?) and was stopped; if it needs more, raise it with --max-build-processes"
+        ),
+    }
 }
 
 /// Where a build happens and what it may depend on.
@@ -105,6 +128,12 @@ pub enum Step<'a> {
     },
     /// A file-list build compiled these many files and took the others' objects from the cache.
     Compiled { compiled: usize, reused: usize },
+    /// A command ended with processes of its own still running; the jail killed them.
+    LeftRunning {
+        index: usize,
+        total: usize,
+        killed: u32,
+    },
 }
 
 /// What a toolchain produced.

@@ -85,39 +85,93 @@ pub(crate) fn quote(s: &str) -> String {
     }
 }
 
-/// Runs a toolchain step: in the build's jail when it has one (only the build folder writable,
-/// only declared inputs readable, no network), then as [`run`].
-pub(crate) fn run_step(mut cmd: Command, ctx: &super::BuildContext) -> Result<String, BuildError> {
-    if let Some(spec) = &ctx.jail {
-        crate::run::jail(&mut cmd, spec).at("preparing the build jail in", &spec.build_dir)?;
+/// Runs a toolchain step: in the build's jail when it has one (see `run::JailSpec`), else as
+/// [`run`]; on a non-zero exit the error carries the command and its whole output.
+pub(crate) fn run_step(cmd: Command, ctx: &super::BuildContext) -> Result<String, BuildError> {
+    let Some(spec) = &ctx.jail else {
+        return run(cmd);
+    };
+    let stdout = tempfile::tempfile().at("creating a temporary file in", std::env::temp_dir())?;
+    let stderr = tempfile::tempfile().at("creating a temporary file in", std::env::temp_dir())?;
+    let end = jailed(&cmd, spec, &stdout, &stderr)?;
+    spec.killed
+        .fetch_add(u64::from(end.killed), std::sync::atomic::Ordering::Relaxed);
+    let mut text = read_capped(stdout);
+    text.push_str(&read_capped(stderr));
+    if end.status.success() {
+        Ok(text)
+    } else {
+        Err(BuildError::Failed {
+            program: program_name(&cmd),
+            command: render(&cmd),
+            status: end.status.to_string(),
+            output: indent(&text),
+        })
     }
-    run(cmd)
 }
 
 /// Runs a step like [`run_step`], its stdout and stderr appended to `log` (at `log_path`);
-/// the exit status is the caller's to judge.
+/// the exit status (and what the jail killed after it) is the caller's to judge.
 pub(crate) fn run_step_logged(
     mut cmd: Command,
     ctx: &super::BuildContext,
     log: &std::fs::File,
     log_path: &Path,
-) -> Result<std::process::ExitStatus, BuildError> {
+) -> Result<crate::run::StepEnd, BuildError> {
     if let Some(spec) = &ctx.jail {
-        crate::run::jail(&mut cmd, spec).at("preparing the build jail in", &spec.build_dir)?;
+        return jailed(&cmd, spec, log, log);
     }
     cmd.stdout(log.try_clone().at("opening", log_path)?)
         .stderr(log.try_clone().at("opening", log_path)?);
     crate::run::die_with_parent(&mut cmd);
-    Ok(cmd.status().at("starting", cmd.get_program())?)
+    let status = cmd.status().at("starting", cmd.get_program())?;
+    Ok(crate::run::StepEnd {
+        status,
+        killed: 0,
+        stopped: None,
+    })
+}
+
+/// One step in the jail; a limit that stopped it is the build's error.
+fn jailed(
+    cmd: &Command,
+    spec: &crate::run::JailSpec,
+    stdout: &std::fs::File,
+    stderr: &std::fs::File,
+) -> Result<crate::run::StepEnd, BuildError> {
+    let end = crate::run::run_jailed(cmd, spec, stdout, stderr)
+        .map_err(|e| BuildError::Jail(e.to_string()))?;
+    match end.stopped {
+        Some(stopped) => Err(BuildError::Stopped {
+            command: render(cmd),
+            stopped,
+        }),
+        None => Ok(end),
+    }
+}
+
+/// What a step printed, at most its last 16 MiB (a step's output is untrusted and unbounded).
+fn read_capped(mut file: std::fs::File) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const CAP: u64 = 16 << 20;
+    let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(CAP)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn program_name(cmd: &Command) -> String {
+    Path::new(cmd.get_program())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Runs to completion; on a non-zero exit the error carries the command and its whole output.
 pub(crate) fn run(mut cmd: Command) -> Result<String, BuildError> {
     let line = render(&cmd);
-    let program = Path::new(cmd.get_program())
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let program = program_name(&cmd);
     crate::run::die_with_parent(&mut cmd);
     let out = cmd.output().at("starting", cmd.get_program())?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -5,6 +5,14 @@ use staticpack::pipeline::{Event, PipelineError, Proof, publish::Published};
 use staticpack::run::{Outcome, Runtime};
 use staticpack::verify::{Finding, Severity};
 
+fn processes(n: u64) -> String {
+    if n == 1 {
+        "1 process".into()
+    } else {
+        format!("{n} processes")
+    }
+}
+
 /// One or more lines for a build event, or nothing.
 pub fn event_lines(event: &Event) -> Option<String> {
     Some(match event {
@@ -53,6 +61,25 @@ pub fn event_lines(event: &Event) -> Option<String> {
             total,
             command,
         } => format!("command [{index}/{total}] {command}"),
+        Event::LeftRunning {
+            command: Some((index, total)),
+            killed,
+        } => format!(
+            "command [{index}/{total}] left {} running: killed",
+            processes(*killed)
+        ),
+        Event::LeftRunning {
+            command: None,
+            killed,
+        } => format!("build   steps left {} running: killed", processes(*killed)),
+        Event::JailLimits {
+            timeout_seconds,
+            max_processes,
+            max_bytes,
+            mechanism,
+        } => format!(
+            "jail    limits: {timeout_seconds} s, {max_processes} processes, {max_bytes} bytes in the build folder; held by {mechanism}"
+        ),
         // On a terminal the spinner says it; a log without a terminal needs no second line.
         Event::CommandDone { .. } => return None,
         Event::Compiled { compiled, reused } => format!(

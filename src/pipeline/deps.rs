@@ -161,7 +161,9 @@ fn build_one(
         libc: r.build.libc,
         link: r.build.link,
     });
-    let artifact = (tools.compile)(&spec, &ctx, &mut |step| super::forward(step, events))?;
+    let artifact = (tools.compile)(&spec, &ctx, &mut |step| super::forward(step, events));
+    super::report_killed(&ctx, events);
+    let artifact = artifact?;
     events(Event::Toolchain(&artifact.toolchain));
     let destdir = artifact.installed.ok_or_else(|| {
         PipelineError::Unsupported(format!(

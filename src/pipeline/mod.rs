@@ -120,6 +120,9 @@ pub struct BuildOptions {
     pub epoch: u64,
     /// The SBOMs and statements attached to the image, and their signing key.
     pub supply: crate::supply::SupplyOptions,
+    /// The build jail's bounds (`--max-build-processes`, `--max-build-bytes`).
+    pub max_build_processes: u64,
+    pub max_build_bytes: u64,
 }
 
 impl Default for BuildOptions {
@@ -133,6 +136,8 @@ impl Default for BuildOptions {
             shared_cache: None,
             epoch: 0,
             supply: Default::default(),
+            max_build_processes: run::DEFAULT_MAX_PROCESSES,
+            max_build_bytes: run::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -175,6 +180,19 @@ pub enum Event<'a> {
         index: usize,
         total: usize,
         elapsed: Duration,
+    },
+    /// Build steps left processes running when they ended; the jail killed them. `command`:
+    /// which of a recipe's commands (index, total); `None`: the toolchain's other steps.
+    LeftRunning {
+        command: Option<(usize, usize)>,
+        killed: u64,
+    },
+    /// The build jail's limits and how they are held (for --verbose).
+    JailLimits {
+        timeout_seconds: u64,
+        max_processes: u64,
+        max_bytes: u64,
+        mechanism: &'static str,
     },
     /// A file-list C build compiled `compiled` files and reused the cached objects of the rest.
     Compiled {
@@ -670,7 +688,9 @@ pub fn build_with(
         libc: recipe.build.libc,
         link: recipe.build.link,
     });
-    let artifact = (tools.compile)(&spec, &ctx, &mut |step| forward(step, events))?;
+    let artifact = (tools.compile)(&spec, &ctx, &mut |step| forward(step, events));
+    report_killed(&ctx, events);
+    let artifact = artifact?;
     events(Event::Toolchain(&artifact.toolchain));
     let installed = match &artifact.installed {
         Some(tree) => Some(installed_entries(tree)?),
@@ -844,6 +864,20 @@ pub fn build_with(
     })
 }
 
+/// What the jail killed after the toolchain's steps (a recipe's commands say it themselves).
+fn report_killed(ctx: &BuildContext, events: &mut dyn FnMut(Event)) {
+    let killed = ctx
+        .jail
+        .as_ref()
+        .map_or(0, |j| j.killed.load(std::sync::atomic::Ordering::Relaxed));
+    if killed > 0 {
+        events(Event::LeftRunning {
+            command: None,
+            killed,
+        });
+    }
+}
+
 /// A build step's progress as the pipeline's event.
 fn forward(step: build::Step, events: &mut dyn FnMut(Event)) {
     match step {
@@ -866,6 +900,14 @@ fn forward(step: build::Step, events: &mut dyn FnMut(Event)) {
             elapsed,
         }),
         build::Step::Compiled { compiled, reused } => events(Event::Compiled { compiled, reused }),
+        build::Step::LeftRunning {
+            index,
+            total,
+            killed,
+        } => events(Event::LeftRunning {
+            command: Some((index, total)),
+            killed: u64::from(killed),
+        }),
     }
 }
 
@@ -902,14 +944,22 @@ fn toolchain_setup(
     // Toolchain steps see the recipe's declared inputs and write only the build folder.
     let jail = match run::jail_available() {
         Ok(()) => {
-            let mut inputs = vec![recipe.dir.clone(), spec.source.clone()];
-            inputs.extend(recipe.allow_outside.iter().cloned());
-            Some(run::JailSpec {
-                build_dir: build_dir.to_path_buf(),
-                inputs,
-                writable: build::writable_caches(&recipe.build, opts.shared_cache.as_ref())?,
-                network: false,
-            })
+            let limits = run::JailLimits::from_now(
+                recipe.build.timeout_seconds,
+                opts.max_build_processes,
+                opts.max_build_bytes,
+            );
+            events(Event::JailLimits {
+                timeout_seconds: limits.timeout_seconds,
+                max_processes: limits.max_processes,
+                max_bytes: limits.max_bytes,
+                mechanism: run::limits_mechanism(),
+            });
+            let mut jail = run::JailSpec::new(build_dir.to_path_buf(), limits);
+            jail.inputs = vec![recipe.dir.clone(), spec.source.clone()];
+            jail.inputs.extend(recipe.allow_outside.iter().cloned());
+            jail.writable = build::writable_caches(&recipe.build, opts.shared_cache.as_ref())?;
+            Some(jail)
         }
         Err(reason) => {
             events(Event::Unjailed(&reason));

@@ -183,6 +183,8 @@ pub struct BuildSpec {
     pub archive: Option<ArchiveSource>,
     /// Absolute path of the binary inside the image.
     pub output: String,
+    /// `[build] timeout_seconds`: the build's wall-clock limit in the jail.
+    pub timeout_seconds: u64,
     pub libc: LibcChoice,
     pub link: LinkMode,
     pub lang: LangSpec,

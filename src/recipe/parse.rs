@@ -51,6 +51,8 @@ struct RawBuild {
     link: Option<Spanned<LinkMode>>,
     output: Option<Spanned<String>>,
     strip: Option<Spanned<bool>>,
+    /// The whole build's wall-clock limit in the jail.
+    timeout_seconds: Option<Spanned<u64>>,
     ldflags: Option<Spanned<Vec<String>>>,
     // C
     files: Option<Spanned<Vec<Spanned<String>>>>,
@@ -178,6 +180,7 @@ pub(super) struct ParsedBuild {
     pub per_platform: Vec<(super::Platform, Spanned<String>)>,
     /// `[[build.deps]] recipe`, as written.
     pub deps: Vec<Spanned<String>>,
+    pub timeout_seconds: u64,
 }
 
 /// `source = { archive | url, sha256, strip_components }`, checked as far as text allows.
@@ -478,7 +481,20 @@ impl Ctx<'_> {
             ),
             Lang::Prebuilt => (libc, ParsedLang::Prebuilt),
         };
+        let timeout_seconds = match &b.timeout_seconds {
+            Some(s) if *s.get_ref() == 0 || *s.get_ref() > MAX_BUILD_TIMEOUT => {
+                return Err(self.error(
+                    s.span(),
+                    "build.timeout_seconds",
+                    format!("{} is out of range", s.get_ref()),
+                    Some(format!("allowed: 1 to {MAX_BUILD_TIMEOUT} (a week)")),
+                ));
+            }
+            Some(s) => *s.get_ref(),
+            None => crate::run::DEFAULT_TIMEOUT_SECONDS,
+        };
         Ok(ParsedBuild {
+            timeout_seconds,
             source,
             archive,
             output,
@@ -1545,6 +1561,9 @@ impl Ctx<'_> {
         }))
     }
 }
+
+/// The longest `[build] timeout_seconds` a recipe may ask for.
+const MAX_BUILD_TIMEOUT: u64 = 7 * 24 * 3600;
 
 const SOURCE_HELP: &str = "write a folder (\".\"), or { archive = \"x-1.0.tar.gz\", sha256 = \"…\" }, or { url = \"https://…/x-1.0.tar.gz\", sha256 = \"…\" }";
 pub(super) const PACKAGE_HELP: &str = "give the main package's folder relative to build.source, e.g. \".\" or \"./cmd/app\", or one program file (built as `go build prog.go`), e.g. \"prog.go\"";

@@ -28,7 +28,10 @@ use std::time::Duration;
 
 pub use qemu::Emulation;
 pub(crate) use sandbox::jail::die_with_parent;
-pub use sandbox::jail::{JailSpec, available as jail_available, jail};
+pub use sandbox::jail::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_PROCESSES, DEFAULT_TIMEOUT_SECONDS, JailLimits, JailSpec,
+    StepEnd, Stopped, available as jail_available, limits_mechanism, run as run_jailed,
+};
 pub use unpack::{UnpackLimits, unpack, unpack_layer};
 pub use user::resolve_user;
 

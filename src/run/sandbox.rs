@@ -111,10 +111,13 @@ enum Step {
     NoNewPrivs,
     Seccomp,
     Exec,
+    Limits,
+    JailMount,
+    JailIdmap,
 }
 
 impl Step {
-    const ALL: [Step; 23] = [
+    const ALL: [Step; 26] = [
         Step::MountPrivate,
         Step::BindRoot,
         Step::RemountReadOnly,
@@ -138,6 +141,9 @@ impl Step {
         Step::NoNewPrivs,
         Step::Seccomp,
         Step::Exec,
+        Step::Limits,
+        Step::JailMount,
+        Step::JailIdmap,
     ];
 
     fn from_u32(n: u32) -> Option<Step> {
@@ -169,6 +175,9 @@ impl Step {
             Step::NoNewPrivs => "setting no_new_privs",
             Step::Seccomp => "installing the seccomp filter",
             Step::Exec => "exec",
+            Step::Limits => "setting the resource limits",
+            Step::JailMount => "building the build jail's root",
+            Step::JailIdmap => "receiving the build jail's id-mapped mounts",
         }
     }
 }
@@ -186,12 +195,18 @@ struct Plan {
     proc_readonly: Vec<CString>,
     /// The host's /dev/null, bound over masked files.
     host_null: CString,
+    dev: Option<DevPlan>,
+    hostname: CString,
+    exec: ExecPlan,
+}
+
+/// What the process that execs the entrypoint (or a build step) does, built before the clone:
+/// ids, working folder, limits, no capabilities, `no_new_privs`, seccomp, execve.
+pub(super) struct ExecPlan {
     /// The highest capability number the kernel knows (the bounding set is cleared up to it).
     cap_last: c_int,
     /// `sock_fprog`s pointing into `_seccomp`, installed in order before execve.
     fprogs: Vec<libc::sock_fprog>,
-    dev: Option<DevPlan>,
-    hostname: CString,
     cwd: CString,
     exec_paths: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
@@ -200,10 +215,70 @@ struct Plan {
     gid: libc::gid_t,
     /// Privileged mapping (setgroups allowed): drop the inherited supplementary groups.
     drop_groups: bool,
+    /// (resource, limit) set with setrlimit before execve.
+    rlimits: Vec<(c_int, libc::rlim_t)>,
     // Owners of the strings and programs the pointers point into.
     _argv: Vec<CString>,
     _envp: Vec<CString>,
     _seccomp: Vec<seccompiler::BpfProgram>,
+}
+
+impl ExecPlan {
+    pub(super) fn new(
+        argv: &[String],
+        env: &[String],
+        exec_paths: &[String],
+        cwd: &str,
+        (uid, gid): (u32, u32),
+        drop_groups: bool,
+        rlimits: Vec<(c_int, libc::rlim_t)>,
+    ) -> Result<ExecPlan, RunError> {
+        let argv: Vec<CString> = argv
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "an argument"))
+            .collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = env
+            .iter()
+            .map(|e| cstring(e.as_bytes(), "an environment entry"))
+            .collect::<Result<_, _>>()?;
+        let exec_paths = exec_paths
+            .iter()
+            .map(|p| cstring(p.as_bytes(), "the program path"))
+            .collect::<Result<_, _>>()?;
+        let seccomp = hardening::seccomp_programs()?;
+        let fprogs = seccomp
+            .iter()
+            .map(|p| {
+                Ok(libc::sock_fprog {
+                    len: u16::try_from(p.len())
+                        .map_err(|_| RunError::Sandbox("seccomp program too long".into()))?,
+                    // seccompiler's sock_filter is #[repr(C)] with the kernel's layout.
+                    filter: p.as_ptr() as *mut libc::sock_filter,
+                })
+            })
+            .collect::<Result<_, RunError>>()?;
+        let null_terminated = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        Ok(ExecPlan {
+            cap_last: cap_last(),
+            fprogs,
+            cwd: cstring(cwd.as_bytes(), "the working directory")?,
+            exec_paths,
+            argv_ptrs: null_terminated(&argv),
+            envp_ptrs: null_terminated(&envp),
+            uid,
+            gid,
+            drop_groups,
+            rlimits,
+            _argv: argv,
+            _envp: envp,
+            _seccomp: seccomp,
+        })
+    }
 }
 
 struct DevPlan {
@@ -259,24 +334,19 @@ fn real_dir(path: &Path) -> bool {
 
 impl Plan {
     fn new(rootfs: &Path, spec: &ProcessSpec, drop_groups: bool) -> Result<Plan, RunError> {
-        let argv: Vec<CString> = spec
-            .argv
-            .iter()
-            .map(|a| cstring(a.as_bytes(), "an argument"))
-            .collect::<Result<_, _>>()?;
-        let envp: Vec<CString> = spec
-            .env
-            .iter()
-            .map(|e| cstring(e.as_bytes(), "an environment entry"))
-            .collect::<Result<_, _>>()?;
         let argv0 = spec
             .argv
             .first()
             .ok_or_else(|| RunError::Config("empty argv".into()))?;
-        let exec_paths = exec_candidates(argv0, &spec.env)
-            .iter()
-            .map(|p| cstring(p.as_bytes(), "the program path"))
-            .collect::<Result<_, _>>()?;
+        let exec = ExecPlan::new(
+            &spec.argv,
+            &spec.env,
+            &exec_candidates(argv0, &spec.env),
+            &spec.cwd,
+            (spec.uid, spec.gid),
+            drop_groups,
+            Vec::new(),
+        )?;
 
         let dev_dir = rootfs.join("dev");
         let dev = if real_dir(&dev_dir) {
@@ -311,25 +381,6 @@ impl Plan {
             }
             names.iter().map(|n| cpath(&proc_dir.join(n))).collect()
         };
-        let seccomp = hardening::seccomp_programs()?;
-        let fprogs = seccomp
-            .iter()
-            .map(|p| {
-                Ok(libc::sock_fprog {
-                    len: u16::try_from(p.len())
-                        .map_err(|_| RunError::Sandbox("seccomp program too long".into()))?,
-                    // seccompiler's sock_filter is #[repr(C)] with the kernel's layout.
-                    filter: p.as_ptr() as *mut libc::sock_filter,
-                })
-            })
-            .collect::<Result<_, RunError>>()?;
-
-        let null_terminated = |v: &[CString]| {
-            v.iter()
-                .map(|s| s.as_ptr())
-                .chain(std::iter::once(ptr::null()))
-                .collect::<Vec<_>>()
-        };
         Ok(Plan {
             rootfs: cpath(rootfs)?,
             remount_flags: remount_flags(rootfs)?,
@@ -341,20 +392,9 @@ impl Plan {
             proc_masked: proc_paths(hardening::PROC_MASKED)?,
             proc_readonly: proc_paths(hardening::PROC_READONLY)?,
             host_null: cstring(b"/dev/null", "/dev/null")?,
-            cap_last: cap_last(),
-            fprogs,
             dev,
             hostname: cstring(SANDBOX_HOSTNAME.as_bytes(), "hostname")?,
-            cwd: cstring(spec.cwd.as_bytes(), "the working directory")?,
-            exec_paths,
-            argv_ptrs: null_terminated(&argv),
-            envp_ptrs: null_terminated(&envp),
-            uid: spec.uid,
-            gid: spec.gid,
-            drop_groups,
-            _argv: argv,
-            _envp: envp,
-            _seccomp: seccomp,
+            exec,
         })
     }
 }
@@ -521,12 +561,12 @@ pub(crate) fn run(
     let stderr = output::capture(File::from(stderr_r));
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut raw = [0u8; 4];
+        let mut raw = [0u8; 8];
         let mut status = File::from(status_r);
         let got = status
             .read_exact(&mut raw)
             .ok()
-            .map(|()| i32::from_ne_bytes(raw));
+            .map(|()| i32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]));
         let _ = tx.send(got);
     });
 
@@ -548,19 +588,7 @@ pub(crate) fn run(
     File::from(error_r)
         .read_to_end(&mut reports)
         .map_err(|e| RunError::Sandbox(format!("reading the sandbox's error pipe: {e}")))?;
-    let report = reports.get(..12).and_then(|r| {
-        let word = |i: usize| {
-            r.get(i * 4..i * 4 + 4)?
-                .try_into()
-                .ok()
-                .map(u32::from_ne_bytes)
-        };
-        Some((
-            Step::from_u32(word(0)?)?,
-            Errno::from_raw(word(1)? as i32),
-            word(2)? as usize,
-        ))
-    });
+    let report = decode_report(&reports);
 
     finish(
         rootfs,
@@ -573,6 +601,22 @@ pub(crate) fn run(
         stderr,
         init_status,
     )
+}
+
+/// The child's (step, errno, index) report, if it sent one.
+fn decode_report(reports: &[u8]) -> Option<(Step, Errno, usize)> {
+    let r = reports.get(..12)?;
+    let word = |i: usize| {
+        r.get(i * 4..i * 4 + 4)?
+            .try_into()
+            .ok()
+            .map(u32::from_ne_bytes)
+    };
+    Some((
+        Step::from_u32(word(0)?)?,
+        Errno::from_raw(word(1)? as i32),
+        word(2)? as usize,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -641,6 +685,7 @@ fn start_error(
     let argv0 = spec.argv.first().map_or("", String::as_str);
     let candidates = exec_candidates(argv0, &spec.env);
     let mut path = plan
+        .exec
         .exec_paths
         .get(index)
         .map_or_else(|| argv0.to_owned(), |p| p.to_string_lossy().into_owned());
@@ -716,7 +761,7 @@ fn child(plan: &Plan, fds: Fds) -> ! {
         // As root our host ids are unmapped inside (container root is a host id of the
         // range): become container root, or files created in /dev would have no owner
         // (EOVERFLOW). Host groups are unmapped as well: drop them.
-        if plan.drop_groups {
+        if plan.exec.drop_groups {
             let zero = 0 as c_long;
             if libc::syscall(libc::SYS_setgroups, zero, ptr::null::<libc::gid_t>()) == -1 {
                 report(fds.error_w, Step::Setgroups, errno(), 0);
@@ -770,7 +815,11 @@ fn child(plan: &Plan, fds: Fds) -> ! {
             libc::_exit(1);
         }
         if pid == 0 {
-            start(plan, fds);
+            start(
+                &plan.exec,
+                [fds.devnull, fds.stdout_w, fds.stderr_w],
+                fds.error_w,
+            );
         }
 
         libc::close(fds.stdout_w);
@@ -846,7 +895,7 @@ unsafe fn setup_root(plan: &Plan) -> Result<(), (Step, c_int)> {
                 )
                 .into(),
             )?;
-            mask_proc(plan)?;
+            mask_proc(&plan.proc_masked, &plan.proc_readonly, &plan.host_null)?;
         }
         if let Some(dev) = &plan.dev {
             check(
@@ -922,13 +971,17 @@ unsafe fn setup_root(plan: &Plan) -> Result<(), (Step, c_int)> {
 ///
 /// # Safety
 /// Only in the clone child, after /proc is mounted.
-unsafe fn mask_proc(plan: &Plan) -> Result<(), (Step, c_int)> {
+unsafe fn mask_proc(
+    masked: &[CString],
+    readonly: &[CString],
+    host_null: &CString,
+) -> Result<(), (Step, c_int)> {
     let none: *const c_char = ptr::null();
     // Bind mounts of proc keep its locked flags; a remount must repeat them.
     let locked = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     // SAFETY: NUL-terminated strings from `plan`, a stack stat buffer.
     unsafe {
-        for path in &plan.proc_masked {
+        for path in masked {
             let mut st: libc::stat = std::mem::zeroed();
             if libc::lstat(path.as_ptr(), &mut st) == -1 {
                 match errno() {
@@ -946,7 +999,7 @@ unsafe fn mask_proc(plan: &Plan) -> Result<(), (Step, c_int)> {
                 )
             } else {
                 libc::mount(
-                    plan.host_null.as_ptr(),
+                    host_null.as_ptr(),
                     path.as_ptr(),
                     none,
                     libc::MS_BIND,
@@ -955,7 +1008,7 @@ unsafe fn mask_proc(plan: &Plan) -> Result<(), (Step, c_int)> {
             };
             check(Step::MaskProc, ret.into())?;
         }
-        for path in &plan.proc_readonly {
+        for path in readonly {
             let p = path.as_ptr();
             if libc::mount(p, p, none, libc::MS_BIND | libc::MS_REC, ptr::null()) == -1 {
                 match errno() {
@@ -990,25 +1043,35 @@ struct CapData {
 
 const CAP_VERSION_3: u32 = 0x2008_0522;
 
-/// The entrypoint's process (pid 2): stdio, signals, ids, cwd, execve. Never returns.
+/// The entrypoint's (or build step's) process (pid 2): stdio, signals, limits, ids, cwd, no
+/// capabilities, `no_new_privs`, seccomp, execve. Never returns.
 ///
 /// # Safety
-/// Only in the forked child of the sandbox's init; it replaces the process.
-unsafe fn start(plan: &Plan, fds: Fds) -> ! {
+/// Only in the forked child of a sandbox's init; it replaces the process.
+unsafe fn start(plan: &ExecPlan, stdio: [RawFd; 3], error_w: RawFd) -> ! {
     // SAFETY: raw syscalls on our descriptors and on strings/arrays from `plan`; argv and envp
     // are NULL-terminated arrays of pointers into CStrings `plan` owns.
     unsafe {
         let fail = |step: Step, err: c_int, index: usize| -> ! {
-            report(fds.error_w, step, err, index);
+            report(error_w, step, err, index);
             libc::_exit(if step == Step::Exec && err == libc::ENOENT {
                 127
             } else {
                 126
             });
         };
-        for (from, to) in [(fds.devnull, 0), (fds.stdout_w, 1), (fds.stderr_w, 2)] {
-            if libc::dup2(from, to) == -1 {
+        for (to, from) in stdio.into_iter().enumerate() {
+            if from != to as RawFd && libc::dup2(from, to as c_int) == -1 {
                 fail(Step::Stdio, errno(), 0);
+            }
+        }
+        for &(resource, limit) in &plan.rlimits {
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(resource as _, &rl) == -1 {
+                fail(Step::Limits, errno(), 0);
             }
         }
         // Inherited "ignore" dispositions (Rust ignores SIGPIPE) and masks survive execve.
@@ -1121,19 +1184,37 @@ unsafe fn start(plan: &Plan, fds: Fds) -> ! {
     }
 }
 
-/// pid 1: reap everything; when the entrypoint ends, pass its wait status on and exit (the
-/// kernel then kills what is left in the namespace).
+/// pid 1: reap everything; when the entrypoint (or build step) ends, kill what is left in the
+/// namespace, reap and count it, pass (wait status, processes killed) on and exit.
 ///
 /// # Safety
-/// Only in the sandbox's init; it ends the process.
+/// Only in a sandbox's init; it ends the process.
 unsafe fn init(main: libc::pid_t, status_w: RawFd) -> ! {
-    // SAFETY: waitpid/write/_exit on our own descriptor and a stack buffer.
+    // SAFETY: waitpid/kill/write/_exit on our own descriptor and stack buffers.
     unsafe {
         loop {
             let mut status: c_int = 0;
             let pid = libc::waitpid(-1, &mut status, 0);
             if pid == main {
-                let raw = status.to_ne_bytes();
+                // kill(-1) from a pid namespace's init reaches every other process in it.
+                libc::kill(-1, libc::SIGKILL);
+                let mut killed: u32 = 0;
+                loop {
+                    let mut st: c_int = 0;
+                    let pid = libc::waitpid(-1, &mut st, 0);
+                    if pid == -1 {
+                        if errno() == libc::EINTR {
+                            continue;
+                        }
+                        break;
+                    }
+                    if libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL {
+                        killed += 1;
+                    }
+                }
+                let mut raw = [0u8; 8];
+                raw[..4].copy_from_slice(&status.to_ne_bytes());
+                raw[4..].copy_from_slice(&killed.to_ne_bytes());
                 libc::write(status_w, raw.as_ptr().cast(), raw.len());
                 libc::_exit(0);
             }
