@@ -221,6 +221,9 @@ enum MountStep {
     Proc {
         dst: CString,
     },
+    /// A folder made only to hold mounts inside the writable /tmp: bound onto itself
+    /// read-only (its mounts stay as they are), so nothing can be written beside them.
+    Seal(CString),
 }
 
 /// An id-mapped mount the parent makes for a slot.
@@ -393,6 +396,25 @@ fn plan(cmd: &Command, spec: &JailSpec, as_root: bool) -> Result<Plan, RunError>
     // The build folder last and alone (not recursive: the jail's root is mounted inside it).
     let idmaps_ref = as_root.then_some(&mut idmaps);
     mirror(&new_root, &build_dir, &mut steps, idmaps_ref, false, false)?;
+    // Folders under /tmp made to reach a mount: read-only, or a step could write there (into
+    // the jail's /tmp, where a test or a person would not look for it).
+    let mut seals: Vec<PathBuf> = Vec::new();
+    let targets = mounted.iter().skip(SYSTEM.len()).chain(&spec.writable);
+    for target in targets.chain([&build_dir]) {
+        let Ok(rest) = target.strip_prefix("/tmp") else {
+            continue;
+        };
+        let Some(first) = rest.components().next() else {
+            continue;
+        };
+        let top = Path::new("/tmp").join(first);
+        if &top != target && !seals.contains(&top) {
+            seals.push(top);
+        }
+    }
+    for top in seals {
+        steps.push(MountStep::Seal(cstring(&inside(&new_root, &top))?));
+    }
 
     // /dev and /proc of the jail's own.
     let dev = new_root.join("dev");
@@ -814,6 +836,10 @@ pub fn run(
     })
 }
 
+/// How often the watch looks at least: what a disk filler writes past the limit is what it
+/// writes in this time.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
 /// The parent's watch over a running step: the build folder's size and the processes in the
 /// jail's pid namespace, checked at an interval that grows with what a check costs.
 struct Watch {
@@ -831,7 +857,7 @@ impl Watch {
             build_dir: build_dir.to_path_buf(),
             ns_link,
             limits,
-            interval: Duration::from_secs(1),
+            interval: WATCH_INTERVAL,
             full: 0,
         }
     }
@@ -841,7 +867,7 @@ impl Watch {
         let used = tree_bytes(&self.build_dir);
         let processes = self.ns_link.as_deref().map_or(0, processes_in);
         // Never more than a tenth of a core on watching.
-        self.interval = (started.elapsed() * 10).max(Duration::from_secs(1));
+        self.interval = (started.elapsed() * 10).max(WATCH_INTERVAL);
         if used > self.limits.max_bytes {
             return Some(Stopped::Bytes {
                 limit: self.limits.max_bytes,
@@ -1149,6 +1175,38 @@ unsafe fn setup_root(
                     )?;
                     mask_proc(&plan.proc_masked, &plan.proc_readonly, &plan.host_null)
                         .map_err(|(step, err)| (step, err, index))?;
+                }
+                MountStep::Seal(dir) => {
+                    check(
+                        Step::JailMount,
+                        index,
+                        libc::mount(
+                            dir.as_ptr(),
+                            dir.as_ptr(),
+                            null,
+                            libc::MS_BIND | libc::MS_REC,
+                            std::ptr::null(),
+                        )
+                        .into(),
+                    )?;
+                    let attr = MountAttr {
+                        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                        attr_clr: 0,
+                        propagation: 0,
+                        userns_fd: 0,
+                    };
+                    check(
+                        Step::JailMount,
+                        index,
+                        libc::syscall(
+                            libc::SYS_mount_setattr,
+                            libc::AT_FDCWD,
+                            dir.as_ptr(),
+                            0,
+                            &attr as *const MountAttr,
+                            std::mem::size_of::<MountAttr>(),
+                        ),
+                    )?;
                 }
                 MountStep::Bind {
                     src,
