@@ -17,10 +17,12 @@ lint:
     cargo clippy --all-targets -- -D warnings
 
 # every bench: layers against gzip/pigz/zstd/umoci(/buildah), one vs two platforms, the no-op
-# rebuild, push against skopeo copy, the overhead over the bare compiler command
+# rebuild, push against skopeo copy, the overhead over the bare compiler command, the build
+# jail's cost against the commit before it
 bench:
     bash benches/layers.sh
     bash benches/platforms.sh
     bash benches/cache.sh
     bash benches/push.sh
     bash benches/overhead.sh
+    bash benches/jail.sh
