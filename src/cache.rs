@@ -62,12 +62,15 @@ impl CacheDir {
         self.root.join("blob-locations.json")
     }
 
-    /// Go's build cache (`GOCACHE`), when builds may reuse it.
-    pub(crate) fn go_build(&self) -> Option<PathBuf> {
-        self.reuse_builds.then(|| self.root.join("go-build"))
+    /// Go's build cache (`GOCACHE`) of one trust domain (see `build::trust_domain`), when
+    /// builds may reuse it.
+    pub(crate) fn go_build(&self, domain: &str) -> Option<PathBuf> {
+        self.reuse_builds
+            .then(|| self.root.join("go-build").join(domain))
     }
 
-    /// `CARGO_HOME` for downloaded crates (checked against Cargo.lock by cargo itself).
+    /// `CARGO_HOME` for downloaded crates: written by `cargo fetch` alone, each `.crate` checked
+    /// against Cargo.lock's checksum by staticpack before a build uses it.
     pub fn cargo_home(&self) -> PathBuf {
         self.root.join("cargo")
     }
@@ -124,7 +127,7 @@ mod tests {
     fn cold_builds_keep_downloads_but_no_build_caches() {
         let cold = CacheDir::at("/c").without_build_reuse();
         assert!(!cold.builds_reusable());
-        assert_eq!(cold.go_build(), None);
+        assert_eq!(cold.go_build("x"), None);
         assert_eq!(cold.deps(), None);
         assert_eq!(cold.objects(), None);
         assert_eq!(cold.sources(), Path::new("/c/sources"));

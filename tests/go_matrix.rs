@@ -184,7 +184,7 @@ fn two_builds_of_a_go_recipe_give_the_same_digest_cold_or_with_the_shared_cache(
         "{} stayed empty",
         go_cache.display()
     );
-    // Warm, from another folder: go reuses the cache, and the image is the same.
+    // From another folder (another trust domain: a Go cache of its own), the image is the same.
     let two = Path::new("two/levels").join(name).join("recipe.toml");
     let second = staticpack_with(b.path(), &["build", two.to_str().unwrap()], &cache_env);
     assert_eq!(printed_digest(first.ok()), printed_digest(second.ok()));

@@ -71,6 +71,9 @@ pub(super) fn build(
             .filter(|dir| std::fs::create_dir_all(dir).is_ok()),
     };
     let compiled = compiler.compile_all(&c.files, &objects)?;
+    for (entry, reason) in compiled.iter().filter_map(|o| o.rejected.clone()) {
+        report(Step::CacheRejected { entry, reason });
+    }
     let reused = compiled.iter().filter(|o| o.reused).count();
     report(Step::Compiled {
         compiled: compiled.len() - reused,
@@ -180,6 +183,8 @@ struct Object {
     path: PathBuf,
     command: String,
     reused: bool,
+    /// The cache entry that failed its check and was compiled again instead, and why.
+    rejected: Option<(PathBuf, String)>,
 }
 
 impl Compiler<'_> {
@@ -247,6 +252,7 @@ impl Compiler<'_> {
                 path,
                 command,
                 reused: false,
+                rejected: None,
             });
         };
         // The key is the preprocessed text (every header it includes, as it was included), the
@@ -265,12 +271,18 @@ impl Compiler<'_> {
         key.update(without_build_dir(&text, &self.ctx.build_dir));
         let hex = hex::encode(key.finalize());
         let cached = cache.join(&hex[..2]).join(format!("{}.o", &hex[2..]));
-        if std::fs::copy(&cached, &path).is_ok() {
-            return Ok(Object {
-                path,
-                command,
-                reused: true,
-            });
+        let mut rejected = None;
+        match reuse(&cached, &path) {
+            Reuse::Checked => {
+                return Ok(Object {
+                    path,
+                    command,
+                    reused: true,
+                    rejected,
+                });
+            }
+            Reuse::Missing => {}
+            Reuse::Mismatch(reason) => rejected = Some((cached.clone(), reason)),
         }
         process::run_step(compile, self.ctx)?;
         store(&path, &cached);
@@ -278,19 +290,76 @@ impl Compiler<'_> {
             path,
             command,
             reused: false,
+            rejected,
         })
     }
 }
 
-/// Keeps a copy of a fresh object in the cache, whole or not at all; a cache that cannot be
-/// written only makes the next build slower.
+/// The sha256 of an entry's bytes recorded when it was stored, beside it.
+fn digest_file_of(cached: &Path) -> PathBuf {
+    let mut name = cached.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
+
+enum Reuse {
+    /// Copied to the object's place after its bytes matched the recorded digest.
+    Checked,
+    Missing,
+    /// There, but not what was stored: never used.
+    Mismatch(String),
+}
+
+/// Copies a cached object to `to` if its bytes still hash to the digest recorded when it was
+/// stored (hashed as copied, so what is checked is what is used).
+fn reuse(cached: &Path, to: &Path) -> Reuse {
+    let Ok(mut from) = std::fs::File::open(cached) else {
+        return Reuse::Missing;
+    };
+    let Ok(recorded) = std::fs::read_to_string(digest_file_of(cached)) else {
+        return Reuse::Mismatch("no digest was recorded for it".into());
+    };
+    let copied = std::fs::File::create(to).and_then(|mut out| {
+        let mut hashing = crate::digest::HashingWriter::new(&mut out);
+        std::io::copy(&mut from, &mut hashing)?;
+        Ok(hashing.finish().1)
+    });
+    match copied {
+        Ok(digest) if digest.hex() == recorded.trim() => Reuse::Checked,
+        Ok(digest) => {
+            let _ = std::fs::remove_file(to);
+            Reuse::Mismatch(format!(
+                "sha256 {} where {} was recorded when it was stored",
+                digest.hex(),
+                recorded.trim()
+            ))
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(to);
+            Reuse::Missing
+        }
+    }
+}
+
+/// Keeps a copy of a fresh object in the cache with the digest of its bytes, whole or not at
+/// all; a cache that cannot be written only makes the next build slower.
 fn store(object: &Path, cached: &Path) {
     let Some(parent) = cached.parent() else {
         return;
     };
     let _ = std::fs::create_dir_all(parent).and_then(|()| {
         let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
-        std::io::copy(&mut std::fs::File::open(object)?, &mut tmp)?;
+        let digest = {
+            let mut hashing = crate::digest::HashingWriter::new(&mut tmp);
+            std::io::copy(&mut std::fs::File::open(object)?, &mut hashing)?;
+            hashing.finish().1
+        };
+        let mut record = tempfile::NamedTempFile::new_in(parent)?;
+        std::io::Write::write_all(&mut record, digest.hex().as_bytes())?;
+        // The digest first: an object without its digest is a miss, never a hit.
+        record
+            .persist(digest_file_of(cached))
+            .map_err(|e| e.error)?;
         tmp.persist(cached).map_err(|e| e.error)?;
         Ok(())
     });

@@ -114,13 +114,14 @@ fn imports_runtime_cgo(
 }
 
 /// No network, no toolchain download, GOPATH inside the build folder. The build cache is the
-/// shared one when builds may reuse it: go keys it by content (and -trimpath keeps its path out
-/// of the binary), so it changes how long a build takes, never what it makes.
+/// recipe's own in the shared folder when builds may reuse it: go keys it by content (and
+/// -trimpath keeps its path out of the binary), so it changes how long a build takes, never
+/// what it makes — as long as nothing else writes it, hence one per trust domain.
 fn go_env(cmd: &mut std::process::Command, ctx: &BuildContext, spec: &BuildSpec) {
     let gocache = ctx
         .cache
         .as_ref()
-        .and_then(|c| c.go_build())
+        .and_then(|c| c.go_build(&super::trust_domain(spec)))
         .unwrap_or_else(|| ctx.build_dir.join("gocache"));
     cmd.env("GOCACHE", gocache)
         .env("GOPATH", ctx.build_dir.join("gopath"))

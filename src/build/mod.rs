@@ -101,15 +101,25 @@ pub fn writable_caches(
         return Ok(Vec::new());
     };
     let dirs: Vec<PathBuf> = match &spec.lang {
-        LangSpec::Go(_) => cache.go_build().into_iter().collect(),
-        // Downloaded crates, checked by cargo against Cargo.lock: shared even by cold builds.
-        LangSpec::Rust(_) => vec![cache.cargo_home()],
-        LangSpec::C(_) | LangSpec::Prebuilt => Vec::new(),
+        LangSpec::Go(_) => cache.go_build(&trust_domain(spec)).into_iter().collect(),
+        // The cargo home is written by `cargo fetch` alone (see `rust.rs`).
+        LangSpec::Rust(_) | LangSpec::C(_) | LangSpec::Prebuilt => Vec::new(),
     };
     for dir in &dirs {
         std::fs::create_dir_all(dir).at("creating the cache folder", dir)?;
     }
     Ok(dirs)
+}
+
+/// Whose build caches a build may share: the builds of the same source (the same folder, or
+/// the same pinned archive). Go's build cache is kept per trust domain because go trusts what
+/// it finds in it: a recipe can only ever spoil its own cache, never another recipe's image.
+pub(crate) fn trust_domain(spec: &BuildSpec) -> String {
+    let identity = match &spec.archive {
+        Some(archive) => format!("archive {}", archive.sha256.hex()),
+        None => format!("folder {}", spec.source.display()),
+    };
+    crate::digest::Digest::of_bytes(identity.as_bytes()).hex()[..16].to_owned()
 }
 
 /// A build's progress, for a build that runs commands one by one.
@@ -128,6 +138,9 @@ pub enum Step<'a> {
     },
     /// A file-list build compiled these many files and took the others' objects from the cache.
     Compiled { compiled: usize, reused: usize },
+    /// A cache entry did not match the digest recorded (or pinned) for it: not used, and
+    /// rebuilt or downloaded again.
+    CacheRejected { entry: PathBuf, reason: String },
     /// A command ended with processes of its own still running; the jail killed them.
     LeftRunning {
         index: usize,
@@ -172,7 +185,7 @@ pub fn build_reporting(
             None => c::build(spec, c, ctx, report),
         },
         LangSpec::Go(go) => go::build(spec, go, ctx),
-        LangSpec::Rust(rb) => rust::build(spec, rb, ctx),
+        LangSpec::Rust(rb) => rust::build(spec, rb, ctx, report),
         LangSpec::Prebuilt => prebuilt(spec, ctx),
     }
 }

@@ -103,6 +103,7 @@ pub(super) fn build(
     spec: &BuildSpec,
     rb: &RustBuild,
     ctx: &BuildContext,
+    report: &mut dyn FnMut(super::Step),
 ) -> Result<Artifact, BuildError> {
     let tc = Toolchain::find(Path::new("/"))?;
     let target = RustBuild::target(spec.libc, &spec.platform);
@@ -143,26 +144,30 @@ pub(super) fn build(
     let copy = ctx.build_dir.join("rust-src");
     super::commands::copy_tree(&spec.source, &copy)?;
     let vendored = copy.join("vendor").is_dir();
-    let cargo_home = match &ctx.cache {
-        Some(cache) if !vendored => cache.cargo_home(),
-        _ => ctx.build_dir.join("cargo-home"),
-    };
+    // The build's own cargo home: cargo unpacks the crates' sources into it, where build
+    // scripts (someone else's code) may write — never into another build's. Downloads go to
+    // the shared cache's cargo home, written only by `cargo fetch` and read-only to builds.
+    let cargo_home = ctx.build_dir.join("cargo-home");
     std::fs::create_dir_all(&cargo_home).at("creating the cargo home", &cargo_home)?;
-    // The jail also sees the toolchain (read-only) and writes the cargo home.
+    let downloads = match &ctx.cache {
+        Some(cache) if !vendored => cache.cargo_home(),
+        _ => cargo_home.clone(),
+    };
+    std::fs::create_dir_all(downloads.join("registry"))
+        .at("creating the cargo home", &downloads)?;
+    // The jail also sees the toolchain (read-only).
     let mut ctx = ctx.clone();
     if let Some(jail) = &mut ctx.jail {
         jail.inputs.push(tc.sysroot.clone());
         if let Some(cargo_dir) = tc.cargo.parent() {
             jail.inputs.push(cargo_dir.to_path_buf());
         }
-        if !jail.writable.contains(&cargo_home) && !cargo_home.starts_with(&ctx.build_dir) {
-            jail.writable.push(cargo_home.clone());
-        }
     }
     let paths = Paths {
         build_dir: ctx.build_dir.clone(),
         copy,
         cargo_home,
+        downloads,
         sysroot: tc.sysroot.clone(),
     };
     let mut commands = Vec::new();
@@ -179,6 +184,32 @@ pub(super) fn build(
         ];
     } else {
         commands.extend(fetch(&tc, &paths, &target, &ctx)?);
+        let bad = unverified_crates(&paths.copy.join("Cargo.lock"), &paths.downloads)?;
+        if !bad.is_empty() {
+            // Never used: removed, reported and downloaded again (cargo checks the new ones).
+            for (entry, reason) in &bad {
+                let _ = std::fs::remove_file(entry);
+                report(super::Step::CacheRejected {
+                    entry: entry.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            fetch(&tc, &paths, &target, &ctx)?;
+            if let Some((entry, reason)) =
+                unverified_crates(&paths.copy.join("Cargo.lock"), &paths.downloads)?
+                    .into_iter()
+                    .next()
+            {
+                return Err(BuildError::Unsupported(format!(
+                    "the downloaded crate {} does not match Cargo.lock ({reason}) even after downloading it again",
+                    entry.display()
+                )));
+            }
+        }
+        link_downloads(&paths)?;
+        if let Some(jail) = &mut ctx.jail {
+            jail.inputs.push(paths.downloads.join("registry"));
+        }
     }
 
     let mut cmd = cargo(&tc, &paths, &ctx);
@@ -229,8 +260,80 @@ pub(super) fn build(
 struct Paths {
     build_dir: PathBuf,
     copy: PathBuf,
+    /// The build's own `CARGO_HOME`.
     cargo_home: PathBuf,
+    /// Where `cargo fetch` downloads (the shared cache's cargo home, or `cargo_home`).
+    downloads: PathBuf,
     sysroot: PathBuf,
+}
+
+/// The downloaded index and `.crate` files, seen from the build's own cargo home (read-only
+/// in the jail); cargo unpacks the sources into the build's `registry/src`.
+fn link_downloads(paths: &Paths) -> Result<(), BuildError> {
+    if paths.downloads == paths.cargo_home {
+        return Ok(());
+    }
+    let registry = paths.cargo_home.join("registry");
+    std::fs::create_dir_all(&registry).at("creating", &registry)?;
+    for part in ["index", "cache"] {
+        let shared = paths.downloads.join("registry").join(part);
+        std::fs::create_dir_all(&shared).at("creating", &shared)?;
+        let link = registry.join(part);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(&shared, &link).at("creating the link", &link)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `.crate` files under `<downloads>/registry/cache` that do not hash to Cargo.lock's
+/// checksum for their package, with why: staticpack's own check of every download before a
+/// build uses it (cargo checks a crate when it downloads it, not when it finds it cached).
+fn unverified_crates(lock: &Path, downloads: &Path) -> Result<Vec<(PathBuf, String)>, BuildError> {
+    let text = std::fs::read_to_string(lock).at("reading", lock)?;
+    let expected = lock_checksums(&text);
+    let cache = downloads.join("registry").join("cache");
+    let mut bad = Vec::new();
+    let Ok(indexes) = std::fs::read_dir(&cache) else {
+        return Ok(bad);
+    };
+    for index in indexes.flatten() {
+        for (file, checksum) in &expected {
+            let path = index.path().join(file);
+            let Ok(mut f) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let actual = crate::digest::Digest::of_reader(&mut f).at("reading", &path)?;
+            if actual.hex() != checksum {
+                bad.push((
+                    path,
+                    format!("sha256 {} where Cargo.lock says {checksum}", actual.hex()),
+                ));
+            }
+        }
+    }
+    Ok(bad)
+}
+
+/// `name-version.crate` → sha256 of every registry package in a Cargo.lock.
+fn lock_checksums(text: &str) -> Vec<(String, String)> {
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let Some(packages) = doc.get("package").and_then(|p| p.as_array()) else {
+        return Vec::new();
+    };
+    packages
+        .iter()
+        .filter_map(|p| {
+            let field = |k: &str| p.get(k).and_then(|v| v.as_str());
+            field("source")?.starts_with("registry+").then_some(())?;
+            Some((
+                format!("{}-{}.crate", field("name")?, field("version")?),
+                field("checksum")?.to_owned(),
+            ))
+        })
+        .collect()
 }
 
 impl Paths {
@@ -239,6 +342,7 @@ impl Paths {
     fn stable(&self, text: &str) -> String {
         text.replace(&self.sysroot.display().to_string(), "<rust-toolchain>")
             .replace(&self.cargo_home.display().to_string(), "<cargo-home>")
+            .replace(&self.downloads.display().to_string(), "<cargo-home>")
     }
 }
 
@@ -281,13 +385,26 @@ fn fetch(
     if target != host {
         args.extend(["--target", &host]);
     }
+    // Into the downloads, which only this step may write.
+    let mut ctx = ctx.clone();
+    if let Some(jail) = &mut ctx.jail {
+        if !paths.downloads.starts_with(&ctx.build_dir) {
+            jail.writable.push(paths.downloads.clone());
+        }
+    }
+    let ctx = &ctx;
+    let fetching = |cmd: &mut Command| {
+        cmd.env("CARGO_HOME", &paths.downloads);
+    };
     let mut offline = cargo(tc, paths, ctx);
+    fetching(&mut offline);
     offline.args(&args).arg("--offline");
     let line = process::render(&offline);
     if process::run_step(offline, ctx).is_ok() {
         return Ok(vec![line]);
     }
     let mut online = cargo(tc, paths, ctx);
+    fetching(&mut online);
     online.args(&args).env("CARGO_NET_RETRY", "2");
     let line = process::render(&online);
     let mut networked = ctx.clone();

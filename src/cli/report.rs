@@ -61,6 +61,10 @@ pub fn event_lines(event: &Event) -> Option<String> {
             total,
             command,
         } => format!("command [{index}/{total}] {command}"),
+        Event::CacheRejected { entry, reason } => format!(
+            "warning: the cache entry {} failed its check ({reason}): not used, rebuilt instead",
+            entry.display()
+        ),
         Event::LeftRunning {
             command: Some((index, total)),
             killed,

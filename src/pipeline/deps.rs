@@ -14,7 +14,7 @@ use crate::fsio::IoContext;
 use crate::recipe::Recipe;
 use crate::workdir::WorkDir;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Each direct dependency's name → its inputs digest (part of the dependent's inputs).
 pub(super) fn digests(
@@ -101,7 +101,19 @@ pub(super) fn prepare(
     }
     for node in &nodes {
         let tree = store.join(&node.digest);
-        let cached = tree.is_dir();
+        let mut cached = tree.is_dir();
+        if cached {
+            if let Err(reason) = check_tree(&tree) {
+                // Never used: removed, said, and built again.
+                events(Event::CacheRejected {
+                    entry: tree.clone(),
+                    reason,
+                });
+                let _ = std::fs::remove_dir_all(&tree);
+                let _ = std::fs::remove_file(tree_record(&tree));
+                cached = false;
+            }
+        }
         if !cached {
             build_one(node, &store, opts, log_dir, tools, events).map_err(|e| {
                 PipelineError::Dependency {
@@ -185,6 +197,16 @@ fn build_one(
     std::fs::create_dir(&staged).at("creating", &staged)?;
     merge(&usr, &staged, &staged)?;
     let target = store.join(&node.digest);
+    // The record first: a tree without one is refused on reuse, never trusted.
+    let digest = tree_digest(&staged).at("reading", &staged)?;
+    let record = tree_record(&target);
+    let mut pending = tempfile::NamedTempFile::new_in(store).at("writing in", store)?;
+    std::io::Write::write_all(&mut pending, digest.hex().as_bytes()).at("writing", &record)?;
+    if std::fs::symlink_metadata(&target).is_err() {
+        pending
+            .persist(&record)
+            .map_err(|e| crate::fsio::IoError::new("writing", &record, e.error))?;
+    }
     if let Err(e) = std::fs::rename(&staged, &target) {
         // Another build stored the same inputs first: its tree is as good as ours.
         if !target.is_dir() {
@@ -192,6 +214,61 @@ fn build_one(
         }
     }
     Ok(())
+}
+
+/// Where the digest of a stored tree, taken when it was stored, is kept.
+fn tree_record(tree: &Path) -> PathBuf {
+    let mut name = tree.as_os_str().to_owned();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
+
+/// Whether a stored tree still holds what was stored: its digest against the record.
+fn check_tree(tree: &Path) -> Result<(), String> {
+    let recorded = std::fs::read_to_string(tree_record(tree))
+        .map_err(|_| "no digest was recorded for it".to_owned())?;
+    let actual = tree_digest(tree).map_err(|e| format!("reading it: {e}"))?;
+    if actual.hex() == recorded.trim() {
+        Ok(())
+    } else {
+        Err(format!(
+            "its files hash to {} where {} was recorded when it was stored",
+            actual.hex(),
+            recorded.trim()
+        ))
+    }
+}
+
+/// One digest over a tree: every entry's path, kind, permission bits and content (a file's
+/// bytes, a link's target), in sorted order; symlinks are never followed.
+fn tree_digest(root: &Path) -> std::io::Result<Digest> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut listing = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = rel.join(e.file_name());
+            let meta = std::fs::symlink_metadata(e.path())?;
+            let mode = meta.permissions().mode() & 0o7777;
+            let what = if meta.file_type().is_symlink() {
+                format!("link {}", std::fs::read_link(e.path())?.display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else if meta.is_file() {
+                let mut f = std::fs::File::open(e.path())?;
+                format!("file {}", Digest::of_reader(&mut f)?.hex())
+            } else {
+                "other".to_owned()
+            };
+            listing.push(format!("{} {mode:o} {what}\n", path.display()));
+        }
+    }
+    listing.sort();
+    Ok(Digest::of_bytes(listing.concat().as_bytes()))
 }
 
 /// Every ELF file the dependency installed is verified as an image's would be.

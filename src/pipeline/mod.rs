@@ -181,6 +181,11 @@ pub enum Event<'a> {
         total: usize,
         elapsed: Duration,
     },
+    /// A cache entry failed its check on reuse: not used, rebuilt (or downloaded) instead.
+    CacheRejected {
+        entry: PathBuf,
+        reason: String,
+    },
     /// Build steps left processes running when they ended; the jail killed them. `command`:
     /// which of a recipe's commands (index, total); `None`: the toolchain's other steps.
     LeftRunning {
@@ -900,6 +905,9 @@ fn forward(step: build::Step, events: &mut dyn FnMut(Event)) {
             elapsed,
         }),
         build::Step::Compiled { compiled, reused } => events(Event::Compiled { compiled, reused }),
+        build::Step::CacheRejected { entry, reason } => {
+            events(Event::CacheRejected { entry, reason })
+        }
         build::Step::LeftRunning {
             index,
             total,
