@@ -407,10 +407,11 @@ enum Lookup {
     Miss(Option<String>),
 }
 
-/// The image in `out`, when its provenance says it was built from exactly these inputs and the
-/// layout still reads back with the recorded digest. A folder that was never built is a plain
-/// miss; a damaged one is a miss with its reason.
-fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
+/// The image in `out`, when its provenance says it was built from exactly these inputs, passed
+/// the proof this build asks for (`wanted_proof`: the runtime's name, `None` when it asks for
+/// none) and the layout still reads back with the recorded digest. A folder that was never
+/// built is a plain miss; a damaged or unproven one is a miss with its reason.
+fn lookup(out: &Path, tag: &str, inputs_digest: &str, wanted_proof: Option<&str>) -> Lookup {
     let record_path = out.join(provenance::FILE_NAME);
     let text = match std::fs::read(&record_path) {
         Ok(t) => t,
@@ -431,6 +432,8 @@ fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
     struct Recorded {
         inputs_digest: String,
         manifest_digest: String,
+        #[serde(default)]
+        proven_by: Option<String>,
     }
     let recorded: Recorded = match serde_json::from_slice(&text) {
         Ok(r) => r,
@@ -440,6 +443,23 @@ fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
     };
     if recorded.inputs_digest != inputs_digest {
         return Lookup::Miss(None);
+    }
+    // The inputs decide the image, not whether it was proven: an image built with --no-run, or
+    // proven by another runtime, has not passed this build's proof. A build that asks for no
+    // proof takes any image of its inputs.
+    if let Some(wanted) = wanted_proof {
+        if recorded.proven_by.as_deref() != Some(wanted) {
+            return Lookup::Miss(Some(match &recorded.proven_by {
+                None => format!(
+                    "the image in {} was never run (built with --no-run): building and proving it",
+                    out.display()
+                ),
+                Some(other) => format!(
+                    "the image in {} was proven with --runtime {other}, not {wanted}: building and proving it",
+                    out.display()
+                ),
+            }));
+        }
     }
     // The tag's whole tree (an index's every manifest and blob) must read back.
     match image::SelectedImage::open(out, Some(tag)) {
@@ -527,7 +547,13 @@ pub fn build_and_publish_with(
     }
     .to_string();
     if let (true, Some(out)) = (opts.cache, layout_dir) {
-        match lookup(out, &recipe.image.settings.tag, &inputs_digest) {
+        let wanted_proof = (opts.run && recipe.test.is_some()).then(|| opts.runtime.name());
+        match lookup(
+            out,
+            &recipe.image.settings.tag,
+            &inputs_digest,
+            wanted_proof,
+        ) {
             Lookup::Hit(manifest_digest) => {
                 events(Event::Cached {
                     inputs_digest: &inputs_digest,
@@ -793,6 +819,7 @@ pub fn build_with(
             .collect(),
         binary_digest: binary_digest.to_string(),
         manifest_digest: staged.manifest_digest.to_string(),
+        proven_by: proof.as_ref().map(|p| p.runtime.name().to_owned()),
     };
     let record_path = staged_layout.join(provenance::FILE_NAME);
     let json = serde_json::to_vec_pretty(&record)
