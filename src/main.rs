@@ -299,17 +299,20 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         }
     };
     let mut publishers = vec![first];
-    let terminal;
-    let push_to;
-    if !a.push.is_empty() {
-        terminal = push_progress(&a.registry);
-        push_to = RegistryPush {
+    let terminal = (!a.push.is_empty()).then(|| push_progress(&a.registry));
+    let push_to = match &terminal {
+        Some(terminal) => Some(RegistryPush {
             targets: parse_references(&a.push)?,
             client: client_options(&a.registry),
             options: push_options(cache.as_ref(), &a.registry),
             progress: terminal.as_ref(),
-        };
-        publishers.push(&push_to);
+        }),
+        None => None,
+    };
+    // With --check-repro the push waits for the comparison: an image that is not reproducible
+    // must never reach the registry. Otherwise it publishes with the build.
+    if let (Some(push_to), false) = (&push_to, a.check_repro) {
+        publishers.push(push_to);
     }
     let mut pushed = None;
     let mut spinner = std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -394,6 +397,29 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
             );
         }
         eprintln!("repro   ok: both builds gave {digest} with every blob identical");
+        if let Some(push_to) = &push_to {
+            // Compared, now published: from the layout the first build wrote.
+            let source = staticpack::pipeline::publish::Source {
+                layout: &out,
+                tag: &r.image.settings.tag,
+                name: &r.name,
+                epoch: opts.epoch,
+            };
+            staticpack::pipeline::publish::publish_all(&[push_to], source, &mut |published| {
+                if let staticpack::pipeline::publish::Published::Pushed(report) = published {
+                    pushed = Some(report.clone());
+                    if a.registry.json {
+                        return;
+                    }
+                }
+                if let Some(lines) =
+                    cli::report::event_lines(&pipeline::Event::Published(published))
+                {
+                    eprintln!("{lines}");
+                }
+            })
+            .with_context(|| format!("pushing {} after --check-repro", out.display()))?;
+        }
     }
     println!(
         "{digest} {}:{} written to {}",
