@@ -44,6 +44,11 @@ fn is_registry_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         .is_some_and(timeout)
         || e.downcast_ref::<Box<registry::RegistryError>>()
             .is_some_and(|r| timeout(r))
+        // A pull for verify or run of a docker:// image: the registry's error, transparently.
+        || matches!(
+            e.downcast_ref::<image::source::SourceError>(),
+            Some(image::source::SourceError::Pull(r)) if timeout(r)
+        )
 }
 
 fn runtime(r: RuntimeArg) -> run::Runtime {
@@ -80,6 +85,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             username,
             password_stdin: _,
             insecure_registry,
+            timeout,
         } => {
             let mut password = String::new();
             std::io::stdin()
@@ -95,6 +101,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .context("no place for the docker config file: set HOME or DOCKER_CONFIG")?;
             let options = registry::ClientOptions {
                 insecure_registries: insecure_registry,
+                request_timeout: Duration::from_secs(timeout),
                 ..Default::default()
             };
             let stored = registry::login(
@@ -120,6 +127,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             allow_nss_hazards,
             platform,
             insecure_registry,
+            timeout,
             max_unpack_bytes,
             max_unpack_entries,
         } => verify_cmd(
@@ -129,7 +137,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 json,
                 allow_nss_hazards,
                 platform: platform.as_ref(),
-                pull: pull_options(insecure_registry),
+                pull: pull_options(insecure_registry, timeout),
                 limits: run::UnpackLimits {
                     max_bytes: max_unpack_bytes,
                     max_entries: max_unpack_entries,
@@ -152,7 +160,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     .open_with(
                         &reference,
                         platform.as_ref(),
-                        &pull_options(insecure_registry),
+                        &pull_options(insecure_registry, timeout.unwrap_or(cli::NETWORK_TIMEOUT)),
                     )
                     .with_context(|| format!("opening the image {reference}"))?,
                 None => {
@@ -167,7 +175,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let args = (!args.is_empty()).then_some(args);
             let opts = run::RunOptions {
                 runtime: runtime(rt),
-                timeout: Duration::from_secs(timeout),
+                timeout: Duration::from_secs(timeout.unwrap_or(60)),
                 limits: run::UnpackLimits {
                     max_bytes: max_unpack_bytes,
                     max_entries: max_unpack_entries,
@@ -442,12 +450,12 @@ fn parse_references(references: &[String]) -> Result<Vec<registry::Reference>> {
         .collect()
 }
 
-/// Registry options for `verify`/`run` of a docker:// image: a layer may take a while, so one
-/// request may run long (a stalled one still fails by the response timeout).
-fn pull_options(insecure_registries: Vec<String>) -> registry::ClientOptions {
+/// Registry options for `verify`/`run` of a docker:// image: the same deadline rule as push's
+/// (`--timeout`, the whole of one request, a trickling body included).
+fn pull_options(insecure_registries: Vec<String>, timeout: u64) -> registry::ClientOptions {
     registry::ClientOptions {
         insecure_registries,
-        request_timeout: Duration::from_secs(30 * 60),
+        request_timeout: Duration::from_secs(timeout),
         ..Default::default()
     }
 }
