@@ -1047,7 +1047,9 @@ fn standard_annotations(recipe: &Recipe, epoch: u64) -> BTreeMap<String, String>
         "org.opencontainers.image.created".to_owned(),
         image::config::rfc3339(epoch),
     );
-    if recipe.image.base != "scratch" {
+    // A built-in base is named; a folder (`base = "./mybase"`) is no image reference, and
+    // `staticpack/./mybase` would read as one.
+    if recipe.image.base != "scratch" && !image::base::is_path_reference(&recipe.image.base) {
         a.insert(
             "org.opencontainers.image.base.name".to_owned(),
             format!("staticpack/{}", recipe.image.base),
@@ -1422,6 +1424,24 @@ mod tests {
             check_outcome(&o, &test_spec(0, None)),
             vec!["the entrypoint could not start: exec /hello: No such file or directory"]
         );
+    }
+
+    #[test]
+    fn a_folder_base_is_not_named_as_an_image_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recipe = recipe_in(dir.path());
+        let base_name = |r: &Recipe| {
+            standard_annotations(r, 0)
+                .get("org.opencontainers.image.base.name")
+                .cloned()
+        };
+        assert_eq!(base_name(&recipe), None);
+        recipe.image.base = "static".to_owned();
+        assert_eq!(base_name(&recipe).as_deref(), Some("staticpack/static"));
+        for folder in ["./mybase", "../bases/mine", "bases/mine"] {
+            recipe.image.base = folder.to_owned();
+            assert_eq!(base_name(&recipe), None, "{folder}");
+        }
     }
 
     /// A minimal x86-64 ELF executable: one PT_LOAD, and a PT_INTERP when `interp` is given.
