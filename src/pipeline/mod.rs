@@ -1351,6 +1351,8 @@ pub fn check_outcome(o: &Outcome, test: &TestSpec) -> Vec<String> {
         (None, Some(sig)) => {
             problems.push(format!("killed by signal {sig} (a timeout kills with 9)"))
         }
+        // No status at all proves nothing (and `run` calls it an error).
+        (None, None) => problems.push("the entrypoint ended without an exit status".to_owned()),
         _ => {}
     }
     if let Some(want) = &test.expect_stdout {
@@ -1423,6 +1425,14 @@ mod tests {
         assert_eq!(
             check_outcome(&o, &test_spec(0, None)),
             vec!["the entrypoint could not start: exec /hello: No such file or directory"]
+        );
+    }
+
+    #[test]
+    fn an_outcome_without_a_status_does_not_pass_the_proof() {
+        assert_eq!(
+            check_outcome(&outcome(None, "ok\n"), &test_spec(0, Some("ok"))),
+            vec!["the entrypoint ended without an exit status"]
         );
     }
 
