@@ -283,13 +283,15 @@ fn fetch(
     }
     let mut offline = cargo(tc, paths, ctx);
     offline.args(&args).arg("--offline");
-    let line = process::render(&offline);
+    let mut online = cargo(tc, paths, ctx);
+    online.args(&args).env("CARGO_NET_RETRY", "2");
+    // One recorded command whatever the cache held: the provenance (and the SLSA statement
+    // made from it) must not depend on the cache's state, or a cold first build and its warm
+    // --check-repro second build differ. The offline try is how it is run, not what it means.
+    let line = process::render(&online);
     if process::run_step(offline, ctx).is_ok() {
         return Ok(vec![line]);
     }
-    let mut online = cargo(tc, paths, ctx);
-    online.args(&args).env("CARGO_NET_RETRY", "2");
-    let line = process::render(&online);
     let mut networked = ctx.clone();
     if let Some(jail) = &mut networked.jail {
         jail.network = true;
