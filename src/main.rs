@@ -665,11 +665,14 @@ fn verify_image(
             one.filter(|r| !matches!(&r.result, Err(e) if e.kind == verify::ErrorKind::NotElf))?;
         judge(&mut r);
         // Static is not enough: the files it will look for, against the image's.
-        if let (Ok((_, findings)), Ok(map)) = (&mut r.result, verify::mapped::Mapped::open(host)) {
+        if let (Ok((facts, findings)), Ok(map)) =
+            (&mut r.result, verify::mapped::Mapped::open(host))
+        {
             let needs = verify::needs::runtime_needs_by(&|m| map.contains(m));
             let process = verify::needs::Process {
                 user: user.as_deref(),
                 env: &command.env,
+                lang: verify::needs::Language::of(facts),
             };
             findings.extend(verify::needs::unmet_for(&root, &needs, &process));
         }

@@ -783,6 +783,7 @@ pub fn build_with(
         let process = verify::needs::Process {
             user: user.as_deref(),
             env: &env,
+            lang: verify::needs::Language::of(&facts),
         };
         for finding in verify::needs::unmet_for(&root, &runtime_needs, &process) {
             events(Event::Warning(&finding));
