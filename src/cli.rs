@@ -68,6 +68,11 @@ pub enum Command {
         /// registry (repeatable; loopback registries always are).
         #[arg(long, value_name = "HOST[:PORT]")]
         insecure_registry: Vec<String>,
+        /// For docker:// images: give up on a registry request (its answer included) after
+        /// this many seconds, as push does.
+        #[arg(long, value_name = "SECONDS", default_value_t = NETWORK_TIMEOUT,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
         /// Refuse an image whose layers unpack to more file content than this (K, M, G, T:
         /// powers of 1024).
         #[arg(long, value_name = "SIZE", default_value = "16G", value_parser = parse_size)]
@@ -90,9 +95,11 @@ pub enum Command {
         /// another CPU's runs under qemu user emulation.
         #[arg(long, value_name = "PLATFORM", value_parser = parse_platform)]
         platform: Option<staticpack::recipe::Platform>,
-        /// Seconds before the container is killed.
-        #[arg(long, default_value_t = 60)]
-        timeout: u64,
+        /// Seconds before the container is killed [default: 60]; for docker:// images also
+        /// the most one registry request may take, its answer included [default: 120, as for
+        /// push].
+        #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: Option<u64>,
         /// Refuse an image whose layers unpack to more file content than this (K, M, G, T:
         /// powers of 1024).
         #[arg(long, value_name = "SIZE", default_value = "16G", value_parser = parse_size)]
@@ -137,6 +144,11 @@ pub enum Command {
         password_stdin: bool,
         #[arg(long, value_name = "HOST[:PORT]")]
         insecure_registry: Vec<String>,
+        /// Give up on a registry request (its answer included) after this many seconds, as
+        /// push does.
+        #[arg(long, value_name = "SECONDS", default_value_t = NETWORK_TIMEOUT,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
     /// Show an OCI layout's manifest, config and layers.
     Inspect {
@@ -236,6 +248,10 @@ pub enum FormatArg {
     DockerArchive,
 }
 
+/// `--timeout`'s default for every command that talks to a registry (push, build --push,
+/// login, verify and run of docker:// images): the most one request may take, answer included.
+pub const NETWORK_TIMEOUT: u64 = 120;
+
 /// Options shared by every command that talks to a registry.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RegistryArgs {
@@ -250,7 +266,7 @@ pub struct RegistryArgs {
     pub verbose: bool,
     /// Give up on a registry request (its answer included) after this many seconds; while one
     /// waits, a line on stderr every 10 s says so.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120,
+    #[arg(long, value_name = "SECONDS", default_value_t = NETWORK_TIMEOUT,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// Push the image without its SBOMs and attestations (the OCI 1.1 artifact manifests about

@@ -44,6 +44,11 @@ fn is_registry_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
         .is_some_and(timeout)
         || e.downcast_ref::<Box<registry::RegistryError>>()
             .is_some_and(|r| timeout(r))
+        // A pull for verify or run of a docker:// image: the registry's error, transparently.
+        || matches!(
+            e.downcast_ref::<image::source::SourceError>(),
+            Some(image::source::SourceError::Pull(r)) if timeout(r)
+        )
 }
 
 fn runtime(r: RuntimeArg) -> run::Runtime {
@@ -80,6 +85,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             username,
             password_stdin: _,
             insecure_registry,
+            timeout,
         } => {
             let mut password = String::new();
             std::io::stdin()
@@ -95,6 +101,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .context("no place for the docker config file: set HOME or DOCKER_CONFIG")?;
             let options = registry::ClientOptions {
                 insecure_registries: insecure_registry,
+                request_timeout: Duration::from_secs(timeout),
                 ..Default::default()
             };
             let stored = registry::login(
@@ -120,6 +127,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             allow_nss_hazards,
             platform,
             insecure_registry,
+            timeout,
             max_unpack_bytes,
             max_unpack_entries,
         } => verify_cmd(
@@ -129,7 +137,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 json,
                 allow_nss_hazards,
                 platform: platform.as_ref(),
-                pull: pull_options(insecure_registry),
+                pull: pull_options(insecure_registry, timeout),
                 limits: run::UnpackLimits {
                     max_bytes: max_unpack_bytes,
                     max_entries: max_unpack_entries,
@@ -152,7 +160,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     .open_with(
                         &reference,
                         platform.as_ref(),
-                        &pull_options(insecure_registry),
+                        &pull_options(insecure_registry, timeout.unwrap_or(cli::NETWORK_TIMEOUT)),
                     )
                     .with_context(|| format!("opening the image {reference}"))?,
                 None => {
@@ -167,7 +175,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let args = (!args.is_empty()).then_some(args);
             let opts = run::RunOptions {
                 runtime: runtime(rt),
-                timeout: Duration::from_secs(timeout),
+                timeout: Duration::from_secs(timeout.unwrap_or(60)),
                 limits: run::UnpackLimits {
                     max_bytes: max_unpack_bytes,
                     max_entries: max_unpack_entries,
@@ -301,17 +309,20 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
         }
     };
     let mut publishers = vec![first];
-    let terminal;
-    let push_to;
-    if !a.push.is_empty() {
-        terminal = push_progress(&a.registry);
-        push_to = RegistryPush {
+    let terminal = (!a.push.is_empty()).then(|| push_progress(&a.registry));
+    let push_to = match &terminal {
+        Some(terminal) => Some(RegistryPush {
             targets: parse_references(&a.push)?,
             client: client_options(&a.registry),
             options: push_options(cache.as_ref(), &a.registry),
             progress: terminal.as_ref(),
-        };
-        publishers.push(&push_to);
+        }),
+        None => None,
+    };
+    // With --check-repro the push waits for the comparison: an image that is not reproducible
+    // must never reach the registry. Otherwise it publishes with the build.
+    if let (Some(push_to), false) = (&push_to, a.check_repro) {
+        publishers.push(push_to);
     }
     let mut pushed = None;
     let mut spinner = std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -399,6 +410,29 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
             );
         }
         eprintln!("repro   ok: both builds gave {digest} with every blob identical");
+        if let Some(push_to) = &push_to {
+            // Compared, now published: from the layout the first build wrote.
+            let source = staticpack::pipeline::publish::Source {
+                layout: &out,
+                tag: &r.image.settings.tag,
+                name: &r.name,
+                epoch: opts.epoch,
+            };
+            staticpack::pipeline::publish::publish_all(&[push_to], source, &mut |published| {
+                if let staticpack::pipeline::publish::Published::Pushed(report) = published {
+                    pushed = Some(report.clone());
+                    if a.registry.json {
+                        return;
+                    }
+                }
+                if let Some(lines) =
+                    cli::report::event_lines(&pipeline::Event::Published(published))
+                {
+                    eprintln!("{lines}");
+                }
+            })
+            .with_context(|| format!("pushing {} after --check-repro", out.display()))?;
+        }
     }
     println!(
         "{digest} {}:{} written to {}",
@@ -421,12 +455,12 @@ fn parse_references(references: &[String]) -> Result<Vec<registry::Reference>> {
         .collect()
 }
 
-/// Registry options for `verify`/`run` of a docker:// image: a layer may take a while, so one
-/// request may run long (a stalled one still fails by the response timeout).
-fn pull_options(insecure_registries: Vec<String>) -> registry::ClientOptions {
+/// Registry options for `verify`/`run` of a docker:// image: the same deadline rule as push's
+/// (`--timeout`, the whole of one request, a trickling body included).
+fn pull_options(insecure_registries: Vec<String>, timeout: u64) -> registry::ClientOptions {
     registry::ClientOptions {
         insecure_registries,
-        request_timeout: Duration::from_secs(30 * 60),
+        request_timeout: Duration::from_secs(timeout),
         ..Default::default()
     }
 }
@@ -636,11 +670,14 @@ fn verify_image(
             one.filter(|r| !matches!(&r.result, Err(e) if e.kind == verify::ErrorKind::NotElf))?;
         judge(&mut r);
         // Static is not enough: the files it will look for, against the image's.
-        if let (Ok((_, findings)), Ok(map)) = (&mut r.result, verify::mapped::Mapped::open(host)) {
+        if let (Ok((facts, findings)), Ok(map)) =
+            (&mut r.result, verify::mapped::Mapped::open(host))
+        {
             let needs = verify::needs::runtime_needs_by(&|m| map.contains(m));
             let process = verify::needs::Process {
                 user: user.as_deref(),
                 env: &command.env,
+                lang: verify::needs::Language::of(facts),
             };
             findings.extend(verify::needs::unmet_for(&root, &needs, &process));
         }

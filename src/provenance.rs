@@ -49,6 +49,11 @@ pub struct Provenance {
     pub environment: BTreeMap<String, String>,
     pub binary_digest: String,
     pub manifest_digest: String,
+    /// The runtime whose run proof the image passed (`builtin`, `runc`); absent when it was
+    /// not run (`--no-run`, or no `[test]`). Not an input: the image is the same either way,
+    /// but the cache may only reuse it for a build that asks for no other proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven_by: Option<String>,
 }
 
 impl Inputs {

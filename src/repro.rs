@@ -17,6 +17,10 @@ pub enum ReproError {
     Image(#[from] ImageError),
     #[error("reading {path}: {reason}")]
     Read { path: PathBuf, reason: String },
+    /// The second build of `--check-repro` could not be set up or run, or failed: `what`
+    /// says which ("failed (exit status: 1): …", "could not start: …").
+    #[error("the second build of {recipe} {what}")]
+    SecondBuild { recipe: PathBuf, what: String },
 }
 
 /// One place where the two builds differ.

@@ -32,7 +32,7 @@ const GOLDEN: &[(&str, &str)] = &[
     ),
     (
         "pigz",
-        "sha256:8ac7b003f30a7222655ae94e3afa126a6b32294c839cb64d3ee9110819bc45dd",
+        "sha256:19ee4440ea888d74d0364d648e527c7e6cbe84bc802778da9fe21fb0aa5b8f7d",
     ),
     (
         "zlib",

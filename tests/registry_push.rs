@@ -1602,3 +1602,79 @@ fn a_zstd_image_builds_proves_copies_and_pushes() {
         );
     }
 }
+
+/// `GET /v2/<repo>/tags/list` on the test registry: its status code and body.
+fn tags_list(host: &str, repo: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET /v2/{repo}/tags/list HTTP/1.0\r\nHost: {host}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `build --check-repro --push` compares first and publishes after: a build that is not
+/// reproducible fails with nothing in the registry; one that is gets pushed once compared.
+#[test]
+fn check_repro_pushes_only_after_the_comparison_passed() {
+    let server = RegistryServer::start(Auth::Anonymous);
+    let host = server.host();
+    let work = tempfile::tempdir().unwrap();
+    let leaky = common::repo_root().join("tests/fixtures/leaky-c/recipe.toml");
+    let target = format!("{host}/leaky:1.0");
+    let run = common::staticpack(
+        work.path(),
+        &[
+            "build",
+            leaky.to_str().unwrap(),
+            "--check-repro",
+            "--push",
+            &target,
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("NOT reproducible"), "{}", run.stderr);
+    assert!(!run.stderr.contains("push    "), "{}", run.stderr);
+    let (status, body) = tags_list(&host, "leaky");
+    assert_eq!(status, 404, "the image reached the registry: {body}");
+    assert!(body.contains("NAME_UNKNOWN"), "{body}");
+
+    let hello = common::recipe("hello-c");
+    let target = format!("{host}/hello:1.0");
+    let run = common::staticpack(
+        work.path(),
+        &[
+            "build",
+            hello.to_str().unwrap(),
+            "--check-repro",
+            "--push",
+            &target,
+        ],
+    );
+    run.ok();
+    let compared = run.stderr.find("repro   ok").expect(&run.stderr);
+    let pushed = run.stderr.find("push    ").expect(&run.stderr);
+    assert!(compared < pushed, "pushed before comparing: {}", run.stderr);
+    let digest = common::printed_digest(&run);
+    assert!(
+        run.stdout.contains(&format!("{digest} {target}")),
+        "{}",
+        run.stdout
+    );
+    let (status, body) = tags_list(&host, "hello");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"1.0\""), "{body}");
+    assert_eq!(skopeo_digest(&target, None), digest);
+}

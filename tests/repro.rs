@@ -263,6 +263,63 @@ fn an_unchanged_recipe_rebuilds_nothing_and_a_change_rebuilds() {
     staticpack(work.path(), &["build", "hello-c"]).ok();
 }
 
+/// The cache reuses an image only for a build that asks for the proof it passed: the inputs
+/// digest leaves the proof out (the image is the same), the record beside it does not.
+#[test]
+fn the_cache_reuses_an_image_only_for_the_proof_it_passed() {
+    need("runc", "runc");
+    let work = tempfile::tempdir().unwrap();
+    copy_tree(&recipe("hello-c"), &work.path().join("hello-c"));
+    let unproven = staticpack(work.path(), &["build", "hello-c", "--no-run"]);
+    let digest = printed_digest(unproven.ok());
+    assert!(
+        !unproven.stderr.contains("run     ok"),
+        "{}",
+        unproven.stderr
+    );
+
+    // Never run: a build that wants the proof builds and proves it, the same image.
+    let proven = staticpack(work.path(), &["build", "hello-c"]);
+    assert_eq!(printed_digest(proven.ok()), digest);
+    assert!(
+        proven
+            .stderr
+            .contains("was never run (built with --no-run)"),
+        "{}",
+        proven.stderr
+    );
+    assert!(
+        proven.stderr.contains("run     ok (builtin"),
+        "{}",
+        proven.stderr
+    );
+
+    // Proven by the built-in sandbox: --runtime runc proves it again, under runc.
+    let runc = staticpack(work.path(), &["build", "hello-c", "--runtime", "runc"]);
+    assert_eq!(printed_digest(runc.ok()), digest);
+    assert!(
+        runc.stderr
+            .contains("proven with --runtime builtin, not runc"),
+        "{}",
+        runc.stderr
+    );
+    assert!(runc.stderr.contains("run     ok (runc)"), "{}", runc.stderr);
+
+    // The same proof again, and a build that wants none: both reuse it.
+    for args in [
+        &["build", "hello-c", "--runtime", "runc"][..],
+        &["build", "hello-c", "--no-run"][..],
+    ] {
+        let again = staticpack(work.path(), args);
+        assert_eq!(printed_digest(again.ok()), digest);
+        assert!(
+            again.stderr.contains("cached  inputs sha256:"),
+            "{args:?}: {}",
+            again.stderr
+        );
+    }
+}
+
 #[test]
 fn provenance_records_inputs_toolchain_and_commands_without_host_paths() {
     let work = tempfile::tempdir().unwrap();

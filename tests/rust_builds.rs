@@ -284,6 +284,67 @@ fn hexyl_builds_for_musl_then_for_glibc_offline_from_the_shared_cargo_home() {
     );
 }
 
+/// What the provenance records does not depend on the cache's state: on a cold cache the first
+/// build downloads (cargo fetch) and --check-repro's second build finds the crates there
+/// (the offline try), and both record the same command, so their statements are the same.
+#[test]
+fn a_cold_cache_records_the_same_fetch_as_a_warm_one() {
+    need("cargo", "rustup");
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = work.path().join("tinydep");
+    let files = [
+        (
+            "recipe.toml",
+            "name = \"tinydep\"\n[build]\nlang = \"rust\"\nsource = \"src\"\nlibc = \"musl\"\n\
+             link = \"static-pie\"\noutput = \"/app\"\n[image]\nbase = \"scratch\"\n\
+             entrypoint = [\"/app\"]\n[test]\nexpect_stdout = \"unix\"\n",
+        ),
+        (
+            "src/Cargo.toml",
+            "[package]\nname = \"tinydep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             [dependencies]\ncfg-if = \"=1.0.5\"\n",
+        ),
+        (
+            "src/Cargo.lock",
+            "version = 3\n\n[[package]]\nname = \"cfg-if\"\nversion = \"1.0.5\"\n\
+             source = \"registry+https://github.com/rust-lang/crates.io-index\"\n\
+             checksum = \"4e7648175b45a9a48536d676f68d918270699102aa8dab5496df06904c914600\"\n\n\
+             [[package]]\nname = \"tinydep\"\nversion = \"0.1.0\"\ndependencies = [\n \"cfg-if\",\n]\n",
+        ),
+        (
+            "src/src/main.rs",
+            "cfg_if::cfg_if! {\n    if #[cfg(unix)] { const WORD: &str = \"unix\"; } else { const WORD: &str = \"other\"; }\n}\n\
+             fn main() {\n    println!(\"{WORD}\");\n}\n",
+        ),
+    ];
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let run = staticpack_with(
+        work.path(),
+        &["build", dir.to_str().unwrap(), "--check-repro"],
+        &[("STATICPACK_CACHE", cache.path().to_str().unwrap())],
+    );
+    run.ok();
+    assert!(run.stderr.contains("repro   ok"), "{}", run.stderr);
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(work.path().join("out/tinydep/staticpack-provenance.json")).unwrap(),
+    )
+    .unwrap();
+    let fetch: Vec<&str> = (record["commands"].as_array().unwrap().iter())
+        .filter_map(|c| c.as_str())
+        .filter(|c| c.contains(" fetch "))
+        .collect();
+    assert_eq!(fetch.len(), 1, "{record}");
+    assert!(
+        fetch[0].contains("fetch --locked") && !fetch[0].contains("--offline"),
+        "{record}"
+    );
+}
+
 #[test]
 fn a_vendor_folder_is_used_without_a_fetch() {
     need("cargo", "rustup");

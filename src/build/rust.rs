@@ -399,14 +399,16 @@ fn fetch(
     let mut offline = cargo(tc, paths, ctx);
     fetching(&mut offline);
     offline.args(&args).arg("--offline");
-    let line = process::render(&offline);
-    if process::run_step(offline, ctx).is_ok() {
-        return Ok(vec![line]);
-    }
     let mut online = cargo(tc, paths, ctx);
     fetching(&mut online);
     online.args(&args).env("CARGO_NET_RETRY", "2");
+    // One recorded command whatever the cache held: the provenance (and the SLSA statement
+    // made from it) must not depend on the cache's state, or a cold first build and its warm
+    // --check-repro second build differ. The offline try is how it is run, not what it means.
     let line = process::render(&online);
+    if process::run_step(offline, ctx).is_ok() {
+        return Ok(vec![line]);
+    }
     let mut networked = ctx.clone();
     if let Some(jail) = &mut networked.jail {
         jail.network = true;
@@ -660,7 +662,8 @@ mod tests {
         let paths = Paths {
             build_dir: "/tmp/b".into(),
             copy: "/tmp/b/rust-src".into(),
-            cargo_home: "/home/u/.cache/staticpack/cargo".into(),
+            cargo_home: "/tmp/b/cargo-home".into(),
+            downloads: "/home/u/.cache/staticpack/cargo".into(),
             sysroot: "/home/u/.rustup/toolchains/stable".into(),
         };
         let pie = rustflags(LinkMode::StaticPie, false, &paths);
@@ -676,6 +679,8 @@ mod tests {
         );
         let build = remaps.iter().position(|f| f.contains("/tmp/b=/build"));
         assert!(build < remaps.iter().position(|f| f.contains("rust-src")));
+        // The build's own cargo home is inside the build folder: its map comes after.
+        assert!(build < remaps.iter().position(|f| f.contains("cargo-home=/cargo")));
     }
 
     #[test]

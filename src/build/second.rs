@@ -11,10 +11,14 @@ pub const REPRO_DIR_PREFIX: &str = "staticpack-repro-";
 /// environment (see `run_second_build`) and compares it with the `first` layout, blob by blob.
 /// Empty when the two are byte-identical.
 pub fn check(second: &SecondBuild, first: &Path, tag: &str) -> Result<Vec<Difference>, ReproError> {
-    let folder = crate::workdir::WorkDir::new(REPRO_DIR_PREFIX).map_err(|e| ReproError::Read {
-        path: std::env::temp_dir(),
-        reason: format!("creating a folder for the second build: {e}"),
-    })?;
+    let folder =
+        crate::workdir::WorkDir::new(REPRO_DIR_PREFIX).map_err(|e| ReproError::SecondBuild {
+            recipe: second.recipe.to_path_buf(),
+            what: format!(
+                "could not be set up: creating a folder in {}: {e}",
+                std::env::temp_dir().display()
+            ),
+        })?;
     let out = folder.path().join("layout");
     run_second_build(&SecondBuild {
         out: &out,
@@ -38,14 +42,16 @@ pub struct SecondBuild<'a> {
 
 /// Runs the second build as a child process; its output is returned when it fails.
 pub fn run_second_build(second: &SecondBuild) -> Result<(), ReproError> {
-    let err = |reason: String| ReproError::Read {
-        path: second.recipe.to_path_buf(),
-        reason,
+    // It is the second build that failed, not a read of the recipe: the error says so.
+    let err = |what: String| ReproError::SecondBuild {
+        recipe: second.recipe.to_path_buf(),
+        what,
     };
-    let recipe = std::path::absolute(second.recipe).map_err(|e| err(e.to_string()))?;
-    let out = std::path::absolute(second.out).map_err(|e| err(e.to_string()))?;
-    let elsewhere = crate::workdir::WorkDir::new(&format!("{REPRO_DIR_PREFIX}cwd-"))
-        .map_err(|e| err(e.to_string()))?;
+    let setup = |e: std::io::Error| err(format!("could not be set up: {e}"));
+    let recipe = std::path::absolute(second.recipe).map_err(setup)?;
+    let out = std::path::absolute(second.out).map_err(setup)?;
+    let elsewhere =
+        crate::workdir::WorkDir::new(&format!("{REPRO_DIR_PREFIX}cwd-")).map_err(setup)?;
     // Different times: the second build starts at least a second after the first ended.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let noise = format!(
@@ -79,14 +85,47 @@ pub fn run_second_build(second: &SecondBuild) -> Result<(), ReproError> {
     crate::run::die_with_parent(&mut cmd);
     let output = cmd
         .output()
-        .map_err(|e| err(format!("starting {}: {e}", second.exe.display())))?;
+        .map_err(|e| err(format!("could not start {}: {e}", second.exe.display())))?;
     if output.status.success() {
         Ok(())
     } else {
         Err(err(format!(
-            "the second build failed ({}):\n{}",
+            "failed ({}):\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim_end()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn second_build_error(exe: &Path) -> String {
+        let out = tempfile::tempdir().unwrap();
+        let second = SecondBuild {
+            exe,
+            recipe: Path::new("/r/recipe.toml"),
+            out: &out.path().join("layout"),
+            epoch: 0,
+            flags: vec![],
+        };
+        run_second_build(&second).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_failed_second_build_is_called_that_not_a_read() {
+        let failed = second_build_error(Path::new("/bin/false"));
+        assert!(
+            failed.starts_with("the second build of /r/recipe.toml failed (exit status: 1)"),
+            "{failed}"
+        );
+        // Started through sh (for its umask): a missing program is sh's exit 127, its words.
+        let missing = second_build_error(Path::new("/nonexistent/staticpack"));
+        assert!(
+            missing.starts_with("the second build of /r/recipe.toml failed (exit status: 127)")
+                && missing.contains("/nonexistent/staticpack: not found"),
+            "{missing}"
+        );
     }
 }

@@ -430,10 +430,11 @@ enum Lookup {
     Miss(Option<String>),
 }
 
-/// The image in `out`, when its provenance says it was built from exactly these inputs and the
-/// layout still reads back with the recorded digest. A folder that was never built is a plain
-/// miss; a damaged one is a miss with its reason.
-fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
+/// The image in `out`, when its provenance says it was built from exactly these inputs, passed
+/// the proof this build asks for (`wanted_proof`: the runtime's name, `None` when it asks for
+/// none) and the layout still reads back with the recorded digest. A folder that was never
+/// built is a plain miss; a damaged or unproven one is a miss with its reason.
+fn lookup(out: &Path, tag: &str, inputs_digest: &str, wanted_proof: Option<&str>) -> Lookup {
     let record_path = out.join(provenance::FILE_NAME);
     let text = match std::fs::read(&record_path) {
         Ok(t) => t,
@@ -454,6 +455,8 @@ fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
     struct Recorded {
         inputs_digest: String,
         manifest_digest: String,
+        #[serde(default)]
+        proven_by: Option<String>,
     }
     let recorded: Recorded = match serde_json::from_slice(&text) {
         Ok(r) => r,
@@ -463,6 +466,23 @@ fn lookup(out: &Path, tag: &str, inputs_digest: &str) -> Lookup {
     };
     if recorded.inputs_digest != inputs_digest {
         return Lookup::Miss(None);
+    }
+    // The inputs decide the image, not whether it was proven: an image built with --no-run, or
+    // proven by another runtime, has not passed this build's proof. A build that asks for no
+    // proof takes any image of its inputs.
+    if let Some(wanted) = wanted_proof {
+        if recorded.proven_by.as_deref() != Some(wanted) {
+            return Lookup::Miss(Some(match &recorded.proven_by {
+                None => format!(
+                    "the image in {} was never run (built with --no-run): building and proving it",
+                    out.display()
+                ),
+                Some(other) => format!(
+                    "the image in {} was proven with --runtime {other}, not {wanted}: building and proving it",
+                    out.display()
+                ),
+            }));
+        }
     }
     // The tag's whole tree (an index's every manifest and blob) must read back.
     match image::SelectedImage::open(out, Some(tag)) {
@@ -550,7 +570,13 @@ pub fn build_and_publish_with(
     }
     .to_string();
     if let (true, Some(out)) = (opts.cache, layout_dir) {
-        match lookup(out, &recipe.image.settings.tag, &inputs_digest) {
+        let wanted_proof = (opts.run && recipe.test.is_some()).then(|| opts.runtime.name());
+        match lookup(
+            out,
+            &recipe.image.settings.tag,
+            &inputs_digest,
+            wanted_proof,
+        ) {
             Lookup::Hit(manifest_digest) => {
                 events(Event::Cached {
                     inputs_digest: &inputs_digest,
@@ -782,6 +808,7 @@ pub fn build_with(
         let process = verify::needs::Process {
             user: user.as_deref(),
             env: &env,
+            lang: verify::needs::Language::of(&facts),
         };
         for finding in verify::needs::unmet_for(&root, &runtime_needs, &process) {
             events(Event::Warning(&finding));
@@ -818,6 +845,7 @@ pub fn build_with(
             .collect(),
         binary_digest: binary_digest.to_string(),
         manifest_digest: staged.manifest_digest.to_string(),
+        proven_by: proof.as_ref().map(|p| p.runtime.name().to_owned()),
     };
     let record_path = staged_layout.join(provenance::FILE_NAME);
     let json = serde_json::to_vec_pretty(&record)
@@ -1078,7 +1106,9 @@ fn standard_annotations(recipe: &Recipe, epoch: u64) -> BTreeMap<String, String>
         "org.opencontainers.image.created".to_owned(),
         image::config::rfc3339(epoch),
     );
-    if recipe.image.base != "scratch" {
+    // A built-in base is named; a folder (`base = "./mybase"`) is no image reference, and
+    // `staticpack/./mybase` would read as one.
+    if recipe.image.base != "scratch" && !image::base::is_path_reference(&recipe.image.base) {
         a.insert(
             "org.opencontainers.image.base.name".to_owned(),
             format!("staticpack/{}", recipe.image.base),
@@ -1380,6 +1410,8 @@ pub fn check_outcome(o: &Outcome, test: &TestSpec) -> Vec<String> {
         (None, Some(sig)) => {
             problems.push(format!("killed by signal {sig} (a timeout kills with 9)"))
         }
+        // No status at all proves nothing (and `run` calls it an error).
+        (None, None) => problems.push("the entrypoint ended without an exit status".to_owned()),
         _ => {}
     }
     if let Some(want) = &test.expect_stdout {
@@ -1453,6 +1485,32 @@ mod tests {
             check_outcome(&o, &test_spec(0, None)),
             vec!["the entrypoint could not start: exec /hello: No such file or directory"]
         );
+    }
+
+    #[test]
+    fn an_outcome_without_a_status_does_not_pass_the_proof() {
+        assert_eq!(
+            check_outcome(&outcome(None, "ok\n"), &test_spec(0, Some("ok"))),
+            vec!["the entrypoint ended without an exit status"]
+        );
+    }
+
+    #[test]
+    fn a_folder_base_is_not_named_as_an_image_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recipe = recipe_in(dir.path());
+        let base_name = |r: &Recipe| {
+            standard_annotations(r, 0)
+                .get("org.opencontainers.image.base.name")
+                .cloned()
+        };
+        assert_eq!(base_name(&recipe), None);
+        recipe.image.base = "static".to_owned();
+        assert_eq!(base_name(&recipe).as_deref(), Some("staticpack/static"));
+        for folder in ["./mybase", "../bases/mine", "bases/mine"] {
+            recipe.image.base = folder.to_owned();
+            assert_eq!(base_name(&recipe), None, "{folder}");
+        }
     }
 
     /// A minimal x86-64 ELF executable: one PT_LOAD, and a PT_INTERP when `interp` is given.

@@ -33,6 +33,9 @@ pub struct PlatformBuild {
 pub struct IndexProvenance {
     pub inputs_digest: String,
     pub manifest_digest: String,
+    /// As a one-platform record's: set only when every platform passed that proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven_by: Option<String>,
     pub platforms: BTreeMap<String, Provenance>,
 }
 
@@ -149,6 +152,11 @@ pub(super) fn build_index(
     let record = IndexProvenance {
         inputs_digest: inputs_digest.to_owned(),
         manifest_digest: index_digest.to_string(),
+        proven_by: built
+            .iter()
+            .map(|(_, b)| b.provenance.proven_by.clone())
+            .collect::<Option<Vec<String>>>()
+            .and_then(|names| names.first().cloned()),
         platforms: built
             .iter()
             .map(|(p, b)| (p.to_string(), b.provenance.clone()))

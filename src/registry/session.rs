@@ -34,14 +34,14 @@ pub struct ClientOptions {
     pub insecure_registries: Vec<String>,
     pub retry: RetryPolicy,
     pub user_agent: String,
+    /// How long a connection may take to open (at most `request_timeout`).
     pub connect_timeout: Duration,
-    /// How long to wait for a response once a request is sent (registries verify big blobs
-    /// before answering the last PUT).
-    pub response_timeout: Duration,
-    /// A write that makes no progress for this long counts as a dropped connection.
+    /// A write that makes no progress for this long counts as a dropped connection (when
+    /// shorter than `request_timeout`).
     pub stall_timeout: Duration,
     /// The most one request may take in all, answer included (`--timeout`); then it is given
-    /// up on, not retried.
+    /// up on, not retried. The one deadline for an answer: a silent registry and one that
+    /// trickles its body are both given up on here.
     pub request_timeout: Duration,
     /// How often to report a request still waiting for its answer ([`Progress::waiting`]).
     pub waiting_interval: Duration,
@@ -55,7 +55,6 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             user_agent: format!("staticpack/{}", env!("CARGO_PKG_VERSION")),
             connect_timeout: Duration::from_secs(30),
-            response_timeout: Duration::from_secs(300),
             stall_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(120),
             waiting_interval: Duration::from_secs(10),
@@ -135,7 +134,6 @@ impl Client {
         let transport = UreqTransport::new(&TransportConfig {
             user_agent: &options.user_agent,
             connect_timeout: options.connect_timeout,
-            response_timeout: options.response_timeout,
             stall_timeout: options.stall_timeout,
             request_timeout: options.request_timeout,
         });

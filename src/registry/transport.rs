@@ -272,7 +272,6 @@ pub(crate) trait Transport: Send + Sync {
 pub(crate) struct TransportConfig<'a> {
     pub user_agent: &'a str,
     pub connect_timeout: Duration,
-    pub response_timeout: Duration,
     pub stall_timeout: Duration,
     /// The whole of one request, answer included: past it the request is given up.
     pub request_timeout: Duration,
@@ -288,6 +287,11 @@ pub(crate) struct UreqTransport {
 
 impl UreqTransport {
     pub(super) fn new(config: &TransportConfig<'_>) -> Self {
+        // One deadline for the answer, the request's: no separate, retried timeout for the
+        // response or its body (a silent registry was waited on for that one instead, and a
+        // trickling body reset it with every byte). A connection or a stalled write may fail
+        // sooner, and is retried.
+        let within = |t: Duration| Some(t.min(config.request_timeout));
         let agent = |verify: bool, proxy: bool| {
             let tls = ureq::tls::TlsConfig::builder()
                 .root_certs(if verify {
@@ -300,10 +304,8 @@ impl UreqTransport {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .user_agent(config.user_agent)
-                .timeout_connect(Some(config.connect_timeout))
-                .timeout_recv_response(Some(config.response_timeout))
-                .timeout_recv_body(Some(config.response_timeout))
-                .timeout_per_write(Some(config.stall_timeout))
+                .timeout_connect(within(config.connect_timeout))
+                .timeout_per_write(within(config.stall_timeout))
                 .timeout_global(Some(config.request_timeout))
                 .max_redirects(5)
                 .tls_config(tls)

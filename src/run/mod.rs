@@ -91,6 +91,16 @@ pub enum Runtime {
     Runc,
 }
 
+impl Runtime {
+    /// The name `--runtime` takes, also how a layout's record names the proof it passed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Builtin => "builtin",
+            Runtime::Runc => "runc",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ProcessSpec {
     pub argv: Vec<String>,

@@ -28,6 +28,30 @@ pub enum Need {
     Home,
 }
 
+/// What the program was written in, for the words of a finding: Go's packages read these files
+/// themselves, anything else (C, Rust) through the C library, and each fails in its own way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Language {
+    Go,
+    Rust,
+    /// C, or anything else that goes through the C library.
+    #[default]
+    C,
+}
+
+impl Language {
+    /// The language verify found in the binary.
+    pub fn of(facts: &super::ElfFacts) -> Self {
+        if facts.is_go {
+            Language::Go
+        } else if facts.is_rust {
+            Language::Rust
+        } else {
+            Language::C
+        }
+    }
+}
+
 /// Where Go's crypto/x509 (root_linux.go) and OpenSSL-style code look for the CA bundle.
 const CA_FILES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
@@ -103,19 +127,40 @@ impl Need {
         }
     }
 
-    fn finding(self) -> Finding {
+    /// The finding for a need the image does not meet, in `lang`'s terms: a C or Rust program
+    /// is not told about Go's functions, nor a Go program about the C library's.
+    fn finding(self, lang: Language) -> Finding {
+        let go = lang == Language::Go;
         let (what, why) = match self {
             Need::CaCertificates => (
                 "no CA certificates in the image",
-                "the program verifies TLS certificates with the system's CA bundle: every HTTPS connection fails with `x509: certificate signed by unknown authority` (or its library's words)",
+                match lang {
+                    Language::Go => {
+                        "the program verifies TLS certificates with the system's CA bundle: every HTTPS connection fails with `x509: certificate signed by unknown authority`"
+                    }
+                    Language::Rust => {
+                        "the program verifies TLS certificates with the system's CA bundle: every HTTPS connection fails certificate verification (rustls-native-certs or OpenSSL find no root)"
+                    }
+                    Language::C => {
+                        "the program verifies TLS certificates with the system's CA bundle: every HTTPS connection fails certificate verification (OpenSSL: `certificate verify failed`)"
+                    }
+                },
             ),
             Need::Zoneinfo => (
                 "no zoneinfo in the image",
-                "the program loads time zones by name: `time.LoadLocation(\"Europe/Paris\")` fails with `unknown time zone`, and C's localtime silently uses UTC",
+                if go {
+                    "the program loads time zones by name: `time.LoadLocation(\"Europe/Paris\")` fails with `unknown time zone`"
+                } else {
+                    "the program's C library reads time zones from zoneinfo (TZ=Europe/Paris, localtime): without it, times are silently in UTC"
+                },
             ),
             Need::Passwd => (
                 "no /etc/passwd in the image",
-                "the program looks users up (os/user, getpwuid): `user.Current()` fails with `user: unknown userid`, and $HOME cannot be derived",
+                if go {
+                    "the program looks users up (os/user): `user.Current()` fails with `user: unknown userid`, and $HOME cannot be derived"
+                } else {
+                    "the program looks users up (getpwuid, getpwnam): they find no entry, so the user has no name and $HOME cannot be derived"
+                },
             ),
             Need::Hosts => (
                 "no /etc/hosts in the image",
@@ -123,15 +168,27 @@ impl Need {
             ),
             Need::NsswitchConf => (
                 "no /etc/nsswitch.conf in the image",
-                "without it Go's resolver asks DNS before /etc/hosts (glibc's default order), so names in /etc/hosts are slow or fail",
+                if go {
+                    "without it Go's resolver asks DNS before /etc/hosts (glibc's default order), so names in /etc/hosts are slow or fail"
+                } else {
+                    "without it glibc's resolver takes its built-in order, DNS before /etc/hosts, so names in /etc/hosts are slow or fail"
+                },
             ),
             Need::Services => (
                 "no /etc/services in the image",
-                "the program looks ports up by name (net.LookupPort, getservbyname; gRPC's \"https\" port): named ports fail",
+                if go {
+                    "the program looks ports up by name (net.LookupPort; gRPC's \"https\" port): named ports fail"
+                } else {
+                    "the program looks ports up by name (getservbyname, getaddrinfo with a service name): named ports fail"
+                },
             ),
             Need::Protocols => (
                 "no /etc/protocols in the image",
-                "the program looks protocols up by name (getprotobyname, Go's IP-protocol names): they fail",
+                if go {
+                    "the program looks protocols up by name (Go's IP-protocol names, e.g. net.ListenIP(\"ip4:icmp\")): they fail"
+                } else {
+                    "the program looks protocols up by name (getprotobyname): they fail"
+                },
             ),
             // Said by temp_dir_finding and home_finding, which know the folder and the user.
             Need::TempDir | Need::Home => ("", ""),
@@ -184,8 +241,8 @@ pub fn runtime_needs_by(contains: &dyn Fn(&[u8]) -> bool) -> Vec<Need> {
 }
 
 /// The needs the image unpacked at `root` does not meet, and a `user` (the config's `User`)
-/// without a passwd entry where the program looks users up.
-pub fn unmet(root: &Path, needs: &[Need], user: Option<&str>) -> Vec<Finding> {
+/// without a passwd entry where the program looks users up; worded for a program in `lang`.
+pub fn unmet(root: &Path, needs: &[Need], user: Option<&str>, lang: Language) -> Vec<Finding> {
     let mut findings = Vec::new();
     for need in needs {
         // Folders and variables: see [`unmet_for`], which knows the process.
@@ -194,13 +251,13 @@ pub fn unmet(root: &Path, needs: &[Need], user: Option<&str>) -> Vec<Finding> {
         }
         if need.files().iter().any(|f| present(root, f).is_some()) {
             if *need == Need::Passwd {
-                if let Some(f) = user.and_then(|u| user_without_entry(root, u)) {
+                if let Some(f) = user.and_then(|u| user_without_entry(root, u, lang)) {
                     findings.push(f);
                 }
             }
             continue;
         }
-        findings.push(need.finding());
+        findings.push(need.finding(lang));
     }
     findings
 }
@@ -210,6 +267,8 @@ pub fn unmet(root: &Path, needs: &[Need], user: Option<&str>) -> Vec<Finding> {
 pub struct Process<'a> {
     pub user: Option<&'a str>,
     pub env: &'a [String],
+    /// What the program is written in: the findings are worded for it.
+    pub lang: Language,
 }
 
 impl Process<'_> {
@@ -231,7 +290,7 @@ impl Process<'_> {
 /// [`unmet`], and the needs only the process decides: a temp folder its user can write, a
 /// `$HOME`.
 pub fn unmet_for(root: &Path, needs: &[Need], process: &Process<'_>) -> Vec<Finding> {
-    let mut findings = unmet(root, needs, process.user);
+    let mut findings = unmet(root, needs, process.user, process.lang);
     if needs.contains(&Need::TempDir) {
         findings.extend(temp_dir_finding(root, process));
     }
@@ -248,7 +307,15 @@ fn temp_dir_finding(root: &Path, process: &Process<'_>) -> Option<Finding> {
         .var("TMPDIR")
         .filter(|d| !d.is_empty())
         .unwrap_or("/tmp");
-    let why = "the program makes temporary files (os.TempDir, os.CreateTemp, multipart form uploads in net/http, mkstemp, tmpfile)";
+    let why = match process.lang {
+        Language::Go => {
+            "the program makes temporary files (os.TempDir, os.CreateTemp, multipart form uploads in net/http)"
+        }
+        Language::Rust => {
+            "the program makes temporary files (std::env::temp_dir, the tempfile crate)"
+        }
+        Language::C => "the program makes temporary files (mkstemp, tmpfile)",
+    };
     let fix =
         "base = \"static\" (it has /tmp, mode 1777), or add the folder with mode 1777 to the image";
     let Some(host) = dir_in_root(root, dir) else {
@@ -293,7 +360,11 @@ fn home_finding(root: &Path, process: &Process<'_>) -> Option<Finding> {
         code: Need::Home.code(),
         severity: Severity::Warning,
         what: format!("no $HOME: HOME is not in the image's Env and /etc/passwd has no entry for {name}"),
-        why: "the program asks for its home folder (os.UserHomeDir, UserCacheDir, UserConfigDir): docker and containerd then set HOME=/ (not writable by a non-root user), a bare runc spec leaves it unset and Go fails with `$HOME is not defined`".into(),
+        why: match process.lang {
+            Language::Go => "the program asks for its home folder (os.UserHomeDir, UserCacheDir, UserConfigDir): docker and containerd then set HOME=/ (not writable by a non-root user), a bare runc spec leaves it unset and Go fails with `$HOME is not defined`",
+            Language::Rust | Language::C => "the program asks for its home folder (std::env::home_dir, $HOME): docker and containerd then set HOME=/ (not writable by a non-root user), a bare runc spec leaves it unset and the passwd lookup it falls back to finds nothing",
+        }
+        .into(),
         fix: "set HOME in [image] env (e.g. \"HOME=/home/nonroot\"), or base = \"static\" with user = \"nonroot\" (home /home/nonroot)".into(),
     })
 }
@@ -327,7 +398,7 @@ fn entry_in(text: &str, user: &str) -> Option<Vec<String>> {
 }
 
 /// `USER 65532` with no line for uid 65532 (or `USER app` with no user `app`) in /etc/passwd.
-fn user_without_entry(root: &Path, user: &str) -> Option<Finding> {
+fn user_without_entry(root: &Path, user: &str, lang: Language) -> Option<Finding> {
     let name = user.split(':').next().unwrap_or_default();
     if name.is_empty() {
         return None;
@@ -337,7 +408,12 @@ fn user_without_entry(root: &Path, user: &str) -> Option<Finding> {
         code: "user-without-passwd-entry",
         severity: Severity::Warning,
         what: format!("USER {user} has no entry in /etc/passwd"),
-        why: "the program looks users up: `user.Current()` fails with `user: unknown userid`, and there is no $HOME".into(),
+        why: if lang == Language::Go {
+            "the program looks users up: `user.Current()` fails with `user: unknown userid`, and there is no $HOME"
+        } else {
+            "the program looks users up: getpwuid finds no entry for it, and there is no $HOME"
+        }
+        .into(),
         fix: format!("add a line for {name} to /etc/passwd (the static base has nonroot, uid 65532), or run as a user it lists"),
     })
 }
@@ -345,6 +421,44 @@ fn user_without_entry(root: &Path, user: &str) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn findings_are_worded_for_the_language_that_was_built() {
+        let root = tempfile::tempdir().unwrap();
+        // musl's or glibc's tz, passwd and resolver code, with no Go function in sight.
+        let needs = runtime_needs(
+            b"/usr/share/zoneinfo/\0/etc/passwd\0/etc/hosts\0/etc/nsswitch.conf\0/etc/services\0mkstemp",
+        );
+        let env: [String; 0] = [];
+        let words = |lang: Language| -> String {
+            let process = Process {
+                user: Some("65532"),
+                env: &env,
+                lang,
+            };
+            unmet_for(root.path(), &needs, &process)
+                .iter()
+                .map(|f| format!("{}: {}\n", f.what, f.why))
+                .collect()
+        };
+        for lang in [Language::C, Language::Rust] {
+            let text = words(lang);
+            for go in [
+                "LoadLocation",
+                "Go's",
+                "user.Current",
+                "os.TempDir",
+                "net.Lookup",
+            ] {
+                assert!(!text.contains(go), "{lang:?} told about {go}:\n{text}");
+            }
+            assert!(text.contains("no zoneinfo in the image"), "{text}");
+            assert!(text.contains("glibc's resolver"), "{text}");
+        }
+        let go = words(Language::Go);
+        assert!(go.contains("time.LoadLocation"), "{go}");
+        assert!(go.contains("Go's resolver"), "{go}");
+    }
 
     #[test]
     fn needs_are_read_off_the_paths_compiled_in() {
@@ -373,7 +487,7 @@ mod tests {
         let all = runtime_needs(b"time.LoadLocation /etc/ssl/cert.pem /etc/passwd /etc/hosts");
         let codes = |f: Vec<Finding>| f.iter().map(|f| f.code).collect::<Vec<_>>();
         assert_eq!(
-            codes(unmet(root.path(), &all, Some("65532"))),
+            codes(unmet(root.path(), &all, Some("65532"), Language::Go)),
             [
                 "missing-ca-certificates",
                 "missing-zoneinfo",
@@ -392,15 +506,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            codes(unmet(root.path(), &all, Some("65532:65532"))),
+            codes(unmet(root.path(), &all, Some("65532:65532"), Language::Go)),
             ["user-without-passwd-entry"]
         );
         assert_eq!(
-            codes(unmet(root.path(), &all, Some("root"))),
+            codes(unmet(root.path(), &all, Some("root"), Language::Go)),
             Vec::<&str>::new()
         );
         assert_eq!(
-            codes(unmet(root.path(), &all, Some("0"))),
+            codes(unmet(root.path(), &all, Some("0"), Language::Go)),
             Vec::<&str>::new()
         );
     }
@@ -416,6 +530,7 @@ mod tests {
         let nonroot = Process {
             user: Some("65532:65532"),
             env: &env,
+            lang: Language::Go,
         };
         let found = |p: &Process<'_>| {
             unmet_for(r, &needs, p)
@@ -446,6 +561,7 @@ mod tests {
         let elsewhere = Process {
             user: Some("65532"),
             env: &env,
+            lang: Language::Go,
         };
         assert_eq!(found(&elsewhere), ["no /var/tmp folder in the image"]);
     }
@@ -466,6 +582,7 @@ mod tests {
         let nonroot = Process {
             user: Some("65532"),
             env: &none,
+            lang: Language::Go,
         };
         assert_eq!(codes(&nonroot), ["no-home"]);
         assert_eq!(codes(&Process::default()), ["no-home"]);
@@ -473,6 +590,7 @@ mod tests {
         let with_home = Process {
             user: Some("65532"),
             env: &env,
+            lang: Language::Go,
         };
         assert_eq!(codes(&with_home), Vec::<&str>::new());
         std::fs::create_dir(r.join("etc")).unwrap();
@@ -486,6 +604,7 @@ mod tests {
         let stranger = Process {
             user: Some("1000:1000"),
             env: &none,
+            lang: Language::Go,
         };
         let findings = unmet_for(r, &needs, &stranger);
         assert_eq!(
