@@ -111,6 +111,10 @@ pub enum Command {
         /// registry (repeatable; loopback registries always are).
         #[arg(long, value_name = "HOST[:PORT]")]
         insecure_registry: Vec<String>,
+        /// Run with a read-only root (Kubernetes' readOnlyRootFilesystem); by default the root
+        /// is writable and thrown away after the run, as docker and podman give it.
+        #[arg(long)]
+        read_only: bool,
         /// Arguments replacing the image's Cmd.
         #[arg(last = true)]
         args: Vec<String>,

@@ -152,6 +152,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             max_unpack_bytes,
             max_unpack_entries,
             insecure_registry,
+            read_only,
             args,
         } => {
             // oci:/oci-archive: references as verify takes them, else LAYOUT[:TAG] as always.
@@ -180,6 +181,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     max_bytes: max_unpack_bytes,
                     max_entries: max_unpack_entries,
                 },
+                read_only,
             };
             let o = run::run_image(loaded, args.as_deref(), &opts)?;
             use std::io::Write;

@@ -1369,7 +1369,10 @@ fn prove(
     let outcome = run_image(
         &loaded,
         args,
-        &run::RunOptions::new(runtime, Duration::from_secs(test.timeout_seconds)),
+        &run::RunOptions {
+            read_only: test.read_only,
+            ..run::RunOptions::new(runtime, Duration::from_secs(test.timeout_seconds))
+        },
     )?;
     let problems = check_outcome(&outcome, test);
     if !problems.is_empty() {
@@ -1464,6 +1467,7 @@ mod tests {
             expect_exit: exit,
             expect_stdout: stdout.map(str::to_owned),
             timeout_seconds: 5,
+            read_only: false,
         }
     }
 

@@ -466,6 +466,8 @@ pub struct TestSpec {
     pub expect_exit: i32,
     pub expect_stdout: Option<String>,
     pub timeout_seconds: u64,
+    /// Prove with a read-only root (for images meant for `readOnlyRootFilesystem`).
+    pub read_only: bool,
 }
 
 /// Loads a recipe from a file, or from `recipe.toml` inside a folder: read, parse, resolve.

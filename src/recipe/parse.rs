@@ -144,6 +144,7 @@ struct RawTest {
     expect_exit: i32,
     expect_stdout: Option<String>,
     timeout_seconds: Option<Spanned<u64>>,
+    read_only: Option<Spanned<bool>>,
 }
 
 // ---- the parsed recipe: typed, not yet resolved against the disk ----------------------------
@@ -1558,6 +1559,7 @@ impl Ctx<'_> {
             expect_exit: t.expect_exit,
             expect_stdout: t.expect_stdout,
             timeout_seconds,
+            read_only: t.read_only.map(|r| *r.get_ref()).unwrap_or(false),
         }))
     }
 }

@@ -232,6 +232,9 @@ pub struct RunOptions {
     /// Everything in the sandbox is killed when it passes.
     pub timeout: Duration,
     pub limits: UnpackLimits,
+    /// The root read-only, as for Kubernetes' `readOnlyRootFilesystem`; by default it is
+    /// writable and thrown away with the run, as docker, podman and Kubernetes give it.
+    pub read_only: bool,
 }
 
 impl RunOptions {
@@ -240,6 +243,7 @@ impl RunOptions {
             runtime,
             timeout,
             limits: UnpackLimits::default(),
+            read_only: false,
         }
     }
 }
@@ -279,6 +283,14 @@ pub fn run_image(
         let mut spec = process_spec(&image.config, args, Some(&rootfs))?;
         // Docker semantics: a WorkingDir the image lacks is created (inside the root).
         unpack::ensure_dir_in_root(&rootfs, &spec.cwd)?;
+        // Every container runtime gives a /dev and a /proc, whether or not the image has
+        // the folders: their mount points are made in this run's copy of the root. An image
+        // whose /dev or /proc is something else (a file, a link) keeps it, unmounted.
+        for dir in ["/dev", "/proc"] {
+            if std::fs::symlink_metadata(rootfs.join(&dir[1..])).is_err() {
+                unpack::ensure_dir_in_root(&rootfs, dir)?;
+            }
+        }
         // Counted above: the emulator is ours, not the image's.
         let emulation = match qemu::foreign_platform(&image.config) {
             Some(platform) => Some(qemu::inject(&platform, &rootfs, &mut spec)?),
@@ -291,8 +303,8 @@ pub fn run_image(
             hardening::shift_tree(work.path(), spec.uid, spec.gid)?;
         }
         let raw = match runc_bin {
-            Some(bin) => runc::run(&bin, work.path(), &spec, timeout)?,
-            None => sandbox::run(&rootfs, &spec, timeout)?,
+            Some(bin) => runc::run(&bin, work.path(), &spec, timeout, opts.read_only)?,
+            None => sandbox::run(&rootfs, &spec, timeout, opts.read_only)?,
         };
         let output_truncated = raw.stdout.truncated || raw.stderr.truncated;
         Ok(Outcome {

@@ -42,7 +42,7 @@ pub(crate) fn find_runc() -> Result<PathBuf, RunError> {
 /// The runtime config: runc's own defaults (`runc spec`; `runc spec --rootless` when we are
 /// not root) with our process, a read-only root, our hostname, a network namespace, and a
 /// deny-all device cgroup (runc adds its standard allowed devices).
-fn runtime_spec(spec: &ProcessSpec) -> Result<Spec, RunError> {
+fn runtime_spec(spec: &ProcessSpec, read_only: bool) -> Result<Spec, RunError> {
     let oci = |e: oci_spec::OciSpecError| RunError::Runc(format!("building config.json: {e}"));
     let euid = nix::unistd::geteuid().as_raw();
     let egid = nix::unistd::getegid().as_raw();
@@ -77,7 +77,7 @@ fn runtime_spec(spec: &ProcessSpec) -> Result<Spec, RunError> {
     config.set_root(Some(
         RootBuilder::default()
             .path("rootfs")
-            .readonly(true)
+            .readonly(read_only)
             .build()
             .map_err(oci)?,
     ));
@@ -146,9 +146,10 @@ pub(crate) fn run(
     work: &Path,
     spec: &ProcessSpec,
     timeout: Duration,
+    read_only: bool,
 ) -> Result<RawOutcome, RunError> {
     let config_path = work.join("config.json");
-    let config = serde_json::to_vec_pretty(&runtime_spec(spec)?)
+    let config = serde_json::to_vec_pretty(&runtime_spec(spec, read_only)?)
         .map_err(|e| RunError::Runc(format!("serializing config.json: {e}")))?;
     std::fs::write(&config_path, config).map_err(|e| RunError::io("writing", &config_path, e))?;
     let state = work.join("state");

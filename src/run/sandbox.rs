@@ -76,7 +76,7 @@ const STACK_SIZE: usize = 1 << 20;
 
 /// The device nodes a `/dev` gets (bind-mounted from the host, which is what rootless runc
 /// does: a user namespace cannot mknod).
-const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 const DEV_LINKS: &[(&str, &str)] = &[
     ("/proc/self/fd", "fd"),
     ("/proc/self/fd/0", "stdin"),
@@ -287,6 +287,8 @@ struct DevPlan {
     nodes: Vec<(CString, CString)>,
     /// (link target, link path)
     links: Vec<(CString, CString)>,
+    /// `/dev/shm`, a small tmpfs of its own (POSIX shared memory, semaphores).
+    shm: CString,
 }
 
 fn cstring(bytes: &[u8], what: &str) -> Result<CString, RunError> {
@@ -297,12 +299,14 @@ fn cpath(path: &Path) -> Result<CString, RunError> {
     cstring(path.as_os_str().as_bytes(), &path.display().to_string())
 }
 
-fn remount_flags(rootfs: &Path) -> Result<libc::c_ulong, RunError> {
+fn remount_flags(rootfs: &Path, read_only: bool) -> Result<libc::c_ulong, RunError> {
     let st = nix::sys::statvfs::statvfs(rootfs)
         .map_err(|e| RunError::Sandbox(format!("statvfs {}: {e}", rootfs.display())))?;
     let have = st.flags().bits();
-    let mut flags =
-        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+    let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
+    if read_only {
+        flags |= libc::MS_RDONLY;
+    }
     for (st_flag, ms_flag) in [
         (libc::ST_NOSUID, libc::MS_NOSUID),
         (libc::ST_NODEV, libc::MS_NODEV),
@@ -333,7 +337,12 @@ fn real_dir(path: &Path) -> bool {
 }
 
 impl Plan {
-    fn new(rootfs: &Path, spec: &ProcessSpec, drop_groups: bool) -> Result<Plan, RunError> {
+    fn new(
+        rootfs: &Path,
+        spec: &ProcessSpec,
+        drop_groups: bool,
+        read_only: bool,
+    ) -> Result<Plan, RunError> {
         let argv0 = spec
             .argv
             .first()
@@ -370,6 +379,7 @@ impl Plan {
                 dir: cpath(&dev_dir)?,
                 nodes,
                 links,
+                shm: cpath(&dev_dir.join("shm"))?,
             })
         } else {
             None
@@ -383,7 +393,7 @@ impl Plan {
         };
         Ok(Plan {
             rootfs: cpath(rootfs)?,
-            remount_flags: remount_flags(rootfs)?,
+            remount_flags: remount_flags(rootfs, read_only)?,
             proc_dir: if real_dir(&proc_dir) {
                 Some(cpath(&proc_dir)?)
             } else {
@@ -496,11 +506,12 @@ pub(crate) fn run(
     rootfs: &Path,
     spec: &ProcessSpec,
     timeout: Duration,
+    read_only: bool,
 ) -> Result<RawOutcome, RunError> {
     let euid = nix::unistd::geteuid().as_raw();
     let egid = nix::unistd::getegid().as_raw();
     let (uid_map, gid_map, setgroups_allowed) = id_maps(euid, egid, spec.uid, spec.gid);
-    let plan = Plan::new(rootfs, spec, setgroups_allowed)?;
+    let plan = Plan::new(rootfs, spec, setgroups_allowed, read_only)?;
 
     let (release_r, release_w) = pipe()?;
     let (error_r, error_w) = pipe()?;
@@ -939,6 +950,18 @@ unsafe fn setup_root(plan: &Plan) -> Result<(), (Step, c_int)> {
                     libc::symlink(target.as_ptr(), link.as_ptr()).into(),
                 )?;
             }
+            check(Step::MountDev, libc::mkdir(dev.shm.as_ptr(), 0o1777).into())?;
+            check(
+                Step::MountDev,
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    dev.shm.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    c"mode=1777,size=64m".as_ptr().cast(),
+                )
+                .into(),
+            )?;
         }
 
         // pivot_root(".", ".") stacks the old root on the new one; the lazy unmount drops it,
