@@ -161,7 +161,7 @@ fn hostile_image_run_as_root_is_contained_and_its_harmless_work_runs() {
     let out = build_no_run(work.path(), &recipe);
     let _serial = HOST_CHECK.lock().unwrap_or_else(|e| e.into_inner());
     let before = core_uses_pid();
-    let run = staticpack(work.path(), &["run", out.to_str().unwrap()]);
+    let run = staticpack(work.path(), &["run", out.to_str().unwrap(), "--read-only"]);
     assert_host_unchanged(&before);
     // Container root reads its 0600 file: the image's owners survive the id shift.
     assert_contained(
@@ -205,7 +205,13 @@ fn setuid_root_binary_gains_nothing_for_a_non_root_image_user() {
     let before = core_uses_pid();
     let run = staticpack(
         work.path(),
-        &["run", out.to_str().unwrap(), "--", "/etc/hostile-1000.txt"],
+        &[
+            "run",
+            out.to_str().unwrap(),
+            "--read-only",
+            "--",
+            "/etc/hostile-1000.txt",
+        ],
     );
     assert_host_unchanged(&before);
     // User 1000 reads its own 0600 file (owners shifted with the ids), and exec of the
