@@ -1022,6 +1022,19 @@ fn judge(
             findings: vec![wrong],
         });
     }
+    let asked = match recipe.build.libc {
+        LibcChoice::Musl => verify::Libc::Musl,
+        LibcChoice::Glibc => verify::Libc::Glibc,
+        LibcChoice::None => verify::Libc::None,
+    };
+    if !matches!(recipe.build.lang, crate::recipe::LangSpec::Prebuilt) {
+        if let Some(wrong) = verify::check_libc(facts, asked) {
+            return Err(PipelineError::Refused {
+                verdict: verdict.to_owned(),
+                findings: vec![wrong],
+            });
+        }
+    }
     let require = requirement(recipe.build.link);
     let findings = verify::diagnose(facts, require);
     if let Some(reason) = &recipe.nss_allowed {

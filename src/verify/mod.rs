@@ -268,6 +268,32 @@ pub const WRONG_PLATFORM: &str = "wrong-platform";
 
 /// An error finding when the ELF's machine is not `platform`'s (`oci_arch`, e.g. "arm64"): the
 /// kernel refuses to exec it there ("exec format error").
+/// The code of the finding for a binary linked against another C library than the recipe named.
+pub const LIBC_MISMATCH: &str = "libc-mismatch";
+
+/// A binary whose C library contradicts the one the build asked for (`musl` or `glibc`): the
+/// report, the SBOM and the run proof would all describe another program than the one packed.
+pub fn check_libc(facts: &ElfFacts, asked: Libc) -> Option<Finding> {
+    let (asked_name, found_name) = match (asked, facts.libc) {
+        (Libc::Musl, Libc::Glibc) => ("musl", "glibc"),
+        (Libc::Glibc, Libc::Musl) => ("glibc", "musl"),
+        _ => return None,
+    };
+    Some(Finding {
+        code: LIBC_MISMATCH,
+        severity: Severity::Error,
+        what: format!(
+            "the recipe builds with libc = \"{asked_name}\", but the binary is linked against {found_name}"
+        ),
+        why: format!(
+            "a build step used a compiler of its own instead of the one staticpack gave it (CC, CXX, the cmake toolchain file): the {found_name} in the binary is not what the recipe, the SBOM and the provenance name"
+        ),
+        fix: format!(
+            "build with the compiler staticpack provides ($CC / cc on PATH; for C++ a {asked_name} C++ compiler), or set libc = \"{found_name}\" if {found_name} is what you want"
+        ),
+    })
+}
+
 pub fn check_platform(facts: &ElfFacts, oci_arch: &str, platform: &str) -> Option<Finding> {
     if facts.oci_arch.as_deref() == Some(oci_arch) {
         return None;
