@@ -144,6 +144,14 @@ pub(super) const GLIBC_STRINGS: &[&str] = &[
     "Fatal glibc error",
 ];
 
+/// What glibc's NSS module loader leaves in a static binary, stripped or not (its module
+/// name pattern), and the hazard it means; a binary without NSS code has none of it. (gconv's
+/// strings are no such evidence: every static stdio program carries them, iconv or not.)
+pub(super) const GLIBC_MODULE_STRINGS: &[(&str, &str)] = &[(
+    "libnss_",
+    "NSS modules (libnss_*.so, named in the stripped binary)",
+)];
+
 /// musl leaves few strings; its loader name is one (dynamic binaries and musl's own libc.so).
 pub(super) const MUSL_STRINGS: &[&str] = &["ld-musl-", "musl libc"];
 

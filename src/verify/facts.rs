@@ -472,6 +472,20 @@ pub(super) fn analyze(
     let is_64 = container == Container::Big;
     let (machine, oci_arch) = classify::machine(hdr.e_machine, is_64, big);
     let linkage = classify::linkage(hdr.e_type, interpreter.is_some(), !needed.is_empty());
+    let mut nss_hazards: Vec<String> = syms.hazards.into_iter().collect();
+    // Stripped, a static glibc binary has no symbols left to name its hazards, but glibc's
+    // module loaders leave their file names in it: they settle it either way.
+    if stripped
+        && libc == super::Libc::Glibc
+        && linkage != super::Linkage::Dynamic
+        && nss_hazards.is_empty()
+    {
+        for (literal, hazard) in classify::GLIBC_MODULE_STRINGS {
+            if contains(literal.as_bytes()) {
+                nss_hazards.push((*hazard).to_owned());
+            }
+        }
+    }
     // A shared library is ET_DYN like a PIE; the PIE flag (or its absence with a soname or no
     // entry point) tells them apart. Old linkers set no DF_1_PIE, hence the fallbacks.
     let is_shared_library =
@@ -516,7 +530,7 @@ pub(super) fn analyze(
         needed,
         linkage,
         libc,
-        nss_hazards: syms.hazards.into_iter().collect(),
+        nss_hazards,
         is_go,
         is_shared_library,
         is_rust,

@@ -202,6 +202,24 @@ fn gcc_static_getpwnam_warns_about_nss() {
 }
 
 #[test]
+fn stripped_static_glibc_still_shows_its_nss_hazard() {
+    // `strip = true` (or a stripped prebuilt) took the symbols; glibc's module loader left
+    // the module names, which settle it both ways.
+    let f = facts(&cc("gcc", &["-static", "-s"], GETPWNAM_C));
+    assert!(f.stripped);
+    assert_eq!(f.libc, Libc::Glibc);
+    assert!(
+        f.nss_hazards.iter().any(|h| h.starts_with("NSS modules")),
+        "{:?}",
+        f.nss_hazards
+    );
+    let d = diagnose(&f, Requirement::Static);
+    assert!(d.iter().any(|x| x.code == NSS_HAZARD), "{d:#?}");
+    let plain = facts(&cc("gcc", &["-static", "-s"], HELLO_C));
+    assert!(plain.nss_hazards.is_empty(), "{:?}", plain.nss_hazards);
+}
+
+#[test]
 fn musl_static_is_static_musl() {
     let f = facts(&cc("musl-gcc", &["-static"], HELLO_C));
     assert_eq!(f.linkage, Linkage::Static);
