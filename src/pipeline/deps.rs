@@ -200,7 +200,9 @@ fn build_one(
     // The record first: a tree without one is refused on reuse, never trusted.
     let digest = tree_digest(&staged).at("reading", &staged)?;
     let record = tree_record(&target);
-    let mut pending = tempfile::NamedTempFile::new_in(store).at("writing in", store)?;
+    let records = record.parent().unwrap_or(store);
+    std::fs::create_dir_all(records).at("creating", records)?;
+    let mut pending = tempfile::NamedTempFile::new_in(records).at("writing in", records)?;
     std::io::Write::write_all(&mut pending, digest.hex().as_bytes()).at("writing", &record)?;
     if std::fs::symlink_metadata(&target).is_err() {
         pending
@@ -216,11 +218,14 @@ fn build_one(
     Ok(())
 }
 
-/// Where the digest of a stored tree, taken when it was stored, is kept.
+/// Where the digest of a stored tree, taken when it was stored, is kept: `<store>.records/`
+/// beside the store (so the store holds the trees alone).
 fn tree_record(tree: &Path) -> PathBuf {
-    let mut name = tree.as_os_str().to_owned();
-    name.push(".sha256");
-    PathBuf::from(name)
+    let name = tree.file_name().unwrap_or_default();
+    let store = tree.parent().unwrap_or(Path::new("."));
+    let mut records = store.as_os_str().to_owned();
+    records.push(".records");
+    PathBuf::from(records).join(name)
 }
 
 /// Whether a stored tree still holds what was stored: its digest against the record.
