@@ -273,9 +273,11 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
                 cli::SbomArg::Both => staticpack::supply::SbomChoice::Both,
             },
             sign_key: match &a.sign_key {
-                Some(path) => Some(std::sync::Arc::new(staticpack::supply::SigningKey::load(
-                    path,
-                )?)),
+                Some(path) => {
+                    let key: std::sync::Arc<dyn staticpack::supply::Signer> =
+                        std::sync::Arc::new(staticpack::supply::SigningKey::load(path)?);
+                    Some(key)
+                }
                 None => None,
             },
         },
@@ -399,6 +401,11 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
             );
         }
         eprintln!("repro   ok: both builds gave {digest} with every blob identical");
+    }
+    if a.sign_key.is_none() {
+        eprintln!(
+            "attest  the in-toto statements are unsigned: nothing can tell an edited one from the build's; sign them with --sign-key KEY.pem (PKCS#8, ed25519 or ECDSA P-256) to attach Sigstore bundles"
+        );
     }
     println!(
         "{digest} {}:{} written to {}",

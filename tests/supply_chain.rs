@@ -1,8 +1,9 @@
 //! SBOMs and attestations end to end: real builds of hello-c, a Go example and hello-rust, their
 //! SPDX and CycloneDX documents checked by independent validators from PyPI (spdx-tools,
-//! CycloneDX's JSON schema through cyclonedx-python-lib), DSSE signatures checked by PyPI's
-//! `cryptography`, and the referrers pushed to a real docker-registry found through the
-//! referrers tag schema with skopeo and curl.
+//! CycloneDX's JSON schema through cyclonedx-python-lib), the Sigstore bundles against the
+//! bundle JSON schema (`jsonschema`) and their DSSE signatures by PyPI's `cryptography`, and the
+//! referrers pushed to a real docker-registry found through the referrers tag schema with skopeo
+//! and curl.
 
 mod common;
 
@@ -56,35 +57,74 @@ if error:
 sys.exit(1 if error else 0)
 ";
 
-/// Verifies a DSSE envelope against the public key of a PKCS#8 PEM private key, with the PAE
-/// computed here, independently of staticpack.
-const VERIFY_DSSE: &str = "
-import sys, json, base64
+/// Verifies a Sigstore bundle independently of staticpack: its JSON against the Sigstore bundle
+/// schema (vendored, pinned by sha256), then its DSSE signature with `cryptography` and the public
+/// key (PEM), the PAE computed here.
+const VERIFY_BUNDLE: &str = r#"
+import sys, json, base64, hashlib, jsonschema
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-key = serialization.load_pem_private_key(open(sys.argv[1], 'rb').read(), password=None)
-env = json.load(open(sys.argv[2]))
+schema_bytes = open(sys.argv[3], 'rb').read()
+pinned = '6f94437aaf57685129ce60d26ea27beb3d2540764637958374d205563f14d46d'
+if hashlib.sha256(schema_bytes).hexdigest() != pinned:
+    print('the vendored schema is not the pinned one'); sys.exit(2)
+schema = json.loads(schema_bytes)
+# The generated schema's oneOf clauses name the protobuf fields (dsse_envelope); the properties
+# and every bundle use the JSON names (dsseEnvelope): see tests/fixtures/sigstore/README.md.
+def camel(name):
+    head, *rest = name.split('_')
+    return head + ''.join(w.title() for w in rest)
+def fix(node):
+    if isinstance(node, dict):
+        for choice in node.get('oneOf', []):
+            if 'required' in choice:
+                choice['required'] = [camel(r) for r in choice['required']]
+        for v in node.values():
+            fix(v)
+    elif isinstance(node, list):
+        for v in node:
+            fix(v)
+fix(schema)
+bundle = json.load(open(sys.argv[2]))
+errors = list(jsonschema.Draft4Validator(schema).iter_errors(bundle))
+for e in errors:
+    print('schema:', list(e.path), e.message[:200])
+if errors:
+    sys.exit(1)
+assert bundle['mediaType'] == 'application/vnd.dev.sigstore.bundle.v0.3+json', bundle['mediaType']
+env = bundle['dsseEnvelope']
+assert len(env['signatures']) == 1, 'exactly one signature'
+assert bundle['verificationMaterial']['publicKey']['hint'] == env['signatures'][0]['keyid']
+key = serialization.load_pem_public_key(open(sys.argv[1], 'rb').read())
 payload = base64.b64decode(env['payload'])
 t = env['payloadType'].encode()
 pae = b'DSSEv1 %d %s %d %s' % (len(t), t, len(payload), payload)
 sig = base64.b64decode(env['signatures'][0]['sig'])
 try:
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        key.public_key().verify(sig, pae)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        key.verify(sig, pae)
     else:
-        key.public_key().verify(sig, pae, ec.ECDSA(hashes.SHA256()))
+        key.verify(sig, pae, ec.ECDSA(hashes.SHA256()))
 except Exception as e:
     print('rejected:', type(e).__name__)
     sys.exit(1)
 print('verified', json.loads(payload)['predicateType'])
-";
+"#;
 
+/// The vendored Sigstore bundle schema (tests/fixtures/sigstore/README.md says whence).
+fn bundle_schema() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sigstore/Bundle.schema.json")
+}
+
+/// A private key (PKCS#8 PEM) at argv[2] and its public key (SubjectPublicKeyInfo PEM) at
+/// argv[3].
 const MAKE_KEY: &str = "
 import sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 key = ed25519.Ed25519PrivateKey.generate() if sys.argv[1] == 'ed25519' else ec.generate_private_key(ec.SECP256R1())
 open(sys.argv[2], 'wb').write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+open(sys.argv[3], 'wb').write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 ";
 
 fn build(cwd: &Path, recipe_name: &str, extra: &[&str]) -> (PathBuf, String) {
@@ -449,28 +489,62 @@ fn hello_rust_sbom_names_its_cargo_package_and_the_rust_toolchain() {
 }
 
 #[test]
-fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
+fn signed_statements_are_sigstore_bundles_that_verify_with_cryptography_and_tampered_ones_do_not() {
     let work = tempfile::tempdir().unwrap();
     for kind in ["ed25519", "ecdsa-p256"] {
         let key = work.path().join(format!("{kind}.pem"));
-        python(MAKE_KEY, &[kind, key.to_str().unwrap()]).ok();
+        let public = work.path().join(format!("{kind}.pub.pem"));
+        python(
+            MAKE_KEY,
+            &[kind, key.to_str().unwrap(), public.to_str().unwrap()],
+        )
+        .ok();
         let (layout, digest) = build(
             work.path(),
             "hello-c",
             &["--no-cache", "--sign-key", key.to_str().unwrap()],
         );
         let docs = attached(&layout, &digest);
-        let envelopes: Vec<&Attached> = (docs.iter())
-            .filter(|d| d.media_type == "application/vnd.dsse.envelope.v1+json")
+        let bundles: Vec<&Attached> = (docs.iter())
+            .filter(|d| d.media_type == "application/vnd.dev.sigstore.bundle.v0.3+json")
             .collect();
-        assert_eq!(envelopes.len(), 2, "both statements are signed ({kind})");
-        for (i, envelope) in envelopes.iter().enumerate() {
-            let path = work.path().join(format!("{kind}-{i}.dsse.json"));
-            std::fs::write(&path, &envelope.bytes).unwrap();
-            let run = python(
-                VERIFY_DSSE,
-                &[key.to_str().unwrap(), path.to_str().unwrap()],
+        assert_eq!(
+            bundles.len(),
+            STATEMENTS,
+            "every statement is a Sigstore bundle ({kind})"
+        );
+        // Attached as cosign v3 attaches bundles: artifactType and annotations.
+        let list = read_json(&layout.join("staticpack-referrers.json"));
+        for b in &bundles {
+            assert_eq!(
+                b.artifact_type,
+                "application/vnd.dev.sigstore.bundle.v0.3+json"
             );
+            let manifest = read_json(&blob(&layout, &b.manifest_digest));
+            assert_eq!(
+                manifest["annotations"]["dev.sigstore.bundle.content"], "dsse-envelope",
+                "{manifest}"
+            );
+            assert_eq!(
+                manifest["annotations"]["dev.sigstore.bundle.predicateType"],
+                b.predicate.as_deref().unwrap(),
+                "{manifest}"
+            );
+            assert!(
+                list.to_string().contains(&b.manifest_digest),
+                "listed: {list}"
+            );
+        }
+        for (i, bundle) in bundles.iter().enumerate() {
+            let path = work.path().join(format!("{kind}-{i}.sigstore.json"));
+            std::fs::write(&path, &bundle.bytes).unwrap();
+            let schema = bundle_schema();
+            let args = [
+                public.to_str().unwrap(),
+                path.to_str().unwrap(),
+                schema.to_str().unwrap(),
+            ];
+            let run = python(VERIFY_BUNDLE, &args);
             assert_eq!(run.code, 0, "{kind}: {}{}", run.stdout, run.stderr);
             assert!(
                 run.stdout.starts_with("verified https://"),
@@ -479,10 +553,12 @@ fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
             );
 
             // The payload changed by one byte (the subject's digest): the signature fails.
-            let mut env: Value = serde_json::from_slice(&envelope.bytes).unwrap();
+            let mut b: Value = serde_json::from_slice(&bundle.bytes).unwrap();
             use base64::Engine;
             let b64 = base64::engine::general_purpose::STANDARD;
-            let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+            let payload = b64
+                .decode(b["dsseEnvelope"]["payload"].as_str().unwrap())
+                .unwrap();
             let text = String::from_utf8(payload).unwrap();
             let hex = digest.strip_prefix("sha256:").unwrap();
             let forged = format!(
@@ -491,16 +567,18 @@ fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
                 if hex.ends_with('0') { "1" } else { "0" }
             );
             assert!(text.contains(hex));
-            env["payload"] = b64.encode(text.replace(hex, &forged)).into();
+            b["dsseEnvelope"]["payload"] = b64.encode(text.replace(hex, &forged)).into();
             let tampered = work.path().join(format!("{kind}-{i}.tampered.json"));
-            std::fs::write(&tampered, serde_json::to_vec(&env).unwrap()).unwrap();
-            let run = python(
-                VERIFY_DSSE,
-                &[key.to_str().unwrap(), tampered.to_str().unwrap()],
-            );
+            std::fs::write(&tampered, serde_json::to_vec(&b).unwrap()).unwrap();
+            let args = [
+                public.to_str().unwrap(),
+                tampered.to_str().unwrap(),
+                schema.to_str().unwrap(),
+            ];
+            let run = python(VERIFY_BUNDLE, &args);
             assert_eq!(
                 run.code, 1,
-                "{kind}: a tampered envelope verified: {}",
+                "{kind}: a tampered bundle verified: {}",
                 run.stdout
             );
             assert!(
@@ -511,6 +589,9 @@ fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
         }
     }
 }
+
+/// The in-toto statements every build attaches (SLSA provenance, staticpack's verification).
+const STATEMENTS: usize = 2;
 
 /// The SPDX SBOM of hello-c, pinned: it is a function of the image digest, the toolchain
 /// packages and the epoch only. A change here is a change of what the SBOM says.

@@ -405,7 +405,7 @@ pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs
         options.insert("sbom".to_owned(), opts.supply.sbom.name().to_owned());
     }
     if let Some(key) = &opts.supply.sign_key {
-        options.insert("sign_key".to_owned(), format!("sha256:{}", key.keyid));
+        options.insert("sign_key".to_owned(), format!("sha256:{}", key.keyid()));
     }
     Ok(provenance::Inputs {
         staticpack: env!("CARGO_PKG_VERSION").to_owned(),

@@ -1,6 +1,7 @@
 //! in-toto statements v1 about the image: SLSA provenance v1 from the build's record, and
 //! staticpack's verification statement (what verify found and what the run proof saw).
-//! Optionally DSSE-signed.
+//! With a key, each is DSSE-signed and wrapped in a Sigstore bundle v0.3, as cosign v3 attaches
+//! attestations (`--new-bundle-format`).
 
 use super::SupplyError;
 use crate::pipeline::Proof;
@@ -10,7 +11,12 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 pub(crate) const STATEMENT_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
-pub(crate) const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// A Sigstore bundle v0.3 (sigstore/protobuf-specs, `protos/sigstore_bundle.proto`): the
+/// artifact type and layer media type of a signed statement, as cosign v3 attaches it.
+pub(crate) const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// cosign's annotations of a bundle referrer (cosign's specs/BUNDLE_SPEC.md).
+pub(crate) const BUNDLE_CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
+pub(crate) const BUNDLE_PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 pub(crate) const SLSA_PREDICATE: &str = "https://slsa.dev/provenance/v1";
 pub(crate) const VERIFICATION_PREDICATE: &str = "https://staticpack.dev/verification/v1";
 const BUILD_TYPE: &str = "https://staticpack.dev/buildtypes/recipe/v1";
@@ -157,6 +163,42 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+/// What signs the statements: the seam between the bundle and where its signature and
+/// verification material come from.
+///
+/// [`SigningKey`] is a key the user holds (`--sign-key`): the bundle's verification material is
+/// a public-key hint, and the verifier brings the public key (`verify --attestations --key`,
+/// `cosign verify-attestation --key`). Keyless signing (Sigstore's Fulcio and Rekor) would be
+/// another implementation: an ephemeral key, a short-lived certificate from Fulcio for an OIDC
+/// token (the material's `certificate`), and the signed envelope entered in Rekor (the
+/// material's `tlogEntries`, with its inclusion proof). It needs the network and an identity
+/// token, so staticpack does not do it: no transparency-log entry is ever made up
+/// (docs/attestations.md).
+pub trait Signer: std::fmt::Debug + Send + Sync {
+    /// The DSSE signature's `keyid`, and the bundle's public-key hint.
+    fn keyid(&self) -> &str;
+    /// Signs DSSE's pre-authentication encoding of a statement.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SupplyError>;
+    /// The bundle's `verificationMaterial`.
+    fn verification_material(&self) -> Value;
+}
+
+impl Signer for SigningKey {
+    fn keyid(&self) -> &str {
+        &self.keyid
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SupplyError> {
+        SigningKey::sign(self, message)
+    }
+
+    fn verification_material(&self) -> Value {
+        // A key held out of band: a hint only (form 1 of the bundle's verification material),
+        // the same string as the envelope's keyid, as the bundle spec requires.
+        json!({ "publicKey": { "hint": self.keyid } })
+    }
+}
+
 impl SigningKey {
     pub fn load(path: &Path) -> Result<Self, SupplyError> {
         let text = std::fs::read_to_string(path).map_err(|source| SupplyError::Read {
@@ -246,15 +288,26 @@ pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     m
 }
 
-/// The statement in a DSSE envelope signed by `key`.
-pub(crate) fn envelope(statement: &[u8], key: &SigningKey) -> Result<Value, SupplyError> {
+/// The statement in a DSSE envelope signed by `key` (exactly one signature, as a bundle's
+/// envelope must have).
+pub(crate) fn envelope(statement: &[u8], key: &dyn Signer) -> Result<Value, SupplyError> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let sig = key.sign(&pae(STATEMENT_MEDIA_TYPE, statement))?;
     Ok(json!({
         "payloadType": STATEMENT_MEDIA_TYPE,
         "payload": b64.encode(statement),
-        "signatures": [{ "keyid": key.keyid, "sig": b64.encode(sig) }],
+        "signatures": [{ "keyid": key.keyid(), "sig": b64.encode(sig) }],
+    }))
+}
+
+/// The statement as a Sigstore bundle v0.3: the signer's verification material and the signed
+/// DSSE envelope.
+pub(crate) fn bundle(statement: &[u8], key: &dyn Signer) -> Result<Value, SupplyError> {
+    Ok(json!({
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": key.verification_material(),
+        "dsseEnvelope": envelope(statement, key)?,
     }))
 }
 
@@ -301,6 +354,33 @@ mod tests {
                 .verify(&pae(STATEMENT_MEDIA_TYPE, b"{\"a\":2}"), &sig)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_bundle_names_its_key_as_the_envelope_does() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            b64.encode(pkcs8.as_ref())
+        );
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("key.pem");
+        std::fs::write(&path, pem).unwrap();
+        let key = SigningKey::load(&path).unwrap();
+        let b = bundle(b"{}", &key).unwrap();
+        assert_eq!(b["mediaType"], BUNDLE_MEDIA_TYPE);
+        assert_eq!(b["verificationMaterial"]["publicKey"]["hint"], key.keyid);
+        let sigs = b["dsseEnvelope"]["signatures"].as_array().unwrap();
+        assert_eq!(
+            sigs.len(),
+            1,
+            "a bundle's envelope has exactly one signature"
+        );
+        assert_eq!(sigs[0]["keyid"], key.keyid);
+        assert_eq!(b["dsseEnvelope"]["payloadType"], STATEMENT_MEDIA_TYPE);
     }
 
     #[test]

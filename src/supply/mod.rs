@@ -1,6 +1,6 @@
 //! Supply-chain documents about an image, from what the build knew (never a scan after the
 //! fact): SBOMs in SPDX 2.3 and CycloneDX 1.5, in-toto statements (SLSA provenance v1 and
-//! staticpack's verification), optionally DSSE-signed. Each is attached to the image the OCI 1.1
+//! staticpack's verification), signed as Sigstore bundles with a key. Each is attached to the image the OCI 1.1
 //! way: an artifact manifest whose `subject` is the image manifest, its blobs in the layout and
 //! its descriptor in [`REFERRERS_FILE`]. The image manifest is untouched: its digest does not
 //! depend on any of them.
@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use intoto::SigningKey;
+pub use intoto::{Signer, SigningKey};
 
 /// The empty JSON object, the config of every artifact manifest (image-spec 1.1).
 pub(crate) const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -82,8 +82,8 @@ impl SbomChoice {
 #[derive(Clone, Debug, Default)]
 pub struct SupplyOptions {
     pub sbom: SbomChoice,
-    /// DSSE-sign the statements with this key.
-    pub sign_key: Option<Arc<SigningKey>>,
+    /// Sign the statements with this key: each becomes a Sigstore bundle.
+    pub sign_key: Option<Arc<dyn Signer>>,
 }
 
 /// One document to attach.
@@ -180,13 +180,24 @@ pub(crate) fn documents(
                 bytes,
                 annotations,
             },
-            Some(key) => Document {
-                artifact_type: intoto::STATEMENT_MEDIA_TYPE.into(),
-                media_type: intoto::DSSE_MEDIA_TYPE.into(),
-                title: format!("{name}.{short}.dsse.json"),
-                bytes: to_bytes("a DSSE envelope", &intoto::envelope(&bytes, key)?)?,
-                annotations,
-            },
+            Some(key) => {
+                let mut annotations = annotations;
+                annotations.insert(
+                    intoto::BUNDLE_CONTENT_ANNOTATION.to_owned(),
+                    "dsse-envelope".to_owned(),
+                );
+                annotations.insert(
+                    intoto::BUNDLE_PREDICATE_ANNOTATION.to_owned(),
+                    predicate.to_owned(),
+                );
+                Document {
+                    artifact_type: intoto::BUNDLE_MEDIA_TYPE.into(),
+                    media_type: intoto::BUNDLE_MEDIA_TYPE.into(),
+                    title: format!("{name}.{short}.sigstore.json"),
+                    bytes: to_bytes("a Sigstore bundle", &intoto::bundle(&bytes, key.as_ref())?)?,
+                    annotations,
+                }
+            }
         });
     }
     Ok(docs)
