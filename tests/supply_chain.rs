@@ -313,6 +313,65 @@ fn c_and_go_sboms_validate_and_the_referrers_are_found_through_the_fallback_tag(
         serde_json::json!([]),
         "{v}"
     );
+    // The SLSA verification summary: PASSED against staticpack's policy (whose digest is of the
+    // content it carries), from the two statements as attached.
+    let vsa = document(
+        &c_docs,
+        "application/vnd.in-toto+json",
+        Some("https://slsa.dev/verification_summary/v1"),
+    );
+    assert_eq!(
+        vsa["subject"][0]["digest"]["sha256"],
+        c_digest.strip_prefix("sha256:").unwrap()
+    );
+    let p = &vsa["predicate"];
+    assert_eq!(p["verificationResult"], "PASSED", "{p}");
+    assert_eq!(
+        p["verifiedLevels"],
+        serde_json::json!([
+            "SLSA_BUILD_LEVEL_1",
+            "STATICPACK_STATIC_PIE",
+            "STATICPACK_RUN_PROVEN"
+        ]),
+        "{p}"
+    );
+    assert_eq!(p["verifier"]["id"], "https://staticpack.dev/verify", "{p}");
+    assert_eq!(p["timeVerified"], "1970-01-01T00:00:00Z", "{p}");
+    assert_eq!(
+        p["resourceUri"].as_str().unwrap(),
+        format!(
+            "pkg:oci/hello-c@sha256%3A{}",
+            c_digest.strip_prefix("sha256:").unwrap()
+        )
+    );
+    use base64::Engine;
+    let policy = base64::engine::general_purpose::STANDARD
+        .decode(p["policy"]["content"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        p["policy"]["digest"]["sha256"].as_str().unwrap(),
+        staticpack::digest::Digest::of_bytes(&policy).hex()
+    );
+    let policy: Value = serde_json::from_slice(&policy).unwrap();
+    assert_eq!(
+        policy["checks"][1],
+        serde_json::json!({ "check": "linkage", "require": "static-pie" })
+    );
+    let inputs = p["inputAttestations"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2, "{p}");
+    for (input, predicate) in inputs.iter().zip([
+        "https://slsa.dev/provenance/v1",
+        "https://staticpack.dev/verification/v1",
+    ]) {
+        let doc = (c_docs.iter())
+            .find(|d| d.predicate.as_deref() == Some(predicate))
+            .unwrap();
+        assert_eq!(
+            input["digest"]["sha256"].as_str().unwrap(),
+            staticpack::digest::Digest::of_bytes(&doc.bytes).hex(),
+            "{predicate}"
+        );
+    }
     // SLSA provenance: every input file as a resolved dependency, the commands as run.
     let slsa = document(
         &c_docs,
@@ -376,7 +435,7 @@ fn c_and_go_sboms_validate_and_the_referrers_are_found_through_the_fallback_tag(
     let tag = format!("sha256-{}", go_digest.strip_prefix("sha256:").unwrap());
     assert!(
         run.stderr.contains(&format!(
-            "4 referrer(s) in supply/go, listed by the referrers tag {tag}"
+            "5 referrer(s) in supply/go, listed by the referrers tag {tag}"
         )),
         "{}",
         run.stderr
@@ -590,8 +649,9 @@ fn signed_statements_are_sigstore_bundles_that_verify_with_cryptography_and_tamp
     }
 }
 
-/// The in-toto statements every build attaches (SLSA provenance, staticpack's verification).
-const STATEMENTS: usize = 2;
+/// The in-toto statements every build attaches (SLSA provenance, staticpack's verification,
+/// the SLSA verification summary).
+const STATEMENTS: usize = 3;
 
 /// The SPDX SBOM of hello-c, pinned: it is a function of the image digest, the toolchain
 /// packages and the epoch only. A change here is a change of what the SBOM says.
@@ -633,7 +693,7 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
     let referrer_lines: Vec<&str> = (inspect.stdout.lines())
         .filter(|l| l.starts_with("referrer:"))
         .collect();
-    assert_eq!(referrer_lines.len(), 4, "{}", inspect.stdout);
+    assert_eq!(referrer_lines.len(), 5, "{}", inspect.stdout);
     assert!(
         referrer_lines[0].contains("application/spdx+json hello-c.spdx.json"),
         "{}",
@@ -641,11 +701,12 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
     );
 
     for (choice, expected) in [
-        ("none", vec!["application/vnd.in-toto+json"; 2]),
+        ("none", vec!["application/vnd.in-toto+json"; 3]),
         (
             "spdx",
             vec![
                 "application/spdx+json",
+                "application/vnd.in-toto+json",
                 "application/vnd.in-toto+json",
                 "application/vnd.in-toto+json",
             ],
@@ -654,6 +715,7 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
             "cyclonedx",
             vec![
                 "application/vnd.cyclonedx+json",
+                "application/vnd.in-toto+json",
                 "application/vnd.in-toto+json",
                 "application/vnd.in-toto+json",
             ],

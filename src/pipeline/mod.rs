@@ -820,6 +820,7 @@ pub fn build_with(
     std::fs::write(&record_path, json).at("writing", &record_path)?;
 
     // The SBOMs and statements, each an artifact manifest about the image manifest.
+    let nss_hazards_allowed = opts.allow_nss_hazards || recipe.nss_allowed.is_some();
     let docs = crate::supply::documents(
         &crate::supply::Input {
             bom: crate::supply::components::BomInput {
@@ -835,6 +836,16 @@ pub fn build_with(
             verdict: &verdict,
             proof: proof.as_ref(),
             epoch: opts.epoch,
+            policy: crate::supply::Policy {
+                require: match requirement(recipe.build.link) {
+                    Requirement::StaticPie => "static-pie",
+                    _ => "static",
+                },
+                nss_hazards_allowed,
+                platform: platform.to_string(),
+                run_proof: proof.as_ref().map(|p| p.expect_exit),
+            },
+            passed: meets_policy(&facts, recipe.build.link, nss_hazards_allowed),
         },
         &opts.supply,
     )?;
@@ -1023,6 +1034,20 @@ fn judge(
 }
 
 use verify::NSS_HAZARD;
+
+/// Whether the binary meets the recipe's requirement with no refusing finding: false for one
+/// that `--allow-dynamic` packed anyway (the verification summary then says FAILED).
+fn meets_policy(facts: &ElfFacts, link: LinkMode, nss_hazards_allowed: bool) -> bool {
+    let require = requirement(link);
+    verify::apply_nss_rule(
+        verify::diagnose(facts, require),
+        require,
+        nss_hazards_allowed,
+        "",
+    )
+    .iter()
+    .all(|f| f.severity != Severity::Error)
+}
 
 /// A binary without a libc fingerprint was still linked by us: its libc is the one we linked
 /// (never said of a prebuilt binary).
@@ -1791,7 +1816,7 @@ mod tests {
             assert_eq!(loaded.manifest_digest, p.report.manifest_digest);
             // Each platform's SBOMs and statements are about its own manifest.
             let referrers = crate::supply::referrers(&layout, &child.digest).unwrap();
-            assert_eq!(referrers.len(), 4, "{referrers:?}");
+            assert_eq!(referrers.len(), 5, "{referrers:?}");
         }
         // One record, each platform's toolchain in it.
         let record: IndexProvenance =

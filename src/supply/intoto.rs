@@ -19,6 +19,10 @@ pub(crate) const BUNDLE_CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content"
 pub(crate) const BUNDLE_PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 pub(crate) const SLSA_PREDICATE: &str = "https://slsa.dev/provenance/v1";
 pub(crate) const VERIFICATION_PREDICATE: &str = "https://staticpack.dev/verification/v1";
+pub(crate) const VSA_PREDICATE: &str = "https://slsa.dev/verification_summary/v1";
+/// The type of staticpack's policy document (the checks a build holds its binary to).
+pub(crate) const POLICY_TYPE: &str = "https://staticpack.dev/policy/v1";
+const VERIFIER_ID: &str = "https://staticpack.dev/verify";
 const BUILD_TYPE: &str = "https://staticpack.dev/buildtypes/recipe/v1";
 
 fn statement(name: &str, manifest_hex: &str, predicate_type: &str, predicate: Value) -> Value {
@@ -124,7 +128,7 @@ pub(crate) fn verification(
         })
     });
     let predicate = json!({
-        "verifier": { "id": "https://staticpack.dev/verify", "version": env!("CARGO_PKG_VERSION") },
+        "verifier": { "id": VERIFIER_ID, "version": env!("CARGO_PKG_VERSION") },
         "binary": { "digest": digest_set(binary_digest), "machine": facts.machine },
         "verdict": verdict,
         "linkage": facts.linkage,
@@ -137,6 +141,103 @@ pub(crate) fn verification(
         "runProof": run,
     });
     statement(name, manifest_hex, VERIFICATION_PREDICATE, predicate)
+}
+
+/// The checks a build holds its binary to: staticpack's policy, whose digest the verification
+/// summary names. Deterministic: the same recipe and flags, the same bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Policy {
+    /// "static-pie" or "static": what the recipe's `link` requires of the binary.
+    pub require: &'static str,
+    /// NSS hazards accepted (the recipe's `allow_nss_hazards` or `--allow-nss-hazards`).
+    pub nss_hazards_allowed: bool,
+    /// The platform whose machine the binary must be for.
+    pub platform: String,
+    /// The run proof's expected exit code, when the build ran it.
+    pub run_proof: Option<i32>,
+}
+
+impl Policy {
+    /// The policy document (in the summary's `policy.content`, its sha256 in `policy.digest`).
+    pub(crate) fn document(&self) -> Value {
+        let mut checks = vec![
+            json!({ "check": "machine", "platform": self.platform }),
+            json!({ "check": "linkage", "require": self.require }),
+            json!({ "check": "nss-hazards", "allowed": self.nss_hazards_allowed }),
+        ];
+        if let Some(code) = self.run_proof {
+            checks.push(json!({
+                "check": "run-proof",
+                "root": "the image alone",
+                "expectedExitCode": code,
+            }));
+        }
+        json!({ "_type": POLICY_TYPE, "checks": checks })
+    }
+}
+
+/// An attestation the summary was made from: the attached document's file name and digest.
+pub(crate) struct InputAttestation<'a> {
+    pub name: &'a str,
+    pub media_type: &'a str,
+    pub sha256_hex: &'a str,
+}
+
+/// SLSA verification summary v1: that staticpack verified the image against `policy`, from
+/// the provenance and verification statements, and what it found. `passed`: the binary met the
+/// policy (false when `--allow-dynamic` packed one it refused).
+pub(crate) fn verification_summary(
+    name: &str,
+    resource_uri: &str,
+    manifest_hex: &str,
+    policy: &Policy,
+    inputs: &[InputAttestation],
+    passed: bool,
+    epoch: u64,
+) -> Result<Value, SupplyError> {
+    use base64::Engine;
+    let policy_bytes = super::to_bytes("the policy", &policy.document())?;
+    let levels: Vec<String> = if passed {
+        // Build L1: provenance made by the build platform, distributed with the image. Not L2:
+        // that needs a hosted build platform, which a staticpack on a laptop is not. The custom
+        // levels (which must not start with SLSA_) name staticpack's own checks.
+        let mut l = vec![
+            "SLSA_BUILD_LEVEL_1".to_owned(),
+            format!(
+                "STATICPACK_{}",
+                policy.require.to_ascii_uppercase().replace('-', "_")
+            ),
+        ];
+        if policy.run_proof.is_some() {
+            l.push("STATICPACK_RUN_PROVEN".to_owned());
+        }
+        l
+    } else {
+        vec!["FAILED".to_owned()]
+    };
+    let predicate = json!({
+        "verifier": {
+            "id": VERIFIER_ID,
+            "version": { "staticpack": env!("CARGO_PKG_VERSION") },
+        },
+        "timeVerified": crate::image::config::rfc3339(epoch),
+        "resourceUri": resource_uri,
+        "policy": {
+            "uri": POLICY_TYPE,
+            "digest": { "sha256": crate::digest::Digest::of_bytes(&policy_bytes).hex() },
+            "mediaType": "application/json",
+            "content": base64::engine::general_purpose::STANDARD.encode(&policy_bytes),
+        },
+        "inputAttestations": inputs.iter().map(|i| json!({
+            "name": i.name,
+            "mediaType": i.media_type,
+            "digest": { "sha256": i.sha256_hex },
+        })).collect::<Vec<_>>(),
+        "verificationResult": if passed { "PASSED" } else { "FAILED" },
+        "verifiedLevels": levels,
+        "slsaVersion": "1.0",
+    });
+    Ok(statement(name, manifest_hex, VSA_PREDICATE, predicate))
 }
 
 /// A signing key from `--sign-key`: PKCS#8 PEM, ed25519 or ECDSA P-256.
@@ -381,6 +482,52 @@ mod tests {
         );
         assert_eq!(sigs[0]["keyid"], key.keyid);
         assert_eq!(b["dsseEnvelope"]["payloadType"], STATEMENT_MEDIA_TYPE);
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            require: "static-pie",
+            nss_hazards_allowed: false,
+            platform: "linux/amd64".into(),
+            run_proof: Some(0),
+        }
+    }
+
+    #[test]
+    fn a_summary_names_its_policy_by_the_digest_of_the_content_it_carries() {
+        let inputs = [InputAttestation {
+            name: "x.slsa.intoto.json",
+            media_type: STATEMENT_MEDIA_TYPE,
+            sha256_hex: "ab",
+        }];
+        let v = verification_summary("x", "pkg:oci/x", "cd", &policy(), &inputs, true, 0).unwrap();
+        assert_eq!(v["predicateType"], VSA_PREDICATE);
+        let p = &v["predicate"];
+        assert_eq!(p["verificationResult"], "PASSED");
+        assert_eq!(
+            p["verifiedLevels"],
+            json!([
+                "SLSA_BUILD_LEVEL_1",
+                "STATICPACK_STATIC_PIE",
+                "STATICPACK_RUN_PROVEN"
+            ])
+        );
+        use base64::Engine;
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(p["policy"]["content"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            p["policy"]["digest"]["sha256"],
+            crate::digest::Digest::of_bytes(&content).hex()
+        );
+        assert_eq!(p["inputAttestations"][0]["digest"]["sha256"], "ab");
+    }
+
+    #[test]
+    fn a_refused_binary_packed_anyway_fails_the_summary_and_claims_no_level() {
+        let v = verification_summary("x", "pkg:oci/x", "cd", &policy(), &[], false, 0).unwrap();
+        assert_eq!(v["predicate"]["verificationResult"], "FAILED");
+        assert_eq!(v["predicate"]["verifiedLevels"], json!(["FAILED"]));
     }
 
     #[test]
