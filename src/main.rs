@@ -122,9 +122,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             insecure_registry,
             max_unpack_bytes,
             max_unpack_entries,
+            attestations,
+            key,
         } => verify_cmd(
             &binaries,
             &VerifyOptions {
+                attestations: match (attestations, key) {
+                    (false, _) => None,
+                    (true, None) => Some(None),
+                    (true, Some(path)) => Some(Some(staticpack::supply::PublicKey::load(&path)?)),
+                },
                 require,
                 json,
                 allow_nss_hazards,
@@ -513,6 +520,8 @@ fn push_layout(
 
 /// `verify`'s flags.
 struct VerifyOptions<'a> {
+    /// `--attestations`, with `--key`'s public key when given.
+    attestations: Option<Option<staticpack::supply::PublicKey>>,
     require: RequireArg,
     json: bool,
     allow_nss_hazards: bool,
@@ -545,6 +554,12 @@ fn verify_cmd(paths: &[std::path::PathBuf], opts: &VerifyOptions<'_>) -> Result<
             Some(source) => images_pass &= verify_image(&arg, &source, requirement, opts)?,
             None => files.push(path.clone()),
         }
+    }
+    if opts.attestations.is_some() && !files.is_empty() {
+        bail!(
+            "--attestations checks what is attached to an image: name it as oci:LAYOUT[:TAG], oci-archive:FILE or docker://REGISTRY/REPO[:TAG|@DIGEST] ({} is a file path)",
+            files[0].display()
+        );
     }
     if files.is_empty() {
         return Ok(if images_pass {
@@ -723,5 +738,34 @@ fn verify_image(
             if others == 1 { "" } else { "s" }
         );
     }
-    Ok(passes)
+    let attested = match &opts.attestations {
+        None => true,
+        Some(key) => {
+            let layout = opened.layout.as_deref().with_context(|| {
+                format!("{arg}: a docker archive carries no attestations (no OCI referrers); check the OCI layout or the registry it came from")
+            })?;
+            let report = staticpack::supply::check_attestations(
+                &image::Layout::open(layout)?,
+                &loaded.manifest_digest,
+                &root,
+                key.as_ref(),
+            )
+            .with_context(|| format!("checking the attestations of {arg}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "schema_version": verify::SCHEMA_VERSION,
+                        "image": arg,
+                        "attestations": report,
+                        "status": if report.passes() { "pass" } else { "fail" },
+                    })
+                );
+            } else {
+                print!("{}", cli::render::attestations_text(&report, key.is_some()));
+            }
+            report.passes()
+        }
+    };
+    Ok(passes && attested)
 }

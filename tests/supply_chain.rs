@@ -730,3 +730,236 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
         assert_eq!(types, expected, "--sbom {choice}");
     }
 }
+
+/// Edits the payload of the signed statement `predicate` attached to `layout` as a forger with
+/// write access would: the statement changed by `edit`, the old signature kept, and every
+/// digest re-hashed (the bundle blob, its referrer manifest, the referrers list), so that only
+/// the signature can tell. Returns the bundle's old and new sha256 (hex).
+fn forge(layout: &Path, predicate: &str, edit: &dyn Fn(&mut Value)) -> (String, String) {
+    use base64::Engine;
+    use staticpack::digest::Digest;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let list_path = layout.join("staticpack-referrers.json");
+    let mut list = read_json(&list_path);
+    let entry = (list["manifests"].as_array_mut().unwrap().iter_mut())
+        .find(|m| m["annotations"]["in-toto.io/predicate-type"] == predicate)
+        .unwrap_or_else(|| panic!("no {predicate} referrer"));
+    let mut manifest = read_json(&blob(layout, entry["digest"].as_str().unwrap()));
+    let old_layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let mut bundle = read_json(&blob(layout, &old_layer));
+    let payload = b64
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+    edit(&mut statement);
+    let forged = serde_json::to_vec_pretty(&statement).unwrap();
+    assert_ne!(forged, payload, "the edit changed nothing");
+    bundle["dsseEnvelope"]["payload"] = b64.encode(&forged).into();
+    let write = |bytes: &[u8]| -> (String, usize) {
+        let d = Digest::of_bytes(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+        (d.to_string(), bytes.len())
+    };
+    let (layer, layer_size) = write(&serde_json::to_vec_pretty(&bundle).unwrap());
+    manifest["layers"][0]["digest"] = layer.clone().into();
+    manifest["layers"][0]["size"] = layer_size.into();
+    let (m, m_size) = write(&serde_json::to_vec(&manifest).unwrap());
+    entry["digest"] = m.into();
+    entry["size"] = m_size.into();
+    std::fs::write(&list_path, serde_json::to_vec_pretty(&list).unwrap()).unwrap();
+    let hex = |d: &str| d.strip_prefix("sha256:").unwrap().to_owned();
+    (hex(&old_layer), hex(&layer))
+}
+
+#[test]
+fn verify_attestations_accepts_genuine_signed_statements_and_names_the_signature_of_a_forged_one() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    let public = work.path().join("key.pub");
+    python(
+        MAKE_KEY,
+        &["ed25519", key.to_str().unwrap(), public.to_str().unwrap()],
+    )
+    .ok();
+    let (layout, _) = build(
+        work.path(),
+        "hello-c",
+        &["--no-cache", "--sign-key", key.to_str().unwrap()],
+    );
+    let image = format!("oci:{}", layout.display());
+    let verify = |args: &[&str]| {
+        let mut all = vec!["verify", image.as_str(), "--attestations"];
+        all.extend_from_slice(args);
+        staticpack(work.path(), &all)
+    };
+    let genuine = verify(&["--key", public.to_str().unwrap()]);
+    assert_eq!(genuine.code, 0, "{}{}", genuine.stdout, genuine.stderr);
+    assert_eq!(
+        genuine.stdout.matches(", signature verified)").count(),
+        STATEMENTS,
+        "{}",
+        genuine.stdout
+    );
+    assert!(
+        genuine.stdout.contains("attested yes: 5 document(s)"),
+        "{}",
+        genuine.stdout
+    );
+
+    // Another key: every statement's signature fails, named.
+    let other = work.path().join("other.pem");
+    let other_public = work.path().join("other.pub");
+    python(
+        MAKE_KEY,
+        &[
+            "ecdsa-p256",
+            other.to_str().unwrap(),
+            other_public.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let wrong = verify(&["--key", other_public.to_str().unwrap()]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stdout);
+    assert_eq!(
+        wrong.stdout.matches("signature INVALID").count(),
+        STATEMENTS,
+        "{}",
+        wrong.stdout
+    );
+
+    // The verification statement forged (verdict, the run proof's exit code 42), and the summary
+    // made to name the forged statement's digest: every digest re-hashed.
+    let (old, new) = forge(&layout, "https://staticpack.dev/verification/v1", &|s| {
+        s["predicate"]["verdict"] = "static-pie (forged)".into();
+        s["predicate"]["runProof"]["exitCode"] = 42.into();
+    });
+    forge(&layout, "https://slsa.dev/verification_summary/v1", &|s| {
+        for input in s["predicate"]["inputAttestations"].as_array_mut().unwrap() {
+            if input["digest"]["sha256"] == old.as_str() {
+                input["digest"]["sha256"] = new.clone().into();
+            }
+        }
+    });
+    // The layout is consistent again: inspect reads it, and without a key nothing is caught.
+    staticpack(work.path(), &["inspect", layout.to_str().unwrap()]).ok();
+    let unkeyed = verify(&[]);
+    assert_eq!(
+        unkeyed.code, 0,
+        "only a signature can catch this forgery: {}{}",
+        unkeyed.stdout, unkeyed.stderr
+    );
+    assert!(
+        unkeyed.stdout.contains("not checked: no --key"),
+        "{}",
+        unkeyed.stdout
+    );
+    let forged = verify(&["--key", public.to_str().unwrap()]);
+    assert_eq!(forged.code, 1, "{}{}", forged.stdout, forged.stderr);
+    for name in [
+        "hello-c.verification.sigstore.json",
+        "hello-c.vsa.sigstore.json",
+    ] {
+        assert!(
+            forged.stdout.contains(&format!(
+                "error: {name}: the signature does not verify with {}",
+                public.display()
+            )),
+            "{name}: {}",
+            forged.stdout
+        );
+    }
+    assert!(
+        forged.stdout.contains("  ok   hello-c.slsa.sigstore.json"),
+        "the untouched provenance still verifies: {}",
+        forged.stdout
+    );
+
+    // --json: one object for the attestations, with each document's problems.
+    let json = verify(&["--key", public.to_str().unwrap(), "--json"]);
+    assert_eq!(json.code, 1);
+    let line: Value = (json.stdout.lines())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v.get("attestations").is_some())
+        .unwrap();
+    assert_eq!(line["status"], "fail", "{line}");
+    let docs = line["attestations"]["documents"].as_array().unwrap();
+    let verification = (docs.iter())
+        .find(|d| d["name"] == "hello-c.verification.sigstore.json")
+        .unwrap();
+    assert_eq!(
+        verification["signature"]["status"], "invalid",
+        "{verification}"
+    );
+}
+
+#[test]
+fn verify_attestations_reads_an_oci_archive_and_fails_an_unsigned_statement_under_a_key() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    let public = work.path().join("key.pub");
+    python(
+        MAKE_KEY,
+        &[
+            "ecdsa-p256",
+            key.to_str().unwrap(),
+            public.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let archive = work.path().join("hello-c.oci.tar");
+    let run = staticpack(
+        work.path(),
+        &[
+            "build",
+            recipe("hello-c").to_str().unwrap(),
+            "--format",
+            "oci-archive",
+            "--out",
+            archive.to_str().unwrap(),
+            "--sign-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    run.ok();
+    let image = format!("oci-archive:{}", archive.display());
+    let signed = staticpack(
+        work.path(),
+        &[
+            "verify",
+            &image,
+            "--attestations",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(signed.code, 0, "{}{}", signed.stdout, signed.stderr);
+
+    // Unsigned statements: reported without a key, refused with one.
+    let (layout, _) = build(work.path(), "hello-c", &[]);
+    let image = format!("oci:{}", layout.display());
+    let unsigned = staticpack(work.path(), &["verify", &image, "--attestations"]);
+    assert_eq!(unsigned.code, 0, "{}", unsigned.stdout);
+    assert!(
+        unsigned.stdout.contains("3 statement(s) unsigned"),
+        "{}",
+        unsigned.stdout
+    );
+    let keyed = staticpack(
+        work.path(),
+        &[
+            "verify",
+            &image,
+            "--attestations",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(keyed.code, 1, "{}", keyed.stdout);
+    assert!(
+        keyed
+            .stdout
+            .contains("error: hello-c.slsa.intoto.json: unsigned"),
+        "{}",
+        keyed.stdout
+    );
+}

@@ -5,6 +5,7 @@
 //! is the image manifest, its blobs in the layout and its descriptor in [`REFERRERS_FILE`]. The
 //! image manifest is untouched: its digest does not depend on any of them.
 
+pub mod check;
 pub(crate) mod components;
 pub(crate) mod cyclonedx;
 pub(crate) mod intoto;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use check::{AttestationReport, PublicKey, check_attestations};
 pub(crate) use intoto::Policy;
 pub use intoto::{Signer, SigningKey};
 
