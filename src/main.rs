@@ -741,6 +741,9 @@ fn verify_image(
     let attested = match &opts.attestations {
         None => true,
         Some(key) => {
+            source
+                .pull_referrers(&opened, &opts.pull)
+                .with_context(|| format!("pulling the referrers of {arg}"))?;
             let layout = opened.layout.as_deref().with_context(|| {
                 format!("{arg}: a docker archive carries no attestations (no OCI referrers); check the OCI layout or the registry it came from")
             })?;

@@ -963,3 +963,48 @@ fn verify_attestations_reads_an_oci_archive_and_fails_an_unsigned_statement_unde
         keyed.stdout
     );
 }
+
+#[test]
+fn verify_attestations_of_a_pushed_image_pulls_its_signed_referrers() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    let public = work.path().join("key.pub");
+    python(
+        MAKE_KEY,
+        &["ed25519", key.to_str().unwrap(), public.to_str().unwrap()],
+    )
+    .ok();
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let target = format!("{}/attest/hello:v1", registry.host());
+    let (layout, digest) = build(
+        work.path(),
+        "hello-c",
+        &["--sign-key", key.to_str().unwrap()],
+    );
+    staticpack(work.path(), &["push", layout.to_str().unwrap(), &target]).ok();
+    // Debian's docker-registry has no referrers API: they come from the sha256-<hex> tag.
+    let image = format!("docker://{target}");
+    let run = staticpack(
+        work.path(),
+        &[
+            "verify",
+            &image,
+            "--attestations",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("attestations of {digest} (5 attached)")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stdout.matches(", signature verified)").count(),
+        STATEMENTS,
+        "{}",
+        run.stdout
+    );
+}

@@ -150,6 +150,28 @@ impl ImageSource {
         }
     }
 
+    /// For `docker://`: pulls the referrers of the opened image (its SBOMs and statements) into
+    /// its private layout, for `verify --attestations`. Other sources hold theirs already.
+    pub fn pull_referrers(
+        &self,
+        opened: &OpenedImage,
+        registry: &crate::registry::ClientOptions,
+    ) -> Result<(), SourceError> {
+        let (Self::Registry(reference), Some(dir)) = (self, &opened.layout) else {
+            return Ok(());
+        };
+        let client = crate::registry::Client::new(registry.clone());
+        crate::registry::pull_referrers(
+            &client,
+            reference,
+            &opened.image.manifest_digest,
+            dir,
+            &crate::registry::NoProgress,
+        )
+        .map_err(|e| SourceError::Pull(Box::new(e)))?;
+        Ok(())
+    }
+
     /// Loads the image's manifest and config (digest-checked, bounded, by the layout reader);
     /// layers are read later through [`super::LocalBlob::open`], which checks them too.
     pub fn load(
