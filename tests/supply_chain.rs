@@ -731,10 +731,12 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
     }
 }
 
-/// Edits the payload of the signed statement `predicate` attached to `layout` as a forger with
-/// write access would: the statement changed by `edit`, the old signature kept, and every
-/// digest re-hashed (the bundle blob, its referrer manifest, the referrers list), so that only
-/// the signature can tell. Returns the bundle's old and new sha256 (hex).
+/// Edits the document attached to `layout` whose referrer is annotated `predicate` (an in-toto
+/// predicate type, or an artifact type for an SBOM) as a forger with write access would: the
+/// statement (a bundle's payload, its old signature kept) or SBOM changed by `edit`, and every
+/// digest re-hashed (the document's blob, its referrer manifest, the referrers list), so that
+/// only a signature or a check against the image can tell. Returns the document's old and new
+/// sha256 (hex).
 fn forge(layout: &Path, predicate: &str, edit: &dyn Fn(&mut Value)) -> (String, String) {
     use base64::Engine;
     use staticpack::digest::Digest;
@@ -742,25 +744,35 @@ fn forge(layout: &Path, predicate: &str, edit: &dyn Fn(&mut Value)) -> (String, 
     let list_path = layout.join("staticpack-referrers.json");
     let mut list = read_json(&list_path);
     let entry = (list["manifests"].as_array_mut().unwrap().iter_mut())
-        .find(|m| m["annotations"]["in-toto.io/predicate-type"] == predicate)
+        .find(|m| {
+            m["annotations"]["in-toto.io/predicate-type"] == predicate
+                || m["artifactType"] == predicate
+        })
         .unwrap_or_else(|| panic!("no {predicate} referrer"));
     let mut manifest = read_json(&blob(layout, entry["digest"].as_str().unwrap()));
     let old_layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
-    let mut bundle = read_json(&blob(layout, &old_layer));
-    let payload = b64
-        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
-        .unwrap();
-    let mut statement: Value = serde_json::from_slice(&payload).unwrap();
-    edit(&mut statement);
-    let forged = serde_json::to_vec_pretty(&statement).unwrap();
-    assert_ne!(forged, payload, "the edit changed nothing");
-    bundle["dsseEnvelope"]["payload"] = b64.encode(&forged).into();
+    let mut document = read_json(&blob(layout, &old_layer));
+    if document.get("dsseEnvelope").is_some() {
+        let payload = b64
+            .decode(document["dsseEnvelope"]["payload"].as_str().unwrap())
+            .unwrap();
+        let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+        edit(&mut statement);
+        let forged = serde_json::to_vec_pretty(&statement).unwrap();
+        assert_ne!(forged, payload, "the edit changed nothing");
+        document["dsseEnvelope"]["payload"] = b64.encode(&forged).into();
+    } else {
+        // A bare statement or an SBOM: edited as it is.
+        let before = document.clone();
+        edit(&mut document);
+        assert_ne!(document, before, "the edit changed nothing");
+    }
     let write = |bytes: &[u8]| -> (String, usize) {
         let d = Digest::of_bytes(bytes);
         std::fs::write(layout.join("blobs/sha256").join(d.hex()), bytes).unwrap();
         (d.to_string(), bytes.len())
     };
-    let (layer, layer_size) = write(&serde_json::to_vec_pretty(&bundle).unwrap());
+    let (layer, layer_size) = write(&serde_json::to_vec_pretty(&document).unwrap());
     manifest["layers"][0]["digest"] = layer.clone().into();
     manifest["layers"][0]["size"] = layer_size.into();
     let (m, m_size) = write(&serde_json::to_vec(&manifest).unwrap());
@@ -1007,4 +1019,42 @@ fn verify_attestations_of_a_pushed_image_pulls_its_signed_referrers() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn verify_attestations_checks_unsigned_documents_against_the_image() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, _) = build(work.path(), "hello-c", &[]);
+    let image = format!("oci:{}", layout.display());
+    let verify = || staticpack(work.path(), &["verify", &image, "--attestations"]);
+    let run = verify();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    // The verification statement names another binary: no file of the image, and not the
+    // provenance's.
+    let other = "ab".repeat(32);
+    forge(&layout, "https://staticpack.dev/verification/v1", &|s| {
+        s["predicate"]["binary"]["digest"]["sha256"] = other.clone().into();
+    });
+    // The SPDX SBOM claims a file the image does not have.
+    forge(&layout, "application/spdx+json", &|s| {
+        let packages = s["packages"].as_array_mut().unwrap();
+        let mut extra = packages[1].clone();
+        extra["SPDXID"] = "SPDXRef-extra".into();
+        extra["name"] = "ca-certificates".into();
+        extra["primaryPackagePurpose"] = "FILE".into();
+        extra["comment"] = "staticpack:path: /etc/ssl/certs/ca-certificates.crt".into();
+        packages.push(extra);
+    });
+    let run = verify();
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    for expected in [
+        format!("error: hello-c.verification.intoto.json: its binary sha256:{other} is no file of the image"),
+        "error: the statements name different binaries".to_owned(),
+        "error: hello-c.spdx.json: its component ca-certificates at /etc/ssl/certs/ca-certificates.crt is not in the image".to_owned(),
+        "  ok   hello-c.cdx.json".to_owned(),
+        "  ok   hello-c.slsa.intoto.json".to_owned(),
+    ] {
+        assert!(run.stdout.contains(&expected), "{expected}: {}", run.stdout);
+    }
 }
