@@ -80,6 +80,16 @@ pub enum Command {
         /// Refuse an image whose layers hold more entries than this.
         #[arg(long, value_name = "N", default_value_t = 1_000_000)]
         max_unpack_entries: u64,
+        /// For images: check every attached SBOM and in-toto statement (their subject is the
+        /// image manifest, the binary they name is the image's, the SBOMs' files are in it, the
+        /// verification summary's inputs are attached) and, with --key, every statement's
+        /// signature. Exit 1 when any check fails.
+        #[arg(long)]
+        attestations: bool,
+        /// With --attestations: the public key (PEM, ed25519 or ECDSA P-256; `openssl pkey -in
+        /// key.pem -pubout`) that signed the statements; an unsigned statement then fails.
+        #[arg(long, value_name = "PUB", requires = "attestations")]
+        key: Option<PathBuf>,
     },
     /// Run an image's entrypoint from an OCI layout in an empty root (no libc, nothing from the host).
     #[command(

@@ -130,9 +130,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             timeout,
             max_unpack_bytes,
             max_unpack_entries,
+            attestations,
+            key,
         } => verify_cmd(
             &binaries,
             &VerifyOptions {
+                attestations: match (attestations, key) {
+                    (false, _) => None,
+                    (true, None) => Some(None),
+                    (true, Some(path)) => Some(Some(staticpack::supply::PublicKey::load(&path)?)),
+                },
                 require,
                 json,
                 allow_nss_hazards,
@@ -283,9 +290,11 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
                 cli::SbomArg::Both => staticpack::supply::SbomChoice::Both,
             },
             sign_key: match &a.sign_key {
-                Some(path) => Some(std::sync::Arc::new(staticpack::supply::SigningKey::load(
-                    path,
-                )?)),
+                Some(path) => {
+                    let key: std::sync::Arc<dyn staticpack::supply::Signer> =
+                        std::sync::Arc::new(staticpack::supply::SigningKey::load(path)?);
+                    Some(key)
+                }
                 None => None,
             },
         },
@@ -436,6 +445,11 @@ fn build_cmd(a: cli::BuildArgs, cache: Option<staticpack::cache::CacheDir>) -> R
             .with_context(|| format!("pushing {} after --check-repro", out.display()))?;
         }
     }
+    if a.sign_key.is_none() {
+        eprintln!(
+            "attest  the in-toto statements are unsigned: nothing can tell an edited one from the build's; sign them with --sign-key KEY.pem (PKCS#8, ed25519 or ECDSA P-256) to attach Sigstore bundles"
+        );
+    }
     println!(
         "{digest} {}:{} written to {}",
         r.name,
@@ -542,6 +556,8 @@ fn push_layout(
 
 /// `verify`'s flags.
 struct VerifyOptions<'a> {
+    /// `--attestations`, with `--key`'s public key when given.
+    attestations: Option<Option<staticpack::supply::PublicKey>>,
     require: RequireArg,
     json: bool,
     allow_nss_hazards: bool,
@@ -574,6 +590,12 @@ fn verify_cmd(paths: &[std::path::PathBuf], opts: &VerifyOptions<'_>) -> Result<
             Some(source) => images_pass &= verify_image(&arg, &source, requirement, opts)?,
             None => files.push(path.clone()),
         }
+    }
+    if opts.attestations.is_some() && !files.is_empty() {
+        bail!(
+            "--attestations checks what is attached to an image: name it as oci:LAYOUT[:TAG], oci-archive:FILE or docker://REGISTRY/REPO[:TAG|@DIGEST] ({} is a file path)",
+            files[0].display()
+        );
     }
     if files.is_empty() {
         return Ok(if images_pass {
@@ -755,5 +777,37 @@ fn verify_image(
             if others == 1 { "" } else { "s" }
         );
     }
-    Ok(passes)
+    let attested = match &opts.attestations {
+        None => true,
+        Some(key) => {
+            source
+                .pull_referrers(&opened, &opts.pull)
+                .with_context(|| format!("pulling the referrers of {arg}"))?;
+            let layout = opened.layout.as_deref().with_context(|| {
+                format!("{arg}: a docker archive carries no attestations (no OCI referrers); check the OCI layout or the registry it came from")
+            })?;
+            let report = staticpack::supply::check_attestations(
+                &image::Layout::open(layout)?,
+                &loaded.manifest_digest,
+                &root,
+                key.as_ref(),
+            )
+            .with_context(|| format!("checking the attestations of {arg}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "schema_version": verify::SCHEMA_VERSION,
+                        "image": arg,
+                        "attestations": report,
+                        "status": if report.passes() { "pass" } else { "fail" },
+                    })
+                );
+            } else {
+                print!("{}", cli::render::attestations_text(&report, key.is_some()));
+            }
+            report.passes()
+        }
+    };
+    Ok(passes && attested)
 }

@@ -1,8 +1,9 @@
 //! SBOMs and attestations end to end: real builds of hello-c, a Go example and hello-rust, their
 //! SPDX and CycloneDX documents checked by independent validators from PyPI (spdx-tools,
-//! CycloneDX's JSON schema through cyclonedx-python-lib), DSSE signatures checked by PyPI's
-//! `cryptography`, and the referrers pushed to a real docker-registry found through the
-//! referrers tag schema with skopeo and curl.
+//! CycloneDX's JSON schema through cyclonedx-python-lib), the Sigstore bundles against the
+//! bundle JSON schema (`jsonschema`) and their DSSE signatures by PyPI's `cryptography`, and the
+//! referrers pushed to a real docker-registry found through the referrers tag schema with skopeo
+//! and curl.
 
 mod common;
 
@@ -56,35 +57,74 @@ if error:
 sys.exit(1 if error else 0)
 ";
 
-/// Verifies a DSSE envelope against the public key of a PKCS#8 PEM private key, with the PAE
-/// computed here, independently of staticpack.
-const VERIFY_DSSE: &str = "
-import sys, json, base64
+/// Verifies a Sigstore bundle independently of staticpack: its JSON against the Sigstore bundle
+/// schema (vendored, pinned by sha256), then its DSSE signature with `cryptography` and the public
+/// key (PEM), the PAE computed here.
+const VERIFY_BUNDLE: &str = r#"
+import sys, json, base64, hashlib, jsonschema
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-key = serialization.load_pem_private_key(open(sys.argv[1], 'rb').read(), password=None)
-env = json.load(open(sys.argv[2]))
+schema_bytes = open(sys.argv[3], 'rb').read()
+pinned = '6f94437aaf57685129ce60d26ea27beb3d2540764637958374d205563f14d46d'
+if hashlib.sha256(schema_bytes).hexdigest() != pinned:
+    print('the vendored schema is not the pinned one'); sys.exit(2)
+schema = json.loads(schema_bytes)
+# The generated schema's oneOf clauses name the protobuf fields (dsse_envelope); the properties
+# and every bundle use the JSON names (dsseEnvelope): see tests/fixtures/sigstore/README.md.
+def camel(name):
+    head, *rest = name.split('_')
+    return head + ''.join(w.title() for w in rest)
+def fix(node):
+    if isinstance(node, dict):
+        for choice in node.get('oneOf', []):
+            if 'required' in choice:
+                choice['required'] = [camel(r) for r in choice['required']]
+        for v in node.values():
+            fix(v)
+    elif isinstance(node, list):
+        for v in node:
+            fix(v)
+fix(schema)
+bundle = json.load(open(sys.argv[2]))
+errors = list(jsonschema.Draft4Validator(schema).iter_errors(bundle))
+for e in errors:
+    print('schema:', list(e.path), e.message[:200])
+if errors:
+    sys.exit(1)
+assert bundle['mediaType'] == 'application/vnd.dev.sigstore.bundle.v0.3+json', bundle['mediaType']
+env = bundle['dsseEnvelope']
+assert len(env['signatures']) == 1, 'exactly one signature'
+assert bundle['verificationMaterial']['publicKey']['hint'] == env['signatures'][0]['keyid']
+key = serialization.load_pem_public_key(open(sys.argv[1], 'rb').read())
 payload = base64.b64decode(env['payload'])
 t = env['payloadType'].encode()
 pae = b'DSSEv1 %d %s %d %s' % (len(t), t, len(payload), payload)
 sig = base64.b64decode(env['signatures'][0]['sig'])
 try:
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        key.public_key().verify(sig, pae)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        key.verify(sig, pae)
     else:
-        key.public_key().verify(sig, pae, ec.ECDSA(hashes.SHA256()))
+        key.verify(sig, pae, ec.ECDSA(hashes.SHA256()))
 except Exception as e:
     print('rejected:', type(e).__name__)
     sys.exit(1)
 print('verified', json.loads(payload)['predicateType'])
-";
+"#;
 
+/// The vendored Sigstore bundle schema (tests/fixtures/sigstore/README.md says whence).
+fn bundle_schema() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sigstore/Bundle.schema.json")
+}
+
+/// A private key (PKCS#8 PEM) at argv[2] and its public key (SubjectPublicKeyInfo PEM) at
+/// argv[3].
 const MAKE_KEY: &str = "
 import sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 key = ed25519.Ed25519PrivateKey.generate() if sys.argv[1] == 'ed25519' else ec.generate_private_key(ec.SECP256R1())
 open(sys.argv[2], 'wb').write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+open(sys.argv[3], 'wb').write(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
 ";
 
 fn build(cwd: &Path, recipe_name: &str, extra: &[&str]) -> (PathBuf, String) {
@@ -273,6 +313,65 @@ fn c_and_go_sboms_validate_and_the_referrers_are_found_through_the_fallback_tag(
         serde_json::json!([]),
         "{v}"
     );
+    // The SLSA verification summary: PASSED against staticpack's policy (whose digest is of the
+    // content it carries), from the two statements as attached.
+    let vsa = document(
+        &c_docs,
+        "application/vnd.in-toto+json",
+        Some("https://slsa.dev/verification_summary/v1"),
+    );
+    assert_eq!(
+        vsa["subject"][0]["digest"]["sha256"],
+        c_digest.strip_prefix("sha256:").unwrap()
+    );
+    let p = &vsa["predicate"];
+    assert_eq!(p["verificationResult"], "PASSED", "{p}");
+    assert_eq!(
+        p["verifiedLevels"],
+        serde_json::json!([
+            "SLSA_BUILD_LEVEL_1",
+            "STATICPACK_STATIC_PIE",
+            "STATICPACK_RUN_PROVEN"
+        ]),
+        "{p}"
+    );
+    assert_eq!(p["verifier"]["id"], "https://staticpack.dev/verify", "{p}");
+    assert_eq!(p["timeVerified"], "1970-01-01T00:00:00Z", "{p}");
+    assert_eq!(
+        p["resourceUri"].as_str().unwrap(),
+        format!(
+            "pkg:oci/hello-c@sha256%3A{}",
+            c_digest.strip_prefix("sha256:").unwrap()
+        )
+    );
+    use base64::Engine;
+    let policy = base64::engine::general_purpose::STANDARD
+        .decode(p["policy"]["content"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        p["policy"]["digest"]["sha256"].as_str().unwrap(),
+        staticpack::digest::Digest::of_bytes(&policy).hex()
+    );
+    let policy: Value = serde_json::from_slice(&policy).unwrap();
+    assert_eq!(
+        policy["checks"][1],
+        serde_json::json!({ "check": "linkage", "require": "static-pie" })
+    );
+    let inputs = p["inputAttestations"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2, "{p}");
+    for (input, predicate) in inputs.iter().zip([
+        "https://slsa.dev/provenance/v1",
+        "https://staticpack.dev/verification/v1",
+    ]) {
+        let doc = (c_docs.iter())
+            .find(|d| d.predicate.as_deref() == Some(predicate))
+            .unwrap();
+        assert_eq!(
+            input["digest"]["sha256"].as_str().unwrap(),
+            staticpack::digest::Digest::of_bytes(&doc.bytes).hex(),
+            "{predicate}"
+        );
+    }
     // SLSA provenance: every input file as a resolved dependency, the commands as run.
     let slsa = document(
         &c_docs,
@@ -336,7 +435,7 @@ fn c_and_go_sboms_validate_and_the_referrers_are_found_through_the_fallback_tag(
     let tag = format!("sha256-{}", go_digest.strip_prefix("sha256:").unwrap());
     assert!(
         run.stderr.contains(&format!(
-            "4 referrer(s) in supply/go, listed by the referrers tag {tag}"
+            "5 referrer(s) in supply/go, listed by the referrers tag {tag}"
         )),
         "{}",
         run.stderr
@@ -449,28 +548,62 @@ fn hello_rust_sbom_names_its_cargo_package_and_the_rust_toolchain() {
 }
 
 #[test]
-fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
+fn signed_statements_are_sigstore_bundles_that_verify_with_cryptography_and_tampered_ones_do_not() {
     let work = tempfile::tempdir().unwrap();
     for kind in ["ed25519", "ecdsa-p256"] {
         let key = work.path().join(format!("{kind}.pem"));
-        python(MAKE_KEY, &[kind, key.to_str().unwrap()]).ok();
+        let public = work.path().join(format!("{kind}.pub.pem"));
+        python(
+            MAKE_KEY,
+            &[kind, key.to_str().unwrap(), public.to_str().unwrap()],
+        )
+        .ok();
         let (layout, digest) = build(
             work.path(),
             "hello-c",
             &["--no-cache", "--sign-key", key.to_str().unwrap()],
         );
         let docs = attached(&layout, &digest);
-        let envelopes: Vec<&Attached> = (docs.iter())
-            .filter(|d| d.media_type == "application/vnd.dsse.envelope.v1+json")
+        let bundles: Vec<&Attached> = (docs.iter())
+            .filter(|d| d.media_type == "application/vnd.dev.sigstore.bundle.v0.3+json")
             .collect();
-        assert_eq!(envelopes.len(), 2, "both statements are signed ({kind})");
-        for (i, envelope) in envelopes.iter().enumerate() {
-            let path = work.path().join(format!("{kind}-{i}.dsse.json"));
-            std::fs::write(&path, &envelope.bytes).unwrap();
-            let run = python(
-                VERIFY_DSSE,
-                &[key.to_str().unwrap(), path.to_str().unwrap()],
+        assert_eq!(
+            bundles.len(),
+            STATEMENTS,
+            "every statement is a Sigstore bundle ({kind})"
+        );
+        // Attached as cosign v3 attaches bundles: artifactType and annotations.
+        let list = read_json(&layout.join("staticpack-referrers.json"));
+        for b in &bundles {
+            assert_eq!(
+                b.artifact_type,
+                "application/vnd.dev.sigstore.bundle.v0.3+json"
             );
+            let manifest = read_json(&blob(&layout, &b.manifest_digest));
+            assert_eq!(
+                manifest["annotations"]["dev.sigstore.bundle.content"], "dsse-envelope",
+                "{manifest}"
+            );
+            assert_eq!(
+                manifest["annotations"]["dev.sigstore.bundle.predicateType"],
+                b.predicate.as_deref().unwrap(),
+                "{manifest}"
+            );
+            assert!(
+                list.to_string().contains(&b.manifest_digest),
+                "listed: {list}"
+            );
+        }
+        for (i, bundle) in bundles.iter().enumerate() {
+            let path = work.path().join(format!("{kind}-{i}.sigstore.json"));
+            std::fs::write(&path, &bundle.bytes).unwrap();
+            let schema = bundle_schema();
+            let args = [
+                public.to_str().unwrap(),
+                path.to_str().unwrap(),
+                schema.to_str().unwrap(),
+            ];
+            let run = python(VERIFY_BUNDLE, &args);
             assert_eq!(run.code, 0, "{kind}: {}{}", run.stdout, run.stderr);
             assert!(
                 run.stdout.starts_with("verified https://"),
@@ -479,10 +612,12 @@ fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
             );
 
             // The payload changed by one byte (the subject's digest): the signature fails.
-            let mut env: Value = serde_json::from_slice(&envelope.bytes).unwrap();
+            let mut b: Value = serde_json::from_slice(&bundle.bytes).unwrap();
             use base64::Engine;
             let b64 = base64::engine::general_purpose::STANDARD;
-            let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+            let payload = b64
+                .decode(b["dsseEnvelope"]["payload"].as_str().unwrap())
+                .unwrap();
             let text = String::from_utf8(payload).unwrap();
             let hex = digest.strip_prefix("sha256:").unwrap();
             let forged = format!(
@@ -491,16 +626,18 @@ fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
                 if hex.ends_with('0') { "1" } else { "0" }
             );
             assert!(text.contains(hex));
-            env["payload"] = b64.encode(text.replace(hex, &forged)).into();
+            b["dsseEnvelope"]["payload"] = b64.encode(text.replace(hex, &forged)).into();
             let tampered = work.path().join(format!("{kind}-{i}.tampered.json"));
-            std::fs::write(&tampered, serde_json::to_vec(&env).unwrap()).unwrap();
-            let run = python(
-                VERIFY_DSSE,
-                &[key.to_str().unwrap(), tampered.to_str().unwrap()],
-            );
+            std::fs::write(&tampered, serde_json::to_vec(&b).unwrap()).unwrap();
+            let args = [
+                public.to_str().unwrap(),
+                tampered.to_str().unwrap(),
+                schema.to_str().unwrap(),
+            ];
+            let run = python(VERIFY_BUNDLE, &args);
             assert_eq!(
                 run.code, 1,
-                "{kind}: a tampered envelope verified: {}",
+                "{kind}: a tampered bundle verified: {}",
                 run.stdout
             );
             assert!(
@@ -511,6 +648,10 @@ fn signed_statements_verify_with_cryptography_and_tampered_ones_do_not() {
         }
     }
 }
+
+/// The in-toto statements every build attaches (SLSA provenance, staticpack's verification,
+/// the SLSA verification summary).
+const STATEMENTS: usize = 3;
 
 /// The SPDX SBOM of hello-c, pinned: it is a function of the image digest, the toolchain
 /// packages and the epoch only. A change here is a change of what the SBOM says.
@@ -552,7 +693,7 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
     let referrer_lines: Vec<&str> = (inspect.stdout.lines())
         .filter(|l| l.starts_with("referrer:"))
         .collect();
-    assert_eq!(referrer_lines.len(), 4, "{}", inspect.stdout);
+    assert_eq!(referrer_lines.len(), 5, "{}", inspect.stdout);
     assert!(
         referrer_lines[0].contains("application/spdx+json hello-c.spdx.json"),
         "{}",
@@ -560,11 +701,12 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
     );
 
     for (choice, expected) in [
-        ("none", vec!["application/vnd.in-toto+json"; 2]),
+        ("none", vec!["application/vnd.in-toto+json"; 3]),
         (
             "spdx",
             vec![
                 "application/spdx+json",
+                "application/vnd.in-toto+json",
                 "application/vnd.in-toto+json",
                 "application/vnd.in-toto+json",
             ],
@@ -573,6 +715,7 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
             "cyclonedx",
             vec![
                 "application/vnd.cyclonedx+json",
+                "application/vnd.in-toto+json",
                 "application/vnd.in-toto+json",
                 "application/vnd.in-toto+json",
             ],
@@ -585,5 +728,333 @@ fn sboms_and_statements_are_reproducible_and_chosen_by_sbom() {
             .map(|a| a.artifact_type)
             .collect();
         assert_eq!(types, expected, "--sbom {choice}");
+    }
+}
+
+/// Edits the document attached to `layout` whose referrer is annotated `predicate` (an in-toto
+/// predicate type, or an artifact type for an SBOM) as a forger with write access would: the
+/// statement (a bundle's payload, its old signature kept) or SBOM changed by `edit`, and every
+/// digest re-hashed (the document's blob, its referrer manifest, the referrers list), so that
+/// only a signature or a check against the image can tell. Returns the document's old and new
+/// sha256 (hex).
+fn forge(layout: &Path, predicate: &str, edit: &dyn Fn(&mut Value)) -> (String, String) {
+    use base64::Engine;
+    use staticpack::digest::Digest;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let list_path = layout.join("staticpack-referrers.json");
+    let mut list = read_json(&list_path);
+    let entry = (list["manifests"].as_array_mut().unwrap().iter_mut())
+        .find(|m| {
+            m["annotations"]["in-toto.io/predicate-type"] == predicate
+                || m["artifactType"] == predicate
+        })
+        .unwrap_or_else(|| panic!("no {predicate} referrer"));
+    let mut manifest = read_json(&blob(layout, entry["digest"].as_str().unwrap()));
+    let old_layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let mut document = read_json(&blob(layout, &old_layer));
+    if document.get("dsseEnvelope").is_some() {
+        let payload = b64
+            .decode(document["dsseEnvelope"]["payload"].as_str().unwrap())
+            .unwrap();
+        let mut statement: Value = serde_json::from_slice(&payload).unwrap();
+        edit(&mut statement);
+        let forged = serde_json::to_vec_pretty(&statement).unwrap();
+        assert_ne!(forged, payload, "the edit changed nothing");
+        document["dsseEnvelope"]["payload"] = b64.encode(&forged).into();
+    } else {
+        // A bare statement or an SBOM: edited as it is.
+        let before = document.clone();
+        edit(&mut document);
+        assert_ne!(document, before, "the edit changed nothing");
+    }
+    let write = |bytes: &[u8]| -> (String, usize) {
+        let d = Digest::of_bytes(bytes);
+        std::fs::write(layout.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+        (d.to_string(), bytes.len())
+    };
+    let (layer, layer_size) = write(&serde_json::to_vec_pretty(&document).unwrap());
+    manifest["layers"][0]["digest"] = layer.clone().into();
+    manifest["layers"][0]["size"] = layer_size.into();
+    let (m, m_size) = write(&serde_json::to_vec(&manifest).unwrap());
+    entry["digest"] = m.into();
+    entry["size"] = m_size.into();
+    std::fs::write(&list_path, serde_json::to_vec_pretty(&list).unwrap()).unwrap();
+    let hex = |d: &str| d.strip_prefix("sha256:").unwrap().to_owned();
+    (hex(&old_layer), hex(&layer))
+}
+
+#[test]
+fn verify_attestations_accepts_genuine_signed_statements_and_names_the_signature_of_a_forged_one() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    let public = work.path().join("key.pub");
+    python(
+        MAKE_KEY,
+        &["ed25519", key.to_str().unwrap(), public.to_str().unwrap()],
+    )
+    .ok();
+    let (layout, _) = build(
+        work.path(),
+        "hello-c",
+        &["--no-cache", "--sign-key", key.to_str().unwrap()],
+    );
+    let image = format!("oci:{}", layout.display());
+    let verify = |args: &[&str]| {
+        let mut all = vec!["verify", image.as_str(), "--attestations"];
+        all.extend_from_slice(args);
+        staticpack(work.path(), &all)
+    };
+    let genuine = verify(&["--key", public.to_str().unwrap()]);
+    assert_eq!(genuine.code, 0, "{}{}", genuine.stdout, genuine.stderr);
+    assert_eq!(
+        genuine.stdout.matches(", signature verified)").count(),
+        STATEMENTS,
+        "{}",
+        genuine.stdout
+    );
+    assert!(
+        genuine.stdout.contains("attested yes: 5 document(s)"),
+        "{}",
+        genuine.stdout
+    );
+
+    // Another key: every statement's signature fails, named.
+    let other = work.path().join("other.pem");
+    let other_public = work.path().join("other.pub");
+    python(
+        MAKE_KEY,
+        &[
+            "ecdsa-p256",
+            other.to_str().unwrap(),
+            other_public.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let wrong = verify(&["--key", other_public.to_str().unwrap()]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stdout);
+    assert_eq!(
+        wrong.stdout.matches("signature INVALID").count(),
+        STATEMENTS,
+        "{}",
+        wrong.stdout
+    );
+
+    // The verification statement forged (verdict, the run proof's exit code 42), and the summary
+    // made to name the forged statement's digest: every digest re-hashed.
+    let (old, new) = forge(&layout, "https://staticpack.dev/verification/v1", &|s| {
+        s["predicate"]["verdict"] = "static-pie (forged)".into();
+        s["predicate"]["runProof"]["exitCode"] = 42.into();
+    });
+    forge(&layout, "https://slsa.dev/verification_summary/v1", &|s| {
+        for input in s["predicate"]["inputAttestations"].as_array_mut().unwrap() {
+            if input["digest"]["sha256"] == old.as_str() {
+                input["digest"]["sha256"] = new.clone().into();
+            }
+        }
+    });
+    // The layout is consistent again: inspect reads it, and without a key nothing is caught.
+    staticpack(work.path(), &["inspect", layout.to_str().unwrap()]).ok();
+    let unkeyed = verify(&[]);
+    assert_eq!(
+        unkeyed.code, 0,
+        "only a signature can catch this forgery: {}{}",
+        unkeyed.stdout, unkeyed.stderr
+    );
+    assert!(
+        unkeyed.stdout.contains("not checked: no --key"),
+        "{}",
+        unkeyed.stdout
+    );
+    let forged = verify(&["--key", public.to_str().unwrap()]);
+    assert_eq!(forged.code, 1, "{}{}", forged.stdout, forged.stderr);
+    for name in [
+        "hello-c.verification.sigstore.json",
+        "hello-c.vsa.sigstore.json",
+    ] {
+        assert!(
+            forged.stdout.contains(&format!(
+                "error: {name}: the signature does not verify with {}",
+                public.display()
+            )),
+            "{name}: {}",
+            forged.stdout
+        );
+    }
+    assert!(
+        forged.stdout.contains("  ok   hello-c.slsa.sigstore.json"),
+        "the untouched provenance still verifies: {}",
+        forged.stdout
+    );
+
+    // --json: one object for the attestations, with each document's problems.
+    let json = verify(&["--key", public.to_str().unwrap(), "--json"]);
+    assert_eq!(json.code, 1);
+    let line: Value = (json.stdout.lines())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v.get("attestations").is_some())
+        .unwrap();
+    assert_eq!(line["status"], "fail", "{line}");
+    let docs = line["attestations"]["documents"].as_array().unwrap();
+    let verification = (docs.iter())
+        .find(|d| d["name"] == "hello-c.verification.sigstore.json")
+        .unwrap();
+    assert_eq!(
+        verification["signature"]["status"], "invalid",
+        "{verification}"
+    );
+}
+
+#[test]
+fn verify_attestations_reads_an_oci_archive_and_fails_an_unsigned_statement_under_a_key() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    let public = work.path().join("key.pub");
+    python(
+        MAKE_KEY,
+        &[
+            "ecdsa-p256",
+            key.to_str().unwrap(),
+            public.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let archive = work.path().join("hello-c.oci.tar");
+    let run = staticpack(
+        work.path(),
+        &[
+            "build",
+            recipe("hello-c").to_str().unwrap(),
+            "--format",
+            "oci-archive",
+            "--out",
+            archive.to_str().unwrap(),
+            "--sign-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    run.ok();
+    let image = format!("oci-archive:{}", archive.display());
+    let signed = staticpack(
+        work.path(),
+        &[
+            "verify",
+            &image,
+            "--attestations",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(signed.code, 0, "{}{}", signed.stdout, signed.stderr);
+
+    // Unsigned statements: reported without a key, refused with one.
+    let (layout, _) = build(work.path(), "hello-c", &[]);
+    let image = format!("oci:{}", layout.display());
+    let unsigned = staticpack(work.path(), &["verify", &image, "--attestations"]);
+    assert_eq!(unsigned.code, 0, "{}", unsigned.stdout);
+    assert!(
+        unsigned.stdout.contains("3 statement(s) unsigned"),
+        "{}",
+        unsigned.stdout
+    );
+    let keyed = staticpack(
+        work.path(),
+        &[
+            "verify",
+            &image,
+            "--attestations",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(keyed.code, 1, "{}", keyed.stdout);
+    assert!(
+        keyed
+            .stdout
+            .contains("error: hello-c.slsa.intoto.json: unsigned"),
+        "{}",
+        keyed.stdout
+    );
+}
+
+#[test]
+fn verify_attestations_of_a_pushed_image_pulls_its_signed_referrers() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.pem");
+    let public = work.path().join("key.pub");
+    python(
+        MAKE_KEY,
+        &["ed25519", key.to_str().unwrap(), public.to_str().unwrap()],
+    )
+    .ok();
+    let registry = RegistryServer::start(Auth::Anonymous);
+    let target = format!("{}/attest/hello:v1", registry.host());
+    let (layout, digest) = build(
+        work.path(),
+        "hello-c",
+        &["--sign-key", key.to_str().unwrap()],
+    );
+    staticpack(work.path(), &["push", layout.to_str().unwrap(), &target]).ok();
+    // Debian's docker-registry has no referrers API: they come from the sha256-<hex> tag.
+    let image = format!("docker://{target}");
+    let run = staticpack(
+        work.path(),
+        &[
+            "verify",
+            &image,
+            "--attestations",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("attestations of {digest} (5 attached)")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stdout.matches(", signature verified)").count(),
+        STATEMENTS,
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn verify_attestations_checks_unsigned_documents_against_the_image() {
+    let work = tempfile::tempdir().unwrap();
+    let (layout, _) = build(work.path(), "hello-c", &[]);
+    let image = format!("oci:{}", layout.display());
+    let verify = || staticpack(work.path(), &["verify", &image, "--attestations"]);
+    let run = verify();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+
+    // The verification statement names another binary: no file of the image, and not the
+    // provenance's.
+    let other = "ab".repeat(32);
+    forge(&layout, "https://staticpack.dev/verification/v1", &|s| {
+        s["predicate"]["binary"]["digest"]["sha256"] = other.clone().into();
+    });
+    // The SPDX SBOM claims a file the image does not have.
+    forge(&layout, "application/spdx+json", &|s| {
+        let packages = s["packages"].as_array_mut().unwrap();
+        let mut extra = packages[1].clone();
+        extra["SPDXID"] = "SPDXRef-extra".into();
+        extra["name"] = "ca-certificates".into();
+        extra["primaryPackagePurpose"] = "FILE".into();
+        extra["comment"] = "staticpack:path: /etc/ssl/certs/ca-certificates.crt".into();
+        packages.push(extra);
+    });
+    let run = verify();
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    for expected in [
+        format!("error: hello-c.verification.intoto.json: its binary sha256:{other} is no file of the image"),
+        "error: the statements name different binaries".to_owned(),
+        "error: hello-c.spdx.json: its component ca-certificates at /etc/ssl/certs/ca-certificates.crt is not in the image".to_owned(),
+        "  ok   hello-c.cdx.json".to_owned(),
+        "  ok   hello-c.slsa.intoto.json".to_owned(),
+    ] {
+        assert!(run.stdout.contains(&expected), "{expected}: {}", run.stdout);
     }
 }

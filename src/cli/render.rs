@@ -237,3 +237,65 @@ fn fact_lines(f: &ElfFacts) -> Vec<(&'static str, String)> {
     }
     lines
 }
+
+/// `verify IMAGE --attestations`: one block per attached document, then the verdict.
+pub fn attestations_text(r: &staticpack::supply::AttestationReport, keyed: bool) -> String {
+    use staticpack::supply::check::Signature;
+    let mut s = format!(
+        "attestations of {} ({} attached)\n",
+        r.subject,
+        r.documents.len()
+    );
+    for d in &r.documents {
+        let what = d.predicate_type.as_deref().unwrap_or(&d.artifact_type);
+        let signature = match &d.signature {
+            Signature::NotSigned => String::new(),
+            Signature::Unsigned => ", UNSIGNED".to_owned(),
+            Signature::NotChecked { keyid } => {
+                format!(", signed (keyid {keyid}), not checked: no --key")
+            }
+            Signature::Verified { .. } => ", signature verified".to_owned(),
+            Signature::Invalid { .. } => ", signature INVALID".to_owned(),
+        };
+        let verdict = if d.passes() { "ok  " } else { "FAIL" };
+        s.push_str(&format!("  {verdict} {} ({what}{signature})\n", d.name));
+        for c in &d.checked {
+            s.push_str(&format!("         {c}\n"));
+        }
+        for p in &d.problems {
+            s.push_str(&format!("    error: {}: {p}\n", d.name));
+        }
+    }
+    for p in &r.problems {
+        s.push_str(&format!("    error: {p}\n"));
+    }
+    let failed = r.documents.iter().filter(|d| !d.passes()).count();
+    let unsigned = (r.documents.iter())
+        .filter(|d| matches!(d.signature, Signature::Unsigned))
+        .count();
+    let mut verdict = if r.passes() {
+        format!(
+            "attested yes: {} document(s) consistent with the image",
+            r.documents.len()
+        )
+    } else {
+        format!(
+            "attested NO: {failed} of {} document(s) failed{}",
+            r.documents.len(),
+            if r.problems.is_empty() {
+                String::new()
+            } else {
+                format!(", {} problem(s) with the set", r.problems.len())
+            }
+        )
+    };
+    if !keyed {
+        verdict.push_str("; signatures not checked (pass --key PUB)");
+    }
+    if unsigned > 0 {
+        verdict.push_str(&format!("; {unsigned} statement(s) unsigned"));
+    }
+    s.push_str(&verdict);
+    s.push('\n');
+    s
+}

@@ -475,6 +475,24 @@ impl Layout {
         Ok((blob, bytes))
     }
 
+    /// Reads a small blob (a referrer's document) by digest: a regular file of exactly `size`
+    /// bytes, at most [`JSON_MAX`], matching `digest`.
+    pub(crate) fn read_small_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Vec<u8>, ImageError> {
+        let path = self.blob_path(digest);
+        let bytes = read_capped(open_regular(&path)?, &path)?;
+        if bytes.len() as u64 != size || Digest::of_bytes(&bytes) != *digest {
+            return Err(ImageError::DigestMismatch {
+                path,
+                expected: digest.to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
     /// Selects an image by tag. The one tag rule: an index.json entry is tagged `tag` when its
     /// `org.opencontainers.image.ref.name` equals `tag`, or is a full reference whose tag part
     /// equals it (`example.com/hello:v1` is tagged `v1`, not `v10`, and `localhost:5000/app` is

@@ -99,6 +99,7 @@ impl ImageSource {
                 let image = super::Layout::open(tmp.path())?.load_platform(None, platform)?;
                 Ok(OpenedImage {
                     image,
+                    layout: Some(tmp.path().to_path_buf()),
                     pulled: None,
                     _tmp: Some(tmp),
                 })
@@ -108,6 +109,7 @@ impl ImageSource {
                 let image = super::Layout::open(tmp.path())?.load_platform(None, platform)?;
                 Ok(OpenedImage {
                     image,
+                    layout: Some(tmp.path().to_path_buf()),
                     pulled: None,
                     _tmp: Some(tmp),
                 })
@@ -136,12 +138,38 @@ impl ImageSource {
                 let image = super::Layout::open(tmp.path())?.load_platform(None, platform)?;
                 Ok(OpenedImage {
                     image,
+                    layout: Some(tmp.path().to_path_buf()),
                     pulled: Some(pulled),
                     _tmp: Some(tmp),
                 })
             }
-            _ => Ok(OpenedImage::from(self.load(input, platform)?)),
+            Self::OciLayout { path, .. } => Ok(OpenedImage {
+                layout: Some(path.clone()),
+                ..OpenedImage::from(self.load(input, platform)?)
+            }),
         }
+    }
+
+    /// For `docker://`: pulls the referrers of the opened image (its SBOMs and statements) into
+    /// its private layout, for `verify --attestations`. Other sources hold theirs already.
+    pub fn pull_referrers(
+        &self,
+        opened: &OpenedImage,
+        registry: &crate::registry::ClientOptions,
+    ) -> Result<(), SourceError> {
+        let (Self::Registry(reference), Some(dir)) = (self, &opened.layout) else {
+            return Ok(());
+        };
+        let client = crate::registry::Client::new(registry.clone());
+        crate::registry::pull_referrers(
+            &client,
+            reference,
+            &opened.image.manifest_digest,
+            dir,
+            &crate::registry::NoProgress,
+        )
+        .map_err(|e| SourceError::Pull(Box::new(e)))?;
+        Ok(())
     }
 
     /// Loads the image's manifest and config (digest-checked, bounded, by the layout reader);
@@ -169,6 +197,9 @@ impl ImageSource {
 /// An image and, for archives and pulls, the private temp dir holding its blobs.
 pub struct OpenedImage {
     pub image: super::LoadedImage,
+    /// The OCI layout the image was read from (an archive's or a pull's private copy): where
+    /// its referrers are listed. `None` when made from a loaded image.
+    pub layout: Option<PathBuf>,
     /// For `docker://`: what was pulled (the index and the platform chosen from it).
     pub pulled: Option<crate::registry::Pulled>,
     _tmp: Option<tempfile::TempDir>,
@@ -178,6 +209,7 @@ impl From<super::LoadedImage> for OpenedImage {
     fn from(image: super::LoadedImage) -> Self {
         OpenedImage {
             image,
+            layout: None,
             pulled: None,
             _tmp: None,
         }
@@ -214,10 +246,17 @@ fn extract_oci_archive(file: &std::path::Path) -> Result<tempfile::TempDir, Sour
         if kind.is_dir() && (name.is_empty() || name == "blobs" || is_alg_dir(&name)) {
             continue;
         }
-        let ok_name = name == "oci-layout" || name == "index.json" || is_blob_name(&name);
+        // staticpack's archives also carry the build's record and the list of referrers.
+        let ok_name = name == "oci-layout"
+            || name == "index.json"
+            || name == crate::supply::REFERRERS_FILE
+            || name == crate::provenance::FILE_NAME
+            || is_blob_name(&name);
         if !kind.is_file() || !ok_name {
             return Err(bad(format!(
-                "entry {name:?} is not part of an OCI layout (only oci-layout, index.json and blobs/ALG/HEX files are)"
+                "entry {name:?} is not part of an OCI layout (only oci-layout, index.json, blobs/ALG/HEX and staticpack's {} and {} files are)",
+                crate::supply::REFERRERS_FILE,
+                crate::provenance::FILE_NAME
             )));
         }
         let dest = tmp.path().join(&name);

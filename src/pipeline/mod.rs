@@ -410,7 +410,7 @@ pub fn inputs(recipe: &Recipe, opts: &BuildOptions) -> Result<provenance::Inputs
         options.insert("sbom".to_owned(), opts.supply.sbom.name().to_owned());
     }
     if let Some(key) = &opts.supply.sign_key {
-        options.insert("sign_key".to_owned(), format!("sha256:{}", key.keyid));
+        options.insert("sign_key".to_owned(), format!("sha256:{}", key.keyid()));
     }
     Ok(provenance::Inputs {
         staticpack: env!("CARGO_PKG_VERSION").to_owned(),
@@ -853,6 +853,7 @@ pub fn build_with(
     std::fs::write(&record_path, json).at("writing", &record_path)?;
 
     // The SBOMs and statements, each an artifact manifest about the image manifest.
+    let nss_hazards_allowed = opts.allow_nss_hazards || recipe.nss_allowed.is_some();
     let docs = crate::supply::documents(
         &crate::supply::Input {
             bom: crate::supply::components::BomInput {
@@ -868,6 +869,16 @@ pub fn build_with(
             verdict: &verdict,
             proof: proof.as_ref(),
             epoch: opts.epoch,
+            policy: crate::supply::Policy {
+                require: match requirement(recipe.build.link) {
+                    Requirement::StaticPie => "static-pie",
+                    _ => "static",
+                },
+                nss_hazards_allowed,
+                platform: platform.to_string(),
+                run_proof: proof.as_ref().map(|p| p.expect_exit),
+            },
+            passed: meets_policy(&facts, recipe.build.link, nss_hazards_allowed),
         },
         &opts.supply,
     )?;
@@ -1072,6 +1083,20 @@ fn judge(
 }
 
 use verify::NSS_HAZARD;
+
+/// Whether the binary meets the recipe's requirement with no refusing finding: false for one
+/// that `--allow-dynamic` packed anyway (the verification summary then says FAILED).
+fn meets_policy(facts: &ElfFacts, link: LinkMode, nss_hazards_allowed: bool) -> bool {
+    let require = requirement(link);
+    verify::apply_nss_rule(
+        verify::diagnose(facts, require),
+        require,
+        nss_hazards_allowed,
+        "",
+    )
+    .iter()
+    .all(|f| f.severity != Severity::Error)
+}
 
 /// A binary without a libc fingerprint was still linked by us: its libc is the one we linked
 /// (never said of a prebuilt binary).
@@ -1874,7 +1899,7 @@ mod tests {
             assert_eq!(loaded.manifest_digest, p.report.manifest_digest);
             // Each platform's SBOMs and statements are about its own manifest.
             let referrers = crate::supply::referrers(&layout, &child.digest).unwrap();
-            assert_eq!(referrers.len(), 4, "{referrers:?}");
+            assert_eq!(referrers.len(), 5, "{referrers:?}");
         }
         // One record, each platform's toolchain in it.
         let record: IndexProvenance =

@@ -55,7 +55,7 @@ pub use credentials::{
 };
 pub use errors::RegistryError;
 pub use progress::{NoProgress, Progress};
-pub use pull::{CONFIG_MAX, MANIFEST_MAX, PULL_MAX, Pulled, pull_to_layout};
+pub use pull::{CONFIG_MAX, MANIFEST_MAX, PULL_MAX, Pulled, pull_referrers, pull_to_layout};
 pub use push::{PushOptions, push};
 pub use reference::{Reference, ReferenceError};
 pub use report::{BlobAction, BlobReport, PushReport, PushedReference, PushedReferrers};

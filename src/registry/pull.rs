@@ -526,6 +526,139 @@ fn write_file(reference: &Reference, path: &Path, bytes: &[u8]) -> Result<(), Re
     Ok(())
 }
 
+/// The most referrers one pull fetches for `verify --attestations`.
+const REFERRERS_MAX: usize = 64;
+
+/// GETs an image index at `path` (under `/v2/<repo>/`): `None` on a 404; at most
+/// [`MANIFEST_MAX`] bytes.
+fn get_index(
+    client: &Client,
+    reg: &Registry,
+    reference: &Reference,
+    path: &str,
+    p: &dyn Progress,
+) -> Result<Option<Vec<u8>>, RegistryError> {
+    let repo = reference.repository.as_str();
+    let action = format!("ask for {path} in");
+    let call = Call {
+        method: http::Method::GET,
+        url: format!("{}/v2/{repo}/{path}", reg.base),
+        headers: vec![("accept", OCI_INDEX.to_owned())],
+        body: Body::Empty,
+        authenticate: true,
+        scopes: vec![repository_scope(repo, "pull")],
+        repository: repo,
+        action: &action,
+        retry: true,
+        max_body: Some(MANIFEST_MAX + 1),
+        save_to: None,
+    };
+    let resp = client.execute(reg, &call, p)?;
+    match resp.status {
+        404 => Ok(None),
+        200 if resp.body.len() as u64 <= MANIFEST_MAX => Ok(Some(resp.body)),
+        200 => Err(bad(
+            reference,
+            format!("{path} is over {MANIFEST_MAX} bytes"),
+        )),
+        _ => Err(status_error(client, reg, reference, &action, &resp)),
+    }
+}
+
+/// Pulls the OCI 1.1 referrers of `subject` (SBOMs, statements) into the layout at `dir` that
+/// [`pull_to_layout`] made: the list from the referrers API, else the referrers tag schema's
+/// `sha256-<hex>` index; each artifact manifest and its blobs (at most 4 MiB each) checked
+/// against their digests; the list written as the layout's referrers file. Returns how many
+/// were listed (0 when the registry has none).
+pub fn pull_referrers(
+    client: &Client,
+    reference: &Reference,
+    subject: &Digest,
+    dir: &Path,
+    p: &dyn Progress,
+) -> Result<usize, RegistryError> {
+    let reg = client.registry(&reference.registry, p)?;
+    let blobs = dir.join("blobs").join("sha256");
+    let listed = match get_index(client, &reg, reference, &format!("referrers/{subject}"), p)? {
+        Some(body) => Some(body),
+        None => get_index(
+            client,
+            &reg,
+            reference,
+            &format!("manifests/sha256-{}", subject.hex()),
+            p,
+        )?,
+    };
+    let Some(listed) = listed else {
+        return Ok(0);
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&listed).map_err(|e| {
+        bad(
+            reference,
+            format!("the referrers of {subject}: not JSON: {e}"),
+        )
+    })?;
+    let entries = doc["manifests"].as_array().cloned().unwrap_or_default();
+    if entries.len() > REFERRERS_MAX {
+        return Err(bad(
+            reference,
+            format!(
+                "{subject} has {} referrers (at most {REFERRERS_MAX} are read)",
+                entries.len()
+            ),
+        ));
+    }
+    let mut kept = Vec::new();
+    for entry in entries {
+        let Some(digest) = entry["digest"].as_str() else {
+            continue;
+        };
+        let digest = parse_digest(reference, digest, "the referrers list")?;
+        let fetched = fetch_manifest(
+            client,
+            &reg,
+            reference,
+            &digest.to_string(),
+            Some(&digest),
+            p,
+        )?;
+        let m: serde_json::Value = serde_json::from_slice(&fetched.bytes)
+            .map_err(|e| bad(reference, format!("referrer {digest}: not JSON: {e}")))?;
+        let blobs_of =
+            std::iter::once(&m["config"]).chain(m["layers"].as_array().into_iter().flatten());
+        for d in blobs_of {
+            let (Some(blob), Some(size)) = (
+                d["digest"].as_str().and_then(Digest::parse),
+                d["size"].as_u64(),
+            ) else {
+                return Err(bad(
+                    reference,
+                    format!("referrer {digest} names a blob without digest or size"),
+                ));
+            };
+            if size > crate::image::layout::JSON_MAX {
+                return Err(bad(
+                    reference,
+                    format!("referrer {digest}'s blob {blob} is {size} bytes (at most 4 MiB)"),
+                ));
+            }
+            if !blobs.join(blob.hex()).exists() {
+                fetch_blob(client, &reg, reference, &blobs, &blob, size, p)?;
+            }
+        }
+        write_file(reference, &blobs.join(digest.hex()), &fetched.bytes)?;
+        kept.push(entry);
+    }
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": kept,
+    });
+    let bytes = serde_json::to_vec(&list).map_err(|e| bad(reference, e.to_string()))?;
+    write_file(reference, &dir.join(crate::supply::REFERRERS_FILE), &bytes)?;
+    Ok(kept.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

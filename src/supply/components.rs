@@ -169,7 +169,7 @@ pub(crate) fn purl_escape(s: &str) -> String {
 }
 
 /// A name segment: lowercase (purl types oci and deb are case-insensitive), escaped.
-fn purl_name(s: &str) -> String {
+pub(crate) fn purl_name(s: &str) -> String {
     purl_escape(&s.to_lowercase())
 }
 

@@ -1,6 +1,7 @@
 //! in-toto statements v1 about the image: SLSA provenance v1 from the build's record, and
 //! staticpack's verification statement (what verify found and what the run proof saw).
-//! Optionally DSSE-signed.
+//! With a key, each is DSSE-signed and wrapped in a Sigstore bundle v0.3, as cosign v3 attaches
+//! attestations (`--new-bundle-format`).
 
 use super::SupplyError;
 use crate::pipeline::Proof;
@@ -10,9 +11,18 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 pub(crate) const STATEMENT_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
-pub(crate) const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// A Sigstore bundle v0.3 (sigstore/protobuf-specs, `protos/sigstore_bundle.proto`): the
+/// artifact type and layer media type of a signed statement, as cosign v3 attaches it.
+pub(crate) const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// cosign's annotations of a bundle referrer (cosign's specs/BUNDLE_SPEC.md).
+pub(crate) const BUNDLE_CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
+pub(crate) const BUNDLE_PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 pub(crate) const SLSA_PREDICATE: &str = "https://slsa.dev/provenance/v1";
 pub(crate) const VERIFICATION_PREDICATE: &str = "https://staticpack.dev/verification/v1";
+pub(crate) const VSA_PREDICATE: &str = "https://slsa.dev/verification_summary/v1";
+/// The type of staticpack's policy document (the checks a build holds its binary to).
+pub(crate) const POLICY_TYPE: &str = "https://staticpack.dev/policy/v1";
+const VERIFIER_ID: &str = "https://staticpack.dev/verify";
 const BUILD_TYPE: &str = "https://staticpack.dev/buildtypes/recipe/v1";
 
 fn statement(name: &str, manifest_hex: &str, predicate_type: &str, predicate: Value) -> Value {
@@ -118,7 +128,7 @@ pub(crate) fn verification(
         })
     });
     let predicate = json!({
-        "verifier": { "id": "https://staticpack.dev/verify", "version": env!("CARGO_PKG_VERSION") },
+        "verifier": { "id": VERIFIER_ID, "version": env!("CARGO_PKG_VERSION") },
         "binary": { "digest": digest_set(binary_digest), "machine": facts.machine },
         "verdict": verdict,
         "linkage": facts.linkage,
@@ -131,6 +141,103 @@ pub(crate) fn verification(
         "runProof": run,
     });
     statement(name, manifest_hex, VERIFICATION_PREDICATE, predicate)
+}
+
+/// The checks a build holds its binary to: staticpack's policy, whose digest the verification
+/// summary names. Deterministic: the same recipe and flags, the same bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Policy {
+    /// "static-pie" or "static": what the recipe's `link` requires of the binary.
+    pub require: &'static str,
+    /// NSS hazards accepted (the recipe's `allow_nss_hazards` or `--allow-nss-hazards`).
+    pub nss_hazards_allowed: bool,
+    /// The platform whose machine the binary must be for.
+    pub platform: String,
+    /// The run proof's expected exit code, when the build ran it.
+    pub run_proof: Option<i32>,
+}
+
+impl Policy {
+    /// The policy document (in the summary's `policy.content`, its sha256 in `policy.digest`).
+    pub(crate) fn document(&self) -> Value {
+        let mut checks = vec![
+            json!({ "check": "machine", "platform": self.platform }),
+            json!({ "check": "linkage", "require": self.require }),
+            json!({ "check": "nss-hazards", "allowed": self.nss_hazards_allowed }),
+        ];
+        if let Some(code) = self.run_proof {
+            checks.push(json!({
+                "check": "run-proof",
+                "root": "the image alone",
+                "expectedExitCode": code,
+            }));
+        }
+        json!({ "_type": POLICY_TYPE, "checks": checks })
+    }
+}
+
+/// An attestation the summary was made from: the attached document's file name and digest.
+pub(crate) struct InputAttestation<'a> {
+    pub name: &'a str,
+    pub media_type: &'a str,
+    pub sha256_hex: &'a str,
+}
+
+/// SLSA verification summary v1: that staticpack verified the image against `policy`, from
+/// the provenance and verification statements, and what it found. `passed`: the binary met the
+/// policy (false when `--allow-dynamic` packed one it refused).
+pub(crate) fn verification_summary(
+    name: &str,
+    resource_uri: &str,
+    manifest_hex: &str,
+    policy: &Policy,
+    inputs: &[InputAttestation],
+    passed: bool,
+    epoch: u64,
+) -> Result<Value, SupplyError> {
+    use base64::Engine;
+    let policy_bytes = super::to_bytes("the policy", &policy.document())?;
+    let levels: Vec<String> = if passed {
+        // Build L1: provenance made by the build platform, distributed with the image. Not L2:
+        // that needs a hosted build platform, which a staticpack on a laptop is not. The custom
+        // levels (which must not start with SLSA_) name staticpack's own checks.
+        let mut l = vec![
+            "SLSA_BUILD_LEVEL_1".to_owned(),
+            format!(
+                "STATICPACK_{}",
+                policy.require.to_ascii_uppercase().replace('-', "_")
+            ),
+        ];
+        if policy.run_proof.is_some() {
+            l.push("STATICPACK_RUN_PROVEN".to_owned());
+        }
+        l
+    } else {
+        vec!["FAILED".to_owned()]
+    };
+    let predicate = json!({
+        "verifier": {
+            "id": VERIFIER_ID,
+            "version": { "staticpack": env!("CARGO_PKG_VERSION") },
+        },
+        "timeVerified": crate::image::config::rfc3339(epoch),
+        "resourceUri": resource_uri,
+        "policy": {
+            "uri": POLICY_TYPE,
+            "digest": { "sha256": crate::digest::Digest::of_bytes(&policy_bytes).hex() },
+            "mediaType": "application/json",
+            "content": base64::engine::general_purpose::STANDARD.encode(&policy_bytes),
+        },
+        "inputAttestations": inputs.iter().map(|i| json!({
+            "name": i.name,
+            "mediaType": i.media_type,
+            "digest": { "sha256": i.sha256_hex },
+        })).collect::<Vec<_>>(),
+        "verificationResult": if passed { "PASSED" } else { "FAILED" },
+        "verifiedLevels": levels,
+        "slsaVersion": "1.0",
+    });
+    Ok(statement(name, manifest_hex, VSA_PREDICATE, predicate))
 }
 
 /// A signing key from `--sign-key`: PKCS#8 PEM, ed25519 or ECDSA P-256.
@@ -154,6 +261,42 @@ impl std::fmt::Debug for SigningKey {
             self.path.display(),
             self.keyid
         )
+    }
+}
+
+/// What signs the statements: the seam between the bundle and where its signature and
+/// verification material come from.
+///
+/// [`SigningKey`] is a key the user holds (`--sign-key`): the bundle's verification material is
+/// a public-key hint, and the verifier brings the public key (`verify --attestations --key`,
+/// `cosign verify-attestation --key`). Keyless signing (Sigstore's Fulcio and Rekor) would be
+/// another implementation: an ephemeral key, a short-lived certificate from Fulcio for an OIDC
+/// token (the material's `certificate`), and the signed envelope entered in Rekor (the
+/// material's `tlogEntries`, with its inclusion proof). It needs the network and an identity
+/// token, so staticpack does not do it: no transparency-log entry is ever made up
+/// (docs/attestations.md).
+pub trait Signer: std::fmt::Debug + Send + Sync {
+    /// The DSSE signature's `keyid`, and the bundle's public-key hint.
+    fn keyid(&self) -> &str;
+    /// Signs DSSE's pre-authentication encoding of a statement.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SupplyError>;
+    /// The bundle's `verificationMaterial`.
+    fn verification_material(&self) -> Value;
+}
+
+impl Signer for SigningKey {
+    fn keyid(&self) -> &str {
+        &self.keyid
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SupplyError> {
+        SigningKey::sign(self, message)
+    }
+
+    fn verification_material(&self) -> Value {
+        // A key held out of band: a hint only (form 1 of the bundle's verification material),
+        // the same string as the envelope's keyid, as the bundle spec requires.
+        json!({ "publicKey": { "hint": self.keyid } })
     }
 }
 
@@ -246,15 +389,26 @@ pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     m
 }
 
-/// The statement in a DSSE envelope signed by `key`.
-pub(crate) fn envelope(statement: &[u8], key: &SigningKey) -> Result<Value, SupplyError> {
+/// The statement in a DSSE envelope signed by `key` (exactly one signature, as a bundle's
+/// envelope must have).
+pub(crate) fn envelope(statement: &[u8], key: &dyn Signer) -> Result<Value, SupplyError> {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let sig = key.sign(&pae(STATEMENT_MEDIA_TYPE, statement))?;
     Ok(json!({
         "payloadType": STATEMENT_MEDIA_TYPE,
         "payload": b64.encode(statement),
-        "signatures": [{ "keyid": key.keyid, "sig": b64.encode(sig) }],
+        "signatures": [{ "keyid": key.keyid(), "sig": b64.encode(sig) }],
+    }))
+}
+
+/// The statement as a Sigstore bundle v0.3: the signer's verification material and the signed
+/// DSSE envelope.
+pub(crate) fn bundle(statement: &[u8], key: &dyn Signer) -> Result<Value, SupplyError> {
+    Ok(json!({
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": key.verification_material(),
+        "dsseEnvelope": envelope(statement, key)?,
     }))
 }
 
@@ -301,6 +455,79 @@ mod tests {
                 .verify(&pae(STATEMENT_MEDIA_TYPE, b"{\"a\":2}"), &sig)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_bundle_names_its_key_as_the_envelope_does() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            b64.encode(pkcs8.as_ref())
+        );
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("key.pem");
+        std::fs::write(&path, pem).unwrap();
+        let key = SigningKey::load(&path).unwrap();
+        let b = bundle(b"{}", &key).unwrap();
+        assert_eq!(b["mediaType"], BUNDLE_MEDIA_TYPE);
+        assert_eq!(b["verificationMaterial"]["publicKey"]["hint"], key.keyid);
+        let sigs = b["dsseEnvelope"]["signatures"].as_array().unwrap();
+        assert_eq!(
+            sigs.len(),
+            1,
+            "a bundle's envelope has exactly one signature"
+        );
+        assert_eq!(sigs[0]["keyid"], key.keyid);
+        assert_eq!(b["dsseEnvelope"]["payloadType"], STATEMENT_MEDIA_TYPE);
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            require: "static-pie",
+            nss_hazards_allowed: false,
+            platform: "linux/amd64".into(),
+            run_proof: Some(0),
+        }
+    }
+
+    #[test]
+    fn a_summary_names_its_policy_by_the_digest_of_the_content_it_carries() {
+        let inputs = [InputAttestation {
+            name: "x.slsa.intoto.json",
+            media_type: STATEMENT_MEDIA_TYPE,
+            sha256_hex: "ab",
+        }];
+        let v = verification_summary("x", "pkg:oci/x", "cd", &policy(), &inputs, true, 0).unwrap();
+        assert_eq!(v["predicateType"], VSA_PREDICATE);
+        let p = &v["predicate"];
+        assert_eq!(p["verificationResult"], "PASSED");
+        assert_eq!(
+            p["verifiedLevels"],
+            json!([
+                "SLSA_BUILD_LEVEL_1",
+                "STATICPACK_STATIC_PIE",
+                "STATICPACK_RUN_PROVEN"
+            ])
+        );
+        use base64::Engine;
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(p["policy"]["content"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            p["policy"]["digest"]["sha256"],
+            crate::digest::Digest::of_bytes(&content).hex()
+        );
+        assert_eq!(p["inputAttestations"][0]["digest"]["sha256"], "ab");
+    }
+
+    #[test]
+    fn a_refused_binary_packed_anyway_fails_the_summary_and_claims_no_level() {
+        let v = verification_summary("x", "pkg:oci/x", "cd", &policy(), &[], false, 0).unwrap();
+        assert_eq!(v["predicate"]["verificationResult"], "FAILED");
+        assert_eq!(v["predicate"]["verifiedLevels"], json!(["FAILED"]));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Supply-chain documents about an image, from what the build knew (never a scan after the
-//! fact): SBOMs in SPDX 2.3 and CycloneDX 1.5, in-toto statements (SLSA provenance v1 and
-//! staticpack's verification), optionally DSSE-signed. Each is attached to the image the OCI 1.1
-//! way: an artifact manifest whose `subject` is the image manifest, its blobs in the layout and
-//! its descriptor in [`REFERRERS_FILE`]. The image manifest is untouched: its digest does not
-//! depend on any of them.
+//! fact): SBOMs in SPDX 2.3 and CycloneDX 1.5, in-toto statements (SLSA provenance v1,
+//! staticpack's verification, a SLSA verification summary v1), each a Sigstore bundle when
+//! signed. Each is attached to the image the OCI 1.1 way: an artifact manifest whose `subject`
+//! is the image manifest, its blobs in the layout and its descriptor in [`REFERRERS_FILE`]. The
+//! image manifest is untouched: its digest does not depend on any of them.
 
+pub mod check;
 pub(crate) mod components;
 pub(crate) mod cyclonedx;
 pub(crate) mod intoto;
@@ -17,7 +18,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use intoto::SigningKey;
+pub use check::{AttestationReport, PublicKey, check_attestations};
+pub(crate) use intoto::Policy;
+pub use intoto::{Signer, SigningKey};
 
 /// The empty JSON object, the config of every artifact manifest (image-spec 1.1).
 pub(crate) const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -82,8 +85,8 @@ impl SbomChoice {
 #[derive(Clone, Debug, Default)]
 pub struct SupplyOptions {
     pub sbom: SbomChoice,
-    /// DSSE-sign the statements with this key.
-    pub sign_key: Option<Arc<SigningKey>>,
+    /// Sign the statements with this key: each becomes a Sigstore bundle.
+    pub sign_key: Option<Arc<dyn Signer>>,
 }
 
 /// One document to attach.
@@ -116,6 +119,10 @@ pub(crate) struct Input<'a> {
     pub verdict: &'a str,
     pub proof: Option<&'a crate::pipeline::Proof>,
     pub epoch: u64,
+    /// The checks the binary was held to, for the verification summary.
+    pub policy: intoto::Policy,
+    /// Whether the binary met them (false when `--allow-dynamic` packed a refused one).
+    pub passed: bool,
 }
 
 /// The SBOMs and statements `options` asks for, in a fixed order.
@@ -169,27 +176,83 @@ pub(crate) fn documents(
             ),
         ),
     ];
+    let mut summarized = Vec::new();
     for (predicate, short, statement) in statements {
-        let bytes = to_bytes("an in-toto statement", &statement)?;
-        let annotations = BTreeMap::from([(PREDICATE_ANNOTATION.to_owned(), predicate.to_owned())]);
-        docs.push(match &options.sign_key {
-            None => Document {
-                artifact_type: intoto::STATEMENT_MEDIA_TYPE.into(),
-                media_type: intoto::STATEMENT_MEDIA_TYPE.into(),
-                title: format!("{name}.{short}.intoto.json"),
-                bytes,
-                annotations,
-            },
-            Some(key) => Document {
-                artifact_type: intoto::STATEMENT_MEDIA_TYPE.into(),
-                media_type: intoto::DSSE_MEDIA_TYPE.into(),
-                title: format!("{name}.{short}.dsse.json"),
-                bytes: to_bytes("a DSSE envelope", &intoto::envelope(&bytes, key)?)?,
-                annotations,
-            },
-        });
+        docs.push(statement_document(
+            name, predicate, short, &statement, options,
+        )?);
+        summarized.push(docs.len() - 1);
     }
+    // The verification summary, from the two statements as attached (signed or not).
+    let hexes: Vec<Digest> = (summarized.iter())
+        .map(|&i| Digest::of_bytes(&docs[i].bytes))
+        .collect();
+    let inputs: Vec<intoto::InputAttestation> = (summarized.iter().zip(&hexes))
+        .map(|(&i, d)| intoto::InputAttestation {
+            name: &docs[i].title,
+            media_type: &docs[i].media_type,
+            sha256_hex: d.hex(),
+        })
+        .collect();
+    let resource_uri = format!(
+        "pkg:oci/{}@sha256%3A{image_hex}",
+        components::purl_name(name)
+    );
+    let summary = intoto::verification_summary(
+        name,
+        &resource_uri,
+        image_hex,
+        &input.policy,
+        &inputs,
+        input.passed,
+        input.epoch,
+    )?;
+    docs.push(statement_document(
+        name,
+        intoto::VSA_PREDICATE,
+        "vsa",
+        &summary,
+        options,
+    )?);
     Ok(docs)
+}
+
+/// One in-toto statement as attached: bare, or with a key a Sigstore bundle.
+fn statement_document(
+    name: &str,
+    predicate: &str,
+    short: &str,
+    statement: &Value,
+    options: &SupplyOptions,
+) -> Result<Document, SupplyError> {
+    let bytes = to_bytes("an in-toto statement", statement)?;
+    let mut annotations = BTreeMap::from([(PREDICATE_ANNOTATION.to_owned(), predicate.to_owned())]);
+    Ok(match &options.sign_key {
+        None => Document {
+            artifact_type: intoto::STATEMENT_MEDIA_TYPE.into(),
+            media_type: intoto::STATEMENT_MEDIA_TYPE.into(),
+            title: format!("{name}.{short}.intoto.json"),
+            bytes,
+            annotations,
+        },
+        Some(key) => {
+            annotations.insert(
+                intoto::BUNDLE_CONTENT_ANNOTATION.to_owned(),
+                "dsse-envelope".to_owned(),
+            );
+            annotations.insert(
+                intoto::BUNDLE_PREDICATE_ANNOTATION.to_owned(),
+                predicate.to_owned(),
+            );
+            Document {
+                artifact_type: intoto::BUNDLE_MEDIA_TYPE.into(),
+                media_type: intoto::BUNDLE_MEDIA_TYPE.into(),
+                title: format!("{name}.{short}.sigstore.json"),
+                bytes: to_bytes("a Sigstore bundle", &intoto::bundle(&bytes, key.as_ref())?)?,
+                annotations,
+            }
+        }
+    })
 }
 
 /// The image a referrer points at.
