@@ -126,14 +126,11 @@ pub(crate) fn resolve_in_root(
                     Err(e) if e.kind() == io::ErrorKind::NotFound => match walk {
                         Walk::Lookup => return Ok(None),
                         Walk::MakeDirs => {
-                            fs::DirBuilder::new()
-                                .mode(0o755)
-                                .create(&candidate)
-                                .map_err(|source| ResolveError::Io {
-                                    action: "creating directory",
-                                    path: candidate.clone(),
-                                    source,
-                                })?;
+                            make_dir_0755(&candidate).map_err(|source| ResolveError::Io {
+                                action: "creating directory",
+                                path: candidate.clone(),
+                                source,
+                            })?;
                             resolved = candidate;
                             depth += 1;
                         }
@@ -242,7 +239,9 @@ pub fn unpack(image: &LoadedImage, dest: &Path, limits: &UnpackLimits) -> Result
             io::Error::new(io::ErrorKind::AlreadyExists, "the directory is not empty"),
         ));
     }
-    let mut dir_modes = BTreeMap::new();
+    // The root is a directory of the image too: 0755 (as under docker) unless a layer's `./`
+    // entry says otherwise, never what the umask left of the folder our caller made.
+    let mut dir_modes = BTreeMap::from([(root.clone(), 0o755)]);
     let mut budget = Budget {
         limits: *limits,
         bytes: limits.max_bytes,
@@ -350,7 +349,13 @@ fn apply_entries<R: io::Read>(
         };
         let names = safe_components(&raw_path).map_err(|r| at.unsafe_entry(r))?;
         let Some((name, parents)) = names.split_last() else {
-            continue; // the root itself ("./")
+            // The root itself ("./"): only its mode applies.
+            let header = entry.header();
+            if header.entry_type() == tar::EntryType::Directory {
+                let mode = header.mode().map_err(|e| at.read_err(e))? & 0o7777;
+                dir_modes.insert(root.to_path_buf(), mode);
+            }
+            continue;
         };
         let parent_rel: PathBuf = parents.iter().collect();
         if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
@@ -492,6 +497,9 @@ impl EntryAt<'_> {
                 replace(target)?;
                 nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate(mode))
                     .map_err(|e| RunError::io("creating fifo", target, io::Error::from(e)))?;
+                // mkfifo masks the mode with the umask: the archive's bits, exactly.
+                fs::set_permissions(target, fs::Permissions::from_mode(mode))
+                    .map_err(|e| RunError::io("setting the mode of", target, e))?;
             }
             // Device nodes: skipped (see the module docs). Anything else is metadata the tar
             // reader has already consumed or that has no place in a tree.
@@ -582,10 +590,15 @@ pub(crate) fn write_new_file(
 }
 
 fn make_dir(path: &Path) -> Result<(), RunError> {
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(path)
-        .map_err(|e| RunError::io("creating", path, e))
+    make_dir_0755(path).map_err(|e| RunError::io("creating", path, e))
+}
+
+/// Creates the directory `path` with mode 0755 exactly: `mkdir` masks the mode with the umask,
+/// and under `umask 077` a folder the layers only imply (`/home` of `/home/nonroot`) would be
+/// 0700 and closed to the image's non-root user. Entries with a mode of their own get it later.
+fn make_dir_0755(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().mode(0o755).create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
 }
 
 /// Regular files in the tree under `root` (symlinks not followed).
@@ -787,6 +800,83 @@ mod bounds_tests {
                 ..
             })
         ));
+    }
+
+    /// Runs this very test again in a child under `umask 077` (the umask is per process and
+    /// the other tests run in threads beside this one) and fails with its output.
+    fn again_under_umask_077(test: &str) {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "umask 077 && exec \"$0\" \"$@\""])
+            .arg(exe)
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env("STATICPACK_TEST_UMASK_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran no test: {text}");
+    }
+
+    #[test]
+    fn modes_are_the_layers_whatever_the_umask() {
+        const NAME: &str = "run::unpack::bounds_tests::modes_are_the_layers_whatever_the_umask";
+        if std::env::var_os("STATICPACK_TEST_UMASK_CHILD").is_none() {
+            return again_under_umask_077(NAME);
+        }
+        assert_eq!(
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077)).bits(),
+            0o077
+        );
+        // `home/` is only implied by `home/nonroot/`; the root has no `./` entry; a FIFO's mode
+        // goes through mkfifo, a file's through open: each is masked by the umask.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o700);
+        dir.set_size(0);
+        b.append_data(&mut dir, "home/nonroot/", io::empty())
+            .unwrap();
+        let mut fifo = tar::Header::new_gnu();
+        fifo.set_entry_type(tar::EntryType::Fifo);
+        fifo.set_mode(0o644);
+        fifo.set_size(0);
+        b.append_data(&mut fifo, "run/fifo", io::empty()).unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_mode(0o755);
+        file.set_size(2);
+        b.append_data(&mut file, "app", &b"hi"[..]).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let img = image(tmp.path(), &gzip(&b.into_inner().unwrap()), None);
+        unpack_with(&img, UnpackLimits::default()).unwrap();
+        let root = img.dir.join("root");
+        let mode = |p: &str| {
+            fs::symlink_metadata(root.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode(""), 0o755, "the root");
+        assert_eq!(mode("home"), 0o755, "an implied directory");
+        assert_eq!(mode("home/nonroot"), 0o700);
+        assert_eq!(mode("run"), 0o755, "an implied directory");
+        assert_eq!(mode("run/fifo"), 0o644);
+        assert_eq!(mode("app"), 0o755);
+
+        // A `./` entry gives the root its mode.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dot = tar::Header::new_gnu();
+        dot.set_entry_type(tar::EntryType::Directory);
+        dot.set_mode(0o751);
+        dot.set_size(0);
+        b.append_data(&mut dot, "./", io::empty()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let img = image(tmp.path(), &gzip(&b.into_inner().unwrap()), None);
+        unpack_with(&img, UnpackLimits::default()).unwrap();
+        let md = fs::metadata(img.dir.join("root")).unwrap();
+        assert_eq!(md.permissions().mode() & 0o7777, 0o751);
     }
 
     #[test]
