@@ -469,6 +469,16 @@ impl EntryAt<'_> {
                 dir_modes.insert(target.to_path_buf(), mode);
             }
             T::Regular | T::Continuous | T::GNUSparse => {
+                // The header's size (a sparse file's logical size) is judged before any byte
+                // is written: a 1 KiB layer may declare 20 GiB of holes.
+                if entry.size() > budget.bytes {
+                    return Err(RunError::DeclaredTooLarge {
+                        layer: self.layer.to_path_buf(),
+                        entry: self.shown.clone(),
+                        size: entry.size(),
+                        limit: budget.limits.max_bytes,
+                    });
+                }
                 let out =
                     write_new_file(target, entry, &mut budget.bytes).map_err(|e| match e {
                         WriteFail::OverBudget => budget.exceeded("bytes"),
@@ -569,7 +579,8 @@ pub(crate) enum WriteFail {
 /// Replaces whatever is at `target` (never followed) by a new regular file holding `data`,
 /// created with `O_EXCL|O_NOFOLLOW` and mode 0600 (the caller sets the final mode), so a link
 /// left there cannot carry the write elsewhere. At most `*budget` bytes, counted as read (a
-/// sparse tar entry at its logical size) and taken off the budget.
+/// sparse tar entry at its logical size) and taken off the budget. Written sparse: blocks of
+/// zeros (a sparse entry's holes, as the tar reader gives them) are skipped, not written.
 pub(crate) fn write_new_file(
     target: &Path,
     data: &mut impl io::Read,
@@ -583,10 +594,50 @@ pub(crate) fn write_new_file(
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(target)
         .map_err(|e| WriteFail::Io("creating", e))?;
-    let copied =
-        io::copy(&mut data.take(*budget + 1), &mut out).map_err(|e| WriteFail::Io("writing", e))?;
+    let copied = copy_sparse(&mut data.take(*budget + 1), &mut out)?;
     *budget = budget.checked_sub(copied).ok_or(WriteFail::OverBudget)?;
     Ok(out)
+}
+
+/// The file system's block: a block of zeros skipped is a block not allocated.
+const SPARSE_BLOCK: usize = 4096;
+
+/// Copies `data` into the new, empty `out`, seeking over blocks of zeros instead of writing
+/// them (the length is set at the end, so trailing zeros stay a hole too). Returns the length.
+fn copy_sparse(data: &mut impl io::Read, out: &mut fs::File) -> Result<u64, WriteFail> {
+    use std::io::{Seek as _, Write as _};
+    let write = |e| WriteFail::Io("writing", e);
+    let mut buf = vec![0u8; 64 * SPARSE_BLOCK];
+    let mut total = 0u64;
+    loop {
+        // Fill the buffer whole (a short read mid-stream would shift the block boundaries).
+        let mut filled = 0;
+        while filled < buf.len() {
+            match data.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(write(e)),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        for block in buf[..filled].chunks(SPARSE_BLOCK) {
+            if block.iter().all(|&b| b == 0) {
+                out.seek(io::SeekFrom::Current(block.len() as i64))
+                    .map_err(write)?;
+            } else {
+                out.write_all(block).map_err(write)?;
+            }
+            total += block.len() as u64;
+        }
+        if filled < buf.len() {
+            break;
+        }
+    }
+    out.set_len(total).map_err(write)?;
+    Ok(total)
 }
 
 fn make_dir(path: &Path) -> Result<(), RunError> {
@@ -733,27 +784,28 @@ mod bounds_tests {
             ..UnpackLimits::default()
         };
         match unpack_with(&img, limits) {
-            Err(e @ RunError::TooLarge { what: "bytes", .. }) => {
+            Err(e @ RunError::DeclaredTooLarge { .. }) => {
                 assert!(e.to_string().contains("--max-unpack-bytes"), "{e}")
             }
             other => panic!("{other:?}"),
         }
-        let written = fs::metadata(img.dir.join("root/bomb")).unwrap().len();
-        assert!(written <= (8 << 20) + 1, "{written}");
+        // Its header said 64 MiB: refused before a byte of it was written.
+        assert!(!img.dir.join("root/bomb").exists());
     }
 
-    #[test]
-    fn a_sparse_entry_counts_at_its_logical_size() {
-        // 512 bytes stored, 3 GiB claimed: GNU sparse with one data block at the end.
-        let logical: u64 = 3 << 30;
+    /// A GNU sparse tar of one entry `sparse`: 512 bytes of 7s stored at the end of
+    /// `logical` bytes, the rest a hole.
+    fn sparse_tar(logical: u64) -> Vec<u8> {
         let mut h = tar::Header::new_gnu();
         h.set_path("sparse").unwrap();
         h.set_entry_type(tar::EntryType::GNUSparse);
         h.set_mode(0o644);
         h.set_size(512);
+        // Twelve octal digits, unterminated, for sizes past 8 GiB (as GNU tar writes them).
         let octal = |n: u64| {
             let mut field = [0u8; 12];
-            field[..11].copy_from_slice(format!("{n:011o}").as_bytes());
+            let digits = format!("{n:011o}");
+            field[..digits.len()].copy_from_slice(digits.as_bytes());
             field
         };
         let gnu = h.as_gnu_mut().unwrap();
@@ -764,18 +816,53 @@ mod bounds_tests {
         let mut tar = h.as_bytes().to_vec();
         tar.extend([7u8; 512]);
         tar.extend([0u8; 1024]);
-        let layer = gzip(&tar);
+        tar
+    }
+
+    #[test]
+    fn a_sparse_entry_is_judged_by_its_header_before_a_byte_is_written() {
+        // 512 bytes stored, 20 GiB claimed: refused at once (writing the zeros took minutes).
+        let layer = gzip(&sparse_tar(20 << 30));
         assert!(layer.len() < 200, "{}", layer.len());
         let tmp = tempfile::tempdir().unwrap();
         let img = image(tmp.path(), &layer, None);
-        let limits = UnpackLimits {
-            max_bytes: 1 << 20,
-            ..UnpackLimits::default()
-        };
-        assert!(matches!(
-            unpack_with(&img, limits),
-            Err(RunError::TooLarge { what: "bytes", .. })
-        ));
+        let started = std::time::Instant::now();
+        let e = unpack_with(&img, UnpackLimits::default()).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert!(
+            matches!(e, RunError::DeclaredTooLarge { size, limit, .. } if size == 20 << 30 && limit == 16 << 30),
+            "{e:?}"
+        );
+        let shown = e.to_string();
+        assert!(
+            shown.contains("\"sparse\"") && shown.contains("--max-unpack-bytes"),
+            "{shown}"
+        );
+        assert!(!img.dir.join("root/sparse").exists(), "nothing was written");
+    }
+
+    #[test]
+    fn a_sparse_entry_within_the_limit_is_written_sparse() {
+        let logical: u64 = 1 << 30;
+        let tmp = tempfile::tempdir().unwrap();
+        let img = image(tmp.path(), &gzip(&sparse_tar(logical)), None);
+        unpack_with(&img, UnpackLimits::default()).unwrap();
+        let path = img.dir.join("root/sparse");
+        let md = fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(md.len(), logical);
+        // The 512 bytes of data take a block or a few; the GiB of hole none.
+        assert!(md.blocks() * 512 < 1 << 20, "{} blocks", md.blocks());
+        let mut f = fs::File::open(&path).unwrap();
+        use std::io::{Seek, SeekFrom};
+        let mut head = vec![1u8; 4096];
+        f.read_exact(&mut head).unwrap();
+        assert!(head.iter().all(|&b| b == 0));
+        f.seek(SeekFrom::Start(logical - 1024)).unwrap();
+        let mut tail = Vec::new();
+        f.read_to_end(&mut tail).unwrap();
+        assert_eq!(&tail[..512], &[0u8; 512][..]);
+        assert_eq!(&tail[512..], &[7u8; 512][..]);
     }
 
     #[test]

@@ -36,11 +36,16 @@ pub enum SourceError {
         entry: String,
         reason: String,
     },
-    #[error("the archive {archive} unpacks to more than {limit} {what}")]
+    /// Past a limit, or about to pass it by what an entry's header declares (`declared`: empty,
+    /// or that entry and its size).
+    #[error("the archive {archive} unpacks to more than {limit} {what}{declared}: {rule}")]
     TooLarge {
         archive: String,
         what: &'static str,
         limit: u64,
+        declared: String,
+        /// Which limit (the absolute one or the expansion ratio) and how to raise it.
+        rule: String,
     },
     #[error("the archive {archive} holds nothing after stripping {strip} leading folder(s)")]
     Empty { archive: String, strip: u32 },
@@ -100,12 +105,21 @@ pub(crate) fn materialize(
         }
         ArchiveOrigin::Url(url) => fetch::fetched(url, &archive.sha256, opts, dest)?,
     };
+    // The recipe's own bound replaces the default limit and the expansion ratio.
+    let limits = match archive.max_unpack_bytes {
+        Some(max_bytes) => SourceLimits {
+            max_bytes,
+            max_ratio: None,
+            ..opts.limits
+        },
+        None => opts.limits,
+    };
     let result = unpack::unpack(
         file.path(),
         archive.format,
         archive.strip_components,
         dest,
-        &opts.limits,
+        &limits,
     );
     file.discard();
     result
@@ -155,6 +169,7 @@ mod tests {
             sha256,
             strip_components: 1,
             format: ArchiveFormat::TarGz,
+            max_unpack_bytes: None,
         }
     }
 
