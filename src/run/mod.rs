@@ -217,10 +217,22 @@ const RUN_DIR_PREFIX: &str = "staticpack-run-";
 /// Removes the run folders of killed staticpack processes from TMPDIR, and deletes the runc
 /// containers whose state they hold (they would run on otherwise).
 pub fn sweep_leftovers() -> Vec<PathBuf> {
-    crate::workdir::sweep(&std::env::temp_dir(), RUN_DIR_PREFIX, &|dir| {
-        runc::delete_leftovers(dir)
-    })
+    let tmp = std::env::temp_dir();
+    let mut removed =
+        crate::workdir::sweep(&tmp, RUN_DIR_PREFIX, &|dir| runc::delete_leftovers(dir));
+    // What `run` and `verify IMAGE` unpacked, pulled or extracted before they were killed.
+    for prefix in [
+        VERIFY_DIR_PREFIX,
+        crate::image::source::PULL_DIR_PREFIX,
+        crate::image::source::ARCHIVE_DIR_PREFIX,
+    ] {
+        removed.extend(crate::workdir::sweep(&tmp, prefix, &|_| {}));
+    }
+    removed
 }
+
+/// The folder in TMPDIR that `verify IMAGE` unpacks an image into.
+pub const VERIFY_DIR_PREFIX: &str = "staticpack-verify-";
 
 /// How to run an image: where, how long, and how much of it to unpack.
 #[derive(Clone, Copy, Debug)]
