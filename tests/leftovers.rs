@@ -274,3 +274,52 @@ fn a_run_started_right_after_a_killed_one_removes_what_it_left() {
     assert_eq!(dead(), Vec::<String>::new(), "{}", run.stderr);
     live_run.assert_intact();
 }
+
+#[test]
+fn a_killed_archive_build_leaves_nothing_after_the_next() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let tmp = work.join("tmp");
+    let out = work.join("out");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let recipe = prebuilt(
+        work,
+        "big",
+        "#include <stdio.h>\nint main(void){puts(\"big\");return 0;}\n",
+        200 << 20,
+        "expect_stdout = \"big\"",
+    );
+    // Without a layout folder the build stages in TMPDIR, and the archive is written in a
+    // folder beside it before it is renamed into place.
+    let args = [
+        "build",
+        recipe.to_str().unwrap(),
+        "--no-run",
+        "--format",
+        "oci-archive",
+        "--out",
+        "out/big.oci.tar",
+    ];
+    let mut child = spawn(command(work, &args));
+    wait_for("a partial archive", || {
+        names(&out)
+            .iter()
+            .any(|n| n.starts_with(".big.oci.tar.partial-") && bytes_under(&out.join(n)) > 1 << 20)
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let left_in_tmp = names(&tmp);
+    let left_in_out = names(&out);
+    assert!(
+        left_in_tmp.iter().any(|n| n.starts_with(".big.unproven-")),
+        "{left_in_tmp:?}"
+    );
+    eprintln!(
+        "left by the killed build: {left_in_tmp:?} in TMPDIR, {left_in_out:?} beside the output"
+    );
+
+    run_with_timeout(command(work, &args), RUN_TIMEOUT).ok();
+    assert_eq!(names(&tmp), Vec::<String>::new());
+    assert_eq!(names(&out), vec!["big.oci.tar".to_owned()]);
+}
