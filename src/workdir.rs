@@ -56,14 +56,7 @@ impl WorkDir {
                 .and_then(|n| n.strip_prefix('.'))
                 .ok_or_else(|| io::Error::other("unexpected temporary name"))?;
             let path = parent.join(name);
-            nix::fcntl::renameat2(
-                nix::fcntl::AT_FDCWD,
-                &hidden,
-                nix::fcntl::AT_FDCWD,
-                &path,
-                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-            )
-            .map_err(io::Error::from)?;
+            rename_noreplace(&hidden, &path)?;
             Ok(WorkDir {
                 path,
                 _lock: lock,
@@ -97,6 +90,24 @@ impl Drop for WorkDir {
         if !self.removed {
             let _ = std::fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+/// Renames `from` to `to` unless something is there already (`AlreadyExists`).
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        // A file system without the flag (NFS, some FUSE): check, then rename. A folder made
+        // at `to` in between would be replaced only if empty, and names are random.
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+            match std::fs::symlink_metadata(to) {
+                Ok(_) => Err(io::ErrorKind::AlreadyExists.into()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::rename(from, to),
+                Err(e) => Err(e),
+            }
+        }
+        Err(errno) => Err(errno.into()),
     }
 }
 
