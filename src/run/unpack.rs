@@ -601,6 +601,7 @@ pub(crate) fn write_new_file(
 
 /// The file system's block: a block of zeros skipped is a block not allocated.
 const SPARSE_BLOCK: usize = 4096;
+const ZEROS: [u8; SPARSE_BLOCK] = [0; SPARSE_BLOCK];
 
 /// Copies `data` into the new, empty `out`, seeking over blocks of zeros instead of writing
 /// them (the length is set at the end, so trailing zeros stay a hole too). Returns the length.
@@ -624,7 +625,8 @@ fn copy_sparse(data: &mut impl io::Read, out: &mut fs::File) -> Result<u64, Writ
             break;
         }
         for block in buf[..filled].chunks(SPARSE_BLOCK) {
-            if block.iter().all(|&b| b == 0) {
+            // A slice comparison (memcmp): fast even unoptimised, on every byte of a layer.
+            if block == &ZEROS[..block.len()] {
                 out.seek(io::SeekFrom::Current(block.len() as i64))
                     .map_err(write)?;
             } else {
