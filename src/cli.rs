@@ -289,50 +289,7 @@ pub struct RegistryArgs {
     pub no_referrers: bool,
 }
 
-/// "4096", "512K", "16G", "1TiB": bytes, with powers of 1024 for the suffixes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = t.split_at(digits);
-    let shift = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => {
-            return Err(format!(
-                "{text:?}: use a number of bytes, or one with K, M, G or T"
-            ));
-        }
-    };
-    number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| format!("{text:?} is not a size in bytes (e.g. 16G, 512M, 4096)"))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        use super::parse_size;
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("512K"), Ok(512 << 10));
-        assert_eq!(parse_size("16G"), Ok(16 << 30));
-        assert_eq!(parse_size("1TiB"), Ok(1 << 40));
-        assert_eq!(parse_size("3 MB"), Ok(3 << 20));
-        for bad in ["", "G", "1.5G", "12X", "99999999999T"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
-}
+pub use staticpack::run::parse_size;
 
 /// `--platform LIST`'s platforms (one value: clap would take a `Vec` for repeated flags).
 #[derive(Clone, Debug)]

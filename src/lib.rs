@@ -27,6 +27,7 @@ pub mod digest;
 pub use fsio::IoError;
 pub use provenance::Provenance;
 pub use repro::{Difference, ReproError};
+pub use workdir::WorkDir;
 
 // Plumbing.
 mod confine;

@@ -657,9 +657,9 @@ fn verify_image(
         .open_with(arg, platform, &opts.pull)
         .with_context(|| format!("opening the image {arg}"))?;
     let loaded = &opened.image;
-    let tmp = tempfile::Builder::new()
-        .prefix("staticpack-verify-")
-        .tempdir()
+    // Locked while in use: what a killed verify, run or build left goes first.
+    run::sweep_leftovers();
+    let tmp = staticpack::WorkDir::new(run::VERIFY_DIR_PREFIX)
         .context("creating a temporary folder to unpack the image in")?;
     let root = std::fs::canonicalize(tmp.path())?;
     run::unpack(loaded, &root, &opts.limits)

@@ -246,3 +246,100 @@ fn a_commands_build_needs_no_c_file_at_the_archive_top() {
     assert!(run.stderr.contains("verify  static-pie"), "{}", run.stderr);
     assert!(run.stderr.contains("run     ok"), "{}", run.stderr);
 }
+
+/// hello-c's source beside `hello-1.0/zeros`, a GNU sparse entry declaring `logical` bytes:
+/// a gzip of a few KiB that unpacks to GiBs.
+fn hello_with_zeros(logical: u64) -> Vec<u8> {
+    let source = std::fs::read(recipe("hello-c").join("src/hello.c")).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(source.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    tar.append_data(&mut h, "hello-1.0/hello.c", source.as_slice())
+        .unwrap();
+    let mut tar = tar.into_inner().unwrap();
+    tar.truncate(tar.len() - 1024); // the end-of-archive blocks go after the sparse entry
+    let mut h = tar::Header::new_gnu();
+    h.set_path("hello-1.0/zeros").unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_size(512);
+    h.set_mtime(0);
+    // Twelve octal digits, unterminated, past 8 GiB (as GNU tar writes them).
+    let octal = |n: u64| {
+        let mut field = [0u8; 12];
+        let digits = format!("{n:011o}");
+        field[..digits.len()].copy_from_slice(digits.as_bytes());
+        field
+    };
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.sparse[0].offset = octal(logical - 512);
+    gnu.sparse[0].numbytes = octal(512);
+    gnu.realsize = octal(logical);
+    h.set_cksum();
+    tar.extend_from_slice(h.as_bytes());
+    tar.extend([7u8; 512]);
+    tar.extend([0u8; 1024]);
+    gzip(&tar)
+}
+
+#[test]
+fn a_small_archive_expanding_past_the_limits_is_refused_saying_which_and_how_to_raise_it() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = work.path().join("recipe");
+    let source = |tarball: &[u8], extra: &str| {
+        format!(
+            "{{ archive = \"hello-1.0.tar.gz\", sha256 = \"{}\"{extra} }}",
+            Digest::of_bytes(tarball).hex()
+        )
+    };
+
+    // 3 GiB from a few KiB: under the absolute 8 GiB, past 100 times its size.
+    let tarball = hello_with_zeros(3 << 30);
+    assert!(tarball.len() < 16 << 10, "{}", tarball.len());
+    recipe_with(&dir, &source(&tarball, ""));
+    std::fs::write(dir.join("hello-1.0.tar.gz"), &tarball).unwrap();
+    let started = std::time::Instant::now();
+    let run = build(work.path(), cache.path(), &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    for part in [
+        "hello-1.0.tar.gz unpacks to more than 1073741824 bytes",
+        "\"hello-1.0/zeros\" declares 3221225472 bytes",
+        "expansion limit",
+        "100 times its size",
+        "max_unpack_bytes",
+        "build.source",
+    ] {
+        assert!(run.stderr.contains(part), "{part:?} in:\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("verify "), "{}", run.stderr);
+    assert!(!work.path().join("out/hello-archive").exists());
+    eprintln!("ratio: {}", run.stderr.trim().replace('\n', " / "));
+
+    // The recipe's own limit replaces both; past it, it is the one named.
+    recipe_with(&dir, &source(&tarball, ", max_unpack_bytes = \"2G\""));
+    let run = build(work.path(), cache.path(), &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    for part in [
+        "unpacks to more than 2147483648 bytes",
+        "build.source.max_unpack_bytes",
+    ] {
+        assert!(run.stderr.contains(part), "{part:?} in:\n{}", run.stderr);
+    }
+    assert!(!work.path().join("out/hello-archive").exists());
+    eprintln!("recipe limit: {}", run.stderr.trim().replace('\n', " / "));
+
+    // A value that is not a size names the field and the fix.
+    recipe_with(&dir, &source(&tarball, ", max_unpack_bytes = \"lots\""));
+    let run = build(work.path(), cache.path(), &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("build.source.max_unpack_bytes") && run.stderr.contains("16G"),
+        "{}",
+        run.stderr
+    );
+    eprintln!("bad field: {}", run.stderr.trim().replace('\n', " / "));
+}

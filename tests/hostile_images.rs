@@ -469,3 +469,135 @@ fn a_registry_sending_other_bytes_or_oversize_manifests_is_refused() {
         run.stderr.trim().replace('\n', " / ")
     );
 }
+
+/// A tar of `entries` then a GNU sparse entry `sparse` of `logical` bytes: a hole, then 512
+/// bytes of 7s. Its header declares `logical`; the archive stores 512 bytes of data.
+fn with_sparse(entries: &[E<'_>], logical: u64) -> Vec<u8> {
+    let mut tar = tar(entries);
+    tar.truncate(tar.len() - 1024); // the end-of-archive blocks go after the sparse entry
+    let mut h = tar::Header::new_gnu();
+    h.set_path("sparse").unwrap();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_mode(0o644);
+    h.set_size(512);
+    h.set_mtime(0);
+    // Twelve octal digits, unterminated, past 8 GiB (as GNU tar writes them).
+    let octal = |n: u64| {
+        let mut field = [0u8; 12];
+        let digits = format!("{n:011o}");
+        field[..digits.len()].copy_from_slice(digits.as_bytes());
+        field
+    };
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.sparse[0].offset = octal(logical - 512);
+    gnu.sparse[0].numbytes = octal(512);
+    gnu.realsize = octal(logical);
+    h.set_cksum();
+    tar.extend_from_slice(h.as_bytes());
+    tar.extend([7u8; 512]);
+    tar.extend([0u8; 1024]);
+    tar
+}
+
+/// Bytes the children of this test process dirtied in files, so far (the kernel counts a
+/// write when the page is dirtied, whether or not it reaches the disk).
+fn children_written_bytes() -> u64 {
+    let usage =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    usage.block_writes() as u64 * 512
+}
+
+/// `staticpack run IMAGE` with the work folder's private TMPDIR, killed after `timeout`.
+fn run_image(work: &Work, image: &str, timeout: std::time::Duration) -> Run {
+    let mut cmd = common::staticpack_command(work.path(), &["run", image]);
+    cmd.env("TMPDIR", work.path().join("tmp"));
+    common::run_with_timeout(cmd, timeout)
+}
+
+#[test]
+fn a_sparse_header_declaring_20_gib_is_refused_before_anything_is_written() {
+    let work = Work::new();
+    let app = work.app();
+    // ~1 KiB of layer that declares 20 GiB: `run` used to write 16 GiB of zeros (113 s)
+    // before the default --max-unpack-bytes (16G) stopped it.
+    let layer = gzip(&with_sparse(&[E::File("app", &app)], 20 << 30));
+    assert!(layer.len() < 64 << 10, "{}", layer.len());
+    let (image, _) = work.image("sparse-20g", &layer, LAYER_GZIP);
+    let written_before = children_written_bytes();
+    let started = std::time::Instant::now();
+    let run = run_image(&work, &image, std::time::Duration::from_secs(60));
+    let took = started.elapsed();
+    let written = children_written_bytes() - written_before;
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    for part in [
+        "\"sparse\"",
+        "declares 21474836480 bytes",
+        "17179869184",
+        "--max-unpack-bytes",
+    ] {
+        assert!(run.stderr.contains(part), "{part:?} in:\n{}", run.stderr);
+    }
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    // Other tests' children may be counted too: they write a few MiB, not GiBs.
+    assert!(written < 256 << 20, "{written} bytes written");
+    work.assert_untouched();
+    eprintln!("sparse-20g: {}", run.stderr.trim().replace('\n', " / "));
+}
+
+#[test]
+fn a_sparse_file_within_the_limit_is_unpacked_sparse() {
+    let work = Work::new();
+    // The entrypoint looks at /sparse from inside the root: its size, the blocks it takes
+    // and its bytes at both ends.
+    let app = compile_c(
+        "musl-gcc",
+        &["-static"],
+        r#"#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    struct stat st;
+    if (stat("/sparse", &st) != 0) { perror("stat /sparse"); return 2; }
+    int fd = open("/sparse", O_RDONLY);
+    unsigned char b[512];
+    int ok = fd >= 0 && pread(fd, b, 512, st.st_size - 512) == 512;
+    for (int i = 0; ok && i < 512; i++) ok = b[i] == 7;
+    ok = ok && pread(fd, b, 512, 0) == 512;
+    for (int i = 0; ok && i < 512; i++) ok = b[i] == 0;
+    printf("size=%lld blocks=%lld content=%s\n", (long long)st.st_size,
+           (long long)st.st_blocks, ok ? "ok" : "bad");
+    return 0;
+}
+"#,
+        work.path(),
+        "stat-app",
+    );
+    let app = std::fs::read(app).unwrap();
+    let layer = gzip(&with_sparse(&[E::File("app", &app)], 1 << 30));
+    let (image, _) = work.image("sparse-1g", &layer, LAYER_GZIP);
+    let run = run_image(&work, &image, std::time::Duration::from_secs(120));
+    run.ok();
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("size="))
+        .unwrap_or_else(|| {
+            panic!(
+                "no report from the entrypoint:\n{}{}",
+                run.stdout, run.stderr
+            )
+        });
+    let field = |name: &str| -> String {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(field("size"), (1u64 << 30).to_string(), "{line}");
+    assert_eq!(field("content"), "ok", "{line}");
+    // 512-byte blocks: the data takes a few, the GiB of hole none (it used to take 2097152).
+    let blocks: u64 = field("blocks").parse().unwrap();
+    assert!(blocks < 2048, "written whole: {line}");
+    work.assert_untouched();
+}

@@ -1,4 +1,4 @@
-//! A build killed with SIGKILL cannot clean up after itself: the next build does, once the
+//! A build killed with SIGKILL cannot clean up after itself: the next build does, at once: the
 //! killed one's folders are provably orphaned (their lock died with their owner).
 
 mod common;
@@ -84,15 +84,8 @@ fn the_next_build_removes_what_a_killed_build_left() {
         "{left:?}"
     );
 
-    // Fresh leftovers may belong to a build that has not locked them yet: they are judged
-    // only after a minute. Make them look old.
-    for name in &left {
-        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-        std::fs::File::open(tmp.join(name))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-    }
+    // At once, however young they are: every folder under the prefix is locked from its
+    // birth, so one that can be locked is a dead build's.
     let run = staticpack_with(
         work.path(),
         &[

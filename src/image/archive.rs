@@ -82,8 +82,24 @@ pub fn write_archive(
         _ => std::path::PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(io_err("creating", &parent))?;
-    let temp =
-        tempfile::NamedTempFile::new_in(&parent).map_err(io_err("creating a file in", &parent))?;
+    // Written in a locked folder beside `out` (one rename away, on its file system): a build
+    // killed while writing hundreds of MiB leaves a folder the next build sweeps.
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = crate::workdir::WorkDir::new_in(&parent, &partial_prefix(&name))
+        .map_err(io_err("creating a folder in", &parent))?;
+    let temp_path = staging.path().join("archive");
+    let temp = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp_path)
+            .map_err(io_err("creating", &temp_path))?
+    };
     let writer = std::io::BufWriter::new(temp);
     let writer = write_tar(&spec, writer)?;
     let temp = writer
@@ -91,12 +107,17 @@ pub fn write_archive(
         .map_err(|e| io_err("writing", out)(e.into_error()))?;
     {
         use std::os::unix::fs::PermissionsExt;
-        temp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
+        temp.set_permissions(std::fs::Permissions::from_mode(0o644))
             .map_err(io_err("setting the mode of", out))?;
     }
-    temp.as_file().sync_all().map_err(io_err("syncing", out))?;
-    temp.persist(out)
-        .map_err(|e| io_err("naming", out)(e.error))?;
+    temp.sync_all().map_err(io_err("syncing", out))?;
+    std::fs::rename(&temp_path, out).map_err(io_err("naming", out))?;
+    staging.close().map_err(io_err("removing", &parent))?;
     Ok(())
+}
+
+/// The folders an archive named `name` is written in before it is renamed into place
+/// (swept by the next build when their writer died).
+pub(crate) fn partial_prefix(name: &str) -> String {
+    format!(".{name}.partial-")
 }

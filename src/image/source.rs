@@ -3,6 +3,7 @@
 //! archives into a private temp dir); `docker://` is pulled into one by [`crate::registry::pull_to_layout`].
 
 use crate::registry::{Reference, ReferenceError};
+use crate::workdir::WorkDir;
 use std::path::PathBuf;
 
 /// Where an image to diagnose comes from. The prefixes follow skopeo's transport names so a
@@ -116,15 +117,12 @@ impl ImageSource {
             }
             Self::Registry(reference) => {
                 let fail = |error| SourceError::Pull(Box::new(error));
-                let tmp = tempfile::Builder::new()
-                    .prefix("staticpack-pull-")
-                    .tempdir()
-                    .map_err(|e| {
-                        fail(crate::registry::RegistryError::BadPull {
-                            reference: reference.to_string(),
-                            reason: format!("creating a temp dir: {e}"),
-                        })
-                    })?;
+                let tmp = WorkDir::new(PULL_DIR_PREFIX).map_err(|e| {
+                    fail(crate::registry::RegistryError::BadPull {
+                        reference: reference.to_string(),
+                        reason: format!("creating a temp dir: {e}"),
+                    })
+                })?;
                 // The push client's session: same credentials, helpers, insecure registries.
                 let client = crate::registry::Client::new(registry.clone());
                 let pulled = crate::registry::pull_to_layout(
@@ -202,7 +200,7 @@ pub struct OpenedImage {
     pub layout: Option<PathBuf>,
     /// For `docker://`: what was pulled (the index and the platform chosen from it).
     pub pulled: Option<crate::registry::Pulled>,
-    _tmp: Option<tempfile::TempDir>,
+    _tmp: Option<WorkDir>,
 }
 
 impl From<super::LoadedImage> for OpenedImage {
@@ -216,19 +214,26 @@ impl From<super::LoadedImage> for OpenedImage {
     }
 }
 
+/// The private folders in TMPDIR an image is pulled or an archive extracted into: locked
+/// while in use, so the next run, verify or build removes those a killed one left
+/// (`crate::run::sweep_leftovers`).
+pub(crate) const PULL_DIR_PREFIX: &str = "staticpack-pull-";
+pub(crate) const ARCHIVE_DIR_PREFIX: &str = "staticpack-image-";
+
 /// Archives bigger than this are refused: the extraction is bounded, not the disk.
 const ARCHIVE_MAX: u64 = 64 << 30;
 
 /// Extracts an OCI archive into a private temp dir. Only the layout's own names are accepted
 /// (`oci-layout`, `index.json`, `blobs/ALG/HEX`) as regular files, so no entry can reach
 /// outside the dir; blobs are digest-checked later by the layout reader.
-fn extract_oci_archive(file: &std::path::Path) -> Result<tempfile::TempDir, SourceError> {
+fn extract_oci_archive(file: &std::path::Path) -> Result<WorkDir, SourceError> {
     let bad = |reason: String| SourceError::BadArchive {
         archive: file.to_owned(),
         reason,
     };
     let f = std::fs::File::open(file).map_err(|e| bad(format!("opening: {e}")))?;
-    let tmp = tempfile::tempdir().map_err(|e| bad(format!("creating a temp dir: {e}")))?;
+    let tmp =
+        WorkDir::new(ARCHIVE_DIR_PREFIX).map_err(|e| bad(format!("creating a temp dir: {e}")))?;
     let mut archive = tar::Archive::new(std::io::Read::take(f, ARCHIVE_MAX));
     let entries = archive
         .entries()
@@ -287,14 +292,15 @@ const DOCKER_JSON_MAX: u64 = 4 << 20;
 /// the config and layers named by `manifest.json` hashed into `blobs/sha256/`, with an OCI
 /// manifest and index.json written over them — so the layout reader's digest checks and the
 /// unpacker's path rules apply as for any layout.
-fn docker_archive_as_layout(file: &std::path::Path) -> Result<tempfile::TempDir, SourceError> {
+fn docker_archive_as_layout(file: &std::path::Path) -> Result<WorkDir, SourceError> {
     use std::io::Read;
     let bad = |reason: String| SourceError::BadArchive {
         archive: file.to_owned(),
         reason,
     };
     let f = std::fs::File::open(file).map_err(|e| bad(format!("opening: {e}")))?;
-    let tmp = tempfile::tempdir().map_err(|e| bad(format!("creating a temp dir: {e}")))?;
+    let tmp =
+        WorkDir::new(ARCHIVE_DIR_PREFIX).map_err(|e| bad(format!("creating a temp dir: {e}")))?;
     let raw = tmp.path().join("raw");
     let mut links = std::collections::BTreeMap::<std::path::PathBuf, std::path::PathBuf>::new();
     let mut archive = tar::Archive::new(f.take(ARCHIVE_MAX));

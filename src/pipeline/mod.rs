@@ -323,10 +323,12 @@ fn unproven_prefix(name: &str) -> String {
     format!(".{name}.unproven-")
 }
 
-/// Removes what builds and runs killed before they could clean up left behind: build, repro
-/// and run folders in TMPDIR (a run's runc container with it) and the recipe's staging folders
-/// beside its output.
-fn sweep_leftovers(recipe: &Recipe, layout_dir: Option<&Path>) -> Vec<PathBuf> {
+/// Removes what builds and runs killed before they could clean up left behind: build, repro,
+/// run, verify and image folders in TMPDIR (a run's runc container with it), the recipe's
+/// staging folders where it stages (beside its layout folder, else in TMPDIR) and the
+/// publishers' partial archives. Every one of them is a `WorkDir`, locked from birth by its
+/// owner: what can be locked is a dead owner's, however young.
+fn sweep_leftovers(recipe: &Recipe, publishers: &[&dyn Publisher]) -> Vec<PathBuf> {
     let tmp = std::env::temp_dir();
     let mut removed = workdir::sweep(&tmp, BUILD_DIR_PREFIX, &|_| {});
     removed.extend(workdir::sweep(
@@ -335,19 +337,23 @@ fn sweep_leftovers(recipe: &Recipe, layout_dir: Option<&Path>) -> Vec<PathBuf> {
         &|_| {},
     ));
     removed.extend(run::sweep_leftovers());
+    let layout_dir = publishers.iter().find_map(|p| p.layout_dir());
+    let staging_parent = layout_dir.map_or_else(|| tmp.clone(), parent_dir);
+    removed.extend(workdir::sweep(
+        &staging_parent,
+        &unproven_prefix(&recipe.name),
+        &|_| {},
+    ));
     if let Some(out) = layout_dir {
-        let parent = parent_dir(out);
-        removed.extend(workdir::sweep(
-            &parent,
-            &unproven_prefix(&recipe.name),
-            &|_| {},
-        ));
         let name = out.file_name().unwrap_or_default().to_string_lossy();
         removed.extend(workdir::sweep(
-            &parent,
+            &parent_dir(out),
             &image::layout::staging_prefix(&name),
             &|_| {},
         ));
+    }
+    for (parent, prefix) in publishers.iter().filter_map(|p| p.scratch()) {
+        removed.extend(workdir::sweep(&parent, &prefix, &|_| {}));
     }
     removed
 }
@@ -553,7 +559,7 @@ pub fn build_and_publish_with(
     events: &mut dyn FnMut(Event),
 ) -> Result<BuildResult, PipelineError> {
     let layout_dir = publishers.iter().find_map(|p| p.layout_dir());
-    for path in sweep_leftovers(recipe, layout_dir) {
+    for path in sweep_leftovers(recipe, publishers) {
         events(Event::Swept(path));
     }
     for path in &recipe.allow_outside {

@@ -37,6 +37,12 @@ pub trait Publisher {
     fn layout_dir(&self) -> Option<&Path> {
         None
     }
+
+    /// Where and under which prefix this publisher keeps scratch folders while it writes
+    /// (locked `WorkDir`s), for the next build to sweep those of a killed one.
+    fn scratch(&self) -> Option<(PathBuf, String)> {
+        None
+    }
 }
 
 /// The OCI layout folder: the staged folder is swapped into place in one step.
@@ -73,6 +79,14 @@ impl Publisher for Archive {
             source.epoch,
         )?;
         Ok((Published::Archive(self.out.clone()), None))
+    }
+
+    fn scratch(&self) -> Option<(PathBuf, String)> {
+        let name = self.out.file_name()?.to_string_lossy().into_owned();
+        Some((
+            super::parent_dir(&self.out),
+            image::archive::partial_prefix(&name),
+        ))
     }
 }
 

@@ -251,6 +251,9 @@ pub struct ArchiveSource {
     /// Leading path components dropped from every entry (1: the `project-1.0/` folder).
     pub strip_components: u32,
     pub format: ArchiveFormat,
+    /// `max_unpack_bytes`: the recipe's own bound on what the archive unpacks to, in place of
+    /// the default limit and expansion ratio (for a trusted archive that passes them).
+    pub max_unpack_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -192,6 +192,7 @@ pub(super) struct ParsedArchive {
     pub sha256: crate::digest::Digest,
     pub strip_components: u32,
     pub format: super::ArchiveFormat,
+    pub max_unpack_bytes: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -378,7 +379,14 @@ impl Ctx<'_> {
             // An archive's fields are refused for prebuilt by `parse_source`, saying so.
             (Lang::Prebuilt, toml::Value::Table(t))
                 if !t.keys().any(|k| {
-                    ["archive", "url", "sha256", "strip_components"].contains(&k.as_str())
+                    [
+                        "archive",
+                        "url",
+                        "sha256",
+                        "strip_components",
+                        "max_unpack_bytes",
+                    ]
+                    .contains(&k.as_str())
                 }) =>
             {
                 self.parse_per_platform(&b.source, t)?
@@ -686,7 +694,13 @@ impl Ctx<'_> {
                 "name the binary to pack, relative to the recipe's folder",
             ));
         }
-        const FIELDS: [&str; 4] = ["archive", "url", "sha256", "strip_components"];
+        const FIELDS: [&str; 5] = [
+            "archive",
+            "url",
+            "sha256",
+            "strip_components",
+            "max_unpack_bytes",
+        ];
         if let Some(unknown) = table.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             let help = match closest(unknown, &FIELDS) {
                 Some(c) => format!("did you mean `{c}`? allowed: {}", FIELDS.join(", ")),
@@ -774,6 +788,31 @@ impl Ctx<'_> {
                 ));
             }
         };
+        let size_help = "a size in bytes, as a number or a string such as \"16G\" or \"512M\": what the archive may unpack to, in place of the default limit (8 GiB, and 100 times the archive's size)";
+        let max_unpack_bytes = match table.get("max_unpack_bytes") {
+            None => None,
+            Some(toml::Value::Integer(n)) if *n > 0 => Some(*n as u64),
+            Some(toml::Value::String(t)) => match crate::run::parse_size(t) {
+                Ok(n) if n > 0 => Some(n),
+                Ok(_) => {
+                    return Err(err(
+                        "build.source.max_unpack_bytes",
+                        "max_unpack_bytes must be more than 0".into(),
+                        size_help,
+                    ));
+                }
+                Err(reason) => {
+                    return Err(err("build.source.max_unpack_bytes", reason, size_help));
+                }
+            },
+            Some(other) => {
+                return Err(err(
+                    "build.source.max_unpack_bytes",
+                    format!("expected a size, found {}", other.type_str()),
+                    size_help,
+                ));
+            }
+        };
         Ok((
             Spanned::new(span, location),
             Some(ParsedArchive {
@@ -781,6 +820,7 @@ impl Ctx<'_> {
                 sha256,
                 strip_components,
                 format,
+                max_unpack_bytes,
             }),
         ))
     }

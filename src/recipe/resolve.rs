@@ -375,6 +375,7 @@ impl At<'_> {
                 sha256: a.sha256,
                 strip_components: a.strip_components,
                 format: a.format,
+                max_unpack_bytes: a.max_unpack_bytes,
             }),
             output: b.output,
             timeout_seconds: b.timeout_seconds,

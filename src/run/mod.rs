@@ -67,6 +67,16 @@ pub enum RunError {
         limit: u64,
         flag: &'static str,
     },
+    /// Judged by the header, before a byte of the entry is written.
+    #[error(
+        "entry {entry:?} of layer {layer} declares {size} bytes (a sparse file counts at its full size): the image's layers would unpack to more than {limit} bytes (the limit; raise it with --max-unpack-bytes if the image is trusted)"
+    )]
+    DeclaredTooLarge {
+        layer: PathBuf,
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("sandbox: {0}")]
     Sandbox(String),
     #[error("runc: {0}")]
@@ -220,10 +230,22 @@ const RUN_DIR_PREFIX: &str = "staticpack-run-";
 /// Removes the run folders of killed staticpack processes from TMPDIR, and deletes the runc
 /// containers whose state they hold (they would run on otherwise).
 pub fn sweep_leftovers() -> Vec<PathBuf> {
-    crate::workdir::sweep(&std::env::temp_dir(), RUN_DIR_PREFIX, &|dir| {
-        runc::delete_leftovers(dir)
-    })
+    let tmp = std::env::temp_dir();
+    let mut removed =
+        crate::workdir::sweep(&tmp, RUN_DIR_PREFIX, &|dir| runc::delete_leftovers(dir));
+    // What `run` and `verify IMAGE` unpacked, pulled or extracted before they were killed.
+    for prefix in [
+        VERIFY_DIR_PREFIX,
+        crate::image::source::PULL_DIR_PREFIX,
+        crate::image::source::ARCHIVE_DIR_PREFIX,
+    ] {
+        removed.extend(crate::workdir::sweep(&tmp, prefix, &|_| {}));
+    }
+    removed
 }
+
+/// The folder in TMPDIR that `verify IMAGE` unpacks an image into.
+pub const VERIFY_DIR_PREFIX: &str = "staticpack-verify-";
 
 /// How to run an image: where, how long, and how much of it to unpack.
 #[derive(Clone, Copy, Debug)]
@@ -329,4 +351,49 @@ pub fn run_image(
     let outcome = result?;
     cleanup?;
     Ok(outcome)
+}
+
+/// "4096", "512K", "16G", "1TiB": bytes, with powers of 1024 for the suffixes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = t.split_at(digits);
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?}: use a number of bytes, or one with K, M, G or T"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size in bytes (e.g. 16G, 512M, 4096)"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sizes() {
+        use super::parse_size;
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("16G"), Ok(16 << 30));
+        assert_eq!(parse_size("1TiB"), Ok(1 << 40));
+        assert_eq!(parse_size("3 MB"), Ok(3 << 20));
+        for bad in ["", "G", "1.5G", "12X", "99999999999T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

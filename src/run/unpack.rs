@@ -126,14 +126,11 @@ pub(crate) fn resolve_in_root(
                     Err(e) if e.kind() == io::ErrorKind::NotFound => match walk {
                         Walk::Lookup => return Ok(None),
                         Walk::MakeDirs => {
-                            fs::DirBuilder::new()
-                                .mode(0o755)
-                                .create(&candidate)
-                                .map_err(|source| ResolveError::Io {
-                                    action: "creating directory",
-                                    path: candidate.clone(),
-                                    source,
-                                })?;
+                            make_dir_0755(&candidate).map_err(|source| ResolveError::Io {
+                                action: "creating directory",
+                                path: candidate.clone(),
+                                source,
+                            })?;
                             resolved = candidate;
                             depth += 1;
                         }
@@ -242,7 +239,9 @@ pub fn unpack(image: &LoadedImage, dest: &Path, limits: &UnpackLimits) -> Result
             io::Error::new(io::ErrorKind::AlreadyExists, "the directory is not empty"),
         ));
     }
-    let mut dir_modes = BTreeMap::new();
+    // The root is a directory of the image too: 0755 (as under docker) unless a layer's `./`
+    // entry says otherwise, never what the umask left of the folder our caller made.
+    let mut dir_modes = BTreeMap::from([(root.clone(), 0o755)]);
     let mut budget = Budget {
         limits: *limits,
         bytes: limits.max_bytes,
@@ -350,7 +349,13 @@ fn apply_entries<R: io::Read>(
         };
         let names = safe_components(&raw_path).map_err(|r| at.unsafe_entry(r))?;
         let Some((name, parents)) = names.split_last() else {
-            continue; // the root itself ("./")
+            // The root itself ("./"): only its mode applies.
+            let header = entry.header();
+            if header.entry_type() == tar::EntryType::Directory {
+                let mode = header.mode().map_err(|e| at.read_err(e))? & 0o7777;
+                dir_modes.insert(root.to_path_buf(), mode);
+            }
+            continue;
         };
         let parent_rel: PathBuf = parents.iter().collect();
         if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
@@ -464,6 +469,16 @@ impl EntryAt<'_> {
                 dir_modes.insert(target.to_path_buf(), mode);
             }
             T::Regular | T::Continuous | T::GNUSparse => {
+                // The header's size (a sparse file's logical size) is judged before any byte
+                // is written: a 1 KiB layer may declare 20 GiB of holes.
+                if entry.size() > budget.bytes {
+                    return Err(RunError::DeclaredTooLarge {
+                        layer: self.layer.to_path_buf(),
+                        entry: self.shown.clone(),
+                        size: entry.size(),
+                        limit: budget.limits.max_bytes,
+                    });
+                }
                 let out =
                     write_new_file(target, entry, &mut budget.bytes).map_err(|e| match e {
                         WriteFail::OverBudget => budget.exceeded("bytes"),
@@ -492,6 +507,9 @@ impl EntryAt<'_> {
                 replace(target)?;
                 nix::unistd::mkfifo(target, nix::sys::stat::Mode::from_bits_truncate(mode))
                     .map_err(|e| RunError::io("creating fifo", target, io::Error::from(e)))?;
+                // mkfifo masks the mode with the umask: the archive's bits, exactly.
+                fs::set_permissions(target, fs::Permissions::from_mode(mode))
+                    .map_err(|e| RunError::io("setting the mode of", target, e))?;
             }
             // Device nodes: skipped (see the module docs). Anything else is metadata the tar
             // reader has already consumed or that has no place in a tree.
@@ -561,7 +579,8 @@ pub(crate) enum WriteFail {
 /// Replaces whatever is at `target` (never followed) by a new regular file holding `data`,
 /// created with `O_EXCL|O_NOFOLLOW` and mode 0600 (the caller sets the final mode), so a link
 /// left there cannot carry the write elsewhere. At most `*budget` bytes, counted as read (a
-/// sparse tar entry at its logical size) and taken off the budget.
+/// sparse tar entry at its logical size) and taken off the budget. Written sparse: blocks of
+/// zeros (a sparse entry's holes, as the tar reader gives them) are skipped, not written.
 pub(crate) fn write_new_file(
     target: &Path,
     data: &mut impl io::Read,
@@ -575,17 +594,64 @@ pub(crate) fn write_new_file(
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(target)
         .map_err(|e| WriteFail::Io("creating", e))?;
-    let copied =
-        io::copy(&mut data.take(*budget + 1), &mut out).map_err(|e| WriteFail::Io("writing", e))?;
+    let copied = copy_sparse(&mut data.take(*budget + 1), &mut out)?;
     *budget = budget.checked_sub(copied).ok_or(WriteFail::OverBudget)?;
     Ok(out)
 }
 
+/// The file system's block: a block of zeros skipped is a block not allocated.
+const SPARSE_BLOCK: usize = 4096;
+const ZEROS: [u8; SPARSE_BLOCK] = [0; SPARSE_BLOCK];
+
+/// Copies `data` into the new, empty `out`, seeking over blocks of zeros instead of writing
+/// them (the length is set at the end, so trailing zeros stay a hole too). Returns the length.
+fn copy_sparse(data: &mut impl io::Read, out: &mut fs::File) -> Result<u64, WriteFail> {
+    use std::io::{Seek as _, Write as _};
+    let write = |e| WriteFail::Io("writing", e);
+    let mut buf = vec![0u8; 64 * SPARSE_BLOCK];
+    let mut total = 0u64;
+    loop {
+        // Fill the buffer whole (a short read mid-stream would shift the block boundaries).
+        let mut filled = 0;
+        while filled < buf.len() {
+            match data.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(write(e)),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        for block in buf[..filled].chunks(SPARSE_BLOCK) {
+            // A slice comparison (memcmp): fast even unoptimised, on every byte of a layer.
+            if block == &ZEROS[..block.len()] {
+                out.seek(io::SeekFrom::Current(block.len() as i64))
+                    .map_err(write)?;
+            } else {
+                out.write_all(block).map_err(write)?;
+            }
+            total += block.len() as u64;
+        }
+        if filled < buf.len() {
+            break;
+        }
+    }
+    out.set_len(total).map_err(write)?;
+    Ok(total)
+}
+
 fn make_dir(path: &Path) -> Result<(), RunError> {
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(path)
-        .map_err(|e| RunError::io("creating", path, e))
+    make_dir_0755(path).map_err(|e| RunError::io("creating", path, e))
+}
+
+/// Creates the directory `path` with mode 0755 exactly: `mkdir` masks the mode with the umask,
+/// and under `umask 077` a folder the layers only imply (`/home` of `/home/nonroot`) would be
+/// 0700 and closed to the image's non-root user. Entries with a mode of their own get it later.
+fn make_dir_0755(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().mode(0o755).create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
 }
 
 /// Regular files in the tree under `root` (symlinks not followed).
@@ -720,27 +786,28 @@ mod bounds_tests {
             ..UnpackLimits::default()
         };
         match unpack_with(&img, limits) {
-            Err(e @ RunError::TooLarge { what: "bytes", .. }) => {
+            Err(e @ RunError::DeclaredTooLarge { .. }) => {
                 assert!(e.to_string().contains("--max-unpack-bytes"), "{e}")
             }
             other => panic!("{other:?}"),
         }
-        let written = fs::metadata(img.dir.join("root/bomb")).unwrap().len();
-        assert!(written <= (8 << 20) + 1, "{written}");
+        // Its header said 64 MiB: refused before a byte of it was written.
+        assert!(!img.dir.join("root/bomb").exists());
     }
 
-    #[test]
-    fn a_sparse_entry_counts_at_its_logical_size() {
-        // 512 bytes stored, 3 GiB claimed: GNU sparse with one data block at the end.
-        let logical: u64 = 3 << 30;
+    /// A GNU sparse tar of one entry `sparse`: 512 bytes of 7s stored at the end of
+    /// `logical` bytes, the rest a hole.
+    fn sparse_tar(logical: u64) -> Vec<u8> {
         let mut h = tar::Header::new_gnu();
         h.set_path("sparse").unwrap();
         h.set_entry_type(tar::EntryType::GNUSparse);
         h.set_mode(0o644);
         h.set_size(512);
+        // Twelve octal digits, unterminated, for sizes past 8 GiB (as GNU tar writes them).
         let octal = |n: u64| {
             let mut field = [0u8; 12];
-            field[..11].copy_from_slice(format!("{n:011o}").as_bytes());
+            let digits = format!("{n:011o}");
+            field[..digits.len()].copy_from_slice(digits.as_bytes());
             field
         };
         let gnu = h.as_gnu_mut().unwrap();
@@ -751,18 +818,53 @@ mod bounds_tests {
         let mut tar = h.as_bytes().to_vec();
         tar.extend([7u8; 512]);
         tar.extend([0u8; 1024]);
-        let layer = gzip(&tar);
+        tar
+    }
+
+    #[test]
+    fn a_sparse_entry_is_judged_by_its_header_before_a_byte_is_written() {
+        // 512 bytes stored, 20 GiB claimed: refused at once (writing the zeros took minutes).
+        let layer = gzip(&sparse_tar(20 << 30));
         assert!(layer.len() < 200, "{}", layer.len());
         let tmp = tempfile::tempdir().unwrap();
         let img = image(tmp.path(), &layer, None);
-        let limits = UnpackLimits {
-            max_bytes: 1 << 20,
-            ..UnpackLimits::default()
-        };
-        assert!(matches!(
-            unpack_with(&img, limits),
-            Err(RunError::TooLarge { what: "bytes", .. })
-        ));
+        let started = std::time::Instant::now();
+        let e = unpack_with(&img, UnpackLimits::default()).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert!(
+            matches!(e, RunError::DeclaredTooLarge { size, limit, .. } if size == 20 << 30 && limit == 16 << 30),
+            "{e:?}"
+        );
+        let shown = e.to_string();
+        assert!(
+            shown.contains("\"sparse\"") && shown.contains("--max-unpack-bytes"),
+            "{shown}"
+        );
+        assert!(!img.dir.join("root/sparse").exists(), "nothing was written");
+    }
+
+    #[test]
+    fn a_sparse_entry_within_the_limit_is_written_sparse() {
+        let logical: u64 = 1 << 30;
+        let tmp = tempfile::tempdir().unwrap();
+        let img = image(tmp.path(), &gzip(&sparse_tar(logical)), None);
+        unpack_with(&img, UnpackLimits::default()).unwrap();
+        let path = img.dir.join("root/sparse");
+        let md = fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(md.len(), logical);
+        // The 512 bytes of data take a block or a few; the GiB of hole none.
+        assert!(md.blocks() * 512 < 1 << 20, "{} blocks", md.blocks());
+        let mut f = fs::File::open(&path).unwrap();
+        use std::io::{Seek, SeekFrom};
+        let mut head = vec![1u8; 4096];
+        f.read_exact(&mut head).unwrap();
+        assert!(head.iter().all(|&b| b == 0));
+        f.seek(SeekFrom::Start(logical - 1024)).unwrap();
+        let mut tail = Vec::new();
+        f.read_to_end(&mut tail).unwrap();
+        assert_eq!(&tail[..512], &[0u8; 512][..]);
+        assert_eq!(&tail[512..], &[7u8; 512][..]);
     }
 
     #[test]
@@ -787,6 +889,83 @@ mod bounds_tests {
                 ..
             })
         ));
+    }
+
+    /// Runs this very test again in a child under `umask 077` (the umask is per process and
+    /// the other tests run in threads beside this one) and fails with its output.
+    fn again_under_umask_077(test: &str) {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", "umask 077 && exec \"$0\" \"$@\""])
+            .arg(exe)
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env("STATICPACK_TEST_UMASK_CHILD", "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran no test: {text}");
+    }
+
+    #[test]
+    fn modes_are_the_layers_whatever_the_umask() {
+        const NAME: &str = "run::unpack::bounds_tests::modes_are_the_layers_whatever_the_umask";
+        if std::env::var_os("STATICPACK_TEST_UMASK_CHILD").is_none() {
+            return again_under_umask_077(NAME);
+        }
+        assert_eq!(
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077)).bits(),
+            0o077
+        );
+        // `home/` is only implied by `home/nonroot/`; the root has no `./` entry; a FIFO's mode
+        // goes through mkfifo, a file's through open: each is masked by the umask.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o700);
+        dir.set_size(0);
+        b.append_data(&mut dir, "home/nonroot/", io::empty())
+            .unwrap();
+        let mut fifo = tar::Header::new_gnu();
+        fifo.set_entry_type(tar::EntryType::Fifo);
+        fifo.set_mode(0o644);
+        fifo.set_size(0);
+        b.append_data(&mut fifo, "run/fifo", io::empty()).unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_mode(0o755);
+        file.set_size(2);
+        b.append_data(&mut file, "app", &b"hi"[..]).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let img = image(tmp.path(), &gzip(&b.into_inner().unwrap()), None);
+        unpack_with(&img, UnpackLimits::default()).unwrap();
+        let root = img.dir.join("root");
+        let mode = |p: &str| {
+            fs::symlink_metadata(root.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode(""), 0o755, "the root");
+        assert_eq!(mode("home"), 0o755, "an implied directory");
+        assert_eq!(mode("home/nonroot"), 0o700);
+        assert_eq!(mode("run"), 0o755, "an implied directory");
+        assert_eq!(mode("run/fifo"), 0o644);
+        assert_eq!(mode("app"), 0o755);
+
+        // A `./` entry gives the root its mode.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut dot = tar::Header::new_gnu();
+        dot.set_entry_type(tar::EntryType::Directory);
+        dot.set_mode(0o751);
+        dot.set_size(0);
+        b.append_data(&mut dot, "./", io::empty()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let img = image(tmp.path(), &gzip(&b.into_inner().unwrap()), None);
+        unpack_with(&img, UnpackLimits::default()).unwrap();
+        let md = fs::metadata(img.dir.join("root")).unwrap();
+        assert_eq!(md.permissions().mode() & 0o7777, 0o751);
     }
 
     #[test]

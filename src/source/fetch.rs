@@ -4,6 +4,7 @@
 
 use super::{Located, SourceError, SourceOptions};
 use crate::digest::{Digest, HashingWriter};
+use crate::workdir::WorkDir;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -48,11 +49,15 @@ pub(super) fn fetched(
         ),
     };
     fs::create_dir_all(&folder).map_err(|e| SourceError::io("creating", &folder, e))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".download-")
-        .tempfile_in(&folder)
-        .map_err(|e| SourceError::io("creating a file in", &folder, e))?;
-    let actual = download(url, loopback, opts, temp.as_file_mut())?;
+    // Downloads a killed build cut short (up to the 2 GiB cap each) go first; a download in
+    // progress is held by its build.
+    crate::workdir::sweep(&folder, DOWNLOAD_PREFIX, &|_| {});
+    let work = WorkDir::new_in(&folder, DOWNLOAD_PREFIX)
+        .map_err(|e| SourceError::io("creating a folder in", &folder, e))?;
+    let temp = work.path().join("archive");
+    let mut file =
+        fs::File::create_new(&temp).map_err(|e| SourceError::io("creating", &temp, e))?;
+    let actual = download(url, loopback, opts, &mut file)?;
     if actual != *expected {
         return Err(SourceError::Mismatch {
             origin: url.to_owned(),
@@ -62,13 +67,16 @@ pub(super) fn fetched(
     }
     match cached {
         Some(path) => {
-            temp.persist(&path)
-                .map_err(|e| SourceError::io("saving", &path, e.error))?;
+            fs::rename(&temp, &path).map_err(|e| SourceError::io("saving", &path, e))?;
             Ok(Located::Kept(path))
         }
-        None => Ok(Located::Temporary(temp.into_temp_path())),
+        None => Ok(Located::Temporary(work)),
     }
 }
+
+/// The locked folders a download is written in, beside where it is kept (swept when their
+/// build was killed).
+const DOWNLOAD_PREFIX: &str = "download-";
 
 /// https anywhere; plain http only to this machine (a test server, a local mirror). Whether
 /// the host is this machine (then no proxy is used).

@@ -36,11 +36,16 @@ pub enum SourceError {
         entry: String,
         reason: String,
     },
-    #[error("the archive {archive} unpacks to more than {limit} {what}")]
+    /// Past a limit, or about to pass it by what an entry's header declares (`declared`: empty,
+    /// or that entry and its size).
+    #[error("the archive {archive} unpacks to more than {limit} {what}{declared}: {rule}")]
     TooLarge {
         archive: String,
         what: &'static str,
         limit: u64,
+        declared: String,
+        /// Which limit (the absolute one or the expansion ratio) and how to raise it.
+        rule: String,
     },
     #[error("the archive {archive} holds nothing after stripping {strip} leading folder(s)")]
     Empty { archive: String, strip: u32 },
@@ -100,28 +105,38 @@ pub(crate) fn materialize(
         }
         ArchiveOrigin::Url(url) => fetch::fetched(url, &archive.sha256, opts, dest)?,
     };
+    // The recipe's own bound replaces the default limit and the expansion ratio.
+    let limits = match archive.max_unpack_bytes {
+        Some(max_bytes) => SourceLimits {
+            max_bytes,
+            max_ratio: None,
+            ..opts.limits
+        },
+        None => opts.limits,
+    };
     let result = unpack::unpack(
-        file.path(),
+        &file.path(),
         archive.format,
         archive.strip_components,
         dest,
-        &opts.limits,
+        &limits,
     );
     file.discard();
     result
 }
 
-/// A verified archive on disk: the user's, the cache's, or a temporary download.
+/// A verified archive on disk: the user's, the cache's, or a temporary download (`archive` in
+/// a locked folder of its own).
 enum Located {
     Kept(PathBuf),
-    Temporary(tempfile::TempPath),
+    Temporary(crate::workdir::WorkDir),
 }
 
 impl Located {
-    fn path(&self) -> &Path {
+    fn path(&self) -> PathBuf {
         match self {
-            Located::Kept(p) => p,
-            Located::Temporary(t) => t,
+            Located::Kept(p) => p.clone(),
+            Located::Temporary(t) => t.path().join("archive"),
         }
     }
 
@@ -155,6 +170,7 @@ mod tests {
             sha256,
             strip_components: 1,
             format: ArchiveFormat::TarGz,
+            max_unpack_bytes: None,
         }
     }
 
@@ -196,6 +212,43 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(left.len(), 1);
+    }
+
+    #[test]
+    fn a_download_cut_short_by_a_kill_is_swept_by_the_next_and_a_live_one_is_not() {
+        let bytes = tarball();
+        let digest = Digest::of_bytes(&bytes);
+        let served = bytes.clone();
+        let server = FakeServer::start(move |_| Reply::Bytes(binary_response(&served)));
+        let cache = tempfile::tempdir().unwrap();
+        let folder = cache.path().join("sha256");
+        std::fs::create_dir_all(&folder).unwrap();
+        // A killed build's partial download (nothing holds it), and a concurrent build's.
+        let dead = folder.join("download-dead");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("archive"), vec![0u8; 4096]).unwrap();
+        let live = crate::workdir::WorkDir::new_in(&folder, "download-").unwrap();
+        let build = tempfile::tempdir().unwrap();
+        let dest = build.path().join("src");
+        materialize(
+            &url_source(&server, digest.clone()),
+            &dest,
+            &options(cache.path()),
+        )
+        .unwrap();
+        assert!(!dead.exists(), "the dead download is swept");
+        assert!(live.path().is_dir(), "a live download is left alone");
+        let mut left: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        left.sort();
+        let mut want = vec![
+            live.path().to_path_buf(),
+            fetch::cached_path(cache.path(), &digest),
+        ];
+        want.sort();
+        assert_eq!(left, want);
     }
 
     #[test]

@@ -9,7 +9,6 @@
 use super::SourceError;
 use crate::confine::Confinement;
 use crate::recipe::ArchiveFormat;
-use crate::run::UnpackLimits;
 use crate::run::unpack::{
     ResolveError, Walk, WriteFail, entry_in_root, resolve_in_root, safe_components, write_new_file,
 };
@@ -19,13 +18,50 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The bounds for a source tree: generous for real projects (the Linux kernel's tarball is
-/// ~1.5 GiB in ~90k files), small against a bomb.
-pub(crate) type SourceLimits = UnpackLimits;
+/// ~1.5 GiB in ~90k files, 11 times its size), small against a bomb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SourceLimits {
+    pub max_bytes: u64,
+    pub max_entries: u64,
+    /// At most this many bytes unpacked per byte of archive (never less than [`RATIO_FLOOR`]
+    /// in all): a 14 MB tarball of 3 GiB is a bomb long before the absolute limit. `None` when
+    /// the recipe set `max_unpack_bytes`, which then alone bounds the bytes.
+    pub max_ratio: Option<u64>,
+}
+
+/// What the expansion ratio allows whatever the archive's size: small archives of
+/// generated or repetitive sources may expand far more than 100 times.
+pub(crate) const RATIO_FLOOR: u64 = 1 << 30;
 
 pub(super) fn default_limits() -> SourceLimits {
-    UnpackLimits {
+    SourceLimits {
         max_bytes: 8 << 30,
         max_entries: 500_000,
+        max_ratio: Some(100),
+    }
+}
+
+/// The limit on bytes that binds for an archive of `size` bytes, and the words for it.
+fn bytes_rule(limits: &SourceLimits, size: u64) -> (u64, String) {
+    const RAISE: &str = "if the archive is trusted, set a limit of your own with max_unpack_bytes";
+    match limits.max_ratio {
+        Some(ratio) if size.saturating_mul(ratio).max(RATIO_FLOOR) < limits.max_bytes => (
+            size.saturating_mul(ratio).max(RATIO_FLOOR),
+            format!(
+                "the expansion limit for a source archive ({ratio} times its size of {size} bytes, at least {RATIO_FLOOR}); {RAISE} = \"8G\" (for example) in build.source"
+            ),
+        ),
+        Some(_) => (
+            limits.max_bytes,
+            format!(
+                "the limit for a source archive; {RAISE} = \"{}G\" (for example) in build.source",
+                (limits.max_bytes >> 30).max(1) * 2
+            ),
+        ),
+        None => (
+            limits.max_bytes,
+            "the limit the recipe sets with build.source.max_unpack_bytes; raise it there if the archive is trusted".to_owned(),
+        ),
     }
 }
 
@@ -35,12 +71,17 @@ pub(super) fn unpack(
     format: ArchiveFormat,
     strip: u32,
     dest: &Path,
-    limits: &UnpackLimits,
+    limits: &SourceLimits,
 ) -> Result<(), SourceError> {
     let shown = file.display().to_string();
     fs::create_dir(dest).map_err(|e| SourceError::io("creating", dest, e))?;
     let root = fs::canonicalize(dest).map_err(|e| SourceError::io("opening", dest, e))?;
     let input = fs::File::open(file).map_err(|e| SourceError::io("opening", file, e))?;
+    let size = input
+        .metadata()
+        .map_err(|e| SourceError::io("inspecting", file, e))?
+        .len();
+    let (max_bytes, bytes_rule) = bytes_rule(limits, size);
     let buffered = io::BufReader::new(input);
     let decoded: Box<dyn Read> = match format {
         ArchiveFormat::Tar => Box::new(buffered),
@@ -52,9 +93,11 @@ pub(super) fn unpack(
         archive: &shown,
         root: &root,
         strip: strip as usize,
-        bytes: limits.max_bytes,
+        bytes: max_bytes,
         entries: limits.max_entries,
-        limits,
+        max_bytes,
+        bytes_rule,
+        max_entries: limits.max_entries,
         written: 0,
     };
     unpacker.entries(tar::Archive::new(decoded))?;
@@ -91,7 +134,10 @@ struct Unpacker<'a> {
     /// What is left of the limits.
     bytes: u64,
     entries: u64,
-    limits: &'a UnpackLimits,
+    /// The byte limit that binds, and the words for it.
+    max_bytes: u64,
+    bytes_rule: String,
+    max_entries: u64,
     /// Entries written (after stripping).
     written: u64,
 }
@@ -101,11 +147,20 @@ impl Unpacker<'_> {
         SourceError::io("reading the archive", Path::new(self.archive), e)
     }
 
-    fn too_large(&self, what: &'static str, limit: u64) -> SourceError {
+    fn too_large(&self, what: &'static str, declared: String) -> SourceError {
+        let (limit, rule) = match what {
+            "bytes" => (self.max_bytes, self.bytes_rule.clone()),
+            _ => (
+                self.max_entries,
+                "the limit for a source archive".to_owned(),
+            ),
+        };
         SourceError::TooLarge {
             archive: self.archive.to_owned(),
             what,
             limit,
+            declared,
+            rule,
         }
     }
 
@@ -115,7 +170,7 @@ impl Unpacker<'_> {
             self.entries = self
                 .entries
                 .checked_sub(1)
-                .ok_or_else(|| self.too_large("entries", self.limits.max_entries))?;
+                .ok_or_else(|| self.too_large("entries", String::new()))?;
             let raw_path = entry.path().map_err(|e| self.read_err(e))?.into_owned();
             self.entry(&mut entry, &raw_path)?;
         }
@@ -163,8 +218,21 @@ impl Unpacker<'_> {
                 }
             },
             T::Regular | T::Continuous | T::GNUSparse => {
+                // Judged by its header before a byte is written (a sparse file at its full
+                // size): what it declares is what it would write.
+                if entry.size() > self.bytes {
+                    return Err(self.too_large(
+                        "bytes",
+                        format!(
+                            " (entry {:?} declares {} bytes where {} are left)",
+                            raw_path.to_string_lossy(),
+                            entry.size(),
+                            self.bytes
+                        ),
+                    ));
+                }
                 let out = write_new_file(&target, entry, &mut self.bytes).map_err(|e| match e {
-                    WriteFail::OverBudget => self.too_large("bytes", self.limits.max_bytes),
+                    WriteFail::OverBudget => self.too_large("bytes", String::new()),
                     WriteFail::Io(action, e) => SourceError::io(action, &target, e),
                 })?;
                 // The owner may always read and write what it unpacked (to clean it up).
@@ -295,7 +363,7 @@ pub(super) mod tests {
         archive: &[u8],
         format: ArchiveFormat,
         strip: u32,
-        limits: UnpackLimits,
+        limits: SourceLimits,
     ) -> Result<PathBuf, SourceError> {
         let file = tmp.join("archive");
         fs::write(&file, archive).unwrap();
@@ -441,9 +509,10 @@ pub(super) mod tests {
         file(&mut tar, "p/big", &vec![0u8; 64 << 10]);
         let tar = finish(tar);
         let tmp = tempfile::tempdir().unwrap();
-        let limits = UnpackLimits {
+        let limits = SourceLimits {
             max_bytes: 1 << 10,
             max_entries: 10,
+            max_ratio: None,
         };
         let e = unpack_bytes(tmp.path(), &gzip(&tar), ArchiveFormat::TarGz, 1, limits).unwrap_err();
         assert!(
@@ -466,6 +535,92 @@ pub(super) mod tests {
             ),
             "{e}"
         );
+    }
+
+    /// `p/hello.c`, then `p/zeros`: a GNU sparse entry of `logical` bytes (a hole, then 512
+    /// bytes of 7s), a tar of a few KiB whatever it declares.
+    pub(crate) fn sparse_archive(logical: u64) -> Vec<u8> {
+        let mut tar = Vec::new();
+        file(&mut tar, "p/hello.c", b"int main;");
+        let mut h = tar::Header::new_gnu();
+        h.set_path("p/zeros").unwrap();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_mode(0o644);
+        h.set_size(512);
+        let octal = |n: u64| {
+            let mut field = [0u8; 12];
+            let digits = format!("{n:011o}");
+            field[..digits.len()].copy_from_slice(digits.as_bytes());
+            field
+        };
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].offset = octal(logical - 512);
+        gnu.sparse[0].numbytes = octal(512);
+        gnu.realsize = octal(logical);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend([7u8; 512]);
+        finish(tar)
+    }
+
+    #[test]
+    fn an_archive_is_judged_by_its_headers_and_its_expansion_ratio() {
+        // 3 GiB declared in a gzip of ~200 bytes: past 100 times its size (and the 1 GiB
+        // floor), well under the absolute 8 GiB. Refused before the entry is written.
+        let bytes = gzip(&sparse_archive(3 << 30));
+        let tmp = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let e = unpack_bytes(
+            tmp.path(),
+            &bytes,
+            ArchiveFormat::TarGz,
+            1,
+            default_limits(),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let shown = e.to_string();
+        assert!(
+            matches!(e, SourceError::TooLarge { what: "bytes", limit, .. } if limit == RATIO_FLOOR),
+            "{shown}"
+        );
+        for part in [
+            "\"p/zeros\" declares 3221225472 bytes",
+            "expansion limit",
+            "100 times its size",
+            "max_unpack_bytes",
+        ] {
+            assert!(shown.contains(part), "{part:?} in {shown}");
+        }
+        assert!(
+            !tmp.path().join("src/zeros").exists(),
+            "nothing half-written"
+        );
+
+        // The absolute limit, when it binds first, is named as such.
+        let tmp = tempfile::tempdir().unwrap();
+        let limits = SourceLimits {
+            max_bytes: 1 << 20,
+            ..default_limits()
+        };
+        let e = unpack_bytes(tmp.path(), &bytes, ArchiveFormat::TarGz, 1, limits).unwrap_err();
+        assert!(
+            e.to_string().contains("the limit for a source archive"),
+            "{e}"
+        );
+
+        // The recipe's own limit (no ratio) lets it through, written sparse.
+        let tmp = tempfile::tempdir().unwrap();
+        let limits = SourceLimits {
+            max_bytes: 4 << 30,
+            max_ratio: None,
+            ..default_limits()
+        };
+        let dest = unpack_bytes(tmp.path(), &bytes, ArchiveFormat::TarGz, 1, limits).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let md = fs::metadata(dest.join("zeros")).unwrap();
+        assert_eq!(md.len(), 3 << 30);
+        assert!(md.blocks() * 512 < 1 << 20, "{} blocks", md.blocks());
     }
 
     #[test]
