@@ -503,7 +503,9 @@ pub fn available() -> Result<(), String> {
     static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     PROBE
         .get_or_init(|| {
-            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            // A locked scratch folder: one a kill leaves behind is swept by the next run.
+            let dir = crate::workdir::WorkDir::new("staticpack-build-probe-")
+                .map_err(|e| e.to_string())?;
             let spec = JailSpec::new(dir.path().to_path_buf(), JailLimits::default());
             let cmd = Command::new("/bin/true");
             let devnull = File::options()
