@@ -260,26 +260,7 @@ fn hello_with_zeros(logical: u64) -> Vec<u8> {
         .unwrap();
     let mut tar = tar.into_inner().unwrap();
     tar.truncate(tar.len() - 1024); // the end-of-archive blocks go after the sparse entry
-    let mut h = tar::Header::new_gnu();
-    h.set_path("hello-1.0/zeros").unwrap();
-    h.set_entry_type(tar::EntryType::GNUSparse);
-    h.set_mode(0o644);
-    h.set_size(512);
-    h.set_mtime(0);
-    // Twelve octal digits, unterminated, past 8 GiB (as GNU tar writes them).
-    let octal = |n: u64| {
-        let mut field = [0u8; 12];
-        let digits = format!("{n:011o}");
-        field[..digits.len()].copy_from_slice(digits.as_bytes());
-        field
-    };
-    let gnu = h.as_gnu_mut().unwrap();
-    gnu.sparse[0].offset = octal(logical - 512);
-    gnu.sparse[0].numbytes = octal(512);
-    gnu.realsize = octal(logical);
-    h.set_cksum();
-    tar.extend_from_slice(h.as_bytes());
-    tar.extend([7u8; 512]);
+    tar.extend(sparse::gnu_sparse_entry("hello-1.0/zeros", logical));
     tar.extend([0u8; 1024]);
     gzip(&tar)
 }

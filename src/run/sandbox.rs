@@ -773,30 +773,7 @@ fn child(plan: &Plan, fds: Fds) -> ! {
         // range): become container root, or files created in /dev would have no owner
         // (EOVERFLOW). Host groups are unmapped as well: drop them.
         if plan.exec.drop_groups {
-            let zero = 0 as c_long;
-            if libc::syscall(libc::SYS_setgroups, zero, ptr::null::<libc::gid_t>()) == -1 {
-                report(fds.error_w, Step::Setgroups, errno(), 0);
-                libc::_exit(1);
-            }
-            if libc::syscall(libc::SYS_setresgid, zero, zero, zero) == -1 {
-                report(fds.error_w, Step::Setgid, errno(), 0);
-                libc::_exit(1);
-            }
-            if libc::syscall(libc::SYS_setresuid, zero, zero, zero) == -1 {
-                report(fds.error_w, Step::Setuid, errno(), 0);
-                libc::_exit(1);
-            }
-            // Changing ids cleared the parent-death signal: set it again, then make sure the
-            // parent did not die meanwhile (its end of our stdout pipe would be gone).
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-            let mut pfd = libc::pollfd {
-                fd: fds.stdout_w,
-                events: libc::POLLOUT,
-                revents: 0,
-            };
-            if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLERR != 0 {
-                libc::_exit(1);
-            }
+            become_root(fds.error_w, fds.stdout_w);
         }
 
         if let Err((step, err)) = setup_root(plan) {
@@ -836,6 +813,41 @@ fn child(plan: &Plan, fds: Fds) -> ! {
         libc::close(fds.stdout_w);
         libc::close(fds.stderr_w);
         init(pid as libc::pid_t, fds.status_w)
+    }
+}
+
+/// Becomes root of the new user namespace (setgroups, setres[ug]id 0) when our host ids are
+/// unmapped there (we are host root), then sets the parent-death signal again (changing ids
+/// cleared it) and makes sure the parent did not die meanwhile: `parent_pipe`, a pipe we write
+/// and the parent reads, has no reader then. A failure is reported and ends the process.
+///
+/// # Safety
+/// Only in a clone child, before anything else runs in it.
+unsafe fn become_root(error_w: RawFd, parent_pipe: RawFd) {
+    // SAFETY: raw syscalls without pointers into memory we do not own.
+    unsafe {
+        let zero = 0 as c_long;
+        if libc::syscall(libc::SYS_setgroups, zero, ptr::null::<libc::gid_t>()) == -1 {
+            report(error_w, Step::Setgroups, errno(), 0);
+            libc::_exit(1);
+        }
+        if libc::syscall(libc::SYS_setresgid, zero, zero, zero) == -1 {
+            report(error_w, Step::Setgid, errno(), 0);
+            libc::_exit(1);
+        }
+        if libc::syscall(libc::SYS_setresuid, zero, zero, zero) == -1 {
+            report(error_w, Step::Setuid, errno(), 0);
+            libc::_exit(1);
+        }
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        let mut pfd = libc::pollfd {
+            fd: parent_pipe,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLERR != 0 {
+            libc::_exit(1);
+        }
     }
 }
 

@@ -798,25 +798,7 @@ mod bounds_tests {
     /// A GNU sparse tar of one entry `sparse`: 512 bytes of 7s stored at the end of
     /// `logical` bytes, the rest a hole.
     fn sparse_tar(logical: u64) -> Vec<u8> {
-        let mut h = tar::Header::new_gnu();
-        h.set_path("sparse").unwrap();
-        h.set_entry_type(tar::EntryType::GNUSparse);
-        h.set_mode(0o644);
-        h.set_size(512);
-        // Twelve octal digits, unterminated, for sizes past 8 GiB (as GNU tar writes them).
-        let octal = |n: u64| {
-            let mut field = [0u8; 12];
-            let digits = format!("{n:011o}");
-            field[..digits.len()].copy_from_slice(digits.as_bytes());
-            field
-        };
-        let gnu = h.as_gnu_mut().unwrap();
-        gnu.sparse[0].offset = octal(logical - 512);
-        gnu.sparse[0].numbytes = octal(512);
-        gnu.realsize = octal(logical);
-        h.set_cksum();
-        let mut tar = h.as_bytes().to_vec();
-        tar.extend([7u8; 512]);
+        let mut tar = crate::test_support::sparse::gnu_sparse_entry("sparse", logical);
         tar.extend([0u8; 1024]);
         tar
     }

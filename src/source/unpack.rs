@@ -542,24 +542,9 @@ pub(super) mod tests {
     pub(crate) fn sparse_archive(logical: u64) -> Vec<u8> {
         let mut tar = Vec::new();
         file(&mut tar, "p/hello.c", b"int main;");
-        let mut h = tar::Header::new_gnu();
-        h.set_path("p/zeros").unwrap();
-        h.set_entry_type(tar::EntryType::GNUSparse);
-        h.set_mode(0o644);
-        h.set_size(512);
-        let octal = |n: u64| {
-            let mut field = [0u8; 12];
-            let digits = format!("{n:011o}");
-            field[..digits.len()].copy_from_slice(digits.as_bytes());
-            field
-        };
-        let gnu = h.as_gnu_mut().unwrap();
-        gnu.sparse[0].offset = octal(logical - 512);
-        gnu.sparse[0].numbytes = octal(512);
-        gnu.realsize = octal(logical);
-        h.set_cksum();
-        tar.extend_from_slice(h.as_bytes());
-        tar.extend([7u8; 512]);
+        tar.extend(crate::test_support::sparse::gnu_sparse_entry(
+            "p/zeros", logical,
+        ));
         finish(tar)
     }
 

@@ -3,3 +3,4 @@
 
 pub(crate) mod cc;
 pub(crate) mod http;
+pub(crate) mod sparse;

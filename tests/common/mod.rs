@@ -7,6 +7,8 @@ mod cc;
 pub mod fake_http;
 pub mod layout;
 pub mod registry;
+#[path = "../../src/test_support/sparse.rs"]
+pub mod sparse;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -35,7 +35,9 @@
 //! As in `sandbox.rs`, everything the child does is planned before the clone; the child makes
 //! raw syscalls only.
 
-use super::{ExecPlan, Step, above_stdio, close_all_but, errno, init, mask_proc, report, start};
+use super::{
+    ExecPlan, Step, above_stdio, become_root, close_all_but, errno, init, mask_proc, report, start,
+};
 use crate::run::{RunError, hardening};
 use nix::libc::{self, c_char, c_int, c_long};
 use nix::sched::CloneFlags;
@@ -959,30 +961,7 @@ fn child(plan: &Plan, fds: Fds) -> ! {
         libc::close(fds.sock);
 
         if plan.as_root {
-            let zero = 0 as c_long;
-            if libc::syscall(libc::SYS_setgroups, zero, std::ptr::null::<libc::gid_t>()) == -1 {
-                report(fds.error_w, Step::Setgroups, errno(), 0);
-                libc::_exit(1);
-            }
-            if libc::syscall(libc::SYS_setresgid, zero, zero, zero) == -1 {
-                report(fds.error_w, Step::Setgid, errno(), 0);
-                libc::_exit(1);
-            }
-            if libc::syscall(libc::SYS_setresuid, zero, zero, zero) == -1 {
-                report(fds.error_w, Step::Setuid, errno(), 0);
-                libc::_exit(1);
-            }
-            // Changing ids cleared the parent-death signal: set it again, then make sure the
-            // parent did not die meanwhile.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-            let mut pfd = libc::pollfd {
-                fd: fds.status_w,
-                events: libc::POLLOUT,
-                revents: 0,
-            };
-            if libc::poll(&mut pfd, 1, 0) == 1 && pfd.revents & libc::POLLERR != 0 {
-                libc::_exit(1);
-            }
+            become_root(fds.error_w, fds.status_w);
         }
 
         let mapped = |slot: usize| -> Option<RawFd> {
@@ -1191,24 +1170,8 @@ unsafe fn setup_root(
                         )
                         .into(),
                     )?;
-                    let attr = MountAttr {
-                        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                        attr_clr: 0,
-                        propagation: 0,
-                        userns_fd: 0,
-                    };
-                    check(
-                        Step::JailMount,
-                        index,
-                        libc::syscall(
-                            libc::SYS_mount_setattr,
-                            libc::AT_FDCWD,
-                            dir.as_ptr(),
-                            0,
-                            &attr as *const MountAttr,
-                            std::mem::size_of::<MountAttr>(),
-                        ),
-                    )?;
+                    let set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+                    check(Step::JailMount, index, set_mount_attr(dir, set, 0))?;
                 }
                 MountStep::Bind {
                     src,
@@ -1246,30 +1209,14 @@ unsafe fn setup_root(
                         )
                         .into(),
                     )?;
-                    let mut attr = MountAttr {
-                        attr_set: MOUNT_ATTR_NOSUID,
-                        attr_clr: 0,
-                        propagation: 0,
-                        userns_fd: 0,
-                    };
+                    let mut set = MOUNT_ATTR_NOSUID;
                     if *readonly {
-                        attr.attr_set |= MOUNT_ATTR_RDONLY;
+                        set |= MOUNT_ATTR_RDONLY;
                     } else if !is_dev_node(dst) {
-                        attr.attr_set |= MOUNT_ATTR_NODEV;
+                        set |= MOUNT_ATTR_NODEV;
                     }
                     let at_flags = if *recursive { AT_RECURSIVE } else { 0 };
-                    check(
-                        Step::JailMount,
-                        index,
-                        libc::syscall(
-                            libc::SYS_mount_setattr,
-                            libc::AT_FDCWD,
-                            dst.as_ptr(),
-                            at_flags,
-                            &attr as *const MountAttr,
-                            std::mem::size_of::<MountAttr>(),
-                        ),
-                    )?;
+                    check(Step::JailMount, index, set_mount_attr(dst, set, at_flags))?;
                 }
             }
         }
@@ -1290,23 +1237,10 @@ unsafe fn setup_root(
         )?;
         // The tmpfs root itself is made read-only last: only the build folder (and /tmp,
         // /dev/shm) stay writable.
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_RDONLY,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: 0,
-        };
         check(
             Step::RemountReadOnly,
             0,
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                libc::AT_FDCWD,
-                c"/".as_ptr(),
-                0,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            ),
+            set_mount_attr(c"/", MOUNT_ATTR_RDONLY, 0),
         )?;
         check(Step::PivotRoot, 0, libc::chdir(c"/".as_ptr()).into())?;
         let name = plan.hostname.as_bytes();
@@ -1317,6 +1251,30 @@ unsafe fn setup_root(
         )?;
     }
     Ok(())
+}
+
+/// mount_setattr(2) of the mount at `path`, adding the `set` flags; -1 on failure.
+///
+/// # Safety
+/// Changes the calling process's mounts: only in the jail's child.
+unsafe fn set_mount_attr(path: &std::ffi::CStr, set: u64, at_flags: libc::c_uint) -> c_long {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a NUL-terminated path and a struct of the kernel's layout, both live.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            at_flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    }
 }
 
 /// Device nodes are bound into the jail's /dev: those binds must not get `nodev`.
