@@ -139,12 +139,12 @@ fn fact_lines(f: &ElfFacts) -> Vec<(&'static str, String)> {
     };
     lines.push(("libc:", format!("{libc} ({})", f.libc_evidence.join("; "))));
     // The list is libc-independent; only glibc turns these calls into module loading.
-    if f.libc == Libc::Glibc && !f.nss_hazards.is_empty() {
+    if f.libc == Libc::Glibc && !f.nss_functions().is_empty() {
         lines.push((
             "nss:",
             format!(
                 "calls {} (glibc serves these by loading libnss_*.so at run time)",
-                f.nss_hazards.join(", ")
+                f.nss_functions().join(", ")
             ),
         ));
     }

@@ -317,6 +317,10 @@ pub(super) const LOAD_SYMBOLS: &[(&str, LoadKind, bool)] = &[
     ("dlmopen", LoadKind::Dlopen, true),
 ];
 
+/// The [`LOAD_SYMBOLS`] that `nss_hazards` listed before they had findings of their own, and
+/// still lists (the JSON schema 1 meaning of the field); they are not NSS.
+pub(super) const LEGACY_NSS_LIST: &[&str] = &["iconv_open", "dlopen"];
+
 /// What a stripped static glibc binary still says about a [`LoadKind`]: the library name its
 /// loader passes to dlopen.
 pub(super) const LOAD_STRINGS: &[(&str, LoadKind)] = &[("libidn2.so", LoadKind::Idn2)];

@@ -64,7 +64,7 @@ pub fn diagnose(facts: &ElfFacts, require: Requirement) -> Vec<Finding> {
     }
     if facts.libc == Libc::Glibc
         && facts.linkage != Linkage::Dynamic
-        && !facts.nss_hazards.is_empty()
+        && !facts.nss_functions().is_empty()
     {
         out.push(nss(facts));
     }
@@ -435,7 +435,7 @@ fn not_pie(f: &ElfFacts) -> Finding {
 }
 
 fn nss(f: &ElfFacts) -> Finding {
-    let list = f.nss_hazards.join(", ");
+    let list = f.nss_functions().join(", ");
     let fix = match toolchain(f) {
         Toolchain::Go => "link the cgo code against musl instead (`libc = \"musl\"`: CC=musl-gcc with \
                           `-linkmode external -extldflags \"-static\"`), which reads /etc/passwd, \

@@ -475,20 +475,6 @@ pub(super) fn analyze(
     let is_64 = container == Container::Big;
     let (machine, oci_arch) = classify::machine(hdr.e_machine, is_64, big);
     let linkage = classify::linkage(hdr.e_type, interpreter.is_some(), !needed.is_empty());
-    let mut nss_hazards: Vec<String> = syms.hazards.into_iter().collect();
-    // Stripped, a static glibc binary has no symbols left to name its hazards, but glibc's
-    // module loaders leave their file names in it: they settle it either way.
-    if stripped
-        && libc == super::Libc::Glibc
-        && linkage != super::Linkage::Dynamic
-        && nss_hazards.is_empty()
-    {
-        for (literal, hazard) in classify::GLIBC_MODULE_STRINGS {
-            if contains(literal.as_bytes()) {
-                nss_hazards.push((*hazard).to_owned());
-            }
-        }
-    }
     // Loads the DT_NEEDED closure does not cover, from the symbols, and for a stripped static
     // glibc binary from the library names its loaders leave behind.
     let mut loads = syms.loads;
@@ -502,13 +488,37 @@ pub(super) fn analyze(
             }
         }
     }
-    let load_hazards = loads
+    let load_hazards: Vec<super::LoadHazard> = loads
         .into_iter()
         .map(|(kind, evidence)| super::LoadHazard {
             kind,
             evidence: evidence.into_iter().map(String::from).collect(),
         })
         .collect();
+    // `nss_hazards` keeps its schema-1 meaning (every function that makes glibc load a shared
+    // object): iconv_open and an imported dlopen stay listed there too.
+    let mut hazards = syms.hazards;
+    for h in &load_hazards {
+        for e in &h.evidence {
+            if classify::LEGACY_NSS_LIST.contains(&e.as_str()) {
+                hazards.insert(e.clone());
+            }
+        }
+    }
+    let mut nss_hazards: Vec<String> = hazards.into_iter().collect();
+    // Stripped, a static glibc binary has no symbols left to name its hazards, but glibc's
+    // module loaders leave their file names in it: they settle it either way.
+    if stripped
+        && libc == super::Libc::Glibc
+        && linkage != super::Linkage::Dynamic
+        && nss_hazards.is_empty()
+    {
+        for (literal, hazard) in classify::GLIBC_MODULE_STRINGS {
+            if contains(literal.as_bytes()) {
+                nss_hazards.push((*hazard).to_owned());
+            }
+        }
+    }
     // A shared library is ET_DYN like a PIE; the PIE flag (or its absence with a soname or no
     // entry point) tells them apart. Old linkers set no DF_1_PIE, hence the fallbacks.
     let is_shared_library =

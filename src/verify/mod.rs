@@ -69,7 +69,9 @@ pub struct ElfFacts {
     /// Meaningful for executables only (see [`ElfFacts::is_executable`]).
     pub linkage: Linkage,
     pub libc: Libc,
-    /// Symbols that make a static glibc binary load NSS modules (libnss_*.so) at run time.
+    /// Symbols that make a static glibc binary load shared objects at run time: the NSS
+    /// functions ([`ElfFacts::nss_functions`]) and, as in JSON schema 1, `iconv_open` and an
+    /// imported `dlopen` (which [`ElfFacts::load_hazards`] details, with their own findings).
     pub nss_hazards: Vec<String>,
     /// The other shared objects glibc loads behind the program's back (gconv modules,
     /// libgcc_s, libidn2) or that the program loads itself (dlopen), with the evidence for each.
@@ -186,6 +188,16 @@ pub struct Hardening {
 }
 
 impl ElfFacts {
+    /// The NSS functions among [`ElfFacts::nss_hazards`] (what the `nss-hazard` finding is
+    /// about): all but iconv_open and dlopen.
+    pub fn nss_functions(&self) -> Vec<&str> {
+        self.nss_hazards
+            .iter()
+            .map(String::as_str)
+            .filter(|h| !classify::LEGACY_NSS_LIST.contains(h))
+            .collect()
+    }
+
     /// A program the kernel can exec: ET_EXEC, or ET_DYN that is not a shared library (and not
     /// a debug-info file split from a program).
     pub fn is_executable(&self) -> bool {
