@@ -704,6 +704,7 @@ fn verify_image(
             if let Some(wrong) = verify::check_platform(facts, &arch, &image_platform) {
                 findings.insert(0, wrong);
             }
+            verify::image::drop_answered_loads(&root, findings);
         }
     };
     let mut analyze = |host: &std::path::Path| {
