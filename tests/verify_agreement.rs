@@ -8,7 +8,9 @@
 //! The verdict (static / static-pie / dynamic, `facts.linkage`) is compared with the one readelf
 //! gives (no PT_INTERP and no DT_NEEDED: ET_EXEC static, ET_DYN with DF_1_PIE static-pie; else
 //! dynamic) over every program, the system's and static ones compiled here (musl and glibc,
-//! static and static-pie, Go without cgo); a wrong "static" verdict fails the test.
+//! static and static-pie, Go without cgo) and the repo's own outputs (recipes/hello-c and
+//! hello-c-static built by staticpack, their layers unpacked); a wrong "static" verdict fails
+//! the test.
 //! Agreement must be 100%; the figures are printed (`cargo test --test verify_agreement --
 //! --nocapture`). `STATICPACK_AGREEMENT_TREES=/a:/b` checks other trees the same way.
 
@@ -16,7 +18,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -303,6 +305,41 @@ fn static_programs(dir: &Path) {
         .arg(".")
         .current_dir(dir)
         .env("CGO_ENABLED", "0"));
+    // The repo's own outputs: recipes built by staticpack, their image's files unpacked.
+    for recipe in ["hello-c", "hello-c-static"] {
+        let layout = dir.join("layouts").join(recipe);
+        let built = common::staticpack(
+            dir,
+            &[
+                "build",
+                &common::recipe(recipe).display().to_string(),
+                "--out",
+                &layout.display().to_string(),
+            ],
+        );
+        built.ok();
+        let read = |p: PathBuf| -> Value {
+            serde_json::from_slice(&std::fs::read(&p).expect("reading the layout"))
+                .expect("layout JSON")
+        };
+        let blob = |digest: &Value| {
+            let d = digest.as_str().expect("a digest");
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:"))
+        };
+        let index = read(layout.join("index.json"));
+        let manifest = read(blob(&index["manifests"][0]["digest"]));
+        let rootfs = out(&format!("staticpack-{recipe}"));
+        std::fs::create_dir_all(&rootfs).expect("rootfs folder");
+        for layer in manifest["layers"].as_array().expect("layers") {
+            run(Command::new("tar")
+                .arg("-xzf")
+                .arg(blob(&layer["digest"]))
+                .arg("-C")
+                .arg(&rootfs));
+        }
+    }
 }
 
 fn scanelf(files: &[&String]) -> BTreeMap<String, Seen> {
@@ -485,7 +522,7 @@ fn verify_agrees_with_readelf_and_scanelf_on_every_system_elf() {
         .collect();
     println!(
         "verdict agreement over {programs} programs (readelf: {by_verdict:?}): {agreed}/{programs} \
-         agree, {} wrong \"static\" verdicts, {} other disagreements; compiled here: \
+         agree, {} wrong \"static\" verdicts, {} other disagreements; built here: \
          {built_verdicts:?}",
         wrong_static.len(),
         other.len()
@@ -498,6 +535,8 @@ fn verify_agrees_with_readelf_and_scanelf_on_every_system_elf() {
         ("glibc-static-pie", "static-pie"),
         ("glibc-dynamic", "dynamic"),
         ("go-nocgo", "static"),
+        ("staticpack-hello-c/hello", "static-pie"),
+        ("staticpack-hello-c-static/hello", "static"),
     ];
     for (name, verdict) in expect {
         assert_eq!(
