@@ -3,6 +3,7 @@
 pub mod progress;
 pub mod render;
 pub mod report;
+pub mod sarif;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -43,7 +44,8 @@ pub enum Command {
         after_help = "Examples:\n  staticpack verify ./hello\n  staticpack verify --require static-pie ./hello\n  staticpack verify oci:out/hello-c            will this image's entrypoint start? (also oci-archive:FILE)\n  staticpack verify docker://ghcr.io/org/app:1.0   pulled into a private temp dir, then judged\n  staticpack verify --json /usr/bin | jq -r 'select(.facts.linkage != \"dynamic\") | .path'\n\n\
         Directories are walked (symlinks inside them are not followed; non-ELF files are skipped).\n\
         Exit status: 0 every file passes, 1 a file falls short of --require or cannot be read, 2 usage error.\n\
-        The --json schema (one object per line, with schema_version) is in docs/verify-json.md."
+        The --json schema (one object per line, with schema_version) is in docs/verify-json.md;\n\
+        --format sarif writes one SARIF 2.1.0 log (docs/verify-sarif.md)."
     )]
     Verify {
         /// ELF files, directories to walk, or images (oci:LAYOUT[:TAG], oci-archive:FILE,
@@ -53,9 +55,14 @@ pub enum Command {
         /// Exit 1 when a file falls short of this.
         #[arg(long, value_enum, default_value_t = RequireArg::Any)]
         require: RequireArg,
-        /// One JSON object per file, on one line each (see docs/verify-json.md).
-        #[arg(long)]
+        /// One JSON object per file, on one line each (see docs/verify-json.md); the same as
+        /// `--format json`.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// text (default), json (as --json) or sarif: one SARIF 2.1.0 log over every file, for
+        /// code-scanning UIs (docs/verify-sarif.md).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<VerifyFormatArg>,
         /// Accept a static glibc binary that loads NSS modules at run time (getpwnam,
         /// getaddrinfo…) under --require static/static-pie, as `build --allow-nss-hazards` does.
         #[arg(long)]
@@ -303,4 +310,12 @@ fn parse_platforms(s: &str) -> Result<PlatformList, String> {
 /// `--platform PLATFORM`: one OCI platform.
 fn parse_platform(s: &str) -> Result<staticpack::recipe::Platform, String> {
     s.parse()
+}
+
+/// `verify --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormatArg {
+    Text,
+    Json,
+    Sarif,
 }

@@ -124,6 +124,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             binaries,
             require,
             json,
+            format,
             allow_nss_hazards,
             platform,
             insecure_registry,
@@ -141,7 +142,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     (true, Some(path)) => Some(Some(staticpack::supply::PublicKey::load(&path)?)),
                 },
                 require,
-                json,
+                json: json || format == Some(cli::VerifyFormatArg::Json),
+                sarif: format == Some(cli::VerifyFormatArg::Sarif),
                 allow_nss_hazards,
                 platform: platform.as_ref(),
                 pull: pull_options(insecure_registry, timeout),
@@ -560,6 +562,8 @@ struct VerifyOptions<'a> {
     attestations: Option<Option<staticpack::supply::PublicKey>>,
     require: RequireArg,
     json: bool,
+    /// `--format sarif`: nothing per file; one SARIF log at the end.
+    sarif: bool,
     allow_nss_hazards: bool,
     platform: Option<&'a recipe::Platform>,
     /// For docker:// images.
@@ -581,13 +585,19 @@ fn verify_cmd(paths: &[std::path::PathBuf], opts: &VerifyOptions<'_>) -> Result<
         RequireArg::StaticPie => verify::Requirement::StaticPie,
         RequireArg::Any => verify::Requirement::Any,
     };
+    if opts.sarif && opts.attestations.is_some() {
+        bail!("--attestations has no SARIF form: use --json or the text output");
+    }
     let mut tally = verify::Tally::default();
     let mut files = Vec::new();
     let mut images_pass = true;
+    let mut sarif = opts.sarif.then(cli::sarif::Log::default);
     for path in paths {
         let arg = path.to_string_lossy();
         match image::source::ImageSource::parse(&arg)? {
-            Some(source) => images_pass &= verify_image(&arg, &source, requirement, opts)?,
+            Some(source) => {
+                images_pass &= verify_image(&arg, &source, requirement, opts, sarif.as_mut())?
+            }
             None => files.push(path.clone()),
         }
     }
@@ -598,6 +608,9 @@ fn verify_cmd(paths: &[std::path::PathBuf], opts: &VerifyOptions<'_>) -> Result<
         );
     }
     if files.is_empty() {
+        if let Some(log) = &sarif {
+            println!("{}", serde_json::to_string_pretty(&log.to_json())?);
+        }
         return Ok(if images_pass {
             ExitCode::SUCCESS
         } else {
@@ -620,7 +633,9 @@ fn verify_cmd(paths: &[std::path::PathBuf], opts: &VerifyOptions<'_>) -> Result<
             }
         }
         tally.add(r.status());
-        if json {
+        if let Some(log) = sarif.as_mut() {
+            log.add(&r, &cli::sarif::Place::File);
+        } else if json {
             println!("{}", r.to_json());
         } else if r.status() == verify::Status::Error {
             eprint!("{}", cli::render::report_text(&r));
@@ -628,6 +643,9 @@ fn verify_cmd(paths: &[std::path::PathBuf], opts: &VerifyOptions<'_>) -> Result<
             print!("{}", cli::render::report_text(&r));
         }
     });
+    if let Some(log) = &sarif {
+        println!("{}", serde_json::to_string_pretty(&log.to_json())?);
+    }
     if stats.reported > 1 || stats.directories > 0 {
         eprintln!("{}", cli::render::closing_line(&tally, &stats));
     }
@@ -646,6 +664,7 @@ fn verify_image(
     source: &image::source::ImageSource,
     requirement: verify::Requirement,
     opts: &VerifyOptions<'_>,
+    mut sarif: Option<&mut cli::sarif::Log>,
 ) -> Result<bool> {
     let &VerifyOptions {
         json,
@@ -685,6 +704,7 @@ fn verify_image(
             if let Some(wrong) = verify::check_platform(facts, &arch, &image_platform) {
                 findings.insert(0, wrong);
             }
+            verify::image::drop_answered_loads(&root, findings);
         }
     };
     let mut analyze = |host: &std::path::Path| {
@@ -714,7 +734,17 @@ fn verify_image(
         .is_some_and(|r| r.status() == verify::Status::Pass);
     let passes = start.starts() && entry_passes;
     let argv = verify::image::argv(&command);
-    if json {
+    if let Some(log) = sarif.as_deref_mut() {
+        if let Some(r) = &entry {
+            log.add(r, &cli::sarif::Place::Image(arg));
+        }
+        if !start.starts() {
+            let at = entry
+                .as_ref()
+                .map(|r| r.path.to_string_lossy().into_owned());
+            log.add_will_not_start(&start.explain(), at.as_deref(), arg);
+        }
+    } else if json {
         let mut line = serde_json::json!({
             "schema_version": verify::SCHEMA_VERSION,
             "image": arg,
@@ -764,13 +794,15 @@ fn verify_image(
         }
         others += 1;
         judge(&mut r);
-        if json {
+        if let Some(log) = sarif.as_deref_mut() {
+            log.add(&r, &cli::sarif::Place::Image(arg));
+        } else if json {
             println!("{}", r.to_json());
         } else {
             print!("{}", cli::render::report_text(&r));
         }
     });
-    if !json {
+    if !json && sarif.is_none() {
         eprintln!(
             "{arg}: the entrypoint {}; {others} other ELF file{} in the image",
             if passes { "starts" } else { "will not start" },

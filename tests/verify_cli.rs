@@ -61,6 +61,7 @@ const FACT_KEYS: &[&str] = &[
     "libc",
     "libc_evidence",
     "nss_hazards",
+    "load_hazards",
     "hardening",
     "stripped",
     "debug_info",

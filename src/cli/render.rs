@@ -3,8 +3,8 @@
 //! of their presentation is chosen here.
 
 use staticpack::verify::{
-    self, ElfFacts, FileReport, Finding, Libc, Linkage, Presence, Relro, Severity, StackExec,
-    Tally, WalkStats, summary,
+    self, ElfFacts, FileReport, Finding, Libc, Linkage, LoadKind, Presence, Relro, Severity,
+    StackExec, Tally, WalkStats, summary,
 };
 
 /// The text report: the verdict line, the facts behind it, then each finding with why and
@@ -139,13 +139,32 @@ fn fact_lines(f: &ElfFacts) -> Vec<(&'static str, String)> {
     };
     lines.push(("libc:", format!("{libc} ({})", f.libc_evidence.join("; "))));
     // The list is libc-independent; only glibc turns these calls into module loading.
-    if f.libc == Libc::Glibc && !f.nss_hazards.is_empty() {
+    if f.libc == Libc::Glibc && !f.nss_functions().is_empty() {
         lines.push((
             "nss:",
             format!(
-                "calls {} (glibc serves these by loading libnss_*.so / gconv modules at run time)",
-                f.nss_hazards.join(", ")
+                "calls {} (glibc serves these by loading libnss_*.so at run time)",
+                f.nss_functions().join(", ")
             ),
+        ));
+    }
+    if f.libc == Libc::Glibc && !f.load_hazards.is_empty() {
+        let loads: Vec<String> = f
+            .load_hazards
+            .iter()
+            .map(|h| {
+                let what = match h.kind {
+                    LoadKind::Gconv => "gconv modules",
+                    LoadKind::LibgccS => "libgcc_s.so.1",
+                    LoadKind::Idn2 => "libidn2.so.0",
+                    LoadKind::Dlopen => "libraries of its choice",
+                };
+                format!("{what} (from {})", h.evidence.join(", "))
+            })
+            .collect();
+        lines.push((
+            "loads:",
+            format!("at run time, outside DT_NEEDED: {}", loads.join("; ")),
         ));
     }
     let h = &f.hardening;

@@ -2,7 +2,7 @@
 
 use goblin::elf::header;
 
-use super::{Libc, Linkage};
+use super::{Libc, Linkage, LoadKind};
 
 /// Human machine name and OCI architecture (GOARCH spelling, as the image spec uses).
 pub(super) fn machine(e_machine: u16, is_64: bool, big_endian: bool) -> (String, Option<String>) {
@@ -300,9 +300,34 @@ fn libc_name(libc: Libc) -> &'static str {
     }
 }
 
-/// Functions that make glibc load shared objects at run time (NSS modules, gconv modules) or
-/// are dlopen itself. In a static glibc binary they work only where the same glibc's libnss_*.so
-/// / gconv modules exist.
+/// Symbols that make glibc load a shared object other than NSS modules at run time, by kind,
+/// and whether only an import (an undefined symbol) counts. `dlopen`: glibc ≥ 2.34 defines it
+/// (and dlmopen) in every static binary, so only an import says the program calls it. The
+/// pthread functions: a static glibc links libgcc_eh's unwinder and loads nothing; only the
+/// shared glibc dlopens libgcc_s.so.1, so only an import is the hazard. The IDNA functions are
+/// glibc internals linked with getaddrinfo / getnameinfo (they dlopen libidn2 when AI_IDN or
+/// NI_IDN is passed, which the binary does not tell).
+pub(super) const LOAD_SYMBOLS: &[(&str, LoadKind, bool)] = &[
+    ("iconv_open", LoadKind::Gconv, false),
+    ("pthread_cancel", LoadKind::LibgccS, true),
+    ("pthread_exit", LoadKind::LibgccS, true),
+    ("__idna_to_dns_encoding", LoadKind::Idn2, false),
+    ("__idna_from_dns_encoding", LoadKind::Idn2, false),
+    ("dlopen", LoadKind::Dlopen, true),
+    ("dlmopen", LoadKind::Dlopen, true),
+];
+
+/// The [`LOAD_SYMBOLS`] that `nss_hazards` listed before they had findings of their own, and
+/// still lists (the JSON schema 1 meaning of the field); they are not NSS.
+pub(super) const LEGACY_NSS_LIST: &[&str] = &["iconv_open", "dlopen"];
+
+/// What a stripped static glibc binary still says about a [`LoadKind`]: the library name its
+/// loader passes to dlopen.
+pub(super) const LOAD_STRINGS: &[(&str, LoadKind)] = &[("libidn2.so", LoadKind::Idn2)];
+
+/// Functions that make glibc load NSS modules at run time. In a static glibc binary they work
+/// only where the same glibc's libnss_*.so exist (or, for files and dns, where its libc.a has
+/// them built in).
 pub(super) const NSS_HAZARDS: &[&str] = &[
     "getpwnam",
     "getpwnam_r",
@@ -333,8 +358,6 @@ pub(super) const NSS_HAZARDS: &[&str] = &[
     "getprotobyname",
     "getprotobyname_r",
     "getprotobynumber",
-    "iconv_open",
-    "dlopen",
 ];
 
 #[cfg(test)]

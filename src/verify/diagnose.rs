@@ -1,7 +1,9 @@
 //! Facts + requirement → findings in plain words, each with the fix for its toolchain.
 
 use super::classify::os_display;
-use super::{ElfFacts, Finding, Libc, Linkage, Relro, Requirement, Severity, StackExec};
+use super::{
+    ElfFacts, Finding, Libc, Linkage, LoadHazard, LoadKind, Relro, Requirement, Severity, StackExec,
+};
 
 /// The toolchain the fix is written for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -62,9 +64,12 @@ pub fn diagnose(facts: &ElfFacts, require: Requirement) -> Vec<Finding> {
     }
     if facts.libc == Libc::Glibc
         && facts.linkage != Linkage::Dynamic
-        && !facts.nss_hazards.is_empty()
+        && !facts.nss_functions().is_empty()
     {
         out.push(nss(facts));
+    }
+    if facts.libc == Libc::Glibc {
+        out.extend(facts.load_hazards.iter().map(|h| load_hazard(facts, h)));
     }
     out.extend(hardening(facts));
     out
@@ -430,7 +435,7 @@ fn not_pie(f: &ElfFacts) -> Finding {
 }
 
 fn nss(f: &ElfFacts) -> Finding {
-    let list = f.nss_hazards.join(", ");
+    let list = f.nss_functions().join(", ");
     let fix = match toolchain(f) {
         Toolchain::Go => "link the cgo code against musl instead (`libc = \"musl\"`: CC=musl-gcc with \
                           `-linkmode external -extldflags \"-static\"`), which reads /etc/passwd, \
@@ -452,11 +457,120 @@ fn nss(f: &ElfFacts) -> Finding {
         severity: Severity::Warning,
         what: format!("static glibc binary uses {list}"),
         why: "glibc answers user, group, host and service lookups through NSS: it loads \
-              libnss_*.so (per /etc/nsswitch.conf) with dlopen at run time, and iconv loads gconv \
-              modules the same way. A scratch image has none, so lookups fail or come back empty \
+              libnss_*.so (per /etc/nsswitch.conf) with dlopen at run time. A scratch image has none, so lookups fail or come back empty \
               (unknown user, host not found); where they exist, they must come from the exact \
               glibc version the binary was linked with"
             .into(),
+        fix,
+    }
+}
+
+/// The codes of the findings [`load_hazard`] gives, one per [`LoadKind`].
+pub const GCONV_HAZARD: &str = "gconv-hazard";
+pub const LIBGCC_S_HAZARD: &str = "libgcc-s-hazard";
+pub const IDN_HAZARD: &str = "idn-hazard";
+pub const DLOPEN_HAZARD: &str = "dlopen-hazard";
+
+/// A shared object glibc (or the program) loads at run time that no image built from PT_INTERP
+/// and DT_NEEDED holds: a warning, since the program starts and only the calls that need it
+/// fail (or, for libgcc_s, abort).
+fn load_hazard(f: &ElfFacts, h: &LoadHazard) -> Finding {
+    let tc = toolchain(f);
+    let seen = h.evidence.join(", ");
+    let musl = match tc {
+        Toolchain::Go => "link the cgo code against musl (`libc = \"musl\"`: CC=musl-gcc with \
+                          `-linkmode external -extldflags \"-static\"`)"
+            .to_string(),
+        Toolchain::Rust => format!(
+            "build for the musl target ({})",
+            rust_musl_target(&f.machine)
+        ),
+        Toolchain::C => "link against musl (`libc = \"musl\"`, musl-gcc -static)".to_string(),
+    };
+    let dynamic = f.linkage == Linkage::Dynamic;
+    let (code, what, why, fix) = match h.kind {
+        LoadKind::Gconv => (
+            GCONV_HAZARD,
+            format!(
+                "glibc iconv: the program converts character sets ({seen}), and glibc loads gconv modules to do it"
+            ),
+            "iconv_open looks its converters up in gconv-modules and loads them with dlopen \
+             from the gconv folder of the glibc that linked the program (GCONV_PATH, else e.g. \
+             /usr/lib/x86_64-linux-gnu/gconv); they are in no DT_NEEDED list. Without them only \
+             glibc's built-in conversions work (UTF-8, UCS-2, UCS-4, WCHAR_T, ASCII): any other \
+             (UTF-16, UTF-32, ISO-8859-1, EBCDIC, Shift_JIS, …) fails with EINVAL, so in a scratch image \
+             iconv_open returns (iconv_t)-1; where modules exist, they must be that exact glibc \
+             version's"
+                .to_string(),
+            format!(
+                "{musl}: musl's iconv has its converters built in and loads nothing; or convert \
+                 with a library linked into the program (GNU libiconv built statically{})",
+                if tc == Toolchain::Rust {
+                    ", or the encoding_rs crate"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        LoadKind::LibgccS => (
+            LIBGCC_S_HAZARD,
+            format!(
+                "imports {seen} from the shared glibc, which loads libgcc_s.so.1 (not in DT_NEEDED) to unwind the thread"
+            ),
+            "glibc unwinds a cancelled or exiting thread with libgcc_s's unwinder, which it \
+             loads with dlopen on first use: an image holding only the DT_NEEDED closure (the \
+             loader, libc.so.6, …) lacks it, and the program aborts with `libgcc_s.so.1 must be \
+             installed for pthread_cancel to work`. A static glibc binary links libgcc_eh's \
+             unwinder in and loads nothing"
+                .to_string(),
+            "link statically (`libc = \"musl\"`, or `gcc -static`, which links the unwinder \
+             in); or, to keep it dynamic, put the libgcc_s.so.1 of the same distribution in the \
+             image next to libc.so.6"
+                .to_string(),
+        ),
+        LoadKind::Idn2 => (
+            IDN_HAZARD,
+            format!(
+                "glibc's IDN code is linked in ({seen}): getaddrinfo with AI_IDN, or getnameinfo with NI_IDN, loads libidn2.so.0"
+            ),
+            "glibc converts internationalized host names with libidn2, which it loads with \
+             dlopen when a call passes AI_IDN or NI_IDN; the binary does not tell whether this \
+             one does (the code comes with getaddrinfo either way). Without libidn2.so.0 — a \
+             scratch image has none — such a lookup of a non-ASCII name fails with \
+             EAI_IDN_ENCODE; ASCII names are unaffected"
+                .to_string(),
+            format!(
+                "pass names already in their ASCII (punycode) form and no AI_IDN / NI_IDN, \
+                 converting them with a library linked into the program (libidn2 built \
+                 statically); or {musl}, which loads nothing at run time"
+            ),
+        ),
+        LoadKind::Dlopen => (
+            DLOPEN_HAZARD,
+            format!("the program loads libraries by name at run time ({seen})"),
+            if dynamic {
+                "what it opens with dlopen is in no DT_NEEDED list, so an image made of the \
+                 program and its DT_NEEDED closure lacks it: dlopen returns NULL and the \
+                 program's error path decides what happens (a plugin or an optional feature \
+                 missing, or a failure)"
+                    .to_string()
+            } else {
+                "in a static glibc binary dlopen needs the same glibc version's loader and \
+                 libc.so.6 as well as the library and all it needs, none of which a scratch \
+                 image has: dlopen returns NULL"
+                    .to_string()
+            },
+            "link what it loads into the program; or ship those libraries (and what they \
+             need) in the image: `ltrace -e dlopen` or `LD_DEBUG=files` on the build machine \
+             names them"
+                .to_string(),
+        ),
+    };
+    Finding {
+        code,
+        severity: Severity::Warning,
+        what,
+        why,
         fix,
     }
 }

@@ -3,7 +3,7 @@
 //! count against the input first, so hostile input ends in an error, never a panic, a hang or
 //! an allocation larger than the input.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::{
@@ -79,6 +79,7 @@ struct Section<'a> {
 #[derive(Default)]
 struct SymbolScan {
     hazards: BTreeSet<String>,
+    loads: BTreeMap<super::LoadKind, BTreeSet<&'static str>>,
     musl: BTreeSet<&'static str>,
     glibc: BTreeSet<&'static str>,
     glibc_versioned: bool,
@@ -113,11 +114,13 @@ impl SymbolScan {
             return;
         };
         if let Some(h) = classify::NSS_HAZARDS.iter().find(|h| **h == base) {
-            // glibc ≥ 2.34 defines dlopen inside every static binary (libdl merged into libc),
-            // so only an import of dlopen says the program itself calls it.
-            if *h != "dlopen" || undefined {
-                self.hazards.insert((*h).to_string());
-            }
+            self.hazards.insert((*h).to_string());
+        }
+        if let Some((name, kind, _)) = classify::LOAD_SYMBOLS
+            .iter()
+            .find(|(name, _, import_only)| *name == base && (undefined || !import_only))
+        {
+            self.loads.entry(*kind).or_default().insert(name);
         }
         if let Some(s) = classify::MUSL_SYMBOLS.iter().find(|s| **s == base) {
             self.musl.insert(s);
@@ -472,7 +475,37 @@ pub(super) fn analyze(
     let is_64 = container == Container::Big;
     let (machine, oci_arch) = classify::machine(hdr.e_machine, is_64, big);
     let linkage = classify::linkage(hdr.e_type, interpreter.is_some(), !needed.is_empty());
-    let mut nss_hazards: Vec<String> = syms.hazards.into_iter().collect();
+    // Loads the DT_NEEDED closure does not cover, from the symbols, and for a stripped static
+    // glibc binary from the library names its loaders leave behind.
+    let mut loads = syms.loads;
+    if needed.iter().any(|n| n.starts_with("libgcc_s.so")) {
+        loads.remove(&super::LoadKind::LibgccS);
+    }
+    if stripped && libc == super::Libc::Glibc && linkage != super::Linkage::Dynamic {
+        for (literal, kind) in classify::LOAD_STRINGS {
+            if !loads.contains_key(kind) && contains(literal.as_bytes()) {
+                loads.entry(*kind).or_default().insert(literal);
+            }
+        }
+    }
+    let load_hazards: Vec<super::LoadHazard> = loads
+        .into_iter()
+        .map(|(kind, evidence)| super::LoadHazard {
+            kind,
+            evidence: evidence.into_iter().map(String::from).collect(),
+        })
+        .collect();
+    // `nss_hazards` keeps its schema-1 meaning (every function that makes glibc load a shared
+    // object): iconv_open and an imported dlopen stay listed there too.
+    let mut hazards = syms.hazards;
+    for h in &load_hazards {
+        for e in &h.evidence {
+            if classify::LEGACY_NSS_LIST.contains(&e.as_str()) {
+                hazards.insert(e.clone());
+            }
+        }
+    }
+    let mut nss_hazards: Vec<String> = hazards.into_iter().collect();
     // Stripped, a static glibc binary has no symbols left to name its hazards, but glibc's
     // module loaders leave their file names in it: they settle it either way.
     if stripped
@@ -531,6 +564,7 @@ pub(super) fn analyze(
         linkage,
         libc,
         nss_hazards,
+        load_hazards,
         is_go,
         is_shared_library,
         is_rust,

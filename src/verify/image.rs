@@ -272,6 +272,18 @@ pub(crate) fn dir_in_root(root: &Path, path: &str) -> Option<PathBuf> {
         .filter(|p| p.is_dir())
 }
 
+/// Drops the load hazards the image answers: `libgcc-s-hazard` when libgcc_s.so.1, and
+/// `idn-hazard` when libidn2.so.0, is in the loader's default folders (gconv modules and what a
+/// program dlopens cannot be told from the image, so those stay).
+pub fn drop_answered_loads(root: &Path, findings: &mut Vec<super::Finding>) {
+    let answered = |code: &str| match code {
+        super::LIBGCC_S_HAZARD => find_library(root, "libgcc_s.so.1").is_some(),
+        super::IDN_HAZARD => find_library(root, "libidn2.so.0").is_some(),
+        _ => false,
+    };
+    findings.retain(|f| !answered(f.code));
+}
+
 /// Every ELF file in the image root, with its path as the image names it.
 pub fn every_elf(root: &Path, require: Requirement, emit: &mut dyn FnMut(FileReport)) {
     verify_paths(&[root.to_path_buf()], require, &mut |mut r| {
@@ -350,6 +362,41 @@ mod tests {
         assert!(
             matches!(&s, Start::NotElf { path, .. } if path == "/usr/bin/app"),
             "{s:?}"
+        );
+    }
+
+    #[test]
+    fn an_image_with_libgcc_s_answers_the_libgcc_s_hazard() {
+        let root = tempfile::tempdir().unwrap();
+        let finding = |code| crate::verify::Finding {
+            code,
+            severity: crate::verify::Severity::Warning,
+            what: String::new(),
+            why: String::new(),
+            fix: String::new(),
+        };
+        let all = || {
+            vec![
+                finding(crate::verify::LIBGCC_S_HAZARD),
+                finding(crate::verify::IDN_HAZARD),
+                finding(crate::verify::GCONV_HAZARD),
+            ]
+        };
+        let codes = |f: &[crate::verify::Finding]| f.iter().map(|f| f.code).collect::<Vec<_>>();
+        let mut none = all();
+        drop_answered_loads(root.path(), &mut none);
+        assert_eq!(codes(&none), codes(&all()));
+        std::fs::create_dir_all(root.path().join("usr/lib/x86_64-linux-gnu")).unwrap();
+        std::fs::write(
+            root.path().join("usr/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+            b"x",
+        )
+        .unwrap();
+        let mut some = all();
+        drop_answered_loads(root.path(), &mut some);
+        assert_eq!(
+            codes(&some),
+            [crate::verify::IDN_HAZARD, crate::verify::GCONV_HAZARD]
         );
     }
 

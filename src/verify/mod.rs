@@ -22,7 +22,7 @@ mod rustinfo;
 mod walk;
 
 pub use classify::os_display;
-pub use diagnose::{diagnose, summary};
+pub use diagnose::{DLOPEN_HAZARD, GCONV_HAZARD, IDN_HAZARD, LIBGCC_S_HAZARD, diagnose, summary};
 pub use gobuildinfo::{GoBuildInfo, GoModule};
 pub use report::{SCHEMA_VERSION, Status, Tally, requirement_name};
 pub use rustinfo::{RustCrate, RustInfo};
@@ -69,8 +69,13 @@ pub struct ElfFacts {
     /// Meaningful for executables only (see [`ElfFacts::is_executable`]).
     pub linkage: Linkage,
     pub libc: Libc,
-    /// Symbols that make a static glibc binary load shared objects at run time.
+    /// Symbols that make a static glibc binary load shared objects at run time: the NSS
+    /// functions ([`ElfFacts::nss_functions`]) and, as in JSON schema 1, `iconv_open` and an
+    /// imported `dlopen` (which [`ElfFacts::load_hazards`] details, with their own findings).
     pub nss_hazards: Vec<String>,
+    /// The other shared objects glibc loads behind the program's back (gconv modules,
+    /// libgcc_s, libidn2) or that the program loads itself (dlopen), with the evidence for each.
+    pub load_hazards: Vec<LoadHazard>,
     pub is_go: bool,
     /// ET_DYN that is a library (DT_SONAME or no entry point, and no DF_1_PIE), not a program.
     pub is_shared_library: bool,
@@ -107,6 +112,30 @@ pub struct ElfFacts {
     pub os: String,
     /// A separate debug-info file (objcopy --only-keep-debug): program headers but no code.
     pub debug_only: bool,
+}
+
+/// A shared object loaded at run time that neither PT_INTERP nor DT_NEEDED names, so that
+/// neither a scratch image nor one assembled from the DT_NEEDED closure has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadKind {
+    /// iconv_open: glibc's gconv modules (`gconv-modules`, `*.so` under its gconv folder).
+    Gconv,
+    /// pthread_cancel / pthread_exit imported from a shared glibc: it dlopens libgcc_s.so.1 to
+    /// unwind the thread (a static glibc links libgcc_eh's unwinder in instead).
+    LibgccS,
+    /// glibc's IDNA code, linked with getaddrinfo / getnameinfo: with AI_IDN / NI_IDN it dlopens
+    /// libidn2.so.0.
+    Idn2,
+    /// dlopen / dlmopen imported: the program loads libraries by name itself.
+    Dlopen,
+}
+
+/// One [`LoadKind`] found in a file and what showed it (symbol names, or a string).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LoadHazard {
+    pub kind: LoadKind,
+    pub evidence: Vec<String>,
 }
 
 /// RELRO as the ELF requests it: `Partial` with PT_GNU_RELRO, `Full` when all binding is also
@@ -159,6 +188,16 @@ pub struct Hardening {
 }
 
 impl ElfFacts {
+    /// The NSS functions among [`ElfFacts::nss_hazards`] (what the `nss-hazard` finding is
+    /// about): all but iconv_open and dlopen.
+    pub fn nss_functions(&self) -> Vec<&str> {
+        self.nss_hazards
+            .iter()
+            .map(String::as_str)
+            .filter(|h| !classify::LEGACY_NSS_LIST.contains(h))
+            .collect()
+    }
+
     /// A program the kernel can exec: ET_EXEC, or ET_DYN that is not a shared library (and not
     /// a debug-info file split from a program).
     pub fn is_executable(&self) -> bool {

@@ -412,7 +412,9 @@ fn go_external_static_glibc_warns_about_nss() {
     }
     let d = diagnose(&f, Requirement::Static);
     assert!(errors(&d).is_empty(), "{d:#?}");
-    assert_eq!(d.len(), 1);
+    // The NSS hazard, and glibc's IDN code that getaddrinfo brings along.
+    let codes: Vec<_> = d.iter().map(|x| x.code).collect();
+    assert_eq!(codes, [NSS_HAZARD, IDN_HAZARD]);
     assert!(d[0].fix.contains("-tags netgo,osusergo"));
 }
 
@@ -1318,4 +1320,112 @@ fn rust_facts_give_the_rustc_version_and_a_musl_loader_gets_the_rust_fix() {
             "+crt-static --target x86_64-unknown-linux-musl",
         ],
     );
+}
+
+const ICONV_C: &str = "#include <iconv.h>\n#include <stdio.h>\n\
+    int main(void){iconv_t c=iconv_open(\"EBCDIC-US\",\"UTF-8\");printf(\"%d\\n\",c==(iconv_t)-1);return 0;}\n";
+const CANCEL_C: &str = "#include <pthread.h>\n#include <stdio.h>\n#include <unistd.h>\n\
+    static void*f(void*a){for(;;)pause();return a;}\n\
+    int main(void){pthread_t t;pthread_create(&t,0,f,0);pthread_cancel(t);pthread_join(t,0);puts(\"ok\");return 0;}\n";
+const IDN_C: &str = "#define _GNU_SOURCE\n#include <netdb.h>\n#include <stdio.h>\n\
+    int main(void){struct addrinfo h={0},*r;h.ai_flags=AI_IDN;printf(\"%d\\n\",getaddrinfo(\"b\\xc3\\xbccher.example\",0,&h,&r));return 0;}\n";
+const DLOPEN_C: &str = "#include <dlfcn.h>\n#include <stdio.h>\n\
+    int main(void){void*h=dlopen(\"libz.so.1\",RTLD_NOW);printf(\"%d\\n\",h!=0);return 0;}\n";
+
+fn load_kinds(f: &ElfFacts) -> Vec<LoadKind> {
+    f.load_hazards.iter().map(|h| h.kind).collect()
+}
+
+fn finding<'a>(d: &'a [Finding], code: &str) -> Option<&'a Finding> {
+    d.iter().find(|x| x.code == code)
+}
+
+#[test]
+fn static_glibc_iconv_is_a_gconv_hazard_of_its_own() {
+    let f = facts(&cc("gcc", &["-static"], ICONV_C));
+    assert_eq!((f.linkage, f.libc), (Linkage::Static, Libc::Glibc));
+    assert_eq!(load_kinds(&f), [LoadKind::Gconv]);
+    assert_eq!(f.load_hazards[0].evidence, ["iconv_open"]);
+    // Not an NSS hazard any more: it has its own finding, a warning even under a requirement.
+    // (`nss_hazards` still lists it, as JSON schema 1 says; the NSS functions do not.)
+    assert_eq!(f.nss_hazards, ["iconv_open"]);
+    assert!(f.nss_functions().is_empty());
+    let d = apply_nss_rule(
+        diagnose(&f, Requirement::Static),
+        Requirement::Static,
+        false,
+        "",
+    );
+    assert!(errors(&d).is_empty(), "{d:#?}");
+    let g = finding(&d, GCONV_HAZARD).expect("a gconv-hazard finding");
+    assert_eq!(g.severity, Severity::Warning);
+    explains(g, &["gconv-modules", "EINVAL", "UTF-8"], &["musl"]);
+    // Every static stdio program carries glibc's gconv loader; only iconv_open is the hazard.
+    let plain = facts(&cc("gcc", &["-static"], HELLO_C));
+    assert!(plain.load_hazards.is_empty(), "{:?}", plain.load_hazards);
+}
+
+#[test]
+fn pthread_cancel_loads_libgcc_s_from_a_shared_glibc_only() {
+    let dynamic = facts(&cc("gcc", &["-pthread"], CANCEL_C));
+    assert_eq!(dynamic.linkage, Linkage::Dynamic);
+    assert_eq!(load_kinds(&dynamic), [LoadKind::LibgccS]);
+    let d = diagnose(&dynamic, Requirement::Any);
+    let l = finding(&d, LIBGCC_S_HAZARD).expect("a libgcc-s-hazard finding");
+    assert_eq!(l.severity, Severity::Warning);
+    assert!(l.what.contains("pthread_cancel"), "{}", l.what);
+    explains(
+        l,
+        &["libgcc_s.so.1 must be installed for pthread_cancel to work"],
+        &["libgcc_s.so.1", "static"],
+    );
+    // Linked statically, glibc's cancellation uses libgcc_eh's unwinder, linked in (the
+    // program runs in an empty root): no hazard.
+    let stat = facts(&cc("gcc", &["-static", "-pthread"], CANCEL_C));
+    assert_eq!(stat.linkage, Linkage::Static);
+    assert!(stat.load_hazards.is_empty(), "{:?}", stat.load_hazards);
+    assert!(diagnose(&stat, Requirement::Static).is_empty());
+}
+
+#[test]
+fn static_glibc_getaddrinfo_carries_the_libidn2_loader() {
+    let f = facts(&cc("gcc", &["-static"], IDN_C));
+    assert_eq!(load_kinds(&f), [LoadKind::Idn2]);
+    assert!(
+        f.load_hazards[0]
+            .evidence
+            .iter()
+            .any(|e| e == "__idna_to_dns_encoding"),
+        "{:?}",
+        f.load_hazards
+    );
+    let d = diagnose(&f, Requirement::Any);
+    assert!(finding(&d, NSS_HAZARD).is_some(), "{d:#?}");
+    let i = finding(&d, IDN_HAZARD).expect("an idn-hazard finding");
+    assert_eq!(i.severity, Severity::Warning);
+    explains(i, &["AI_IDN", "EAI_IDN_ENCODE"], &["punycode"]);
+    // Stripped, the library name glibc's IDNA code passes to dlopen still tells it.
+    let s = facts(&cc("gcc", &["-static", "-s"], IDN_C));
+    assert!(s.stripped);
+    assert_eq!(load_kinds(&s), [LoadKind::Idn2]);
+    assert_eq!(s.load_hazards[0].evidence, ["libidn2.so"]);
+    let plain = facts(&cc("gcc", &["-static", "-s"], HELLO_C));
+    assert!(plain.load_hazards.is_empty(), "{:?}", plain.load_hazards);
+}
+
+#[test]
+fn an_imported_dlopen_is_a_dlopen_hazard() {
+    let f = facts(&cc("gcc", &[], DLOPEN_C));
+    assert_eq!((f.linkage, f.libc), (Linkage::Dynamic, Libc::Glibc));
+    assert_eq!(load_kinds(&f), [LoadKind::Dlopen]);
+    assert_eq!(f.load_hazards[0].evidence, ["dlopen"]);
+    assert_eq!(f.nss_hazards, ["dlopen"]);
+    let d = diagnose(&f, Requirement::Any);
+    let h = finding(&d, DLOPEN_HAZARD).expect("a dlopen-hazard finding");
+    assert_eq!(h.severity, Severity::Warning);
+    explains(h, &["DT_NEEDED"], &["ltrace -e dlopen"]);
+    // glibc ≥ 2.34 defines dlopen in every static binary, calling it or not: a static glibc
+    // dlopen cannot be told from the symbols, and is not guessed.
+    let stat = facts(&cc("gcc", &["-static"], DLOPEN_C));
+    assert!(stat.load_hazards.is_empty(), "{:?}", stat.load_hazards);
 }
