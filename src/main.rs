@@ -201,7 +201,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             match (o.exit_code, o.signal) {
                 (Some(c), _) => Ok(ExitCode::from(u8::try_from(c).unwrap_or(1))),
-                (None, Some(s)) => bail!("the entrypoint was killed by signal {s}"),
+                (None, Some(s)) => bail!(
+                    "the entrypoint was killed by signal {s} ({})",
+                    run::signal_meaning(s)
+                ),
                 (None, None) => bail!("the entrypoint ended without a status"),
             }
         }

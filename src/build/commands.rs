@@ -160,7 +160,11 @@ pub(super) fn build(
                 total,
                 command: line.clone(),
                 status: status.to_string(),
-                tail: tail(&log_path, LOG_TAIL_LINES),
+                excerpt: format!(
+                    "{}  last lines of the build log:\n{}",
+                    error_lines(&log_path, ERROR_LINES),
+                    tail(&log_path, LOG_TAIL_LINES)
+                ),
                 log,
             });
         }
@@ -510,11 +514,61 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
-    let body: Vec<String> = lines[start..].iter().map(|l| format!("  | {l}")).collect();
+    let body: Vec<String> = lines[start..].iter().map(|l| quoted(l)).collect();
     if body.is_empty() {
         "  (no output)".into()
     } else {
         body.join("\n")
+    }
+}
+
+/// At most this many of the lines that carry a build's error are shown before the tail.
+const ERROR_LINES: usize = 8;
+/// A log line longer than this (a compiler's command line) is cut in the error.
+const LINE_CAP: usize = 400;
+
+fn quoted(line: &str) -> String {
+    match line.char_indices().nth(LINE_CAP) {
+        Some((at, _)) => format!("  | {}…", &line[..at]),
+        None => format!("  | {line}"),
+    }
+}
+
+/// Whether a log line is one a build system or compiler writes when something fails.
+fn carries_an_error(line: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "error:",
+        "Error ",
+        "Error:",
+        "ERROR:",
+        "*** ",
+        "undefined reference",
+        "configure: error",
+        "command not found",
+        "No such file or directory",
+    ];
+    MARKERS.iter().any(|m| line.contains(m))
+}
+
+/// The first `max` lines of the log that carry its error, under a heading (the real error is
+/// often far above the tail, behind pages of compiler command lines); empty when none does.
+pub(crate) fn error_lines(path: &Path, max: usize) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut found: Vec<String> = Vec::new();
+    for line in text.lines().filter(|l| carries_an_error(l)) {
+        let line = quoted(line.trim_end());
+        if !found.contains(&line) {
+            found.push(line);
+        }
+        if found.len() == max {
+            break;
+        }
+    }
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!("  the lines that say what failed:\n{}\n", found.join("\n"))
     }
 }
 
@@ -548,6 +602,41 @@ mod tests {
             Path::new("../configure")
         );
         assert!(!to.join("out").exists());
+    }
+
+    #[test]
+    fn the_error_comes_first_however_much_follows_it() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        let mut text = String::from("checking for gcc... yes\n");
+        text.push_str("main.c:3:5: error: 'x' undeclared (first use in this function)\n");
+        text.push_str("make[1]: *** [Makefile:12: main.o] Error 1\n");
+        for i in 0..200 {
+            text.push_str(&format!("cc -O2 -c file{i}.c {}\n", "-DLONG ".repeat(100)));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let errors = error_lines(&p, ERROR_LINES);
+        assert!(
+            errors.starts_with("  the lines that say what failed:\n"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("  | main.c:3:5: error: 'x' undeclared"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("  | make[1]: *** [Makefile:12: main.o] Error 1"),
+            "{errors}"
+        );
+        assert!(!errors.contains("checking for gcc"), "{errors}");
+        // The tail's long command lines are cut, so the error stays on the first screen.
+        assert!(
+            tail(&p, LOG_TAIL_LINES)
+                .lines()
+                .all(|l| l.chars().count() <= LINE_CAP + 5)
+        );
+        std::fs::write(&p, "all fine\n").unwrap();
+        assert_eq!(error_lines(&p, ERROR_LINES), "");
     }
 
     #[test]

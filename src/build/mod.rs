@@ -34,7 +34,7 @@ pub enum BuildError {
     },
     /// One of the recipe's `commands` failed; the tail of the build log shows why.
     #[error(
-        "command {index} of {total} failed ({status}): {command}\n  last lines of the build log:\n{tail}\n  whole log: {}",
+        "command {index} of {total} failed ({status}): {command}\n{excerpt}\n  whole log: {}",
         log.display()
     )]
     CommandFailed {
@@ -42,7 +42,8 @@ pub enum BuildError {
         total: usize,
         command: String,
         status: String,
-        tail: String,
+        /// The log's lines that say what failed (`error:`, `***`, …), then its last lines.
+        excerpt: String,
         /// Where the whole log is now (kept beside the output when the pipeline said where).
         log: PathBuf,
     },

@@ -217,7 +217,10 @@ fn outcome_lines(o: &Outcome) -> String {
     let mut lines = Vec::new();
     match (o.exit_code, o.signal) {
         (Some(c), _) => lines.push(format!("  exit code: {c}")),
-        (None, Some(sig)) => lines.push(format!("  killed by signal {sig}")),
+        (None, Some(sig)) => lines.push(format!(
+            "  killed by signal {sig} ({})",
+            staticpack::run::signal_meaning(sig)
+        )),
         _ => {}
     }
     for (name, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {

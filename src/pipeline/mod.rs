@@ -1454,9 +1454,10 @@ pub fn check_outcome(o: &Outcome, test: &TestSpec) -> Vec<String> {
         (Some(c), _) if c != test.expect_exit => {
             problems.push(format!("exit code {c}, expected {}", test.expect_exit))
         }
-        (None, Some(sig)) => {
-            problems.push(format!("killed by signal {sig} (a timeout kills with 9)"))
-        }
+        (None, Some(sig)) => problems.push(format!(
+            "killed by signal {sig} ({})",
+            run::signal_meaning(sig)
+        )),
         // No status at all proves nothing (and `run` calls it an error).
         (None, None) => problems.push("the entrypoint ended without an exit status".to_owned()),
         _ => {}

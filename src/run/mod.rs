@@ -35,6 +35,28 @@ pub use sandbox::jail::{
 pub use unpack::{UnpackLimits, unpack, unpack_layer};
 pub use user::resolve_user;
 
+/// What a signal that killed a program usually means, in a few words for the person reading
+/// the failed proof.
+pub fn signal_meaning(signal: i32) -> &'static str {
+    match signal {
+        nix::libc::SIGSEGV => {
+            "SIGSEGV, a bad memory access; a musl static-pie that crashes at start often carries initial-exec TLS relocations musl's static-pie start-up does not apply: try link = \"static\""
+        }
+        nix::libc::SIGABRT => {
+            "SIGABRT: the program aborted (a failed assertion, or the C library gave up)"
+        }
+        nix::libc::SIGILL => {
+            "SIGILL, an illegal instruction: built for a newer CPU (-march) than this one, or a deliberate trap"
+        }
+        nix::libc::SIGBUS => "SIGBUS: a bad memory access (a truncated mapped file, misalignment)",
+        nix::libc::SIGFPE => "SIGFPE: an arithmetic fault such as a division by zero",
+        nix::libc::SIGSYS => "SIGSYS: a system call the sandbox or the kernel refused",
+        nix::libc::SIGKILL => "SIGKILL: a timeout, or the kernel ran out of memory",
+        nix::libc::SIGPIPE => "SIGPIPE: it wrote to a closed pipe",
+        _ => "see `man 7 signal`",
+    }
+}
+
 /// The PATH a process gets when the image config sets none (docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -698,3 +698,11 @@ fn runc_timeout_kills_the_container() {
         Duration::from_secs(4),
     );
 }
+
+#[test]
+fn a_signal_is_said_with_what_it_usually_means() {
+    assert!(signal_meaning(11).contains("link = \"static\""));
+    assert!(signal_meaning(4).contains("newer CPU"));
+    assert!(signal_meaning(9).contains("timeout"));
+    assert_eq!(signal_meaning(64), "see `man 7 signal`");
+}
