@@ -54,7 +54,16 @@ fn host_pid_ns() -> String {
 /// The probe as a shell script. It refuses to run outside a jail (in the host's pid
 /// namespace, or where it is not one of the first few processes of its own): on the host it
 /// would be an attack on the host.
-fn probe_script(host_pid: u32, victim: u32, port: u16, recipe_dir: &Path, secret: &Path) -> String {
+/// `tag` tells the background processes of one test's probe from another's (the tests run at
+/// once, in one process).
+fn probe_script(
+    tag: u32,
+    host_pid: u32,
+    victim: u32,
+    port: u16,
+    recipe_dir: &Path,
+    secret: &Path,
+) -> String {
     let recipe = recipe_dir.display();
     let secret = secret.display();
     let host_ns = host_pid_ns();
@@ -82,9 +91,9 @@ name=write-sysctl p sh -c 'echo 1 > /proc/sys/kernel/core_uses_pid'
 name=remount-recipe-rw p mount -o remount,rw,bind {recipe}
 name=write-recipe p sh -c 'echo pwned > {recipe}/pwned'
 name=unshare-user p unshare -r true
-setsid sleep 777{host_pid} &
-( (sleep 778{host_pid}) & )
-sleep 779{host_pid} &
+setsid sleep 777{tag}{host_pid} &
+( (sleep 778{tag}{host_pid}) & )
+sleep 779{tag}{host_pid} &
 echo PROBES DONE
 exit 1
 "#
@@ -143,7 +152,7 @@ fn running(pattern: &str) -> Vec<String> {
 }
 
 /// Checks the probe's report in the kept build log and the host afterwards.
-fn check_report(log: &Path, recipe_dir: &Path, targets: &mut Targets) {
+fn check_report(tag: u32, log: &Path, recipe_dir: &Path, targets: &mut Targets) {
     let text = std::fs::read_to_string(log)
         .unwrap_or_else(|e| panic!("the build log {}: {e}", log.display()));
     assert!(
@@ -164,7 +173,7 @@ fn check_report(log: &Path, recipe_dir: &Path, targets: &mut Targets) {
     );
     let host_pid = std::process::id();
     // init killed them when the step ended: nothing is left by the time the build returns.
-    let left = running(&format!("{host_pid}"))
+    let left = running(&format!("{tag}{host_pid}"))
         .into_iter()
         .filter(|l| l.contains("sleep 77"))
         .collect::<Vec<_>>();
@@ -177,12 +186,14 @@ fn check_report(log: &Path, recipe_dir: &Path, targets: &mut Targets) {
 
 #[test]
 fn a_hostile_commands_step_as_root_is_blocked_and_leaves_nothing() {
+    const TAG: u32 = 1;
     require_root();
     let work = tempfile::tempdir().unwrap();
     let mut targets = Targets::new(work.path());
     let dir = work.path().join("hostile");
     std::fs::create_dir_all(&dir).unwrap();
     let script = probe_script(
+        TAG,
         std::process::id(),
         targets.victim.id(),
         targets.port,
@@ -206,11 +217,17 @@ fn a_hostile_commands_step_as_root_is_blocked_and_leaves_nothing() {
         "{}",
         run.stderr
     );
-    check_report(&work.path().join(".hostile.build.log"), &dir, &mut targets);
+    check_report(
+        TAG,
+        &work.path().join(".hostile.build.log"),
+        &dir,
+        &mut targets,
+    );
 }
 
 #[test]
 fn a_hostile_makefile_in_a_pinned_tarball_is_blocked_the_same() {
+    const TAG: u32 = 2;
     require_root();
     let work = tempfile::tempdir().unwrap();
     let mut targets = Targets::new(work.path());
@@ -219,6 +236,7 @@ fn a_hostile_makefile_in_a_pinned_tarball_is_blocked_the_same() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::create_dir_all(&src).unwrap();
     let script = probe_script(
+        TAG,
         std::process::id(),
         targets.victim.id(),
         targets.port,
@@ -248,7 +266,12 @@ fn a_hostile_makefile_in_a_pinned_tarball_is_blocked_the_same() {
         &["build", "tarball", "--out", out.to_str().unwrap()],
     );
     assert_ne!(run.code, 0, "{}", run.stderr);
-    check_report(&work.path().join(".tarball.build.log"), &dir, &mut targets);
+    check_report(
+        TAG,
+        &work.path().join(".tarball.build.log"),
+        &dir,
+        &mut targets,
+    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
