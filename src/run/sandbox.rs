@@ -781,14 +781,30 @@ fn child(plan: &Plan, fds: Fds) -> ! {
             libc::_exit(1);
         }
 
-        // Not dumpable (before the fork, so there is no window): the entrypoint can neither
+        start_and_wait(
+            &plan.exec,
+            [fds.devnull, fds.stdout_w, fds.stderr_w],
+            fds.error_w,
+            fds.status_w,
+        )
+    }
+}
+
+/// The rest of a sandbox's pid 1 once its root is ready: forks the process that execs the
+/// program (see [`start`]) with `stdio`, then stays its init (see [`init`]).
+///
+/// # Safety
+/// Only in a clone child, pid 1 of its namespaces.
+unsafe fn start_and_wait(exec: &ExecPlan, stdio: [RawFd; 3], error_w: RawFd, status_w: RawFd) -> ! {
+    // SAFETY: raw syscalls on our descriptors; `start` and `init` never return.
+    unsafe {
+        // Not dumpable (before the fork, so there is no window): the program can neither
         // ptrace init nor open its /proc files (root, fd, mem). The forked child inherits
         // the flag until its execve resets it.
         if libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) == -1 {
-            report(fds.error_w, Step::NotDumpable, errno(), 0);
+            report(error_w, Step::NotDumpable, errno(), 0);
             libc::_exit(1);
         }
-
         // A raw fork: glibc's fork() would take malloc locks a parent thread may hold.
         let pid = libc::syscall(
             libc::SYS_clone,
@@ -799,20 +815,16 @@ fn child(plan: &Plan, fds: Fds) -> ! {
             0 as c_long,
         );
         if pid == -1 {
-            report(fds.error_w, Step::Fork, errno(), 0);
+            report(error_w, Step::Fork, errno(), 0);
             libc::_exit(1);
         }
         if pid == 0 {
-            start(
-                &plan.exec,
-                [fds.devnull, fds.stdout_w, fds.stderr_w],
-                fds.error_w,
-            );
+            start(exec, stdio, error_w);
         }
-
-        libc::close(fds.stdout_w);
-        libc::close(fds.stderr_w);
-        init(pid as libc::pid_t, fds.status_w)
+        // init holds no end of the program's output: the parent sees EOF when it is gone.
+        libc::close(stdio[1]);
+        libc::close(stdio[2]);
+        init(pid as libc::pid_t, status_w)
     }
 }
 

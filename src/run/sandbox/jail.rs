@@ -36,7 +36,8 @@
 //! raw syscalls only.
 
 use super::{
-    ExecPlan, Step, above_stdio, become_root, close_all_but, errno, init, mask_proc, report, start,
+    ExecPlan, Step, above_stdio, become_root, close_all_but, errno, mask_proc, report,
+    start_and_wait,
 };
 use crate::run::{RunError, hardening};
 use nix::libc::{self, c_char, c_int, c_long};
@@ -976,32 +977,12 @@ fn child(plan: &Plan, fds: Fds) -> ! {
             report(fds.error_w, step, err, index);
             libc::_exit(1);
         }
-        if libc::prctl(libc::PR_SET_DUMPABLE, 0 as libc::c_ulong) == -1 {
-            report(fds.error_w, Step::NotDumpable, errno(), 0);
-            libc::_exit(1);
-        }
-        let pid = libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as c_long,
-            0 as c_long,
-            0 as c_long,
-            0 as c_long,
-            0 as c_long,
-        );
-        if pid == -1 {
-            report(fds.error_w, Step::Fork, errno(), 0);
-            libc::_exit(1);
-        }
-        if pid == 0 {
-            start(
-                &plan.exec,
-                [fds.devnull, fds.stdout, fds.stderr],
-                fds.error_w,
-            );
-        }
-        libc::close(fds.stdout);
-        libc::close(fds.stderr);
-        init(pid as libc::pid_t, fds.status_w)
+        start_and_wait(
+            &plan.exec,
+            [fds.devnull, fds.stdout, fds.stderr],
+            fds.error_w,
+            fds.status_w,
+        )
     }
 }
 
