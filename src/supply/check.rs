@@ -71,29 +71,15 @@ impl std::fmt::Debug for PublicKey {
 
 impl PublicKey {
     pub fn load(path: &Path) -> Result<Self, SupplyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SupplyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
         let bad = |reason: &str| SupplyError::Key {
             path: path.to_path_buf(),
             reason: reason.to_owned(),
         };
-        let body: String = text
-            .lines()
-            .skip_while(|l| l.trim() != "-----BEGIN PUBLIC KEY-----")
-            .skip(1)
-            .take_while(|l| l.trim() != "-----END PUBLIC KEY-----")
-            .map(str::trim)
-            .collect();
-        if body.is_empty() {
-            return Err(bad(
-                "no \"-----BEGIN PUBLIC KEY-----\" block; write the public key of a --sign-key with `openssl pkey -in key.pem -pubout -out key.pub`",
-            ));
-        }
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .map_err(|_| bad("the PEM block is not base64"))?;
+        let der = intoto::pem_block(
+            path,
+            "PUBLIC KEY",
+            "; write the public key of a --sign-key with `openssl pkey -in key.pem -pubout -out key.pub`",
+        )?;
         let (algorithm, raw) = if let Some(raw) = der.strip_prefix(ED25519_SPKI) {
             (KeyAlgorithm::Ed25519, raw)
         } else if let Some(raw) = der.strip_prefix(P256_SPKI) {

@@ -300,32 +300,48 @@ impl Signer for SigningKey {
     }
 }
 
+/// The DER bytes of the `-----BEGIN {label}-----` block of the PEM file at `path`; `missing`
+/// follows "no … block" in the error, saying how to make one, when the file has none.
+pub(crate) fn pem_block(path: &Path, label: &str, missing: &str) -> Result<Vec<u8>, SupplyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SupplyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |reason: String| SupplyError::Key {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (begin, end) = (
+        format!("-----BEGIN {label}-----"),
+        format!("-----END {label}-----"),
+    );
+    let body: String = text
+        .lines()
+        .skip_while(|l| l.trim() != begin)
+        .skip(1)
+        .take_while(|l| l.trim() != end)
+        .map(str::trim)
+        .collect();
+    if body.is_empty() {
+        return Err(bad(format!("no \"{begin}\" block{missing}")));
+    }
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .map_err(|_| bad("the PEM block is not base64".to_owned()))
+}
+
 impl SigningKey {
     pub fn load(path: &Path) -> Result<Self, SupplyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SupplyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
         let bad = |reason: &str| SupplyError::Key {
             path: path.to_path_buf(),
             reason: reason.to_owned(),
         };
-        let body: String = text
-            .lines()
-            .skip_while(|l| l.trim() != "-----BEGIN PRIVATE KEY-----")
-            .skip(1)
-            .take_while(|l| l.trim() != "-----END PRIVATE KEY-----")
-            .map(str::trim)
-            .collect();
-        if body.is_empty() {
-            return Err(bad(
-                "no \"-----BEGIN PRIVATE KEY-----\" block (PKCS#8 PEM); make one with `openssl genpkey -algorithm ed25519 -out key.pem`",
-            ));
-        }
-        use base64::Engine;
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .map_err(|_| bad("the PEM block is not base64"))?;
+        let der = pem_block(
+            path,
+            "PRIVATE KEY",
+            " (PKCS#8 PEM); make one with `openssl genpkey -algorithm ed25519 -out key.pem`",
+        )?;
         use ring::signature::KeyPair;
         let key = if let Ok(k) = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der) {
             Key::Ed25519(k)
@@ -425,22 +441,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_ed25519_envelope_verifies_and_a_tampered_one_does_not() {
+    /// A fresh ed25519 key, loaded from a PKCS#8 PEM file as --sign-key reads it.
+    fn ed25519_key() -> SigningKey {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
         use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
         let pem = format!(
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            b64.encode(pkcs8.as_ref())
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
         );
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("key.pem");
         std::fs::write(&path, pem).unwrap();
-        let key = SigningKey::load(&path).unwrap();
+        SigningKey::load(&path).unwrap()
+    }
+
+    #[test]
+    fn an_ed25519_envelope_verifies_and_a_tampered_one_does_not() {
+        let key = ed25519_key();
         let env = envelope(b"{\"a\":1}", &key).unwrap();
-        let sig = b64
+        use base64::Engine;
+        let sig = base64::engine::general_purpose::STANDARD
             .decode(env["signatures"][0]["sig"].as_str().unwrap())
             .unwrap();
         let public =
@@ -459,18 +480,7 @@ mod tests {
 
     #[test]
     fn a_bundle_names_its_key_as_the_envelope_does() {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            b64.encode(pkcs8.as_ref())
-        );
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("key.pem");
-        std::fs::write(&path, pem).unwrap();
-        let key = SigningKey::load(&path).unwrap();
+        let key = ed25519_key();
         let b = bundle(b"{}", &key).unwrap();
         assert_eq!(b["mediaType"], BUNDLE_MEDIA_TYPE);
         assert_eq!(b["verificationMaterial"]["publicKey"]["hint"], key.keyid);
